@@ -1,0 +1,35 @@
+"""Per-request state that travels with a request through the pipeline and into the access log."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+
+class RequestContext(msgspec.Struct):
+    request_id: str
+    started: float = msgspec.field(default_factory=time.perf_counter)
+    model: str | None = None  # what the client asked for
+    service: str | None = None  # which service answered
+    upstream_model: str | None = None
+    upstream_status: int | None = None
+    first_token_at: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+    stream: bool = False
+    # Set when the inbound caller was authenticated (master key now, virtual keys later).
+    principal: str | None = None
+
+    def mark_first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def ttft_ms(self) -> float | None:
+        if self.first_token_at is None:
+            return None
+        return (self.first_token_at - self.started) * 1000.0

@@ -1,0 +1,107 @@
+"""The typed error tree. Every failure a client can see is one of these; api/errors.py is the one
+place they become HTTP responses. `retryable` is the policy the router reads (may another
+deployment be tried?)."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+
+class BadRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class NotImplementedByService(GatewayError):
+    status = 501
+    type = "not_implemented_error"
+    code = "not_implemented"
+
+
+class UpstreamError(GatewayError):
+    """The upstream answered with an error, or with something that is not its wire format."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(self, message: str, *, upstream_status: int | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.upstream_status = upstream_status
+        # 5xx and 429 from an upstream are worth another deployment; 4xx are the request's fault.
+        self.retryable = upstream_status is None or upstream_status >= 500 or upstream_status == 429
+
+
+class UpstreamUnavailable(GatewayError):
+    """Could not reach the upstream (refused, reset, DNS) or no service can take the request."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "service_unavailable"
+    retryable = True
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    type = "timeout"
+    code = "upstream_timeout"
+    retryable = True

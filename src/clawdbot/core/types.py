@@ -1,0 +1,136 @@
+"""Canonical request, response and stream types every codec converts to and from.
+
+msgspec Structs: cheap to build, no per-field validation at construction (validation happens once,
+at the wire edge, in the codec that decodes the client's JSON).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+
+class TextPart(msgspec.Struct, tag="text", tag_field="type"):
+    text: str
+
+
+class ImagePart(msgspec.Struct, tag="image", tag_field="type"):
+    # An http(s) URL or a data: URL (base64). Codecs that need raw bytes decode the data URL.
+    url: str
+    detail: str | None = None
+
+
+Part = TextPart | ImagePart
+
+
+class ToolCall(msgspec.Struct):
+    id: str
+    name: str
+    arguments: str  # JSON text, exactly as the model produced it
+
+
+class Message(msgspec.Struct):
+    role: str  # system | developer | user | assistant | tool
+    content: str | list[Part] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    reasoning: str | None = None
+
+    def text(self) -> str:
+        """The message's text, with image parts left out."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+class Tool(msgspec.Struct):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ChatRequest(msgspec.Struct):
+    model: str
+    messages: list[Message]
+    stream: bool = False
+    tools: list[Tool] | None = None
+    # "auto" | "none" | "required" | {"name": "fn"} (a forced function)
+    tool_choice: str | dict[str, Any] | None = None
+    # {"type": "text" | "json_object"} or {"type": "json_schema", "json_schema": {...}}
+    response_format: dict[str, Any] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    include_usage: bool = False
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    user: str | None = None
+    # Options the client sent that no canonical field holds (e.g. logit_bias): forwarded to
+    # upstreams of the same dialect, dropped for others.
+    extra: dict[str, Any] | None = None
+
+
+class Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class ChatResponse(msgspec.Struct):
+    id: str
+    model: str
+    created: int
+    message: Message
+    finish_reason: str | None = "stop"
+    usage: Usage | None = None
+
+
+class ToolCallDelta(msgspec.Struct):
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChatChunk(msgspec.Struct):
+    """One canonical stream event: any of a content delta, reasoning delta, tool-call deltas,
+    the finish reason, and (last) the usage."""
+
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    role: str | None = None
+    model: str | None = None  # the upstream model that produced it, when the upstream says
+
+
+class EmbeddingRequest(msgspec.Struct):
+    model: str
+    input: list[str]
+    dimensions: int | None = None
+    encoding_format: str | None = None  # "float" | "base64"; applied when encoding the response
+    user: str | None = None
+
+
+class EmbeddingResponse(msgspec.Struct):
+    model: str
+    vectors: list[list[float]]
+    usage: Usage
+
+
+class ModelInfo(msgspec.Struct):
+    id: str
+    owned_by: str
+    created: int = 0
+    description: str | None = None
