@@ -1,0 +1,5 @@
+import sys
+
+from clawdbot.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""The ASGI application: routing, request ids, auth, the body limit, error translation and the
+access log. Pure ASGI, no framework: this is the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+
+from clawdbot.api import chat, endpoints
+from clawdbot.api.errors import error_body, error_status, internal_error
+from clawdbot.api.exchange import Exchange
+from clawdbot.api.http import ClientGone, Receive, Scope, Send, header
+from clawdbot.config.schema import Server
+from clawdbot.core.context import RequestContext
+from clawdbot.core.errors import (
+    BadRequest,
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+)
+from clawdbot.core.gateway import Gateway
+from clawdbot.observability.access import AccessLog
+from clawdbot.observability.logging import request_id_var
+
+log = logging.getLogger("clawdbot.api")
+Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
+
+# path -> (method, handler, needs_json_body, is_api)
+ROUTES: dict[str, tuple[str, Handler, bool, bool]] = {
+    "/v1/chat/completions": ("POST", chat.chat_completions, True, True),
+    "/v1/embeddings": ("POST", endpoints.embeddings, True, True),
+    "/v1/models": ("GET", endpoints.list_models, False, True),
+    "/healthz": ("GET", endpoints.healthz, False, False),
+    "/readyz": ("GET", endpoints.readyz, False, False),
+}
+for _p in ("/chat/completions", "/embeddings", "/models"):
+    ROUTES[_p] = ROUTES["/v1" + _p]
+
+_SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+
+def request_id(scope: Scope) -> str:
+    given = header(scope, b"x-request-id")
+    if given is not None and _SANE_ID.fullmatch(given):
+        return given.decode()
+    return "req_" + secrets.token_hex(12)
+
+
+class App:
+    def __init__(self, gateway: Gateway, server: Server, access: AccessLog) -> None:
+        self.gateway = gateway
+        self.server = server
+        self.access = access
+        self.limit = server.max_body_bytes
+        self._key = f"Bearer {server.master_key}".encode() if server.master_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.gateway.start()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.gateway.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def check_auth(self, scope: Scope) -> None:
+        if self._key is None:
+            return
+        given = header(scope, b"authorization") or b""
+        if not hmac.compare_digest(given, self._key):
+            msg = "Missing API key: send 'Authorization: Bearer <key>'." if not given else "Invalid API key."
+            raise Unauthorized(msg)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = RequestContext(request_id(scope))
+        token = request_id_var.set(ctx.request_id)
+        ex = Exchange(scope, receive, send, ctx)
+        path = scope["path"]
+        try:
+            await self.dispatch(ex, path)
+        except asyncio.CancelledError:
+            if not ex.disconnected:
+                raise
+            ctx.error = "client disconnected"
+            ex.status = 499  # nginx's convention for "client closed request", in the log only
+        except ClientGone:
+            ctx.error, ex.status = "client disconnected", 499
+        except GatewayError as exc:
+            await self.fail(ex, exc)
+        except Exception:
+            log.exception("unhandled error on %s", path)
+            await self.fail(ex, internal_error(ctx.request_id))
+        finally:
+            ex.stop_watching()
+            self.access.emit(ctx, scope["method"], path, ex.status)
+            request_id_var.reset(token)
+
+    async def dispatch(self, ex: Exchange, path: str) -> None:
+        route = ROUTES.get(path)
+        if route is None:
+            raise NotFound(f"Unknown path: {path}", code="unknown_url")
+        method, handler, needs_body, is_api = route
+        if ex.scope["method"] != method:
+            raise MethodNotAllowed(f"{path} accepts {method} only.")
+        if is_api:
+            self.check_auth(ex.scope)
+        body = b""
+        if needs_body:
+            ctype = header(ex.scope, b"content-type") or b""
+            if not ctype.startswith(b"application/json"):
+                raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
+                                 param="Content-Type", code="invalid_content_type")
+            body = await ex.body(self.limit)
+            ex.watch_disconnect()
+        await handler(ex, self.gateway, body)
+
+    async def fail(self, ex: Exchange, exc: GatewayError) -> None:
+        ex.ctx.error = exc.message
+        if ex.started:  # headers already sent: nothing more can be said over HTTP
+            ex.status = exc.status
+            return
+        extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+        await ex.json(error_status(exc), error_body(exc), extra)

@@ -1,0 +1,29 @@
+"""The one place errors become HTTP responses, in OpenAI's error shape."""
+
+from __future__ import annotations
+
+import msgspec
+
+from clawdbot.core.errors import GatewayError, UpstreamError
+
+_encode = msgspec.json.Encoder().encode
+
+
+def error_body(exc: GatewayError) -> bytes:
+    err: dict[str, object] = {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}
+    if isinstance(exc, UpstreamError) and exc.upstream_status is not None:
+        err["upstream_status"] = exc.upstream_status
+    return _encode({"error": err})
+
+
+def error_status(exc: GatewayError) -> int:
+    # An upstream's 429 stays a 429 (with its Retry-After) so clients back off as they would
+    # against the upstream itself; any other upstream failure is a 502.
+    if isinstance(exc, UpstreamError) and exc.upstream_status == 429:
+        return 429
+    return exc.status
+
+
+def internal_error(request_id: str) -> GatewayError:
+    return GatewayError(f"The gateway failed to handle this request (request id {request_id}); "
+                        f"the details are in its log.", code="internal_error")

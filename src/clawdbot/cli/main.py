@@ -1,0 +1,27 @@
+"""`clawdbot` command: one sub-command per module in this package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from clawdbot import __version__
+from clawdbot.cli import serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clawdbot", description="A fast, lean AI gateway.")
+    parser.add_argument("--version", action="version", version=f"clawdbot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""`clawdbot serve` (one process), `clawdbot proxy` (the proxy layer alone, port 8080) and
+`clawdbot gateway` (the web gateway layer, upstream CLAWDBOT_MODEL_ENDPOINT)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from typing import Any
+
+import msgspec
+
+from clawdbot.config.schema import Config
+
+ROLES = {
+    "serve": (18789, "run the whole gateway in one process (default 127.0.0.1:18789)"),
+    "proxy": (8080, "run the proxy layer alone (default 127.0.0.1:8080)"),
+    "gateway": (18789, "run the web gateway layer; its upstream is CLAWDBOT_MODEL_ENDPOINT (the proxy)"),
+}
+
+
+def register(sub: Any) -> None:
+    for role, (port, help_) in ROLES.items():
+        p = sub.add_parser(role, help=help_, description=help_)
+        p.add_argument("--config", help="YAML config file (env CLAWDBOT_CONFIG)")
+        p.add_argument("--host", help="bind address (env CLAWDBOT_HOST; default 127.0.0.1)")
+        p.add_argument("--port", type=int, help=f"port (env CLAWDBOT_PORT; default {port})")
+        p.add_argument("--log-format", choices=["text", "json"], help="log line format (default text)")
+        p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+        p.set_defaults(func=run, role=role, default_port=port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_config(args: argparse.Namespace, env: dict[str, str]) -> tuple[Config, str]:
+    from clawdbot.config.autodetect import detect
+    from clawdbot.config.loader import load_config
+
+    path = args.config or env.get("CLAWDBOT_CONFIG")
+    if path:
+        config, origin = load_config(path, env), f"config: {path}"
+    else:
+        config, origin = detect(env)
+    server = config.server
+    host = args.host or env.get("CLAWDBOT_HOST") or server.host
+    port_env = env.get("CLAWDBOT_PORT")
+    port = args.port or (int(port_env) if port_env else None)
+    if port is None:
+        port = server.port if path and "port" in msgspec.structs.asdict(server) else args.default_port
+    server = msgspec.structs.replace(
+        server,
+        host=host,
+        port=port,
+        master_key=env.get("CLAWDBOT_MASTER_KEY") or server.master_key,
+        log_format=args.log_format or server.log_format,
+        log_level=args.log_level or server.log_level,
+    )
+    return msgspec.structs.replace(config, server=server), origin
+
+
+def run(args: argparse.Namespace) -> int:
+    from clawdbot.config.loader import ConfigError
+
+    env = dict(os.environ)
+    try:
+        config, origin = resolve_config(args, env)
+    except ConfigError as exc:
+        print(f"clawdbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"clawdbot: {exc}", file=sys.stderr)
+        return 2
+    s = config.server
+    if not is_loopback(s.host) and not s.master_key:
+        print(
+            f"clawdbot: refusing to bind {s.host}:{s.port} without a master key. Anyone who can reach "
+            f"it could use your models. Set CLAWDBOT_MASTER_KEY (or server.master_key), or bind 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    from clawdbot.observability.logging import setup_logging
+
+    setup_logging(s.log_format, s.log_level)
+    log = logging.getLogger(f"clawdbot.{args.role}")
+    log.info("%s", origin)
+    for svc in config.services:
+        note = " (not supported yet: requests to it answer 501)" if svc.type in ("grpc", "anthropic") else ""
+        log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
+    log.info("listening on http://%s:%d (auth %s)", s.host, s.port, "on" if s.master_key else "off")
+    return serve(config)
+
+
+def serve(config: Config) -> int:
+    import uvicorn
+
+    from clawdbot.api.app import App
+    from clawdbot.core.gateway import Gateway
+    from clawdbot.observability.access import AccessLog
+
+    s = config.server
+    app = App(Gateway.from_config(config), s, AccessLog(s.log_format))
+    uv = uvicorn.Config(
+        app, host=s.host, port=s.port, loop="uvloop", http="httptools", lifespan="on",
+        log_config=None, access_log=False, server_header=False, timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(uv)
+    server.run()
+    return 0 if server.started else 1

@@ -1,0 +1,398 @@
+"""OpenAI chat dialect <-> canonical. Pure functions: the inbound /v1 API and the OpenAI-compatible
+provider both use them."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from typing import Any
+
+import msgspec
+
+from clawdbot.codecs import openai_wire as w
+from clawdbot.core.errors import BadRequest, UpstreamError
+from clawdbot.core.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+_json_encode = msgspec.json.Encoder().encode
+_chat_decoder = msgspec.json.Decoder(w.WireChatRequest)
+_embed_decoder = msgspec.json.Decoder(w.WireEmbeddingRequest)
+_at_re = re.compile(r"^(?P<msg>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.S)
+
+
+# ---- inbound: client request bytes -> canonical -------------------------------------------------
+
+
+def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError) -> BadRequest:
+    """A msgspec error as a 400 that names the field."""
+    m = _at_re.match(str(exc))
+    msg = m.group("msg") if m else str(exc)
+    path = (m.group("path") if m else None) or None
+    if isinstance(exc, msgspec.ValidationError):
+        missing = re.search(r"missing required field `([^`]+)`", msg)
+        if missing:
+            path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+            return BadRequest(f"Missing required parameter: '{path}'.", param=path, code="missing_required_parameter")
+        where = f" at '{path}'" if path else ""
+        return BadRequest(f"Invalid value{where}: {msg}", param=path, code="invalid_type")
+    if "UTF-8" in msg or "utf-8" in msg:
+        return BadRequest("The request body is not valid UTF-8.", code="invalid_encoding")
+    return BadRequest(f"We could not parse the JSON body of your request ({msg}).", code="invalid_json")
+
+
+def parse_chat_request(body: bytes) -> tuple[w.WireChatRequest, ChatRequest]:
+    try:
+        wire = _chat_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise decode_error(exc) from None
+    return wire, to_canonical(wire)
+
+
+def _check_range(name: str, value: float | None, lo: float, hi: float) -> None:
+    if value is not None and not lo <= value <= hi:
+        raise BadRequest(f"Invalid '{name}': {value} is outside [{lo}, {hi}].", param=name, code="invalid_value")
+
+
+def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
+    if not wire.messages:
+        raise BadRequest("'messages' must contain at least one message.", param="messages", code="invalid_value")
+    if wire.n not in (None, 1):
+        raise BadRequest("Only n=1 is supported.", param="n", code="invalid_value")
+    if not wire.model:
+        raise BadRequest("'model' must not be empty.", param="model", code="invalid_value")
+    _check_range("temperature", wire.temperature, 0.0, 2.0)
+    _check_range("top_p", wire.top_p, 0.0, 1.0)
+    _check_range("frequency_penalty", wire.frequency_penalty, -2.0, 2.0)
+    _check_range("presence_penalty", wire.presence_penalty, -2.0, 2.0)
+    max_tokens = wire.max_completion_tokens if wire.max_completion_tokens is not None else wire.max_tokens
+    if max_tokens is not None and max_tokens < 1:
+        name = "max_completion_tokens" if wire.max_completion_tokens is not None else "max_tokens"
+        raise BadRequest(f"Invalid '{name}': must be at least 1.", param=name, code="invalid_value")
+    stop = [wire.stop] if isinstance(wire.stop, str) else wire.stop
+    if stop is not None and len(stop) > 4:
+        raise BadRequest("'stop' takes at most 4 sequences.", param="stop", code="invalid_value")
+    messages = [_message(i, m) for i, m in enumerate(wire.messages)]
+    tools = [Tool(t.function.name, t.function.description, t.function.parameters, t.function.strict)
+             for t in wire.tools] if wire.tools else None
+    tool_choice = wire.tool_choice
+    if isinstance(tool_choice, dict):
+        fn = tool_choice.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise BadRequest("'tool_choice' object needs function.name.", param="tool_choice", code="invalid_value")
+        tool_choice = {"name": fn["name"]}
+    elif tool_choice is not None and tool_choice not in ("auto", "none", "required"):
+        raise BadRequest(f"Invalid 'tool_choice': {tool_choice!r}.", param="tool_choice", code="invalid_value")
+    if wire.response_format is not None and wire.response_format.get("type") not in (
+        "text", "json_object", "json_schema"
+    ):
+        raise BadRequest("Invalid 'response_format.type'.", param="response_format.type", code="invalid_value")
+    return ChatRequest(
+        model=wire.model,
+        messages=messages,
+        stream=bool(wire.stream),
+        tools=tools,
+        tool_choice=tool_choice,
+        response_format=wire.response_format,
+        temperature=wire.temperature,
+        top_p=wire.top_p,
+        max_tokens=max_tokens,
+        stop=stop,
+        seed=wire.seed,
+        include_usage=bool(wire.stream_options and wire.stream_options.include_usage),
+        frequency_penalty=wire.frequency_penalty,
+        presence_penalty=wire.presence_penalty,
+        user=wire.user,
+    )
+
+
+def _message(i: int, m: w.WireMessage) -> Message:
+    content: str | list[Part] | None
+    if isinstance(m.content, list):
+        content = [
+            TextPart(p.text) if isinstance(p, w.WireTextPart) else ImagePart(p.image_url.url, p.image_url.detail)
+            for p in m.content
+        ]
+    else:
+        content = m.content
+    if m.role == "tool" and not m.tool_call_id:
+        raise BadRequest(f"messages[{i}]: a tool message needs 'tool_call_id'.",
+                         param=f"messages[{i}].tool_call_id", code="missing_required_parameter")
+    if content is None and m.role != "assistant":
+        raise BadRequest(f"messages[{i}]: 'content' is required for role {m.role!r}.",
+                         param=f"messages[{i}].content", code="missing_required_parameter")
+    calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls] if m.tool_calls else None
+    role = "tool" if m.role == "function" else m.role
+    return Message(role, content, m.name, calls, m.tool_call_id, m.reasoning_content)
+
+
+def parse_embedding_request(body: bytes) -> EmbeddingRequest:
+    try:
+        wire = _embed_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise decode_error(exc) from None
+    inp = wire.input
+    if isinstance(inp, str):
+        texts = [inp]
+    elif all(isinstance(x, str) for x in inp):
+        texts = [str(x) for x in inp]
+    else:
+        raise BadRequest("Token-array input is not supported; send strings.", param="input", code="invalid_value")
+    if not texts:
+        raise BadRequest("'input' must not be empty.", param="input", code="invalid_value")
+    return EmbeddingRequest(wire.model, texts, wire.dimensions, wire.encoding_format, wire.user)
+
+
+# ---- canonical -> OpenAI wire (requests to OpenAI-compatible upstreams) -------------------------
+
+
+def _part_json(p: Part) -> dict[str, Any]:
+    if isinstance(p, TextPart):
+        return {"type": "text", "text": p.text}
+    url: dict[str, Any] = {"url": p.url}
+    if p.detail:
+        url["detail"] = p.detail
+    return {"type": "image_url", "image_url": url}
+
+
+def _tool_call_json(c: ToolCall) -> dict[str, Any]:
+    return {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role}
+    out["content"] = [_part_json(p) for p in m.content] if isinstance(m.content, list) else m.content
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [_tool_call_json(c) for c in m.tool_calls]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def encode_chat_request(req: ChatRequest) -> bytes:
+    body: dict[str, Any] = {"model": req.model, "messages": [message_json(m) for m in req.messages]}
+    if req.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}  # always: the gateway needs the usage
+    if req.tools:
+        body["tools"] = [{"type": "function", "function": msgspec.structs.asdict(t)} for t in req.tools]
+        for t in body["tools"]:
+            t["function"] = {k: v for k, v in t["function"].items() if v is not None}
+    if isinstance(req.tool_choice, dict):
+        body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice["name"]}}
+    elif req.tool_choice is not None:
+        body["tool_choice"] = req.tool_choice
+    for key in ("response_format", "temperature", "top_p", "max_tokens", "stop", "seed",
+                "frequency_penalty", "presence_penalty", "user"):
+        value = getattr(req, key)
+        if value is not None:
+            body[key] = value
+    if req.extra:
+        body.update(req.extra)
+    return _json_encode(body)
+
+
+def encode_embedding_request(req: EmbeddingRequest) -> bytes:
+    body: dict[str, Any] = {"model": req.model, "input": req.input}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions
+    return _json_encode(body)
+
+
+# ---- OpenAI wire -> canonical (responses from OpenAI-compatible upstreams) ----------------------
+
+_resp_decoder = msgspec.json.Decoder(w.WireChatResponse)
+_chunk_decoder = msgspec.json.Decoder(w.WireChunk)
+_usage_decoder = msgspec.json.Decoder(w.UsageOnly)
+_embed_resp_decoder = msgspec.json.Decoder(w.WireEmbeddingResponse)
+_models_decoder = msgspec.json.Decoder(w.WireModelList)
+
+
+def _usage(u: w.WireUsage | None) -> Usage | None:
+    return Usage(u.prompt_tokens, u.completion_tokens) if u is not None else None
+
+
+def _bad_upstream(what: str, exc: Exception) -> UpstreamError:
+    return UpstreamError(f"upstream sent an invalid {what}: {str(exc)[:160]}")
+
+
+def decode_chat_response(body: bytes) -> ChatResponse:
+    try:
+        r = _resp_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _bad_upstream("chat completion", exc) from None
+    if not r.choices:
+        raise UpstreamError("upstream sent a chat completion without choices")
+    c = r.choices[0]
+    calls = [ToolCall(t.id, t.function.name, t.function.arguments) for t in c.message.tool_calls] \
+        if c.message.tool_calls else None
+    msg = Message("assistant", c.message.content, tool_calls=calls,
+                  reasoning=c.message.reasoning_content or c.message.reasoning)
+    return ChatResponse(r.id, r.model, r.created, msg, c.finish_reason, _usage(r.usage))
+
+
+def decode_usage(body: bytes) -> w.UsageOnly | None:
+    try:
+        return _usage_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def decode_stream_data(data: bytes) -> ChatChunk | None:
+    """One SSE `data:` payload -> a canonical chunk (None for [DONE])."""
+    if data == b"[DONE]":
+        return None
+    try:
+        c = _chunk_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _bad_upstream("stream chunk", exc) from None
+    if c.error is not None:
+        msg = c.error if isinstance(c.error, str) else (c.error.message or "error")
+        raise UpstreamError(f"upstream error mid-stream: {msg[:200]}")
+    out = ChatChunk(usage=_usage(c.usage), model=c.model)
+    if c.choices:
+        ch = c.choices[0]
+        out.finish_reason = ch.finish_reason
+        d = ch.delta
+        if d is not None:
+            out.role = d.role
+            out.content = d.content
+            out.reasoning = d.reasoning_content or d.reasoning
+            if d.tool_calls:
+                out.tool_calls = [
+                    ToolCallDelta(t.index, t.id, t.function.name if t.function else None,
+                                  t.function.arguments if t.function else None)
+                    for t in d.tool_calls
+                ]
+    return out
+
+
+def decode_embedding_response(body: bytes) -> EmbeddingResponse:
+    try:
+        r = _embed_resp_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _bad_upstream("embeddings response", exc) from None
+    vectors = [d.embedding for d in sorted(r.data, key=lambda d: d.index)]
+    return EmbeddingResponse(r.model, vectors, _usage(r.usage) or Usage())
+
+
+def decode_model_list(body: bytes) -> list[str]:
+    try:
+        return [m.id for m in _models_decoder.decode(body).data]
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _bad_upstream("model list", exc) from None
+
+
+# ---- canonical -> OpenAI wire (responses to clients) --------------------------------------------
+
+
+def _usage_json(u: Usage) -> dict[str, int]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens}
+
+
+def encode_chat_response(r: ChatResponse, model: str) -> bytes:
+    m = r.message
+    msg: dict[str, Any] = {"role": "assistant", "content": m.text() if m.content is not None else None}
+    if m.tool_calls:
+        msg["tool_calls"] = [_tool_call_json(c) for c in m.tool_calls]
+    if m.reasoning:
+        msg["reasoning_content"] = m.reasoning
+    out: dict[str, Any] = {
+        "id": r.id, "object": "chat.completion", "created": r.created, "model": model,
+        "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": r.finish_reason}],
+    }
+    if r.usage is not None:
+        out["usage"] = _usage_json(r.usage)
+    return _json_encode(out)
+
+
+class ChunkEncoder:
+    """Encodes canonical chunks of one stream as OpenAI SSE events."""
+
+    def __init__(self, id: str, model: str, created: int, include_usage: bool) -> None:
+        self.head = {"id": id, "object": "chat.completion.chunk", "created": created, "model": model}
+        self.include_usage = include_usage
+        self.sent_role = False
+
+    def encode(self, c: ChatChunk) -> bytes:
+        out = b""
+        delta: dict[str, Any] = {}
+        if not self.sent_role:
+            delta["role"] = "assistant"
+            self.sent_role = True
+        if c.content:
+            delta["content"] = c.content
+        if c.reasoning:
+            delta["reasoning_content"] = c.reasoning
+        if c.tool_calls:
+            delta["tool_calls"] = [_tool_delta_json(t) for t in c.tool_calls]
+        if delta or c.finish_reason is not None:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": c.finish_reason}
+            out += b"data: " + _json_encode({**self.head, "choices": [choice]}) + b"\n\n"
+        if c.usage is not None and self.include_usage:
+            usage = {**self.head, "choices": [], "usage": _usage_json(c.usage)}
+            out += b"data: " + _json_encode(usage) + b"\n\n"
+        return out
+
+    @staticmethod
+    def done() -> bytes:
+        return b"data: [DONE]\n\n"
+
+
+def _tool_delta_json(t: ToolCallDelta) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": t.index}
+    if t.id is not None:
+        out["id"] = t.id
+        out["type"] = "function"
+    fn: dict[str, Any] = {}
+    if t.name is not None:
+        fn["name"] = t.name
+    if t.arguments is not None:
+        fn["arguments"] = t.arguments
+    out["function"] = fn
+    return out
+
+
+def encode_stream_error(status: int, type_: str, message: str, code: str | None) -> bytes:
+    # The openai package raises APIError on a data event whose JSON has an "error" key.
+    err = {"error": {"message": message, "type": type_, "param": None, "code": code, "status": status}}
+    return b"data: " + _json_encode(err) + b"\n\n"
+
+
+def encode_embedding_response(r: EmbeddingResponse, model: str, encoding_format: str | None) -> bytes:
+    data = []
+    for i, vec in enumerate(r.vectors):
+        emb: list[float] | str = vec
+        if encoding_format == "base64":
+            emb = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    usage = {"prompt_tokens": r.usage.prompt_tokens, "total_tokens": r.usage.prompt_tokens}
+    return _json_encode({"object": "list", "data": data, "model": model, "usage": usage})
+
+
+def rewrite_request(body: bytes, model: str | None, force_usage: bool) -> bytes:
+    """The client's bytes with the upstream model name and/or `stream_options.include_usage` set
+    (the only two edits the fast path makes)."""
+    data = msgspec.json.decode(body)
+    if model is not None:
+        data["model"] = model
+    if force_usage:
+        opts = data.get("stream_options")
+        data["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    return _json_encode(data)

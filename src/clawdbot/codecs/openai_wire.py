@@ -1,0 +1,184 @@
+"""OpenAI chat wire types, used to decode (and validate) what clients send. Decoding into these
+Structs is the one validation pass a request gets; msgspec names the failing field."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class WireTextPart(msgspec.Struct, tag="text", tag_field="type"):
+    text: str
+
+
+class WireImageURL(msgspec.Struct):
+    url: str
+    detail: str | None = None
+
+
+class WireImagePart(msgspec.Struct, tag="image_url", tag_field="type"):
+    image_url: WireImageURL
+
+
+class WireFunctionCall(msgspec.Struct):
+    name: str
+    arguments: str
+
+
+class WireToolCall(msgspec.Struct):
+    id: str
+    function: WireFunctionCall
+    type: Literal["function"] = "function"
+
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class WireMessage(msgspec.Struct):
+    role: Role
+    content: str | list[WireTextPart | WireImagePart] | None = None
+    name: str | None = None
+    tool_calls: list[WireToolCall] | None = None
+    tool_call_id: str | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+
+class WireFunction(msgspec.Struct):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class WireTool(msgspec.Struct):
+    function: WireFunction
+    type: Literal["function"] = "function"
+
+
+class WireStreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+class WireChatRequest(msgspec.Struct):
+    model: str
+    messages: list[WireMessage]
+    stream: bool | None = None
+    tools: list[WireTool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int | None = None
+    stream_options: WireStreamOptions | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    user: str | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    parallel_tool_calls: bool | None = None
+    reasoning_effort: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class WireEmbeddingRequest(msgspec.Struct):
+    model: str
+    input: str | list[str | int | list[int]]
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] | None = None
+    user: str | None = None
+
+
+# What the gateway reads from an upstream's answer on the fast path: usage only.
+class WireUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class UsageOnly(msgspec.Struct):
+    usage: WireUsage | None = None
+    model: str | None = None
+
+
+# Upstream responses, decoded when the gateway needs canonical objects.
+class WireRespMessage(msgspec.Struct):
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: list[WireToolCall] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None  # some servers (vLLM, llama.cpp) name it so
+
+
+class WireChoice(msgspec.Struct):
+    message: WireRespMessage
+    finish_reason: str | None = None
+    index: int = 0
+
+
+class WireChatResponse(msgspec.Struct):
+    choices: list[WireChoice]
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    usage: WireUsage | None = None
+
+
+class WireDeltaFunction(msgspec.Struct):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class WireDeltaToolCall(msgspec.Struct):
+    index: int = 0
+    id: str | None = None
+    function: WireDeltaFunction | None = None
+
+
+class WireDelta(msgspec.Struct):
+    role: str | None = None
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[WireDeltaToolCall] | None = None
+
+
+class WireChunkChoice(msgspec.Struct):
+    delta: WireDelta | None = None
+    finish_reason: str | None = None
+    index: int = 0
+
+
+class WireErrorBody(msgspec.Struct):
+    message: str | None = None
+
+
+class WireChunk(msgspec.Struct):
+    choices: list[WireChunkChoice] = []
+    model: str | None = None
+    usage: WireUsage | None = None
+    error: WireErrorBody | str | None = None
+
+
+class WireEmbeddingItem(msgspec.Struct):
+    embedding: list[float]
+    index: int = 0
+
+
+class WireEmbeddingResponse(msgspec.Struct):
+    data: list[WireEmbeddingItem]
+    model: str = ""
+    usage: WireUsage | None = None
+
+
+class WireModel(msgspec.Struct):
+    id: str
+
+
+class WireModelList(msgspec.Struct):
+    data: list[WireModel]

@@ -1,0 +1,35 @@
+"""Server-sent events framing: splitting a byte stream into events without copying more than the
+unfinished tail."""
+
+from __future__ import annotations
+
+
+class EventSplitter:
+    """Feed raw bytes; get back complete events (each without its blank-line terminator)."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        events = buf.split(b"\n\n")
+        self._buf = events.pop()
+        return [e for e in events if e]
+
+    def tail(self) -> bytes:
+        return self._buf
+
+
+def event_data(event: bytes) -> bytes | None:
+    """The joined `data:` payload of one event (None when it has none, e.g. a comment)."""
+    if event.startswith(b"data: ") and b"\n" not in event:
+        return event[6:]
+    parts = []
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            parts.append(line[6:] if line[5:6] == b" " else line[5:])
+    return b"\n".join(parts) if parts else None

@@ -1,0 +1,69 @@
+"""The backend when no config file is given: CLAWDBOT_MODEL_ENDPOINT (probed: Ollama answers
+/api/tags, OpenAI-compatible servers /v1/models), else an Ollama on 127.0.0.1:11434 if one answers,
+else the embedded local model."""
+
+from __future__ import annotations
+
+import http.client
+import os
+from urllib.parse import urlsplit
+
+from clawdbot.config.schema import Auth, Config, Service
+
+OLLAMA_DEFAULT = "http://127.0.0.1:11434"
+LOCAL_MODEL_NAME = "gemma-3-270m"
+LOCAL_DESCRIPTION = (
+    "Gemma 3 270M, Q4_K_M GGUF, running in-process on the CPU. A tiny BASE model (not "
+    "instruction-tuned): it continues text rather than following instructions. Good for checking the "
+    "gateway works; point clawdbot at a real model for answers."
+)
+
+
+def _status(url: str, timeout: float, headers: dict[str, str] | None = None) -> int | None:
+    """HTTP status of a GET, or None when nothing answers. Blocking: runs before the loop starts."""
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path or "/", headers=headers or {})
+        return conn.getresponse().status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def probe_endpoint(endpoint: str, api_key: str | None, timeout: float = 2.0) -> tuple[str, str]:
+    """(service type, why) for an endpoint URL."""
+    from clawdbot.providers.openai_http import api_base
+
+    endpoint = endpoint.rstrip("/")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    if _status(endpoint + "/api/tags", timeout, headers) == 200:
+        return "ollama", "answers /api/tags (Ollama)"
+    status = _status(api_base(endpoint) + "/models", timeout, headers)
+    if status == 200:
+        return "http", "answers /v1/models (OpenAI-compatible)"
+    if status in (401, 403):
+        return "http", f"answers /v1/models with {status} (OpenAI-compatible, needs CLAWDBOT_MODEL_API_KEY)"
+    return "http", "did not answer a probe; assuming OpenAI-compatible"
+
+
+def detect(env: dict[str, str] | None = None) -> tuple[Config, str]:
+    """A config for the detected backend and a one-line explanation to print at start."""
+    env = dict(os.environ) if env is None else env
+    endpoint = env.get("CLAWDBOT_MODEL_ENDPOINT")
+    api_key = env.get("CLAWDBOT_MODEL_API_KEY")
+    auth = Auth(key=api_key) if api_key else None
+    if endpoint:
+        kind, why = probe_endpoint(endpoint, api_key)
+        svc = Service(name="upstream", type=kind, endpoint=endpoint, auth=auth)  # type: ignore[arg-type]
+        return Config(services=[svc]), f"backend: CLAWDBOT_MODEL_ENDPOINT={endpoint} {why}"
+    if _status(OLLAMA_DEFAULT + "/api/tags", 0.5) == 200:
+        svc = Service(name="ollama", type="ollama", endpoint=OLLAMA_DEFAULT)
+        return Config(services=[svc]), f"backend: Ollama at {OLLAMA_DEFAULT}"
+    svc = Service(name="local", type="local", metadata={"model_id": LOCAL_MODEL_NAME, "description": LOCAL_DESCRIPTION})
+    return Config(services=[svc]), (
+        f"backend: embedded local model {LOCAL_MODEL_NAME!r} (no CLAWDBOT_MODEL_ENDPOINT, no Ollama on "
+        f"127.0.0.1:11434); a tiny base model, see /v1/models"
+    )

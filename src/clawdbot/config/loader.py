@@ -1,0 +1,308 @@
+"""Load a Config from YAML: `${VAR}` substitution, msgspec conversion, then semantic checks.
+
+Every failure is a ConfigError naming file, line and key path, so a config mistake costs one glance.
+PyYAML's composer (not its loader) is used because only the node tree still knows each value's line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+import msgspec
+import yaml
+
+from clawdbot.config.schema import Config, Service
+
+Key = str | int
+KeyPath = tuple[Key, ...]
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# `$${` is a literal `${`; otherwise `${NAME}` or `${NAME:-default}` (group 2 is empty if unterminated).
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN_KEY = re.compile(r"[\w-]+")
+_MSGSPEC_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
+_URL_TYPES = frozenset({"http", "openai", "ollama"})
+
+
+class ConfigError(Exception):
+    def __init__(self, file: str, line: int | None, path: str, message: str) -> None:
+        super().__init__(file, line, path, message)
+        self.file = file
+        self.line = line
+        self.path = path
+        self.message = message
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    filename = os.fspath(path)
+    try:
+        with open(filename, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(filename, None, "", f"cannot read config file: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(filename, None, "", f"config file is not UTF-8: {e.reason}") from e
+    return load_config_text(text, filename, env)
+
+
+def load_config_text(
+    text: str, filename: str = "<config>", env: Mapping[str, str] | None = None
+) -> Config:
+    doc = _Document(filename, os.environ if env is None else env)
+    data = doc.parse(text)
+    if data is None:
+        return Config()
+    config = doc.convert(data)
+    _check(config, doc)
+    return config
+
+
+class _Document:
+    """One file being loaded: its name, the environment, and the line of every key and value."""
+
+    def __init__(self, file: str, env: Mapping[str, str]) -> None:
+        self.file = file
+        self.env = env
+        self.lines: dict[KeyPath, int] = {}
+        self.key_lines: dict[KeyPath, int] = {}
+        self._scalars = yaml.constructor.SafeConstructor()
+        self._active: set[int] = set()
+
+    def error(self, path: KeyPath, message: str, *, key: bool = False) -> ConfigError:
+        return ConfigError(self.file, self.line_of(path, key=key), _format_path(path), message)
+
+    def line_of(self, path: KeyPath, *, key: bool = False) -> int | None:
+        if key and path in self.key_lines:
+            return self.key_lines[path]
+        # A missing key (e.g. a required field) is reported at its nearest present ancestor.
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path)
+
+    def parse(self, text: str) -> Any:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line = mark.line + 1 if mark is not None else None
+            raise ConfigError(self.file, line, "", f"invalid YAML: {e.problem or e.context}") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(self.file, None, "", f"invalid YAML: {e}") from e
+        if root is None or root.tag == _NULL_TAG:
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            line = root.start_mark.line + 1
+            raise ConfigError(self.file, line, "", "the top level must be a mapping (server:, services:, models:)")
+        return self._build(root, ())
+
+    def _build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if id(node) in self._active:
+            raise self.error(path, "recursive YAML alias")
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._build_mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
+            if node.tag == _STR_TAG:
+                return self._substitute(str(node.value), path)
+            return self._scalars.construct_object(node)
+        finally:
+            self._active.discard(id(node))
+
+    def _build_mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
+        explicit = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
+        self._scalars.flatten_mapping(node)  # resolves `<<: *anchor`; merged pairs come first
+        first_explicit = len(node.value) - explicit
+        out: dict[str, Any] = {}
+        explicit_keys: set[str] = set()
+        for i, (key_node, value_node) in enumerate(node.value):
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(self.file, key_line, _format_path(path), "keys must be plain strings")
+            key = str(key_node.value)
+            child = (*path, key)
+            if i >= first_explicit:
+                if key in explicit_keys:
+                    raise ConfigError(self.file, key_line, _format_path(child), f"duplicate key `{key}`")
+                explicit_keys.add(key)
+            self.key_lines[child] = key_line
+            out[key] = self._build(value_node, child)
+        return out
+
+    def _substitute(self, text: str, path: KeyPath) -> str:
+        if "$" not in text:
+            return text
+
+        def replace(m: re.Match[str]) -> str:
+            if m.group(0) == "$${":
+                return "${"
+            body, closed = m.group(1), m.group(2)
+            if not closed:
+                raise self.error(path, "unterminated `${` (write `$${` for a literal `${`)")
+            name, has_default, default = body.partition(":-")
+            if not _VAR_NAME.fullmatch(name):
+                raise self.error(path, f"invalid variable reference `${{{body}}}`")
+            value = self.env.get(name)
+            if has_default and not value:  # like the shell: unset or empty takes the default
+                return default
+            if value is None:
+                raise self.error(
+                    path, f"environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
+                )
+            return value
+
+        return _REF.sub(replace, text)
+
+    def convert(self, data: Any) -> Config:
+        try:
+            return msgspec.convert(data, Config, strict=False)
+        except msgspec.ValidationError as e:
+            raise self._explain(e, data, Config, ()) from None
+
+    def _explain(self, err: msgspec.ValidationError, data: Any, tp: Any, prefix: KeyPath) -> ConfigError:
+        message, _, where = str(err).partition(" - at `")
+        path = prefix
+        for m in _MSGSPEC_STEP.finditer(where.rstrip("`")):
+            field, index, wildcard = m.groups()
+            if wildcard and isinstance(data, dict):
+                # msgspec names a dict entry `[...]`; find the failing key by converting each value.
+                value_tp = _child_type(tp, "")
+                for key, value in data.items():
+                    try:
+                        msgspec.convert(value, value_tp, strict=False)
+                    except msgspec.ValidationError as inner:
+                        return self._explain(inner, value, value_tp, (*path, key))
+                break
+            step: Key = field if field is not None else int(index)
+            path = (*path, step)
+            data = data[step] if isinstance(data, dict | list) else None
+            tp = _child_type(tp, step)
+        return self._describe(message, path, tp)
+
+    def _describe(self, message: str, path: KeyPath, tp: Any) -> ConfigError:
+        if m := re.fullmatch(r"Object contains unknown field `(.*)`", message):
+            field = m.group(1)
+            fields = _struct_fields(tp)
+            hint = _did_you_mean(field, fields) or f" (valid keys: {', '.join(fields)})"
+            return self.error((*path, field), f"unknown key `{field}`{hint}", key=True)
+        if m := re.fullmatch(r"Object missing required field `(.*)`", message):
+            return self.error((*path, m.group(1)), f"missing required key `{m.group(1)}`")
+        if m := re.fullmatch(r"Invalid enum value (.*)", message):
+            allowed = [str(v) for v in _literal_values(tp)]
+            hint = _did_you_mean(str(m.group(1)).strip("'\""), allowed)
+            return self.error(path, f"invalid value {m.group(1)}, expected one of: {', '.join(allowed)}{hint}")
+        return self.error(path, message[:1].lower() + message[1:])
+
+
+def _check(config: Config, doc: _Document) -> None:
+    server = config.server
+    if not 1 <= server.port <= 65535:
+        raise doc.error(("server", "port"), f"port must be in 1..65535, got {server.port}")
+    _positive(doc, ("server",), server, ("max_body_bytes", "discovery_interval"))
+    first_index: dict[str, int] = {}
+    for i, svc in enumerate(config.services):
+        at: KeyPath = ("services", i)
+        if not svc.name or "/" in svc.name:
+            raise doc.error((*at, "name"), "a service name must be non-empty and contain no `/`")
+        if svc.name in first_index:
+            first_line = doc.line_of(("services", first_index[svc.name]))
+            raise doc.error((*at, "name"), f"duplicate service name `{svc.name}` (first at line {first_line})")
+        first_index[svc.name] = i
+        _check_endpoint(doc, at, svc)
+        _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total"))
+        _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads"))
+    for name, entry in config.models.items():
+        targets = entry if isinstance(entry, list) else entry.targets
+        base: KeyPath = ("models", name) if isinstance(entry, list) else ("models", name, "targets")
+        if not targets:
+            raise doc.error(base, f"model `{name}` needs at least one target")
+        for j, target in enumerate(targets):
+            service, slash, model = target.partition("/")
+            if service not in first_index:
+                hint = _did_you_mean(service, first_index)
+                raise doc.error((*base, j), f"target `{target}` names unknown service `{service}`{hint}")
+            if slash and not model:
+                raise doc.error((*base, j), f"target `{target}` has an empty model after `/`")
+
+
+def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:
+    path = (*at, "endpoint")
+    if svc.type == "local" and svc.endpoint is not None:
+        raise doc.error(path, "type `local` runs in-process and takes no `endpoint` (see `model_path`)")
+    if svc.type not in _URL_TYPES:
+        return
+    if not svc.endpoint:
+        raise doc.error(path, f"`endpoint` is required for type `{svc.type}`")
+    try:
+        url = urlsplit(svc.endpoint)
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0  # bad port: ValueError
+    except ValueError:
+        valid = False
+    if not valid:
+        raise doc.error(path, f"`{svc.endpoint}` is not an http(s) URL (like http://127.0.0.1:11434)")
+
+
+def _positive(doc: _Document, at: KeyPath, obj: object, fields: Iterable[str]) -> None:
+    for field in fields:
+        value = getattr(obj, field)
+        if value is not None and value <= 0:
+            raise doc.error((*at, field), f"`{field}` must be positive, got {value}")
+
+
+def _child_type(tp: Any, key: Key) -> Any:
+    """The schema type found one step below `tp` (a Struct field, list item or dict value)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        children = (_child_type(arg, key) for arg in get_args(tp))
+        return next((c for c in children if c is not None), None)
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return get_type_hints(tp).get(key) if isinstance(key, str) else None
+    if origin is list:
+        return get_args(tp)[0] if isinstance(key, int) else None
+    if origin is dict:
+        return get_args(tp)[1]
+    return None
+
+
+def _struct_fields(tp: Any) -> tuple[str, ...]:
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tp.__struct_fields__
+    return next((f for arg in get_args(tp) if (f := _struct_fields(arg))), ())
+
+
+def _literal_values(tp: Any) -> list[Any]:
+    if get_origin(tp) is Literal:
+        return list(get_args(tp))
+    return [v for arg in get_args(tp) for v in _literal_values(arg)]
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f", did you mean `{close[0]}`?" if close else ""
+
+
+def _format_path(path: KeyPath) -> str:
+    out = ""
+    for key in path:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif _PLAIN_KEY.fullmatch(key):
+            out += f".{key}" if out else key
+        else:
+            out += f'["{key}"]'
+    return out

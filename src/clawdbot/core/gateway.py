@@ -1,0 +1,135 @@
+"""Gateway orchestration: resolve the model, pick a service, call it, fail over to the next target
+on retryable errors (never once a stream has delivered its first chunk)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+
+from clawdbot.codecs import openai as oa
+from clawdbot.config.schema import Config
+from clawdbot.core.context import RequestContext
+from clawdbot.core.errors import GatewayError, NotImplementedByService, UpstreamUnavailable
+from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
+from clawdbot.providers.registry import build_provider
+from clawdbot.routing.health import HealthMonitor
+from clawdbot.routing.resolver import Resolver, Target
+
+log = logging.getLogger("clawdbot.gateway")
+T = TypeVar("T")
+
+
+class Gateway:
+    def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
+        self.config = config
+        self.providers = providers
+        self.monitor = HealthMonitor(providers, config.server.discovery_interval)
+        self.resolver = Resolver(config, self.monitor)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Gateway:
+        return cls(config, {s.name: build_provider(s) for s in config.services})
+
+    async def start(self) -> None:
+        await self.monitor.probe_all()
+        self.monitor.start()
+
+    async def close(self) -> None:
+        await self.monitor.stop()
+        for p in self.providers.values():
+            await p.close()
+
+    def _targets(self, model: str) -> list[tuple[Target, Provider]]:
+        out = []
+        for t in self.resolver.resolve(model):
+            provider = self.providers.get(t.service)
+            if provider is not None:
+                out.append((t, provider))
+        if not out:
+            raise UpstreamUnavailable(f"no service can take model {model!r}")
+        return out
+
+    async def _failover(
+        self, model: str, ctx: RequestContext, call: Callable[[Target, Provider], Awaitable[T]]
+    ) -> T:
+        targets = self._targets(model)
+        for i, (target, provider) in enumerate(targets):
+            ctx.service, ctx.upstream_model = target.service, target.model
+            try:
+                return await call(target, provider)
+            except GatewayError as exc:
+                if not exc.retryable or i == len(targets) - 1:
+                    raise
+                log.warning("service %s failed (%s); trying %s", target.service, exc.message,
+                            targets[i + 1][0].service)
+        raise AssertionError("unreachable")
+
+    async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
+        async def call(t: Target, p: Provider) -> ChatResponse:
+            return await p.chat(msgspec.structs.replace(req, model=t.model, stream=False), ctx)
+
+        return await self._failover(req.model, ctx, call)
+
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+        """Fails over while opening the stream; after the first chunk, errors reach the caller."""
+
+        async def open_stream(t: Target, p: Provider) -> tuple[AsyncIterator[ChatChunk], ChatChunk | None]:
+            it = p.stream(msgspec.structs.replace(req, model=t.model, stream=True), ctx)
+            try:
+                first = await anext(it)  # type: ignore[call-overload]
+            except StopAsyncIteration:
+                return it, None
+            except BaseException:
+                await it.aclose()  # type: ignore[attr-defined]
+                raise
+            return it, first
+
+        it, first = await self._failover(req.model, ctx, open_stream)
+        try:
+            if first is None:
+                return
+            yield first
+            async for chunk in it:
+                yield chunk
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+
+    async def forward_openai(
+        self, body: bytes, req: ChatRequest, ctx: RequestContext
+    ) -> RawResponse | ChatResponse | AsyncIterator[ChatChunk]:
+        """OpenAI-dialect request: pass the bytes through when the target speaks OpenAI, otherwise
+        translate through the canonical types."""
+        first_target, first_provider = self._targets(req.model)[0]
+        if not isinstance(first_provider, Passthrough):
+            return self.stream(req, ctx) if req.stream else await self.chat(req, ctx)
+
+        async def call(t: Target, p: Provider) -> RawResponse | ChatResponse | AsyncIterator[ChatChunk]:
+            if not isinstance(p, Passthrough):
+                if req.stream:
+                    return self._single_stream(t, p, req, ctx)
+                return await p.chat(msgspec.structs.replace(req, model=t.model), ctx)
+            force_usage = req.stream and not req.include_usage
+            out = body
+            if t.model != req.model or force_usage:
+                out = oa.rewrite_request(body, t.model if t.model != req.model else None, force_usage)
+            return await p.forward("/chat/completions", out, req.stream, ctx)
+
+        return await self._failover(req.model, ctx, call)
+
+    async def _single_stream(
+        self, t: Target, p: Provider, req: ChatRequest, ctx: RequestContext
+    ) -> AsyncIterator[ChatChunk]:
+        async for chunk in p.stream(msgspec.structs.replace(req, model=t.model), ctx):
+            yield chunk
+
+    async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+        async def call(t: Target, p: Provider) -> EmbeddingResponse:
+            if not isinstance(p, Embedder):
+                raise NotImplementedByService(f"service {t.service!r} does not serve embeddings")
+            return await p.embed(msgspec.structs.replace(req, model=t.model), ctx)
+
+        return await self._failover(req.model, ctx, call)

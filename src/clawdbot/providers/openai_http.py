@@ -1,0 +1,111 @@
+"""Any OpenAI-compatible server (OpenAI, vLLM, llama.cpp's server, another clawdbot, ...)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from clawdbot.codecs import openai as oa
+from clawdbot.codecs.sse import EventSplitter, event_data
+from clawdbot.config.schema import Service
+from clawdbot.core.context import RequestContext
+from clawdbot.core.errors import UpstreamError
+from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from clawdbot.providers.base import Probe, RawResponse
+from clawdbot.providers.http import UpstreamHTTP
+
+
+def api_base(endpoint: str) -> str:
+    """`http://h:8000` means `http://h:8000/v1`; an endpoint with a path is used as given."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint + "/v1" if urlsplit(endpoint).path in ("", "/") else endpoint
+
+
+def auth_headers(svc: Service) -> dict[str, str]:
+    a = svc.auth
+    if a is None or not a.key or a.type == "none":
+        return {}
+    if a.header:
+        return {a.header: a.key}
+    return {"Authorization": f"Bearer {a.key}"}
+
+
+class OpenAIProvider:
+    kind = "openai"
+
+    def __init__(self, svc: Service) -> None:
+        self.name = svc.name
+        self.svc = svc
+        self.http = UpstreamHTTP(svc, auth_headers(svc))
+        self.http.base = api_base(svc.endpoint or "")
+
+    async def close(self) -> None:
+        await self.http.close()
+
+    # -- fast path: bytes in, bytes out -------------------------------------------------------
+
+    async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> RawResponse:
+        deadline = self.http.deadline()
+        resp = await self.http.open("POST", path, ctx, body=body)
+        await self.http.raise_for_status(resp, deadline)
+        ctype = resp.headers.get("Content-Type", "application/json")
+        if not stream:
+            data = await self.http.read_body(resp, deadline)
+            usage = oa.decode_usage(data)
+            if usage is not None and usage.usage is not None:
+                ctx.prompt_tokens = usage.usage.prompt_tokens
+                ctx.completion_tokens = usage.usage.completion_tokens
+            return RawResponse(resp.status, ctype, body=data)
+        return RawResponse(resp.status, ctype, chunks=self.http.iter_chunks(resp, deadline))
+
+    # -- canonical path -----------------------------------------------------------------------
+
+    async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
+        deadline = self.http.deadline()
+        req.stream = False
+        resp = await self.http.open("POST", "/chat/completions", ctx, body=oa.encode_chat_request(req))
+        await self.http.raise_for_status(resp, deadline)
+        out = oa.decode_chat_response(await self.http.read_body(resp, deadline))
+        ctx.upstream_model = out.model or req.model
+        return out
+
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+        deadline = self.http.deadline()
+        req.stream = True
+        resp = await self.http.open("POST", "/chat/completions", ctx, body=oa.encode_chat_request(req))
+        await self.http.raise_for_status(resp, deadline)
+        ctx.upstream_model = req.model
+        splitter = EventSplitter()
+        done = False
+        async for raw in self.http.iter_chunks(resp, deadline):
+            for event in splitter.feed(raw):
+                data = event_data(event)
+                if data is None:
+                    continue
+                chunk = oa.decode_stream_data(data)
+                if chunk is None:
+                    done = True
+                    break
+                yield chunk
+            if done:
+                break
+        if not done:
+            raise UpstreamError(f"service {self.name!r} ended the stream early (no [DONE])")
+
+    async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+        deadline = self.http.deadline()
+        resp = await self.http.open("POST", "/embeddings", ctx, body=oa.encode_embedding_request(req))
+        await self.http.raise_for_status(resp, deadline)
+        return oa.decode_embedding_response(await self.http.read_body(resp, deadline))
+
+    async def probe(self) -> Probe:
+        start = time.perf_counter()
+        try:
+            resp = await self.http.open("GET", "/models", None, timeout=self.svc.timeouts.connect)
+            deadline = time.monotonic() + self.svc.timeouts.connect
+            await self.http.raise_for_status(resp, deadline)
+            models = oa.decode_model_list(await self.http.read_body(resp, deadline))
+        except Exception as exc:  # a probe reports, it never raises
+            return Probe(False, detail=str(exc)[:200])
+        return Probe(True, (time.perf_counter() - start) * 1000.0, models=models)

@@ -1,0 +1,107 @@
+"""Real gateway processes for end-to-end tests: `python -m clawdbot <role> ...` on a free port, its
+log captured to a file the tests can search."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def closed_port() -> int:
+    """A port nothing listens on (connections are refused)."""
+    return free_port()
+
+
+class GatewayProcess:
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.args = [*args, "--port", str(self.port)]
+        self.log_path = log_path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}
+        self.env.update(env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> GatewayProcess:
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "clawdbot", *self.args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
+            if self._healthy():
+                return self
+            time.sleep(0.05)  # polling for readiness, not synchronising on a guess
+        self.stop()
+        raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log()}")
+
+    def _healthy(self) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def run_to_exit(self, timeout: float = 30.0) -> tuple[int, str]:
+        """For commands expected to refuse to start: exit code and output."""
+        out = subprocess.run(
+            [sys.executable, "-m", "clawdbot", *self.args], env=self.env, capture_output=True, timeout=timeout,
+        )
+        return out.returncode, (out.stdout + out.stderr).decode()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, needle: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log()
+            if needle in text:
+                return text
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in the log after {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc is not None:
+            self._log.close()
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,82 @@
+"""Whole processes: the split topology, start-up refusals, the seed's config, the embedded model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.e2e.harness import GatewayProcess
+from tests.upstreams.ollama_server import OllamaTestServer
+
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "config" / "seed_services.yaml"
+
+
+def test_split_topology_shares_request_id(tmp_path: Path, ollama_upstream: OllamaTestServer) -> None:
+    """clawdbot proxy (over Ollama) + clawdbot gateway (over the proxy), as the seed draws it."""
+    proxy = GatewayProcess(["proxy"], tmp_path / "proxy.log", {"CLAWDBOT_MODEL_ENDPOINT": ollama_upstream.url})
+    with proxy:
+        gw = GatewayProcess(["gateway"], tmp_path / "gateway.log", {"CLAWDBOT_MODEL_ENDPOINT": proxy.url})
+        with gw:
+            assert "answers /v1/models" in gw.log()
+            assert "Ollama" in proxy.log()
+            c = openai.OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0)
+            raw = c.chat.completions.with_raw_response.create(
+                model="llama3.2", messages=[{"role": "user", "content": "through two layers"}])
+            assert "through two layers" in (raw.parse().choices[0].message.content or "")
+            rid = raw.headers["x-request-id"]
+            stream = c.chat.completions.create(model="llama3.2", stream=True,
+                                               messages=[{"role": "user", "content": "streamed twice"}])
+            assert "streamed twice" in "".join(x.choices[0].delta.content or "" for x in stream if x.choices)
+            for proc in (gw, proxy):
+                log = proc.wait_for_log(rid)
+                line = next(x for x in log.splitlines() if rid in x and "status=" in x)
+                assert "status=200" in line
+            assert ollama_upstream.last_headers.get("X-Request-ID", ollama_upstream.last_headers.get("X-Request-Id"))
+
+
+def test_refuses_public_bind_without_key(tmp_path: Path) -> None:
+    gw = GatewayProcess(["serve", "--host", "0.0.0.0"], tmp_path / "x.log", {"CLAWDBOT_MODEL_ENDPOINT": "http://127.0.0.1:9"})
+    code, out = gw.run_to_exit()
+    assert code != 0 and "master key" in out
+
+
+def test_config_errors_name_file_and_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("services:\n  - name: a\n    type: ollama\n    endpont: http://127.0.0.1:1\n")
+    code, out = GatewayProcess(["serve", "--config", str(cfg)], tmp_path / "x.log").run_to_exit()
+    assert code == 2
+    assert f"{cfg}:4" in out and "endpoint" in out
+
+
+def test_seed_config_loads_and_serves(tmp_path: Path) -> None:
+    gw = GatewayProcess(["serve", "--config", str(SEED)], tmp_path / "seed.log", {"ENV_MODEL_API_KEY": "sk-seed"})
+    with gw:
+        c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+        ids = {m.id for m in c.models.list()}
+        assert {"text_generator_v1", "text_generator_v2", "llama-3-7b"} <= ids
+        with pytest.raises(openai.APIStatusError) as info:
+            c.chat.completions.create(model="text_generator_v1", messages=[{"role": "user", "content": "x"}])
+        assert info.value.status_code == 501
+        assert "sk-seed" not in gw.log()
+
+
+def test_embedded_local_model_streams(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the `local` extra (llama-cpp-python) is not installed")
+    gw = GatewayProcess(["serve"], tmp_path / "local.log", {"CLAWDBOT_DATA_DIR": str(tmp_path)})
+    with gw:
+        assert "embedded local model" in gw.log()
+        c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=300)
+        models = {m.id: m for m in c.models.list()}
+        assert "gemma-3-270m" in models
+        assert "BASE model" in json.dumps(models["gemma-3-270m"].model_dump())
+        stream = c.chat.completions.create(
+            model="gemma-3-270m", stream=True, stream_options={"include_usage": True}, max_tokens=24,
+            messages=[{"role": "user", "content": "The capital of France is"}])
+        chunks = list(stream)
+        pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        assert len(pieces) >= 2 and "".join(pieces).strip()
+        usage = [c.usage for c in chunks if c.usage]
+        assert usage and usage[0].prompt_tokens > 0 and 0 < usage[0].completion_tokens <= 24

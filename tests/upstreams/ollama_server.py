@@ -1,0 +1,477 @@
+"""A stand-in Ollama server for the test suite: a real aiohttp server on a real socket, speaking
+Ollama's native API the way Ollama writes it (Go encoding/json output: compact, struct key order,
+omitempty fields left out, map keys sorted, <>& escaped; created_at in RFC3339 with nanoseconds;
+application/x-ndjson streams, application/json; charset=utf-8 otherwise).
+
+Replies are deterministic and built from the request: the answer echoes the last user message, a
+tool is called when tools are offered and the prompt names one (`call get_weather city=Tokyo`),
+thinking is produced when `think` is set, and `num_predict` truncates with done_reason "length".
+
+Fault modes, chosen per request by markers in the last user message:
+  fault:500 (any status)  answer that status with Ollama's {"error": ...} body
+  fault:midstream         send two lines, then drop the connection
+  fault:malformed         send a line that is not JSON in the middle of the stream
+  fault:errorline         send {"error": ...} as a stream line (as Ollama does when a runner dies)
+  fault:nodone            end the stream cleanly but without a done:true line
+  fault:hang              never answer (until the server stops)
+  fault:slow=MS           wait MS milliseconds before every line
+  replay:chat_stream      send a recorded capture from tests/fixtures/ollama/ verbatim
+
+Use it from a test with `with OllamaTestServer() as server: ... server.url ... server.last_request`,
+or run it alone: `python -m tests.upstreams.ollama_server --port 11434`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
+VERSION = "0.11.4"
+JSON_TYPE = "application/json; charset=utf-8"
+NDJSON_TYPE = "application/x-ndjson"
+
+_FAULT = re.compile(r"fault:([a-z0-9]+)(?:=(\d+))?")
+_REPLAY = re.compile(r"replay:([a-z_]+)")
+_ARG = re.compile(r"(\w+)=(\"[^\"]*\"|\S+)")
+_TOKEN = re.compile(r"\s*\S+")
+
+
+# --- Go-compatible JSON ---------------------------------------------------------------------------
+
+
+def go_json(value: Any) -> bytes:
+    """json.Marshal's bytes: compact, <, >, & and U+2028/9 escaped (they only occur inside strings,
+    so a byte replace is safe)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return text.encode()
+
+
+def sorted_map(value: Any) -> Any:
+    # Go marshals a map[string]any (tool-call arguments) with its keys sorted.
+    if isinstance(value, dict):
+        return {k: sorted_map(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [sorted_map(v) for v in value]
+    return value
+
+
+def created_at(unix_ns: int | None = None) -> str:
+    """time.Now().UTC() formatted as RFC3339Nano: nanoseconds with trailing zeros cut."""
+    ns = time.time_ns() if unix_ns is None else unix_ns
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return stamp + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"
+
+
+def shaped(template: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` in the key order of a recorded capture; absent keys stay out (Go omitempty)."""
+    out = {k: values[k] for k in template if k in values}
+    out.update((k, v) for k, v in values.items() if k not in out)
+    return out
+
+
+# --- what a request asks for ---------------------------------------------------------------------
+
+
+@dataclass
+class Faults:
+    status: int | None = None
+    midstream: bool = False
+    malformed: bool = False
+    errorline: bool = False
+    nodone: bool = False
+    hang: bool = False
+    slow_ms: int = 0
+    replay: str | None = None
+
+    @classmethod
+    def parse(cls, prompt: str) -> Faults:
+        faults = cls()
+        for name, arg in _FAULT.findall(prompt):
+            if name.isdigit():
+                faults.status = int(name)
+            elif name == "slow":
+                faults.slow_ms = int(arg or 0)
+            elif hasattr(faults, name):
+                setattr(faults, name, True)
+        replay = _REPLAY.search(prompt)
+        faults.replay = replay.group(1) if replay else None
+        return faults
+
+
+@dataclass
+class Reply:
+    thinking: list[str] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    done_reason: str = "stop"
+    prompt_eval_count: int = 0
+
+    @property
+    def eval_count(self) -> int:
+        return len(self.thinking) + len(self.content) + len(self.tool_calls)
+
+
+def plan_reply(body: dict[str, Any]) -> Reply:
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    prompt = last_user_text(messages)
+    reply = Reply(prompt_eval_count=sum(len(str(m.get("content") or "").split()) for m in messages))
+    if body.get("think") not in (None, False):
+        reply.thinking = _TOKEN.findall(f"The user wrote: {prompt}. I will echo it.")
+    reply.tool_calls = tool_calls(body.get("tools") or [], prompt) if last.get("role") == "user" else []
+    if reply.tool_calls:
+        return reply
+    text = answer_text(body, last, prompt)
+    reply.content = _TOKEN.findall(text)
+    limit = (body.get("options") or {}).get("num_predict")
+    if isinstance(limit, int) and 0 < limit < len(reply.content):
+        reply.content, reply.done_reason = reply.content[:limit], "length"
+    return reply
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            return str(m.get("content") or "")
+    return ""
+
+
+def answer_text(body: dict[str, Any], last: dict[str, Any], prompt: str) -> str:
+    if last.get("role") == "tool":
+        return f"The tool {last.get('tool_name', 'tool')} returned: {last.get('content', '')}"
+    if body.get("format") is not None:
+        return go_json({"echo": prompt}).decode()
+    images = len(last.get("images") or [])
+    return f"echo: {prompt}" + (f" [{images} image(s)]" if images else "")
+
+
+def tool_calls(tools: list[dict[str, Any]], prompt: str) -> list[dict[str, Any]]:
+    pairs = {k: v.strip('"') for k, v in _ARG.findall(prompt)}
+    calls = []
+    for tool in tools:
+        fn = tool.get("function") or {}
+        if fn.get("name") and re.search(rf"\b{re.escape(fn['name'])}\b", prompt):
+            args = tool_arguments(fn.get("parameters") or {}, pairs)
+            function: dict[str, Any] = {"name": fn["name"], "arguments": sorted_map(args)}
+            if calls:  # ToolCallFunction.Index is `json:"index,omitempty"`: absent for the first call
+                function = {"index": len(calls), **function}
+            calls.append({"function": function})
+    return calls
+
+
+def tool_arguments(schema: dict[str, Any], pairs: dict[str, str]) -> dict[str, Any]:
+    props = schema.get("properties") or {}
+    if not props:
+        return dict(pairs)
+    convert = {"integer": int, "number": float, "boolean": lambda v: v.lower() == "true"}
+    out: dict[str, Any] = {}
+    for key, prop in props.items():
+        if key in pairs:
+            out[key] = convert.get(prop.get("type"), str)(pairs[key])  # type: ignore[operator]
+    return out
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    raw: bytes
+    body: Any
+    headers: dict[str, str]
+
+
+class OllamaTestServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.requests: deque[Recorded] = deque(maxlen=64)  # bounded: a long test run must not grow
+        self.fixtures = {p.name: p.read_bytes() for p in FIXTURES.iterdir() if p.is_file()}
+        self.models = [m["name"] for m in json.loads(self.fixtures["tags.json"])["models"]]
+        self._chat_keys = json.loads(self.fixtures["chat.json"])
+        self._line_keys = json.loads(self.fixtures["chat_stream.ndjson"].splitlines()[0])
+        self._embed_keys = json.loads(self.fixtures["embed.json"])
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closing: asyncio.Event | None = None
+        self._runner: web.AppRunner | None = None
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def last_request(self) -> Any:
+        """The parsed JSON body of the last request that had one."""
+        return next((r.body for r in reversed(self.requests) if r.body is not None), None)
+
+    @property
+    def last_headers(self) -> dict[str, str]:
+        return self.requests[-1].headers if self.requests else {}
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self.root)
+        app.router.add_get("/api/version", self.version)
+        app.router.add_get("/api/tags", self.tags)
+        app.router.add_post("/api/chat", self.chat)
+        app.router.add_post("/api/embed", self.embed)
+        return app
+
+    def start(self) -> str:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._serve())
+            except BaseException as exc:
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="ollama-test-server", daemon=True)
+        self._thread.start()
+        started.wait(10)
+        if failure:
+            raise failure[0]
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        if self._closing is not None:
+            self._loop.call_soon_threadsafe(self._closing.set)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> OllamaTestServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _serve(self) -> None:
+        self._closing = asyncio.Event()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # handlers
+
+    async def root(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"Ollama is running", headers={"Content-Type": "text/plain; charset=utf-8"})
+
+    async def version(self, request: web.Request) -> web.Response:
+        self._record(request, b"", None)
+        return self._json(200, {"version": VERSION})
+
+    async def tags(self, request: web.Request) -> web.Response:
+        self._record(request, b"", None)
+        return web.Response(body=self.fixtures["tags.json"], headers={"Content-Type": JSON_TYPE})
+
+    async def embed(self, request: web.Request) -> web.Response:
+        body, error = await self._body(request)
+        if error is not None:
+            return error
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return self._error(400, "invalid input type")
+        dims = body.get("dimensions") or 8
+        values = {
+            "model": body["model"],
+            "embeddings": [vector(t, dims) for t in texts],
+            "total_duration": 14143917,
+            "load_duration": 1019500,
+            "prompt_eval_count": sum(len(t.split()) for t in texts),
+        }
+        return self._json(200, shaped(self._embed_keys, values))
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body, error = await self._body(request)
+        if error is not None:
+            return error
+        fmt = body.get("format")
+        if fmt is not None and fmt != "json" and not isinstance(fmt, dict):
+            return self._error(400, 'invalid format: expected "json" or a valid JSON schema')
+        faults = Faults.parse(last_user_text(body.get("messages") or []))
+        if faults.status is not None:
+            return self._error(faults.status, f"fault injected: status {faults.status}")
+        if faults.hang:
+            # Run alone (python -m), there is no stop event: wait until the server is killed.
+            await (self._closing or asyncio.Event()).wait()
+            return self._error(503, "server shutting down")
+        stream = body.get("stream", True) is not False
+        if faults.replay:
+            return await self._replay(request, faults.replay, stream)
+        reply = plan_reply(body)
+        if not stream:
+            return self._json(200, self._final(body["model"], reply, whole=True))
+        return await self._stream(request, self._lines(body["model"], reply), faults)
+
+    # building replies
+
+    def _lines(self, model: str, reply: Reply) -> list[dict[str, Any]]:
+        messages = [{"role": "assistant", "content": "", "thinking": t} for t in reply.thinking]
+        messages += [{"role": "assistant", "content": c} for c in reply.content]
+        messages += [{"role": "assistant", "content": "", "tool_calls": [c]} for c in reply.tool_calls]
+        lines = [
+            shaped(self._line_keys, {"model": model, "created_at": created_at(), "message": m, "done": False})
+            for m in messages
+        ]
+        return [*lines, self._final(model, reply, whole=False)]
+
+    def _final(self, model: str, reply: Reply, *, whole: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.content) if whole else ""}
+        if whole and reply.thinking:
+            message["thinking"] = "".join(reply.thinking)
+        if whole and reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        values: dict[str, Any] = {
+            "model": model,
+            "created_at": created_at(),
+            "message": message,
+            "done_reason": reply.done_reason,
+            "done": True,
+            "total_duration": 5191566416,
+            "load_duration": 2154458,
+            "prompt_eval_count": reply.prompt_eval_count,
+            "prompt_eval_duration": 383809000,
+            "eval_count": reply.eval_count,
+            "eval_duration": 4799921000,
+        }
+        # Go omitempty: zero counts are not sent.
+        return shaped(self._chat_keys, {k: v for k, v in values.items() if v != 0})
+
+    async def _stream(
+        self, request: web.Request, lines: list[dict[str, Any]], faults: Faults
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={"Content-Type": NDJSON_TYPE})
+        await resp.prepare(request)
+        if faults.nodone:
+            lines = lines[:-1]
+        try:
+            for i, line in enumerate(lines):
+                if faults.slow_ms:
+                    await asyncio.sleep(faults.slow_ms / 1000)
+                if faults.midstream and i == 2:
+                    return self._drop(request, resp)
+                if faults.malformed and i == 1:
+                    await resp.write(b'{"model":"broken","message":{"role":"assistant","content":\n')
+                if faults.errorline and i == 1:
+                    await resp.write(go_json({"error": "an error was encountered while running the model"}) + b"\n")
+                    break
+                await resp.write(go_json(line) + b"\n")
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away (it saw a fault it was meant to see)
+        return resp
+
+    async def _replay(self, request: web.Request, name: str, stream: bool) -> web.StreamResponse:
+        data = self.fixtures.get(f"{name}.ndjson" if stream else f"{name}.json")
+        if data is None:
+            return self._error(404, f"no recorded capture named {name!r}")
+        if not stream:
+            return web.Response(body=data, headers={"Content-Type": JSON_TYPE})
+        resp = web.StreamResponse(status=200, headers={"Content-Type": NDJSON_TYPE})
+        await resp.prepare(request)
+        for line in data.splitlines(keepends=True):
+            await resp.write(line)
+        await resp.write_eof()
+        return resp
+
+    def _drop(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+        # Close the socket without the final empty chunk: the client sees a truncated body.
+        if request.transport is not None:
+            request.transport.close()
+        return resp
+
+    # plumbing
+
+    async def _body(self, request: web.Request) -> tuple[dict[str, Any], web.Response | None]:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self._record(request, raw, body)
+        if not isinstance(body, dict):
+            return {}, self._error(400, "invalid character in request body: not a JSON object")
+        model = body.get("model")
+        if not model:
+            return body, self._error(400, "model is required")
+        if self._canonical(str(model)) not in self.models:
+            return body, self._error(404, f'model "{model}" not found, try pulling it first')
+        return body, None
+
+    def _canonical(self, model: str) -> str:
+        return model if ":" in model else f"{model}:latest"
+
+    def _record(self, request: web.Request, raw: bytes, body: Any) -> None:
+        self.requests.append(Recorded(request.method, request.path, raw, body, dict(request.headers)))
+
+    def _json(self, status: int, value: Any) -> web.Response:
+        return web.Response(status=status, body=go_json(value), headers={"Content-Type": JSON_TYPE})
+
+    def _error(self, status: int, message: str) -> web.Response:
+        return self._json(status, {"error": message})
+
+
+def vector(text: str, dims: int) -> list[float]:
+    """A deterministic embedding. Values are odd multiples of 1/256, exact in float32, so Go's and
+    Python's shortest float formats print them identically."""
+    digest = b"".join(hashlib.sha256(f"{text}:{i}".encode()).digest() for i in range(1 + dims // 32))
+    return [(2 * b - 255) / 256 for b in digest[:dims]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A deterministic stand-in for the Ollama API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11434)
+    args = parser.parse_args()
+    server = OllamaTestServer(args.host, args.port)
+    with contextlib.suppress(KeyboardInterrupt):
+        web.run_app(server.app(), host=args.host, port=args.port, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
