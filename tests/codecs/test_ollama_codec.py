@@ -18,6 +18,7 @@ from clawdbot.core.types import (
     EmbeddingRequest,
     ImagePart,
     Message,
+    Part,
     TextPart,
     Tool,
     ToolCall,
@@ -95,19 +96,25 @@ def test_decode_tags_capture() -> None:
 
 
 def test_thinking_line_becomes_reasoning() -> None:
-    line = b'{"model":"qwen3","created_at":"2025-05-30T10:00:00.1Z","message":{"role":"assistant","content":"","thinking":"Hmm"},"done":false}'
+    line = (
+        b'{"model":"qwen3","created_at":"2025-05-30T10:00:00.1Z",'
+        b'"message":{"role":"assistant","content":"","thinking":"Hmm"},"done":false}'
+    )
     assert ollama.decode_stream_line(line) == ChatChunk(reasoning="Hmm", model="qwen3")
 
 
 def test_blank_and_empty_lines_carry_nothing() -> None:
     assert ollama.decode_stream_line(b"") is None
     assert ollama.decode_stream_line(b"  \r") is None
-    empty = b'{"model":"m","created_at":"2025-05-30T10:00:00Z","message":{"role":"assistant","content":""},"done":false}'
+    empty = b'{"model":"m","message":{"role":"assistant","content":""},"done":false}'
     assert ollama.decode_stream_line(empty) is None
 
 
 def test_length_done_reason() -> None:
-    line = b'{"model":"m","message":{"role":"assistant","content":""},"done_reason":"length","done":true,"eval_count":3}'
+    line = (
+        b'{"model":"m","message":{"role":"assistant","content":""},'
+        b'"done_reason":"length","done":true,"eval_count":3}'
+    )
     chunk = ollama.decode_stream_line(line)
     assert chunk is not None
     assert chunk.finish_reason == "length"
@@ -166,12 +173,16 @@ def test_options_mapping() -> None:
 
 def test_minimal_request_has_no_options() -> None:
     body = encode(ChatRequest(model="m", messages=[Message(role="user", content="hi")]))
-    assert body == {"model": "llama3.2:latest", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    assert body == {
+        "model": "llama3.2:latest",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": False,
+    }
 
 
 def test_images_become_base64() -> None:
-    parts = [TextPart(text="what is this?"), ImagePart(url="data:image/png;base64,iVBORw0KGgo=")]
-    body = encode(ChatRequest(model="m", messages=[Message(role="user", content=list(parts))]))
+    parts: list[Part] = [TextPart(text="what is this?"), ImagePart(url="data:image/png;base64,iVBORw0KGgo=")]
+    body = encode(ChatRequest(model="m", messages=[Message(role="user", content=parts)]))
     assert body["messages"] == [{"role": "user", "content": "what is this?", "images": ["iVBORw0KGgo="]}]
 
 
@@ -184,7 +195,10 @@ def test_linked_images_are_refused() -> None:
 def test_tool_history() -> None:
     messages = [
         Message(role="user", content="weather in Tokyo?"),
-        Message(role="assistant", tool_calls=[ToolCall(id="call_1", name="get_weather", arguments='{"city":"Tokyo"}')]),
+        Message(
+            role="assistant",
+            tool_calls=[ToolCall(id="call_1", name="get_weather", arguments='{"city":"Tokyo"}')],
+        ),
         Message(role="tool", tool_call_id="call_1", content="11 degrees celsius"),
     ]
     tools = [Tool(name="get_weather", description="Weather now", parameters={"type": "object"})]
@@ -201,13 +215,19 @@ def test_tool_history() -> None:
     assert body["tools"] == [
         {
             "type": "function",
-            "function": {"name": "get_weather", "description": "Weather now", "parameters": {"type": "object"}},
+            "function": {
+                "name": "get_weather",
+                "description": "Weather now",
+                "parameters": {"type": "object"},
+            },
         }
     ]
 
 
 def test_tool_choice_none_offers_no_tools() -> None:
-    req = ChatRequest(model="m", messages=[Message(role="user", content="x")], tools=[Tool(name="f")], tool_choice="none")
+    req = ChatRequest(
+        model="m", messages=[Message(role="user", content="x")], tools=[Tool(name="f")], tool_choice="none"
+    )
     assert "tools" not in encode(req)
 
 
@@ -222,7 +242,10 @@ def test_bad_tool_arguments_are_the_clients_fault() -> None:
     [
         ({"type": "text"}, None),
         ({"type": "json_object"}, "json"),
-        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}, {"type": "object"}),
+        (
+            {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+            {"type": "object"},
+        ),
     ],
 )
 def test_response_format(response_format: dict[str, object], expected: object) -> None:
@@ -232,8 +255,13 @@ def test_response_format(response_format: dict[str, object], expected: object) -
 
 @pytest.mark.parametrize(
     ("extra", "think"),
-    [(None, None), ({"think": True}, True), ({"think": "high"}, "high"),
-     ({"reasoning_effort": "low"}, True), ({"reasoning_effort": "none"}, False)],
+    [
+        (None, None),
+        ({"think": True}, True),
+        ({"think": "high"}, "high"),
+        ({"reasoning_effort": "low"}, True),
+        ({"reasoning_effort": "none"}, False),
+    ],
 )
 def test_think(extra: dict[str, object] | None, think: object) -> None:
     assert encode(ChatRequest(model="m", messages=[], extra=extra)).get("think") == think
@@ -243,7 +271,9 @@ def test_think(extra: dict[str, object] | None, think: object) -> None:
 
 
 def test_embed_request() -> None:
-    body = ollama.encode_embed_request(EmbeddingRequest(model="x", input=["a", "b"], dimensions=4), "all-minilm")
+    body = ollama.encode_embed_request(
+        EmbeddingRequest(model="x", input=["a", "b"], dimensions=4), "all-minilm"
+    )
     assert json.loads(body) == {"model": "all-minilm", "input": ["a", "b"], "dimensions": 4}
 
 
@@ -259,24 +289,38 @@ def test_chat_response_round_trip() -> None:
         usage=Usage(prompt_tokens=3, completion_tokens=1),
     )
     wire = ollama.encode_chat_response(resp)
-    assert list(json.loads(wire)) == list(json.loads(fixture("chat.json")))[:5] + ["prompt_eval_count", "eval_count"]
+    captured = list(json.loads(fixture("chat.json")))
+    assert list(json.loads(wire)) == [*captured[:5], "prompt_eval_count", "eval_count"]
     back = ollama.decode_chat_response(wire)
-    assert (back.model, back.created, back.message, back.usage) == (resp.model, resp.created, resp.message, resp.usage)
+    assert (back.model, back.created, back.message, back.usage) == (
+        resp.model,
+        resp.created,
+        resp.message,
+        resp.usage,
+    )
 
 
 def test_tool_call_response_is_stop_on_the_wire() -> None:
     call = ToolCall(id="call_9", name="get_weather", arguments='{"city":"Paris"}')
     resp = ChatResponse(
-        id="x", model="m", created=0, message=Message(role="assistant", tool_calls=[call]), finish_reason="tool_calls"
+        id="x",
+        model="m",
+        created=0,
+        message=Message(role="assistant", tool_calls=[call]),
+        finish_reason="tool_calls",
     )
     wire = json.loads(ollama.encode_chat_response(resp))
     assert wire["done_reason"] == "stop"
-    assert wire["message"]["tool_calls"] == [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
+    assert wire["message"]["tool_calls"] == [
+        {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    ]
     assert ollama.decode_chat_response(ollama.encode_chat_response(resp)).finish_reason == "tool_calls"
 
 
 def test_stream_chunk_round_trip() -> None:
-    line = ollama.encode_stream_chunk(ChatChunk(content="Hel"), "llama3.2", created_at="2025-01-01T00:00:00.5Z")
+    line = ollama.encode_stream_chunk(
+        ChatChunk(content="Hel"), "llama3.2", created_at="2025-01-01T00:00:00.5Z"
+    )
     assert line == (
         b'{"model":"llama3.2","created_at":"2025-01-01T00:00:00.5Z",'
         b'"message":{"role":"assistant","content":"Hel"},"done":false}\n'

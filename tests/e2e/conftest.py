@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.harness import GatewayProcess, closed_port
 from tests.upstreams.ollama_server import OllamaTestServer
-from tests.upstreams.openai_server import OpenAITestServer
+from tests.upstreams.openai_server import OpenAIUpstream as OpenAITestServer
 
 MASTER_KEY = "sk-test-master-0123456789"
 

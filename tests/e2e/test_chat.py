@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.harness import GatewayProcess
 from tests.upstreams.ollama_server import OllamaTestServer
-from tests.upstreams.openai_server import OpenAITestServer
+from tests.upstreams.openai_server import OpenAIUpstream as OpenAITestServer
 
 WEATHER_TOOL = {
     "type": "function",

@@ -5,14 +5,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import threading
 
 import openai
 import pytest
 
 from tests.e2e.conftest import MASTER_KEY
 from tests.e2e.harness import GatewayProcess
-from tests.upstreams.openai_server import OpenAITestServer
+from tests.upstreams.openai_server import OpenAIUpstream as OpenAITestServer
 
 
 def raw_post(gw: GatewayProcess, body: bytes, headers: dict[str, str] | None = None,
@@ -161,9 +160,10 @@ def test_upstream_timeout_is_504(client: openai.OpenAI) -> None:
         assert info.value.status_code == 504
 
 
-def test_malformed_upstream_body_is_502(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("model", ["chat-oa", "chat-ol"])
+def test_malformed_upstream_body_is_502(client: openai.OpenAI, model: str) -> None:
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="chat-ol", messages=[{"role": "user", "content": "fault:malformed"}])
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "fault:malformed"}])
     assert info.value.status_code == 502
 
 
@@ -186,9 +186,10 @@ def test_midstream_failure_raises_in_client(client: openai.OpenAI, model: str) -
     assert "service" in info.value.message
 
 
-def test_malformed_stream_line_raises_in_client(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("model", ["chat-oa", "chat-ol"])
+def test_malformed_stream_line_raises_in_client(client: openai.OpenAI, model: str) -> None:
     with pytest.raises(openai.APIError):
-        list(client.chat.completions.create(model="chat-ol", stream=True,
+        list(client.chat.completions.create(model=model, stream=True,
                                             messages=[{"role": "user", "content": "a b fault:malformed"}]))
 
 
@@ -202,11 +203,13 @@ def test_client_disconnect_cancels_upstream(gateway: GatewayProcess, openai_upst
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         + f"Authorization: Bearer {MASTER_KEY}\r\nX-Request-ID: {rid}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body)
-    assert b"data:" in sock.recv(65536)
+    received = b""
+    while b"data:" not in received:
+        got = sock.recv(65536)
+        assert got, "the gateway closed the stream"
+        received += got
     sock.close()
-    done = threading.Event()
-    assert openai_upstream.wait_disconnected(rid, timeout=10), "upstream stream was not cancelled"
-    done.set()
+    assert openai_upstream.wait_for_disconnect(rid, timeout=10), "upstream stream was not cancelled"
     log = gateway.wait_for_log('"status":499')
     assert rid in log
 

@@ -24,7 +24,7 @@ from clawdbot.core.types import (
     Usage,
 )
 from clawdbot.providers.base import Embedder, Prober, Provider
-from clawdbot.providers.ollama import OllamaProvider, auth_headers
+from clawdbot.providers.ollama import OllamaProvider, api_root, auth_headers
 from tests.upstreams.ollama_server import OllamaTestServer
 
 T = TypeVar("T")
@@ -72,7 +72,9 @@ def ask(prompt: str, **kw: Any) -> ChatRequest:
     return ChatRequest(model=MODEL, messages=[Message(role="user", content=prompt)], **kw)
 
 
-async def collect(provider: OllamaProvider, req: ChatRequest, ctx: RequestContext | None = None) -> list[ChatChunk]:
+async def collect(
+    provider: OllamaProvider, req: ChatRequest, ctx: RequestContext | None = None
+) -> list[ChatChunk]:
     return [c async for c in provider.stream(req, ctx or RequestContext(request_id="t"))]
 
 
@@ -123,7 +125,12 @@ def test_stream_tool_calls(server: OllamaTestServer) -> None:
 
 
 def test_chat_tool_calls(server: OllamaTestServer) -> None:
-    resp = run(service(server), lambda p: p.chat(ask("please call get_weather city=Oslo", tools=[WEATHER]), RequestContext(request_id="t")))
+    resp = run(
+        service(server),
+        lambda p: p.chat(
+            ask("please call get_weather city=Oslo", tools=[WEATHER]), RequestContext(request_id="t")
+        ),
+    )
     assert resp.finish_reason == "tool_calls"
     assert resp.message.content is None
     assert resp.message.tool_calls is not None
@@ -134,14 +141,21 @@ def test_chat_tool_calls(server: OllamaTestServer) -> None:
 def test_tool_result_turn(server: OllamaTestServer) -> None:
     messages = [
         Message(role="user", content="call get_weather city=Tokyo"),
-        Message(role="assistant", tool_calls=[ToolCall(id="call_a", name="get_weather", arguments='{"city":"Tokyo"}')]),
+        Message(
+            role="assistant",
+            tool_calls=[ToolCall(id="call_a", name="get_weather", arguments='{"city":"Tokyo"}')],
+        ),
         Message(role="tool", tool_call_id="call_a", content="11 degrees"),
     ]
     req = ChatRequest(model=MODEL, messages=messages, tools=[WEATHER])
     resp = run(service(server), lambda p: p.chat(req, RequestContext(request_id="t")))
     assert resp.message.content == "The tool get_weather returned: 11 degrees"
     assert server.last_request["messages"][1:] == [
-        {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Tokyo"}}}],
+        },
         {"role": "tool", "content": "11 degrees", "tool_name": "get_weather"},
     ]
 
@@ -206,13 +220,27 @@ def test_option_mapping(server: OllamaTestServer) -> None:
         },
     }
     assert server.last_headers["Authorization"] == "Bearer sk-test"
-    assert json.loads(resp.message.content or "") == {"echo": "look"}
+    assert json.loads(resp.message.text()) == {"echo": "look"}
 
 
 def test_auth_header_named() -> None:
     assert auth_headers(Auth(key="k", header="X-Api-Key")) == {"X-Api-Key": "k"}
     assert auth_headers(Auth(type="none", key="k")) == {}
     assert auth_headers(None) == {}
+
+
+def test_endpoint_root() -> None:
+    assert api_root("http://h:11434") == "http://h:11434"
+    assert api_root("http://h:11434/v1") == "http://h:11434"
+    assert api_root("http://h:11434/api") == "http://h:11434"
+
+
+def test_endpoint_with_v1_still_works(server: OllamaTestServer) -> None:
+    resp = run(
+        service(server, endpoint=server.url + "/v1/"),
+        lambda p: p.chat(ask("hi"), RequestContext(request_id="t")),
+    )
+    assert resp.message.content == "echo: hi"
 
 
 def test_length_finish(server: OllamaTestServer) -> None:
@@ -234,7 +262,7 @@ def test_midstream_drop_raises(server: OllamaTestServer) -> None:
 
 
 def test_malformed_line_raises(server: OllamaTestServer) -> None:
-    with pytest.raises(UpstreamError, match="local-ollama.*not valid JSON"):
+    with pytest.raises(UpstreamError, match=r"local-ollama.*not valid JSON"):
         run(service(server), lambda p: collect(p, ask("fault:malformed a b c")))
 
 

@@ -57,8 +57,13 @@ def go_json(value: Any) -> bytes:
     """json.Marshal's bytes: compact, <, >, & and U+2028/9 escaped (they only occur inside strings,
     so a byte replace is safe)."""
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for raw, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(raw, escaped)
     return text.encode()
 
@@ -165,7 +170,7 @@ def answer_text(body: dict[str, Any], last: dict[str, Any], prompt: str) -> str:
 
 def tool_calls(tools: list[dict[str, Any]], prompt: str) -> list[dict[str, Any]]:
     pairs = {k: v.strip('"') for k, v in _ARG.findall(prompt)}
-    calls = []
+    calls: list[dict[str, Any]] = []
     for tool in tools:
         fn = tool.get("function") or {}
         if fn.get("name") and re.search(rf"\b{re.escape(fn['name'])}\b", prompt):
@@ -345,13 +350,17 @@ class OllamaTestServer:
             return await self._replay(request, faults.replay, stream)
         reply = plan_reply(body)
         if not stream:
+            if faults.malformed:  # a body cut off mid-object, as a crashed proxy in between sends
+                return web.Response(status=200, body=b'{"model":"x","message":{"role":', content_type="application/json")
             return self._json(200, self._final(body["model"], reply, whole=True))
         return await self._stream(request, self._lines(body["model"], reply), faults)
 
     # building replies
 
     def _lines(self, model: str, reply: Reply) -> list[dict[str, Any]]:
-        messages = [{"role": "assistant", "content": "", "thinking": t} for t in reply.thinking]
+        messages: list[dict[str, Any]] = [
+            {"role": "assistant", "content": "", "thinking": t} for t in reply.thinking
+        ]
         messages += [{"role": "assistant", "content": c} for c in reply.content]
         messages += [{"role": "assistant", "content": "", "tool_calls": [c]} for c in reply.tool_calls]
         lines = [
@@ -398,7 +407,9 @@ class OllamaTestServer:
                 if faults.malformed and i == 1:
                     await resp.write(b'{"model":"broken","message":{"role":"assistant","content":\n')
                 if faults.errorline and i == 1:
-                    await resp.write(go_json({"error": "an error was encountered while running the model"}) + b"\n")
+                    await resp.write(
+                        go_json({"error": "an error was encountered while running the model"}) + b"\n"
+                    )
                     break
                 await resp.write(go_json(line) + b"\n")
             await resp.write_eof()

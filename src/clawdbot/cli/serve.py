@@ -53,9 +53,10 @@ def resolve_config(args: argparse.Namespace, env: dict[str, str]) -> tuple[Confi
     server = config.server
     host = args.host or env.get("CLAWDBOT_HOST") or server.host
     port_env = env.get("CLAWDBOT_PORT")
-    port = args.port or (int(port_env) if port_env else None)
-    if port is None:
-        port = server.port if path and "port" in msgspec.structs.asdict(server) else args.default_port
+    try:
+        port = args.port or (int(port_env) if port_env else None) or server.port or args.default_port
+    except ValueError:
+        raise ValueError(f"CLAWDBOT_PORT must be a port number, not {port_env!r}") from None
     server = msgspec.structs.replace(
         server,
         host=host,

@@ -164,11 +164,13 @@ def _arguments_object(text: str, error: type[GatewayError]) -> dict[str, Any]:
 
 
 def _format(response_format: dict[str, Any] | None) -> str | dict[str, Any] | None:
+    # Ollama's `format` is "json" or the JSON schema itself (OpenAI wraps it with a name and strict).
     kind = (response_format or {}).get("type")
     if kind == "json_object":
         return "json"
     if kind == "json_schema":
-        schema = (response_format or {}).get("json_schema", {}).get("schema")
+        spec = (response_format or {}).get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
         return schema if isinstance(schema, dict) else "json"
     return None
 
@@ -329,7 +331,9 @@ def encode_chat_response(resp: ChatResponse) -> bytes:
 def encode_stream_chunk(chunk: ChatChunk, model: str, created_at: str | None = None) -> bytes:
     """One NDJSON line (newline included). Tool calls must be whole: Ollama sends each call complete
     in one line, so a caller relaying an OpenAI-style delta stream merges the deltas first."""
-    calls = [_wire_call(d.name or "", d.arguments or "", UpstreamError, d.index) for d in chunk.tool_calls or ()]
+    calls = [
+        _wire_call(d.name or "", d.arguments or "", UpstreamError, d.index) for d in chunk.tool_calls or ()
+    ]
     body: dict[str, Any] = {
         "model": model,
         "created_at": created_at or rfc3339(time.time_ns()),

@@ -37,8 +37,10 @@ _at_re = re.compile(r"^(?P<msg>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.S)
 # ---- inbound: client request bytes -> canonical -------------------------------------------------
 
 
-def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError) -> BadRequest:
+def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError | UnicodeDecodeError) -> BadRequest:
     """A msgspec error as a 400 that names the field."""
+    if isinstance(exc, UnicodeDecodeError):
+        return BadRequest("The request body is not valid UTF-8.", code="invalid_encoding")
     m = _at_re.match(str(exc))
     msg = m.group("msg") if m else str(exc)
     path = (m.group("path") if m else None) or None
@@ -57,7 +59,7 @@ def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError) -> BadReque
 def parse_chat_request(body: bytes) -> tuple[w.WireChatRequest, ChatRequest]:
     try:
         wire = _chat_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise decode_error(exc) from None
     return wire, to_canonical(wire)
 
@@ -142,7 +144,7 @@ def _message(i: int, m: w.WireMessage) -> Message:
 def parse_embedding_request(body: bytes) -> EmbeddingRequest:
     try:
         wire = _embed_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise decode_error(exc) from None
     inp = wire.input
     if isinstance(inp, str):

@@ -62,7 +62,8 @@ def detect(env: dict[str, str] | None = None) -> tuple[Config, str]:
     if _status(OLLAMA_DEFAULT + "/api/tags", 0.5) == 200:
         svc = Service(name="ollama", type="ollama", endpoint=OLLAMA_DEFAULT)
         return Config(services=[svc]), f"backend: Ollama at {OLLAMA_DEFAULT}"
-    svc = Service(name="local", type="local", metadata={"model_id": LOCAL_MODEL_NAME, "description": LOCAL_DESCRIPTION})
+    meta = {"model_id": LOCAL_MODEL_NAME, "description": LOCAL_DESCRIPTION}
+    svc = Service(name="local", type="local", metadata=meta)
     return Config(services=[svc]), (
         f"backend: embedded local model {LOCAL_MODEL_NAME!r} (no CLAWDBOT_MODEL_ENDPOINT, no Ollama on "
         f"127.0.0.1:11434); a tiny base model, see /v1/models"

@@ -58,9 +58,7 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     return load_config_text(text, filename, env)
 
 
-def load_config_text(
-    text: str, filename: str = "<config>", env: Mapping[str, str] | None = None
-) -> Config:
+def load_config_text(text: str, filename: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
     doc = _Document(filename, os.environ if env is None else env)
     data = doc.parse(text)
     if data is None:
@@ -98,14 +96,18 @@ class _Document:
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark is not None else None
-            raise ConfigError(self.file, line, "", f"invalid YAML: {e.problem or e.context}") from e
+            message = f"invalid YAML: {e.problem or e.context}"
+            if e.problem and e.context and e.context_mark and e.context_mark.line + 1 != line:
+                message += f" ({e.context} at line {e.context_mark.line + 1})"
+            raise ConfigError(self.file, line, "", message) from e
         except yaml.YAMLError as e:
             raise ConfigError(self.file, None, "", f"invalid YAML: {e}") from e
         if root is None or root.tag == _NULL_TAG:
             return None
         if not isinstance(root, yaml.MappingNode):
             line = root.start_mark.line + 1
-            raise ConfigError(self.file, line, "", "the top level must be a mapping (server:, services:, models:)")
+            message = "the top level must be a mapping (server:, services:, models:)"
+            raise ConfigError(self.file, line, "", message)
         return self._build(root, ())
 
     def _build(self, node: yaml.Node, path: KeyPath) -> Any:
@@ -161,9 +163,8 @@ class _Document:
             if has_default and not value:  # like the shell: unset or empty takes the default
                 return default
             if value is None:
-                raise self.error(
-                    path, f"environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
-                )
+                hint = f"use `${{{name}:-default}}` for a default"
+                raise self.error(path, f"environment variable `{name}` is not set ({hint})")
             return value
 
         return _REF.sub(replace, text)
@@ -190,7 +191,7 @@ class _Document:
                 break
             step: Key = field if field is not None else int(index)
             path = (*path, step)
-            data = data[step] if isinstance(data, dict | list) else None
+            data = data[step] if isinstance(data, list) and isinstance(step, int) else data.get(step)
             tp = _child_type(tp, step)
         return self._describe(message, path, tp)
 
@@ -205,25 +206,32 @@ class _Document:
         if m := re.fullmatch(r"Invalid enum value (.*)", message):
             allowed = [str(v) for v in _literal_values(tp)]
             hint = _did_you_mean(str(m.group(1)).strip("'\""), allowed)
-            return self.error(path, f"invalid value {m.group(1)}, expected one of: {', '.join(allowed)}{hint}")
+            expected = ", ".join(allowed)
+            return self.error(path, f"invalid value {m.group(1)}, expected one of: {expected}{hint}")
+        # "int | null" reads as a riddle in a config error: a key left out is the null case
+        message = re.sub(r"`([^`]*?) \| null`", r"`\1`", message)
         return self.error(path, message[:1].lower() + message[1:])
 
 
 def _check(config: Config, doc: _Document) -> None:
     server = config.server
-    if not 1 <= server.port <= 65535:
+    if server.port is not None and not 1 <= server.port <= 65535:
         raise doc.error(("server", "port"), f"port must be in 1..65535, got {server.port}")
-    _positive(doc, ("server",), server, ("max_body_bytes", "discovery_interval"))
+    _positive(doc, ("server",), server, ("max_body_bytes",))
+    if server.discovery_interval < 0:  # 0 turns the periodic refresh off
+        raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     first_index: dict[str, int] = {}
     for i, svc in enumerate(config.services):
         at: KeyPath = ("services", i)
         if not svc.name or "/" in svc.name:
             raise doc.error((*at, "name"), "a service name must be non-empty and contain no `/`")
         if svc.name in first_index:
-            first_line = doc.line_of(("services", first_index[svc.name]))
-            raise doc.error((*at, "name"), f"duplicate service name `{svc.name}` (first at line {first_line})")
+            first = doc.line_of(("services", first_index[svc.name]))
+            raise doc.error((*at, "name"), f"duplicate service name `{svc.name}` (first at line {first})")
         first_index[svc.name] = i
         _check_endpoint(doc, at, svc)
+        if svc.auth is not None and svc.auth.type == "header" and not svc.auth.header:
+            raise doc.error((*at, "auth", "header"), "auth type `header` needs `header` (the header's name)")
         _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total"))
         _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads"))
     for name, entry in config.models.items():
@@ -250,7 +258,8 @@ def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:
         raise doc.error(path, f"`endpoint` is required for type `{svc.type}`")
     try:
         url = urlsplit(svc.endpoint)
-        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0  # bad port: ValueError
+        # reading .port raises ValueError for a malformed or out-of-range port
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
     except ValueError:
         valid = False
     if not valid:

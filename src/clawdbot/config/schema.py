@@ -59,7 +59,7 @@ class ModelEntry(Strict):
 
 class Server(Strict):
     host: str = "127.0.0.1"
-    port: int = 18789
+    port: int | None = None  # default: 18789 (serve, gateway) or 8080 (proxy)
     master_key: str | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     log_format: Literal["text", "json"] = "text"

@@ -27,8 +27,18 @@ class Gateway:
     def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
         self.config = config
         self.providers = providers
-        self.monitor = HealthMonitor(providers, config.server.discovery_interval)
+        discover = {s.name for s in config.services if s.discover}
+        self.monitor = HealthMonitor(providers, config.server.discovery_interval, discover)
         self.resolver = Resolver(config, self.monitor)
+        # isinstance() against a runtime-checkable Protocol inspects every member on each call:
+        # ask once per provider.
+        self._passthrough: dict[int, tuple[Provider, bool]] = {}
+
+    def _is_passthrough(self, p: Provider) -> bool:
+        known = self._passthrough.get(id(p))
+        if known is None or known[0] is not p:
+            known = self._passthrough[id(p)] = (p, isinstance(p, Passthrough))
+        return known[1]
 
     @classmethod
     def from_config(cls, config: Config) -> Gateway:
@@ -54,9 +64,11 @@ class Gateway:
         return out
 
     async def _failover(
-        self, model: str, ctx: RequestContext, call: Callable[[Target, Provider], Awaitable[T]]
+        self, model: str, ctx: RequestContext, call: Callable[[Target, Provider], Awaitable[T]],
+        targets: list[tuple[Target, Provider]] | None = None,
     ) -> T:
-        targets = self._targets(model)
+        if targets is None:
+            targets = self._targets(model)
         for i, (target, provider) in enumerate(targets):
             ctx.service, ctx.upstream_model = target.service, target.model
             try:
@@ -103,12 +115,12 @@ class Gateway:
     ) -> RawResponse | ChatResponse | AsyncIterator[ChatChunk]:
         """OpenAI-dialect request: pass the bytes through when the target speaks OpenAI, otherwise
         translate through the canonical types."""
-        first_target, first_provider = self._targets(req.model)[0]
-        if not isinstance(first_provider, Passthrough):
+        targets = self._targets(req.model)
+        if not self._is_passthrough(targets[0][1]):
             return self.stream(req, ctx) if req.stream else await self.chat(req, ctx)
 
         async def call(t: Target, p: Provider) -> RawResponse | ChatResponse | AsyncIterator[ChatChunk]:
-            if not isinstance(p, Passthrough):
+            if not self._is_passthrough(p):
                 if req.stream:
                     return self._single_stream(t, p, req, ctx)
                 return await p.chat(msgspec.structs.replace(req, model=t.model), ctx)
@@ -116,9 +128,10 @@ class Gateway:
             out = body
             if t.model != req.model or force_usage:
                 out = oa.rewrite_request(body, t.model if t.model != req.model else None, force_usage)
-            return await p.forward("/chat/completions", out, req.stream, ctx)
+            fwd: Passthrough = p  # type: ignore[assignment]  # _is_passthrough said so
+            return await fwd.forward("/chat/completions", out, req.stream, ctx)
 
-        return await self._failover(req.model, ctx, call)
+        return await self._failover(req.model, ctx, call, targets)
 
     async def _single_stream(
         self, t: Target, p: Provider, req: ChatRequest, ctx: RequestContext

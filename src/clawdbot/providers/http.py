@@ -1,6 +1,6 @@
-"""The one HTTP client every HTTP provider uses: a pooled aiohttp session per service, the three
-timeouts (connect, first byte, total) and the single place where transport exceptions become typed
-gateway errors."""
+"""The one HTTP client every HTTP provider uses: a pooled connection set per service (http_client.py),
+the three timeouts (connect, first byte, total) and the single place where transport exceptions
+become typed gateway errors."""
 
 from __future__ import annotations
 
@@ -10,27 +10,29 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from clawdbot.providers.http_client import ConnectError, IncompleteResponse, RemoteProtocolError, Response
+from clawdbot.providers.http_pool import Pool
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Headers the client writes itself; a service's configured headers cannot replace them.
+_OWN = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
 
 
 def map_transport_error(exc: BaseException, service: str) -> GatewayError:
     """Translate a lower-level exception into the typed error a client sees."""
     if isinstance(exc, GatewayError):
         return exc
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"service {service!r} timed out")
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+    if isinstance(exc, ConnectError | ConnectionRefusedError):
         return UpstreamUnavailable(f"service {service!r} is unreachable: connection refused or failed")
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+    if isinstance(exc, IncompleteResponse | ConnectionResetError):
         return UpstreamError(f"service {service!r} closed the connection before the response was complete")
-    if isinstance(exc, aiohttp.ClientError | OSError):
-        return UpstreamError(f"service {service!r} failed: {type(exc).__name__}")
+    if isinstance(exc, RemoteProtocolError):
+        return UpstreamError(f"service {service!r} sent a malformed HTTP response")
     return UpstreamError(f"service {service!r} failed: {type(exc).__name__}")
 
 
@@ -57,30 +59,35 @@ class UpstreamHTTP:
     def __init__(self, svc: Service, base_headers: dict[str, str] | None = None) -> None:
         self.svc = svc
         self.name = svc.name
-        self.base = (svc.endpoint or "").rstrip("/")
         self.headers = dict(svc.headers)
         if base_headers:
             self.headers.update(base_headers)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: Pool | None = None
+        self._static = b""  # the encoded headers every request carries
+        self._base = ""
+        self.base = svc.endpoint or ""
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self.svc.max_pool, limit_per_host=self.svc.max_pool, ttl_dns_cache=300,
-                enable_cleanup_closed=True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.svc.timeouts.connect),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+    @property
+    def base(self) -> str:
+        return self._base
+
+    @base.setter
+    def base(self, url: str) -> None:
+        self._base = url.rstrip("/")
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = None
+
+    def pool(self) -> Pool:
+        if self._pool is None or self._pool.closed:
+            self._pool = Pool(self._base, self.svc.max_pool, self.svc.timeouts.connect)
+            self._static = _encode_static(self.headers, self._pool.authority)
+        return self._pool
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def deadline(self) -> float:
         return time.monotonic() + self.svc.timeouts.total
@@ -93,19 +100,13 @@ class UpstreamHTTP:
         *,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> aiohttp.ClientResponse:
-        hdrs = dict(self.headers)
-        if body is not None:
-            hdrs["Content-Type"] = "application/json"
-        if ctx is not None:
-            hdrs[REQUEST_ID_HEADER] = ctx.request_id
-        if headers:
-            hdrs.update(headers)
+        timeout: float | None = None,  # noqa: ASYNC109 (the first-byte timeout, not a call timeout)
+    ) -> Response:
         first_byte = self.svc.timeouts.first_byte if timeout is None else timeout
         try:
-            async with asyncio.timeout(first_byte):
-                resp = await self.session().request(method, self.base + path, data=body, headers=hdrs)
+            pool = self.pool()
+            head = self._head(method, pool.prefix + path, ctx, body, headers)
+            resp = await pool.request(head, body, first_byte)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -114,10 +115,31 @@ class UpstreamHTTP:
             ctx.upstream_status = resp.status
         return resp
 
-    async def read_body(self, resp: aiohttp.ClientResponse, deadline: float) -> bytes:
+    def _head(self, method: str, target: str, ctx: RequestContext | None, body: bytes | None,
+              headers: dict[str, str] | None) -> bytes:
+        ctype = "application/json"
+        if headers:
+            merged = {k.lower(): (k, v) for k, v in self.headers.items()}
+            merged.update((k.lower(), (k, v)) for k, v in headers.items())
+            static = _encode_static(dict(merged.values()), self.pool().authority)
+            ctype = merged.get("content-type", ("", ctype))[1]
+            _check("Content-Type", ctype)
+        else:
+            static = self._static
+        parts = [f"{method} {target} HTTP/1.1\r\n".encode(), static]
+        if ctx is not None:
+            rid = ctx.request_id
+            _check(REQUEST_ID_HEADER, rid)
+            parts.append(f"{REQUEST_ID_HEADER}: {rid}\r\n".encode("latin-1"))
+        if body is not None:
+            parts.append(f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode("latin-1"))
+        else:
+            parts.append(b"\r\n")
+        return b"".join(parts)
+
+    async def read_body(self, resp: Response, deadline: float) -> bytes:
         try:
-            async with asyncio.timeout_at(_loop_deadline(deadline)):
-                return await resp.read()
+            return await resp.read(0.0 if resp.complete else _loop_deadline(deadline))
         except BaseException as exc:
             resp.close()
             if isinstance(exc, asyncio.CancelledError):
@@ -126,7 +148,7 @@ class UpstreamHTTP:
         finally:
             resp.release()
 
-    async def raise_for_status(self, resp: aiohttp.ClientResponse, deadline: float) -> None:
+    async def raise_for_status(self, resp: Response, deadline: float) -> None:
         if resp.status < 400:
             return
         body = await self.read_body(resp, deadline)
@@ -139,13 +161,16 @@ class UpstreamHTTP:
             headers=headers,
         )
 
-    async def iter_chunks(self, resp: aiohttp.ClientResponse, deadline: float) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, resp: Response, deadline: float) -> AsyncIterator[bytes]:
         """Raw body chunks as they arrive. Stopping early closes the connection (not reusable)."""
         done = False
+        loop_deadline = _loop_deadline(deadline)
         try:
-            async with asyncio.timeout_at(_loop_deadline(deadline)):
-                async for chunk in resp.content.iter_any():
-                    yield chunk
+            while True:
+                chunk = await resp.read_chunk(loop_deadline)
+                if not chunk:
+                    break
+                yield chunk
             done = True
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
@@ -157,7 +182,7 @@ class UpstreamHTTP:
             else:
                 resp.close()
 
-    async def iter_lines(self, resp: aiohttp.ClientResponse, deadline: float) -> AsyncIterator[bytes]:
+    async def iter_lines(self, resp: Response, deadline: float) -> AsyncIterator[bytes]:
         """Complete lines (without the newline) as they arrive; a final unterminated line too."""
         buf = b""
         async for chunk in self.iter_chunks(resp, deadline):
@@ -171,7 +196,7 @@ class UpstreamHTTP:
         if buf.strip():
             yield buf
 
-    async def get_json(self, path: str, timeout: float) -> Any:
+    async def get_json(self, path: str, timeout: float) -> Any:  # noqa: ASYNC109
         import msgspec
 
         resp = await self.open("GET", path, None, timeout=timeout)
@@ -184,3 +209,23 @@ def _loop_deadline(monotonic_deadline: float) -> float:
     # asyncio's clock is time.monotonic() for the default and uvloop loops; convert defensively.
     loop = asyncio.get_running_loop()
     return loop.time() + (monotonic_deadline - time.monotonic())
+
+
+def _check(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+        raise ValueError(f"header {name!r} contains a line break")
+
+
+def _encode_static(headers: dict[str, str], authority: str) -> bytes:
+    lines = []
+    names = {k.lower() for k in headers}
+    if "host" not in names:
+        lines.append(f"Host: {authority}\r\n")
+    if "accept-encoding" not in names:  # the body is passed through as is: ask for it uncompressed
+        lines.append("Accept-Encoding: identity\r\n")
+    for k, v in headers.items():
+        if k.lower() in _OWN:
+            continue
+        _check(k, v)
+        lines.append(f"{k}: {v}\r\n")
+    return "".join(lines).encode("latin-1")

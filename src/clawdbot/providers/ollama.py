@@ -38,6 +38,7 @@ class OllamaProvider:
     def __init__(self, svc: Service) -> None:
         self.name = svc.name
         self.http = UpstreamHTTP(svc, auth_headers(svc.auth))
+        self.http.base = api_root(self.http.base)
         self.num_ctx = _num_ctx(svc)
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
@@ -80,7 +81,9 @@ class OllamaProvider:
     async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         ctx.upstream_model = req.model
         deadline = self.http.deadline()
-        resp = await self.http.open("POST", "/api/embed", ctx, body=codec.encode_embed_request(req, req.model))
+        resp = await self.http.open(
+            "POST", "/api/embed", ctx, body=codec.encode_embed_request(req, req.model)
+        )
         await self.http.raise_for_status(resp, deadline)
         out = self._named(codec.decode_embed_response, await self.http.read_body(resp, deadline))
         _count(ctx, out.usage)
@@ -139,6 +142,15 @@ def auth_headers(auth: Auth | None) -> dict[str, str]:
     if auth.header:
         return {auth.header: auth.key}
     return {"Authorization": f"Bearer {auth.key}"}
+
+
+def api_root(base: str) -> str:
+    """The server root. People paste Ollama's OpenAI-compatible URL (.../v1) or the API prefix
+    (.../api); both name the same server, and every path here starts with /api."""
+    for suffix in ("/v1", "/api"):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
 
 
 def _num_ctx(svc: Service) -> int | None:

@@ -53,7 +53,9 @@ class OpenAIProvider:
         if not stream:
             data = await self.http.read_body(resp, deadline)
             usage = oa.decode_usage(data)
-            if usage is not None and usage.usage is not None:
+            if usage is None:
+                raise UpstreamError(f"service {self.name!r} sent a body that is not a chat completion")
+            if usage.usage is not None:
                 ctx.prompt_tokens = usage.usage.prompt_tokens
                 ctx.completion_tokens = usage.usage.completion_tokens
             return RawResponse(resp.status, ctype, body=data)

@@ -26,8 +26,9 @@ class ServiceState(msgspec.Struct):
 
 
 class HealthMonitor:
-    def __init__(self, providers: dict[str, Provider], interval: float) -> None:
+    def __init__(self, providers: dict[str, Provider], interval: float, discover: set[str]) -> None:
         self.providers = providers
+        self.discover = discover  # services whose reported models are routable
         self.interval = interval
         self.states = {name: ServiceState(name, p.kind) for name, p in providers.items()}
         self._task: asyncio.Task[None] | None = None
@@ -47,7 +48,7 @@ class HealthMonitor:
             log.info("service %s is reachable again", name)
         state.reachable, state.latency_ms, state.detail = result.ok, result.latency_ms, result.detail
         state.checked_at = time.time()
-        if result.models is not None:
+        if result.models is not None and name in self.discover:
             state.models = result.models
         return state
 
