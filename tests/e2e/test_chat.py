@@ -161,7 +161,8 @@ def test_request_id_round_trip(
     client: openai.OpenAI, gateway: GatewayProcess, openai_upstream: OpenAITestServer
 ) -> None:
     raw = client.chat.completions.with_raw_response.create(
-        model="chat-oa", messages=[{"role": "user", "content": "hi"}], extra_headers={"X-Request-ID": "trace-abc.123_x"})
+        model="chat-oa", messages=[{"role": "user", "content": "hi"}],
+        extra_headers={"X-Request-ID": "trace-abc.123_x"})
     assert raw.headers["x-request-id"] == "trace-abc.123_x"
     assert openai_upstream.requests[-1].headers["X-Request-ID"] == "trace-abc.123_x"
     gateway.wait_for_log('"request_id":"trace-abc.123_x"')
@@ -172,7 +173,8 @@ def test_request_id_round_trip(
 
 def test_logs_hold_no_content_or_keys(client: openai.OpenAI, gateway: GatewayProcess) -> None:
     secret = "my-private-prompt-7f3a"
-    raw = client.chat.completions.with_raw_response.create(model="chat-oa", messages=[{"role": "user", "content": secret}])
+    raw = client.chat.completions.with_raw_response.create(
+        model="chat-oa", messages=[{"role": "user", "content": secret}])
     gateway.wait_for_log(raw.headers["x-request-id"])
     log = gateway.log()
     assert secret not in log

@@ -351,7 +351,8 @@ class OllamaTestServer:
         reply = plan_reply(body)
         if not stream:
             if faults.malformed:  # a body cut off mid-object, as a crashed proxy in between sends
-                return web.Response(status=200, body=b'{"model":"x","message":{"role":', content_type="application/json")
+                cut = b'{"model":"x","message":{"role":'
+                return web.Response(status=200, body=cut, content_type="application/json")
             return self._json(200, self._final(body["model"], reply, whole=True))
         return await self._stream(request, self._lines(body["model"], reply), faults)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
@@ -47,14 +47,14 @@ def _count(ctx: RequestContext, r: ChatResponse) -> None:
         ctx.prompt_tokens, ctx.completion_tokens = r.usage.prompt_tokens, r.usage.completion_tokens
 
 
-async def _first(it: AsyncIterator[ChatChunk]) -> ChatChunk | None:
+async def _first(it: AsyncGenerator[ChatChunk, None]) -> ChatChunk | None:
     try:
         return await anext(it)
     except StopAsyncIteration:
         return None
 
 
-async def _relay_canonical(ex: Exchange, it: AsyncIterator[ChatChunk], req: ChatRequest) -> None:
+async def _relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest) -> None:
     ctx = ex.ctx
     try:
         # Errors before the first chunk are still real HTTP errors (status, JSON body).
@@ -77,7 +77,7 @@ async def _relay_canonical(ex: Exchange, it: AsyncIterator[ChatChunk], req: Chat
             raise
         await _end_with_error(ex, exc)
     finally:
-        await it.aclose()  # type: ignore[attr-defined]
+        await it.aclose()
 
 
 async def _end_with_error(ex: Exchange, exc: GatewayError) -> None:
@@ -86,7 +86,7 @@ async def _end_with_error(ex: Exchange, exc: GatewayError) -> None:
     await ex.end(oa.encode_stream_error(exc.status, exc.type, exc.message, exc.code))
 
 
-async def _relay_raw(ex: Exchange, chunks: AsyncIterator[bytes], client_wants_usage: bool) -> None:
+async def _relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], client_wants_usage: bool) -> None:
     """Pass SSE bytes through, event by event, reading the usage on the way (and hiding the usage
     event the gateway asked for when the client did not)."""
     ctx = ex.ctx
@@ -97,17 +97,18 @@ async def _relay_raw(ex: Exchange, chunks: AsyncIterator[bytes], client_wants_us
         async for raw in chunks:
             out = []
             for ev in splitter.feed(raw):
-                if ev == b"data: [DONE]":
+                data = event_data(ev)
+                if data == b"[DONE]":
                     done = True
-                elif b'"usage":{' in ev:
-                    usage = oa.decode_usage(event_data(ev) or b"")
-                    if usage is not None and usage.usage is not None:
-                        ctx.prompt_tokens = usage.usage.prompt_tokens
-                        ctx.completion_tokens = usage.usage.completion_tokens
-                    if not client_wants_usage and b'"choices":[]' in ev:
-                        continue
-                if ctx.first_token_at is None and b'"content":"' in ev and b'"content":""' not in ev:
-                    ctx.mark_first_token()
+                elif data is not None:
+                    probe = oa.probe_stream_data(data, ctx.service)
+                    if probe.usage is not None:
+                        ctx.prompt_tokens = probe.usage.prompt_tokens
+                        ctx.completion_tokens = probe.usage.completion_tokens
+                        if not probe.choices and not client_wants_usage:
+                            continue  # the usage event the gateway asked for on its own account
+                    if ctx.first_token_at is None and b'"content":"' in ev and b'"content":""' not in ev:
+                        ctx.mark_first_token()
                 out.append(ev)
                 out.append(b"\n\n")
             if out:
@@ -118,5 +119,5 @@ async def _relay_raw(ex: Exchange, chunks: AsyncIterator[bytes], client_wants_us
     except GatewayError as exc:
         await _end_with_error(ex, exc)
     except asyncio.CancelledError:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await chunks.aclose()
         raise

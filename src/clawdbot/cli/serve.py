@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from clawdbot.config.schema import Config
+from clawdbot.observability.access import AccessLog
 
 ROLES = {
     "serve": (18789, "run the whole gateway in one process (default 127.0.0.1:18789)"),
@@ -90,28 +91,26 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from clawdbot.observability.logging import setup_logging
 
-    setup_logging(s.log_format, s.log_level)
+    handler = setup_logging(s.log_format, s.log_level)
     log = logging.getLogger(f"clawdbot.{args.role}")
     log.info("%s", origin)
     for svc in config.services:
         note = " (not supported yet: requests to it answer 501)" if svc.type in ("grpc", "anthropic") else ""
         log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
     log.info("listening on http://%s:%d (auth %s)", s.host, s.port, "on" if s.master_key else "off")
-    return serve(config)
+    return serve(config, AccessLog(s.log_format, handler.write_line))
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, access: AccessLog) -> int:
     import uvicorn
 
     from clawdbot.api.app import App
     from clawdbot.core.gateway import Gateway
-    from clawdbot.observability.access import AccessLog
-
     s = config.server
-    app = App(Gateway.from_config(config), s, AccessLog(s.log_format))
+    app = App(Gateway.from_config(config), s, access)
     uv = uvicorn.Config(
-        app, host=s.host, port=s.port, loop="uvloop", http="httptools", lifespan="on",
-        log_config=None, access_log=False, server_header=False, timeout_graceful_shutdown=10,
+        app, host=s.host, port=s.port or 18789, loop="uvloop", http="httptools", lifespan="on",
+        log_config=None, access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(uv)
     server.run()

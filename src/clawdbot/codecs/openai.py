@@ -255,6 +255,17 @@ def decode_usage(body: bytes) -> w.UsageOnly | None:
         return None
 
 
+_probe_decoder = msgspec.json.Decoder(w.ChunkProbe)
+
+
+def probe_stream_data(data: bytes, service: str | None) -> w.ChunkProbe:
+    """Check one passed-through SSE payload is a JSON object and read its usage."""
+    try:
+        return _probe_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise UpstreamError(f"service {service!r} sent a malformed stream event: {str(exc)[:120]}") from None
+
+
 def decode_stream_data(data: bytes) -> ChatChunk | None:
     """One SSE `data:` payload -> a canonical chunk (None for [DONE])."""
     if data == b"[DONE]":

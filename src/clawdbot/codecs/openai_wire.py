@@ -182,3 +182,11 @@ class WireModel(msgspec.Struct):
 
 class WireModelList(msgspec.Struct):
     data: list[WireModel]
+
+
+class ChunkProbe(msgspec.Struct):
+    """What the fast path reads from each passed-through stream event. Decoding into it checks the
+    event is JSON while leaving `choices` unparsed."""
+
+    choices: list[msgspec.Raw] = []
+    usage: WireUsage | None = None

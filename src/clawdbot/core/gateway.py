@@ -4,7 +4,7 @@ on retryable errors (never once a stream has delivered its first chunk)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
@@ -86,17 +86,17 @@ class Gateway:
 
         return await self._failover(req.model, ctx, call)
 
-    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         """Fails over while opening the stream; after the first chunk, errors reach the caller."""
 
-        async def open_stream(t: Target, p: Provider) -> tuple[AsyncIterator[ChatChunk], ChatChunk | None]:
+        async def open_stream(t: Target, p: Provider) -> tuple[AsyncGenerator[ChatChunk, None], ChatChunk | None]:
             it = p.stream(msgspec.structs.replace(req, model=t.model, stream=True), ctx)
             try:
-                first = await anext(it)  # type: ignore[call-overload]
+                first = await anext(it)
             except StopAsyncIteration:
                 return it, None
             except BaseException:
-                await it.aclose()  # type: ignore[attr-defined]
+                await it.aclose()
                 raise
             return it, first
 
@@ -108,18 +108,18 @@ class Gateway:
             async for chunk in it:
                 yield chunk
         finally:
-            await it.aclose()  # type: ignore[attr-defined]
+            await it.aclose()
 
     async def forward_openai(
         self, body: bytes, req: ChatRequest, ctx: RequestContext
-    ) -> RawResponse | ChatResponse | AsyncIterator[ChatChunk]:
+    ) -> RawResponse | ChatResponse | AsyncGenerator[ChatChunk, None]:
         """OpenAI-dialect request: pass the bytes through when the target speaks OpenAI, otherwise
         translate through the canonical types."""
         targets = self._targets(req.model)
         if not self._is_passthrough(targets[0][1]):
             return self.stream(req, ctx) if req.stream else await self.chat(req, ctx)
 
-        async def call(t: Target, p: Provider) -> RawResponse | ChatResponse | AsyncIterator[ChatChunk]:
+        async def call(t: Target, p: Provider) -> RawResponse | ChatResponse | AsyncGenerator[ChatChunk, None]:
             if not self._is_passthrough(p):
                 if req.stream:
                     return self._single_stream(t, p, req, ctx)
@@ -135,7 +135,7 @@ class Gateway:
 
     async def _single_stream(
         self, t: Target, p: Provider, req: ChatRequest, ctx: RequestContext
-    ) -> AsyncIterator[ChatChunk]:
+    ) -> AsyncGenerator[ChatChunk, None]:
         async for chunk in p.stream(msgspec.structs.replace(req, model=t.model), ctx):
             yield chunk
 

@@ -7,7 +7,7 @@ isinstance() against the runtime-checkable Protocols below.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -30,7 +30,7 @@ class Provider(Protocol):
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse: ...
 
-    def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         """Canonical chunks, as they arrive. Closing the iterator early cancels the upstream call."""
         ...
 
@@ -55,7 +55,7 @@ class RawResponse(msgspec.Struct):
     status: int
     content_type: str
     body: bytes | None = None  # non-stream
-    chunks: AsyncIterator[bytes] | None = None  # stream: raw SSE bytes as they arrive
+    chunks: AsyncGenerator[bytes, None] | None = None  # stream: raw SSE bytes as they arrive
 
 
 @runtime_checkable

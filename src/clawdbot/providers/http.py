@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from clawdbot.config.schema import Service
@@ -161,7 +161,7 @@ class UpstreamHTTP:
             headers=headers,
         )
 
-    async def iter_chunks(self, resp: Response, deadline: float) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
         """Raw body chunks as they arrive. Stopping early closes the connection (not reusable)."""
         done = False
         loop_deadline = _loop_deadline(deadline)
@@ -182,7 +182,7 @@ class UpstreamHTTP:
             else:
                 resp.close()
 
-    async def iter_lines(self, resp: Response, deadline: float) -> AsyncIterator[bytes]:
+    async def iter_lines(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
         """Complete lines (without the newline) as they arrive; a final unterminated line too."""
         buf = b""
         async for chunk in self.iter_chunks(resp, deadline):

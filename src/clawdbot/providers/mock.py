@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
@@ -87,7 +87,7 @@ class MockProvider:
         msg = Message(role="assistant", content=" ".join(words))
         return ChatResponse(rid, self.model, created, msg, finish, usage)
 
-    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         ctx.upstream_model = self.model
         yield ChatChunk(role="assistant", model=self.model)
         prompt = _prompt_words(req)

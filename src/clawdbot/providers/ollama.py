@@ -7,7 +7,7 @@ num_ctx, `think` and raw images, and reports token counts on every reply.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TypeVar
 
 import msgspec
@@ -52,7 +52,7 @@ class OllamaProvider:
         _count(ctx, out.usage)
         return out
 
-    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         ctx.upstream_model = req.model
         body = codec.encode_chat_request(msgspec.structs.replace(req, stream=True), req.model, self.num_ctx)
         deadline = self.http.deadline()

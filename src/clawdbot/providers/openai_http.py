@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
 from clawdbot.codecs import openai as oa
@@ -72,7 +72,7 @@ class OpenAIProvider:
         ctx.upstream_model = out.model or req.model
         return out
 
-    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         deadline = self.http.deadline()
         req.stream = True
         resp = await self.http.open("POST", "/chat/completions", ctx, body=oa.encode_chat_request(req))

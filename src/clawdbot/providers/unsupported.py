@@ -3,7 +3,7 @@ every request to them fails with a clear 501 instead of a crash."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
@@ -26,7 +26,7 @@ class UnsupportedProvider:
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
         raise self._error()
 
-    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncIterator[ChatChunk]:
+    async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         raise self._error()
         yield ChatChunk()  # pragma: no cover - makes this an async generator
 
