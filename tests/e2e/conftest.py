@@ -41,6 +41,10 @@ services:
     endpoint: {ollama_url}
     metadata: {{num_ctx: 4096}}
     timeouts: {{connect: 1, first_byte: 2, total: 8}}
+  - name: oa_short
+    type: openai
+    endpoint: {openai_url}/v1
+    timeouts: {{connect: 1, first_byte: 2, total: 1.5}}
   - name: dead
     type: openai
     endpoint: http://127.0.0.1:{closed_port()}
@@ -51,6 +55,7 @@ services:
     metadata: {{model_id: llama-3-7b}}
 models:
   chat-oa: [oa/mock-a]
+  chat-short: [oa_short/mock-a]
   chat-ol: [ol/llama3.2:latest]
   dead-model: [dead/x]
   failover: [dead/x, oa/mock-a]

@@ -160,6 +160,16 @@ def test_upstream_timeout_is_504(client: openai.OpenAI) -> None:
         assert info.value.status_code == 504
 
 
+def test_total_timeout_ends_a_stalled_stream_with_an_error(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model="chat-short", stream=True,
+                                            messages=[{"role": "user", "content": "a b c fault:hang_midstream"}])
+    got = []
+    with pytest.raises(openai.APIError) as info:
+        for c in stream:
+            got.append(c)
+    assert got and "timed out" in info.value.message
+
+
 @pytest.mark.parametrize("model", ["chat-oa", "chat-ol"])
 def test_malformed_upstream_body_is_502(client: openai.OpenAI, model: str) -> None:
     with pytest.raises(openai.InternalServerError) as info:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, closed_port
 from tests.upstreams.ollama_server import OllamaTestServer
 
 SEED = Path(__file__).resolve().parents[1] / "fixtures" / "config" / "seed_services.yaml"
@@ -49,6 +50,22 @@ def test_config_errors_name_file_and_line(tmp_path: Path) -> None:
     code, out = GatewayProcess(["serve", "--config", str(cfg)], tmp_path / "x.log").run_to_exit()
     assert code == 2
     assert f"{cfg}:4" in out and "endpoint" in out
+
+
+def test_readyz_is_503_when_no_service_is_reachable(tmp_path: Path) -> None:
+    cfg = tmp_path / "dead.yaml"
+    cfg.write_text(f"services:\n  - name: gone\n    type: ollama\n    endpoint: http://127.0.0.1:{closed_port()}\n")
+    with GatewayProcess(["serve", "--config", str(cfg)], tmp_path / "dead.log") as gw:
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        conn.request("GET", "/readyz")
+        resp = conn.getresponse()
+        data = json.loads(resp.read())
+        assert resp.status == 503
+        assert data["services"]["gone"]["reachable"] is False and data["services"]["gone"]["detail"]
+        c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as info:
+            c.chat.completions.create(model="gone", messages=[{"role": "user", "content": "x"}])
+        assert info.value.status_code == 503
 
 
 def test_seed_config_loads_and_serves(tmp_path: Path) -> None:

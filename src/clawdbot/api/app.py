@@ -4,6 +4,7 @@ access log. Pure ASGI, no framework: this is the hot path."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import logging
 import os
@@ -74,6 +75,10 @@ class App:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                # Everything built at start lives as long as the process: keep it out of the
+                # collector's way so a full collection under load does not stall a request.
+                gc.collect()
+                gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 await self.gateway.close()
