@@ -116,6 +116,7 @@ class App:
             await self.fail(ex, internal_error(ctx.request_id))
         finally:
             ex.stop_watching()
+            self.gateway.finish(ctx)
             self.access.emit(ctx, scope["method"], path, ex.status)
             request_id_var.reset(token)
 

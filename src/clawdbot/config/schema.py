@@ -67,8 +67,27 @@ class Server(Strict):
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services
 
 
+class RateLimits(Strict):
+    # chat messages a user / one session may send per minute through the web chat (0: no limit)
+    per_user_per_minute: int = 30
+    per_session_per_minute: int = 12
+
+
+class Web(Strict):
+    enabled: bool = True  # `clawdbot proxy` turns it off: the proxy layer serves no page
+    allowed_origins: list[str] = []  # extra browser origins allowed to open /ws (the own origin always is)
+    max_frame_bytes: int = 256 * 1024
+    resume_seconds: float = 60.0  # how long a dropped socket's logical connection waits for a resume
+    resume_events: int = 2000  # events kept per logical connection for replay
+    default_model: str | None = None  # the page's initial model (default: the first that resolves)
+    rate_limits: RateLimits = msgspec.field(default_factory=RateLimits)
+
+
 class Config(Strict):
     server: Server = msgspec.field(default_factory=Server)
+    data_dir: str = "~/.clawdbot"  # SQLite database and local state (env CLAWDBOT_DATA_DIR)
+    database_url: str | None = None  # e.g. postgresql+asyncpg://user@host/db (env CLAWDBOT_DATABASE_URL)
+    web: Web = msgspec.field(default_factory=Web)
     services: list[Service] = []
     # public model name -> targets (a list, or an object with `targets`)
     models: dict[str, list[str] | ModelEntry] = {}

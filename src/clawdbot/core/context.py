@@ -21,6 +21,8 @@ class RequestContext(msgspec.Struct):
     stream: bool = False
     # Set when the inbound caller was authenticated (master key now, virtual keys later).
     principal: str | None = None
+    # perf_counter() when the attempt on `service` that is answering began; closed by Gateway.finish
+    attempt_started: float | None = None
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

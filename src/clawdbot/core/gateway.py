@@ -14,6 +14,7 @@ from clawdbot.config.schema import Config
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, NotImplementedByService, UpstreamUnavailable
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from clawdbot.observability.metrics import Metrics
 from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
 from clawdbot.providers.registry import build_provider
 from clawdbot.routing.health import HealthMonitor
@@ -30,6 +31,7 @@ class Gateway:
         discover = {s.name for s in config.services if s.discover}
         self.monitor = HealthMonitor(providers, config.server.discovery_interval, discover)
         self.resolver = Resolver(config, self.monitor)
+        self.metrics = Metrics()
         # isinstance() against a runtime-checkable Protocol inspects every member on each call:
         # ask once per provider.
         self._passthrough: dict[int, tuple[Provider, bool]] = {}
@@ -47,9 +49,11 @@ class Gateway:
     async def start(self) -> None:
         await self.monitor.probe_all()
         self.monitor.start()
+        self.metrics.start()
 
     async def close(self) -> None:
         await self.monitor.stop()
+        await self.metrics.stop()
         for p in self.providers.values():
             await p.close()
 
@@ -71,14 +75,32 @@ class Gateway:
             targets = self._targets(model)
         for i, (target, provider) in enumerate(targets):
             ctx.service, ctx.upstream_model = target.service, target.model
+            stats = self.metrics.service(target.service)
+            ctx.attempt_started = stats.begin()
             try:
-                return await call(target, provider)
-            except GatewayError as exc:
-                if not exc.retryable or i == len(targets) - 1:
+                result = await call(target, provider)
+                if not isinstance(result, AsyncGenerator | tuple) and not (
+                        isinstance(result, RawResponse) and result.chunks is not None):
+                    self.finish(ctx)  # a whole answer: the upstream's part is over
+                return result
+            except BaseException as exc:
+                stats.end(ctx.attempt_started, None, getattr(exc, "message", None) or type(exc).__name__)
+                ctx.attempt_started = None
+                if not isinstance(exc, GatewayError) or not exc.retryable or i == len(targets) - 1:
                     raise
                 log.warning("service %s failed (%s); trying %s", target.service, exc.message,
                             targets[i + 1][0].service)
         raise AssertionError("unreachable")
+
+    def finish(self, ctx: RequestContext) -> None:
+        """Close the answering attempt's books when the request ends (a stream ends long after
+        the call that opened it returned)."""
+        if ctx.attempt_started is None or ctx.service is None:
+            return
+        upstream_ms = self.metrics.service(ctx.service).end(ctx.attempt_started, ctx.ttft_ms(), ctx.error)
+        ctx.attempt_started = None
+        if ctx.error is None:
+            self.metrics.overhead.add(max(0.0, ctx.elapsed_ms() - upstream_ms))
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
         async def call(t: Target, p: Provider) -> ChatResponse:

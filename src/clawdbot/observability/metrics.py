@@ -1,0 +1,139 @@
+"""Live numbers for /debug, /readyz and (next) the routing engine: per service in-flight, recent
+latency percentiles and errors; per process the gateway's own added latency and event-loop lag.
+Every window is a fixed-size ring, so memory does not grow with traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+WINDOW = 256  # samples per percentile window
+
+
+class Window:
+    __slots__ = ("_values",)
+
+    def __init__(self, size: int = WINDOW) -> None:
+        self._values: deque[float] = deque(maxlen=size)
+
+    def add(self, value: float) -> None:
+        self._values.append(value)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def percentile(self, p: float) -> float | None:
+        if not self._values:
+            return None
+        ordered = sorted(self._values)
+        return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))]
+
+    def mean(self) -> float | None:
+        return sum(self._values) / len(self._values) if self._values else None
+
+
+def _r(v: float | None) -> float | None:
+    return round(v, 2) if v is not None else None
+
+
+class ServiceStats:
+    __slots__ = ("errors", "in_flight", "last_error", "last_error_at", "latency", "outcomes", "requests", "ttft")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.requests = 0
+        self.errors = 0
+        self.latency = Window()
+        self.ttft = Window()
+        self.outcomes: deque[tuple[float, bool]] = deque(maxlen=WINDOW)  # (time, ok) for error rates
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+
+    def begin(self) -> float:
+        self.in_flight += 1
+        return time.perf_counter()
+
+    def end(self, started: float, ttft_ms: float | None, error: str | None) -> float:
+        self.in_flight -= 1
+        self.requests += 1
+        elapsed = (time.perf_counter() - started) * 1000.0
+        self.outcomes.append((time.time(), error is None))
+        if error is None:
+            self.latency.add(elapsed)
+            if ttft_ms is not None:
+                self.ttft.add(ttft_ms)
+        else:
+            self.errors += 1
+            self.last_error, self.last_error_at = error[:200], time.time()
+        return elapsed
+
+    def error_rate(self, seconds: float = 60.0) -> float | None:
+        since = time.time() - seconds
+        recent = [ok for t, ok in self.outcomes if t >= since]
+        return (recent.count(False) / len(recent)) if recent else None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "in_flight": self.in_flight,
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate_1m": _r(self.error_rate()),
+            "latency_p50_ms": _r(self.latency.percentile(50)),
+            "latency_p95_ms": _r(self.latency.percentile(95)),
+            "ttft_p50_ms": _r(self.ttft.percentile(50)),
+            "ttft_p95_ms": _r(self.ttft.percentile(95)),
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+        }
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.services: dict[str, ServiceStats] = {}
+        self.overhead = Window()  # the gateway's own ms per request (total minus upstream time)
+        self.loop_lag = Window(64)
+        self.http_in_flight = 0
+        self.ws_connections = 0
+        self.chats_in_flight = 0
+        self.started = time.time()
+        self._lag_task: asyncio.Task[None] | None = None
+
+    def service(self, name: str) -> ServiceStats:
+        stats = self.services.get(name)
+        if stats is None:
+            stats = self.services[name] = ServiceStats()
+        return stats
+
+    def start(self, interval: float = 0.5) -> None:
+        if self._lag_task is None:
+            self._lag_task = asyncio.get_running_loop().create_task(self._measure_lag(interval))
+
+    async def _measure_lag(self, interval: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(interval)
+            self.loop_lag.add(max(0.0, (loop.time() - before - interval) * 1000.0))
+
+    async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
+            self._lag_task = None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "uptime_s": round(time.time() - self.started, 1),
+            "http_in_flight": self.http_in_flight,
+            "ws_connections": self.ws_connections,
+            "chats_in_flight": self.chats_in_flight,
+            "loop_lag_p50_ms": _r(self.loop_lag.percentile(50)),
+            "loop_lag_max_ms": _r(max(self.loop_lag._values) if len(self.loop_lag) else None),
+            "overhead_p50_ms": _r(self.overhead.percentile(50)),
+            "overhead_p95_ms": _r(self.overhead.percentile(95)),
+            "services": {name: s.snapshot() for name, s in self.services.items()},
+        }
