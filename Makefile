@@ -24,4 +24,5 @@ lint: install-dev
 	uv run --frozen mypy
 
 test: install-dev lint
+	bash scripts/ensure-services.sh
 	bash scripts/run-tests.sh

@@ -1,0 +1,57 @@
+"""Micro-benchmarks of the per-request and per-chunk work that is pure CPU: decoding the client's
+request, encoding and decoding stream chunks in both dialects. Prints microseconds per call.
+
+    uv run python bench/codecs.py [--number N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import timeit
+from collections.abc import Callable
+
+from clawdbot.codecs import ollama as ol
+from clawdbot.codecs import openai as oa
+from clawdbot.core.types import ChatChunk, Usage
+
+REQUEST = json.dumps({
+    "model": "mock-model", "max_tokens": 32, "stream": True, "stream_options": {"include_usage": True},
+    "messages": [{"role": "system", "content": "You are terse."},
+                 {"role": "user", "content": "Say hello. " * 20}],
+}).encode()
+OPENAI_CHUNK = (b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
+                b'"choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}')
+OLLAMA_LINE = (b'{"model":"llama3.2","created_at":"2025-06-30T11:02:17.215512804Z",'
+               b'"message":{"role":"assistant","content":"tok "},"done":false}')
+
+
+def cases() -> dict[str, Callable[[], object]]:
+    _, req = oa.parse_chat_request(REQUEST)
+    enc = oa.ChunkEncoder("chatcmpl-1", "m", 1, True)
+    chunk = ChatChunk(content="tok ")
+    last = ChatChunk(finish_reason="stop", usage=Usage(10, 16))
+    return {
+        "openai: parse + validate request": lambda: oa.parse_chat_request(REQUEST),
+        "openai: rewrite request (alias, include_usage)": lambda: oa.rewrite_request(REQUEST, "x", True),
+        "openai: probe a passed-through chunk": lambda: oa.probe_stream_data(OPENAI_CHUNK, "s"),
+        "openai: decode chunk -> canonical": lambda: oa.decode_stream_data(OPENAI_CHUNK),
+        "openai: encode canonical chunk": lambda: enc.encode(chunk),
+        "openai: encode final chunk + usage": lambda: enc.encode(last),
+        "ollama: encode request": lambda: ol.encode_chat_request(req, "llama3.2", 4096),
+        "ollama: decode NDJSON line": lambda: ol.decode_stream_line(OLLAMA_LINE),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--number", type=int, default=20000)
+    args = parser.parse_args()
+    print(f"| operation | us/call (best of 5 x {args.number}) |\n|---|---:|")
+    for name, fn in cases().items():
+        best = min(timeit.repeat(fn, number=args.number, repeat=5)) / args.number * 1e6
+        print(f"| {name} | {best:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
