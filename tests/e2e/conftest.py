@@ -36,15 +36,18 @@ services:
     type: openai
     endpoint: {openai_url}/v1
     timeouts: {{connect: 1, first_byte: 2, total: 8}}
+    breaker: {{enabled: false}}  # the fault-injection tests fail it on purpose, over and over
   - name: ol
     type: ollama
     endpoint: {ollama_url}
     metadata: {{num_ctx: 4096}}
     timeouts: {{connect: 1, first_byte: 2, total: 8}}
+    breaker: {{enabled: false}}
   - name: oa_short
     type: openai
     endpoint: {openai_url}/v1
     timeouts: {{connect: 1, first_byte: 2, total: 1.5}}
+    breaker: {{enabled: false}}
   - name: dead
     type: openai
     endpoint: http://127.0.0.1:{closed_port()}

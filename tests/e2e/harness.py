@@ -37,6 +37,8 @@ class GatewayProcess:
         self.args = [*args, "--port", str(self.port)]
         self.log_path = log_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}
+        # never the user's ~/.clawdbot: each process gets its own data directory unless told
+        self.env["CLAWDBOT_DATA_DIR"] = str(log_path.parent / f"data-{self.port}")
         self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 

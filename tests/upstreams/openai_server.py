@@ -19,6 +19,10 @@ Fault markers in the last user message (several may be combined):
   fault:hang_midstream  stream two content chunks, then stall until the client goes away
   fault:slow=MS         wait MS milliseconds before every chunk after the first (non-stream: once)
   fault:chunks=N        exactly N content chunks (the echo words, cut or padded with " w<i>")
+
+Switchable modes for every chat request, set from the test thread while it runs:
+  up.fail_status = 503   answer every chat completion with that status (None: off)
+  up.delay_ms = 200      wait that long before answering every chat completion (0: off)
 """
 
 from __future__ import annotations
@@ -221,6 +225,8 @@ class OpenAIUpstream(ServerThread):
         self.deterministic = deterministic  # fixed `created`, ids seeded by the request body
         self.request_count = 0
         self.in_flight = 0  # chat completions being answered right now
+        self.fail_status: int | None = None  # switchable: every chat completion fails with this status
+        self.delay_ms = 0  # switchable: every chat completion waits this long first
         self._lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=history)
         self._disconnected: list[str] = []
@@ -320,6 +326,10 @@ class OpenAIUpstream(ServerThread):
             code = "missing_required_parameter"
             return self._error(rec, 400, msg, "invalid_request_error", "messages", code)
         faults = Faults.parse(last_user_text(body["messages"]))
+        if self.delay_ms:
+            await asyncio.sleep(self.delay_ms / 1000)
+        if self.fail_status is not None:
+            return self._fault_status(rec, self.fail_status)
         if faults.status is not None:
             return self._fault_status(rec, faults.status)
         self.in_flight += 1

@@ -10,8 +10,9 @@ import logging
 import os
 import re
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from clawdbot.api import chat, endpoints
+from clawdbot.api import admin, chat, endpoints
 from clawdbot.api.errors import error_body, error_status, internal_error
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import ClientGone, Receive, Scope, Send
@@ -30,6 +31,7 @@ from clawdbot.observability.logging import request_id_var
 
 log = logging.getLogger("clawdbot.api")
 Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
+Route = tuple[str, Handler, bool, bool]  # (method, handler, needs_json_body, is_api)
 
 # path -> (method, handler, needs_json_body, is_api)
 ROUTES: dict[str, tuple[str, Handler, bool, bool]] = {
@@ -38,6 +40,7 @@ ROUTES: dict[str, tuple[str, Handler, bool, bool]] = {
     "/v1/models": ("GET", endpoints.list_models, False, True),
     "/healthz": ("GET", endpoints.healthz, False, False),
     "/readyz": ("GET", endpoints.readyz, False, False),
+    "/admin/reload": ("POST", admin.reload, False, True),
 }
 for _p in ("/chat/completions", "/embeddings", "/models"):
     ROUTES[_p] = ROUTES["/v1" + _p]
@@ -51,11 +54,40 @@ def request_id(given: bytes | None) -> str:
     return "req_" + os.urandom(12).hex()  # what secrets.token_hex(12) does, minus three calls
 
 
+class Extension(Protocol):
+    """More routes and the WebSocket endpoint (the web gateway layer, web/layer.py), started after
+    the gateway and closed before it."""
+
+    def route(self, path: str) -> Route | None: ...
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class NoExtension:
+    def route(self, path: str) -> Route | None:
+        return None
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.close", "code": 1008})  # refused before the upgrade: 403
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 class App:
-    def __init__(self, gateway: Gateway, server: Server, access: AccessLog) -> None:
+    def __init__(self, gateway: Gateway, server: Server, access: AccessLog, ext: Extension | None = None) -> None:
         self.gateway = gateway
         self.server = server
         self.access = access
+        self.ext: Extension = ext if ext is not None else NoExtension()
         self.limit = server.max_body_bytes
         self._key = f"Bearer {server.master_key}".encode() if server.master_key else None
 
@@ -64,6 +96,8 @@ class App:
             await self.http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
+        elif scope["type"] == "websocket":
+            await self.ext.websocket(scope, receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -71,6 +105,7 @@ class App:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.gateway.start()
+                    await self.ext.start()
                 except Exception as exc:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -81,6 +116,10 @@ class App:
                 gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                try:
+                    await self.ext.close()  # chat runs end (and are stored) while providers still work
+                except Exception:
+                    log.exception("web layer shutdown failed")
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -97,6 +136,12 @@ class App:
         # as in header().
         hdrs: dict[bytes, bytes] = dict(reversed(scope["headers"]))
         ctx = RequestContext(request_id(hdrs.get(b"x-request-id")))
+        hint = hdrs.get(b"x-clawdbot-priority")  # routing inputs (routing/router.py)
+        if hint is not None:
+            ctx.priority = hint.decode("latin-1")[:64]
+        hint = hdrs.get(b"x-clawdbot-tag")
+        if hint is not None:
+            ctx.tag = hint.decode("latin-1")[:64]
         token = request_id_var.set(ctx.request_id)
         ex = Exchange(scope, receive, send, ctx)
         path = scope["path"]
@@ -121,7 +166,7 @@ class App:
             request_id_var.reset(token)
 
     async def dispatch(self, ex: Exchange, path: str, hdrs: dict[bytes, bytes]) -> None:
-        route = ROUTES.get(path)
+        route = ROUTES.get(path) or self.ext.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
         method, handler, needs_body, is_api = route

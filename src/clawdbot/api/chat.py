@@ -13,7 +13,7 @@ from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError
-from clawdbot.core.gateway import Gateway
+from clawdbot.core.gateway import Gateway, attempts_header
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse
 from clawdbot.providers.base import RawResponse
 
@@ -23,11 +23,15 @@ def completion_id() -> str:
 
 
 async def chat_completions(ex: Exchange, gw: Gateway, body: bytes) -> None:
-    _, req = oa.parse_chat_request(body)
+    wire, req = oa.parse_chat_request(body)
     ex.ctx.model, ex.ctx.stream = req.model, req.stream
+    if wire.metadata:  # routing inputs, when no header gave them
+        ex.ctx.priority = ex.ctx.priority or wire.metadata.get("priority")
+        ex.ctx.tag = ex.ctx.tag or wire.metadata.get("tag")
     result = await gw.forward_openai(body, req, ex.ctx)
     if ex.ctx.service:
         ex.resp_headers.append((b"x-clawdbot-service", ex.ctx.service.encode()))
+        ex.resp_headers.append((b"x-clawdbot-attempts", attempts_header(ex.ctx).encode()))
     if isinstance(result, RawResponse):
         if result.chunks is None:
             ex.ctx.mark_first_token()

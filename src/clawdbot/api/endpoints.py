@@ -8,7 +8,7 @@ import msgspec
 
 from clawdbot.api.exchange import Exchange
 from clawdbot.codecs import openai as oa
-from clawdbot.core.gateway import Gateway
+from clawdbot.core.gateway import Gateway, attempts_header
 
 _encode = msgspec.json.Encoder().encode
 _STARTED = int(time.time())
@@ -27,6 +27,9 @@ async def embeddings(ex: Exchange, gw: Gateway, body: bytes) -> None:
     req = oa.parse_embedding_request(body)
     ex.ctx.model = req.model
     resp = await gw.embed(req, ex.ctx)
+    if ex.ctx.service:
+        ex.resp_headers.append((b"x-clawdbot-service", ex.ctx.service.encode()))
+        ex.resp_headers.append((b"x-clawdbot-attempts", attempts_header(ex.ctx).encode()))
     ex.ctx.prompt_tokens = resp.usage.prompt_tokens
     await ex.json(200, oa.encode_embedding_response(resp, req.model, req.encoding_format))
 
@@ -41,9 +44,9 @@ async def readyz(ex: Exchange, gw: Gateway, body: bytes) -> None:
         await gw.monitor.probe_all()
     services = {
         s.name: {"type": s.kind, "reachable": bool(s.reachable), "latency_ms": s.latency_ms,
-                 "checked_at": s.checked_at, "detail": s.detail}
+                 "checked_at": s.checked_at, "detail": s.detail, "breaker": s.breaker}
         for s in gw.monitor.states.values()
     }
-    ready = any(v["reachable"] for v in services.values())
+    ready = any(v["reachable"] and v["breaker"] != "open" for v in services.values())
     await ex.json(200 if ready else 503, _encode({"status": "ready" if ready else "unavailable",
                                                    "services": services}))

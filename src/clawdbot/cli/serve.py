@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -98,19 +99,37 @@ def run(args: argparse.Namespace) -> int:
         note = " (not supported yet: requests to it answer 501)" if svc.type in ("grpc", "anthropic") else ""
         log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
     log.info("listening on http://%s:%d (auth %s)", s.host, s.port, "on" if s.master_key else "off")
-    return serve(config, AccessLog(s.log_format, handler.write_line))
+    # Hot reload (SIGHUP, POST /admin/reload, file watch) reads the file again the same way.
+    path = args.config or env.get("CLAWDBOT_CONFIG")
+    reload_config = (lambda: resolve_config(args, env)[0]) if path else None
+    return serve(config, AccessLog(s.log_format, handler.write_line), args.role, env,
+                 reload_config=reload_config, watch_path=path)
 
 
-def serve(config: Config, access: AccessLog) -> int:
+def serve(config: Config, access: AccessLog, role: str = "serve", env: dict[str, str] | None = None, *,
+          reload_config: Callable[[], Config] | None = None, watch_path: str | None = None) -> int:
     import uvicorn
 
     from clawdbot.api.app import App
     from clawdbot.core.gateway import Gateway
+    from clawdbot.web.build import build_web
     s = config.server
-    app = App(Gateway.from_config(config), s, access)
+    if role == "proxy":  # the proxy layer serves no page and no chat socket
+        config = msgspec.structs.replace(config, web=msgspec.structs.replace(config.web, enabled=False))
+    gateway = Gateway.from_config(config, reload_config, watch_path)
+    try:
+        web = build_web(config, gateway, role, os.environ if env is None else env)
+    except ValueError as exc:
+        print(f"clawdbot: {exc}", file=sys.stderr)
+        return 2
+    app = App(gateway, s, access, web)
     uv = uvicorn.Config(
         app, host=s.host, port=s.port or 18789, loop="uvloop", http="httptools", lifespan="on",
         log_config=None, access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=10,
+        # The sans-I/O websockets protocol supports refusing an upgrade with any status (401, not
+        # only 403) and drops a frame over the limit with close code 1009 before buffering it.
+        # Chat frames are small JSON: compressing each costs CPU and per-socket memory for little.
+        ws="websockets-sansio", ws_max_size=config.web.max_frame_bytes, ws_per_message_deflate=False,
     )
     server = uvicorn.Server(uv)
     server.run()

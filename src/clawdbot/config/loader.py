@@ -10,6 +10,7 @@ import difflib
 import os
 import re
 import types
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from clawdbot.config.schema import Config, Service
+from clawdbot.config.schema import Config, Deployment, ModelEntry, Service
 
 Key = str | int
 KeyPath = tuple[Key, ...]
@@ -31,6 +32,9 @@ _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_KEY = re.compile(r"[\w-]+")
 _MSGSPEC_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
 _URL_TYPES = frozenset({"http", "openai", "ollama"})
+_HOOK = re.compile(r"[\w./-]+:[A-Za-z_][A-Za-z0-9_]*")
+_SPAN = re.compile(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}")
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
 
 
 class ConfigError(Exception):
@@ -232,20 +236,115 @@ def _check(config: Config, doc: _Document) -> None:
         _check_endpoint(doc, at, svc)
         if svc.auth is not None and svc.auth.type == "header" and not svc.auth.header:
             raise doc.error((*at, "auth", "header"), "auth type `header` needs `header` (the header's name)")
-        _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total"))
-        _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads"))
+        _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total", "idle"))
+        _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads", "health_interval"))
+        _check_resilience(doc, at, svc)
+    _check_routing(doc, config)
     for name, entry in config.models.items():
-        targets = entry if isinstance(entry, list) else entry.targets
-        base: KeyPath = ("models", name) if isinstance(entry, list) else ("models", name, "targets")
-        if not targets:
-            raise doc.error(base, f"model `{name}` needs at least one target")
-        for j, target in enumerate(targets):
-            service, slash, model = target.partition("/")
-            if service not in first_index:
-                hint = _did_you_mean(service, first_index)
-                raise doc.error((*base, j), f"target `{target}` names unknown service `{service}`{hint}")
-            if slash and not model:
-                raise doc.error((*base, j), f"target `{target}` has an empty model after `/`")
+        if isinstance(entry, list):
+            _check_targets(doc, ("models", name), name, entry, first_index, empty_ok=False)
+        else:
+            _check_entry(doc, config, name, entry, first_index)
+
+
+def _check_targets(doc: _Document, base: KeyPath, name: str, targets: list[str], services: Mapping[str, int],
+                   *, empty_ok: bool) -> None:
+    if not targets and not empty_ok:
+        raise doc.error(base, f"model `{name}` needs at least one target")
+    for j, target in enumerate(targets):
+        service, slash, model = target.partition("/")
+        if service not in services:
+            hint = _did_you_mean(service, services)
+            raise doc.error((*base, j), f"target `{target}` names unknown service `{service}`{hint}")
+        if slash and not model:
+            raise doc.error((*base, j), f"target `{target}` has an empty model after `/`")
+
+
+def _check_entry(doc: _Document, config: Config, name: str, entry: ModelEntry, services: Mapping[str, int]) -> None:
+    at: KeyPath = ("models", name)
+    if not entry.targets and not entry.deployments:
+        key = "deployments" if (*at, "deployments") in doc.lines else "targets"
+        raise doc.error((*at, key), f"model `{name}` needs at least one target (`targets` or `deployments`)")
+    _check_targets(doc, (*at, "targets"), name, entry.targets, services, empty_ok=True)
+    tags: set[str] = set()
+    for j, dep in enumerate(entry.deployments):
+        if isinstance(dep, str):
+            _check_targets(doc, (*at, "deployments"), name, [dep], services, empty_ok=True)
+            continue
+        _check_deployment(doc, (*at, "deployments", j), dep, services)
+        tags.update(dep.tags)
+    if entry.retries < 0:
+        raise doc.error((*at, "retries"), f"`retries` must be 0 or more, got {entry.retries}")
+    _positive(doc, at, entry, ("max_attempts",))
+    if not 0.0 <= entry.explore <= 1.0:
+        raise doc.error((*at, "explore"), f"`explore` must be in 0..1, got {entry.explore}")
+    if entry.strategy == "weighted" and not any(d.weight > 0 for d in entry.all_deployments()):
+        raise doc.error((*at, "deployments"), "strategy `weighted` needs a deployment with a positive weight")
+    if entry.strategy == "rules" and not entry.rules:
+        raise doc.error((*at, "rules"), "strategy `rules` needs `rules`")
+    if entry.hook is not None and not _HOOK.fullmatch(entry.hook):
+        raise doc.error((*at, "hook"), f"`{entry.hook}` is not `module:function` or `path/file.py:function`")
+    names = {d.service for d in entry.all_deployments()} | tags
+    for j, rule in enumerate(entry.rules):
+        for use in [rule.use] if isinstance(rule.use, str) else rule.use:
+            if use not in names:
+                hint = _did_you_mean(use, names)
+                raise doc.error((*at, "rules", j, "use"),
+                                f"`{use}` is neither a tag nor a service of this model's deployments{hint}")
+        times = rule.when.time
+        for window in [times] if isinstance(times, str) else times or []:
+            if window not in config.routing.windows:
+                hint = _did_you_mean(window, config.routing.windows)
+                raise doc.error((*at, "rules", j, "when", "time"),
+                                f"time window `{window}` is not defined in `routing.windows`{hint}")
+    for j, fb in enumerate(entry.fallbacks):
+        service = fb.partition("/")[0]
+        if fb == name:
+            raise doc.error((*at, "fallbacks", j), f"model `{name}` cannot fall back to itself")
+        if fb not in config.models and service not in services:
+            hint = _did_you_mean(fb, [*config.models, *services])
+            raise doc.error((*at, "fallbacks", j), f"fallback `{fb}` is neither a model nor a service{hint}")
+
+
+def _check_deployment(doc: _Document, at: KeyPath, dep: Deployment, services: Mapping[str, int]) -> None:
+    if dep.service not in services:
+        hint = _did_you_mean(dep.service, services)
+        raise doc.error((*at, "service"), f"unknown service `{dep.service}`{hint}")
+    if dep.model is not None and not dep.model:
+        raise doc.error((*at, "model"), "`model` must not be empty")
+    if dep.weight < 0:
+        raise doc.error((*at, "weight"), f"`weight` must be 0 or more, got {dep.weight}")
+    _positive(doc, at, dep, ("max_inflight",))
+    if dep.cost is not None and (dep.cost.input < 0 or dep.cost.output < 0):
+        raise doc.error((*at, "cost"), "costs must be 0 or more")
+
+
+def _check_resilience(doc: _Document, at: KeyPath, svc: Service) -> None:
+    b = svc.breaker
+    _positive(doc, (*at, "breaker"), b, ("failures", "window", "min_requests", "cooldown", "trials"))
+    if not 0.0 < b.error_rate <= 1.0:
+        raise doc.error((*at, "breaker", "error_rate"), f"`error_rate` must be in (0, 1], got {b.error_rate}")
+    _positive(doc, (*at, "limits"), svc.limits, ("max_inflight", "queue_timeout"))
+    if svc.limits.max_queue < 0:
+        raise doc.error((*at, "limits", "max_queue"), f"`max_queue` must be 0 or more, got {svc.limits.max_queue}")
+
+
+def _check_routing(doc: _Document, config: Config) -> None:
+    r = config.routing
+    try:
+        zoneinfo.ZoneInfo(r.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        hint = "(like Asia/Shanghai, UTC)"
+        raise doc.error(("routing", "timezone"), f"unknown time zone `{r.timezone}` {hint}") from None
+    for name, spans in r.windows.items():
+        for j, span in enumerate(spans):
+            if not _SPAN.fullmatch(span) or any(int(h) > 24 or int(m) > 59 for h, m in _CLOCK.findall(span)):
+                raise doc.error(("routing", "windows", name, j), f"`{span}` is not a time span like `09:00-18:00`")
+    for field in ("retry_budget", "retry_min_per_second", "backoff", "backoff_max"):
+        if getattr(r, field) < 0:
+            raise doc.error(("routing", field), f"`{field}` must be 0 or more")
+    if config.server.watch_interval < 0:
+        raise doc.error(("server", "watch_interval"), "`watch_interval` must be 0 (off) or positive")
 
 
 def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:

@@ -26,6 +26,27 @@ class Timeouts(Strict):
     connect: float = 5.0  # seconds to open the TCP connection
     first_byte: float = 120.0  # seconds until the response headers (a local model may think long)
     total: float = 600.0  # seconds for the whole response, stream included
+    idle: float | None = 60.0  # seconds of silence allowed between two body chunks (None: no limit)
+
+
+class Breaker(Strict):
+    """Per-service circuit breaker (routing/breaker.py)."""
+
+    enabled: bool = True
+    failures: int = 5  # consecutive failures that open it
+    error_rate: float = 0.5  # ...or this share of failed requests in the last `window` seconds
+    window: float = 30.0
+    min_requests: int = 20  # ...counted only once the window holds this many requests
+    cooldown: float = 30.0  # seconds open before trial requests are let through (half-open)
+    trials: int = 1  # concurrent trial requests while half-open; this many successes close it
+
+
+class Limits(Strict):
+    """Per-service concurrency limit with a bounded wait queue (routing/limiter.py)."""
+
+    max_inflight: int | None = None  # requests sent to the service at once (None: no limit)
+    max_queue: int = 64  # requests waiting for a slot; beyond that: 503 with Retry-After
+    queue_timeout: float = 10.0  # seconds a request waits for a slot
 
 
 class Service(Strict):
@@ -44,6 +65,10 @@ class Service(Strict):
     n_ctx: int = 2048
     n_threads: int | None = None
     max_pool: int = 64  # upstream connections kept open (http, ollama)
+    breaker: Breaker = msgspec.field(default_factory=Breaker)
+    limits: Limits = msgspec.field(default_factory=Limits)
+    # seconds between active health checks (None: server.discovery_interval)
+    health_interval: float | None = None
 
     @property
     def model_id(self) -> str | None:
@@ -51,10 +76,71 @@ class Service(Strict):
         return str(v) if v is not None else None
 
 
+Strategy = Literal["ordered", "round_robin", "weighted", "least_inflight", "latency", "cost", "rules"]
+
+
+class Cost(Strict):
+    input: float = 0.0  # per million input (prompt) tokens
+    output: float = 0.0  # per million output (completion) tokens
+
+
+class Deployment(Strict):
+    """One place a public model name can be served: a service (and its upstream model)."""
+
+    service: str
+    model: str | None = None  # upstream model name (default: the service's default model)
+    weight: float = 1.0  # share of traffic (weighted); 0: only requests tagged for it
+    priority: int = 0  # lower goes first (ordered, and the failover order of every strategy)
+    tags: list[str] = []  # traffic tags (X-Clawdbot-Tag) steered to it; rule groups
+    cost: Cost | None = None
+    max_inflight: int | None = None  # this entry's requests on it at once; full: the next one
+
+
+class RuleWhen(Strict):
+    priority: list[str] | str | None = None  # the request's priority is one of these
+    time: list[str] | str | None = None  # now is in one of these `routing.windows`
+    tag: list[str] | str | None = None  # the request's tag is one of these
+
+
+class Rule(Strict):
+    use: list[str] | str  # deployment tags or service names: the group tried first
+    when: RuleWhen = msgspec.field(default_factory=RuleWhen)
+
+
 class ModelEntry(Strict):
     # Each target is "service" or "service/upstream-model", tried in order.
-    targets: list[str]
+    targets: list[str] = []
+    # The long form: strings like `targets`, or mappings with weight, priority, tags, cost, ...
+    deployments: list[str | Deployment] = []
+    strategy: Strategy = "ordered"
+    fallbacks: list[str] = []  # other model names tried when every deployment failed
+    hook: str | None = None  # "module:function" or "file.py:function": route_request(request, context)
+    rules: list[Rule] = []  # strategy `rules`: first match picks the group
+    retries: int = 0  # extra rounds over the deployments, with exponential backoff and jitter
+    max_attempts: int | None = None  # upstream calls per request at most (None: every candidate once)
+    explore: float = 0.05  # latency: share of requests sent to a random deployment
     description: str | None = None
+
+    def all_deployments(self) -> list[Deployment]:
+        out = [parse_target(t) for t in self.targets]
+        out += [d if isinstance(d, Deployment) else parse_target(d) for d in self.deployments]
+        return out
+
+
+def parse_target(ref: str) -> Deployment:
+    service, slash, model = ref.partition("/")
+    return Deployment(service=service, model=model if slash else None)
+
+
+class Routing(Strict):
+    """Settings every `models:` entry shares (routing/, core/gateway.py)."""
+
+    timezone: str = "UTC"  # for `windows`
+    windows: dict[str, list[str]] = {}  # name -> ["09:00-12:00", ...]: rules' `time`, the hook's time_of_day
+    retry_budget: float = 0.2  # retries allowed per request, on average
+    retry_min_per_second: float = 5.0  # retries always allowed at this rate
+    backoff: float = 0.05  # seconds: base of the exponential backoff between rounds
+    backoff_max: float = 2.0  # seconds: the backoff's ceiling; a longer Retry-After skips the service
 
 
 class Server(Strict):
@@ -65,6 +151,7 @@ class Server(Strict):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services
+    watch_interval: float = 2.0  # seconds between checks of the config file for changes (0: off)
 
 
 class RateLimits(Strict):
@@ -91,9 +178,12 @@ class Config(Strict):
     services: list[Service] = []
     # public model name -> targets (a list, or an object with `targets`)
     models: dict[str, list[str] | ModelEntry] = {}
+    routing: Routing = msgspec.field(default_factory=Routing)
 
     def model_targets(self, name: str) -> list[str] | None:
         entry = self.models.get(name)
         if entry is None:
             return None
-        return entry if isinstance(entry, list) else entry.targets
+        if isinstance(entry, list):
+            return entry
+        return [d.service if d.model is None else f"{d.service}/{d.model}" for d in entry.all_deployments()]

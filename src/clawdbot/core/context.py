@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import msgspec
 
@@ -23,6 +24,12 @@ class RequestContext(msgspec.Struct):
     principal: str | None = None
     # perf_counter() when the attempt on `service` that is answering began; closed by Gateway.finish
     attempt_started: float | None = None
+    # Routing inputs: from X-Clawdbot-Priority / X-Clawdbot-Tag, else the body's `metadata`. The
+    # key layer (virtual keys, later) sets them after the headers were read, so a key's values win.
+    priority: str | None = None
+    tag: str | None = None
+    # One dict per upstream attempt, in order: {service, model, ok, error, status, ms}
+    attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
     def mark_first_token(self) -> None:
         if self.first_token_at is None:

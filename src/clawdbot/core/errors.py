@@ -105,3 +105,19 @@ class UpstreamTimeout(GatewayError):
     type = "timeout"
     code = "upstream_timeout"
     retryable = True
+
+
+class CircuitOpen(UpstreamUnavailable):
+    """Every deployment that could take the request is behind an open circuit breaker (or asked
+    to be left alone for a while with Retry-After)."""
+
+    code = "circuit_open"
+
+
+class Overloaded(GatewayError):
+    """A service's in-flight limit and its wait queue are full (or the wait timed out)."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "overloaded"
+    retryable = True

@@ -1,118 +1,363 @@
-"""Gateway orchestration: resolve the model, pick a service, call it, fail over to the next target
-on retryable errors (never once a stream has delivered its first chunk)."""
+"""Gateway orchestration: resolve the model to a route, try its deployments in the order its
+strategy gives (healthy ones first, open circuits and full services skipped), fail over on
+retryable errors to the next deployment and then the entry's fallbacks, within a retry budget,
+never once a stream has delivered its first chunk.
+
+Callers: `chat`, `stream`, `forward_openai`, `embed`; then `finish(ctx)` when the request ends
+(metrics). Every attempt is recorded in `ctx.attempts`; `attempts_header(ctx)` renders them.
+The config can be swapped at run time (`reload`): see core/runtime.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TypeVar
+import math
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import msgspec
 
 from clawdbot.codecs import openai as oa
 from clawdbot.config.schema import Config
+from clawdbot.core.attempt import Attempt, Relay, verdict
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import GatewayError, NotImplementedByService, UpstreamUnavailable
+from clawdbot.core.errors import CircuitOpen, GatewayError, NotImplementedByService, UpstreamError, UpstreamUnavailable
+from clawdbot.core.reload import Reloader
+from clawdbot.core.runtime import Runtime, build_runtime
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.observability.metrics import Metrics
 from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
-from clawdbot.providers.registry import build_provider
-from clawdbot.routing.health import HealthMonitor
-from clawdbot.routing.resolver import Resolver, Target
+from clawdbot.routing.breaker import MemoryBreakers
+from clawdbot.routing.health import HealthMonitor, Probed
+from clawdbot.routing.notes import Notes
+from clawdbot.routing.resolver import Resolver
+from clawdbot.routing.retry import RetryBudget, backoff, retry_after_seconds
+from clawdbot.routing.router import Route
+from clawdbot.routing.upstream import Deployment
 
 log = logging.getLogger("clawdbot.gateway")
 T = TypeVar("T")
+Call = Callable[[Deployment], Awaitable[T]]
+Candidates = Iterator[tuple[Deployment, int]]
 
 
 class Gateway:
-    def __init__(self, config: Config, providers: dict[str, Provider]) -> None:
-        self.config = config
-        self.providers = providers
-        discover = {s.name for s in config.services if s.discover}
-        self.monitor = HealthMonitor(providers, config.server.discovery_interval, discover)
-        self.resolver = Resolver(config, self.monitor)
+    def __init__(self, config: Config, providers: dict[str, Provider] | None = None,
+                 reload_config: Callable[[], Config] | None = None, watch_path: str | None = None) -> None:
         self.metrics = Metrics()
-        # isinstance() against a runtime-checkable Protocol inspects every member on each call:
-        # ask once per provider.
-        self._passthrough: dict[int, tuple[Provider, bool]] = {}
-
-    def _is_passthrough(self, p: Provider) -> bool:
-        known = self._passthrough.get(id(p))
-        if known is None or known[0] is not p:
-            known = self._passthrough[id(p)] = (p, isinstance(p, Passthrough))
-        return known[1]
+        self.breakers = MemoryBreakers(self._breaker_moved)
+        self.metrics.breakers = self.breakers.snapshot
+        self.monitor = HealthMonitor({}, config.server.discovery_interval, set())
+        r = config.routing
+        self.budget = RetryBudget(r.retry_budget, r.retry_min_per_second)
+        self.notes = Notes(log)
+        self.reloader = Reloader(self, reload_config, watch_path)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._draining: list[Runtime] = []
+        self.runtime = build_runtime(config, None, self.breakers, self.metrics, self.monitor, providers)
+        self.adopt(self.runtime)
 
     @classmethod
-    def from_config(cls, config: Config) -> Gateway:
-        return cls(config, {s.name: build_provider(s) for s in config.services})
+    def from_config(cls, config: Config, reload_config: Callable[[], Config] | None = None,
+                    watch_path: str | None = None) -> Gateway:
+        return cls(config, None, reload_config, watch_path)
+
+    # -- what the rest of the process reads (always the current runtime) ---------------------
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return {name: u.provider for name, u in self.runtime.upstreams.items()}
+
+    @property
+    def resolver(self) -> Resolver:
+        return self.runtime.router.resolver
+
+    # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.monitor.probe_all()
         self.monitor.start()
         self.metrics.start()
+        self.reloader.start()
 
     async def close(self) -> None:
+        self.reloader.stop()
         await self.monitor.stop()
         await self.metrics.stop()
-        for p in self.providers.values():
-            await p.close()
+        for task in list(self._tasks):
+            await task
+        closing = list(self.runtime.upstreams.values())
+        for rt in self._draining:
+            closing += [u for u in rt.upstreams.values() if u not in closing]
+        for u in closing:
+            await u.provider.close()
 
-    def _targets(self, model: str) -> list[tuple[Target, Provider]]:
-        out = []
-        for t in self.resolver.resolve(model):
-            provider = self.providers.get(t.service)
-            if provider is not None:
-                out.append((t, provider))
-        if not out:
-            raise UpstreamUnavailable(f"no service can take model {model!r}")
-        return out
+    def adopt(self, rt: Runtime) -> list[str]:
+        """Point health checks, breakers and metrics at `rt`'s services. Returns the new ones."""
+        interval = rt.config.server.discovery_interval
+        targets = {n: Probed(u.provider, u.svc.health_interval or interval, u.svc.discover)
+                   for n, u in rt.upstreams.items()}
+        new = self.monitor.update(targets, [u.health for u in rt.upstreams.values()])
+        self.breakers.retain(rt.upstreams)
+        for name in [n for n in self.metrics.services if n not in rt.upstreams]:
+            del self.metrics.services[name]
+        for name, u in rt.upstreams.items():
+            self.monitor.states[name].breaker = u.breaker.state
+        r = rt.config.routing
+        self.budget.configure(r.retry_budget, r.retry_min_per_second)
+        return new
 
-    async def _failover(
-        self, model: str, ctx: RequestContext, call: Callable[[Target, Provider], Awaitable[T]],
-        targets: list[tuple[Target, Provider]] | None = None,
-    ) -> T:
-        if targets is None:
-            targets = self._targets(model)
-        for i, (target, provider) in enumerate(targets):
-            ctx.service, ctx.upstream_model = target.service, target.model
-            stats = self.metrics.service(target.service)
-            ctx.attempt_started = stats.begin()
+    def swap(self, rt: Runtime) -> None:
+        """Serve new requests from `rt`; the old runtime closes what `rt` did not take over once
+        its last request is done."""
+        old, self.runtime = self.runtime, rt
+        keep = {id(u) for u in rt.upstreams.values()}
+        self._draining.append(old)
+        old.retire([u for u in old.upstreams.values() if id(u) not in keep], lambda ups: self._closed(old, ups))
+
+    def _closed(self, rt: Runtime, ups: list[Any]) -> None:
+        if rt in self._draining:
+            self._draining.remove(rt)
+        if ups:
+            task = asyncio.get_running_loop().create_task(self._close_providers(ups))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _close_providers(self, ups: list[Any]) -> None:
+        for u in ups:
             try:
-                result = await call(target, provider)
-                if not isinstance(result, AsyncGenerator | tuple) and not (
-                        isinstance(result, RawResponse) and result.chunks is not None):
-                    self.finish(ctx)  # a whole answer: the upstream's part is over
-                return result
-            except BaseException as exc:
-                stats.end(ctx.attempt_started, None, getattr(exc, "message", None) or type(exc).__name__)
-                ctx.attempt_started = None
-                if not isinstance(exc, GatewayError) or not exc.retryable or i == len(targets) - 1:
-                    raise
-                log.warning("service %s failed (%s); trying %s", target.service, exc.message,
-                            targets[i + 1][0].service)
-        raise AssertionError("unreachable")
+                await u.provider.close()
+            except Exception:
+                log.exception("closing the old provider of service %s failed", u.name)
+        log.info("closed %d provider(s) of the previous config", len(ups))
+
+    def _breaker_moved(self, service: str, state: str) -> None:
+        st = self.monitor.states.get(service)
+        if st is not None:
+            st.breaker = state
+
+    async def reload(self, config: Config) -> dict[str, Any]:
+        return await self.reloader.apply(config)
+
+    # -- the attempt loop ----------------------------------------------------------------------
 
     def finish(self, ctx: RequestContext) -> None:
         """Close the answering attempt's books when the request ends (a stream ends long after
         the call that opened it returned)."""
         if ctx.attempt_started is None or ctx.service is None:
             return
-        upstream_ms = self.metrics.service(ctx.service).end(ctx.attempt_started, ctx.ttft_ms(), ctx.error)
+        stats = self.metrics.services.get(ctx.service) or self.metrics.service(ctx.service)
+        upstream_ms = stats.end(ctx.attempt_started, ctx.ttft_ms(), ctx.error)
         ctx.attempt_started = None
         if ctx.error is None:
             self.metrics.overhead.add(max(0.0, ctx.elapsed_ms() - upstream_ms))
 
-    async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
-        async def call(t: Target, p: Provider) -> ChatResponse:
-            return await p.chat(msgspec.structs.replace(req, model=t.model, stream=False), ctx)
+    async def _run(self, rt: Runtime, model: str, ctx: RequestContext, call: Call[T], stream: bool,
+                   req: ChatRequest | None = None) -> tuple[T, Attempt]:
+        """Try deployments until one answers. Returns its result and its hold on the service,
+        which the caller closes when the answer is complete (a stream: at its end)."""
+        route = rt.router.route(model)
+        self.budget.deposit()
+        order = route.order(ctx, stream, req)
+        now = time.monotonic()
+        # The common case first: the strategy's pick is healthy, closed and has room.
+        dep = order[0]
+        up = dep.upstream
+        if up.health.reachable is not False:
+            permit = up.breaker.allow(now)
+            if permit:
+                if _take_slot(dep):
+                    try:
+                        return await self._attempt(rt, dep, permit, ctx, call)
+                    except GatewayError as exc:
+                        if not exc.retryable:
+                            raise _traced(exc, ctx) from None
+                        return await self._failover(rt, route, model, ctx, call, stream, req, order, exc)
+                up.breaker.record(permit, None, now)
+        return await self._failover(rt, route, model, ctx, call, stream, req, order, None)
 
-        return await self._failover(req.model, ctx, call)
+    async def _failover(self, rt: Runtime, route: Route, model: str, ctx: RequestContext, call: Call[T],
+                        stream: bool, req: ChatRequest | None, order: tuple[Deployment, ...],
+                        last: GatewayError | None) -> tuple[T, Attempt]:
+        tried = len(ctx.attempts)
+        blocked: float | None = None  # shortest wait among deployments skipped for an open circuit
+        full: Deployment | None = None  # first deployment skipped because its service was full
+        settings = rt.config.routing
+        for dep, rnd in self._candidates(rt, route, order, ctx, stream, req):
+            if tried >= route.max_attempts:
+                break
+            up = dep.upstream
+            if any(a["service"] == up.name and a["model"] == dep.model for a in ctx.attempts) and not rnd:
+                continue  # already tried in this round (the fast path's pick, or a fallback repeating it)
+            now = time.monotonic()
+            permit = up.breaker.allow(now)
+            if not permit and rnd:
+                wait = up.breaker.retry_after(now)
+                if 0 < wait <= settings.backoff_max:  # honour a short Retry-After: wait, then retry
+                    await asyncio.sleep(wait)
+                    now = time.monotonic()
+                    permit = up.breaker.allow(now)
+            if not permit:
+                wait = up.breaker.retry_after(now)
+                blocked = wait if blocked is None else min(blocked, wait)
+                continue
+            if tried:
+                if not self.budget.spend(now):
+                    up.breaker.record(permit, None, now)
+                    self.notes.warn("budget", "retry budget exhausted: model %s fails without trying %s",
+                                    model, up.name)
+                    break
+                if rnd:
+                    await asyncio.sleep(backoff(rnd, settings.backoff, settings.backoff_max))
+            if not _take_slot(dep):
+                up.breaker.record(permit, None, now)
+                full = full or dep
+                continue
+            tried += 1
+            try:
+                return await self._attempt(rt, dep, permit, ctx, call)
+            except GatewayError as exc:
+                if not exc.retryable:
+                    raise _traced(exc, ctx) from None
+                last = exc
+        if last is None and full is not None and tried < route.max_attempts:
+            return await self._queue(rt, full, ctx, call)
+        if last is not None:
+            raise _traced(last, ctx)
+        if blocked is not None:
+            secs = max(1, math.ceil(blocked))
+            raise _traced(CircuitOpen(
+                f"every deployment of model {model!r} is unavailable (circuit open or rate limited); "
+                f"retry in {secs}s", headers={"Retry-After": str(secs)}), ctx)
+        raise _traced(UpstreamUnavailable(f"no service can take model {model!r}"), ctx)
+
+    async def _queue(self, rt: Runtime, dep: Deployment, ctx: RequestContext, call: Call[T]) -> tuple[T, Attempt]:
+        """Every candidate is at its limit: wait in the first one's queue (bounded in length and time)."""
+        up = dep.upstream
+        permit = up.breaker.allow(time.monotonic())
+        if not permit:
+            raise _traced(CircuitOpen(f"service {up.name!r} is unavailable"), ctx)
+        if dep.cap is not None and not dep.cap.try_acquire():
+            up.breaker.record(permit, None, time.monotonic())
+            raise _traced(dep.cap.overloaded("cannot queue"), ctx)
+        try:
+            await up.limiter.acquire()
+        except BaseException:
+            if dep.cap is not None:
+                dep.cap.release()
+            up.breaker.record(permit, None, time.monotonic())
+            raise
+        try:
+            return await self._attempt(rt, dep, permit, ctx, call)
+        except GatewayError as exc:
+            raise _traced(exc, ctx) from None
+
+    def _candidates(self, rt: Runtime, route: Route, order: tuple[Deployment, ...], ctx: RequestContext,
+                    stream: bool, req: ChatRequest | None) -> Candidates:
+        yield from _healthy_first(order, 0)
+        for rnd in range(1, route.retries + 1):
+            yield from _healthy_first(route.order(ctx, stream, req), rnd)
+        for name in route.fallbacks:
+            try:
+                fallback = rt.router.route(name)
+            except GatewayError:
+                continue
+            yield from _healthy_first(fallback.order(ctx, stream, req), 0)
+
+    async def _attempt(self, rt: Runtime, dep: Deployment, permit: int, ctx: RequestContext,
+                       call: Call[T]) -> tuple[T, Attempt]:
+        """One upstream call; the slot and permit are held. Raises the call's GatewayError after
+        recording it; on success the returned Attempt holds them (and a runtime lease)."""
+        up = dep.upstream
+        ctx.service, ctx.upstream_model = up.name, dep.model
+        ctx.upstream_status = None
+        stats = up.stats
+        started = ctx.attempt_started = stats.begin()
+        try:
+            result = await call(dep)
+        except BaseException as exc:
+            ms = (time.perf_counter() - started) * 1000.0
+            ok = verdict(exc)
+            stats.end(started, None, getattr(exc, "message", None) or type(exc).__name__)
+            ctx.attempt_started = None
+            up.limiter.release()
+            if dep.cap is not None:
+                dep.cap.release()
+            now = time.monotonic()
+            up.breaker.record(permit, ok, now)
+            if not isinstance(exc, GatewayError):
+                raise
+            if isinstance(exc, UpstreamError) and exc.upstream_status == 429:
+                wait = retry_after_seconds(exc.headers.get("Retry-After"))
+                if wait:
+                    up.breaker.throttle(now + min(wait, 3600.0))
+            ctx.attempts.append({"service": up.name, "model": dep.model, "ok": False, "error": exc.code or exc.type,
+                                 "status": getattr(exc, "upstream_status", None) or exc.status, "ms": ms})
+            if exc.retryable:
+                self.notes.warn(up.name, "service %s failed (%s); trying the next deployment", up.name, exc.message)
+            raise
+        rt.enter()  # the Attempt's own lease: released by Attempt.close
+        ctx.attempts.append({"service": up.name, "model": dep.model, "ok": True, "error": None,
+                             "status": ctx.upstream_status or 200, "ms": (time.perf_counter() - started) * 1000.0})
+        return result, Attempt(dep, permit, rt)
+
+    # -- the calls -------------------------------------------------------------------------------
+
+    async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
+        async def call(d: Deployment) -> ChatResponse:
+            return await d.upstream.provider.chat(msgspec.structs.replace(req, model=d.model, stream=False), ctx)
+
+        return await self._whole(req.model, ctx, call, req)
+
+    async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
+        async def call(d: Deployment) -> EmbeddingResponse:
+            p = d.upstream.provider
+            if not d.upstream.embedder:
+                raise NotImplementedByService(f"service {d.service!r} does not serve embeddings")
+            assert isinstance(p, Embedder)
+            return await p.embed(msgspec.structs.replace(req, model=d.model), ctx)
+
+        return await self._whole(req.model, ctx, call, None)
+
+    async def _whole(self, model: str, ctx: RequestContext, call: Call[T], req: ChatRequest | None) -> T:
+        rt = self.runtime
+        rt.enter()
+        try:
+            result, att = await self._run(rt, model, ctx, call, False, req)
+        finally:
+            rt.leave()
+        att.close(True)
+        self.finish(ctx)  # a whole answer: the upstream's part is over
+        return result
 
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
-        """Fails over while opening the stream; after the first chunk, errors reach the caller."""
+        """Fails over while opening the stream (until its first chunk); after that, errors reach
+        the caller."""
+        relay = await self._open_stream(req, ctx)
+        try:
+            async for chunk in relay:
+                yield chunk
+        finally:
+            await relay.aclose()
 
-        async def open_stream(t: Target, p: Provider) -> tuple[AsyncGenerator[ChatChunk, None], ChatChunk | None]:
-            it = p.stream(msgspec.structs.replace(req, model=t.model, stream=True), ctx)
+    async def _open_stream(self, req: ChatRequest, ctx: RequestContext) -> Relay[ChatChunk]:
+        rt = self.runtime
+        rt.enter()
+        try:
+            (it, first), att = await self._run(rt, req.model, ctx, self._stream_call(req, ctx), True, req)
+        finally:
+            rt.leave()
+        return Relay(first, it, att)
+
+    def _stream_call(self, req: ChatRequest, ctx: RequestContext) -> Call[tuple[AsyncGenerator[ChatChunk, None],
+                                                                                 ChatChunk | None]]:
+        async def open_stream(d: Deployment) -> tuple[AsyncGenerator[ChatChunk, None], ChatChunk | None]:
+            it = d.upstream.provider.stream(msgspec.structs.replace(req, model=d.model, stream=True), ctx)
             try:
                 first = await anext(it)
             except StopAsyncIteration:
@@ -122,49 +367,93 @@ class Gateway:
                 raise
             return it, first
 
-        it, first = await self._failover(req.model, ctx, open_stream)
-        try:
-            if first is None:
-                return
-            yield first
-            async for chunk in it:
-                yield chunk
-        finally:
-            await it.aclose()
+        return open_stream
 
     async def forward_openai(
         self, body: bytes, req: ChatRequest, ctx: RequestContext
     ) -> RawResponse | ChatResponse | AsyncGenerator[ChatChunk, None]:
-        """OpenAI-dialect request: pass the bytes through when the target speaks OpenAI, otherwise
-        translate through the canonical types."""
-        targets = self._targets(req.model)
-        if not self._is_passthrough(targets[0][1]):
-            return self.stream(req, ctx) if req.stream else await self.chat(req, ctx)
+        """OpenAI-dialect request: pass the bytes through when the deployment speaks OpenAI,
+        otherwise translate through the canonical types (decided per attempt)."""
+        open_canonical = self._stream_call(req, ctx)
 
-        async def call(t: Target, p: Provider) -> RawResponse | ChatResponse | AsyncGenerator[ChatChunk, None]:
-            if not self._is_passthrough(p):
+        async def call(d: Deployment) -> RawResponse | ChatResponse | tuple[Any, Any]:
+            up = d.upstream
+            if not up.passthrough:
                 if req.stream:
-                    return self._single_stream(t, p, req, ctx)
-                return await p.chat(msgspec.structs.replace(req, model=t.model), ctx)
+                    return await open_canonical(d)
+                return await up.provider.chat(msgspec.structs.replace(req, model=d.model), ctx)
             force_usage = req.stream and not req.include_usage
             out = body
-            if t.model != req.model or force_usage:
-                out = oa.rewrite_request(body, t.model if t.model != req.model else None, force_usage)
-            fwd: Passthrough = p  # type: ignore[assignment]  # _is_passthrough said so
-            return await fwd.forward("/chat/completions", out, req.stream, ctx)
+            if d.model != req.model or force_usage:
+                out = oa.rewrite_request(body, d.model if d.model != req.model else None, force_usage)
+            fwd: Passthrough = up.provider  # type: ignore[assignment]  # up.passthrough said so
+            raw = await fwd.forward("/chat/completions", out, req.stream, ctx)
+            if raw.chunks is not None:  # read the first bytes inside the attempt: a failure now fails over
+                try:
+                    first = await anext(raw.chunks)
+                except StopAsyncIteration:
+                    first = b""
+                except BaseException:
+                    await raw.chunks.aclose()
+                    raise
+                return raw, first
+            return raw
 
-        return await self._failover(req.model, ctx, call, targets)
+        rt = self.runtime
+        rt.enter()
+        try:
+            result, att = await self._run(rt, req.model, ctx, call, req.stream, req)
+        finally:
+            rt.leave()
+        if isinstance(result, tuple):
+            head, first = result
+            if isinstance(head, RawResponse):
+                assert head.chunks is not None
+                head.chunks = Relay(first or None, head.chunks, att)
+                return head
+            return Relay(first, head, att)
+        att.close(True)
+        self.finish(ctx)
+        return result
 
-    async def _single_stream(
-        self, t: Target, p: Provider, req: ChatRequest, ctx: RequestContext
-    ) -> AsyncGenerator[ChatChunk, None]:
-        async for chunk in p.stream(msgspec.structs.replace(req, model=t.model), ctx):
-            yield chunk
 
-    async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
-        async def call(t: Target, p: Provider) -> EmbeddingResponse:
-            if not isinstance(p, Embedder):
-                raise NotImplementedByService(f"service {t.service!r} does not serve embeddings")
-            return await p.embed(msgspec.structs.replace(req, model=t.model), ctx)
+def _take_slot(dep: Deployment) -> bool:
+    cap = dep.cap
+    if cap is not None and not cap.try_acquire():
+        return False
+    if not dep.upstream.limiter.try_acquire():
+        if cap is not None:
+            cap.release()
+        return False
+    return True
 
-        return await self._failover(req.model, ctx, call)
+
+def _healthy_first(order: tuple[Deployment, ...], rnd: int) -> Candidates:
+    """`order`, with deployments whose last health check failed moved to the end."""
+    later = None
+    for d in order:
+        if d.upstream.health.reachable is False:
+            later = [d] if later is None else [*later, d]
+            continue
+        yield d, rnd
+    for d in later or ():
+        yield d, rnd
+
+
+def _traced(exc: GatewayError, ctx: RequestContext) -> GatewayError:
+    if ctx.attempts:
+        exc.headers = {**exc.headers, "X-Clawdbot-Attempts": attempts_header(ctx)}
+    return exc
+
+
+def attempts_header(ctx: RequestContext) -> str:
+    """`service/model;status=200;ms=3.1, ...`: one item per attempt, in order (RFC 8941 list style)."""
+    attempts = ctx.attempts
+    if len(attempts) == 1 and attempts[0]["ok"]:  # the common case, kept cheap
+        a = attempts[0]
+        return f"{a['service']}/{a['model']};status={a['status']};ms={a['ms']:.1f}"
+    parts = []
+    for a in attempts:
+        error = f";error={a['error']}" if a["error"] else ""
+        parts.append(f"{a['service']}/{a['model']};status={a['status']}{error};ms={a['ms']:.1f}")
+    return ", ".join(parts)

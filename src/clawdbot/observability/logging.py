@@ -116,6 +116,7 @@ def setup_logging(fmt: str = "text", level: str = "info") -> BufferedHandler:
     root.setLevel(level.upper())
     # uvicorn's own access log would duplicate ours and its error logger has its own format
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its set-up chatter; clawdbot logs the revision
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

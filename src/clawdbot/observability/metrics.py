@@ -8,9 +8,11 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 WINDOW = 256  # samples per percentile window
+EWMA_ALPHA = 0.3  # weight of the newest sample in the moving averages the latency strategy reads
 
 
 class Window:
@@ -40,7 +42,8 @@ def _r(v: float | None) -> float | None:
 
 
 class ServiceStats:
-    __slots__ = ("errors", "in_flight", "last_error", "last_error_at", "latency", "outcomes", "requests", "ttft")
+    __slots__ = ("errors", "ewma_ms", "ewma_ttft_ms", "in_flight", "last_error", "last_error_at", "latency",
+                 "outcomes", "requests", "ttft")
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -51,6 +54,9 @@ class ServiceStats:
         self.outcomes: deque[tuple[float, bool]] = deque(maxlen=WINDOW)  # (time, ok) for error rates
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        # moving averages (routing's latency strategy): total time, time to first token
+        self.ewma_ms: float | None = None
+        self.ewma_ttft_ms: float | None = None
 
     def begin(self) -> float:
         self.in_flight += 1
@@ -63,9 +69,18 @@ class ServiceStats:
         self.outcomes.append((time.time(), error is None))
         if error is None:
             self.latency.add(elapsed)
+            avg = self.ewma_ms
+            self.ewma_ms = elapsed if avg is None else avg + EWMA_ALPHA * (elapsed - avg)
             if ttft_ms is not None:
                 self.ttft.add(ttft_ms)
+                avg = self.ewma_ttft_ms
+                self.ewma_ttft_ms = ttft_ms if avg is None else avg + EWMA_ALPHA * (ttft_ms - avg)
         else:
+            # A failure counts as slow (at least twice the average), never as fast: a service that
+            # refuses connections at once must not look like the quickest one.
+            avg = self.ewma_ms
+            penalty = max(elapsed, 2.0 * avg) if avg is not None else elapsed
+            self.ewma_ms = penalty if avg is None else avg + EWMA_ALPHA * (penalty - avg)
             self.errors += 1
             self.last_error, self.last_error_at = error[:200], time.time()
         return elapsed
@@ -85,6 +100,8 @@ class ServiceStats:
             "latency_p95_ms": _r(self.latency.percentile(95)),
             "ttft_p50_ms": _r(self.ttft.percentile(50)),
             "ttft_p95_ms": _r(self.ttft.percentile(95)),
+            "ewma_ms": _r(self.ewma_ms),
+            "ewma_ttft_ms": _r(self.ewma_ttft_ms),
             "last_error": self.last_error,
             "last_error_at": self.last_error_at,
         }
@@ -100,6 +117,8 @@ class Metrics:
         self.chats_in_flight = 0
         self.started = time.time()
         self._lag_task: asyncio.Task[None] | None = None
+        # Set by the gateway: per-service circuit-breaker state, merged into snapshot()["services"].
+        self.breakers: Callable[[], dict[str, dict[str, Any]]] | None = None
 
     def service(self, name: str) -> ServiceStats:
         stats = self.services.get(name)
@@ -135,5 +154,12 @@ class Metrics:
             "loop_lag_max_ms": _r(max(self.loop_lag._values) if len(self.loop_lag) else None),
             "overhead_p50_ms": _r(self.overhead.percentile(50)),
             "overhead_p95_ms": _r(self.overhead.percentile(95)),
-            "services": {name: s.snapshot() for name, s in self.services.items()},
+            "services": self._services(),
         }
+
+    def _services(self) -> dict[str, dict[str, Any]]:
+        out = {name: s.snapshot() for name, s in self.services.items()}
+        if self.breakers is not None:
+            for name, state in self.breakers().items():
+                out.setdefault(name, ServiceStats().snapshot())["breaker"] = state
+        return out

@@ -1,6 +1,6 @@
 """The one HTTP client every HTTP provider uses: a pooled connection set per service (http_client.py),
-the three timeouts (connect, first byte, total) and the single place where transport exceptions
-become typed gateway errors."""
+the four timeouts (connect, first byte, idle gap between body chunks, total) and the single place where
+transport exceptions become typed gateway errors."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def map_transport_error(exc: BaseException, service: str) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, TimeoutError):
-        return UpstreamTimeout(f"service {service!r} timed out")
+        detail = f" ({exc})" if str(exc) else ""
+        return UpstreamTimeout(f"service {service!r} timed out{detail}")
     if isinstance(exc, ConnectError | ConnectionRefusedError):
         return UpstreamUnavailable(f"service {service!r} is unreachable: connection refused or failed")
     if isinstance(exc, IncompleteResponse | ConnectionResetError):
@@ -103,6 +104,7 @@ class UpstreamHTTP:
         timeout: float | None = None,  # noqa: ASYNC109 (the first-byte timeout, not a call timeout)
     ) -> Response:
         first_byte = self.svc.timeouts.first_byte if timeout is None else timeout
+        started = time.monotonic()
         try:
             pool = self.pool()
             head = self._head(method, pool.prefix + path, ctx, body, headers)
@@ -111,6 +113,10 @@ class UpstreamHTTP:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise map_transport_error(exc, self.name) from exc
+        idle = self.svc.timeouts.idle
+        if idle is not None and not resp.complete:
+            # the first-byte timeout runs on until the first body bytes; then the idle gap applies
+            resp.watch_idle(idle, _loop_deadline(started + first_byte))
         if ctx is not None:
             ctx.upstream_status = resp.status
         return resp

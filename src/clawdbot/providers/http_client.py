@@ -139,9 +139,9 @@ class Connection(asyncio.Protocol):
 class Response:
     """One response; also the httptools parser's callback target."""
 
-    __slots__ = ("_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_paused", "_raw",
-                 "_read_all", "_timer", "_waiter", "got_bytes", "headers", "keep_alive", "parser",
-                 "status", "until_close")
+    __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_idle",
+                 "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter", "got_bytes",
+                 "headers", "keep_alive", "parser", "status", "until_close")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
@@ -161,6 +161,11 @@ class Response:
         self._paused = False
         self._read_all = False
         self._decoder: zlib._Decompress | None = None
+        self._idle = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last = 0.0
+        self._body_seen = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- parser callbacks ----------------------------------------------------------------------
 
@@ -186,6 +191,10 @@ class Response:
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        self._body_seen = True
+        if self._idle_timer is not None:
+            assert self._loop is not None
+            self._last = self._loop.time()
         if self._decoder is not None:
             body = self._decoder.decompress(body)
             if not body:
@@ -208,6 +217,7 @@ class Response:
         self.parser = None
         if self._timer is not None:
             self._timer.cancel()
+        self._stop_idle()
         self._wake()
 
     # -- events from the connection ------------------------------------------------------------
@@ -227,7 +237,43 @@ class Response:
     def fail(self, exc: BaseException) -> None:
         if self._error is None:
             self._error = exc
+        self._stop_idle()
         self._wake()
+
+    def watch_idle(self, idle: float, first_deadline: float) -> None:
+        """Fail with ReadTimeout when the upstream sends no body bytes for `idle` seconds (before
+        the first body bytes: after `first_deadline`, loop time). One timer, re-armed lazily: a
+        chunk costs a clock read, not a timer. A consumer that is behind (bytes buffered, reading
+        paused) never makes the upstream look idle."""
+        if self._done or self._idle_timer is not None:
+            return
+        self._loop = loop = asyncio.get_running_loop()
+        self._idle = idle
+        self._last = loop.time()
+        at = self._last + idle if self._body_seen else first_deadline
+        self._idle_timer = loop.call_at(at, self._idle_check)
+
+    def _idle_check(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._idle_timer = None
+        if self._done or self._error is not None:
+            return
+        now = loop.time()
+        if self._chunks or self._paused:
+            self._idle_timer = loop.call_at(now + self._idle, self._idle_check)
+        elif self._body_seen and now - self._last < self._idle:
+            self._idle_timer = loop.call_at(self._last + self._idle, self._idle_check)
+        elif self._body_seen:
+            self.fail(ReadTimeout(f"no data for {self._idle:g}s (idle timeout)"))
+        else:
+            self.fail(ReadTimeout("no response body within the first-byte timeout"))
+
+    def _stop_idle(self) -> None:
+        t = self._idle_timer
+        if t is not None:
+            self._idle_timer = None
+            t.cancel()
 
     def _wake(self) -> None:
         w = self._waiter
@@ -310,6 +356,7 @@ class Response:
         self._conn = None
         if self._timer is not None:
             self._timer.cancel()
+        self._stop_idle()
         conn.resp = None
         if self._done and self.keep_alive and self._error is None and not conn.closed:
             conn.pool.put(conn)
@@ -324,6 +371,7 @@ class Response:
         self._conn = None
         if self._timer is not None:
             self._timer.cancel()
+        self._stop_idle()
         conn.resp = None
         conn.pool.drop(conn)
 

@@ -1,5 +1,10 @@
 """What the gateway knows about each service: reachability, last probe latency, the models it reports.
-Probes run at start and every `server.discovery_interval` seconds, off the request path."""
+
+Active health checks (Ollama `/api/tags`, OpenAI `/v1/models`) run at start and then every
+`health_interval` seconds per service (default `server.discovery_interval`), off the request path,
+one task per service so a slow probe never delays another. The router skips a service whose last
+probe failed while another deployment of the model is healthy. `generation` changes whenever a
+reported model list does, which tells the router to rebuild its routes."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 
 import msgspec
 
@@ -23,48 +29,104 @@ class ServiceState(msgspec.Struct):
     checked_at: float | None = None
     detail: str | None = None
     models: list[str] = []
+    breaker: str = "closed"  # the circuit breaker's state (routing/breaker.py), kept current by the gateway
+
+
+class Probed(msgspec.Struct):
+    """One service as the monitor probes it."""
+
+    provider: Provider
+    interval: float  # seconds between probes; 0: only at start
+    discover: bool  # its reported models are routable
 
 
 class HealthMonitor:
-    def __init__(self, providers: dict[str, Provider], interval: float, discover: set[str]) -> None:
-        self.providers = providers
-        self.discover = discover  # services whose reported models are routable
+    def __init__(self, providers: dict[str, Provider], interval: float, discover: set[str],
+                 intervals: dict[str, float] | None = None) -> None:
         self.interval = interval
-        self.states = {name: ServiceState(name, p.kind) for name, p in providers.items()}
-        self._task: asyncio.Task[None] | None = None
+        self.generation = 0
+        self.states: dict[str, ServiceState] = {}
+        self._targets: dict[str, Probed] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running = False
+        self.update(
+            {n: Probed(p, (intervals or {}).get(n, interval), n in discover) for n, p in providers.items()})
+
+    @property
+    def providers(self) -> dict[str, Provider]:
+        return {n: t.provider for n, t in self._targets.items()}
+
+    def state(self, name: str, kind: str) -> ServiceState:
+        """The state object of `name` (kept across reloads while the service exists)."""
+        st = self.states.get(name)
+        return st if st is not None and st.kind == kind else ServiceState(name, kind)
+
+    def update(self, targets: dict[str, Probed], states: Iterable[ServiceState] = ()) -> list[str]:
+        """Probe these services from now on (a config reload). Returns the names whose provider is new."""
+        adopted = {s.name: s for s in states}
+        changed = [n for n, t in targets.items()
+                   if n not in self._targets or self._targets[n].provider is not t.provider]
+        for name in [n for n in self._targets if n not in targets or n in changed]:
+            task = self._tasks.pop(name, None)
+            if task is not None:
+                task.cancel()
+        new_states = {}
+        for name, t in targets.items():
+            st = adopted.get(name)
+            if st is None:
+                st = ServiceState(name, t.provider.kind) if name in changed else self.state(name, t.provider.kind)
+            new_states[name] = st
+        old_models = {n: s.models for n, s in self.states.items()}
+        self.states = new_states
+        self._targets = dict(targets)
+        if old_models != {n: s.models for n, s in new_states.items()}:
+            self.generation += 1
+        if self._running:
+            for name in changed:
+                self._start(name)
+        return changed
 
     async def probe_all(self) -> None:
-        await asyncio.gather(*(self.probe(name) for name in self.providers))
+        await asyncio.gather(*(self.probe(name) for name in list(self._targets)))
 
     async def probe(self, name: str) -> ServiceState:
-        provider, state = self.providers[name], self.states[name]
-        if not isinstance(provider, Prober):
+        target, state = self._targets[name], self.states[name]
+        if not isinstance(target.provider, Prober):
             state.reachable, state.checked_at = True, time.time()
             return state
-        result = await provider.probe()
+        result = await target.provider.probe()
         if state.reachable is not False and not result.ok:
             log.warning("service %s is unreachable: %s", name, result.detail)
         elif state.reachable is False and result.ok:
             log.info("service %s is reachable again", name)
         state.reachable, state.latency_ms, state.detail = result.ok, result.latency_ms, result.detail
         state.checked_at = time.time()
-        if result.models is not None and name in self.discover:
+        if result.models is not None and target.discover and result.models != state.models:
             state.models = result.models
+            self.generation += 1
         return state
 
     def start(self) -> None:
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
+        self._running = True
+        for name in self._targets:
+            self._start(name)
 
-    async def _loop(self) -> None:
+    def _start(self, name: str) -> None:
+        interval = self._targets[name].interval
+        if interval > 0 and name not in self._tasks:
+            self._tasks[name] = asyncio.get_running_loop().create_task(self._loop(name, interval))
+
+    async def _loop(self, name: str, interval: float) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(interval)
             with contextlib.suppress(Exception):
-                await self.probe_all()
+                await self.probe(name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._running = False
+        tasks, self._tasks = list(self._tasks.values()), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task

@@ -72,6 +72,21 @@ export function icon(name, cls = "icon") {
   return svg;
 }
 
+export function logo(cls = "brand-mark") {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("class", cls);
+  svg.setAttribute("viewBox", "0 0 32 32");
+  svg.setAttribute("aria-hidden", "true");
+  const rect = document.createElementNS(SVG_NS, "rect");
+  rect.setAttribute("width", "32");
+  rect.setAttribute("height", "32");
+  rect.setAttribute("rx", "8");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("d", "M9 20c0-5 3-9 7-9s7 4 7 9M11 11l-3-4M21 11l3-4M12 17h.01M20 17h.01");
+  svg.append(rect, path);
+  return svg;
+}
+
 export function setIcon(button, name) {
   const old = button.querySelector("svg");
   const fresh = icon(name);

@@ -1,0 +1,24 @@
+"""POST /admin/reload: read the config file again and swap it in (core/reload.py). Needs the
+master key: an admin endpoint is never open, not even on loopback."""
+
+from __future__ import annotations
+
+import msgspec
+
+from clawdbot.api.exchange import Exchange
+from clawdbot.core.errors import BadRequest, Forbidden
+from clawdbot.core.gateway import Gateway
+
+_encode = msgspec.json.Encoder().encode
+
+
+async def reload(ex: Exchange, gw: Gateway, body: bytes) -> None:
+    if not gw.config.server.master_key:
+        raise Forbidden("POST /admin/reload needs a master key: set server.master_key or CLAWDBOT_MASTER_KEY.",
+                        code="master_key_required")
+    ok, detail = await gw.reloader.reload("POST /admin/reload")
+    if not ok:
+        raise BadRequest(f"The new config was rejected; the previous one keeps serving. {detail}",
+                         code="config_rejected")
+    assert isinstance(detail, dict)
+    await ex.json(200, _encode({"status": "reloaded", **detail}))

@@ -1,0 +1,65 @@
+"""What the router knows about a service (`Upstream`) and about one place a model is served
+(`Deployment`). Everything a strategy reads per request is a plain attribute here: no Protocol
+checks, no dict lookups."""
+
+from __future__ import annotations
+
+from clawdbot.config.schema import Deployment as DeploymentConfig
+from clawdbot.config.schema import Service
+from clawdbot.observability.metrics import ServiceStats
+from clawdbot.providers.base import Embedder, Passthrough, Provider
+from clawdbot.routing.breaker import Breaker
+from clawdbot.routing.health import ServiceState
+from clawdbot.routing.limiter import Limiter, Unlimited
+
+
+class Upstream:
+    """One configured service: its provider, concurrency limiter, circuit breaker, live numbers and
+    health. A config reload keeps the Upstream (warm connections, counters, queue) when the
+    service's settings did not change."""
+
+    __slots__ = ("breaker", "embedder", "health", "limiter", "name", "passthrough", "provider", "stats", "svc")
+
+    def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
+                 health: ServiceState) -> None:
+        self.name = svc.name
+        self.svc = svc
+        self.provider = provider
+        # isinstance() against a runtime-checkable Protocol inspects every member: once, here.
+        self.passthrough = isinstance(provider, Passthrough)
+        self.embedder = isinstance(provider, Embedder)
+        lim = svc.limits
+        self.limiter: Limiter | Unlimited = (
+            Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout)
+            if lim.max_inflight is not None else Unlimited(svc.name))
+        self.breaker = breaker
+        self.stats = stats
+        self.health = health
+
+    @property
+    def healthy(self) -> bool:
+        return self.health.reachable is not False
+
+
+class Deployment:
+    """A service (and upstream model) inside one `models:` entry, with that entry's weight, priority,
+    tags, cost and optional cap on its own in-flight requests."""
+
+    __slots__ = ("cap", "cost", "key", "model", "priority", "service", "tags", "upstream", "weight")
+
+    def __init__(self, upstream: Upstream, model: str, spec: DeploymentConfig | None = None,
+                 cap: Limiter | None = None) -> None:
+        self.upstream = upstream
+        self.service = upstream.name
+        self.model = model
+        self.key = f"{upstream.name}/{model}"
+        self.weight = spec.weight if spec is not None else 1.0
+        self.priority = spec.priority if spec is not None else 0
+        self.tags = frozenset(spec.tags) if spec is not None else frozenset()
+        cost = spec.cost if spec is not None else None
+        # per million tokens; (input, output)
+        self.cost = (cost.input, cost.output) if cost is not None else None
+        self.cap = cap
+
+    def __repr__(self) -> str:
+        return f"Deployment({self.key})"

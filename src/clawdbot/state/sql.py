@@ -1,0 +1,227 @@
+"""What every SQL store shares: the database URL (plain `sqlite:///` and `postgresql://` mapped to
+the async drivers; passwords never shown), the engine (SQLite pragmas, explicit BEGIN), migrations,
+and `Database`, the one engine of a process that all SQL stores use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import alembic.command
+import alembic.config
+import alembic.context
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from clawdbot.state.tables import VERSION_TABLE
+
+log = logging.getLogger("clawdbot.state")
+
+# A URL without a driver gets the async one; a URL naming its driver is taken as meant.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",  # Heroku-style spelling SQLAlchemy no longer accepts
+}
+DRIVER_HINTS = {"asyncpg": "PostgreSQL needs the asyncpg driver: pip install 'clawdbot[postgres]'"}
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 15_000  # how long a write waits for another connection's write lock
+# pg_advisory_xact_lock key ("clawdbot" in ASCII): every clawdbot process migrating the same
+# database queues on it. Advisory locks are per database, so other databases never contend.
+MIGRATION_LOCK = 0x636C617764626F74
+BEGIN_OPTION = "clawdbot_sqlite_begin"  # execution option: the BEGIN mode of a SQLite transaction
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be brought to the schema this version of clawdbot expects."""
+
+
+def async_url(url: str) -> sa.URL:
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError:
+        # SQLAlchemy's message repeats the whole URL, password included.
+        raise ValueError("the database URL cannot be parsed (e.g. sqlite:///path, postgresql://user@host/db)") from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if not driver:
+        if backend not in ASYNC_DRIVERS:
+            raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+        parsed = parsed.set(drivername=ASYNC_DRIVERS[backend])
+    elif backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+    if parsed.get_backend_name() == "postgresql" and "sslmode" in parsed.query and "ssl" not in parsed.query:
+        # libpq spells it sslmode; asyncpg takes the same values as `ssl` and rejects `sslmode`.
+        parsed = parsed.update_query_dict({"ssl": parsed.query["sslmode"]}).difference_update_query(["sslmode"])
+    return parsed
+
+
+def redact(url: str | sa.URL) -> str:
+    """The URL for logs and errors, its password replaced by ***."""
+    if isinstance(url, str):
+        try:
+            url = sa.make_url(url)
+        except ArgumentError:
+            return "<unparseable database URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def create_engine(url: str | sa.URL) -> AsyncEngine:
+    parsed = async_url(url) if isinstance(url, str) else url
+    sqlite = parsed.get_backend_name() == "sqlite"
+    try:
+        # No pre-ping (a round trip per checkout): a disconnect error already invalidates the whole
+        # pool, so a PostgreSQL restart costs one failed call.
+        engine = create_async_engine(parsed)
+    except ModuleNotFoundError as e:
+        raise RuntimeError(DRIVER_HINTS.get(e.name or "", f"database driver missing: {e.name}")) from None
+    if sqlite:
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Python's sqlite3 begins transactions lazily and only before DML, so a read-then-write could not
+    # take the write lock up front; turn that off and BEGIN ourselves (_sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # busy_timeout first: switching a new file to WAL needs a lock another process may hold.
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL: readers never block the writer, nor it them.
+    cursor.execute("PRAGMA journal_mode = WAL")
+    # NORMAL is safe with WAL (no corruption); a power cut may lose the last commits, not the file.
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    # Off by default in SQLite, per connection: without it ON DELETE CASCADE does nothing.
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    mode = connection.get_execution_options().get(BEGIN_OPTION, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def alembic_config(*, connection: sa.Connection | None = None, url: str | None = None) -> alembic.config.Config:
+    """Alembic's configuration, without an ini file: migrations/env.py runs on `connection`, or on a
+    new engine for `url` (for a developer's `alembic.command.revision(..., autogenerate=True)`)."""
+    config = alembic.config.Config()
+    # configparser would take a '%' in the path for interpolation
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    config.attributes["url"] = url
+    return config
+
+
+async def upgrade(engine: AsyncEngine) -> str:
+    """Brings the schema to the newest revision and returns it. Safe to run again, and from several
+    processes at once: the second waits for the first's lock, then finds nothing to do."""
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head is not None, "no migrations shipped"
+    known = {rev.revision for rev in script.walk_revisions()}
+    async with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            # The write lock before the version is read, not at the first write.
+            await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+        async with conn.begin():
+            # One transaction for all revisions: both databases have transactional DDL, so a failed
+            # upgrade leaves the schema as it was.
+            if engine.dialect.name == "postgresql":
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            current = set(await conn.run_sync(current_revisions))
+            if current - known:
+                raise SchemaError(
+                    f"the database schema is at revision {', '.join(sorted(current))}, which this version "
+                    f"of clawdbot does not know (its newest is {head}); a newer clawdbot wrote it"
+                )
+            if current != {head}:
+                # Polled: the flag is alembic's own global, which no Event of ours could mirror.
+                while _alembic_busy():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+                # No await from here until alembic has taken its globals (run_sync runs on until I/O).
+                await conn.run_sync(_run_alembic)
+                log.info("state: schema migrated from %s to %s", ", ".join(sorted(current)) or "empty", head)
+    return head
+
+
+def _run_alembic(connection: sa.Connection) -> None:
+    if _alembic_busy():
+        raise RuntimeError("another database is being migrated in this process; migrate one at a time")
+    alembic.command.upgrade(alembic_config(connection=connection), "head")
+
+
+def _alembic_busy() -> bool:
+    # Alembic's `context` and `op` are process-global: a migration interleaved with another (two
+    # databases in one event loop) would run its DDL on the other's connection.
+    return getattr(alembic.context, "_proxy", None) is not None
+
+
+def current_revisions(connection: sa.Connection) -> list[str]:
+    if not sa.inspect(connection).has_table(VERSION_TABLE):
+        return []
+    return list(connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+
+
+class Database:
+    """One engine for all SQL stores of a process. The first `acquire` connects and migrates, the last
+    `release` disconnects, so stores sharing it can start and close in any order. Lives in one event
+    loop (its connections do)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = async_url(url)
+        self._engine: AsyncEngine | None = None
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def display_url(self) -> str:
+        return redact(self.url)
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the database is not started (start the store first)")
+        return self._engine
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            if self._engine is None:
+                engine = create_engine(self.url)
+                try:
+                    revision = await upgrade(engine)
+                except BaseException:
+                    await engine.dispose()
+                    raise
+                log.info("state: %s (schema %s)", self.display_url, revision)
+                self._engine = engine
+            self._users += 1
+
+    async def release(self) -> None:
+        async with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0 and self._engine is not None:
+                engine, self._engine = self._engine, None
+                await engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds SQLite's write lock from its start (PostgreSQL: an ordinary one;
+        lock rows with FOR UPDATE), so reading before writing never fails on a concurrent writer."""
+        async with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            async with conn.begin():
+                yield conn

@@ -1,0 +1,92 @@
+"""The SQL schema (SQLAlchemy Core) and the conventions of its values: prefixed random ids and
+timestamps in milliseconds since the epoch.
+
+This module describes the schema the migrations produce; the migrations, not `create_all`, create
+it (tests compare the two). A change here needs a new revision in migrations/versions/."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+# Constraint names must be stable: a later migration (and SQLite's batch mode, which rebuilds tables)
+# refers to them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# Alembic's bookkeeping table, named for clawdbot so a database shared with another Alembic-managed
+# application keeps both histories apart.
+VERSION_TABLE = "clawdbot_alembic_version"
+
+# JSONB on PostgreSQL (indexable, compact); JSON text elsewhere. none_as_null: Python None is SQL NULL,
+# not the JSON literal `null`, so "no usage" is one thing.
+Json = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+ID_LENGTH = 32  # "s_" + 16 base32 characters today; room for longer prefixes
+
+chat_sessions = sa.Table(
+    "chat_sessions",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Index(None, "user_id", "updated_at"),
+)
+
+chat_messages = sa.Table(
+    "chat_messages",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "session_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("chat_sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Unique within a session: the store makes each message's time strictly later than the session's
+    # last change, so (session_id, created_at) is the insertion order and "the newest" is one row.
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("usage", Json, nullable=True),
+    sa.Column("trace", Json, nullable=True),
+    sa.Index(None, "session_id", "created_at", unique=True),
+)
+
+
+def new_id(prefix: str) -> str:
+    """`<prefix>_` and 80 random bits in lowercase base32: short, URL-safe, unguessable."""
+    return prefix + "_" + base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MonotonicMs:
+    """Milliseconds since the epoch that never repeat or go back within one process, so rows written
+    in the same millisecond still order (and page by timestamp) without ties."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self) -> int:
+        self._last = max(wall_ms(), self._last + 1)
+        return self._last

@@ -1,0 +1,120 @@
+"""Who is on the other end of the page and the socket.
+
+Without a master key the gateway serves loopback only and everyone is `local`. With one, a browser
+logs in once (`POST /auth/login`) and gets a signed cookie; non-browser clients send the master key
+as a Bearer token. Both become the principal `admin` (virtual keys will add more principals).
+
+The cookie is stateless: HMAC-SHA256 over (version, expiry, user) with a key derived from the
+master key, so it survives restarts and every replica with the same master key accepts it. The
+price is that logout cannot revoke a copied cookie before it expires (12 h) or the key changes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+
+import msgspec
+
+COOKIE = "clawdbot_session"
+TTL_S = 12 * 3600
+_VERSION = "v1"
+# A purpose label for the key derivation: the master key itself never signs anything, so a token
+# can never be replayed as (or reveal anything about) the key.
+_PURPOSE = b"clawdbot web session cookie v1"
+
+
+class Principal(msgspec.Struct, frozen=True):
+    user: str  # the store's owner id: sessions are scoped to it
+    kind: str  # local | admin (later: key)
+
+
+LOCAL = Principal("local", "local")
+ADMIN = Principal("admin", "admin")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Authenticator:
+    def __init__(self, master_key: str | None) -> None:
+        self.required = bool(master_key)
+        self._bearer = f"Bearer {master_key}".encode() if master_key else None
+        self._master = master_key.encode() if master_key else b""
+        self._key = hmac.new(self._master, _PURPOSE, hashlib.sha256).digest() if master_key else b""
+
+    def check_key(self, given: str) -> bool:
+        return self.required and hmac.compare_digest(given.encode(), self._master)
+
+    def issue(self, principal: Principal, now: float | None = None) -> str:
+        expiry = int((now if now is not None else time.time()) + TTL_S)
+        body = f"{_VERSION}.{expiry}.{_b64(principal.user.encode())}"
+        return f"{body}.{self._sign(body)}"
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def verify(self, token: str, now: float | None = None) -> Principal | None:
+        parts = token.split(".")
+        if len(parts) != 4 or parts[0] != _VERSION or not self.required:
+            return None
+        body = ".".join(parts[:3])
+        if not hmac.compare_digest(parts[3].encode(), self._sign(body).encode()):
+            return None
+        try:
+            expiry, user = int(parts[1]), _unb64(parts[2]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if expiry <= (now if now is not None else time.time()):
+            return None
+        return ADMIN if user == ADMIN.user else Principal(user, "key")
+
+    def principal(self, headers: Mapping[bytes, bytes]) -> Principal | None:
+        """The caller of a request with these (lower-cased) headers, or None when unauthenticated."""
+        if not self.required:
+            return LOCAL
+        given = headers.get(b"authorization")
+        if given is not None and self._bearer is not None and hmac.compare_digest(given, self._bearer):
+            return ADMIN
+        token = cookie_value(headers.get(b"cookie", b""), COOKIE)
+        return self.verify(token) if token else None
+
+    def set_cookie(self, principal: Principal, secure: bool) -> bytes:
+        return _cookie(self.issue(principal), TTL_S, secure)
+
+    @staticmethod
+    def clear_cookie(secure: bool) -> bytes:
+        return _cookie("", 0, secure)
+
+
+def _cookie(value: str, max_age: int, secure: bool) -> bytes:
+    text = f"{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}"
+    return (text + "; Secure" if secure else text).encode()
+
+
+def cookie_value(header: bytes, name: str) -> str | None:
+    for part in header.decode("latin-1").split(";"):
+        k, sep, v = part.strip().partition("=")
+        if sep and k == name:
+            return v.strip().strip('"')
+    return None
+
+
+def origin_allowed(headers: Mapping[bytes, bytes], allowed: frozenset[str]) -> bool:
+    """A browser's Origin must be this gateway's own (as the Host header names it) or configured.
+    No Origin: not a browser, nothing to hijack."""
+    origin = headers.get(b"origin")
+    if origin is None:
+        return True
+    text = origin.decode("latin-1").strip().rstrip("/").lower()
+    if text in allowed:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    return bool(host) and text in (f"http://{host}", f"https://{host}")

@@ -1,0 +1,103 @@
+"""chat.send and chat.abort: checks, the user's message, the history sent to the model, the run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clawdbot.core.types import ChatRequest, Message
+from clawdbot.state.base import MessageRecord, SessionRecord
+from clawdbot.web.frames import WsError
+from clawdbot.web.methods import Caller, P
+from clawdbot.web.ratelimit import take
+from clawdbot.web.runs import ChatRun
+
+TITLE_CHARS = 60
+
+
+class SendParams(P):
+    text: str = ""
+    session_id: str | None = None
+    model: str | None = None
+    regenerate: bool = False
+
+
+class AbortParams(P):
+    run_id: str
+
+
+def title_from(text: str) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= TITLE_CHARS else words[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def limited(wait: int) -> WsError:
+    return WsError("rate_limited", f"Too many messages; try again in {wait} s.", retry_after=wait)
+
+
+async def chat_send(c: Caller, p: SendParams) -> dict[str, Any]:
+    hub, user = c.hub, c.user
+    if p.regenerate and p.session_id is None:
+        raise WsError("bad_params", "sessionId: required with regenerate.")
+    if not p.regenerate and not p.text.strip():
+        raise WsError("bad_params", "text: must not be empty.")
+    now = time.monotonic()
+    if p.session_id is None:
+        wait = take([(hub.per_user, user)], now)
+        if wait:
+            raise limited(wait)
+        session = await hub.store.create_session(user, title_from(p.text), p.model)
+        hub.per_session.hit(session.id, now)
+        hub.runs.claim(session.id)
+    else:
+        found = await hub.store.get_session(user, p.session_id)
+        if found is None:
+            raise WsError("not_found", f"No session {p.session_id!r}.")
+        session = found
+        if not hub.runs.claim(session.id):
+            raise WsError("busy", "This session is still answering; wait for it or abort it.")
+        wait = take([(hub.per_user, user), (hub.per_session, session.id)], now)
+        if wait:
+            hub.runs.release(session.id)
+            raise limited(wait)
+    try:
+        return await _start(c, session, p)
+    except BaseException:
+        hub.runs.release(session.id)
+        raise
+
+
+async def _start(c: Caller, session: SessionRecord, p: SendParams) -> dict[str, Any]:
+    hub, user, store = c.hub, c.user, c.hub.store
+    model = p.model or session.model or hub.default_model()
+    if not model:
+        raise WsError("bad_params", "model: no model is configured on this gateway.")
+    if model != session.model:
+        session = await store.set_session_model(user, session.id, model) or session
+    if not session.title and not p.regenerate:  # an untitled session is named by its first message
+        session = await store.rename_session(user, session.id, title_from(p.text)) or session
+    if p.regenerate:
+        await store.delete_last_assistant(user, session.id)
+        history = await store.list_messages(user, session.id)
+        if not history or history[-1].role != "user":
+            raise WsError("bad_params", "regenerate: the session has no question to answer again.")
+        asked = history[-1]
+    else:
+        asked = await store.add_message(user, session.id, "user", p.text, model)
+        history = await store.list_messages(user, session.id)
+    req = ChatRequest(model=model, messages=to_messages(history), stream=True, include_usage=True)
+    run = ChatRun(hub.gateway, store, c.conn, session, model, req)
+    # The run's task first runs at the next suspension point; the socket queues this reply before
+    # that, so `res` always precedes the run's first event.
+    hub.runs.start(run)
+    return {"runId": run.id, "sessionId": session.id, "userMessageId": asked.id, "model": model}
+
+
+def to_messages(history: list[MessageRecord]) -> list[Message]:
+    """The conversation as the model sees it: failed answers and empty turns are left out."""
+    return [Message(m.role, m.content) for m in history
+            if m.role in ("user", "assistant") and m.content and m.status != "error"]
+
+
+async def chat_abort(c: Caller, p: AbortParams) -> dict[str, Any]:
+    return {"runId": p.run_id, "aborted": await c.hub.runs.abort(p.run_id, c.user)}

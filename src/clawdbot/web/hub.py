@@ -1,0 +1,47 @@
+"""The web gateway layer's state, built once from the Config at start and passed to every socket:
+the chat store, logical connections, runs in flight, rate limits and link health."""
+
+from __future__ import annotations
+
+import time
+
+from clawdbot import __version__
+from clawdbot.config.schema import Config
+from clawdbot.core.gateway import Gateway
+from clawdbot.state.base import ChatStore
+from clawdbot.web.connections import Connections
+from clawdbot.web.debug import Debug
+from clawdbot.web.ratelimit import SlidingWindow
+from clawdbot.web.runs import Runs
+
+
+class Hub:
+    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str) -> None:
+        web = config.web
+        self.settings = web
+        self.gateway = gateway
+        self.store = store
+        self.role = role
+        self.version = __version__
+        self.connections = Connections(web.resume_seconds, web.resume_events)
+        self.runs = Runs()
+        self.per_user = SlidingWindow(web.rate_limits.per_user_per_minute)
+        self.per_session = SlidingWindow(web.rate_limits.per_session_per_minute)
+        self.debug = Debug(config, gateway, role)
+        self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in web.allowed_origins)
+        self.started = time.time()
+
+    def default_model(self) -> str | None:
+        """`web.default_model`, else the first name that resolves."""
+        if self.settings.default_model:
+            return self.settings.default_model
+        models = self.gateway.resolver.models()
+        return models[0].id if models else None
+
+    async def start(self) -> None:
+        await self.store.start()
+
+    async def close(self) -> None:
+        await self.runs.close()  # each stores what it has first
+        self.connections.close()
+        await self.store.close()

@@ -1,0 +1,181 @@
+"""What the web gateway layer adds to the ASGI app (api/app.py): the page and its files, `/auth/*`,
+the chat socket at `/ws`, and `/debug/stats`. `clawdbot proxy` gets `StatsOnly`: no page, no
+socket, only its numbers for the gateway in front of it."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from clawdbot.api.app import Route
+from clawdbot.api.exchange import Exchange
+from clawdbot.api.http import Receive, Scope, Send
+from clawdbot.config.schema import Config
+from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthorized
+from clawdbot.core.gateway import Gateway
+from clawdbot.state.base import ChatStore
+from clawdbot.web.auth import ADMIN, Authenticator, origin_allowed
+from clawdbot.web.debug import Debug
+from clawdbot.web.hub import Hub
+from clawdbot.web.ratelimit import SlidingWindow
+from clawdbot.web.socket import deny, own_url, serve_socket
+from clawdbot.web.static_files import StaticFile, StaticFiles
+
+_encode = msgspec.json.Encoder().encode
+LOGIN_FAILURES_PER_MINUTE = 10  # per client address: the master key is not for guessing
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+
+class LoginBody(msgspec.Struct):
+    key: str
+
+
+def _headers(ex: Exchange) -> dict[bytes, bytes]:
+    return dict(reversed(ex.scope["headers"]))
+
+
+def _secure(ex: Exchange) -> bool:
+    return ex.scope.get("scheme") == "https"
+
+
+async def _stats(ex: Exchange, debug: Debug) -> None:
+    await ex.json(200, _encode(debug.own(own_url(ex.scope, _headers(ex)))), [(b"cache-control", b"no-store")])
+
+
+class WebLayer:
+    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str) -> None:
+        self.hub = Hub(config, gateway, store, role)
+        self.auth = Authenticator(config.server.master_key)
+        self.static = StaticFiles()
+        self.login_failures = SlidingWindow(LOGIN_FAILURES_PER_MINUTE)
+        self.routes: dict[str, Route] = {
+            "/": ("GET", self.index, False, False),
+            "/auth/login": ("POST", self.login, True, False),
+            "/auth/logout": ("POST", self.logout, False, False),
+            "/auth/status": ("GET", self.auth_status, False, False),
+            "/debug/stats": ("GET", self.debug_stats, False, True),
+        }
+        self._static_route: Route = ("GET", self.static_file, False, False)
+
+    def route(self, path: str) -> Route | None:
+        found = self.routes.get(path)
+        if found is not None:
+            return found
+        # The page links its files relatively (app.css, js/main.js), so they are served beside
+        # `/` as well as under /static/. API routes come first and cannot be shadowed.
+        if path.startswith("/static/") or self.static.resolve(path[1:]) is not None:
+            return self._static_route
+        return None
+
+    async def start(self) -> None:
+        await self.hub.start()
+
+    async def close(self) -> None:
+        await self.hub.close()
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != "/ws":
+            await receive()
+            await deny(scope, send, 404, "not_found", f"No socket at {scope['path']}.")
+            return
+        await serve_socket(self.hub, self.auth, scope, receive, send)
+
+    # -- the page ---------------------------------------------------------------------------
+
+    async def index(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        await self._file(ex, "index.html")
+
+    async def static_file(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        path: str = ex.scope["path"]
+        await self._file(ex, path.removeprefix("/static/") if path.startswith("/static/") else path[1:])
+
+    async def _file(self, ex: Exchange, rel: str) -> None:
+        f = await self.static.load(rel)
+        if f is None:
+            raise NotFound(f"Unknown path: {ex.scope['path']}", code="unknown_url")
+        if _headers(ex).get(b"if-none-match") == f.etag:
+            await ex.start(304, f.content_type, f.headers())
+            await ex.end()
+            return
+        await self._send(ex, f)
+
+    @staticmethod
+    async def _send(ex: Exchange, f: StaticFile) -> None:
+        await ex.start(200, f.content_type, [(b"content-length", str(len(f.body)).encode()), *f.headers()])
+        await ex.end(f.body)
+
+    # -- auth -------------------------------------------------------------------------------
+
+    def _check_origin(self, ex: Exchange) -> None:
+        # The cookie is SameSite=Strict and login needs a JSON body; refusing foreign origins here
+        # as on /ws closes the rest (login CSRF).
+        if not origin_allowed(_headers(ex), self.hub.allowed_origins):
+            raise Forbidden("This origin may not use the gateway's login.", code="forbidden_origin")
+
+    async def login(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        self._check_origin(ex)
+        if not self.auth.required:
+            await ex.json(200, b'{"required":false,"authenticated":true,"user":"local"}')
+            return
+        client = ex.scope.get("client")
+        addr = str(client[0]) if client else "?"
+        now = time.monotonic()
+        wait = self.login_failures.retry_after(addr, now)
+        if wait > 0:
+            raise RateLimited("Too many failed logins; try again later.", headers={"Retry-After": str(int(wait) + 1)})
+        try:
+            key = msgspec.json.decode(body, type=LoginBody).key
+        except msgspec.DecodeError:
+            raise BadRequest('Send {"key": "<master key>"}.', param="key", code="invalid_value") from None
+        if not self.auth.check_key(key):
+            self.login_failures.hit(addr, now)
+            raise Unauthorized("Invalid key.")
+        cookie = self.auth.set_cookie(ADMIN, _secure(ex))
+        await ex.json(200, b'{"required":true,"authenticated":true,"user":"admin"}',
+                      [(b"set-cookie", cookie), (b"cache-control", b"no-store")])
+
+    async def logout(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        self._check_origin(ex)
+        await ex.json(200, _encode({"required": self.auth.required, "authenticated": False}),
+                      [(b"set-cookie", self.auth.clear_cookie(_secure(ex))), (b"cache-control", b"no-store")])
+
+    async def auth_status(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        who = self.auth.principal(_headers(ex))
+        out: dict[str, object] = {"required": self.auth.required, "authenticated": who is not None}
+        if who is not None:
+            out["user"] = who.user
+        await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
+
+    async def debug_stats(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        await _stats(ex, self.hub.debug)
+
+
+class StatsOnly:
+    """`clawdbot proxy`: the proxy layer serves no page and no socket (web.enabled: false)."""
+
+    def __init__(self, config: Config, gateway: Gateway, role: str) -> None:
+        self.debug = Debug(config, gateway, role)
+        self._route: Route = ("GET", self.debug_stats, False, True)
+
+    def route(self, path: str) -> Route | None:
+        return self._route if path == "/debug/stats" else None
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await deny(scope, send, 404, "not_found", "This process serves no chat socket.")
+
+    async def debug_stats(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        await _stats(ex, self.debug)
+

@@ -1,0 +1,151 @@
+"""The socket's methods other than chat (web/chat.py) and connect.resume (web/socket.py): sessions,
+models, status, debug. Each takes validated params and returns the `res` payload, or raises
+WsError. Everything is scoped to the caller's principal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import msgspec
+
+from clawdbot.web.connections import Connection
+from clawdbot.web.frames import WsError
+from clawdbot.web.hub import Hub
+from clawdbot.web.views import message_view, session_view
+
+MAX_TITLE = 200
+MAX_LIST = 200
+
+
+class Caller(NamedTuple):
+    hub: Hub
+    conn: Connection
+    url: str  # this gateway as the client reached it (for debug)
+
+    @property
+    def user(self) -> str:
+        return self.conn.principal.user
+
+
+class P(msgspec.Struct, rename="camel"):
+    pass
+
+
+class NoParams(P):
+    pass
+
+
+class ListParams(P):
+    limit: int = 50
+    before: int | None = None
+
+
+class SessionParams(P):
+    session_id: str
+
+
+class CreateParams(P):
+    title: str | None = None
+    model: str | None = None
+
+
+class RenameParams(P):
+    session_id: str
+    title: str
+
+
+class StatusParams(P):
+    session_id: str | None = None
+
+
+def clean_title(title: str) -> str:
+    title = " ".join(title.split())
+    if not title:
+        raise WsError("bad_params", "title: must not be empty.")
+    return title[:MAX_TITLE]
+
+
+async def sessions_list(c: Caller, p: ListParams) -> dict[str, Any]:
+    if not 1 <= p.limit <= MAX_LIST:
+        raise WsError("bad_params", f"limit: must be 1..{MAX_LIST}.")
+    rows = await c.hub.store.list_sessions(c.user, p.limit, p.before)
+    return {"sessions": [session_view(s) for s in rows]}
+
+
+async def sessions_get(c: Caller, p: SessionParams) -> dict[str, Any]:
+    s = await c.hub.store.get_session(c.user, p.session_id)
+    if s is None:
+        raise WsError("not_found", f"No session {p.session_id!r}.")
+    messages = await c.hub.store.list_messages(c.user, p.session_id)
+    return {"session": session_view(s), "messages": [message_view(m) for m in messages],
+            "running": c.hub.runs.session_run(p.session_id)}
+
+
+async def sessions_create(c: Caller, p: CreateParams) -> dict[str, Any]:
+    title = clean_title(p.title) if p.title is not None else ""  # untitled: the first message names it
+    s = await c.hub.store.create_session(c.user, title, p.model)
+    return {"session": session_view(s)}
+
+
+async def sessions_rename(c: Caller, p: RenameParams) -> dict[str, Any]:
+    s = await c.hub.store.rename_session(c.user, p.session_id, clean_title(p.title))
+    if s is None:
+        raise WsError("not_found", f"No session {p.session_id!r}.")
+    return {"session": session_view(s)}
+
+
+async def sessions_delete(c: Caller, p: SessionParams) -> dict[str, Any]:
+    # A run still answering in it is aborted: nobody could see its answer any more.
+    run_id = c.hub.runs.session_run(p.session_id)
+    if run_id is not None:
+        await c.hub.runs.abort(run_id, c.user)
+    if not await c.hub.store.delete_session(c.user, p.session_id):
+        raise WsError("not_found", f"No session {p.session_id!r}.")
+    return {"deleted": True}
+
+
+async def models_list(c: Caller, p: NoParams) -> dict[str, Any]:
+    models = []
+    for m in c.hub.gateway.resolver.models():
+        item: dict[str, Any] = {"id": m.id, "ownedBy": m.owned_by}
+        if m.description:
+            item["description"] = m.description
+        models.append(item)
+    return {"models": models, "default": c.hub.default_model()}
+
+
+async def status(c: Caller, p: StatusParams) -> dict[str, Any]:
+    hub = c.hub
+    out: dict[str, Any] = {
+        "version": hub.version, "role": hub.role, "uptimeS": round(time.time() - hub.started, 1),
+        "user": c.user,
+        "services": {name: {"reachable": st.reachable, "latencyMs": st.latency_ms}
+                     for name, st in hub.gateway.monitor.states.items()},
+    }
+    if p.session_id is not None:
+        s = await hub.store.get_session(c.user, p.session_id)
+        if s is None:
+            raise WsError("not_found", f"No session {p.session_id!r}.")
+        out["model"] = s.model or hub.default_model()
+    else:
+        out["model"] = hub.default_model()
+    return out
+
+
+async def debug(c: Caller, p: NoParams) -> dict[str, Any]:
+    return {"processes": await c.hub.debug.processes(c.url)}
+
+
+Handler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
+METHODS: dict[str, tuple[type[P], Handler]] = {
+    "sessions.list": (ListParams, sessions_list),
+    "sessions.get": (SessionParams, sessions_get),
+    "sessions.create": (CreateParams, sessions_create),
+    "sessions.rename": (RenameParams, sessions_rename),
+    "sessions.delete": (SessionParams, sessions_delete),
+    "models.list": (NoParams, models_list),
+    "status": (StatusParams, status),
+    "debug": (NoParams, debug),
+}

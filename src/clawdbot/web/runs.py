@@ -1,0 +1,236 @@
+"""Chat runs: one model answer streamed to a logical connection as `chat` events, through the same
+pipeline as /v1/chat/completions (`Gateway.stream`), then stored.
+
+A run is a task owned by `Runs`, not by the socket that started it: it goes on when the socket
+drops (the client may resume) and is stored however it ends (complete, aborted with the partial
+text, error). One run per session at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from clawdbot.core.context import RequestContext
+from clawdbot.core.errors import GatewayError
+from clawdbot.core.gateway import Gateway
+from clawdbot.core.types import ChatRequest
+from clawdbot.observability.logging import request_id_var
+from clawdbot.state.base import ChatStore, SessionRecord
+from clawdbot.web.connections import Connection
+from clawdbot.web.views import message_view, session_view, trace_view, usage_view
+
+log = logging.getLogger("clawdbot.chat")
+STATES = {"complete": "final", "aborted": "aborted", "error": "error"}
+ABORT_WAIT_S = 5.0  # how long chat.abort waits for the run to store its partial answer
+
+
+def ws_code(exc: GatewayError) -> str:
+    if exc.status == 400:
+        return "bad_params"
+    if exc.status == 404:
+        return "not_found"
+    if exc.status >= 500 or exc.type in ("upstream_error", "timeout", "service_unavailable"):
+        return "upstream_error"
+    return "internal"
+
+
+class ChatRun:
+    def __init__(
+        self, gateway: Gateway, store: ChatStore, conn: Connection, session: SessionRecord, model: str,
+        req: ChatRequest,
+    ) -> None:
+        self.id = "run_" + os.urandom(8).hex()
+        self.gateway = gateway
+        self.store = store
+        self.conn = conn
+        self.user = conn.principal.user
+        self.session = session
+        self.session_id = session.id
+        self.model = model
+        self.req = req
+        self.ctx = RequestContext("req_" + os.urandom(12).hex(), model=model, stream=True,
+                                  principal=conn.principal.user)
+        self.task: asyncio.Task[None] | None = None
+        self.aborting = False
+        self.ending = False  # storing its answer: a cancel now would lose it
+        self.on_end: Callable[[], None] = lambda: None  # frees the session; set by Runs.start
+
+    async def run(self) -> None:
+        request_id_var.set(self.ctx.request_id)  # this task's own context: provider logs carry it
+        # after chat.send's reply: the session as the run changed it (a new one, its title, model)
+        self.conn.emit("session", {"session": session_view(self.session)})
+        metrics = self.gateway.metrics
+        metrics.chats_in_flight += 1
+        parts: list[str] = []
+        outcome, error = "complete", None
+        try:
+            await self._stream(parts)
+        except asyncio.CancelledError:
+            # chat.abort, or shutdown: either way the partial answer is kept
+            outcome = "aborted"
+            self.ctx.error = "aborted" if self.aborting else "gateway shutting down"
+        except GatewayError as exc:
+            outcome, error = "error", exc
+            self.ctx.error = exc.message
+        except Exception as exc:
+            log.exception("chat run %s failed", self.id)
+            outcome, error = "error", GatewayError(f"internal error (request id {self.ctx.request_id})")
+            self.ctx.error = type(exc).__name__
+        finally:
+            metrics.chats_in_flight -= 1
+        await self._end(outcome, "".join(parts), error)
+
+    async def end_unstarted(self) -> None:
+        self.ctx.error = "aborted"
+        await self._end("aborted", "", None)
+
+    async def _stream(self, parts: list[str]) -> None:
+        ctx, base = self.ctx, {"runId": self.id, "sessionId": self.session_id, "state": "delta"}
+        stream = self.gateway.stream(self.req, ctx)
+        try:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    ctx.prompt_tokens = chunk.usage.prompt_tokens
+                    ctx.completion_tokens = chunk.usage.completion_tokens
+                if chunk.reasoning:
+                    ctx.mark_first_token()
+                    self.conn.emit("chat", {**base, "reasoning": chunk.reasoning})
+                if chunk.content:
+                    ctx.mark_first_token()
+                    parts.append(chunk.content)
+                    self.conn.emit("chat", {**base, "delta": chunk.content})
+        finally:
+            await stream.aclose()
+
+    async def _end(self, outcome: str, text: str, error: GatewayError | None) -> None:
+        self.ending = True
+        ctx = self.ctx
+        self.gateway.finish(ctx)  # the service's books: latency, errors, overhead
+        err = {"code": ws_code(error), "message": error.message} if error is not None else None
+        trace, usage = trace_view(ctx, outcome, err), usage_view(ctx)
+        message: dict[str, Any]
+        try:
+            rec = await self.store.add_message(self.user, self.session_id, "assistant", text, self.model,
+                                               outcome, usage, trace)
+            message = message_view(rec)
+            message.pop("usage", None)  # both are beside it in the event already
+            message.pop("trace", None)
+        except KeyError:  # the session was deleted while it answered
+            message = {"id": None, "role": "assistant", "content": text, "model": self.model, "status": outcome}
+        except Exception:
+            log.exception("could not store the answer of run %s", self.id)
+            message = {"id": None, "role": "assistant", "content": text, "model": self.model, "status": outcome}
+        payload: dict[str, Any] = {"runId": self.id, "sessionId": self.session_id, "state": STATES[outcome],
+                                   "message": message, "trace": trace}
+        if usage is not None:
+            payload["usage"] = usage
+        if err is not None:
+            payload["error"] = err
+        # Free the session before the client hears the run ended: its next message must not be busy.
+        self.on_end()
+        self.conn.emit("chat", payload)
+        self._log(outcome)
+        await self._emit_session()
+
+    async def _emit_session(self) -> None:
+        try:
+            session = await self.store.get_session(self.user, self.session_id)
+        except Exception:
+            log.exception("could not read session %s", self.session_id)
+            return
+        if session is not None:  # None: deleted meanwhile
+            self.conn.emit("session", {"session": session_view(session)})
+
+    def _log(self, outcome: str) -> None:
+        """The business line of a chat turn (the proxy layer logs the technical one). Never content."""
+        ctx, ttft = self.ctx, self.ctx.ttft_ms()
+        fields: dict[str, object] = {
+            "user": self.user, "session": self.session_id, "run": self.id, "model": self.model,
+            "service": ctx.service, "upstream_model": ctx.upstream_model,
+            "prompt_tokens": ctx.prompt_tokens, "completion_tokens": ctx.completion_tokens,
+            "ttft_ms": round(ttft, 1) if ttft is not None else None, "latency_ms": round(ctx.elapsed_ms(), 1),
+            "outcome": outcome, "error": ctx.error if outcome == "error" else None,
+        }
+        text = " ".join(f"{k}={_kv(v)}" for k, v in fields.items() if v is not None)
+        log.info("chat %s", text, extra={"request_id": ctx.request_id})
+
+
+def _kv(v: object) -> str:
+    s = str(v)
+    return f'"{s}"' if not s or any(c in s for c in ' "=') else s
+
+
+class Runs:
+    """The runs in flight, by id and by session (one per session)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, ChatRun] = {}
+        self._sessions: dict[str, str | None] = {}  # claimed sessions -> their run's id once started
+        self._tasks: set[asyncio.Task[None]] = set()  # until done, also after the run has ended
+
+    def claim(self, session_id: str) -> bool:
+        """Reserve the session for a run before the first await, so two sends cannot both pass."""
+        if session_id in self._sessions:
+            return False
+        self._sessions[session_id] = None
+        return True
+
+    def release(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def session_run(self, session_id: str) -> str | None:
+        return self._sessions.get(session_id)
+
+    def start(self, run: ChatRun) -> None:
+        self._runs[run.id] = run
+        self._sessions[run.session_id] = run.id
+        run.on_end = lambda: self._done(run)
+        self._track(run, run.run())
+
+    def _track(self, run: ChatRun, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=run.id)
+        run.task = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda t: self._finished(run, t))
+
+    def _finished(self, run: ChatRun, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() and not run.ending:
+            # Cancelled before its first step, so run() never saw it: end it the usual way.
+            self._track(run, run.end_unstarted())
+            return
+        self._done(run)
+
+    def _done(self, run: ChatRun) -> None:
+        if self._runs.get(run.id) is run:
+            del self._runs[run.id]
+            self.release(run.session_id)
+
+    def get(self, run_id: str, user: str) -> ChatRun | None:
+        run = self._runs.get(run_id)
+        return run if run is not None and run.user == user else None
+
+    async def abort(self, run_id: str, user: str) -> bool:
+        """Cancel the run (and so its upstream call); waits briefly so its `aborted` event (with
+        the partial answer) comes before the reply to chat.abort."""
+        run = self.get(run_id, user)
+        if run is None or run.task is None or run.task.done() or run.aborting or run.ending:
+            return False
+        run.aborting = True
+        run.task.cancel()
+        await asyncio.wait([run.task], timeout=ABORT_WAIT_S)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    async def close(self) -> None:
+        """Shutdown: every run is cancelled, stores what it has, and is awaited."""
+        for r in list(self._runs.values()):
+            if r.task is not None and not r.ending:
+                r.task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10.0)
