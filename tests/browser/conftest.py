@@ -68,7 +68,9 @@ def keyed_gateway(tmp_path_factory: pytest.TempPathFactory,
     gw.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on this thread while
+# it is open, and later tests that call asyncio.run() must not find it.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-services.sh (apt-get install chromium)")

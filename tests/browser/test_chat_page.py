@@ -48,6 +48,7 @@ def test_send_stream_and_reload_history(page: Page, gateway: GatewayProcess) -> 
     assert "w11" not in reply.locator(".message-body").inner_text()
     expect(reply).to_have_attribute("data-status", "complete", timeout=TIMEOUT)
     expect(reply.locator(".message-body")).to_contain_text("w11")
+    expect(page.locator("#chat-title")).to_contain_text("w0 w1")  # the first message names the chat
     assert page.locator("#session-list .session-item").count() >= 1
     page.reload()
     page.locator("#session-list .session-item .session-open").first.click()
@@ -55,7 +56,9 @@ def test_send_stream_and_reload_history(page: Page, gateway: GatewayProcess) -> 
     expect(last_assistant(page)).to_contain_text("w11")
 
 
-def test_stop_mid_stream(page: Page, gateway: GatewayProcess, upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> None:
+def test_stop_mid_stream(
+    page: Page, gateway: GatewayProcess, upstreams: tuple[OpenAIUpstream, OllamaTestServer]
+) -> None:
     open_page(page, gateway)
     new_session(page)
     send(page, "stop me please " + " ".join(f"x{i}" for i in range(40)) + " fault:slow=150")

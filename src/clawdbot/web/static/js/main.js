@@ -83,7 +83,11 @@ function main() {
   client.addEventListener("event", (e) => {
     const { event, payload } = e.detail;
     if (event === "chat") app.onChatEvent(payload);
-    else if (payload && payload.session && payload.session.id) sessions.upsert(payload.session);
+    else if (payload && payload.session && payload.session.id) {
+      sessions.upsert(payload.session);
+      // the first message names a new chat: keep the header in step with the list
+      if (payload.session.id === app.currentSessionId) app.nav.setTitle(sessions.get(payload.session.id));
+    }
   });
 
   $("#new-session").addEventListener("click", () => app.newSession().catch((err) =>
