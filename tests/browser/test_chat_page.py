@@ -97,6 +97,7 @@ def test_debug_command_shows_services(page: Page, gateway: GatewayProcess) -> No
     expect(table).to_be_visible(timeout=TIMEOUT)
     expect(table).to_contain_text("oa")
     expect(table).to_contain_text("ol")
+    expect(table).to_contain_text("closed")  # circuit-breaker state per service
 
 
 def test_xss_in_user_and_model_text_is_inert(page: Page, gateway: GatewayProcess) -> None:

@@ -150,10 +150,10 @@ class App:
         except asyncio.CancelledError:
             if not ex.disconnected:
                 raise
-            ctx.error = "client disconnected"
+            ctx.error, ctx.cancelled = "client disconnected", True
             ex.status = 499  # nginx's convention for "client closed request", in the log only
         except ClientGone:
-            ctx.error, ex.status = "client disconnected", 499
+            ctx.error, ctx.cancelled, ex.status = "client disconnected", True, 499
         except GatewayError as exc:
             await self.fail(ex, exc)
         except Exception:

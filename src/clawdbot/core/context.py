@@ -24,6 +24,8 @@ class RequestContext(msgspec.Struct):
     principal: str | None = None
     # perf_counter() when the attempt on `service` that is answering began; closed by Gateway.finish
     attempt_started: float | None = None
+    # the caller went away (client disconnect, chat.abort, shutdown): not the service's fault
+    cancelled: bool = False
     # Routing inputs: from X-Clawdbot-Priority / X-Clawdbot-Tag, else the body's `metadata`. The
     # key layer (virtual keys, later) sets them after the headers were read, so a key's values win.
     priority: str | None = None

@@ -152,6 +152,10 @@ class Gateway:
         if ctx.attempt_started is None or ctx.service is None:
             return
         stats = self.metrics.services.get(ctx.service) or self.metrics.service(ctx.service)
+        if ctx.cancelled:  # the caller left: neither a latency sample nor the service's error
+            stats.in_flight -= 1
+            ctx.attempt_started = None
+            return
         upstream_ms = stats.end(ctx.attempt_started, ctx.ttft_ms(), ctx.error)
         ctx.attempt_started = None
         if ctx.error is None:
@@ -297,13 +301,14 @@ class Gateway:
                 if wait:
                     up.breaker.throttle(now + min(wait, 3600.0))
             ctx.attempts.append({"service": up.name, "model": dep.model, "ok": False, "error": exc.code or exc.type,
-                                 "status": getattr(exc, "upstream_status", None) or exc.status, "ms": ms})
+                                 "status": getattr(exc, "upstream_status", None) or exc.status, "ms": round(ms, 2)})
             if exc.retryable:
                 self.notes.warn(up.name, "service %s failed (%s); trying the next deployment", up.name, exc.message)
             raise
         rt.enter()  # the Attempt's own lease: released by Attempt.close
         ctx.attempts.append({"service": up.name, "model": dep.model, "ok": True, "error": None,
-                             "status": ctx.upstream_status or 200, "ms": (time.perf_counter() - started) * 1000.0})
+                             "status": ctx.upstream_status or 200,
+                             "ms": round((time.perf_counter() - started) * 1000.0, 2)})
         return result, Attempt(dep, permit, rt)
 
     # -- the calls -------------------------------------------------------------------------------

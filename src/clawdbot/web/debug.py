@@ -32,6 +32,7 @@ def process_entry(gateway: Gateway, role: str, url: str) -> dict[str, Any]:
             "latencyP50Ms": s.get("latency_p50_ms"), "latencyP95Ms": s.get("latency_p95_ms"),
             "ttftP50Ms": s.get("ttft_p50_ms"), "errors": s.get("errors", 0),
             "errorRate1m": s.get("error_rate_1m"), "lastError": s.get("last_error") or st.detail,
+            "circuit": (s.get("breaker") or {}).get("state"),
         }
     return {
         "role": role, "url": url, "uptimeS": m["uptime_s"],

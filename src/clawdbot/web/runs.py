@@ -72,6 +72,7 @@ class ChatRun:
             # chat.abort, or shutdown: either way the partial answer is kept
             outcome = "aborted"
             self.ctx.error = "aborted" if self.aborting else "gateway shutting down"
+            self.ctx.cancelled = True
         except GatewayError as exc:
             outcome, error = "error", exc
             self.ctx.error = exc.message
@@ -84,7 +85,7 @@ class ChatRun:
         await self._end(outcome, "".join(parts), error)
 
     async def end_unstarted(self) -> None:
-        self.ctx.error = "aborted"
+        self.ctx.error, self.ctx.cancelled = "aborted", True
         await self._end("aborted", "", None)
 
     async def _stream(self, parts: list[str]) -> None:

@@ -4,7 +4,7 @@ import { h } from "./dom.js";
 import { fmtMs, fmtNum, fmtPct, fmtDuration } from "./format.js";
 import { labelFor } from "./trace.js";
 
-const DEBUG_COLUMNS = ["Process", "Service", "Reachable", "Probe", "p50", "p95", "In flight", "Errors",
+const DEBUG_COLUMNS = ["Process", "Service", "Reachable", "Circuit", "Probe", "p50", "p95", "In flight", "Errors",
   "Error rate (1m)", "Last error"];
 
 export function renderDebug(payload) {
@@ -38,6 +38,8 @@ function serviceRow(proc, name, svc) {
     h("td", null, h("span", {
       class: `health ${reachable === true ? "ok" : reachable === false ? "bad" : "unknown"}`,
     }, reachable === true ? "yes" : reachable === false ? "no" : "?")),
+    h("td", { class: `circuit ${svc.circuit === "closed" ? "ok" : svc.circuit ? "bad" : "unknown"}` },
+      svc.circuit || "–"),
     h("td", { class: "num" }, fmtMs(svc.probeLatencyMs)),
     h("td", { class: "num" }, fmtMs(svc.latencyP50Ms)),
     h("td", { class: "num" }, fmtMs(svc.latencyP95Ms)),
