@@ -55,17 +55,21 @@ def _start(tmp: Path, ups: tuple[OpenAIUpstream, OllamaTestServer], master_key: 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory,
             upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    gw = _start(tmp_path_factory.mktemp("browser"), upstreams, master_key=False)
-    yield gw
-    gw.stop()
+    yield from _running(tmp_path_factory.mktemp("browser"), upstreams, master_key=False)
 
 
 @pytest.fixture(scope="module")
 def keyed_gateway(tmp_path_factory: pytest.TempPathFactory,
                   upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    gw = _start(tmp_path_factory.mktemp("browser-key"), upstreams, master_key=True)
-    yield gw
-    gw.stop()
+    yield from _running(tmp_path_factory.mktemp("browser-key"), upstreams, master_key=True)
+
+
+def _running(tmp: Path, ups: tuple[OpenAIUpstream, OllamaTestServer], master_key: bool) -> Iterator[GatewayProcess]:
+    gw = _start(tmp, ups, master_key)
+    try:
+        yield gw
+    finally:
+        gw.stop()
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running on this thread while

@@ -350,21 +350,13 @@ class Response:
 
     def release(self) -> None:
         """Back to the pool if the response was read to its end; otherwise the connection is closed."""
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        if self._timer is not None:
-            self._timer.cancel()
-        self._stop_idle()
-        conn.resp = None
-        if self._done and self.keep_alive and self._error is None and not conn.closed:
-            conn.pool.put(conn)
-        else:
-            conn.pool.drop(conn)
+        self._let_go(reusable=True)
 
     def close(self) -> None:
         """Drop the connection (the response may be unread)."""
+        self._let_go(reusable=False)
+
+    def _let_go(self, reusable: bool) -> None:
         conn = self._conn
         if conn is None:
             return
@@ -373,7 +365,10 @@ class Response:
             self._timer.cancel()
         self._stop_idle()
         conn.resp = None
-        conn.pool.drop(conn)
+        if reusable and self._done and self.keep_alive and self._error is None and not conn.closed:
+            conn.pool.put(conn)
+        else:
+            conn.pool.drop(conn)
 
     def __del__(self) -> None:  # a response nobody released must not hold a pool slot forever
         conn = self._conn
