@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import logging
 import os
 import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from clawdbot.api import admin, chat, endpoints
+import msgspec
+
+from clawdbot.api import admin, chat, endpoints, openapi
+from clawdbot.api.admin_api import PREFIX as ADMIN_API
+from clawdbot.api.admin_api import AdminApi
 from clawdbot.api.errors import error_body, error_status, internal_error
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import ClientGone, Receive, Scope, Send
@@ -23,11 +26,13 @@ from clawdbot.core.errors import (
     GatewayError,
     MethodNotAllowed,
     NotFound,
-    Unauthorized,
 )
 from clawdbot.core.gateway import Gateway
 from clawdbot.observability.access import AccessLog
 from clawdbot.observability.logging import request_id_var
+from clawdbot.tenancy.errors import AdminRequired, ModelNotAllowed
+from clawdbot.tenancy.principal import ANONYMOUS, Principal
+from clawdbot.tenancy.service import Tenancy, build_tenancy
 
 log = logging.getLogger("clawdbot.api")
 Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
@@ -41,11 +46,19 @@ ROUTES: dict[str, tuple[str, Handler, bool, bool]] = {
     "/healthz": ("GET", endpoints.healthz, False, False),
     "/readyz": ("GET", endpoints.readyz, False, False),
     "/admin/reload": ("POST", admin.reload, False, True),
+    "/openapi.json": ("GET", openapi.OpenApi(), False, False),
 }
 for _p in ("/chat/completions", "/embeddings", "/models"):
     ROUTES[_p] = ROUTES["/v1" + _p]
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+
+class _Model(msgspec.Struct):
+    model: str | None = None
+
+
+_model_of = msgspec.json.Decoder(_Model).decode  # reads `model`, skips the rest of the body
 
 
 def request_id(given: bytes | None) -> str:
@@ -83,13 +96,16 @@ class NoExtension:
 
 
 class App:
-    def __init__(self, gateway: Gateway, server: Server, access: AccessLog, ext: Extension | None = None) -> None:
+    def __init__(self, gateway: Gateway, server: Server, access: AccessLog, ext: Extension | None = None,
+                 tenancy: Tenancy | None = None) -> None:
         self.gateway = gateway
+        # Master key and virtual keys (tenancy/); without a master key auth stays off.
+        self.tenancy = tenancy if tenancy is not None else build_tenancy(server, gateway.config, os.environ)
+        self.admin_api = AdminApi(self.tenancy)
         self.server = server
         self.access = access
         self.ext: Extension = ext if ext is not None else NoExtension()
         self.limit = server.max_body_bytes
-        self._key = f"Bearer {server.master_key}".encode() if server.master_key else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -105,6 +121,7 @@ class App:
             if msg["type"] == "lifespan.startup":
                 try:
                     await self.gateway.start()
+                    await self.tenancy.start()
                     await self.ext.start()
                 except Exception as exc:
                     log.exception("startup failed")
@@ -120,16 +137,10 @@ class App:
                     await self.ext.close()  # chat runs end (and are stored) while providers still work
                 except Exception:
                     log.exception("web layer shutdown failed")
+                await self.tenancy.close()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    def check_auth(self, given: bytes) -> None:
-        if self._key is None:
-            return
-        if not hmac.compare_digest(given, self._key):
-            msg = "Missing API key: send 'Authorization: Bearer <key>'." if not given else "Invalid API key."
-            raise Unauthorized(msg)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         # One pass over the headers instead of one per lookup; the first of a repeated name wins,
@@ -165,15 +176,43 @@ class App:
             self.access.emit(ctx, scope["method"], path, ex.status)
             request_id_var.reset(token)
 
+    async def authenticate(self, ex: Exchange, hdrs: dict[bytes, bytes], admin: bool) -> Principal:
+        p = await self.tenancy.authn.resolve(bytes(hdrs.get(b"authorization", b"")))
+        if p is ANONYMOUS:  # auth is off (no master key): each admin endpoint refuses on its own
+            return p
+        if admin and not p.is_admin:
+            raise AdminRequired("This key may not use admin endpoints (they need the master key or an admin key).")
+        ctx = ex.ctx
+        ctx.principal, ctx.identity = p.name, p
+        if ctx.tag is None and p.tags:  # the request's own tag wins
+            ctx.tag = p.tags[0]
+        prio = p.metadata.get("priority")
+        if prio is not None:  # the key's priority wins: a caller may not promote itself
+            ctx.priority = str(prio)[:64]
+        return p
+
+    async def admin_call(self, ex: Exchange, hdrs: dict[bytes, bytes]) -> None:
+        if await self.authenticate(ex, hdrs, admin=True) is ANONYMOUS:
+            raise AdminRequired("The admin API needs a master key: set server.master_key or CLAWDBOT_MASTER_KEY.",
+                                code="master_key_required")
+        body = b""
+        if ex.scope["method"] in ("POST", "PATCH"):
+            body = await ex.body(self.limit)
+            if body and not hdrs.get(b"content-type", b"").startswith(b"application/json"):
+                raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
+                                 param="Content-Type", code="invalid_content_type")
+        await self.admin_api.handle(ex, body)
+
     async def dispatch(self, ex: Exchange, path: str, hdrs: dict[bytes, bytes]) -> None:
+        if path.startswith(ADMIN_API):
+            return await self.admin_call(ex, hdrs)
         route = ROUTES.get(path) or self.ext.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
         method, handler, needs_body, is_api = route
         if ex.scope["method"] != method:
             raise MethodNotAllowed(f"{path} accepts {method} only.")
-        if is_api:
-            self.check_auth(bytes(hdrs.get(b"authorization", b"")))
+        principal = await self.authenticate(ex, hdrs, path.startswith("/admin/")) if is_api else ANONYMOUS
         body = b""
         if needs_body:
             ctype = hdrs.get(b"content-type", b"")
@@ -181,8 +220,19 @@ class App:
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
                                  param="Content-Type", code="invalid_content_type")
             body = await ex.body(self.limit)
+            if principal.allowed_models is not None:
+                self.check_model(principal, body)
             ex.watch_disconnect()
         await handler(ex, self.gateway, body)
+
+    @staticmethod
+    def check_model(principal: Principal, body: bytes) -> None:
+        try:
+            model = _model_of(body).model
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return  # not a valid body: the handler says what is wrong with it
+        if not principal.may_use(model):
+            raise ModelNotAllowed(model, principal.allowed_models or frozenset())
 
     async def fail(self, ex: Exchange, exc: GatewayError) -> None:
         ex.ctx.error = exc.message

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from clawdbot import __version__
-from clawdbot.cli import serve
+from clawdbot.cli import keys, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clawdbot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve.register(sub)
+    keys.register(sub)
     return parser
 
 

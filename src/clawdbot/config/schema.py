@@ -147,6 +147,10 @@ class Server(Strict):
     host: str = "127.0.0.1"
     port: int | None = None  # default: 18789 (serve, gateway) or 8080 (proxy)
     master_key: str | None = None
+    # HMAC secret for virtual keys (env CLAWDBOT_KEY_SECRET); default: derived from master_key.
+    # Changing it (or the master key it derives from) invalidates every virtual key.
+    key_secret: str | None = None
+    key_cache_ttl: float = 1.0  # seconds a looked-up virtual key is trusted (a revoke takes this long)
     max_body_bytes: int = 16 * 1024 * 1024
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -22,6 +22,9 @@ class RequestContext(msgspec.Struct):
     stream: bool = False
     # Set when the inbound caller was authenticated (master key now, virtual keys later).
     principal: str | None = None
+    # The tenancy.principal.Principal behind `principal` (limits, budgets, owner); Any so that core
+    # never imports tenancy.
+    identity: Any = None
     # perf_counter() when the attempt on `service` that is answering began; closed by Gateway.finish
     attempt_started: float | None = None
     # the caller went away (client disconnect, chat.abort, shutdown): not the service's fault

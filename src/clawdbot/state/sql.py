@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import alembic.command
 import alembic.config
@@ -20,6 +22,9 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from clawdbot.state.tables import VERSION_TABLE
+
+if TYPE_CHECKING:
+    import aiosqlite
 
 log = logging.getLogger("clawdbot.state")
 
@@ -32,6 +37,7 @@ ASYNC_DRIVERS = {
 DRIVER_HINTS = {"asyncpg": "PostgreSQL needs the asyncpg driver: pip install 'clawdbot[postgres]'"}
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 15_000  # how long a write waits for another connection's write lock
+WAL_RETRY_PAUSE_S = (0.002, 0.1)  # the first and the longest pause between attempts to switch to WAL
 # pg_advisory_xact_lock key ("clawdbot" in ASCII): every clawdbot process migrating the same
 # database queues on it. Advisory locks are per database, so other databases never contend.
 MIGRATION_LOCK = 0x636C617764626F74
@@ -74,10 +80,13 @@ def redact(url: str | sa.URL) -> str:
 def create_engine(url: str | sa.URL) -> AsyncEngine:
     parsed = async_url(url) if isinstance(url, str) else url
     sqlite = parsed.get_backend_name() == "sqlite"
+    # sqlite3.connect's timeout is the busy timeout, set as the file is opened: before SQLAlchemy's
+    # first-connect queries and our pragmas, so no statement on any connection runs without it.
+    connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if sqlite else {}
     try:
         # No pre-ping (a round trip per checkout): a disconnect error already invalidates the whole
         # pool, so a PostgreSQL restart costs one failed call.
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, connect_args=connect_args)
     except ModuleNotFoundError as e:
         raise RuntimeError(DRIVER_HINTS.get(e.name or "", f"database driver missing: {e.name}")) from None
     if sqlite:
@@ -90,16 +99,47 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Python's sqlite3 begins transactions lazily and only before DML, so a read-then-write could not
     # take the write lock up front; turn that off and BEGIN ourselves (_sqlite_begin).
     dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    # busy_timeout first: switching a new file to WAL needs a lock another process may hold.
-    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    # WAL: readers never block the writer, nor it them.
-    cursor.execute("PRAGMA journal_mode = WAL")
-    # NORMAL is safe with WAL (no corruption); a power cut may lose the last commits, not the file.
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    # Off by default in SQLite, per connection: without it ON DELETE CASCADE does nothing.
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
+    # On aiosqlite's connection itself: switching to WAL may have to wait, and only a coroutine can
+    # wait without stalling the event loop.
+    dbapi_connection.run_async(_sqlite_pragmas)
+
+
+async def _sqlite_pragmas(conn: aiosqlite.Connection) -> None:
+    # busy_timeout is already set (create_engine's connect_args): switching to WAL needs a lock.
+    await _sqlite_wal(conn)
+    async with conn.cursor() as cursor:
+        # NORMAL is safe with WAL (no corruption); a power cut may lose the last commits, not the file.
+        await cursor.execute("PRAGMA synchronous = NORMAL")
+        # Off by default in SQLite, per connection: without it ON DELETE CASCADE does nothing.
+        await cursor.execute("PRAGMA foreign_keys = ON")
+
+
+async def _sqlite_wal(conn: aiosqlite.Connection) -> None:
+    """`PRAGMA journal_mode = WAL` (readers never block the writer, nor it them), waiting as long as
+    busy_timeout would for a connection that holds the lock.
+
+    WAL is a property of the file, so it is set once: later connections find it in the header and
+    only read. Switching reads the header, then takes the write lock to rewrite it, and when another
+    connection got the write lock in between SQLite fails at once with SQLITE_BUSY, without waiting
+    (the busy handler is skipped for a connection that holds a read lock: two such connections would
+    wait for each other). Several processes, or several engines of one process, opening a new file
+    together do exactly that. The failed statement holds no lock, so trying again (by which time
+    another connection has usually switched the file) is the wait busy_timeout cannot do here; the
+    same deadline applies, and any other error is raised at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause, longest = WAL_RETRY_PAUSE_S
+    while True:
+        try:
+            async with conn.execute("PRAGMA journal_mode = WAL") as cursor:
+                await cursor.fetchall()
+            return
+        except sqlite3.OperationalError as e:
+            # sqlite_errorcode is the extended code (SQLITE_BUSY_RECOVERY, ...); its low byte the primary.
+            if e.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or loop.time() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, longest)
 
 
 def _sqlite_begin(connection: sa.Connection) -> None:
@@ -141,25 +181,42 @@ async def upgrade(engine: AsyncEngine) -> str:
                     f"of clawdbot does not know (its newest is {head}); a newer clawdbot wrote it"
                 )
             if current != {head}:
-                # Polled: the flag is alembic's own global, which no Event of ours could mirror.
-                while _alembic_busy():  # noqa: ASYNC110
-                    await asyncio.sleep(0.02)
-                # No await from here until alembic has taken its globals (run_sync runs on until I/O).
-                await conn.run_sync(_run_alembic)
+                # The database's lock first, then the process's: whoever holds the process's lock
+                # already holds its database's and waits for nothing else, so no two wait for each other.
+                async with _alembic_turn():
+                    await conn.run_sync(_run_alembic)
                 log.info("state: schema migrated from %s to %s", ", ".join(sorted(current)) or "empty", head)
     return head
 
 
+# Alembic keeps the migration it runs in module globals: `alembic.context` and `alembic.op` (which the
+# revisions call) point at one connection for the whole process. Two upgrades at once, from two event
+# loops or threads, or interleaved in one loop, would run DDL on each other's connection, and the one
+# to finish second fails in alembic's clean-up (`del globals["config"]`: KeyError: 'config'). So a
+# process runs one upgrade at a time; this lock is held from before alembic installs those globals
+# until after it has removed them.
+_ALEMBIC_LOCK = threading.Lock()
+ALEMBIC_POLL_S = 0.01
+
+
+@contextlib.asynccontextmanager
+async def _alembic_turn() -> AsyncIterator[None]:
+    # Polled: the holder may be a task of this event loop (a blocking acquire would never return) or
+    # of another thread's, which no asyncio primitive can wake. Only upgrades that have work to do
+    # wait here, once per process start, for as long as another database's migration takes.
+    while not _ALEMBIC_LOCK.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(ALEMBIC_POLL_S)
+    try:
+        yield
+    finally:
+        _ALEMBIC_LOCK.release()
+
+
 def _run_alembic(connection: sa.Connection) -> None:
-    if _alembic_busy():
-        raise RuntimeError("another database is being migrated in this process; migrate one at a time")
+    # Someone calling alembic in this process without _alembic_turn (a developer's autogenerate).
+    if getattr(alembic.context, "_proxy", None) is not None:
+        raise RuntimeError("alembic is already running in this process; migrate one database at a time")
     alembic.command.upgrade(alembic_config(connection=connection), "head")
-
-
-def _alembic_busy() -> bool:
-    # Alembic's `context` and `op` are process-global: a migration interleaved with another (two
-    # databases in one event loop) would run its DDL on the other's connection.
-    return getattr(alembic.context, "_proxy", None) is not None
 
 
 def current_revisions(connection: sa.Connection) -> list[str]:

@@ -90,3 +90,77 @@ class MonotonicMs:
     def __call__(self) -> int:
         self._last = max(wall_ms(), self._last + 1)
         return self._last
+
+
+# --- tenancy (migration 0002): teams, users, virtual keys, the admin audit log -------------------
+# Limits shared by keys, users and teams: NULL means "no limit of this kind at this level". The
+# enforcement (RPM/TPM, parallel requests, budgets) lives in its own modules; these are its inputs.
+
+
+def _limit_columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column("rpm", sa.Integer, nullable=True),
+        sa.Column("tpm", sa.Integer, nullable=True),
+        sa.Column("max_parallel", sa.Integer, nullable=True),
+        sa.Column("budget_usd", sa.Float, nullable=True),
+        sa.Column("budget_period", sa.String(8), nullable=True),  # day | month | total
+    ]
+
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    *_limit_columns(),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("team_id", sa.String(ID_LENGTH), sa.ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    *_limit_columns(),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    # HMAC-SHA256 of the key, hex: the only form of the key the database ever holds.
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hint", sa.String(32), nullable=False),  # "sk-cb-AbCd...wXyZ", to tell keys apart in lists
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("user_id", sa.String(ID_LENGTH), sa.ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("team_id", sa.String(ID_LENGTH), sa.ForeignKey("teams.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("allowed_models", Json, nullable=True),  # NULL: every model
+    *_limit_columns(),
+    sa.Column("tags", Json, nullable=True),
+    sa.Column("metadata", Json, nullable=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index(None, "created_at"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("at", sa.BigInteger, nullable=False),  # unique per process (MonotonicMs): pages without ties
+    sa.Column("actor", sa.Text, nullable=False),  # "master" or a key id
+    sa.Column("action", sa.String(32), nullable=False),  # e.g. key.create, user.delete
+    sa.Column("target_type", sa.String(16), nullable=False),
+    sa.Column("target_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("before", Json, nullable=True),  # redacted copies of the record
+    sa.Column("after", Json, nullable=True),
+    sa.Index(None, "at"),
+)

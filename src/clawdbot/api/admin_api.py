@@ -1,0 +1,162 @@
+"""The admin API, /admin/api/...: virtual keys, users, teams and the audit log. App.dispatch lets
+only the master key or an admin key through, reads the JSON body, and calls `handle`.
+
+A new key is in the response to its POST and nowhere else, ever: lists and reads show its hint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from clawdbot.api.admin_bodies import Body, KeyCreate, KeyFields, TeamCreate, TeamUpdate, UserCreate, UserUpdate
+from clawdbot.api.exchange import Exchange
+from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, MethodNotAllowed, NotFound
+from clawdbot.state.keys_base import Conflict, KeyRecord, KeyStore, Kind, TeamRecord, UserRecord
+from clawdbot.state.tables import new_id
+from clawdbot.tenancy.keys import generate, hint
+from clawdbot.tenancy.service import Tenancy
+
+PREFIX = "/admin/api/"
+PLURAL: dict[str, Kind] = {"keys": "key", "users": "user", "teams": "team"}
+ID_PREFIX = {"key": "k", "user": "u", "team": "t"}
+_encode = msgspec.json.Encoder().encode
+
+
+class ConflictError(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
+def _decode(body: bytes, kind: type[Body]) -> Any:
+    try:
+        return msgspec.json.decode(body or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid request body: {exc}", code="invalid_body") from None
+    except msgspec.DecodeError:
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+
+
+def _query(ex: Exchange) -> dict[str, str]:
+    raw = ex.scope.get("query_string", b"").decode("latin-1")
+    return {k: v[-1] for k, v in parse_qs(raw).items()}
+
+
+def _int(q: dict[str, str], name: str, default: int | None) -> int | None:
+    try:
+        return int(q[name]) if name in q else default
+    except ValueError:
+        raise BadRequest(f"Query parameter {name!r} must be an integer.", param=name) from None
+
+
+class AdminApi:
+    def __init__(self, tenancy: Tenancy) -> None:
+        self.tenancy = tenancy
+
+    @property
+    def store(self) -> KeyStore:
+        if self.tenancy.store is None:
+            raise Forbidden("Virtual keys need a master key and a SQL database (not memory://).",
+                            code="keys_unavailable")
+        return self.tenancy.store
+
+    async def handle(self, ex: Exchange, body: bytes) -> None:
+        method, path = ex.scope["method"], ex.scope["path"]
+        parts = path[len(PREFIX):].strip("/").split("/")
+        actor = ex.ctx.principal or "master"
+        handler = self._route(method, parts, actor)
+        status, out = await handler(body, _query(ex))
+        await ex.json(status, _encode(out), [(b"cache-control", b"no-store")])
+
+    def _route(self, method: str, parts: list[str], actor: str) -> Callable[[bytes, dict[str, str]], Awaitable[Any]]:
+        head = parts[0]
+        if head == "audit" and len(parts) == 1:
+            return self._only(method, "GET", self._audit)
+        kind = PLURAL.get(head)
+        if kind is None or len(parts) > 3 or (len(parts) == 3 and (kind != "key" or parts[2] != "revoke")):
+            raise NotFound(f"Unknown admin API path: {PREFIX}{'/'.join(parts)}", code="unknown_url")
+        if len(parts) == 1:
+            table = {"GET": lambda b, q: self._list(kind, q), "POST": lambda b, q: self._create(kind, actor, b)}
+        elif len(parts) == 3:
+            table = {"POST": lambda b, q: self._revoke(actor, parts[1])}
+        else:
+            table = {"GET": lambda b, q: self._get(kind, parts[1]),
+                     "PATCH": lambda b, q: self._update(kind, actor, parts[1], b)}
+            if kind != "key":
+                table["DELETE"] = lambda b, q: self._delete(kind, actor, parts[1])
+        if method not in table:
+            raise MethodNotAllowed(f"This path accepts {', '.join(table)} only.")
+        return table[method]
+
+    @staticmethod
+    def _only(method: str, allowed: str, fn: Callable[[bytes, dict[str, str]], Awaitable[Any]]
+              ) -> Callable[[bytes, dict[str, str]], Awaitable[Any]]:
+        if method != allowed:
+            raise MethodNotAllowed(f"This path accepts {allowed} only.")
+        return fn
+
+    async def _list(self, kind: Kind, q: dict[str, str]) -> tuple[int, Any]:
+        records = await self.store.list_records(kind, _int(q, "limit", 100) or 0, _int(q, "offset", 0) or 0)
+        return 200, {"object": "list", "data": records}
+
+    async def _get(self, kind: Kind, id: str) -> tuple[int, Any]:
+        record = await self.store.get(kind, id)
+        if record is None:
+            raise NotFound(f"No {kind} with id {id!r}.")
+        return 200, record
+
+    async def _create(self, kind: Kind, actor: str, body: bytes) -> tuple[int, Any]:
+        try:
+            if kind == "key":
+                return 201, await self._create_key(actor, _decode(body, KeyCreate))
+            fields = _decode(body, UserCreate if kind == "user" else TeamCreate).changes()
+            cls = UserRecord if kind == "user" else TeamRecord
+            return 201, await self.store.create(actor, cls(id=new_id(ID_PREFIX[kind]), **fields))
+        except Conflict as exc:
+            raise ConflictError(str(exc)) from None
+
+    async def _create_key(self, actor: str, req: KeyCreate) -> dict[str, Any]:
+        assert self.tenancy.hasher is not None
+        fields = req.changes()
+        expires_in = fields.pop("expires_in", None)
+        if expires_in is not None:
+            fields["expires_at"] = int(time.time() * 1000 + expires_in * 1000)
+        key = generate()
+        record = KeyRecord(id=new_id(ID_PREFIX["key"]), hint=hint(key), **fields)
+        record = await self.store.create_key(actor, record, self.tenancy.hasher.hash(key))
+        return {"key": key, **msgspec.structs.asdict(record)}
+
+    async def _update(self, kind: Kind, actor: str, id: str, body: bytes) -> tuple[int, Any]:
+        cls: Any = {"key": KeyFields, "user": UserUpdate, "team": TeamUpdate}[kind]
+        changes = _decode(body, cls).changes()
+        if not changes:
+            raise BadRequest("Nothing to change: send at least one field.", code="empty_update")
+        try:
+            record = await self.store.update(actor, kind, id, changes)
+        except Conflict as exc:
+            raise ConflictError(str(exc)) from None
+        if record is None:
+            raise NotFound(f"No {kind} with id {id!r}.")
+        if kind == "key":
+            self.tenancy.authn.invalidate()  # new limits apply at once in this process
+        return 200, record
+
+    async def _revoke(self, actor: str, id: str) -> tuple[int, Any]:
+        record = await self.store.revoke_key(actor, id)
+        if record is None:
+            raise NotFound(f"No key with id {id!r}.")
+        self.tenancy.authn.invalidate()  # this process refuses it from the next request on
+        return 200, record
+
+    async def _delete(self, kind: Kind, actor: str, id: str) -> tuple[int, Any]:
+        if not await self.store.delete(actor, kind, id):
+            raise NotFound(f"No {kind} with id {id!r}.")
+        return 200, {"id": id, "deleted": True}
+
+    async def _audit(self, body: bytes, q: dict[str, str]) -> tuple[int, Any]:
+        entries = await self.store.audit(_int(q, "limit", 100) or 0, _int(q, "before", None))
+        return 200, {"object": "list", "data": entries, "next_before": entries[-1].at if entries else None}

@@ -1,0 +1,60 @@
+"""Request bodies of the admin API (/admin/api/...). Unknown fields are errors; in a PATCH an absent
+field is left alone and null clears it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from clawdbot.state.keys_base import Period
+
+Count = Annotated[int, Meta(ge=0)]
+Usd = Annotated[float, Meta(ge=0)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}
+
+
+class LimitFields(Body, kw_only=True):
+    rpm: Count | UnsetType | None = UNSET
+    tpm: Count | UnsetType | None = UNSET
+    max_parallel: Count | UnsetType | None = UNSET
+    budget_usd: Usd | UnsetType | None = UNSET
+    budget_period: Period | UnsetType | None = UNSET
+    metadata: dict[str, Any] | UnsetType | None = UNSET
+
+
+class KeyFields(LimitFields, kw_only=True):
+    name: Name | UnsetType | None = UNSET
+    user_id: str | UnsetType | None = UNSET
+    team_id: str | UnsetType | None = UNSET
+    allowed_models: list[str] | UnsetType | None = UNSET
+    tags: list[str] | UnsetType | None = UNSET
+    expires_at: int | UnsetType | None = UNSET  # ms since the epoch
+
+
+class KeyCreate(KeyFields, kw_only=True):
+    expires_in: Annotated[float, Meta(gt=0)] | UnsetType = UNSET  # seconds from now; instead of expires_at
+
+
+class UserCreate(LimitFields, kw_only=True):
+    name: Name
+    team_id: str | UnsetType | None = UNSET
+
+
+class UserUpdate(LimitFields, kw_only=True):
+    name: Name | UnsetType = UNSET
+    team_id: str | UnsetType | None = UNSET
+
+
+class TeamCreate(LimitFields, kw_only=True):
+    name: Name
+
+
+class TeamUpdate(LimitFields, kw_only=True):
+    name: Name | UnsetType = UNSET

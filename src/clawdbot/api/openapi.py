@@ -1,0 +1,150 @@
+"""GET /openapi.json: the gateway's HTTP API as an OpenAPI 3.1 document, written by hand (the API is
+small, and a generator would need a framework). Built once, served as bytes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from clawdbot import __version__
+from clawdbot.api.exchange import Exchange
+from clawdbot.core.gateway import Gateway
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+ERRORS = {code: {"$ref": f"#/components/responses/{name}"} for code, name in
+          (("400", "BadRequest"), ("401", "Unauthorized"), ("403", "Forbidden"), ("404", "NotFound"))}
+
+
+def _op(summary: str, ok: dict[str, Any], body: str | None = None, secured: bool = True, tag: str = "v1",
+        params: list[dict[str, Any]] | None = None, status: str = "200") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": {status: ok, **ERRORS}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+    if not secured:
+        op["security"] = []
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _param(name: str, where: str = "path", kind: str = "string") -> dict[str, Any]:
+    return {"name": name, "in": where, "required": where == "path", "schema": {"type": kind}}
+
+
+def _crud(kind: str, schema: str, create: str, update: str, delete: bool) -> dict[str, Any]:
+    one = {
+        "get": _op(f"Read a {kind}", _json(_ref(schema)), tag="admin", params=[_param("id")]),
+        "patch": _op(f"Change a {kind}", _json(_ref(schema)), update, tag="admin", params=[_param("id")]),
+    }
+    if delete:
+        one["delete"] = _op(f"Delete a {kind}", _json({"type": "object"}), tag="admin", params=[_param("id")])
+    page = [_param("limit", "query", "integer"), _param("offset", "query", "integer")]
+    created = _json(_ref("NewKey" if kind == "key" else schema), "Created")
+    return {
+        f"/admin/api/{kind}s": {
+            "get": _op(f"List {kind}s, newest first", _json(_list(schema)), tag="admin", params=page),
+            "post": _op(f"Create a {kind}", created, create, tag="admin", status="201"),
+        },
+        f"/admin/api/{kind}s/{{id}}": one,
+    }
+
+
+def _list(schema: str) -> dict[str, Any]:
+    items = {"type": "array", "items": _ref(schema)}
+    return {"type": "object", "properties": {"object": {"const": "list"}, "data": items}}
+
+
+NULL_INT = {"type": ["integer", "null"], "minimum": 0}
+LIMITS = {"rpm": NULL_INT, "tpm": NULL_INT, "max_parallel": NULL_INT,
+          "budget_usd": {"type": ["number", "null"], "minimum": 0},
+          "budget_period": {"enum": ["day", "month", "total", None]},
+          "metadata": {"type": ["object", "null"]}}
+STRINGS = {"type": ["array", "null"], "items": {"type": "string"}}
+KEY_FIELDS = {**LIMITS, "name": {"type": ["string", "null"]}, "user_id": {"type": ["string", "null"]},
+              "team_id": {"type": ["string", "null"]}, "allowed_models": STRINGS, "tags": STRINGS,
+              "expires_at": {"type": ["integer", "null"], "description": "ms since the epoch"}}
+STAMPS = {"id": {"type": "string"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}}
+KEY = {**KEY_FIELDS, **STAMPS, "hint": {"type": "string"}, "revoked_at": {"type": ["integer", "null"]}}
+OPEN = {"type": "object", "additionalProperties": True}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None, closed: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        out["required"] = required
+    if closed:
+        out["additionalProperties"] = False
+    return out
+
+
+def document() -> dict[str, Any]:
+    error = _obj({"error": _obj({"message": {"type": "string"}, "type": {"type": "string"},
+                                 "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}},
+                                closed=False)}, ["error"])
+    paths: dict[str, Any] = {
+        "/v1/chat/completions": {"post": _op("Chat completion (OpenAI wire format; SSE when stream is true)",
+                                             _json(OPEN), "ChatRequest")},
+        "/v1/embeddings": {"post": _op("Embeddings (OpenAI wire format)", _json(OPEN), "EmbeddingsRequest")},
+        "/v1/models": {"get": _op("The models this gateway serves", _json(OPEN))},
+        "/healthz": {"get": _op("Liveness", _json(OPEN), secured=False, tag="ops")},
+        "/readyz": {"get": _op("Readiness: can the gateway serve a request now?", _json(OPEN), secured=False,
+                               tag="ops")},
+        "/admin/reload": {"post": _op("Read the config file again and swap it in", _json(OPEN), tag="admin")},
+        "/admin/api/keys/{id}/revoke": {"post": _op("Revoke a key (seen by every process within a second)",
+                                                    _json(_ref("Key")), tag="admin", params=[_param("id")])},
+        "/admin/api/audit": {"get": _op("The audit log of admin actions, newest first", _json(OPEN), tag="admin",
+                                        params=[_param("limit", "query", "integer"),
+                                                _param("before", "query", "integer")])},
+        "/openapi.json": {"get": _op("This document", _json(OPEN), secured=False, tag="ops")},
+    }
+    paths.update(_crud("key", "Key", "KeyCreate", "KeyUpdate", delete=False))
+    paths.update(_crud("user", "User", "UserCreate", "UserUpdate", delete=True))
+    paths.update(_crud("team", "Team", "TeamCreate", "TeamUpdate", delete=True))
+    user = {**LIMITS, "name": {"type": "string"}, "team_id": {"type": ["string", "null"]}}
+    team = {**LIMITS, "name": {"type": "string"}}
+    schemas = {
+        "Error": error,
+        "ChatRequest": _obj({"model": {"type": "string"}, "messages": {"type": "array"},
+                             "stream": {"type": "boolean"}}, ["model", "messages"], closed=False),
+        "EmbeddingsRequest": _obj({"model": {"type": "string"}, "input": {}}, ["model", "input"], closed=False),
+        "Key": _obj(KEY),
+        "NewKey": _obj({**KEY, "key": {"type": "string", "description": "shown once, never again"}}),
+        "KeyCreate": _obj({**KEY_FIELDS, "expires_in": {"type": "number", "exclusiveMinimum": 0}}),
+        "KeyUpdate": _obj(KEY_FIELDS),
+        "User": _obj({**user, **STAMPS}),
+        "UserCreate": _obj(user, ["name"]),
+        "UserUpdate": _obj(user),
+        "Team": _obj({**team, **STAMPS}),
+        "TeamCreate": _obj(team, ["name"]),
+        "TeamUpdate": _obj(team),
+    }
+    responses = {name: _json(_ref("Error"), name) for name in ("BadRequest", "Unauthorized", "Forbidden", "NotFound")}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "clawdbot", "version": __version__,
+                 "description": "An AI gateway. Send `Authorization: Bearer <master key or sk-cb- key>`."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {"schemas": schemas, "responses": responses,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+class OpenApi:
+    def __init__(self) -> None:
+        self.body = msgspec.json.encode(document())
+
+    async def __call__(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+        await ex.json(200, self.body)

@@ -1,0 +1,76 @@
+"""`Authorization: Bearer ...` -> Principal.
+
+The master key is compared in constant time and never touches the database. A `sk-cb-` key is
+hashed (HMAC) and looked up through a small in-process cache: a hit younger than `ttl` seconds is a
+dict lookup; a miss or a stale entry reads the store. So a revoke reaches this process within
+`ttl`. Other replicas see it within their own `ttl` too; `invalidate` is the hook a Redis pub/sub
+listener will call to make that immediate."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+
+from clawdbot.core.errors import Unauthorized
+from clawdbot.state.keys_base import KeyRecord, KeyStore
+from clawdbot.tenancy.keys import PREFIX, KeyHasher
+from clawdbot.tenancy.principal import ANONYMOUS, MASTER, Principal, from_key
+
+MAX_CACHED = 10_000  # keys (and unknown hashes) remembered; the oldest entry goes first
+MISSING = "Missing API key: send 'Authorization: Bearer <key>'."
+
+
+class KeyAuthenticator:
+    def __init__(self, master_key: str | None, store: KeyStore | None, hasher: KeyHasher | None,
+                 ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.required = bool(master_key)
+        self._bearer = f"Bearer {master_key}".encode() if master_key else b""
+        self._store = store
+        self._hasher = hasher
+        self._ttl = ttl
+        self._clock = clock
+        # hash -> (fetched at, the key or None for "no such key", its Principal built once)
+        self._cache: dict[str, tuple[float, KeyRecord | None, Principal | None]] = {}
+
+    async def resolve(self, authorization: bytes) -> Principal:
+        """Raises Unauthorized (401) with the reason a key is refused."""
+        if not self.required:
+            return ANONYMOUS  # no master key: auth is off, as before tenancy
+        if hmac.compare_digest(authorization, self._bearer):
+            return MASTER
+        if not authorization:
+            raise Unauthorized(MISSING)
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.startswith(PREFIX) or self._store is None or self._hasher is None:
+            raise Unauthorized("Invalid API key.")
+        key, principal = await self._lookup(self._hasher.hash(token.strip()))
+        if key is None or principal is None:
+            raise Unauthorized("Invalid API key.")
+        if key.revoked_at is not None:
+            raise Unauthorized(f"This API key ({key.hint}) was revoked.", code="key_revoked")
+        if key.expires_at is not None and key.expires_at <= time.time() * 1000:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.expires_at / 1000))
+            raise Unauthorized(f"This API key ({key.hint}) expired at {stamp}.", code="key_expired")
+        return principal
+
+    async def _lookup(self, key_hash: str) -> tuple[KeyRecord | None, Principal | None]:
+        now = self._clock()
+        hit = self._cache.get(key_hash)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1], hit[2]
+        assert self._store is not None
+        key = await self._store.key_by_hash(key_hash)
+        self._cache.pop(key_hash, None)  # re-inserted last: the dict's order is the age order
+        if len(self._cache) >= MAX_CACHED:
+            del self._cache[next(iter(self._cache))]
+        principal = None if key is None else from_key(key)
+        self._cache[key_hash] = (now, key, principal)
+        return key, principal
+
+    def invalidate(self, key_hash: str | None = None) -> None:
+        """Forget one key (or all): its next use reads the store."""
+        if key_hash is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key_hash, None)

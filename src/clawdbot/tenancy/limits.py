@@ -1,0 +1,225 @@
+"""Rate limits (requests and tokens per minute) per key, user, team and model: an exact sliding window.
+
+A subject is `(scope, id, rpm, tpm)`; 0 means "no limit" for that kind. `acquire` checks every
+subject of a request at once and admits the request only if all of them have room (a refused
+request consumes nothing); `settle` replaces the token estimate by the real usage.
+
+The window is a sliding log: every admitted request is an entry (time, tokens) kept for one period.
+"At most N in any 60 s" then holds exactly, with integer arithmetic only (docs/limits.md says why
+this beats GCRA or a two-bucket approximation here). Memory per subject is bounded by its limits
+(at most `rpm` entries, or `tpm` entries since every request counts at least one token); idle
+subjects are dropped once their window is empty.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import msgspec
+
+PERIOD_S = 60.0  # "per minute"
+SWEEP_EVERY = 1024  # acquisitions between sweeps of idle subjects
+
+Subject = tuple[str, str, int, int]  # (scope, id, rpm, tpm): scope is "key", "user", "team" or "model"
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """One subject's window after a decision: what headers are made from."""
+
+    rpm: int
+    tpm: int
+    requests: int  # counted in the window
+    tokens: int
+    reset_s: float  # until the window is empty again (OpenAI: "resets to its initial state")
+
+
+class Decision(msgspec.Struct, frozen=True):
+    allowed: bool
+    retry_after_s: float  # 0 when allowed; math.inf when the request can never fit (tokens > tpm)
+    ticket: str  # pass to settle()
+    subjects: tuple[Subject, ...]
+    usage: tuple[Usage, ...]
+    limited_by: Subject | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return ratelimit_headers(self.usage)
+
+
+class Limiter(Protocol):
+    async def acquire(self, subjects: Sequence[Subject], tokens_estimate: int) -> Decision: ...
+
+    async def settle(self, decision: Decision, actual_tokens: int) -> None: ...
+
+
+def ratelimit_headers(usage: Sequence[Usage]) -> dict[str, str]:
+    """OpenAI's x-ratelimit-* headers, each kind from the subject with the least room left."""
+    headers: dict[str, str] = {}
+    req = [u for u in usage if u.rpm > 0]
+    if req:
+        u = min(req, key=lambda u: (u.rpm - u.requests, -u.reset_s))
+        headers["x-ratelimit-limit-requests"] = str(u.rpm)
+        headers["x-ratelimit-remaining-requests"] = str(max(0, u.rpm - u.requests))
+        headers["x-ratelimit-reset-requests"] = go_duration(u.reset_s)
+    tok = [u for u in usage if u.tpm > 0]
+    if tok:
+        u = min(tok, key=lambda u: (u.tpm - u.tokens, -u.reset_s))
+        headers["x-ratelimit-limit-tokens"] = str(u.tpm)
+        headers["x-ratelimit-remaining-tokens"] = str(max(0, u.tpm - u.tokens))
+        headers["x-ratelimit-reset-tokens"] = go_duration(u.reset_s)
+    return headers
+
+
+def go_duration(seconds: float) -> str:
+    """OpenAI's reset format, which is Go's time.Duration: 20ms, 1s, 1.5s, 6m0s, 1h2m3s."""
+    ms = max(0, math.ceil(seconds * 1000))
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    if minutes:
+        return f"{minutes}m{secs}"
+    return secs
+
+
+def unique(subjects: Sequence[Subject]) -> tuple[Subject, ...]:
+    """One entry per (scope, id), the first kept: a subject named twice must not count a request twice."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for s in subjects:
+        if (s[0], s[1]) not in seen:
+            seen.add((s[0], s[1]))
+            out.append(s)
+    return tuple(out)
+
+
+def new_ticket() -> str:
+    return uuid.uuid4().hex
+
+
+class _Entry:
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, at: float, tokens: int) -> None:
+        self.at = at
+        self.tokens = tokens
+
+
+class _Window:
+    __slots__ = ("by_ticket", "entries", "tokens")
+
+    def __init__(self) -> None:
+        self.entries: collections.deque[tuple[str, _Entry]] = collections.deque()
+        self.by_ticket: dict[str, _Entry] = {}
+        self.tokens = 0
+
+    def expire(self, start: float) -> None:
+        entries = self.entries
+        while entries and entries[0][1].at <= start:
+            ticket, entry = entries.popleft()
+            self.tokens -= entry.tokens
+            del self.by_ticket[ticket]
+
+    def retry_after(self, rpm: int, tpm: int, tokens: int, now: float, period: float) -> float:
+        """Seconds until this subject would admit the request, given no other traffic."""
+        wait = 0.0
+        if rpm > 0 and len(self.entries) + 1 > rpm:
+            # the oldest entries that must leave for one more request to fit
+            wait = self.entries[len(self.entries) - rpm][1].at + period - now
+        if tpm > 0 and self.tokens + tokens > tpm:
+            if tokens > tpm:
+                return math.inf
+            need = self.tokens + tokens - tpm
+            for _, entry in self.entries:
+                need -= entry.tokens
+                if need <= 0:
+                    wait = max(wait, entry.at + period - now)
+                    break
+        return max(wait, 0.001)
+
+    def usage(self, rpm: int, tpm: int, now: float, period: float) -> Usage:
+        reset = self.entries[-1][1].at + period - now if self.entries else 0.0
+        return Usage(rpm, tpm, len(self.entries), self.tokens, reset)
+
+
+class MemoryLimiter:
+    """The in-process limiter: exact within one process. No await inside, so no lock is needed."""
+
+    def __init__(self, period_s: float = PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period = period_s
+        self._clock = clock
+        self._windows: dict[tuple[str, str], _Window] = {}
+        self._since_sweep = 0
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    async def acquire(self, subjects: Sequence[Subject], tokens_estimate: int) -> Decision:
+        return self.acquire_now(subjects, tokens_estimate)
+
+    def acquire_now(self, subjects: Sequence[Subject], tokens_estimate: int) -> Decision:
+        subjects = unique(subjects)
+        now = self._clock()
+        start = now - self.period
+        tokens = max(1, tokens_estimate)  # at least one: bounds the entries a TPM-only subject keeps
+        windows = [self._window(scope, sid) for scope, sid, _, _ in subjects]
+        retry = 0.0
+        limited_by: Subject | None = None
+        for subject, window in zip(subjects, windows, strict=True):
+            window.expire(start)
+            _, _, rpm, tpm = subject
+            if (rpm > 0 and len(window.entries) + 1 > rpm) or (tpm > 0 and window.tokens + tokens > tpm):
+                wait = window.retry_after(rpm, tpm, tokens, now, self.period)
+                if wait > retry:
+                    retry, limited_by = wait, subject
+        ticket = new_ticket()
+        if limited_by is None:
+            for window in windows:
+                entry = _Entry(now, tokens)
+                window.entries.append((ticket, entry))
+                window.by_ticket[ticket] = entry
+                window.tokens += tokens
+        usage = tuple(w.usage(s[2], s[3], now, self.period) for s, w in zip(subjects, windows, strict=True))
+        self._maybe_sweep(start)
+        return Decision(limited_by is None, retry, ticket, subjects, usage, limited_by)
+
+    async def settle(self, decision: Decision, actual_tokens: int) -> None:
+        self.settle_now(decision, actual_tokens)
+
+    def settle_now(self, decision: Decision, actual_tokens: int) -> None:
+        if not decision.allowed:
+            return
+        actual = max(1, actual_tokens)
+        for scope, sid, _, _ in decision.subjects:
+            window = self._windows.get((scope, sid))
+            entry = window.by_ticket.get(decision.ticket) if window is not None else None
+            if window is not None and entry is not None:  # else: it already left the window
+                window.tokens += actual - entry.tokens
+                entry.tokens = actual
+
+    def _window(self, scope: str, sid: str) -> _Window:
+        window = self._windows.get((scope, sid))
+        if window is None:
+            window = self._windows[(scope, sid)] = _Window()
+        return window
+
+    def _maybe_sweep(self, start: float) -> None:
+        self._since_sweep += 1
+        if self._since_sweep < SWEEP_EVERY:
+            return
+        self._since_sweep = 0
+        idle = []
+        for name, window in self._windows.items():
+            window.expire(start)
+            if not window.entries:
+                idle.append(name)
+        for name in idle:
+            del self._windows[name]

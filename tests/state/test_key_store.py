@@ -1,0 +1,115 @@
+"""SqlKeyStore on a real SQLite file and a real PostgreSQL database (fresh per test, as in
+test_chat_store.py): keys by hash, revoke, users and teams, and the audit log written with each
+change, redacted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from clawdbot.state.keys_base import Conflict, KeyRecord, TeamRecord, UserRecord
+from clawdbot.state.keys_sql import SqlKeyStore, redact
+from clawdbot.state.sql import Database
+from tests.state import test_chat_store as chat_tests
+from tests.state.test_chat_store import scalar
+
+# The same fresh SQLite file / PostgreSQL database per test as the chat store's tests.
+postgres, url = chat_tests.postgres, chat_tests.url
+
+T = TypeVar("T")
+HASH = "ab" * 32
+
+
+def with_store(url: str, body: Callable[[SqlKeyStore], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = SqlKeyStore(Database(url))
+        await store.start()
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def key(**kw: Any) -> KeyRecord:
+    return KeyRecord(**{"id": "k_one", "hint": "sk-cb-AAAA...ZZZZ", **kw})
+
+
+def test_keys_by_hash_and_revoke(url: str) -> None:
+    async def body(s: SqlKeyStore) -> None:
+        made = await s.create_key("master", key(allowed_models=["a"], tags=["t"], rpm=5, budget_usd=1.5,
+                                                budget_period="day", metadata={"priority": "high"}), HASH)
+        assert made.created_at > 0
+        found = await s.key_by_hash(HASH)
+        assert found == made
+        assert await s.key_by_hash("cd" * 32) is None
+        revoked = await s.revoke_key("master", made.id)
+        assert revoked is not None and revoked.revoked_at is not None
+        again = await s.revoke_key("master", made.id)
+        assert again == revoked  # a second revoke changes nothing
+        assert (await s.key_by_hash(HASH)) == revoked
+        assert await s.revoke_key("master", "k_missing") is None
+        with pytest.raises(Conflict):
+            await s.create_key("master", key(id="k_two"), HASH)  # the hash is unique
+
+    with_store(url, body)
+
+
+def test_users_teams_and_keys_crud(url: str) -> None:
+    async def body(s: SqlKeyStore) -> None:
+        team = await s.create("master", TeamRecord(id="t_1", name="research", budget_usd=10.0))
+        user = await s.create("master", UserRecord(id="u_1", name="ada", team_id=team.id, rpm=3))
+        with pytest.raises(Conflict):
+            await s.create("master", UserRecord(id="u_2", name="ada"))
+        with pytest.raises(Conflict):
+            await s.create("master", UserRecord(id="u_3", name="bob", team_id="t_missing"))
+        await s.create_key("master", key(user_id=user.id, team_id=team.id), HASH)
+        with pytest.raises(Conflict):
+            await s.create_key("master", key(id="k_2", user_id="u_missing"), "ef" * 32)
+        changed = await s.update("master", "user", user.id, {"rpm": 9, "name": "ada l."})
+        assert isinstance(changed, UserRecord) and changed.rpm == 9 and changed.name == "ada l."
+        assert await s.get("user", user.id) == changed
+        assert await s.update("master", "user", "u_missing", {"rpm": 1}) is None
+        assert [r.id for r in await s.list_records("user")] == [user.id]
+        assert await s.delete("master", "team", team.id)
+        assert not await s.delete("master", "team", team.id)
+        # ON DELETE SET NULL: the user and key outlive their team
+        assert (await s.get("user", user.id)).team_id is None  # type: ignore[union-attr]
+        assert (await s.key_by_hash(HASH)).team_id is None  # type: ignore[union-attr]
+        with pytest.raises(ValueError):
+            await s.delete("master", "key", "k_one")
+
+    with_store(url, body)
+
+
+def test_every_change_is_audited_newest_first_and_redacted(url: str) -> None:
+    async def body(s: SqlKeyStore) -> None:
+        await s.create_key("master", key(metadata={"password": "hunter2", "nested": {"token": "t"}}), HASH)
+        await s.update("k_admin", "key", "k_one", {"rpm": 7})
+        await s.revoke_key("master", "k_one")
+        entries = await s.audit()
+        assert [e.action for e in entries] == ["key.revoke", "key.update", "key.create"]
+        assert [e.actor for e in entries] == ["master", "k_admin", "master"]
+        create = entries[2]
+        assert create.before is None and create.after is not None
+        assert create.after["metadata"] == {"password": "***", "nested": {"token": "***"}}
+        assert entries[1].before is not None and entries[1].before["rpm"] is None
+        assert entries[1].after is not None and entries[1].after["rpm"] == 7
+        page = await s.audit(limit=1, before=entries[0].at)
+        assert [e.id for e in page] == [entries[1].id]
+        return None
+
+    with_store(url, body)
+    text = str(asyncio.run(scalar(url, "SELECT count(*) FROM audit_log WHERE after LIKE '%hunter2%'"
+                                  if url.startswith("sqlite") else
+                                  "SELECT count(*) FROM audit_log WHERE after::text LIKE '%hunter2%'")))
+    assert text == "0"
+
+
+def test_redact_names() -> None:
+    assert redact({"API_KEY": 1, "owner": "x", "list": [{"client_secret": 2}]}) == \
+        {"API_KEY": "***", "owner": "x", "list": [{"client_secret": "***"}]}
