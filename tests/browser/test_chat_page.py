@@ -123,7 +123,7 @@ def test_login_with_master_key(page: Page, keyed_gateway: GatewayProcess) -> Non
     expect(page.locator("#login-form")).to_be_visible(timeout=TIMEOUT)
     page.locator("#login-key").fill("wrong-key")
     page.locator("#login-key").press("Enter")
-    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#login-form")).to_contain_text("not accepted", timeout=TIMEOUT)  # the answer came
     page.locator("#login-key").fill("sk-browser-master-0123456789")
     page.locator("#login-key").press("Enter")
     expect(page.locator("#login-form")).to_be_hidden(timeout=TIMEOUT)

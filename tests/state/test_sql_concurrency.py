@@ -68,7 +68,7 @@ def test_many_engines_open_a_new_sqlite_file_at_once(tmp_path: Path) -> None:
         finally:
             await asyncio.gather(*(engine.dispose() for engine in engines))
 
-    for i in range(5):
+    for i in range(10):
         assert asyncio.run(main(tmp_path / f"new-{i}.db")) == ["wal"] * 8
 
 
@@ -101,7 +101,7 @@ def test_upgrades_from_several_threads_take_turns(url: str, tmp_path: Path) -> N
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(timeout=120)
+            thread.join(timeout=60)
         assert errors == []
         for u in set(urls):
             assert asyncio.run(scalar(u, f"SELECT version_num FROM {VERSION_TABLE}")) == chat_tests.HEAD

@@ -160,7 +160,8 @@ def alembic_config(*, connection: sa.Connection | None = None, url: str | None =
 
 async def upgrade(engine: AsyncEngine) -> str:
     """Brings the schema to the newest revision and returns it. Safe to run again, and from several
-    processes at once: the second waits for the first's lock, then finds nothing to do."""
+    processes, threads or stores at once: the second waits for the first's lock, then finds nothing
+    to do; a process migrates one database at a time (alembic's globals, _alembic_turn)."""
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     assert head is not None, "no migrations shipped"

@@ -33,12 +33,16 @@ def run_on(connection: sa.Connection) -> None:
 
 
 async def run_on_url(url: str) -> None:
-    from clawdbot.state.sql import create_engine
+    from clawdbot.state.sql import BEGIN_OPTION, create_engine
 
     engine = create_engine(url)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(run_on)
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                # Reads the version, then writes: SQLite's write lock from the start, as in sql.upgrade.
+                await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+            async with conn.begin():
+                await conn.run_sync(run_on)
     finally:
         await engine.dispose()
 
