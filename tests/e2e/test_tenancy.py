@@ -36,6 +36,8 @@ services:
     type: openai
     endpoint: {openai_upstream.url}/v1
     timeouts: {{connect: 1, first_byte: 5, total: 10}}
+costs:  # a key with a budget may only use priced models
+  chat-oa: {{input: 1.0, output: 2.0}}
 models:
   chat-oa: [oa/mock-a]
   chat-other: [oa/mock-b]

@@ -45,7 +45,7 @@ from clawdbot.state.tables import VERSION_TABLE, metadata
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("CLAWDBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-HEAD = "0002"
+HEAD = "0003"
 ID = re.compile(r"^[sm]_[a-z2-7]{16}$")
 
 

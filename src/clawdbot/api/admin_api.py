@@ -13,10 +13,11 @@ from urllib.parse import parse_qs
 import msgspec
 
 from clawdbot.api.admin_bodies import Body, KeyCreate, KeyFields, TeamCreate, TeamUpdate, UserCreate, UserUpdate
+from clawdbot.api.admin_spend import spend_report
 from clawdbot.api.exchange import Exchange
 from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, MethodNotAllowed, NotFound
+from clawdbot.state.ids import new_id
 from clawdbot.state.keys_base import Conflict, KeyRecord, KeyStore, Kind, TeamRecord, UserRecord
-from clawdbot.state.tables import new_id
 from clawdbot.tenancy.keys import generate, hint
 from clawdbot.tenancy.service import Tenancy
 
@@ -36,7 +37,10 @@ def _decode(body: bytes, kind: type[Body]) -> Any:
     try:
         return msgspec.json.decode(body or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"Invalid request body: {exc}", code="invalid_body") from None
+        # msgspec ends its message with "- at `$.field`": name the field as OpenAI's `param`
+        at = str(exc).rpartition("- at `$.")[2].rstrip("`")
+        param = at.split(".")[0].split("[")[0] if "- at `$." in str(exc) else None
+        raise BadRequest(f"Invalid request body: {exc}", param=param, code="invalid_body") from None
     except msgspec.DecodeError:
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
 
@@ -76,6 +80,8 @@ class AdminApi:
         head = parts[0]
         if head == "audit" and len(parts) == 1:
             return self._only(method, "GET", self._audit)
+        if head == "spend" and len(parts) == 1:
+            return self._only(method, "GET", self._spend)
         kind = PLURAL.get(head)
         if kind is None or len(parts) > 3 or (len(parts) == 3 and (kind != "key" or parts[2] != "revoke")):
             raise NotFound(f"Unknown admin API path: {PREFIX}{'/'.join(parts)}", code="unknown_url")
@@ -125,7 +131,7 @@ class AdminApi:
         expires_in = fields.pop("expires_in", None)
         if expires_in is not None:
             fields["expires_at"] = int(time.time() * 1000 + expires_in * 1000)
-        key = generate()
+        key = fields.pop("key", None) or generate()
         record = KeyRecord(id=new_id(ID_PREFIX["key"]), hint=hint(key), **fields)
         record = await self.store.create_key(actor, record, self.tenancy.hasher.hash(key))
         return {"key": key, **msgspec.structs.asdict(record)}
@@ -141,22 +147,28 @@ class AdminApi:
             raise ConflictError(str(exc)) from None
         if record is None:
             raise NotFound(f"No {kind} with id {id!r}.")
-        if kind == "key":
-            self.tenancy.authn.invalidate()  # new limits apply at once in this process
+        await self.tenancy.changed()  # new limits apply at once, here and in every replica
         return 200, record
 
     async def _revoke(self, actor: str, id: str) -> tuple[int, Any]:
         record = await self.store.revoke_key(actor, id)
         if record is None:
             raise NotFound(f"No key with id {id!r}.")
-        self.tenancy.authn.invalidate()  # this process refuses it from the next request on
+        await self.tenancy.changed()  # every replica refuses it from its next request on
         return 200, record
 
     async def _delete(self, kind: Kind, actor: str, id: str) -> tuple[int, Any]:
         if not await self.store.delete(actor, kind, id):
             raise NotFound(f"No {kind} with id {id!r}.")
+        await self.tenancy.changed()  # its keys lose its limits
         return 200, {"id": id, "deleted": True}
 
     async def _audit(self, body: bytes, q: dict[str, str]) -> tuple[int, Any]:
         entries = await self.store.audit(_int(q, "limit", 100) or 0, _int(q, "before", None))
         return 200, {"object": "list", "data": entries, "next_before": entries[-1].at if entries else None}
+
+    async def _spend(self, body: bytes, q: dict[str, str]) -> tuple[int, Any]:
+        if self.tenancy.spend is None:
+            raise Forbidden("Spend reports need a master key and a SQL database (not memory://).",
+                            code="spend_unavailable")
+        return 200, await spend_report(self.tenancy.spend, q)

@@ -38,8 +38,13 @@ class KeyFields(LimitFields, kw_only=True):
     expires_at: int | UnsetType | None = UNSET  # ms since the epoch
 
 
+# A key brought from elsewhere (a migration, a bench): the prefix and 32-128 URL-safe characters.
+ImportedKey = Annotated[str, Meta(pattern=r"^sk-cb-[A-Za-z0-9_-]{32,128}$")]
+
+
 class KeyCreate(KeyFields, kw_only=True):
     expires_in: Annotated[float, Meta(gt=0)] | UnsetType = UNSET  # seconds from now; instead of expires_at
+    key: ImportedKey | UnsetType = UNSET  # default: 32 random bytes, made here
 
 
 class UserCreate(LimitFields, kw_only=True):

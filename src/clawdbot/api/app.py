@@ -11,14 +11,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import msgspec
-
 from clawdbot.api import admin, chat, endpoints, openapi
 from clawdbot.api.admin_api import PREFIX as ADMIN_API
 from clawdbot.api.admin_api import AdminApi
 from clawdbot.api.errors import error_body, error_status, internal_error
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import ClientGone, Receive, Scope, Send
+from clawdbot.api.metered import METERED, read_head
 from clawdbot.config.schema import Server
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import (
@@ -31,6 +30,8 @@ from clawdbot.core.gateway import Gateway
 from clawdbot.observability.access import AccessLog
 from clawdbot.observability.logging import request_id_var
 from clawdbot.tenancy.errors import AdminRequired, ModelNotAllowed
+from clawdbot.tenancy.metering import Metering
+from clawdbot.tenancy.metering_build import build_metering
 from clawdbot.tenancy.principal import ANONYMOUS, Principal
 from clawdbot.tenancy.service import Tenancy, build_tenancy
 
@@ -52,13 +53,6 @@ for _p in ("/chat/completions", "/embeddings", "/models"):
     ROUTES[_p] = ROUTES["/v1" + _p]
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
-
-
-class _Model(msgspec.Struct):
-    model: str | None = None
-
-
-_model_of = msgspec.json.Decoder(_Model).decode  # reads `model`, skips the rest of the body
 
 
 def request_id(given: bytes | None) -> str:
@@ -97,11 +91,13 @@ class NoExtension:
 
 class App:
     def __init__(self, gateway: Gateway, server: Server, access: AccessLog, ext: Extension | None = None,
-                 tenancy: Tenancy | None = None) -> None:
+                 tenancy: Tenancy | None = None, metering: Metering | None = None) -> None:
         self.gateway = gateway
         # Master key and virtual keys (tenancy/); without a master key auth stays off.
         self.tenancy = tenancy if tenancy is not None else build_tenancy(server, gateway.config, os.environ)
         self.admin_api = AdminApi(self.tenancy)
+        # Rate limits, parallel limits, budgets and spend of virtual keys and models (tenancy/)
+        self.metering = metering if metering is not None else build_metering(gateway.config, os.environ, self.tenancy)
         self.server = server
         self.access = access
         self.ext: Extension = ext if ext is not None else NoExtension()
@@ -122,6 +118,7 @@ class App:
                 try:
                     await self.gateway.start()
                     await self.tenancy.start()
+                    await self.metering.start()
                     await self.ext.start()
                 except Exception as exc:
                     log.exception("startup failed")
@@ -137,6 +134,7 @@ class App:
                     await self.ext.close()  # chat runs end (and are stored) while providers still work
                 except Exception:
                     log.exception("web layer shutdown failed")
+                await self.metering.close()  # spend still queued reaches the database (or the journal)
                 await self.tenancy.close()
                 await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -172,6 +170,8 @@ class App:
             await self.fail(ex, internal_error(ctx.request_id))
         finally:
             ex.stop_watching()
+            if ctx.meter is not None:
+                await self.metering.settle(ctx)
             self.gateway.finish(ctx)
             self.access.emit(ctx, scope["method"], path, ex.status)
             request_id_var.reset(token)
@@ -220,19 +220,22 @@ class App:
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
                                  param="Content-Type", code="invalid_content_type")
             body = await ex.body(self.limit)
-            if principal.allowed_models is not None:
-                self.check_model(principal, body)
+            if principal.key_id is not None or self.metering.limits_models(self.gateway.config):
+                await self.admit(ex, principal, path, body)
             ex.watch_disconnect()
         await handler(ex, self.gateway, body)
 
-    @staticmethod
-    def check_model(principal: Principal, body: bytes) -> None:
-        try:
-            model = _model_of(body).model
-        except (msgspec.DecodeError, msgspec.ValidationError):
+    async def admit(self, ex: Exchange, principal: Principal, path: str, body: bytes) -> None:
+        """Allowed models, then rate limits, parallel limits and budgets (tenancy/metering.py)."""
+        head = read_head(body)
+        if head is None:
             return  # not a valid body: the handler says what is wrong with it
-        if not principal.may_use(model):
-            raise ModelNotAllowed(model, principal.allowed_models or frozenset())
+        if not principal.may_use(head.model):
+            raise ModelNotAllowed(head.model, principal.allowed_models or frozenset())
+        if head.model is None or path not in METERED or not self.metering.applies(principal, head.model):
+            return
+        ex.resp_headers += await self.metering.admit(ex.ctx, principal, self.gateway.runtime.router, head.model,
+                                                     head.prompt_estimate(), head.completion_cap())
 
     async def fail(self, ex: Exchange, exc: GatewayError) -> None:
         ex.ctx.error = exc.message

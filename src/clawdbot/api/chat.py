@@ -68,6 +68,7 @@ async def _relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], re
         while chunk is not None:
             if chunk.content or chunk.tool_calls or chunk.reasoning:
                 ctx.mark_first_token()
+                ctx.chunks += 1
             if chunk.usage is not None:
                 ctx.prompt_tokens = chunk.usage.prompt_tokens
                 ctx.completion_tokens = chunk.usage.completion_tokens
@@ -106,6 +107,8 @@ async def _relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], client_w
                     done = True
                 elif data is not None:
                     probe = oa.probe_stream_data(data, ctx.service)
+                    if probe.choices:
+                        ctx.chunks += 1
                     if probe.usage is not None:
                         ctx.prompt_tokens = probe.usage.prompt_tokens
                         ctx.completion_tokens = probe.usage.completion_tokens

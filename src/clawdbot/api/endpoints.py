@@ -15,10 +15,12 @@ _STARTED = int(time.time())
 
 
 async def list_models(ex: Exchange, gw: Gateway, body: bytes) -> None:
+    # A virtual key limited to some models sees those only (ctx.identity: tenancy's Principal).
+    allowed = getattr(ex.ctx.identity, "allowed_models", None)
     data = [
         {"id": m.id, "object": "model", "created": m.created or _STARTED, "owned_by": m.owned_by,
          **({"description": m.description} if m.description else {})}
-        for m in gw.resolver.models()
+        for m in gw.resolver.models() if allowed is None or m.id in allowed
     ]
     await ex.json(200, _encode({"object": "list", "data": data}))
 

@@ -10,6 +10,7 @@ import msgspec
 from clawdbot import __version__
 from clawdbot.api.exchange import Exchange
 from clawdbot.core.gateway import Gateway
+from clawdbot.state.spend_base import GROUPS
 
 JSON = "application/json"
 
@@ -77,6 +78,16 @@ KEY_FIELDS = {**LIMITS, "name": {"type": ["string", "null"]}, "user_id": {"type"
 STAMPS = {"id": {"type": "string"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}}
 KEY = {**KEY_FIELDS, **STAMPS, "hint": {"type": "string"}, "revoked_at": {"type": ["integer", "null"]}}
 OPEN = {"type": "object", "additionalProperties": True}
+NULL_MS = {"type": ["integer", "null"], "description": "ms since the epoch"}
+SPEND_AMOUNTS = {name: {"type": "integer"} for name in ("requests", "prompt_tokens", "completion_tokens",
+                                                         "cost_micros")} | {"cost_usd": {"type": "number"}}
+SPEND_PARAMS = [
+    {**_param("group_by", "query"), "schema": {"enum": list(GROUPS)}},
+    {**_param("since", "query"), "description": "YYYY-MM-DD (UTC) or ms since the epoch"},
+    {**_param("until", "query"), "description": "YYYY-MM-DD (UTC, inclusive) or ms since the epoch (exclusive)"},
+    *(_param(name, "query") for name in ("key_id", "user_id", "team_id", "model")),
+    _param("limit", "query", "integer"),
+]
 
 
 def _obj(props: dict[str, Any], required: list[str] | None = None, closed: bool = True) -> dict[str, Any]:
@@ -106,6 +117,8 @@ def document() -> dict[str, Any]:
         "/admin/api/audit": {"get": _op("The audit log of admin actions, newest first", _json(OPEN), tag="admin",
                                         params=[_param("limit", "query", "integer"),
                                                 _param("before", "query", "integer")])},
+        "/admin/api/spend": {"get": _op("Spend, grouped by key, user, team, model, day or service",
+                                        _json(_ref("SpendReport")), tag="admin", params=SPEND_PARAMS)},
         "/openapi.json": {"get": _op("This document", _json(OPEN), secured=False, tag="ops")},
     }
     paths.update(_crud("key", "Key", "KeyCreate", "KeyUpdate", delete=False))
@@ -128,6 +141,11 @@ def document() -> dict[str, Any]:
         "Team": _obj({**team, **STAMPS}),
         "TeamCreate": _obj(team, ["name"]),
         "TeamUpdate": _obj(team),
+        "SpendReport": _obj({"object": {"const": "list"}, "group_by": {"type": "string"},
+                             "since": NULL_MS, "until": {**NULL_MS, "description": "exclusive"},
+                             "data": {"type": "array", "items": _obj({"group": {"type": ["string", "null"]},
+                                                                      **SPEND_AMOUNTS})},
+                             "total": _obj({**SPEND_AMOUNTS, "groups": {"type": "integer"}})}),
     }
     responses = {name: _json(_ref("Error"), name) for name in ("BadRequest", "Unauthorized", "Forbidden", "NotFound")}
     return {

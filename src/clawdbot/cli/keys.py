@@ -6,28 +6,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
-DEFAULT_URL = "http://127.0.0.1:18789"
+from clawdbot.cli.admin_http import Client, CliError, add_options
+from clawdbot.cli.admin_http import run as run_admin
+
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 LIST_COLUMNS = ("id", "name", "hint", "models", "rpm", "tpm", "budget", "expires", "status")
-
-
-class CliError(Exception):
-    pass
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("keys", help="create, list, show and revoke virtual keys",
                        description="Manage virtual keys through a running gateway (needs CLAWDBOT_MASTER_KEY).")
-    p.add_argument("--url", default=os.environ.get("CLAWDBOT_URL", DEFAULT_URL), help=f"gateway URL ({DEFAULT_URL})")
-    p.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+    add_options(p)
     p.set_defaults(func=lambda a: _usage(p))
     ks = p.add_subparsers(dest="keys_command")
     c = ks.add_parser("create", help="create a key (shown once)")
@@ -60,39 +54,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    key = os.environ.get("CLAWDBOT_MASTER_KEY")
-    if not key:
-        print("clawdbot keys: set CLAWDBOT_MASTER_KEY to the gateway's master key", file=sys.stderr)
-        return 2
-    try:
-        out: str = args.action(Client(args.url, key), args)
-    except CliError as exc:
-        print(f"clawdbot keys: {exc}", file=sys.stderr)
-        return 1
-    print(out)
-    return 0
-
-
-class Client:
-    def __init__(self, url: str, key: str) -> None:
-        self.url = url.rstrip("/")
-        self.key = key
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                msg = json.loads(exc.read())["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                msg = exc.reason
-            raise CliError(f"{method} {path}: {exc.code} {msg}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise CliError(f"cannot reach the gateway at {self.url}: {getattr(exc, 'reason', exc)}") from None
+    return run_admin("keys", args)
 
 
 def parse_duration(text: str) -> float:
@@ -180,11 +142,15 @@ def _num(v: int | None) -> str:
     return "-" if v is None else str(v)
 
 
-def table(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:
+def table(rows: list[dict[str, str]], columns: tuple[str, ...], right: tuple[str, ...] = ()) -> str:
+    """Columns named in `right` (numbers) are aligned right, header included."""
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip()]
-    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
-    return "\n".join(lines)
+
+    def line(cells: dict[str, str]) -> str:
+        return "  ".join(cells[c].rjust(widths[c]) if c in right else cells[c].ljust(widths[c])
+                         for c in columns).rstrip()
+
+    return "\n".join([line({c: c.upper() for c in columns}), *(line(r) for r in rows)])
 
 
 def vertical(record: dict[str, Any], skip: tuple[str, ...] = ()) -> str:

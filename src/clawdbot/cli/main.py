@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from clawdbot import __version__
-from clawdbot.cli import keys, serve
+from clawdbot.cli import keys, serve, spend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve.register(sub)
     keys.register(sub)
+    spend.register(sub)
     return parser
 
 

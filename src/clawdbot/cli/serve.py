@@ -116,13 +116,13 @@ def serve(config: Config, access: AccessLog, role: str = "serve", env: dict[str,
     s = config.server
     if role == "proxy":  # the proxy layer serves no page and no chat socket
         config = msgspec.structs.replace(config, web=msgspec.structs.replace(config.web, enabled=False))
-    gateway = Gateway.from_config(config, reload_config, watch_path)
-    try:
+    try:  # a database or Redis URL nothing understands: said plainly, before anything starts
+        gateway = Gateway.from_config(config, reload_config, watch_path)
         web = build_web(config, gateway, role, os.environ if env is None else env)
+        app = App(gateway, s, access, web)
     except ValueError as exc:
         print(f"clawdbot: {exc}", file=sys.stderr)
         return 2
-    app = App(gateway, s, access, web)
     uv = uvicorn.Config(
         app, host=s.host, port=s.port or 18789, loop="uvloop", http="httptools", lifespan="on",
         log_config=None, access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=10,

@@ -120,6 +120,10 @@ class ModelEntry(Strict):
     max_attempts: int | None = None  # upstream calls per request at most (None: every candidate once)
     explore: float = 0.05  # latency: share of requests sent to a random deployment
     description: str | None = None
+    # Limits of the model itself, shared by every caller (the master key too): requests and tokens
+    # per minute (tenancy/limits.py). None: no limit.
+    rpm: int | None = None
+    tpm: int | None = None
 
     def all_deployments(self) -> list[Deployment]:
         out = [parse_target(t) for t in self.targets]
@@ -174,10 +178,27 @@ class Web(Strict):
     rate_limits: RateLimits = msgspec.field(default_factory=RateLimits)
 
 
+class Metering(Strict):
+    """Budgets, rate limits and spend of virtual keys (tenancy/metering.py, docs/limits.md)."""
+
+    # completion tokens a request without max_tokens reserves against a budget (its worst case)
+    default_max_tokens: int = 4096
+    flush_interval: float = 0.25  # seconds between batches of spend records to the database
+    journal_max_mb: int = 64  # local journal of spend the database could not take (then: errors)
+
+
 class Config(Strict):
     server: Server = msgspec.field(default_factory=Server)
     data_dir: str = "~/.clawdbot"  # SQLite database and local state (env CLAWDBOT_DATA_DIR)
     database_url: str | None = None  # e.g. postgresql+asyncpg://user@host/db (env CLAWDBOT_DATABASE_URL)
+    # Shared state for several replicas: rate limits, budgets, key invalidation, circuit breakers
+    # (env CLAWDBOT_REDIS_URL), e.g. redis://127.0.0.1:6379/0. None: all of it in process.
+    redis_url: str | None = None
+    redis_prefix: str = "clawdbot:"  # of every Redis key and channel: replicas of one deployment share it
+    # Prices per model, USD per million tokens: public names, upstream model names or
+    # "service/model". A deployment's own `cost` wins. Local, Ollama and mock services cost 0.
+    costs: dict[str, Cost] = {}
+    metering: Metering = msgspec.field(default_factory=Metering)
     web: Web = msgspec.field(default_factory=Web)
     services: list[Service] = []
     # public model name -> targets (a list, or an object with `targets`)

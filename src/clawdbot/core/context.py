@@ -33,6 +33,10 @@ class RequestContext(msgspec.Struct):
     # key layer (virtual keys, later) sets them after the headers were read, so a key's values win.
     priority: str | None = None
     tag: str | None = None
+    # stream events with choices relayed: the completion's token count when an upstream sends no usage
+    chunks: int = 0
+    # tenancy.metering.Ticket while the request holds rate-limit, parallel and budget reservations
+    meter: Any = None
     # One dict per upstream attempt, in order: {service, model, ok, error, status, ms}
     attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)
 

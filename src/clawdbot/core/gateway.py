@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from clawdbot.core.runtime import Runtime, build_runtime
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.observability.metrics import Metrics
 from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
-from clawdbot.routing.breaker import MemoryBreakers
+from clawdbot.routing.breaker_redis import build_breakers
 from clawdbot.routing.health import HealthMonitor, Probed
 from clawdbot.routing.notes import Notes
 from clawdbot.routing.resolver import Resolver
@@ -46,7 +47,8 @@ class Gateway:
     def __init__(self, config: Config, providers: dict[str, Provider] | None = None,
                  reload_config: Callable[[], Config] | None = None, watch_path: str | None = None) -> None:
         self.metrics = Metrics()
-        self.breakers = MemoryBreakers(self._breaker_moved)
+        # in process, or shared by the replicas through Redis (`redis_url`): routing/breaker_redis.py
+        self.breakers, self.shared = build_breakers(config, os.environ, self._breaker_moved)
         self.metrics.breakers = self.breakers.snapshot
         self.monitor = HealthMonitor({}, config.server.discovery_interval, set())
         r = config.routing
@@ -84,9 +86,11 @@ class Gateway:
         self.monitor.start()
         self.metrics.start()
         self.reloader.start()
+        await self.shared.start()
 
     async def close(self) -> None:
         self.reloader.stop()
+        await self.shared.close()
         await self.monitor.stop()
         await self.metrics.stop()
         for task in list(self._tasks):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from clawdbot.config.schema import Config
 from clawdbot.state.base import ChatStore
-from clawdbot.state.chat_sql import SqlChatStore
-from clawdbot.state.sql import Database
+from clawdbot.state.lazy import lazy_chat_store
 
 DATABASE_FILE = "clawdbot.db"
 
@@ -20,14 +19,20 @@ def database_url(config: Config, env: Mapping[str, str]) -> str:
     url = env.get("CLAWDBOT_DATABASE_URL") or config.database_url
     if url:
         return url
-    data_dir = Path(env.get("CLAWDBOT_DATA_DIR") or config.data_dir).expanduser().resolve()
-    if not data_dir.is_dir():
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{(data_dir(config, env) / DATABASE_FILE).as_posix()}"
+
+
+def data_dir(config: Config, env: Mapping[str, str]) -> Path:
+    """CLAWDBOT_DATA_DIR, else `data_dir`; created private to the user."""
+    path = Path(env.get("CLAWDBOT_DATA_DIR") or config.data_dir).expanduser().resolve()
+    if not path.is_dir():
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         # mkdir's mode passes through the umask; the chat history inside is nobody else's business.
-        os.chmod(data_dir, 0o700)
-    return f"sqlite+aiosqlite:///{(data_dir / DATABASE_FILE).as_posix()}"
+        os.chmod(path, 0o700)
+    return path
 
 
 def build_chat_store(url: str) -> ChatStore:
-    """Raises ValueError for a URL that is not SQLite or PostgreSQL (the message never shows it)."""
-    return SqlChatStore(Database(url))
+    """The SQL chat store, which loads the SQL layer and migrates at its first use (state/lazy.py).
+    Raises ValueError for a URL that is not SQLite or PostgreSQL (the message never shows it)."""
+    return lazy_chat_store(url)

@@ -14,8 +14,9 @@ import msgspec
 import sqlalchemy as sa
 
 from clawdbot.state.base import MessageRecord, SessionRecord
+from clawdbot.state.ids import MonotonicMs, new_id
 from clawdbot.state.sql import Database
-from clawdbot.state.tables import MonotonicMs, chat_messages, chat_sessions, new_id
+from clawdbot.state.tables import chat_messages, chat_sessions
 
 ROLES = frozenset({"user", "assistant"})
 STATUSES = frozenset({"complete", "aborted", "error"})

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from clawdbot.state.ids import MonotonicMs, new_id
 from clawdbot.state.keys_base import AuditRecord, Conflict, KeyRecord, Kind, Record, TeamRecord, UserRecord
 from clawdbot.state.sql import Database
-from clawdbot.state.tables import MonotonicMs, api_keys, audit_log, new_id, teams, users
+from clawdbot.state.tables import api_keys, audit_log, teams, users
 
 MAX_PAGE = 500
 SECRET_NAME = re.compile(r"secret|passw|token|api_?key|credential|authorization", re.IGNORECASE)
@@ -105,7 +106,7 @@ class SqlKeyStore:
                 await conn.execute(api_keys.insert().values(**msgspec.structs.asdict(key), key_hash=key_hash))
                 await self._audit(conn, actor, "key.create", key.id, None, key)
         except IntegrityError:
-            raise Conflict("the key's user or team does not exist") from None
+            raise Conflict("the key already exists, or its user or team does not exist") from None
         return key
 
     async def key_by_hash(self, key_hash: str) -> KeyRecord | None:

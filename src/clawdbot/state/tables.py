@@ -1,14 +1,9 @@
-"""The SQL schema (SQLAlchemy Core) and the conventions of its values: prefixed random ids and
-timestamps in milliseconds since the epoch.
+"""The SQL schema (SQLAlchemy Core); the conventions of its values (ids, timestamps) are in ids.py.
 
 This module describes the schema the migrations produce; the migrations, not `create_all`, create
 it (tests compare the two). A change here needs a new revision in migrations/versions/."""
 
 from __future__ import annotations
-
-import base64
-import secrets
-import time
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -69,27 +64,6 @@ chat_messages = sa.Table(
     sa.Column("trace", Json, nullable=True),
     sa.Index(None, "session_id", "created_at", unique=True),
 )
-
-
-def new_id(prefix: str) -> str:
-    """`<prefix>_` and 80 random bits in lowercase base32: short, URL-safe, unguessable."""
-    return prefix + "_" + base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class MonotonicMs:
-    """Milliseconds since the epoch that never repeat or go back within one process, so rows written
-    in the same millisecond still order (and page by timestamp) without ties."""
-
-    def __init__(self) -> None:
-        self._last = 0
-
-    def __call__(self) -> int:
-        self._last = max(wall_ms(), self._last + 1)
-        return self._last
 
 
 # --- tenancy (migration 0002): teams, users, virtual keys, the admin audit log -------------------
@@ -163,4 +137,32 @@ audit_log = sa.Table(
     sa.Column("before", Json, nullable=True),  # redacted copies of the record
     sa.Column("after", Json, nullable=True),
     sa.Index(None, "at"),
+)
+
+
+# --- spend (migration 0003): one row per metered request ---------------------------------------
+# No foreign keys: spend outlives the keys, users and teams it names (a deleted user's spend still
+# adds up under its id), and a batch must never fail because an owner went away meanwhile.
+
+spend = sa.Table(
+    "spend",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SpendRecord.id: replaying a batch inserts nothing twice
+    sa.Column("at", sa.BigInteger, nullable=False),
+    # 'YYYY-MM-DD' (UTC) of `at`, stored: grouping by day is then the same plain GROUP BY on every database.
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("service", sa.Text, nullable=True),
+    sa.Column("key_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("user_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("team_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("request_id", sa.Text, nullable=True),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("cost", sa.BigInteger, nullable=False),  # micro-dollars
+    sa.Index(None, "at"),
+    sa.Index(None, "key_id", "at"),
+    sa.Index(None, "user_id", "at"),
+    sa.Index(None, "team_id", "at"),
+    sa.Index(None, "model", "at"),
 )

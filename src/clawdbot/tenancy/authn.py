@@ -4,18 +4,23 @@ The master key is compared in constant time and never touches the database. A `s
 hashed (HMAC) and looked up through a small in-process cache: a hit younger than `ttl` seconds is a
 dict lookup; a miss or a stale entry reads the store. So a revoke reaches this process within
 `ttl`. Other replicas see it within their own `ttl` too; `invalidate` is the hook a Redis pub/sub
-listener will call to make that immediate."""
+listener will call to make that immediate. While the database is unreachable, keys already cached
+keep working on their last reading; unknown ones get 503."""
 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import Callable
 
 from clawdbot.core.errors import Unauthorized
-from clawdbot.state.keys_base import KeyRecord, KeyStore
+from clawdbot.state.keys_base import KeyRecord, KeyStore, TeamRecord, UserRecord
+from clawdbot.tenancy.errors import StateUnavailable
 from clawdbot.tenancy.keys import PREFIX, KeyHasher
 from clawdbot.tenancy.principal import ANONYMOUS, MASTER, Principal, from_key
+
+log = logging.getLogger("clawdbot.tenancy")
 
 MAX_CACHED = 10_000  # keys (and unknown hashes) remembered; the oldest entry goes first
 MISSING = "Missing API key: send 'Authorization: Bearer <key>'."
@@ -60,13 +65,33 @@ class KeyAuthenticator:
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1], hit[2]
         assert self._store is not None
-        key = await self._store.key_by_hash(key_hash)
+        try:
+            key = await self._store.key_by_hash(key_hash)
+            principal = None if key is None else await self._principal(key)
+        except Exception as exc:
+            # The database is down: a key seen before keeps working on what was last read (it
+            # cannot be revoked meanwhile either: that is a write); an unknown one cannot be checked.
+            if hit is not None:
+                log.warning("key store unreachable (%s); serving a cached key", type(exc).__name__)
+                return hit[1], hit[2]
+            log.error("key store unreachable (%s: %s)", type(exc).__name__, str(exc)[:200])
+            raise StateUnavailable("The key store is unreachable; try again shortly.",
+                                   headers={"Retry-After": "1"}) from None
         self._cache.pop(key_hash, None)  # re-inserted last: the dict's order is the age order
         if len(self._cache) >= MAX_CACHED:
             del self._cache[next(iter(self._cache))]
-        principal = None if key is None else from_key(key)
         self._cache[key_hash] = (now, key, principal)
         return key, principal
+
+    async def _principal(self, key: KeyRecord) -> Principal:
+        """The key with its owners' limits (cached with it, so a change of a user's or team's limits
+        is seen as soon as a change of the key's own)."""
+        assert self._store is not None
+        user = await self._store.get("user", key.user_id) if key.user_id else None
+        team_id = key.team_id or (user.team_id if isinstance(user, UserRecord) else None)
+        team = await self._store.get("team", team_id) if team_id else None
+        return from_key(key, user if isinstance(user, UserRecord) else None,
+                        team if isinstance(team, TeamRecord) else None)
 
     def invalidate(self, key_hash: str | None = None) -> None:
         """Forget one key (or all): its next use reads the store."""

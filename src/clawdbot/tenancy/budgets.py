@@ -50,6 +50,11 @@ class Budgets(Protocol):
 
     async def release(self, reservation: Reservation) -> None: ...
 
+    async def seed(self, subject: BudgetSubject, spent: int) -> None:
+        """Start the subject's current period at `spent` (from the spend table) unless this store
+        already counts it: a restart, or a Redis that lost its data, does not reset a budget."""
+        ...
+
 
 def period_tag(period: Period, now_s: float) -> str:
     if period == "total":
@@ -120,6 +125,16 @@ class MemoryBudgets:
 
     async def reserve(self, subjects: Sequence[BudgetSubject], worst_case: int) -> Reservation | Refusal:
         return self.reserve_now(subjects, worst_case)
+
+    async def seed(self, subject: BudgetSubject, spent: int) -> None:
+        wall = self._wall()
+        name = bucket_name(subject, wall)
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            self._sweep(wall)
+            bucket = self._buckets[name] = _Bucket()
+            self._tags[name] = period_tag(subject[2], wall)
+        bucket.spent = max(bucket.spent, spent)
 
     def reserve_now(self, subjects: Sequence[BudgetSubject], worst_case: int) -> Reservation | Refusal:
         now, wall = self._clock(), self._wall()

@@ -125,6 +125,14 @@ class RedisBudgets:
             return Refusal(subjects[index - 1], spent, reserved, amount)
         return Reservation(rid, amount, tuple(names))
 
+    async def seed(self, subject: BudgetSubject, spent: int) -> None:
+        """Only where Redis has no such bucket (HSETNX): its own count is newer than the database's."""
+        key = self._keys(bucket_name(subject, self._wall()))[0]
+        if await self._redis.hsetnx(key, "spent", max(0, spent)):
+            ttl = _KEY_TTL_MS[subject[2]]
+            if ttl:
+                await self._redis.pexpire(key, ttl)
+
     async def settle(self, reservation: Reservation, actual: int) -> None:
         """Charge the real cost (call once per reservation) in the period it was reserved in."""
         await self._finish(keys=self._all_keys(reservation), args=[reservation.id, max(0, actual)])

@@ -27,7 +27,7 @@ from clawdbot.tenancy.journal import Journal, JournalFull
 log = logging.getLogger("clawdbot.spend")
 
 
-class SpendRecord(msgspec.Struct, frozen=True):
+class SpendRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str  # unique per record: the sink's idempotency key
     at_ms: int
     model: str
@@ -38,6 +38,7 @@ class SpendRecord(msgspec.Struct, frozen=True):
     user_id: str | None = None
     team_id: str | None = None
     request_id: str | None = None
+    service: str | None = None  # the service that answered
 
 
 def new_record_id() -> str:
@@ -102,8 +103,11 @@ class SpendWriter:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="spend-writer")
 
-    def record(self, rec: SpendRecord) -> None:
-        if len(self._queue) >= self.max_queue:
+    def record(self, rec: SpendRecord, force: bool = False) -> None:
+        """`force`: past `max_queue` too. For a request already answered, whose admission checked
+        the queue had room: its record must not be lost (the overshoot is bounded by the requests
+        in flight)."""
+        if len(self._queue) >= self.max_queue and not force:
             self.overflows += 1
             raise SpendOverflow(f"spend queue full ({self.max_queue} records)")
         self._queue.append(rec)
