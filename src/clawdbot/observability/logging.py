@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import msgspec
 
@@ -30,8 +30,14 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text: one strftime per second
+
+
 def timestamp(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(created)) + f".{int(created % 1 * 1000):03d}"
+    whole = int(created)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(whole))
+    return f"{_second[1]}.{int(created % 1 * 1000):03d}"
 
 
 class TextFormatter(logging.Formatter):

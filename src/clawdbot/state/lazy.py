@@ -9,6 +9,7 @@ still stops `clawdbot serve` before it starts."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from clawdbot.state.base import ChatStore
     from clawdbot.state.keys_base import KeyStore
     from clawdbot.state.spend_base import SpendStore
+    from clawdbot.state.sql import Database
 
 SQL_BACKENDS = frozenset({"sqlite", "postgresql", "postgres"})
 
@@ -77,18 +79,31 @@ class Lazy:
         return call
 
 
-def _sql_chat_store(url: str) -> ChatStore:
-    from clawdbot.state.chat_sql import SqlChatStore
+# One Database (engine, pool, migration) per URL and event loop, shared by the stores on it.
+_databases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Database]] = weakref.WeakKeyDictionary()
+
+
+def _database(url: str) -> Database:
+    """Called by a factory inside `Lazy.store`, so in the loop the database will live in."""
     from clawdbot.state.sql import Database
 
-    return SqlChatStore(Database(url))
+    per_loop = _databases.setdefault(asyncio.get_running_loop(), {})
+    db = per_loop.get(url)
+    if db is None:
+        db = per_loop[url] = Database(url)
+    return db
+
+
+def _sql_chat_store(url: str) -> ChatStore:
+    from clawdbot.state.chat_sql import SqlChatStore
+
+    return SqlChatStore(_database(url))
 
 
 def _sql_key_store(url: str) -> KeyStore:
     from clawdbot.state.keys_sql import SqlKeyStore
-    from clawdbot.state.sql import Database
 
-    return SqlKeyStore(Database(url))
+    return SqlKeyStore(_database(url))
 
 
 def lazy_chat_store(url: str) -> ChatStore:
@@ -103,9 +118,8 @@ def lazy_key_store(url: str) -> KeyStore:
 
 def _sql_spend_store(url: str) -> SpendStore:
     from clawdbot.state.spend_sql import SqlSpendStore
-    from clawdbot.state.sql import Database
 
-    return SqlSpendStore(Database(url))
+    return SqlSpendStore(_database(url))
 
 
 def lazy_spend_store(url: str) -> SpendStore:

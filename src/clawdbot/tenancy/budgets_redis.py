@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -21,6 +22,7 @@ from clawdbot.tenancy.budgets import (
     buckets_of,
     new_reservation_id,
 )
+from clawdbot.tenancy.limits_redis import Call
 
 _DAY_MS = 86_400_000
 _KEY_TTL_MS = {"day": 3 * _DAY_MS, "month": 40 * _DAY_MS, "total": 0}
@@ -86,6 +88,17 @@ return 0
 """
 
 
+class PreparedHold:
+    """One reservation's keys and arguments, to run alone or in a pipeline with other scripts."""
+
+    __slots__ = ("amount", "args", "keys", "names", "rid", "subjects")
+
+    def __init__(self, keys: list[str], args: list[int | str], subjects: list[BudgetSubject], names: list[str],
+                 rid: str, amount: int) -> None:
+        self.keys, self.args, self.subjects = keys, args, subjects
+        self.names, self.rid, self.amount = names, rid, amount
+
+
 class RedisBudgets:
     def __init__(
         self,
@@ -110,7 +123,7 @@ class RedisBudgets:
         values = await self._redis.hmget(self._keys(bucket_name(subject, self._wall()))[0], ["spent", "reserved"])
         return int(values[0] or 0), int(values[1] or 0)
 
-    async def reserve(self, subjects: Sequence[BudgetSubject], worst_case: int) -> Reservation | Refusal:
+    def prepare(self, subjects: Sequence[BudgetSubject], worst_case: int) -> PreparedHold:
         wall = self._wall()
         subjects, names = buckets_of(subjects, wall)
         rid = new_reservation_id()
@@ -120,10 +133,22 @@ class RedisBudgets:
         for subject, name in zip(subjects, names, strict=True):
             keys.extend(self._keys(name))
             args.extend((subject[3], _KEY_TTL_MS[subject[2]]))
-        ok, index, spent, reserved = (int(v) for v in await self._reserve(keys=keys, args=args))
+        return PreparedHold(keys, args, subjects, names, rid, amount)
+
+    def reserve_call(self, prep: PreparedHold) -> Call:
+        """The reservation as (script, keys, args), for a pipeline (tenancy/metering_redis.py)."""
+        return self._reserve, prep.keys, prep.args
+
+    @staticmethod
+    def outcome(prep: PreparedHold, result: Sequence[Any]) -> Reservation | Refusal:
+        ok, index, spent, reserved = (int(v) for v in result)
         if not ok:
-            return Refusal(subjects[index - 1], spent, reserved, amount)
-        return Reservation(rid, amount, tuple(names))
+            return Refusal(prep.subjects[index - 1], spent, reserved, prep.amount)
+        return Reservation(prep.rid, prep.amount, tuple(prep.names))
+
+    async def reserve(self, subjects: Sequence[BudgetSubject], worst_case: int) -> Reservation | Refusal:
+        prep = self.prepare(subjects, worst_case)
+        return self.outcome(prep, await self._reserve(keys=prep.keys, args=prep.args))
 
     async def seed(self, subject: BudgetSubject, spent: int) -> None:
         """Only where Redis has no such bucket (HSETNX): its own count is newer than the database's."""
@@ -136,6 +161,9 @@ class RedisBudgets:
     async def settle(self, reservation: Reservation, actual: int) -> None:
         """Charge the real cost (call once per reservation) in the period it was reserved in."""
         await self._finish(keys=self._all_keys(reservation), args=[reservation.id, max(0, actual)])
+
+    def settle_call(self, reservation: Reservation, actual: int) -> Call:
+        return self._finish, self._all_keys(reservation), [reservation.id, max(0, actual)]
 
     async def release(self, reservation: Reservation) -> None:
         await self._finish(keys=self._all_keys(reservation), args=[reservation.id, 0])

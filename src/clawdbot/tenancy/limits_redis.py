@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from clawdbot.tenancy.limits import PERIOD_S, Decision, Subject, Usage, new_ticket, unique
 
@@ -104,6 +106,31 @@ return 0
 """
 
 
+Call = tuple[AsyncScript, list[str], list[int | str]]  # a script with its keys and arguments
+
+_CANCEL = """
+for i = 1, #KEYS / 2 do
+  local z, h = KEYS[2 * i - 1], KEYS[2 * i]
+  local tokens = tonumber(redis.call('HGET', h, ARGV[1]))
+  if tokens then
+    redis.call('HDEL', h, ARGV[1])
+    redis.call('HINCRBY', h, '#sum', -tokens)
+    redis.call('ZREM', z, ARGV[1])
+  end
+end
+return 0
+"""
+
+
+class Prepared:
+    """One acquire's keys and arguments, to run alone or in a pipeline with other scripts."""
+
+    __slots__ = ("args", "keys", "subjects", "ticket")
+
+    def __init__(self, keys: list[str], args: list[int | str], subjects: tuple[Subject, ...], ticket: str) -> None:
+        self.keys, self.args, self.subjects, self.ticket = keys, args, subjects, ticket
+
+
 class RedisLimiter:
     """Limiter on Redis (`redis_url`): exact across processes; one round trip per acquire and settle."""
 
@@ -113,20 +140,30 @@ class RedisLimiter:
         self._period_us = int(period_s * 1_000_000)
         self._acquire = redis.register_script(_ACQUIRE)
         self._settle = redis.register_script(_SETTLE)
+        self._cancel = redis.register_script(_CANCEL)
 
     def _keys(self, scope: str, sid: str) -> tuple[str, str]:
         base = f"{self._prefix}rl:{scope}:{sid}"
         return base + ":z", base + ":h"
 
-    async def acquire(self, subjects: Sequence[Subject], tokens_estimate: int) -> Decision:
+    def prepare(self, subjects: Sequence[Subject], tokens_estimate: int) -> Prepared:
         subjects = unique(subjects)
         keys: list[str] = []
-        args: list[int | str] = [self._period_us, new_ticket(), max(1, tokens_estimate)]
+        ticket = new_ticket()
+        args: list[int | str] = [self._period_us, ticket, max(1, tokens_estimate)]
         for scope, sid, rpm, tpm in subjects:
             keys.extend(self._keys(scope, sid))
             args.extend((rpm, tpm))
-        ticket = str(args[1])
-        out = [int(v) for v in await self._acquire(keys=keys, args=args)]
+        return Prepared(keys, args, subjects, ticket)
+
+    def acquire_call(self, prep: Prepared) -> Call:
+        """The acquire as (script, keys, args), for a pipeline (tenancy/metering_redis.py)."""
+        return self._acquire, prep.keys, prep.args
+
+    @staticmethod
+    def decide(prep: Prepared, result: Sequence[Any]) -> Decision:
+        out = [int(v) for v in result]
+        subjects = prep.subjects
         allowed, never, retry_us, limited = out[:4]
         usage = tuple(
             Usage(s[2], s[3], out[4 + 3 * i], out[5 + 3 * i], out[6 + 3 * i] / 1_000_000)
@@ -134,10 +171,25 @@ class RedisLimiter:
         )
         retry = math.inf if never else retry_us / 1_000_000
         limited_by = subjects[limited - 1] if limited else None
-        return Decision(bool(allowed), 0.0 if allowed else retry, ticket, subjects, usage, limited_by)
+        return Decision(bool(allowed), 0.0 if allowed else retry, prep.ticket, subjects, usage, limited_by)
+
+    async def acquire(self, subjects: Sequence[Subject], tokens_estimate: int) -> Decision:
+        prep = self.prepare(subjects, tokens_estimate)
+        return self.decide(prep, await self._acquire(keys=prep.keys, args=prep.args))
+
+    def settle_call(self, decision: Decision, actual_tokens: int) -> Call | None:
+        if not decision.allowed:
+            return None
+        keys = [self._keys(scope, sid)[1] for scope, sid, _, _ in decision.subjects]
+        return self._settle, keys, [decision.ticket, max(1, actual_tokens)]
 
     async def settle(self, decision: Decision, actual_tokens: int) -> None:
-        if not decision.allowed:
-            return
-        keys = [self._keys(scope, sid)[1] for scope, sid, _, _ in decision.subjects]
-        await self._settle(keys=keys, args=[decision.ticket, max(1, actual_tokens)])
+        call = self.settle_call(decision, actual_tokens)
+        if call is not None:
+            await call[0](keys=call[1], args=call[2])
+
+    async def cancel(self, decision: Decision) -> None:
+        """Take back an admission whose request never ran (its budget refused it): as if refused."""
+        if decision.allowed:
+            keys = [k for scope, sid, _, _ in decision.subjects for k in self._keys(scope, sid)]
+            await self._cancel(keys=keys, args=[decision.ticket])

@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from clawdbot.config.schema import Config, ModelEntry
 from clawdbot.core.context import RequestContext
@@ -27,6 +27,9 @@ from clawdbot.tenancy.limits import Decision, Limiter, Subject
 from clawdbot.tenancy.pricing import Pricing
 from clawdbot.tenancy.principal import Principal
 from clawdbot.tenancy.spend import SpendRecord, SpendWriter, new_record_id, now_ms
+
+if TYPE_CHECKING:
+    from clawdbot.tenancy.metering_redis import RedisMetering
 
 log = logging.getLogger("clawdbot.metering")
 
@@ -75,6 +78,14 @@ class Parallel:
                 self._inflight.pop(name, None)
 
 
+def _requests_full(decision: Decision) -> bool:
+    """Did the request count (not the tokens) of the refusing subject run out?"""
+    for subject, usage in zip(decision.subjects, decision.usage, strict=True):
+        if subject == decision.limited_by:
+            return usage.rpm > 0 and usage.requests >= usage.rpm
+    return True
+
+
 def period_start_ms(period: str, now_s: float) -> int:
     if period == "total":
         return 0
@@ -92,7 +103,7 @@ def _usd(micros: int) -> str:
 class Metering:
     def __init__(self, config: Config, limiter: Limiter, budgets: Budgets, writer: SpendWriter | None = None,
                  seed: Seed | None = None, clock: Callable[[], float] | None = None,
-                 closing: Callable[[], Awaitable[None]] | None = None) -> None:
+                 closing: Callable[[], Awaitable[None]] | None = None, joint: RedisMetering | None = None) -> None:
         self.limiter = limiter
         self.budgets = budgets
         self.writer = writer
@@ -101,6 +112,7 @@ class Metering:
         self._seeding: dict[str, asyncio.Lock] = {}
         self._parallel = Parallel()
         self._closing = closing  # the Redis client's close, when limits and budgets live there
+        self.joint = joint  # Redis: limits and budgets in one round trip each way
         self._clock = clock or (lambda: datetime.now(UTC).timestamp())
         self.configure(config)
 
@@ -150,29 +162,54 @@ class Metering:
                                       "wait for one to finish.", headers={"Retry-After": "1"})
             ticket.parallel = names
         try:
-            await self._reserve(ticket, principal, router, prompt, max_tokens)
-            await self._acquire(ticket, principal, model, prompt + (max_tokens or 0))
+            await self._check(ticket, principal, router, model, prompt, max_tokens)
         except BaseException:
             self._parallel.give(ticket.parallel)
-            if ticket.reservation is not None:
-                await self.budgets.release(ticket.reservation)
             raise
         ctx.meter = ticket
         if ticket.decision is None:
             return []
         return [(k.encode(), v.encode()) for k, v in ticket.decision.headers.items()]
 
-    async def _acquire(self, ticket: Ticket, principal: Principal, model: str, tokens: int) -> None:
+    async def _check(self, ticket: Ticket, principal: Principal, router: Router, model: str, prompt: int,
+                     max_tokens: int | None) -> None:
+        """Budgets and rate limits, all or nothing: whatever one of them held is given back when
+        the other refuses. With Redis both go in one round trip (tenancy/metering_redis.py)."""
         subjects: list[Subject] = [(q.scope, q.id, q.rpm or 0, q.tpm or 0) for q in principal.quotas if q.rpm or q.tpm]
         limit = self.model_limits.get(model)
         if limit is not None:
             subjects.append(limit)
-        if not subjects:
-            return
-        decision = await self.limiter.acquire(subjects, tokens)
-        if decision.allowed:
-            ticket.decision = decision
-            return
+        budget_subjects, worst = await self._budget_plan(ticket, principal, router, prompt, max_tokens)
+        tokens = prompt + (max_tokens or 0)
+        decision: Decision | None = None
+        held: Reservation | Refusal | None = None
+        if self.joint is not None and subjects and budget_subjects:
+            decision, held = await self.joint.admit(subjects, tokens, budget_subjects, worst)
+        else:
+            if budget_subjects:
+                held = await self.budgets.reserve(budget_subjects, worst)
+            if subjects and not isinstance(held, Refusal):
+                try:
+                    decision = await self.limiter.acquire(subjects, tokens)
+                except BaseException:
+                    if isinstance(held, Reservation):
+                        await self.budgets.release(held)
+                    raise
+                if not decision.allowed and isinstance(held, Reservation):
+                    await self.budgets.release(held)
+        if isinstance(held, Refusal):
+            scope, sid, period, cap = held.subject
+            raise BudgetExceeded(
+                f"Budget exceeded for {scope} {sid}: {_usd(held.spent + held.reserved)} of {_usd(cap)} "
+                f"({period}) is spent or held, and this request may cost up to {_usd(held.amount)}.",
+                headers={"x-should-retry": "false"})
+        if decision is not None and not decision.allowed:
+            self._refuse(decision, subjects, tokens)
+        ticket.reservation = held
+        ticket.decision = decision
+
+    @staticmethod
+    def _refuse(decision: Decision, subjects: Sequence[Subject], tokens: int) -> None:
         headers = dict(decision.headers)
         scope, sid, rpm, tpm = decision.limited_by or subjects[0]
         which = f"{scope} {sid}" if scope != "model" else f"model {sid!r}"
@@ -181,25 +218,19 @@ class Metering:
                               f"(TPM {tpm}); send a smaller one.", "tokens", headers)
         retry = max(1, math.ceil(decision.retry_after_s))
         headers["Retry-After"] = str(retry)
-        kind = "requests" if rpm and self._requests_full(decision) else "tokens"
+        kind = "requests" if rpm and _requests_full(decision) else "tokens"
         label = f"requests per min (RPM): limit {rpm}" if kind == "requests" else f"tokens per min (TPM): limit {tpm}"
         raise RateLimited(f"Rate limit reached for {which} on {label}. Please try again in {retry}s.", kind, headers)
 
-    @staticmethod
-    def _requests_full(decision: Decision) -> bool:
-        for subject, usage in zip(decision.subjects, decision.usage, strict=True):
-            if subject == decision.limited_by:
-                return usage.rpm > 0 and usage.requests >= usage.rpm
-        return True
-
-    async def _reserve(self, ticket: Ticket, principal: Principal, router: Router, prompt: int,
-                       max_tokens: int | None) -> None:
+    async def _budget_plan(self, ticket: Ticket, principal: Principal, router: Router, prompt: int,
+                           max_tokens: int | None) -> tuple[list[BudgetSubject], int]:
+        """The budgets that apply and the request's worst-case cost (their periods seeded)."""
         subjects: list[BudgetSubject] = [
             (q.scope, q.id, q.budget_period or "total", to_micros(q.budget_usd))
             for q in principal.quotas if q.budget_usd is not None
         ]
         if not subjects:
-            return
+            return subjects, 0
         price = self._worst_price(ticket.route, router)
         if price is None:
             raise NotPriced(f"The model {ticket.model!r} has no price in `costs:` (or a deployment's `cost`), "
@@ -207,14 +238,7 @@ class Metering:
         completion = max_tokens if max_tokens is not None else self.default_max_tokens
         worst = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
         await self._seed_buckets(subjects)
-        held = await self.budgets.reserve(subjects, worst)
-        if isinstance(held, Refusal):
-            scope, sid, period, limit = held.subject
-            raise BudgetExceeded(
-                f"Budget exceeded for {scope} {sid}: {_usd(held.spent + held.reserved)} of {_usd(limit)} "
-                f"({period}) is spent or held, and this request may cost up to {_usd(held.amount)}.",
-                headers={"x-should-retry": "false"})
-        ticket.reservation = held
+        return subjects, worst
 
     def _worst_price(self, route: Route | None, router: Router) -> Price | None:
         routes: list[Route] = []
@@ -272,13 +296,15 @@ class Metering:
             price = self.pricing.served(ticket.model, ticket.route, ctx.service, ctx.upstream_model)
             if price is not None:
                 cost = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
-        if ticket.decision is not None:
-            await self.limiter.settle(ticket.decision, prompt + completion)
-        if ticket.reservation is not None:
-            if answered:
-                await self.budgets.settle(ticket.reservation, cost)
-            else:
-                await self.budgets.release(ticket.reservation)
+        tokens = prompt + completion
+        charge = cost if answered else 0  # nothing answered: the hold is only released
+        if self.joint is not None and ticket.decision is not None and ticket.reservation is not None:
+            await self.joint.settle(ticket.decision, tokens, ticket.reservation, charge)
+        else:
+            if ticket.decision is not None:
+                await self.limiter.settle(ticket.decision, tokens)
+            if ticket.reservation is not None:
+                await self.budgets.settle(ticket.reservation, charge)
         p = ticket.principal
         if self.writer is not None and p.key_id is not None and answered:
             self.writer.record(SpendRecord(

@@ -25,13 +25,17 @@ def build_metering(config: Config, env: Mapping[str, str], tenancy: Tenancy) -> 
     budgets: Budgets
     url = redis_url(config, env)
     closing = None
+    joint = None
     if url:
         from clawdbot.tenancy.budgets_redis import RedisBudgets
         from clawdbot.tenancy.limits_redis import RedisLimiter
+        from clawdbot.tenancy.metering_redis import RedisMetering
 
         client = redis_client(url)
         prefix = redis_prefix(config, env)
-        limiter, budgets = RedisLimiter(client, prefix), RedisBudgets(client, prefix)
+        shared_limiter, shared_budgets = RedisLimiter(client, prefix), RedisBudgets(client, prefix)
+        limiter, budgets = shared_limiter, shared_budgets
+        joint = RedisMetering(client, shared_limiter, shared_budgets)
         closing = client.aclose
     else:
         limiter, budgets = MemoryLimiter(), MemoryBudgets()
@@ -41,4 +45,4 @@ def build_metering(config: Config, env: Mapping[str, str], tenancy: Tenancy) -> 
         journal = Journal(data_dir(config, env) / JOURNAL_FILE, max_bytes=config.metering.journal_max_mb * MIB)
         writer = SpendWriter(spend.write, journal, flush_interval_s=config.metering.flush_interval)
         seed = spend.spent
-    return Metering(config, limiter, budgets, writer, seed, closing=closing)
+    return Metering(config, limiter, budgets, writer, seed, closing=closing, joint=joint)
