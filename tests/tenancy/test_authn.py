@@ -112,3 +112,57 @@ def test_an_expired_key_says_when() -> None:
     with pytest.raises(Unauthorized, match=r"expired at \d{4}-\d\d-\d\dT") as err:
         resolve(authn, f"Bearer {key}")
     assert err.value.code == "key_expired"
+
+
+class SlowStore(FakeStore):
+    """Holds every read until released, so many requests can miss the cache at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def key_by_hash(self, key_hash: str) -> KeyRecord | None:
+        self.reads += 1
+        found = self.keys.get(key_hash)  # what the database said when the read ran
+        self.entered.set()
+        await self.release.wait()
+        return found
+
+
+def test_concurrent_misses_read_the_store_once() -> None:
+    store, hasher = SlowStore(), KeyHasher(b"secret")
+    key = generate()
+    store.keys[hasher.hash(key)] = KeyRecord(id="k_1", hint="sk-cb-AAAA...ZZZZ")
+    authn = KeyAuthenticator(MASTER_KEY, store, hasher)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        waiting = [asyncio.create_task(authn.resolve(f"Bearer {key}".encode())) for _ in range(50)]
+        await store.entered.wait()  # the read runs; every task started before it waits on it
+        waiting[0].cancel()  # one caller going away does not cancel the read for the others
+        store.release.set()
+        done = await asyncio.gather(*waiting[1:])
+        assert {p.key_id for p in done} == {"k_1"}
+        assert store.reads == 1
+
+    asyncio.run(main())
+
+
+def test_a_read_that_an_invalidation_overtook_is_not_cached() -> None:
+    store, hasher = SlowStore(), KeyHasher(b"secret")
+    key = generate()
+    h = hasher.hash(key)
+    store.keys[h] = KeyRecord(id="k_1", hint="sk-cb-AAAA...ZZZZ")
+    authn = KeyAuthenticator(MASTER_KEY, store, hasher)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        first = asyncio.create_task(authn.resolve(f"Bearer {key}".encode()))
+        await store.entered.wait()
+        store.keys[h] = msgspec.structs.replace(store.keys[h], revoked_at=1)
+        authn.invalidate()  # the revoke lands while the read above is in flight
+        store.release.set()
+        assert (await first).key_id == "k_1"  # that request started before the revoke
+        with pytest.raises(Unauthorized, match="revoked"):
+            await authn.resolve(f"Bearer {key}".encode())
+
+    asyncio.run(main())

@@ -7,9 +7,9 @@ successes; -> open again on a failure. A 429's Retry-After puts a service aside 
 counting as a failure (`throttle`).
 
 The router talks to breakers through the `Breaker` / `BreakerStore` Protocols. The in-memory store
-below is the whole truth for one process; a shared implementation (Redis, later) keeps the same
-synchronous hot-path methods on a local copy and publishes transitions in the background, so no
-request ever waits on the network to ask whether a service is open.
+below is the whole truth for one process; the shared one (routing/breaker_redis.py, with
+`redis_url`) keeps the same synchronous hot-path methods on a local copy and publishes transitions
+in the background, so no request ever waits on the network to ask whether a service is open.
 """
 
 from __future__ import annotations

@@ -32,8 +32,12 @@ def redis_prefix(config: Config, env: Mapping[str, str]) -> str:
 
 
 def redis_client(url: str) -> Redis:
-    """Raises ValueError for a URL redis-py does not understand (the message never repeats it)."""
-    from redis.asyncio import BlockingConnectionPool, Redis
+    """Raises ValueError for a URL redis-py does not understand (the message never repeats it), or
+    when redis-py is not installed."""
+    try:
+        from redis.asyncio import BlockingConnectionPool, Redis
+    except ModuleNotFoundError:
+        raise ValueError("redis_url needs the redis extra: pip install 'clawdbot[redis]'") from None
 
     try:
         pool = BlockingConnectionPool.from_url(

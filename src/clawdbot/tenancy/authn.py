@@ -3,12 +3,14 @@
 The master key is compared in constant time and never touches the database. A `sk-cb-` key is
 hashed (HMAC) and looked up through a small in-process cache: a hit younger than `ttl` seconds is a
 dict lookup; a miss or a stale entry reads the store. So a revoke reaches this process within
-`ttl`. Other replicas see it within their own `ttl` too; `invalidate` is the hook a Redis pub/sub
-listener will call to make that immediate. While the database is unreachable, keys already cached
+`ttl`. Other replicas see it within their own `ttl` too, or at once with `redis_url`: the pub/sub
+listener (tenancy/invalidation.py) calls `invalidate`. While the database is unreachable, keys already cached
 keep working on their last reading; unknown ones get 503."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import logging
 import time
@@ -21,6 +23,9 @@ from clawdbot.tenancy.keys import PREFIX, KeyHasher
 from clawdbot.tenancy.principal import ANONYMOUS, MASTER, Principal, from_key
 
 log = logging.getLogger("clawdbot.tenancy")
+
+Lookup = tuple[KeyRecord | None, Principal | None]
+Cached = tuple[float, KeyRecord | None, Principal | None]  # (fetched at, key or None: no such key, principal)
 
 MAX_CACHED = 10_000  # keys (and unknown hashes) remembered; the oldest entry goes first
 MISSING = "Missing API key: send 'Authorization: Bearer <key>'."
@@ -36,7 +41,9 @@ class KeyAuthenticator:
         self._ttl = ttl
         self._clock = clock
         # hash -> (fetched at, the key or None for "no such key", its Principal built once)
-        self._cache: dict[str, tuple[float, KeyRecord | None, Principal | None]] = {}
+        self._cache: dict[str, Cached] = {}
+        self._inflight: dict[str, asyncio.Future[Lookup]] = {}
+        self._generation = 0  # bumped by invalidate(): a read that started before is not cached
 
     async def resolve(self, authorization: bytes) -> Principal:
         """Raises Unauthorized (401) with the reason a key is refused."""
@@ -64,7 +71,29 @@ class KeyAuthenticator:
         hit = self._cache.get(key_hash)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1], hit[2]
+        # One read per key however many requests want it at once (under load, every request that
+        # misses would otherwise read the store, and the cache would never catch up). A task, so a
+        # caller that goes away does not cancel it for the others.
+        pending = self._inflight.get(key_hash)
+        if pending is None:
+            pending = self._inflight[key_hash] = asyncio.ensure_future(self._fetch(key_hash, hit))
+            pending.add_done_callback(functools.partial(self._fetched, key_hash))
+        return await asyncio.shield(pending)
+
+    @staticmethod
+    def _fetched(key_hash: str, task: asyncio.Future[Lookup]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every caller may have gone away
+
+    async def _fetch(self, key_hash: str, hit: Cached | None) -> Lookup:
+        try:
+            return await self._read(key_hash, hit)
+        finally:
+            self._inflight.pop(key_hash, None)
+
+    async def _read(self, key_hash: str, hit: Cached | None) -> Lookup:
         assert self._store is not None
+        generation, fetched_at = self._generation, self._clock()
         try:
             key = await self._store.key_by_hash(key_hash)
             principal = None if key is None else await self._principal(key)
@@ -77,10 +106,11 @@ class KeyAuthenticator:
             log.error("key store unreachable (%s: %s)", type(exc).__name__, str(exc)[:200])
             raise StateUnavailable("The key store is unreachable; try again shortly.",
                                    headers={"Retry-After": "1"}) from None
-        self._cache.pop(key_hash, None)  # re-inserted last: the dict's order is the age order
-        if len(self._cache) >= MAX_CACHED:
-            del self._cache[next(iter(self._cache))]
-        self._cache[key_hash] = (now, key, principal)
+        if generation == self._generation:  # not cached when an invalidation came meanwhile
+            self._cache.pop(key_hash, None)  # re-inserted last: the dict's order is the age order
+            if len(self._cache) >= MAX_CACHED:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key_hash] = (fetched_at, key, principal)
         return key, principal
 
     async def _principal(self, key: KeyRecord) -> Principal:
@@ -95,6 +125,7 @@ class KeyAuthenticator:
 
     def invalidate(self, key_hash: str | None = None) -> None:
         """Forget one key (or all): its next use reads the store."""
+        self._generation += 1
         if key_hash is None:
             self._cache.clear()
         else:

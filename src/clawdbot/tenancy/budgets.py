@@ -14,12 +14,13 @@ reservation is charged to the period it was made in. A hold that is neither sett
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import msgspec
+
+from clawdbot.state.ids import unique_hex
 
 Period = Literal["day", "month", "total"]
 BudgetSubject = tuple[str, str, Period, int]  # (scope, id, period, limit in micro-dollars)
@@ -77,19 +78,25 @@ def buckets_of(subjects: Sequence[BudgetSubject], now_s: float) -> tuple[list[Bu
 
 
 def new_reservation_id() -> str:
-    return uuid.uuid4().hex
+    return unique_hex()
 
 
 class _Bucket:
-    __slots__ = ("holds", "reserved", "spent")
+    __slots__ = ("holds", "next_expiry", "reserved", "spent")
 
     def __init__(self) -> None:
         self.spent = 0
         self.reserved = 0
         # reservation id -> (amount, deadline); insertion order is deadline order (one TTL, one clock)
         self.holds: dict[str, tuple[int, float]] = {}
+        self.next_expiry = 0.0
 
     def expire(self, now: float) -> None:
+        # At most once a second: finding the oldest hold walks over the slots of settled ones (a
+        # dict keeps them until it resizes), and a hold's TTL is an hour, so a second is nothing.
+        if now < self.next_expiry:
+            return
+        self.next_expiry = now + 1.0
         while self.holds:
             rid, (amount, deadline) = next(iter(self.holds.items()))
             if deadline > now:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import collections
 import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
+
+from clawdbot.state.ids import unique_hex
 
 PERIOD_S = 60.0  # "per minute"
 SWEEP_EVERY = 1024  # acquisitions between sweeps of idle subjects
@@ -92,6 +93,8 @@ def go_duration(seconds: float) -> str:
 
 def unique(subjects: Sequence[Subject]) -> tuple[Subject, ...]:
     """One entry per (scope, id), the first kept: a subject named twice must not count a request twice."""
+    if len(subjects) == 1:
+        return (subjects[0],)
     seen: set[tuple[str, str]] = set()
     out = []
     for s in subjects:
@@ -102,51 +105,57 @@ def unique(subjects: Sequence[Subject]) -> tuple[Subject, ...]:
 
 
 def new_ticket() -> str:
-    return uuid.uuid4().hex
-
-
-class _Entry:
-    __slots__ = ("at", "tokens")
-
-    def __init__(self, at: float, tokens: int) -> None:
-        self.at = at
-        self.tokens = tokens
+    return unique_hex()
 
 
 class _Window:
-    __slots__ = ("by_ticket", "entries", "tokens")
+    """One subject's log. Entries are (admission time, ticket) tuples and the tokens sit in a dict
+    by ticket: both hold only atomic values, so the collector stops tracking them (a busy subject
+    keeps a minute of requests: objects the collector would otherwise walk again and again)."""
+
+    __slots__ = ("entries", "tokens", "tokens_of")
 
     def __init__(self) -> None:
-        self.entries: collections.deque[tuple[str, _Entry]] = collections.deque()
-        self.by_ticket: dict[str, _Entry] = {}
+        self.entries: collections.deque[tuple[float, str]] = collections.deque()
+        self.tokens_of: dict[str, int] = {}
         self.tokens = 0
 
     def expire(self, start: float) -> None:
         entries = self.entries
-        while entries and entries[0][1].at <= start:
-            ticket, entry = entries.popleft()
-            self.tokens -= entry.tokens
-            del self.by_ticket[ticket]
+        while entries and entries[0][0] <= start:
+            _, ticket = entries.popleft()
+            self.tokens -= self.tokens_of.pop(ticket)
+
+    def admit(self, ticket: str, now: float, tokens: int) -> None:
+        self.entries.append((now, ticket))
+        self.tokens_of[ticket] = tokens
+        self.tokens += tokens
+
+    def settle(self, ticket: str, actual: int) -> None:
+        old = self.tokens_of.get(ticket)
+        if old is not None:  # else: it already left the window
+            self.tokens_of[ticket] = actual
+            self.tokens += actual - old
 
     def retry_after(self, rpm: int, tpm: int, tokens: int, now: float, period: float) -> float:
         """Seconds until this subject would admit the request, given no other traffic."""
         wait = 0.0
         if rpm > 0 and len(self.entries) + 1 > rpm:
             # the oldest entries that must leave for one more request to fit
-            wait = self.entries[len(self.entries) - rpm][1].at + period - now
+            wait = self.entries[len(self.entries) - rpm][0] + period - now
         if tpm > 0 and self.tokens + tokens > tpm:
             if tokens > tpm:
                 return math.inf
             need = self.tokens + tokens - tpm
-            for _, entry in self.entries:
-                need -= entry.tokens
+            for at, ticket in self.entries:
+                need -= self.tokens_of[ticket]
                 if need <= 0:
-                    wait = max(wait, entry.at + period - now)
+                    wait = max(wait, at + period - now)
                     break
         return max(wait, 0.001)
 
     def usage(self, rpm: int, tpm: int, now: float, period: float) -> Usage:
-        reset = self.entries[-1][1].at + period - now if self.entries else 0.0
+        reset = self.entries[-1][0] + period - now if self.entries else 0.0
         return Usage(rpm, tpm, len(self.entries), self.tokens, reset)
 
 
@@ -183,10 +192,7 @@ class MemoryLimiter:
         ticket = new_ticket()
         if limited_by is None:
             for window in windows:
-                entry = _Entry(now, tokens)
-                window.entries.append((ticket, entry))
-                window.by_ticket[ticket] = entry
-                window.tokens += tokens
+                window.admit(ticket, now, tokens)
         usage = tuple(w.usage(s[2], s[3], now, self.period) for s, w in zip(subjects, windows, strict=True))
         self._maybe_sweep(start)
         return Decision(limited_by is None, retry, ticket, subjects, usage, limited_by)
@@ -200,10 +206,8 @@ class MemoryLimiter:
         actual = max(1, actual_tokens)
         for scope, sid, _, _ in decision.subjects:
             window = self._windows.get((scope, sid))
-            entry = window.by_ticket.get(decision.ticket) if window is not None else None
-            if window is not None and entry is not None:  # else: it already left the window
-                window.tokens += actual - entry.tokens
-                entry.tokens = actual
+            if window is not None:
+                window.settle(decision.ticket, actual)
 
     def _window(self, scope: str, sid: str) -> _Window:
         window = self._windows.get((scope, sid))

@@ -16,12 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from clawdbot.state.ids import unique_hex
 from clawdbot.tenancy.journal import Journal, JournalFull
 
 log = logging.getLogger("clawdbot.spend")
@@ -42,7 +42,7 @@ class SpendRecord(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 def new_record_id() -> str:
-    return "sp_" + uuid.uuid4().hex
+    return "sp_" + unique_hex()
 
 
 def now_ms() -> int:
