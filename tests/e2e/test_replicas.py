@@ -11,16 +11,15 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import openai
 import pytest
 
 from tests.e2e.harness import GatewayProcess
+from tests.e2e.test_tenancy import MASTER, call
 from tests.tenancy.redis_support import REDIS_URL, fresh_prefix
 from tests.upstreams.openai_server import OpenAIUpstream
 
-MASTER = "sk-test-replicas-master-0123456789"
 BOUND_S = 1.0
 FLAKY = f"flaky_{uuid.uuid4().hex[:8]}"
 COOLDOWN_S = 2.0
@@ -65,17 +64,6 @@ def replicas(tmp_path_factory: pytest.TempPathFactory,
                 gw.wait_for_log(f"subscribed to {prefix}tenancy")
                 gw.wait_for_log(f"subscribed to {prefix}breakers")
             yield a, b
-
-
-def call(gw: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
-    data = None if body is None else json.dumps(body).encode()
-    conn.request(method, path, body=data, headers={"Authorization": f"Bearer {MASTER}",
-                                                    "Content-Type": "application/json"})
-    resp = conn.getresponse()
-    out = json.loads(resp.read())
-    conn.close()
-    return resp.status, out
 
 
 def client(gw: GatewayProcess, key: str) -> openai.OpenAI:

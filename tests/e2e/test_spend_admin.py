@@ -21,8 +21,8 @@ from clawdbot.state.spend_sql import SqlSpendStore
 from clawdbot.state.sql import Database
 from clawdbot.tenancy.spend import SpendRecord
 from tests.e2e.harness import GatewayProcess
+from tests.e2e.test_tenancy import MASTER, call
 
-MASTER = "sk-test-spend-master-0123456789"
 DAY = 86_400_000
 MAR_1 = int(dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
@@ -60,17 +60,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
         asyncio.run(write(f"sqlite:///{db}", RECORDS))
         asyncio.run(write(f"sqlite:///{db}", RECORDS[1:3]))
         yield g
-
-
-def call(gw: GatewayProcess, method: str, path: str, body: Any = None, key: str = MASTER) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
-    data = None if body is None else json.dumps(body).encode()
-    conn.request(method, path, body=data, headers={"Authorization": f"Bearer {key}",
-                                                    "Content-Type": "application/json"})
-    resp = conn.getresponse()
-    out = json.loads(resp.read())
-    conn.close()
-    return resp.status, out
 
 
 def spend(gw: GatewayProcess, query: str = "", key: str = MASTER) -> dict[str, Any]:

@@ -6,7 +6,6 @@ secret-looking names are replaced by "***"."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clawdbot.state.ids import MonotonicMs, new_id
 from clawdbot.state.keys_base import AuditRecord, Conflict, KeyRecord, Kind, Record, TeamRecord, UserRecord
-from clawdbot.state.sql import Database
+from clawdbot.state.sql import Database, DatabaseUser
 from clawdbot.state.tables import api_keys, audit_log, teams, users
 
 MAX_PAGE = 500
@@ -60,29 +59,13 @@ def _record(kind: Kind, row: sa.RowMapping) -> Record:
     return msgspec.convert(_plain(row), TYPES[kind])
 
 
-class SqlKeyStore:
+class SqlKeyStore(DatabaseUser):
     """Starts itself at its first use (every method calls `start`): a process that only ever sees
     the master key never opens, nor creates, the database."""
 
     def __init__(self, database: Database, clock: Callable[[], int] | None = None) -> None:
-        self.database = database
+        super().__init__(database)
         self._clock = clock or MonotonicMs()
-        self._started = False
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        if self._started:
-            return
-        async with self._lock:  # concurrent first uses wait for one migration
-            if not self._started:
-                await self.database.acquire()
-                self._started = True
-
-    async def close(self) -> None:
-        async with self._lock:
-            if self._started:
-                self._started = False
-                await self.database.release()
 
     async def _audit(self, conn: AsyncConnection, actor: str, action: str, target: str | None,
                      before: Record | None, after: Record | None) -> None:

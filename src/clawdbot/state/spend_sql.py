@@ -8,7 +8,6 @@ total and the rows come from the same snapshot."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
@@ -23,7 +22,7 @@ from clawdbot.state.spend_base import (
     SpendRow,
     SpendTotals,
 )
-from clawdbot.state.sql import Database
+from clawdbot.state.sql import DatabaseUser
 from clawdbot.state.tables import spend
 from clawdbot.tenancy.spend import SpendRecord
 
@@ -88,26 +87,7 @@ def _report(rows: list[sa.RowMapping]) -> SpendReport:
     return SpendReport(rows=out, total=total, groups=int(first["groups"]))
 
 
-class SqlSpendStore:
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._started = False
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        if self._started:
-            return
-        async with self._lock:
-            if not self._started:
-                await self.database.acquire()
-                self._started = True
-
-    async def close(self) -> None:
-        async with self._lock:
-            if self._started:
-                self._started = False
-                await self.database.release()
-
+class SqlSpendStore(DatabaseUser):
     async def write(self, records: list[SpendRecord]) -> None:
         await self.start()
         if not records:

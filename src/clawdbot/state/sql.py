@@ -283,3 +283,27 @@ class Database:
                 await conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
             async with conn.begin():
                 yield conn
+
+
+class DatabaseUser:
+    """A store's share of a Database, taken at its first use (every method calls `start`) and
+    given back by `close`; concurrent first uses wait for one connection and migration."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        async with self._lock:
+            if not self._started:
+                await self.database.acquire()
+                self._started = True
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._started:
+                self._started = False
+                await self.database.release()
