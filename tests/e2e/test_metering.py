@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -211,3 +212,44 @@ def test_a_key_brought_from_elsewhere_is_hashed_and_works_once(gw: GatewayProces
     assert status == 409, again
     status, bad = call(gw, "POST", "/admin/api/keys", {"name": "short", "key": "sk-cb-short"})
     assert status == 400 and bad["error"]["param"] == "key", bad
+
+
+def test_a_stream_is_charged_its_final_usage(gw: GatewayProcess) -> None:
+    # "hi" streamed: 1 prompt + 2 completion tokens from the usage event = $3
+    key = create_key(gw, name="stream-budget", budget_usd=100, budget_period="total")["key"]
+    stream = client(gw, key).chat.completions.create(
+        model="chat-oa", messages=[{"role": "user", "content": "hi"}], stream=True, max_tokens=5)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "echo: hi"
+    with pytest.raises(openai.RateLimitError) as err:
+        ask(gw, key, max_tokens=95)  # worst case 8 + 95 = $103 > the $97 left
+    assert "$3.0000 of $100.0000" in err.value.message
+
+
+def test_embeddings_count_against_tpm(gw: GatewayProcess) -> None:
+    key = create_key(gw, name="embed-tpm", tpm=12)["key"]
+    oai = client(gw, key)
+    words = "one two three four five six seven eight"  # estimated 10 tokens, counted 8
+    assert len(oai.embeddings.create(model="chat-oa", input=words).data) == 1
+    with pytest.raises(openai.RateLimitError) as err:
+        oai.embeddings.create(model="chat-oa", input=words)
+    assert err.value.type == "tokens"
+
+
+def test_every_metered_request_is_in_the_spend_report(gw: GatewayProcess) -> None:
+    made = create_key(gw, name="spend-report")
+    for text in ("a b", "c d e", "f"):
+        ask(gw, made["key"], text=text)
+    deadline = time.monotonic() + 10
+    while True:  # polls: records reach the table in batches (metering.flush_interval)
+        status, out = call(gw, "GET", f"/admin/api/spend?group_by=key&key_id={made['id']}")
+        assert status == 200, out
+        if out["total"]["requests"] == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    total = out["total"]
+    assert total["requests"] == 3
+    assert total["prompt_tokens"] == 2 + 3 + 1  # the upstream's own counts, not the estimates
+    assert total["completion_tokens"] == 3 + 4 + 2
+    assert total["cost_usd"] == pytest.approx(15.0)
+    assert out["data"][0]["group"] == made["id"]

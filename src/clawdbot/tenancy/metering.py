@@ -288,7 +288,8 @@ class Metering:
             return
         ctx.meter = None
         self._parallel.give(ticket.parallel)
-        answered = ctx.first_token_at is not None or ctx.completion_tokens is not None
+        # an answer came (a first token, or usage: embeddings have no tokens to stream)
+        answered = ctx.first_token_at is not None or ctx.completion_tokens is not None or ctx.prompt_tokens is not None
         prompt = ctx.prompt_tokens if ctx.prompt_tokens is not None else (ticket.prompt if answered else 0)
         completion = ctx.completion_tokens if ctx.completion_tokens is not None else ctx.chunks
         cost = 0
