@@ -42,6 +42,7 @@ from clawdbot.state.sql import (
     upgrade,
 )
 from clawdbot.state.tables import VERSION_TABLE, metadata
+from tests.state.stores import run_with_store
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("CLAWDBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -132,15 +133,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def with_store(url: str, body: Callable[[SqlChatStore], Awaitable[T]], **kwargs: Any) -> T:
-    async def main() -> T:
-        store = SqlChatStore(Database(url), **kwargs)
-        await store.start()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return run_with_store(lambda: SqlChatStore(Database(url), **kwargs), body)
 
 
 async def scalar(url: str, sql: str) -> Any:

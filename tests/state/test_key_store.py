@@ -14,6 +14,7 @@ from clawdbot.state.keys_base import Conflict, KeyRecord, TeamRecord, UserRecord
 from clawdbot.state.keys_sql import SqlKeyStore, redact
 from clawdbot.state.sql import Database
 from tests.state import test_chat_store as chat_tests
+from tests.state.stores import run_with_store
 from tests.state.test_chat_store import scalar
 
 # The same fresh SQLite file / PostgreSQL database per test as the chat store's tests.
@@ -24,15 +25,7 @@ HASH = "ab" * 32
 
 
 def with_store(url: str, body: Callable[[SqlKeyStore], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = SqlKeyStore(Database(url))
-        await store.start()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return run_with_store(lambda: SqlKeyStore(Database(url)), body)
 
 
 def key(**kw: Any) -> KeyRecord:

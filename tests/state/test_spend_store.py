@@ -20,6 +20,7 @@ from clawdbot.state.spend_sql import SqlSpendStore
 from clawdbot.state.sql import Database
 from clawdbot.tenancy.spend import SpendRecord
 from tests.state import test_chat_store as chat_tests
+from tests.state.stores import run_with_store
 from tests.state.test_chat_store import scalar
 
 # The same fresh SQLite file / PostgreSQL database per test as the chat store's tests.
@@ -31,15 +32,7 @@ NOV_20 = int(dt.datetime(2026, 11, 20, tzinfo=dt.UTC).timestamp() * 1000)  # 00:
 
 
 def with_store(url: str, body: Callable[[SqlSpendStore], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = SqlSpendStore(Database(url))
-        await store.start()
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
+    return run_with_store(lambda: SqlSpendStore(Database(url)), body)
 
 
 def rec(id: str, at: int = NOV_20, cost: int = 100, **kw: Any) -> SpendRecord:
