@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, closed_port
 from tests.e2e.test_tenancy import MASTER, create_key
 from tests.tenancy.redis_support import REDIS_URL, fresh_prefix
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -91,3 +91,30 @@ def test_a_key_budget_holds_across_two_processes(pair: list[GatewayProcess]) -> 
     assert ok + results.count("budget_exceeded") == 40, results
     assert ok >= 3 and 5 * ok <= 40
 
+
+
+def test_metered_requests_fail_closed_when_redis_is_unreachable(
+        tmp_path_factory: pytest.TempPathFactory, openai_upstream: OpenAIUpstream) -> None:
+    d = tmp_path_factory.mktemp("redis-down")
+    cfg = d / "clawdbot.yaml"
+    cfg.write_text(f"""
+server:
+  master_key: ${{TEST_MASTER_KEY}}
+redis_url: redis://127.0.0.1:{closed_port()}/0
+services:
+  - name: oa
+    type: openai
+    endpoint: {openai_upstream.url}/v1
+models:
+  chat-oa: [oa/mock-a]
+""")
+    with GatewayProcess(["serve", "--config", str(cfg)], d / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+        key = create_key(g, name="no-redis", rpm=10)["key"]
+        with pytest.raises(openai.APIStatusError) as err:
+            _client(g, key).chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": "hi"}])
+        assert err.value.status_code == 503 and err.value.code == "state_unavailable"
+        assert err.value.response.headers["retry-after"] == "1"
+        # nothing to check for the master key on an unlimited model: served as usual
+        r = _client(g, MASTER).chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": "hi"}])
+        assert r.choices[0].message.content == "echo: hi"
+        assert "Traceback" not in g.log()

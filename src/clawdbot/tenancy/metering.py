@@ -163,6 +163,14 @@ class Metering:
             ticket.parallel = names
         try:
             await self._check(ticket, principal, router, model, prompt, max_tokens)
+        except GatewayError:
+            self._parallel.give(ticket.parallel)
+            raise
+        except Exception as exc:  # Redis (or the spend table behind a seed) unreachable: fail closed
+            self._parallel.give(ticket.parallel)
+            log.error("limits and budgets unavailable (%s: %s)", type(exc).__name__, str(exc)[:200])
+            raise StateUnavailable("Rate limits and budgets cannot be checked right now; try again shortly.",
+                                   headers={"Retry-After": "1"}) from None
         except BaseException:
             self._parallel.give(ticket.parallel)
             raise
@@ -297,20 +305,24 @@ class Metering:
             price = self.pricing.served(ticket.model, ticket.route, ctx.service, ctx.upstream_model)
             if price is not None:
                 cost = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
-        tokens = prompt + completion
-        charge = cost if answered else 0  # nothing answered: the hold is only released
-        if self.joint is not None and ticket.decision is not None and ticket.reservation is not None:
-            await self.joint.settle(ticket.decision, tokens, ticket.reservation, charge)
-        else:
-            if ticket.decision is not None:
-                await self.limiter.settle(ticket.decision, tokens)
-            if ticket.reservation is not None:
-                await self.budgets.settle(ticket.reservation, charge)
         p = ticket.principal
-        if self.writer is not None and p.key_id is not None and answered:
+        if self.writer is not None and p.key_id is not None and answered:  # first: it must not be lost
             self.writer.record(SpendRecord(
                 new_record_id(), now_ms(), ticket.model, prompt, completion, cost, key_id=p.key_id,
                 user_id=p.user_id, team_id=p.team_id, request_id=ctx.request_id, service=ctx.service), force=True)
+        tokens = prompt + completion
+        charge = cost if answered else 0  # nothing answered: the hold is only released
+        try:
+            if self.joint is not None and ticket.decision is not None and ticket.reservation is not None:
+                await self.joint.settle(ticket.decision, tokens, ticket.reservation, charge)
+            else:
+                if ticket.decision is not None:
+                    await self.limiter.settle(ticket.decision, tokens)
+                if ticket.reservation is not None:
+                    await self.budgets.settle(ticket.reservation, charge)
+        except Exception as exc:  # Redis went away mid-request: the window keeps the estimate, the hold expires
+            log.error("settling request %s failed (%s: %s); its budget hold expires on its own",
+                      ctx.request_id, type(exc).__name__, str(exc)[:200])
 
     async def start(self) -> None:
         if self.writer is not None:
