@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 
@@ -28,3 +31,24 @@ def run_with_store(make: Callable[[], S], body: Callable[[S], Awaitable[T]]) -> 
             await store.close()
 
     return asyncio.run(main())
+
+
+def run_children_at_once(script: str, url: str, tmp_path: Path, children: int = 3, timeout: float = 60) -> None:
+    """Runs `script` (argv: url, go-file) in `children` processes that each print "ready" once
+    imported and then wait for the go-file, so all of them start their work at the same moment.
+    Fails unless every child exits 0."""
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, url, str(go)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(children)
+    ]
+    try:
+        for proc in procs:  # every child imported and waiting, then all start at once
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        results = [proc.communicate(timeout=timeout) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [proc.returncode for proc in procs] == [0] * children, [err for _, err in results]

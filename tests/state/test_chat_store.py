@@ -14,7 +14,6 @@ import secrets
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -42,7 +41,7 @@ from clawdbot.state.sql import (
     upgrade,
 )
 from clawdbot.state.tables import VERSION_TABLE, metadata
-from tests.state.stores import run_with_store
+from tests.state.stores import run_children_at_once, run_with_store
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("CLAWDBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -447,25 +446,7 @@ asyncio.run(main())
 
 
 def test_concurrent_migrations_across_processes(url: str, tmp_path: Path) -> None:
-    go = tmp_path / "go"
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", MIGRATE_IN_CHILD, url, str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    try:
-        for child in children:  # every child imported and waiting, then all start at once
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        go.touch()
-        results = [child.communicate(timeout=60) for child in children]
-    finally:
-        for child in children:
-            child.kill()
-    assert [child.returncode for child in children] == [0, 0, 0], [err for _, err in results]
+    run_children_at_once(MIGRATE_IN_CHILD, url, tmp_path)
     assert asyncio.run(scalar(url, f"SELECT count(*) FROM {VERSION_TABLE}")) == 1
     assert asyncio.run(scalar(url, "SELECT count(*) FROM chat_sessions")) == 3
 

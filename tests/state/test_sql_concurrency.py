@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from clawdbot.state.chat_sql import SqlChatStore
 from clawdbot.state.sql import Database, create_engine
 from clawdbot.state.tables import VERSION_TABLE
 from tests.state import test_chat_store as chat_tests
+from tests.state.stores import run_children_at_once
 from tests.state.test_chat_store import scalar
 
 postgres, url = chat_tests.postgres, chat_tests.url
@@ -127,24 +126,6 @@ asyncio.run(main())
 
 
 def test_several_processes_each_with_several_stores_start_at_once(url: str, tmp_path: Path) -> None:
-    go = tmp_path / "go"
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", SEVERAL_STORES_IN_CHILD, url, str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    try:
-        for child in children:  # every child imported and waiting, then all start at once
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
-        go.touch()
-        results = [child.communicate(timeout=90) for child in children]
-    finally:
-        for child in children:
-            child.kill()
-    assert [child.returncode for child in children] == [0, 0, 0], [err for _, err in results]
+    run_children_at_once(SEVERAL_STORES_IN_CHILD, url, tmp_path, timeout=90)
     assert asyncio.run(scalar(url, f"SELECT count(*) FROM {VERSION_TABLE}")) == 1
     assert asyncio.run(scalar(url, "SELECT count(*) FROM chat_sessions")) == 9
