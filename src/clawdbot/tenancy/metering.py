@@ -40,14 +40,13 @@ Seed = Callable[[Scope, str, int], Awaitable[int]]  # (scope, id, since_ms) -> m
 class Ticket:
     """What `admit` reserved for one request; `settle` gives it back."""
 
-    __slots__ = ("decision", "max_tokens", "model", "parallel", "principal", "prompt", "reservation", "route")
+    __slots__ = ("decision", "model", "parallel", "principal", "prompt", "reservation", "route")
 
-    def __init__(self, principal: Principal, model: str, route: Route | None, prompt: int, max_tokens: int) -> None:
+    def __init__(self, principal: Principal, model: str, route: Route | None, prompt: int) -> None:
         self.principal = principal
         self.model = model
         self.route = route
         self.prompt = prompt  # estimated prompt tokens
-        self.max_tokens = max_tokens
         self.decision: Decision | None = None
         self.reservation: Reservation | None = None
         self.parallel: tuple[str, ...] = ()
@@ -152,7 +151,7 @@ class Metering:
             route = router.route(model)
         except GatewayError:
             return []  # unknown model: the handler answers 404 with close matches, nothing to hold
-        ticket = Ticket(principal, model, route, prompt, max_tokens or 0)
+        ticket = Ticket(principal, model, route, prompt)
         names = tuple(f"{q.scope}:{q.id}" for q in principal.quotas if q.max_parallel is not None)
         if names:
             full = self._parallel.take([(f"{q.scope}:{q.id}", q.max_parallel) for q in principal.quotas
