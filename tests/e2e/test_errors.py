@@ -245,6 +245,10 @@ def test_readyz_reports_each_service(gateway: GatewayProcess) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
     conn.request("GET", "/readyz")
     resp = conn.getresponse()
+    assert resp.status == 200
+    assert json.loads(resp.read()) == {"status": "ready"}  # no names or errors without a key
+    conn.request("GET", "/readyz", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    resp = conn.getresponse()
     data = json.loads(resp.read())
     assert resp.status == 200
     assert data["services"]["oa"]["reachable"] is True

@@ -129,7 +129,7 @@ def test_a_key_changed_on_a_is_enforced_by_b_within_a_second(replicas: tuple[Gat
 def circuit(gw: GatewayProcess) -> tuple[str, str]:
     """The flaky service's circuit as /readyz and /debug/stats show it."""
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
-    conn.request("GET", "/readyz")
+    conn.request("GET", "/readyz", headers={"Authorization": f"Bearer {MASTER}"})  # the key shows the details
     ready = json.loads(conn.getresponse().read())
     conn.close()
     status, stats = call(gw, "GET", "/debug/stats")

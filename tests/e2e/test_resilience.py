@@ -54,7 +54,7 @@ def tried(headers: dict[str, str]) -> list[str]:
 
 def readyz(gw: GatewayProcess) -> dict[str, Any]:
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
-    conn.request("GET", "/readyz")
+    conn.request("GET", "/readyz", headers={"Authorization": f"Bearer {MASTER_KEY}"})
     data: dict[str, Any] = json.loads(conn.getresponse().read())
     conn.close()
     return data

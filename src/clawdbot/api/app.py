@@ -1,5 +1,6 @@
-"""The ASGI application: routing, request ids, auth, the body limit, error translation and the
-access log. Pure ASGI, no framework: this is the hot path."""
+"""The ASGI application: the Host check, routing, request ids, auth (with a throttle on failed keys),
+body and JSON-shape limits, error translation and the access log. Pure ASGI, no framework: this is
+the hot path."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ import gc
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from clawdbot.api import admin, chat, endpoints, openapi
+from clawdbot.api import routes
 from clawdbot.api.admin_api import PREFIX as ADMIN_API
 from clawdbot.api.admin_api import AdminApi
 from clawdbot.api.errors import error_body, error_status, internal_error
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.http import ClientGone, Receive, Scope, Send
+from clawdbot.api.hosts import AllowedHosts
+from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
 from clawdbot.api.metered import METERED, read_head
+from clawdbot.api.routes import Route
+from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Server
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import (
@@ -25,32 +28,20 @@ from clawdbot.core.errors import (
     GatewayError,
     MethodNotAllowed,
     NotFound,
+    Unauthorized,
 )
 from clawdbot.core.gateway import Gateway
 from clawdbot.observability.access import AccessLog
 from clawdbot.observability.logging import request_id_var
-from clawdbot.tenancy.errors import AdminRequired, ModelNotAllowed
+from clawdbot.tenancy.errors import AdminRequired, ModelNotAllowed, TooManyFailedAttempts
 from clawdbot.tenancy.metering import Metering
 from clawdbot.tenancy.metering_build import build_metering
 from clawdbot.tenancy.principal import ANONYMOUS, Principal
 from clawdbot.tenancy.service import Tenancy, build_tenancy
+from clawdbot.tenancy.throttle import AuthThrottle, client_address
 
 log = logging.getLogger("clawdbot.api")
-Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
-Route = tuple[str, Handler, bool, bool]  # (method, handler, needs_json_body, is_api)
-
-# path -> (method, handler, needs_json_body, is_api)
-ROUTES: dict[str, tuple[str, Handler, bool, bool]] = {
-    "/v1/chat/completions": ("POST", chat.chat_completions, True, True),
-    "/v1/embeddings": ("POST", endpoints.embeddings, True, True),
-    "/v1/models": ("GET", endpoints.list_models, False, True),
-    "/healthz": ("GET", endpoints.healthz, False, False),
-    "/readyz": ("GET", endpoints.readyz, False, False),
-    "/admin/reload": ("POST", admin.reload, False, True),
-    "/openapi.json": ("GET", openapi.OpenApi(), False, False),
-}
-for _p in ("/chat/completions", "/embeddings", "/models"):
-    ROUTES[_p] = ROUTES["/v1" + _p]
+ADMIN_BODY_BYTES = 64 * 1024  # admin API bodies: a key's or a team's fields, never a prompt
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
@@ -91,7 +82,8 @@ class NoExtension:
 
 class App:
     def __init__(self, gateway: Gateway, server: Server, access: AccessLog, ext: Extension | None = None,
-                 tenancy: Tenancy | None = None, metering: Metering | None = None) -> None:
+                 tenancy: Tenancy | None = None, metering: Metering | None = None,
+                 throttle: AuthThrottle | None = None) -> None:
         self.gateway = gateway
         # Master key and virtual keys (tenancy/); without a master key auth stays off.
         self.tenancy = tenancy if tenancy is not None else build_tenancy(server, gateway.config, os.environ)
@@ -102,6 +94,9 @@ class App:
         self.access = access
         self.ext: Extension = ext if ext is not None else NoExtension()
         self.limit = server.max_body_bytes
+        self.hosts = AllowedHosts(server.allowed_hosts, bool(server.master_key))
+        # failed keys per client address: shared with the chat page's login (web/layer.py)
+        self.throttle = throttle if throttle is not None else AuthThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -109,6 +104,10 @@ class App:
         elif scope["type"] == "lifespan":
             await self.lifespan(receive, send)
         elif scope["type"] == "websocket":
+            if not self.hosts.allowed(header(scope, b"host")):
+                await receive()
+                await deny(scope, send, 400, "invalid_host", "This gateway does not answer to that Host name.")
+                return
             await self.ext.websocket(scope, receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
@@ -177,7 +176,19 @@ class App:
             request_id_var.reset(token)
 
     async def authenticate(self, ex: Exchange, hdrs: dict[bytes, bytes], admin: bool) -> Principal:
-        p = await self.tenancy.authn.resolve(bytes(hdrs.get(b"authorization", b"")))
+        given = bytes(hdrs.get(b"authorization", b""))
+        throttle = self.throttle
+        if len(throttle):  # some address failed lately: is it this one?
+            wait = throttle.wait(client_address(ex.scope))
+            if wait:
+                raise TooManyFailedAttempts(f"Too many invalid API keys from this address; try again in {wait} s.",
+                                            headers={"Retry-After": str(wait)})
+        try:
+            p = await self.tenancy.authn.resolve(given)
+        except Unauthorized as exc:
+            if given and exc.code == "invalid_api_key":  # a guess, not a missing, revoked or expired key
+                throttle.failed(client_address(ex.scope))
+            raise
         if p is ANONYMOUS:  # auth is off (no master key): each admin endpoint refuses on its own
             return p
         if admin and not p.is_admin:
@@ -197,42 +208,55 @@ class App:
                                 code="master_key_required")
         body = b""
         if ex.scope["method"] in ("POST", "PATCH"):
-            body = await ex.body(self.limit)
+            body = await self.json_body(ex, min(self.limit, ADMIN_BODY_BYTES))
             if body and not hdrs.get(b"content-type", b"").startswith(b"application/json"):
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
                                  param="Content-Type", code="invalid_content_type")
         await self.admin_api.handle(ex, body)
 
+    async def json_body(self, ex: Exchange, limit: int) -> bytes:
+        """The body, bounded in bytes, in nesting and in values before anything decodes it."""
+        body = await ex.body(limit)
+        s = self.server
+        check_json_shape(body, s.max_json_depth, s.max_json_items)
+        return body
+
     async def dispatch(self, ex: Exchange, path: str, hdrs: dict[bytes, bytes]) -> None:
+        if not self.hosts.allowed(hdrs.get(b"host")):
+            raise BadRequest("This gateway does not answer to that Host name (server.allowed_hosts).",
+                             param="Host", code="invalid_host")
         if path.startswith(ADMIN_API):
             return await self.admin_call(ex, hdrs)
-        route = ROUTES.get(path) or self.ext.route(path)
+        route = routes.find(path) or self.ext.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
-        method, handler, needs_body, is_api = route
-        if ex.scope["method"] != method:
-            raise MethodNotAllowed(f"{path} accepts {method} only.")
-        principal = await self.authenticate(ex, hdrs, path.startswith("/admin/")) if is_api else ANONYMOUS
+        if ex.scope["method"] != route.method:
+            raise MethodNotAllowed(f"{path} accepts {route.method} only.")
+        principal = ANONYMOUS
+        if route.is_api:
+            principal = await self.authenticate(ex, hdrs, path.startswith("/admin/"))
+        elif route.key_optional and b"authorization" in hdrs:
+            principal = await self.authenticate(ex, hdrs, False)  # more detail for a caller with a key
         body = b""
-        if needs_body:
+        if route.needs_body:
             ctype = hdrs.get(b"content-type", b"")
             if not ctype.startswith(b"application/json"):
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
                                  param="Content-Type", code="invalid_content_type")
-            body = await ex.body(self.limit)
-            if principal.key_id is not None or self.metering.limits_models(self.gateway.config):
+            body = await self.json_body(ex, route.max_body or self.limit)
+            if path in METERED and (principal.key_id is not None or self.metering.limits_models(self.gateway.config)):
                 await self.admit(ex, principal, path, body)
             ex.watch_disconnect()
-        await handler(ex, self.gateway, body)
+        await route.handler(ex, self.gateway, body)
 
     async def admit(self, ex: Exchange, principal: Principal, path: str, body: bytes) -> None:
-        """Allowed models, then rate limits, parallel limits and budgets (tenancy/metering.py)."""
-        head = read_head(body)
-        if head is None:
-            return  # not a valid body: the handler says what is wrong with it
+        """Allowed models, then rate limits, parallel limits and budgets (tenancy/metering.py). A
+        body that cannot be read for them is refused here: a request that cannot be metered is
+        never served."""
+        head = read_head(body, path)
         if not principal.may_use(head.model):
             raise ModelNotAllowed(head.model, principal.allowed_models or frozenset())
-        if head.model is None or path not in METERED or not self.metering.applies(principal, head.model):
+        if not self.metering.applies(principal, head.model):
             return
         ex.resp_headers += await self.metering.admit(ex.ctx, principal, self.gateway.runtime.router, head.model,
                                                      head.prompt_estimate(), head.completion_cap())

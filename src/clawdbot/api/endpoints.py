@@ -1,4 +1,4 @@
-"""GET /v1/models, POST /v1/embeddings, GET /healthz, GET /readyz."""
+"""GET /v1/models, GET /v1/models/{id}, POST /v1/embeddings, GET /healthz, GET /readyz."""
 
 from __future__ import annotations
 
@@ -8,21 +8,47 @@ import msgspec
 
 from clawdbot.api.exchange import Exchange
 from clawdbot.codecs import openai as oa
+from clawdbot.core.errors import GatewayError, ModelNotFound
 from clawdbot.core.gateway import Gateway, attempts_header
+from clawdbot.core.types import ModelInfo
 
 _encode = msgspec.json.Encoder().encode
 _STARTED = int(time.time())
 
 
+READY_MAX_AGE = 1.0  # seconds a probe result is served by /readyz before it is refreshed
+
+
+def _model(m: ModelInfo) -> dict[str, object]:
+    return {"id": m.id, "object": "model", "created": m.created or _STARTED, "owned_by": m.owned_by,
+            **({"description": m.description} if m.description else {})}
+
+
 async def list_models(ex: Exchange, gw: Gateway, body: bytes) -> None:
     # A virtual key limited to some models sees those only (ctx.identity: tenancy's Principal).
     allowed = getattr(ex.ctx.identity, "allowed_models", None)
-    data = [
-        {"id": m.id, "object": "model", "created": m.created or _STARTED, "owned_by": m.owned_by,
-         **({"description": m.description} if m.description else {})}
-        for m in gw.resolver.models() if allowed is None or m.id in allowed
-    ]
+    data = [_model(m) for m in gw.resolver.models() if allowed is None or m.id in allowed]
     await ex.json(200, _encode({"object": "list", "data": data}))
+
+
+async def retrieve_model(ex: Exchange, gw: Gateway, body: bytes) -> None:
+    """One model, as in the list; a name that routes but is not listed (`service/model` on a
+    service without discovery) is answered too. A model the key may not use does not exist for it."""
+    path: str = ex.scope["path"]
+    model_id = path.split("/models/", 1)[1]
+    allowed = getattr(ex.ctx.identity, "allowed_models", None)
+    missing = ModelNotFound(f"The model '{model_id}' does not exist or is not served by this gateway.",
+                            param="model")
+    if not model_id or (allowed is not None and model_id not in allowed):
+        raise missing
+    found = next((m for m in gw.resolver.models() if m.id == model_id), None)
+    if found is None:
+        try:
+            targets = gw.resolver.resolve(model_id)
+        except GatewayError:
+            raise missing from None
+        found = ModelInfo(model_id, targets[0].service)
+    await ex.json(200, _encode(_model(found)))
 
 
 async def embeddings(ex: Exchange, gw: Gateway, body: bytes) -> None:
@@ -41,14 +67,17 @@ async def healthz(ex: Exchange, gw: Gateway, body: bytes) -> None:
 
 
 async def readyz(ex: Exchange, gw: Gateway, body: bytes) -> None:
-    states = gw.monitor.states.values()
-    if any(s.checked_at is None or time.time() - s.checked_at > 1.0 for s in states):
-        await gw.monitor.probe_all()
+    """Ready when a service is reachable and its circuit not open. Probe results older than a second
+    are refreshed with at most one probe in flight per service, however many ask at once. Service
+    names and errors only for an authenticated caller (or when auth is off: loopback only)."""
+    await gw.monitor.refresh(READY_MAX_AGE)
     services = {
         s.name: {"type": s.kind, "reachable": bool(s.reachable), "latency_ms": s.latency_ms,
                  "checked_at": s.checked_at, "detail": s.detail, "breaker": s.breaker}
         for s in gw.monitor.states.values()
     }
     ready = any(v["reachable"] and v["breaker"] != "open" for v in services.values())
-    await ex.json(200 if ready else 503, _encode({"status": "ready" if ready else "unavailable",
-                                                   "services": services}))
+    out: dict[str, object] = {"status": "ready" if ready else "unavailable"}
+    if ex.ctx.principal is not None or not gw.config.server.master_key:
+        out["services"] = services
+    await ex.json(200 if ready else 503, _encode(out))

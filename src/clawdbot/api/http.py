@@ -1,9 +1,11 @@
-"""Small ASGI helpers: reading a bounded body, sending a complete response."""
+"""Small ASGI helpers: reading a bounded body, sending a complete response, refusing a WebSocket."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import msgspec
 
 from clawdbot.core.errors import BadRequest, PayloadTooLarge
 
@@ -63,3 +65,15 @@ async def respond(
 
 JSON = b"application/json"
 SSE = b"text/event-stream; charset=utf-8"
+
+
+async def deny(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    """Refuse the upgrade with an HTTP status. Servers without the ASGI denial-response extension
+    can only answer a close before accept, which they send as 403."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = msgspec.json.encode({"error": {"code": code, "message": message}})
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})

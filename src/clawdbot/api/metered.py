@@ -1,6 +1,10 @@
-"""The head of a /v1 request body as tenancy needs it before dispatch: the model (allowed models),
-the prompt's size and max_tokens (rate limits and budgets). Decoded only for callers with something
-to check; the handler still parses and validates the whole body itself."""
+"""The head of a metered request body as tenancy needs it before dispatch: the model (allowed
+models), the prompt's size and max_tokens (rate limits and budgets). Decoded only for callers with
+something to check; the handler still parses and validates the whole body itself.
+
+A body whose head cannot be read is refused (400) here, never passed on unmetered: each route has
+its own head type that reads only the fields that route's handler reads, so a field another route
+uses (`"messages": 1` on /v1/embeddings) cannot make the check fail while the handler serves it."""
 
 from __future__ import annotations
 
@@ -8,38 +12,58 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.codecs.openai import decode_error
+from clawdbot.core.errors import BadRequest
 from clawdbot.tenancy.costs import estimate_prompt_tokens, estimate_text_tokens
 
-METERED = frozenset({"/v1/chat/completions", "/chat/completions", "/v1/embeddings", "/embeddings"})
+CHAT = frozenset({"/v1/chat/completions", "/chat/completions"})
+EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
+METERED = CHAT | EMBEDDINGS
 
 
 class Head(msgspec.Struct):
-    model: str | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    messages: list[dict[str, Any]] | None = None
-    input: Any = None  # embeddings
+    model: str
 
     def prompt_estimate(self) -> int:
-        if self.messages is not None:
-            return estimate_prompt_tokens(self.messages)
-        if isinstance(self.input, str):
-            return estimate_text_tokens(self.input)
-        if isinstance(self.input, list):
-            return sum(estimate_text_tokens(v) if isinstance(v, str) else (len(v) if isinstance(v, list) else 1)
-                       for v in self.input)
         return 0
+
+    def completion_cap(self) -> int | None:
+        return None
+
+
+class ChatHead(Head):
+    messages: list[dict[str, Any]]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+
+    def prompt_estimate(self) -> int:
+        return estimate_prompt_tokens(self.messages)
 
     def completion_cap(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
-_decode = msgspec.json.Decoder(Head).decode
+class EmbeddingHead(Head):
+    input: str | list[Any]
+
+    def prompt_estimate(self) -> int:
+        if isinstance(self.input, str):
+            return estimate_text_tokens(self.input)
+        return sum(estimate_text_tokens(v) if isinstance(v, str) else (len(v) if isinstance(v, list) else 1)
+                   for v in self.input)
 
 
-def read_head(body: bytes) -> Head | None:
-    """None for a body that is not a valid request: the handler says what is wrong with it."""
+_CHAT = msgspec.json.Decoder(ChatHead)
+_EMBEDDINGS = msgspec.json.Decoder(EmbeddingHead)
+
+
+def read_head(body: bytes, path: str) -> Head:
+    """The head of `body` as `path`'s handler (one of METERED) will read it; BadRequest (naming the field) if it
+    cannot be read: such a request would be served without its limits."""
     try:
-        return _decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+        head: Head = (_CHAT if path in CHAT else _EMBEDDINGS).decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        raise decode_error(exc) from None
+    if not head.model:
+        raise BadRequest("'model' must not be empty.", param="model", code="invalid_value")
+    return head

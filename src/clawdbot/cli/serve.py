@@ -9,12 +9,15 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from clawdbot.config.schema import Config
 from clawdbot.observability.access import AccessLog
+
+if TYPE_CHECKING:
+    from clawdbot.api.app import App
 
 ROLES = {
     "serve": (18789, "run the whole gateway in one process (default 127.0.0.1:18789)"),
@@ -98,33 +101,56 @@ def run(args: argparse.Namespace) -> int:
     for svc in config.services:
         note = " (not supported yet: requests to it answer 501)" if svc.type in ("grpc", "anthropic") else ""
         log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
-    log.info("listening on http://%s:%d (auth %s)", s.host, s.port, "on" if s.master_key else "off")
     # Hot reload (SIGHUP, POST /admin/reload, file watch) reads the file again the same way.
     path = args.config or env.get("CLAWDBOT_CONFIG")
     reload_config = (lambda: resolve_config(args, env)[0]) if path else None
-    return serve(config, AccessLog(s.log_format, handler.write_line), args.role, env,
-                 reload_config=reload_config, watch_path=path)
-
-
-def serve(config: Config, access: AccessLog, role: str = "serve", env: dict[str, str] | None = None, *,
-          reload_config: Callable[[], Config] | None = None, watch_path: str | None = None) -> int:
-    import uvicorn
-
-    from clawdbot.api.app import App
-    from clawdbot.core.gateway import Gateway
-    from clawdbot.web.build import build_web
-    s = config.server
-    if role == "proxy":  # the proxy layer serves no page and no chat socket
-        config = msgspec.structs.replace(config, web=msgspec.structs.replace(config.web, enabled=False))
-    try:  # a database or Redis URL nothing understands: said plainly, before anything starts
-        gateway = Gateway.from_config(config, reload_config, watch_path)
-        web = build_web(config, gateway, role, os.environ if env is None else env)
-        app = App(gateway, s, access, web)
-    except ValueError as exc:
+    try:
+        app = build_app(config, AccessLog(s.log_format, handler.write_line), args.role, env,
+                        reload_config=reload_config, watch_path=path)
+    except ConfigError as exc:
+        handler.flush()
+        print(f"clawdbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a database or Redis URL nothing understands: said plainly, before anything starts
+        handler.flush()
         print(f"clawdbot: {exc}", file=sys.stderr)
         return 2
+    log.info("listening on http://%s:%d (auth %s)", s.host, s.port, "on" if s.master_key else "off")
+    return serve_app(app, config)
+
+
+def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[str, str] | None = None, *,
+              reload_config: Callable[[], Config] | None = None, watch_path: str | None = None) -> App:
+    """Everything the process serves, built (hooks imported, stores chosen) before it listens.
+    Raises ConfigError (a routing hook that does not load, at its file:line) or ValueError."""
+    from clawdbot.api.app import App
+    from clawdbot.config.loader import error_at
+    from clawdbot.core.gateway import Gateway
+    from clawdbot.routing.hook import HookError
+    from clawdbot.tenancy.throttle import AuthThrottle
+    from clawdbot.web.build import build_web
+
+    if role == "proxy":  # the proxy layer serves no page and no chat socket
+        config = msgspec.structs.replace(config, web=msgspec.structs.replace(config.web, enabled=False))
+    try:
+        gateway = Gateway.from_config(config, reload_config, watch_path)
+    except HookError as exc:
+        if watch_path and exc.model is not None:
+            raise error_at(watch_path, ("models", exc.model, "hook"), str(exc)) from None
+        raise
+    throttle = AuthThrottle()  # failed keys per address, on /v1, the admin API, the login and the socket
+    web = build_web(config, gateway, role, os.environ if env is None else env, throttle)
+    return App(gateway, config.server, access, web, throttle=throttle)
+
+
+def serve_app(app: App, config: Config) -> int:
+    import uvicorn
+
+    from clawdbot.api.protocol import bounded_protocol
+
+    s = config.server
     uv = uvicorn.Config(
-        app, host=s.host, port=s.port or 18789, loop="uvloop", http="httptools", lifespan="on",
+        app, host=s.host, port=s.port or 18789, loop="uvloop", http=bounded_protocol(s), lifespan="on",
         log_config=None, access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=10,
         # The sans-I/O websockets protocol supports refusing an upgrade with any status (401, not
         # only 403) and drops a frame over the limit with close code 1009 before buffering it.

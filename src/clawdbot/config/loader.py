@@ -72,6 +72,25 @@ def load_config_text(text: str, filename: str = "<config>", env: Mapping[str, st
     return config
 
 
+class _Blank(dict[str, str]):
+    """An environment in which every variable is set (to ""): for finding lines, not values."""
+
+    def get(self, key: str, default: object = None) -> str:
+        return ""
+
+
+def error_at(filename: str, path: KeyPath, message: str) -> ConfigError:
+    """A ConfigError at `path` of a file that loaded: for checks that run after loading (a routing
+    hook that does not import), so they too name file, line and key."""
+    doc = _Document(filename, _Blank())
+    try:
+        with open(filename, encoding="utf-8") as f:
+            doc.parse(f.read())
+    except (OSError, UnicodeDecodeError, ConfigError):
+        pass  # the file changed meanwhile: no line, still the key and the message
+    return doc.error(path, message)
+
+
 class _Document:
     """One file being loaded: its name, the environment, and the line of every key and value."""
 
@@ -221,7 +240,8 @@ def _check(config: Config, doc: _Document) -> None:
     server = config.server
     if server.port is not None and not 1 <= server.port <= 65535:
         raise doc.error(("server", "port"), f"port must be in 1..65535, got {server.port}")
-    _positive(doc, ("server",), server, ("max_body_bytes",))
+    _positive(doc, ("server",), server, ("max_body_bytes", "max_json_depth", "max_json_items", "max_messages",
+                                         "max_url_bytes", "max_header_bytes", "max_headers"))
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     first_index: dict[str, int] = {}

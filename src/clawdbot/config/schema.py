@@ -156,6 +156,17 @@ class Server(Strict):
     key_secret: str | None = None
     key_cache_ttl: float = 1.0  # seconds a looked-up virtual key is trusted (a revoke takes this long)
     max_body_bytes: int = 16 * 1024 * 1024
+    # What a client can send, bounded before it costs memory or an upstream call (docs/api.md, Limits)
+    max_json_depth: int = 64  # nesting of arrays and objects in a JSON body or chat frame
+    max_json_items: int = 100_000  # values in arrays and objects of one JSON body
+    max_messages: int = 2048  # messages in one chat request
+    max_url_bytes: int = 8 * 1024  # the request target (path and query); longer: 414
+    max_header_bytes: int = 64 * 1024  # the request line and every header together; more: 431
+    max_headers: int = 100  # header lines in one request; more: 431
+    # Host names this gateway answers besides the loopback names (DNS rebinding): "gw.example.com",
+    # "*.example.com", or "*" for any. Empty: loopback names only without a master key, any Host
+    # with one (every request authenticates then). See docs/configuration.md.
+    allowed_hosts: list[str] = []
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config
 from clawdbot.core.runtime import build_runtime
+from clawdbot.routing.hook import HookError
 
 if TYPE_CHECKING:
     from clawdbot.core.gateway import Gateway
@@ -103,6 +105,9 @@ class Reloader:
                 config = msgspec.structs.replace(config, server=old.config.server)
             try:
                 rt = build_runtime(config, old, gw.breakers, gw.metrics, gw.monitor, None, old.generation + 1)
+            except HookError as exc:
+                where = error_at(self.path, ("models", exc.model, "hook"), str(exc)) if self.path and exc.model else exc
+                raise ReloadError(f"the new config cannot be served: {where}") from exc
             except Exception as exc:
                 raise ReloadError(f"the new config cannot be served: {exc}") from exc
             new = gw.adopt(rt)

@@ -16,7 +16,7 @@ from clawdbot.providers.base import Provider
 from clawdbot.providers.registry import build_provider
 from clawdbot.routing.breaker import BreakerStore
 from clawdbot.routing.health import HealthMonitor, ServiceState
-from clawdbot.routing.hook import HookFn, load_hook
+from clawdbot.routing.hook import HookError, LoadedHook, load_hook
 from clawdbot.routing.router import Router
 from clawdbot.routing.upstream import Upstream
 
@@ -24,10 +24,12 @@ Drained = Callable[[list[Upstream]], None]
 
 
 class Runtime:
-    __slots__ = ("_close", "_on_drained", "active", "config", "generation", "router", "upstreams")
+    __slots__ = ("_close", "_on_drained", "active", "config", "generation", "hooks", "router", "upstreams")
 
-    def __init__(self, config: Config, upstreams: dict[str, Upstream], router: Router, generation: int) -> None:
+    def __init__(self, config: Config, upstreams: dict[str, Upstream], router: Router, generation: int,
+                 hooks: dict[str, LoadedHook] | None = None) -> None:
         self.config = config
+        self.hooks = hooks or {}  # model entry -> its loaded routing hook
         self.upstreams = upstreams
         self.router = router
         self.generation = generation
@@ -60,9 +62,18 @@ class Runtime:
             on_drained(close)
 
 
-def load_hooks(config: Config) -> dict[str, HookFn]:
-    """Every entry's routing hook, imported (raises HookError: the config is rejected)."""
-    return {name: load_hook(e.hook) for name, e in config.models.items() if isinstance(e, ModelEntry) and e.hook}
+def load_hooks(config: Config, previous: dict[str, LoadedHook] | None = None) -> dict[str, LoadedHook]:
+    """Every entry's routing hook, imported; unchanged hook files are kept from `previous`. Raises
+    HookError naming the entry: the config is rejected."""
+    hooks: dict[str, LoadedHook] = {}
+    for name, e in config.models.items():
+        if isinstance(e, ModelEntry) and e.hook:
+            try:
+                hooks[name] = load_hook(e.hook, (previous or {}).get(name))
+            except HookError as exc:
+                exc.model = name
+                raise
+    return hooks
 
 
 def build_runtime(
@@ -71,7 +82,7 @@ def build_runtime(
 ) -> Runtime:
     """Raises (HookError, or whatever a provider's constructor raises) when the config cannot be
     served; nothing is started until it is swapped in."""
-    hooks = load_hooks(config)
+    hooks = load_hooks(config, previous.hooks if previous is not None else None)
     upstreams: dict[str, Upstream] = {}
     for svc in config.services:
         old = previous.upstreams.get(svc.name) if previous is not None else None
@@ -82,4 +93,5 @@ def build_runtime(
         # a new provider starts with a fresh health state (None: not probed yet, routable)
         upstreams[svc.name] = Upstream(svc, provider, breakers.get(svc.name, svc.breaker), metrics.service(svc.name),
                                        ServiceState(svc.name, provider.kind))
-    return Runtime(config, upstreams, Router(config, upstreams, monitor, hooks), generation)
+    router = Router(config, upstreams, monitor, {name: h.fn for name, h in hooks.items()})
+    return Runtime(config, upstreams, router, generation, hooks)

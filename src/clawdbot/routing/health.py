@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -48,6 +49,7 @@ class HealthMonitor:
         self.states: dict[str, ServiceState] = {}
         self._targets: dict[str, Probed] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._probing: dict[str, asyncio.Future[ServiceState]] = {}  # at most one probe per service
         self._running = False
         self.update(
             {n: Probed(p, (intervals or {}).get(n, interval), n in discover) for n, p in providers.items()})
@@ -67,6 +69,7 @@ class HealthMonitor:
         changed = [n for n, t in targets.items()
                    if n not in self._targets or self._targets[n].provider is not t.provider]
         for name in [n for n in self._targets if n not in targets or n in changed]:
+            self._probing.pop(name, None)  # a probe of the old provider says nothing of the new one
             task = self._tasks.pop(name, None)
             if task is not None:
                 task.cancel()
@@ -89,7 +92,29 @@ class HealthMonitor:
     async def probe_all(self) -> None:
         await asyncio.gather(*(self.probe(name) for name in list(self._targets)))
 
+    async def refresh(self, max_age: float) -> None:
+        """Probe the services whose last result is older than `max_age` seconds (or missing)."""
+        now = time.time()
+        stale = [n for n, s in self.states.items() if s.checked_at is None or now - s.checked_at > max_age]
+        if stale:
+            await asyncio.gather(*(self.probe(n) for n in stale if n in self._targets))
+
     async def probe(self, name: str) -> ServiceState:
+        """Probe `name` now, or join the probe of it already in flight (a burst of /readyz
+        requests, or one coinciding with the periodic check, costs the upstream one probe)."""
+        fut = self._probing.get(name)
+        if fut is None:
+            fut = self._probing[name] = asyncio.ensure_future(self._probe(name))
+            fut.add_done_callback(functools.partial(self._probed, name))
+        return await asyncio.shield(fut)
+
+    def _probed(self, name: str, fut: asyncio.Future[ServiceState]) -> None:
+        if self._probing.get(name) is fut:
+            del self._probing[name]
+        if not fut.cancelled():
+            fut.exception()  # retrieved: every waiter may have gone away
+
+    async def _probe(self, name: str) -> ServiceState:
         target, state = self._targets[name], self.states[name]
         if not isinstance(target.provider, Prober):
             state.reachable, state.checked_at = True, time.time()

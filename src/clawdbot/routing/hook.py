@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from clawdbot.core.context import RequestContext
 from clawdbot.core.types import ChatRequest
@@ -35,21 +35,44 @@ HookFn = Callable[[Any, Any], Any]
 
 
 class HookError(ValueError):
-    pass
+    def __init__(self, message: str, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model  # the `models:` entry whose hook failed (its config line is reported)
 
 
-def load_hook(spec: str) -> HookFn:
-    """`module:function` or `path/file.py:function` -> the function."""
+class LoadedHook(NamedTuple):
+    spec: str
+    fn: HookFn
+    signature: tuple[int, int, int] | None  # the file's (mtime, size, inode) for `file.py:function`
+
+
+def _file_signature(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def load_hook(spec: str, previous: LoadedHook | None = None) -> LoadedHook:
+    """`module:function` or `path/file.py:function` -> the function. A hook file is executed again
+    only when it changed since `previous` loaded it (a reload does not re-run an unchanged
+    module's top level); a module is imported once, as Python does."""
     where, _, name = spec.rpartition(":")
+    signature = None
     try:
         if where.endswith(".py") or os.sep in where:
             path = os.path.abspath(where)
+            signature = _file_signature(path)
+            if previous is not None and previous.spec == spec and signature is not None \
+                    and previous.signature == signature:
+                return previous
             mod_name = "clawdbot_hook_" + hashlib.sha1(path.encode()).hexdigest()[:12]
             loader_spec = importlib.util.spec_from_file_location(mod_name, path)
             if loader_spec is None or loader_spec.loader is None:
                 raise HookError(f"cannot load hook file {where!r}")
             module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)  # read anew on every config (re)load
+            loader_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(where)
     except HookError:
@@ -61,7 +84,7 @@ def load_hook(spec: str) -> HookFn:
         raise HookError(f"hook {spec!r}: {where} has no function {name!r}")
     if inspect.iscoroutinefunction(fn):
         raise HookError(f"hook {spec!r} must be a plain function (it runs on the event loop), not async")
-    return fn  # type: ignore[no-any-return]
+    return LoadedHook(spec, fn, signature)
 
 
 class RouteRequest:

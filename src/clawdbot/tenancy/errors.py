@@ -56,3 +56,11 @@ class StateUnavailable(GatewayError):
     status = 503
     type = "service_unavailable"
     code = "state_unavailable"
+
+
+class TooManyFailedAttempts(GatewayError):
+    """This address sent too many wrong keys lately (tenancy/throttle.py): try again after Retry-After."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "too_many_failed_attempts"

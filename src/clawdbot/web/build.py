@@ -10,6 +10,7 @@ from clawdbot.core.gateway import Gateway
 from clawdbot.state.base import ChatStore
 from clawdbot.state.build import build_chat_store, database_url
 from clawdbot.state.memory import MemoryChatStore
+from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.layer import StatsOnly, WebLayer
 
 MEMORY_URL = "memory://"
@@ -24,7 +25,10 @@ def open_store(config: Config, env: Mapping[str, str]) -> ChatStore:
     return build_chat_store(database_url(config, env))
 
 
-def build_web(config: Config, gateway: Gateway, role: str, env: Mapping[str, str]) -> WebLayer | StatsOnly:
+def build_web(config: Config, gateway: Gateway, role: str, env: Mapping[str, str],
+              throttle: AuthThrottle | None = None) -> WebLayer | StatsOnly:
+    """`throttle`: the failed-key budget shared with /v1 (api/app.py), so guesses on the login page
+    and on the API count together."""
     if not config.web.enabled:
         return StatsOnly(config, gateway, role)
-    return WebLayer(config, gateway, open_store(config, env), role)
+    return WebLayer(config, gateway, open_store(config, env), role, throttle or AuthThrottle())

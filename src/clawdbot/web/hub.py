@@ -9,6 +9,7 @@ from clawdbot import __version__
 from clawdbot.config.schema import Config
 from clawdbot.core.gateway import Gateway
 from clawdbot.state.base import ChatStore
+from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.connections import Connections
 from clawdbot.web.debug import Debug
 from clawdbot.web.ratelimit import SlidingWindow
@@ -16,7 +17,8 @@ from clawdbot.web.runs import Runs
 
 
 class Hub:
-    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str) -> None:
+    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str,
+                 throttle: AuthThrottle | None = None) -> None:
         web = config.web
         self.settings = web
         self.gateway = gateway
@@ -30,6 +32,7 @@ class Hub:
         self.debug = Debug(config, gateway, role)
         self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in web.allowed_origins)
         self.started = time.time()
+        self.throttle = throttle if throttle is not None else AuthThrottle()  # failed keys per address
 
     def default_model(self) -> str | None:
         """`web.default_model`, else the first name that resolves."""

@@ -4,32 +4,25 @@ socket, only its numbers for the gateway in front of it."""
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 
-from clawdbot.api.app import Route
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.http import Receive, Scope, Send
+from clawdbot.api.http import Receive, Scope, Send, deny
+from clawdbot.api.routes import Route
 from clawdbot.config.schema import Config
-from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, NotFound, Unauthorized
+from clawdbot.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from clawdbot.core.gateway import Gateway
 from clawdbot.state.base import ChatStore
+from clawdbot.tenancy.errors import TooManyFailedAttempts
+from clawdbot.tenancy.throttle import AuthThrottle, client_address
 from clawdbot.web.auth import ADMIN, Authenticator, origin_allowed
 from clawdbot.web.debug import Debug
 from clawdbot.web.hub import Hub
-from clawdbot.web.ratelimit import SlidingWindow
-from clawdbot.web.socket import deny, own_url, serve_socket
+from clawdbot.web.socket import own_url, serve_socket
 from clawdbot.web.static_files import StaticFile, StaticFiles
 
 _encode = msgspec.json.Encoder().encode
-LOGIN_FAILURES_PER_MINUTE = 10  # per client address: the master key is not for guessing
-
-
-class RateLimited(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limited"
+LOGIN_BODY_BYTES = 4096  # {"key": "..."}: read no more than that before looking at it
 
 
 class LoginBody(msgspec.Struct):
@@ -49,19 +42,20 @@ async def _stats(ex: Exchange, debug: Debug) -> None:
 
 
 class WebLayer:
-    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str) -> None:
-        self.hub = Hub(config, gateway, store, role)
+    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str,
+                 throttle: AuthThrottle | None = None) -> None:
+        self.throttle = throttle if throttle is not None else AuthThrottle()
+        self.hub = Hub(config, gateway, store, role, self.throttle)
         self.auth = Authenticator(config.server.master_key)
         self.static = StaticFiles()
-        self.login_failures = SlidingWindow(LOGIN_FAILURES_PER_MINUTE)
         self.routes: dict[str, Route] = {
-            "/": ("GET", self.index, False, False),
-            "/auth/login": ("POST", self.login, True, False),
-            "/auth/logout": ("POST", self.logout, False, False),
-            "/auth/status": ("GET", self.auth_status, False, False),
-            "/debug/stats": ("GET", self.debug_stats, False, True),
+            "/": Route("GET", self.index, False, False),
+            "/auth/login": Route("POST", self.login, True, False, max_body=LOGIN_BODY_BYTES),
+            "/auth/logout": Route("POST", self.logout, False, False),
+            "/auth/status": Route("GET", self.auth_status, False, False),
+            "/debug/stats": Route("GET", self.debug_stats, False, True),
         }
-        self._static_route: Route = ("GET", self.static_file, False, False)
+        self._static_route = Route("GET", self.static_file, False, False)
 
     def route(self, path: str) -> Route | None:
         found = self.routes.get(path)
@@ -123,18 +117,17 @@ class WebLayer:
         if not self.auth.required:
             await ex.json(200, b'{"required":false,"authenticated":true,"user":"local"}')
             return
-        client = ex.scope.get("client")
-        addr = str(client[0]) if client else "?"
-        now = time.monotonic()
-        wait = self.login_failures.retry_after(addr, now)
-        if wait > 0:
-            raise RateLimited("Too many failed logins; try again later.", headers={"Retry-After": str(int(wait) + 1)})
+        addr = client_address(ex.scope)
+        wait = self.throttle.wait(addr)
+        if wait:
+            raise TooManyFailedAttempts(f"Too many failed logins from this address; try again in {wait} s.",
+                                        headers={"Retry-After": str(wait)})
         try:
             key = msgspec.json.decode(body, type=LoginBody).key
         except msgspec.DecodeError:
             raise BadRequest('Send {"key": "<master key>"}.', param="key", code="invalid_value") from None
         if not self.auth.check_key(key):
-            self.login_failures.hit(addr, now)
+            self.throttle.failed(addr)
             raise Unauthorized("Invalid key.")
         cookie = self.auth.set_cookie(ADMIN, _secure(ex))
         await ex.json(200, b'{"required":true,"authenticated":true,"user":"admin"}',
@@ -161,7 +154,7 @@ class StatsOnly:
 
     def __init__(self, config: Config, gateway: Gateway, role: str) -> None:
         self.debug = Debug(config, gateway, role)
-        self._route: Route = ("GET", self.debug_stats, False, True)
+        self._route = Route("GET", self.debug_stats, False, True)
 
     def route(self, path: str) -> Route | None:
         return self._route if path == "/debug/stats" else None

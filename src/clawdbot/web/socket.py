@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-from clawdbot.api.http import Receive, Scope, Send
+from clawdbot.api.http import Receive, Scope, Send, deny
+from clawdbot.tenancy.throttle import client_address
 from clawdbot.web import frames
 from clawdbot.web.auth import Authenticator, origin_allowed
 from clawdbot.web.chat import AbortParams, SendParams, chat_abort, chat_send
@@ -49,18 +50,6 @@ def own_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
     return f"{scheme}://{host}"
 
 
-async def deny(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
-    """Refuse the upgrade with an HTTP status. Servers without the ASGI denial-response extension
-    can only answer a close before accept, which they send as 403."""
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        body = _encode({"error": {"code": code, "message": message}})
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
-
-
 async def serve_socket(hub: Hub, auth: Authenticator, scope: Scope, receive: Receive, send: Send) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
@@ -68,8 +57,16 @@ async def serve_socket(hub: Hub, auth: Authenticator, scope: Scope, receive: Rec
     if not origin_allowed(headers, hub.allowed_origins):
         await deny(scope, send, 403, "forbidden", "This origin may not open the chat socket.")
         return
+    bearer = b"authorization" in headers
+    addr = client_address(scope)
+    wait = hub.throttle.wait(addr) if bearer else 0
+    if wait:
+        await deny(scope, send, 429, "rate_limited", f"Too many invalid keys from this address; retry in {wait} s.")
+        return
     principal = auth.principal(headers)
     if principal is None:
+        if bearer:  # a wrong key, not a missing or expired cookie
+            hub.throttle.failed(addr)
         await deny(scope, send, 401, "unauthorized",
                    "Log in (POST /auth/login) or send the master key as a Bearer token.")
         return

@@ -1,0 +1,108 @@
+"""uvicorn's httptools protocol with limits on the request head.
+
+httptools collects a header value (and uvicorn the URL) by appending every fragment that arrives,
+with no limit of its own: a 160 MiB header from an unauthenticated client held the event loop for
+seconds. This subclass counts the head's bytes as they arrive and refuses, before the app runs:
+414 for a request target over `max_url_bytes`, 431 for a head over `max_header_bytes` or with more
+than `max_headers` lines. The WebSocket upgrade request goes through here too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httptools
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from clawdbot.config.schema import Server
+
+_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+class HeadTooLarge(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    max_url = 8 * 1024
+    max_head = 64 * 1024
+    max_headers = 100
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_bytes = 0  # bytes received since the request began, while its head is incomplete
+        self._url_bytes = 0
+        self._header_count = 0
+        self._header_bytes = 0
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused: nothing more is parsed
+        if self._in_head:
+            self._head_bytes += len(data)
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__ if isinstance(exc.__context__, HeadTooLarge) else None
+            if cause is not None:
+                self._refuse(cause)
+            else:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+            return
+        # The head is still incomplete and already too big: refuse now, not when it ends (if ever).
+        if self._in_head and self._head_bytes > self.max_head:
+            self._refuse(HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes."))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._url_bytes = self._header_count = self._header_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url_bytes += len(url)
+        if self._url_bytes > self.max_url:
+            raise HeadTooLarge(414, f"The request target exceeds {self.max_url} bytes.")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_count > self.max_headers:
+            raise HeadTooLarge(431, f"The request has more than {self.max_headers} header lines.")
+        if self._url_bytes + self._header_bytes > self.max_head:
+            raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def _refuse(self, exc: HeadTooLarge) -> None:
+        body = msgspec.json.encode({"error": {"message": exc.message, "type": "invalid_request_error",
+                                              "param": None, "code": "request_head_too_large"}})
+        head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                b"connection: close\r\n\r\n" % (exc.status, _REASONS[exc.status], len(body)))
+        self.transport.write(head + body)
+        self.transport.close()
+        self._in_head = False  # nothing more is read from this connection
+
+
+def bounded_protocol(server: Server) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class for uvicorn's `http=` setting, with this server's limits."""
+    return type("HttpProtocol", (BoundedHttpToolsProtocol,), {
+        "max_url": server.max_url_bytes, "max_head": server.max_header_bytes, "max_headers": server.max_headers,
+    })

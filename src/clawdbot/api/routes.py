@@ -1,0 +1,45 @@
+"""The proxy layer's HTTP routes: path -> what answers it and what the request must bring."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from clawdbot.api import admin, chat, endpoints, openapi
+from clawdbot.api.exchange import Exchange
+from clawdbot.core.gateway import Gateway
+
+Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
+
+
+class Route(NamedTuple):
+    method: str
+    handler: Handler
+    needs_body: bool  # a JSON body, read (bounded) before the handler runs
+    is_api: bool  # the caller must authenticate when auth is on
+    max_body: int | None = None  # bytes; None: server.max_body_bytes
+    key_optional: bool = False  # not is_api, but a key that is sent is checked (and may show more)
+
+
+ROUTES: dict[str, Route] = {
+    "/v1/chat/completions": Route("POST", chat.chat_completions, True, True),
+    "/v1/embeddings": Route("POST", endpoints.embeddings, True, True),
+    "/v1/models": Route("GET", endpoints.list_models, False, True),
+    "/healthz": Route("GET", endpoints.healthz, False, False),
+    "/readyz": Route("GET", endpoints.readyz, False, False, key_optional=True),
+    "/admin/reload": Route("POST", admin.reload, False, True),
+    "/openapi.json": Route("GET", openapi.OpenApi(), False, False),
+}
+for _p in ("/chat/completions", "/embeddings", "/models"):
+    ROUTES[_p] = ROUTES["/v1" + _p]
+
+# GET /v1/models/{id} (the `openai` package's models.retrieve); ids may contain "/" (service/model)
+MODEL_PREFIXES = ("/v1/models/", "/models/")
+MODEL_ROUTE = Route("GET", endpoints.retrieve_model, False, True)
+
+
+def find(path: str) -> Route | None:
+    route = ROUTES.get(path)
+    if route is None and path.startswith(MODEL_PREFIXES):
+        return MODEL_ROUTE
+    return route
