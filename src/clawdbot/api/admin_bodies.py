@@ -10,9 +10,14 @@ from msgspec import UNSET, Meta, UnsetType
 
 from clawdbot.state.keys_base import Period
 
-Count = Annotated[int, Meta(ge=0)]
-Usd = Annotated[float, Meta(ge=0)]
+# Every number and string is bounded: a database integer is 64 bits, and a body is not storage.
+Count = Annotated[int, Meta(ge=0, le=10**15)]
+Usd = Annotated[float, Meta(ge=0, le=1e12)]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Ident = Annotated[str, Meta(min_length=1, max_length=128)]
+Names = Annotated[list[Annotated[str, Meta(max_length=256)]], Meta(max_length=1000)]
+EpochMs = Annotated[int, Meta(ge=0, le=253_402_300_799_999)]  # up to the year 9999
+Seconds = Annotated[float, Meta(gt=0, le=100 * 366 * 86400)]  # up to a century
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -31,11 +36,11 @@ class LimitFields(Body, kw_only=True):
 
 class KeyFields(LimitFields, kw_only=True):
     name: Name | UnsetType | None = UNSET
-    user_id: str | UnsetType | None = UNSET
-    team_id: str | UnsetType | None = UNSET
-    allowed_models: list[str] | UnsetType | None = UNSET
-    tags: list[str] | UnsetType | None = UNSET
-    expires_at: int | UnsetType | None = UNSET  # ms since the epoch
+    user_id: Ident | UnsetType | None = UNSET
+    team_id: Ident | UnsetType | None = UNSET
+    allowed_models: Names | UnsetType | None = UNSET
+    tags: Names | UnsetType | None = UNSET
+    expires_at: EpochMs | UnsetType | None = UNSET  # ms since the epoch
 
 
 # A key brought from elsewhere (a migration, a bench): the prefix and 32-128 URL-safe characters.
@@ -43,18 +48,18 @@ ImportedKey = Annotated[str, Meta(pattern=r"^sk-cb-[A-Za-z0-9_-]{32,128}$")]
 
 
 class KeyCreate(KeyFields, kw_only=True):
-    expires_in: Annotated[float, Meta(gt=0)] | UnsetType = UNSET  # seconds from now; instead of expires_at
+    expires_in: Seconds | UnsetType = UNSET  # seconds from now; instead of expires_at
     key: ImportedKey | UnsetType = UNSET  # default: 32 random bytes, made here
 
 
 class UserCreate(LimitFields, kw_only=True):
     name: Name
-    team_id: str | UnsetType | None = UNSET
+    team_id: Ident | UnsetType | None = UNSET
 
 
 class UserUpdate(LimitFields, kw_only=True):
     name: Name | UnsetType = UNSET
-    team_id: str | UnsetType | None = UNSET
+    team_id: Ident | UnsetType | None = UNSET
 
 
 class TeamCreate(LimitFields, kw_only=True):

@@ -25,7 +25,9 @@ def _bound(q: dict[str, str], name: str, day_end: bool) -> int | None:
     text = q.get(name)
     if text is None:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > 15:  # past the year 33658 in ms: a mistake or a probe, not a date
+            raise BadRequest(f"Query parameter {name!r} is out of range.", param=name, code="invalid_query")
         return int(text)
     try:
         if not DATE.fullmatch(text):
@@ -39,7 +41,7 @@ def _bound(q: dict[str, str], name: str, day_end: bool) -> int | None:
 
 def _limit(q: dict[str, str]) -> int:
     text = q.get("limit", "100")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_REPORT_ROWS:
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not 1 <= int(text) <= MAX_REPORT_ROWS:
         raise BadRequest(f"Query parameter 'limit' must be an integer from 1 to {MAX_REPORT_ROWS}.",
                          param="limit", code="invalid_query")
     return int(text)

@@ -12,7 +12,7 @@ from clawdbot.api.http import SSE
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import GatewayError, UpstreamError
+from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.gateway import Gateway, attempts_header
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse
 from clawdbot.providers.base import RawResponse
@@ -24,6 +24,11 @@ def completion_id() -> str:
 
 async def chat_completions(ex: Exchange, gw: Gateway, body: bytes) -> None:
     wire, req = oa.parse_chat_request(body)
+    limit = gw.config.server.max_messages
+    if len(req.messages) > limit:
+        raise BadRequest(f"Invalid 'messages': array too long. Expected an array with maximum length {limit}, "
+                         f"but got an array with length {len(req.messages)} instead.", param="messages",
+                         code="array_above_max_length")
     ex.ctx.model, ex.ctx.stream = req.model, req.stream
     if wire.metadata:  # routing inputs, when no header gave them
         ex.ctx.priority = ex.ctx.priority or wire.metadata.get("priority")

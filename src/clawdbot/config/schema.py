@@ -177,6 +177,8 @@ class RateLimits(Strict):
     # chat messages a user / one session may send per minute through the web chat (0: no limit)
     per_user_per_minute: int = 30
     per_session_per_minute: int = 12
+    # sessions.create / rename / delete a user may call per minute (0: no limit)
+    session_changes_per_minute: int = 60
 
 
 class Web(Strict):
@@ -187,6 +189,9 @@ class Web(Strict):
     resume_events: int = 2000  # events kept per logical connection for replay
     default_model: str | None = None  # the page's initial model (default: the first that resolves)
     rate_limits: RateLimits = msgspec.field(default_factory=RateLimits)
+    max_sessions_per_user: int = 10_000  # stored chats per user; then sessions.create answers bad_params
+    max_messages_per_session: int = 1_000  # messages in one chat; then chat.send asks for a new one
+    max_page_bytes: int = 1024 * 1024  # sessions.list / sessions.get: one reply's JSON, about; older: page back
 
 
 class Metering(Strict):

@@ -13,7 +13,9 @@ import asyncio
 import logging
 import math
 import os
+import re
 import time
+import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -455,14 +457,24 @@ def _traced(exc: GatewayError, ctx: RequestContext) -> GatewayError:
     return exc
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9._:/@+~-]*")
+
+
+def header_safe(text: str) -> str:
+    """`text` for a response header: a model name is the client's own string (CR/LF would split the
+    header, non-Latin-1 text would not encode), so anything but token characters is %-escaped."""
+    return text if _TOKEN.fullmatch(text) else urllib.parse.quote(text, safe="._:/@+~-")
+
+
 def attempts_header(ctx: RequestContext) -> str:
     """`service/model;status=200;ms=3.1, ...`: one item per attempt, in order (RFC 8941 list style)."""
     attempts = ctx.attempts
     if len(attempts) == 1 and attempts[0]["ok"]:  # the common case, kept cheap
         a = attempts[0]
-        return f"{a['service']}/{a['model']};status={a['status']};ms={a['ms']:.1f}"
+        return f"{header_safe(a['service'])}/{header_safe(a['model'])};status={a['status']};ms={a['ms']:.1f}"
     parts = []
     for a in attempts:
         error = f";error={a['error']}" if a["error"] else ""
-        parts.append(f"{a['service']}/{a['model']};status={a['status']}{error};ms={a['ms']:.1f}")
+        parts.append(f"{header_safe(a['service'])}/{header_safe(a['model'])};status={a['status']}{error};"
+                     f"ms={a['ms']:.1f}")
     return ", ".join(parts)

@@ -6,6 +6,7 @@ a formatter per request cost more than the line itself."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -56,6 +57,14 @@ class AccessLog:
             _log.info("%s", line)
 
 
+# Printed bare in a text line; anything else (spaces, quotes, newlines, NUL, escapes) is quoted.
+_BARE = re.compile(r"[A-Za-z0-9._:/@+=,;~%#&*()\[\]-]+")
+
+
 def _fmt(v: object) -> str:
+    """A field value for a text line that cannot end the line or fake another field: a client's
+    path, model name or error text with a newline or NUL is written as a JSON string."""
+    if v is True or v is False or isinstance(v, int | float):
+        return str(v)
     s = str(v)
-    return f'"{s}"' if " " in s or not s else s
+    return s if _BARE.fullmatch(s) else _encode(s).decode()

@@ -40,15 +40,28 @@ def timestamp(created: float) -> str:
     return f"{_second[1]}.{int(created % 1 * 1000):03d}"
 
 
+# Control characters (newline, CR, NUL, ESC, ...) written as escapes: a message that quotes a
+# client's input must not start a line of its own (a forged access-log line) or drive a terminal.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), 127)}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def escape_text(text: str) -> str:
+    return text.translate(_ESCAPES) if not text.isprintable() else text
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         rid = getattr(record, "request_id", None)
         line = f"{timestamp(record.created)} {record.levelname:<5} {record.name}"
         if rid:
             line += f" request_id={rid}"
-        line += " " + record.getMessage()
+        line += " " + escape_text(record.getMessage())
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            # indented, so that no line of a traceback (whose last one quotes the error) can pass
+            # for a log line of its own
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join("  " + escape_text(t) for t in trace.splitlines())
         return line
 
 

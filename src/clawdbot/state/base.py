@@ -71,9 +71,13 @@ class ChatStore(Protocol):
         session does not exist for this user."""
         ...
 
-    async def list_messages(self, user: str, session_id: str) -> list[MessageRecord]:
-        """Oldest first."""
+    async def list_messages(self, user: str, session_id: str, limit: int | None = None,
+                            before: int | None = None) -> list[MessageRecord]:
+        """Oldest first. With `limit`: the newest `limit` messages created before `before` (ms), if
+        given, still oldest first (pages back through a long session)."""
         ...
+
+    async def count_sessions(self, user: str) -> int: ...
 
     async def delete_last_assistant(self, user: str, session_id: str) -> bool:
         """Removes the newest message if it is the assistant's (for regenerate)."""

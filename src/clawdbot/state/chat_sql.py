@@ -178,10 +178,23 @@ class SqlChatStore:
             await conn.execute(M.insert().values(msgspec.structs.asdict(record)))
         return record
 
-    async def list_messages(self, user: str, session_id: str) -> list[MessageRecord]:
-        query = sa.select(M).join(S, S.c.id == M.c.session_id).where(_owned(user, session_id)).order_by(M.c.created_at)
+    async def list_messages(self, user: str, session_id: str, limit: int | None = None,
+                            before: int | None = None) -> list[MessageRecord]:
+        query = sa.select(M).join(S, S.c.id == M.c.session_id).where(_owned(user, session_id))
+        if before is not None:
+            query = query.where(M.c.created_at < before)
+        if limit is None:
+            query = query.order_by(M.c.created_at)
+        else:
+            query = query.order_by(M.c.created_at.desc()).limit(max(limit, 0))
         async with self.database.read() as conn:
-            return [_message(row) for row in (await conn.execute(query)).mappings()]
+            rows = [_message(row) for row in (await conn.execute(query)).mappings()]
+        return rows if limit is None else rows[::-1]
+
+    async def count_sessions(self, user: str) -> int:
+        query = sa.select(sa.func.count()).select_from(S).where(S.c.user_id == user)
+        async with self.database.read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def delete_last_assistant(self, user: str, session_id: str) -> bool:
         newest = (

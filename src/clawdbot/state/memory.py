@@ -116,9 +116,18 @@ class MemoryChatStore:
         self._touch(session_id)
         return msgspec.structs.replace(msg)
 
-    async def list_messages(self, user: str, session_id: str) -> list[MessageRecord]:
+    async def list_messages(self, user: str, session_id: str, limit: int | None = None,
+                            before: int | None = None) -> list[MessageRecord]:
         s = self._owned(user, session_id)
-        return [msgspec.structs.replace(m) for m in s.messages] if s is not None else []
+        if s is None:
+            return []
+        found = [m for m in s.messages if before is None or m.created_at < before]
+        if limit is not None:
+            found = found[-limit:] if limit > 0 else []
+        return [msgspec.structs.replace(m) for m in found]
+
+    async def count_sessions(self, user: str) -> int:
+        return sum(1 for s in self._sessions.values() if s.record.user == user)
 
     async def delete_last_assistant(self, user: str, session_id: str) -> bool:
         s = self._owned(user, session_id)

@@ -8,7 +8,7 @@ from typing import Any
 from clawdbot.core.types import ChatRequest, Message
 from clawdbot.state.base import MessageRecord, SessionRecord
 from clawdbot.web.frames import WsError
-from clawdbot.web.methods import Caller, P
+from clawdbot.web.methods import Caller, P, check_model, room_for_session
 from clawdbot.web.ratelimit import take
 from clawdbot.web.runs import ChatRun
 
@@ -41,11 +41,13 @@ async def chat_send(c: Caller, p: SendParams) -> dict[str, Any]:
         raise WsError("bad_params", "sessionId: required with regenerate.")
     if not p.regenerate and not p.text.strip():
         raise WsError("bad_params", "text: must not be empty.")
+    check_model(p.model)
     now = time.monotonic()
     if p.session_id is None:
         wait = take([(hub.per_user, user)], now)
         if wait:
             raise limited(wait)
+        await room_for_session(c)
         session = await hub.store.create_session(user, title_from(p.text), p.model)
         hub.per_session.hit(session.id, now)
         hub.runs.claim(session.id)
@@ -54,6 +56,9 @@ async def chat_send(c: Caller, p: SendParams) -> dict[str, Any]:
         if found is None:
             raise WsError("not_found", f"No session {p.session_id!r}.")
         session = found
+        if session.message_count >= hub.settings.max_messages_per_session and not p.regenerate:
+            raise WsError("bad_params", f"This chat holds {session.message_count} messages, the most this gateway "
+                                        f"keeps in one; start a new chat.")
         if not hub.runs.claim(session.id):
             raise WsError("busy", "This session is still answering; wait for it or abort it.")
         wait = take([(hub.per_user, user), (hub.per_session, session.id)], now)

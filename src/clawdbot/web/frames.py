@@ -8,6 +8,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from clawdbot.codecs.bounds import check_json_shape
+from clawdbot.core.errors import BadRequest
+
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 T = TypeVar("T")
@@ -41,8 +44,12 @@ def _readable_id(value: Any) -> RequestId:
     return value if isinstance(value, str | int) and not isinstance(value, bool) else None
 
 
-def parse_request(text: str | bytes) -> Request:
+def parse_request(text: str | bytes, max_depth: int = 64, max_items: int = 100_000) -> Request:
     """Raises WsError("bad_frame") with `.request_id` set when an id could be read."""
+    try:
+        check_json_shape(text, max_depth, max_items)
+    except BadRequest as exc:
+        raise BadFrame(exc.message, None) from None
     try:
         obj = _decode(text)
     except (msgspec.DecodeError, UnicodeDecodeError):

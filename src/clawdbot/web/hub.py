@@ -21,6 +21,7 @@ class Hub:
                  throttle: AuthThrottle | None = None) -> None:
         web = config.web
         self.settings = web
+        self.json_limits = (config.server.max_json_depth, config.server.max_json_items)  # of a chat frame
         self.gateway = gateway
         self.store = store
         self.role = role
@@ -29,6 +30,7 @@ class Hub:
         self.runs = Runs()
         self.per_user = SlidingWindow(web.rate_limits.per_user_per_minute)
         self.per_session = SlidingWindow(web.rate_limits.per_session_per_minute)
+        self.per_user_changes = SlidingWindow(web.rate_limits.session_changes_per_minute)
         self.debug = Debug(config, gateway, role)
         self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in web.allowed_origins)
         self.started = time.time()

@@ -13,10 +13,13 @@ import msgspec
 from clawdbot.web.connections import Connection
 from clawdbot.web.frames import WsError
 from clawdbot.web.hub import Hub
+from clawdbot.web.ratelimit import take
 from clawdbot.web.views import message_view, session_view
 
+_encode = msgspec.json.Encoder().encode
 MAX_TITLE = 200
 MAX_LIST = 200
+MAX_MODEL = 200  # characters of a model name stored with a session
 
 
 class Caller(NamedTuple):
@@ -46,6 +49,11 @@ class SessionParams(P):
     session_id: str
 
 
+class GetParams(P):
+    session_id: str
+    before: int | None = None  # createdAt of the oldest message already shown: the page before it
+
+
 class CreateParams(P):
     title: str | None = None
     model: str | None = None
@@ -60,43 +68,86 @@ class StatusParams(P):
     session_id: str | None = None
 
 
+MESSAGE_PAGE = 200  # messages read per sessions.get, before the byte budget trims the page
+
+
 def clean_title(title: str) -> str:
-    title = " ".join(title.split())
+    title = " ".join(title[: MAX_TITLE * 4].split())
     if not title:
         raise WsError("bad_params", "title: must not be empty.")
     return title[:MAX_TITLE]
 
 
+def check_model(model: str | None) -> None:
+    if model is not None and (not model or len(model) > MAX_MODEL or not model.isprintable()):
+        raise WsError("bad_params", f"model: a model name of 1..{MAX_MODEL} printable characters.")
+
+
+def changing(c: Caller) -> None:
+    """sessions.create / rename / delete: each writes to the store, so each is rate-limited."""
+    wait = take([(c.hub.per_user_changes, c.user)])
+    if wait:
+        raise WsError("rate_limited", f"Too many changes to sessions; try again in {wait} s.", retry_after=wait)
+
+
+async def room_for_session(c: Caller) -> None:
+    limit = c.hub.settings.max_sessions_per_user
+    if await c.hub.store.count_sessions(c.user) >= limit:
+        raise WsError("bad_params", f"You have {limit} chats, the most this gateway keeps; delete some first.")
+
+
+def _within(views: list[dict[str, Any]], budget: int) -> int:
+    """How many of `views`, from the first, fit in `budget` bytes of JSON (at least one)."""
+    size = 0
+    for i, v in enumerate(views):
+        size += len(_encode(v)) + 1
+        if size > budget and i > 0:
+            return i
+    return len(views)
+
+
 async def sessions_list(c: Caller, p: ListParams) -> dict[str, Any]:
     if not 1 <= p.limit <= MAX_LIST:
         raise WsError("bad_params", f"limit: must be 1..{MAX_LIST}.")
-    rows = await c.hub.store.list_sessions(c.user, p.limit, p.before)
-    return {"sessions": [session_view(s) for s in rows]}
+    views = [session_view(s) for s in await c.hub.store.list_sessions(c.user, p.limit, p.before)]
+    n = _within(views, c.hub.settings.max_page_bytes)  # page on with `before` = the last updatedAt
+    return {"sessions": views[:n], "more": n < len(views)}
 
 
-async def sessions_get(c: Caller, p: SessionParams) -> dict[str, Any]:
+async def sessions_get(c: Caller, p: GetParams) -> dict[str, Any]:
+    """The session and its newest messages that fit the page budget (oldest first); `hasMore` says
+    older ones exist: ask again with `before` = the first message's createdAt."""
     s = await c.hub.store.get_session(c.user, p.session_id)
     if s is None:
         raise WsError("not_found", f"No session {p.session_id!r}.")
-    messages = await c.hub.store.list_messages(c.user, p.session_id)
-    return {"session": session_view(s), "messages": [message_view(m) for m in messages],
+    rows = await c.hub.store.list_messages(c.user, p.session_id, MESSAGE_PAGE + 1, p.before)
+    more = len(rows) > MESSAGE_PAGE
+    newest_first = [message_view(m) for m in reversed(rows[-MESSAGE_PAGE:])]
+    n = _within(newest_first, c.hub.settings.max_page_bytes)
+    return {"session": session_view(s), "messages": newest_first[:n][::-1], "hasMore": more or n < len(newest_first),
             "running": c.hub.runs.session_run(p.session_id)}
 
 
 async def sessions_create(c: Caller, p: CreateParams) -> dict[str, Any]:
+    check_model(p.model)
     title = clean_title(p.title) if p.title is not None else ""  # untitled: the first message names it
+    changing(c)
+    await room_for_session(c)
     s = await c.hub.store.create_session(c.user, title, p.model)
     return {"session": session_view(s)}
 
 
 async def sessions_rename(c: Caller, p: RenameParams) -> dict[str, Any]:
-    s = await c.hub.store.rename_session(c.user, p.session_id, clean_title(p.title))
+    title = clean_title(p.title)
+    changing(c)
+    s = await c.hub.store.rename_session(c.user, p.session_id, title)
     if s is None:
         raise WsError("not_found", f"No session {p.session_id!r}.")
     return {"session": session_view(s)}
 
 
 async def sessions_delete(c: Caller, p: SessionParams) -> dict[str, Any]:
+    changing(c)
     # A run still answering in it is aborted: nobody could see its answer any more.
     run_id = c.hub.runs.session_run(p.session_id)
     if run_id is not None:
@@ -141,7 +192,7 @@ async def debug(c: Caller, p: NoParams) -> dict[str, Any]:
 Handler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
 METHODS: dict[str, tuple[type[P], Handler]] = {
     "sessions.list": (ListParams, sessions_list),
-    "sessions.get": (SessionParams, sessions_get),
+    "sessions.get": (GetParams, sessions_get),
     "sessions.create": (CreateParams, sessions_create),
     "sessions.rename": (RenameParams, sessions_rename),
     "sessions.delete": (SessionParams, sessions_delete),

@@ -154,7 +154,7 @@ class Socket:
 
     async def _handle(self, data: str | bytes) -> None:
         try:
-            req = frames.parse_request(data)
+            req = frames.parse_request(data, *self.hub.json_limits)
         except frames.BadFrame as exc:
             self._push(frames.error(exc.request_id, exc))
             return

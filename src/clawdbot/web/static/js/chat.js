@@ -59,18 +59,40 @@ export class ChatView {
     if (this.stick) this.root.scrollTop = this.root.scrollHeight;
   }
 
-  renderHistory(messages) {
+  renderHistory(messages, { hasMore = false, loadOlder = null } = {}) {
     this.clear();
     if (!messages.length) return this.showEmpty();
+    this.root.appendChild(this.fragment(messages));
+    if (hasMore && loadOlder) this.offerOlder(loadOlder);
+    this.refreshActions();
+    this.scroll(true);
+  }
+
+  fragment(messages) {
     const frag = document.createDocumentFragment();
     for (const m of messages) {
       if (m.role === "user") frag.appendChild(userMessage(m.content, m));
       else if (m.role === "assistant") frag.appendChild(new AssistantMessage(this, m).el);
       else frag.appendChild(card(`${m.role || "system"} message`, h("div", { class: "plain" }, m.content || "")));
     }
-    this.root.appendChild(frag);
-    this.refreshActions();
-    this.scroll(true);
+    return frag;
+  }
+
+  // A long chat arrives a page at a time (newest first): this button above the first message
+  // fetches the page before it and keeps the view where it was.
+  offerOlder(loadOlder) {
+    const button = h("button", { type: "button", class: "older-messages" }, "Show earlier messages");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const page = await loadOlder().catch(() => null);
+      if (!page) { button.disabled = false; return; }
+      const height = this.root.scrollHeight;
+      button.remove();
+      this.root.insertBefore(this.fragment(page.messages), this.root.firstChild);
+      if (page.hasMore) this.offerOlder(loadOlder);
+      this.root.scrollTop += this.root.scrollHeight - height;
+    });
+    this.root.insertBefore(button, this.root.firstChild);
   }
 
   addUser(text, meta = {}, opts) {

@@ -54,7 +54,15 @@ export class Navigator {
     this.setTitle(this.app.sessions.get(id));
     this.app.runs.detachAll();
     const messages = res.messages || [];
-    this.app.chat.renderHistory(messages);
+    let oldest = messages[0]?.createdAt;
+    const loadOlder = async () => {
+      if (token !== this.loadToken) return null;
+      const page = await this.app.request("sessions.get", { sessionId: id, before: oldest });
+      if (token !== this.loadToken || !page.messages?.length) return null;
+      oldest = page.messages[0].createdAt;
+      return page;
+    };
+    this.app.chat.renderHistory(messages, { hasMore: Boolean(res.hasMore), loadOlder });
     const run = this.app.runs.active(id);
     if (run) this.app.showRun(run);
     this.app.composer.setStreaming(Boolean(run));
