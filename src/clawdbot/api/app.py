@@ -96,7 +96,8 @@ class App:
         self.limit = server.max_body_bytes
         self.hosts = AllowedHosts(server.allowed_hosts, bool(server.master_key))
         # failed keys per client address: shared with the chat page's login (web/layer.py)
-        self.throttle = throttle if throttle is not None else AuthThrottle()
+        self.throttle = throttle if throttle is not None else AuthThrottle(server.auth_failures_burst,
+                                                                           server.auth_failures_per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

@@ -17,6 +17,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from clawdbot.config.schema import Server
 
 _REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+LINGER_S = 2.0  # seconds a refused connection drops what still arrives before it closes
 
 
 class HeadTooLarge(Exception):
@@ -38,10 +39,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._url_bytes = 0
         self._header_count = 0
         self._header_bytes = 0
+        self._refused = False
 
     def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing():
-            return  # refused: nothing more is parsed
+        if self._refused or self.transport.is_closing():
+            return  # refused: what still arrives is dropped unread
         if self._in_head:
             self._head_bytes += len(data)
         self._unset_keepalive_if_required()
@@ -96,9 +98,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                                               "param": None, "code": "request_head_too_large"}})
         head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                 b"connection: close\r\n\r\n" % (exc.status, _REASONS[exc.status], len(body)))
+        self._refused = True
+        self._in_head = False
         self.transport.write(head + body)
-        self.transport.close()
-        self._in_head = False  # nothing more is read from this connection
+        # A lingering close, as nginx does: closing with the client's bytes unread would send a
+        # reset, which can destroy the answer before the client reads it. So end our side, drop
+        # what still arrives, and close for good after LINGER_S.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
 
 
 def bounded_protocol(server: Server) -> type[BoundedHttpToolsProtocol]:

@@ -138,7 +138,8 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
         if watch_path and exc.model is not None:
             raise error_at(watch_path, ("models", exc.model, "hook"), str(exc)) from None
         raise
-    throttle = AuthThrottle()  # failed keys per address, on /v1, the admin API, the login and the socket
+    # failed keys per address, on /v1, the admin API, the login and the socket
+    throttle = AuthThrottle(config.server.auth_failures_burst, config.server.auth_failures_per_minute)
     web = build_web(config, gateway, role, os.environ if env is None else env, throttle)
     return App(gateway, config.server, access, web, throttle=throttle)
 

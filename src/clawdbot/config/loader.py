@@ -241,7 +241,8 @@ def _check(config: Config, doc: _Document) -> None:
     if server.port is not None and not 1 <= server.port <= 65535:
         raise doc.error(("server", "port"), f"port must be in 1..65535, got {server.port}")
     _positive(doc, ("server",), server, ("max_body_bytes", "max_json_depth", "max_json_items", "max_messages",
-                                         "max_url_bytes", "max_header_bytes", "max_headers"))
+                                         "max_url_bytes", "max_header_bytes", "max_headers",
+                                         "auth_failures_burst", "auth_failures_per_minute"))
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     first_index: dict[str, int] = {}

@@ -167,6 +167,10 @@ class Server(Strict):
     # "*.example.com", or "*" for any. Empty: loopback names only without a master key, any Host
     # with one (every request authenticates then). See docs/configuration.md.
     allowed_hosts: list[str] = []
+    # Wrong keys per client address (login page, Bearer on /v1 and /admin, the chat socket): this
+    # many at once, then one per 60/auth_failures_per_minute seconds (tenancy/throttle.py)
+    auth_failures_burst: int = 10
+    auth_failures_per_minute: float = 10.0
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services

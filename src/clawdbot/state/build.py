@@ -8,6 +8,7 @@ from pathlib import Path
 
 from clawdbot.config.schema import Config
 from clawdbot.state.base import ChatStore
+from clawdbot.state.files import warn_if_shared
 from clawdbot.state.lazy import lazy_chat_store
 
 DATABASE_FILE = "clawdbot.db"
@@ -23,12 +24,15 @@ def database_url(config: Config, env: Mapping[str, str]) -> str:
 
 
 def data_dir(config: Config, env: Mapping[str, str]) -> Path:
-    """CLAWDBOT_DATA_DIR, else `data_dir`; created private to the user."""
+    """CLAWDBOT_DATA_DIR, else `data_dir`; created private to the user (an existing one that is
+    not is warned about, not changed: it may be shared on purpose)."""
     path = Path(env.get("CLAWDBOT_DATA_DIR") or config.data_dir).expanduser().resolve()
     if not path.is_dir():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         # mkdir's mode passes through the umask; the chat history inside is nobody else's business.
         os.chmod(path, 0o700)
+    else:
+        warn_if_shared(path)
     return path
 
 

@@ -21,6 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from clawdbot.state.files import private_file
 from clawdbot.state.tables import VERSION_TABLE
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ def create_engine(url: str | sa.URL) -> AsyncEngine:
     # sqlite3.connect's timeout is the busy timeout, set as the file is opened: before SQLAlchemy's
     # first-connect queries and our pragmas, so no statement on any connection runs without it.
     connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if sqlite else {}
+    if sqlite and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        private_file(parsed.database)  # before SQLite creates it with the umask's mode
     try:
         # No pre-ping (a round trip per checkout): a disconnect error already invalidates the whole
         # pool, so a PostgreSQL restart costs one failed call.

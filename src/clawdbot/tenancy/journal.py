@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from clawdbot.state.files import private_file, write_private
+
 
 class JournalFull(Exception):
     def __init__(self, path: Path, size: int, max_bytes: int) -> None:
@@ -28,6 +30,7 @@ class Journal:
         self.max_bytes = max_bytes
         self._offset_path = self.path.with_name(self.path.name + ".offset")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # spend by key: nobody else's business
         self._recover()
 
     def _recover(self) -> None:
@@ -87,6 +90,6 @@ class Journal:
             self._offset_path.unlink(missing_ok=True)
             return
         tmp = self._offset_path.with_name(self._offset_path.name + ".tmp")
-        tmp.write_text(str(offset))
+        write_private(tmp, str(offset))
         os.replace(tmp, self._offset_path)
         self.offset = offset

@@ -31,4 +31,4 @@ def build_web(config: Config, gateway: Gateway, role: str, env: Mapping[str, str
     and on the API count together."""
     if not config.web.enabled:
         return StatsOnly(config, gateway, role)
-    return WebLayer(config, gateway, open_store(config, env), role, throttle or AuthThrottle())
+    return WebLayer(config, gateway, open_store(config, env), role, throttle)

@@ -34,7 +34,10 @@ class Hub:
         self.debug = Debug(config, gateway, role)
         self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in web.allowed_origins)
         self.started = time.time()
-        self.throttle = throttle if throttle is not None else AuthThrottle()  # failed keys per address
+        # failed keys per address (tenancy/throttle.py), shared with /v1 and the login page
+        srv = config.server
+        self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,
+                                                                           srv.auth_failures_per_minute)
 
     def default_model(self) -> str | None:
         """`web.default_model`, else the first name that resolves."""

@@ -44,7 +44,9 @@ async def _stats(ex: Exchange, debug: Debug) -> None:
 class WebLayer:
     def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str,
                  throttle: AuthThrottle | None = None) -> None:
-        self.throttle = throttle if throttle is not None else AuthThrottle()
+        srv = config.server  # an AuthThrottle is falsy while empty: compare with None
+        self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,
+                                                                           srv.auth_failures_per_minute)
         self.hub = Hub(config, gateway, store, role, self.throttle)
         self.auth = Authenticator(config.server.master_key)
         self.static = StaticFiles()
