@@ -52,6 +52,16 @@ def test_config_errors_name_file_and_line(tmp_path: Path) -> None:
     assert f"{cfg}:4" in out and "endpoint" in out
 
 
+def test_a_hook_that_does_not_load_stops_the_start_before_listening(tmp_path: Path) -> None:
+    cfg = tmp_path / "hooked.yaml"
+    cfg.write_text("services:\n  - {name: a, type: mock}\nmodels:\n  m:\n    targets: [a]\n"
+                   "    hook: no_such_module_anywhere:route_request\n")
+    code, out = GatewayProcess(["serve", "--config", str(cfg)], tmp_path / "x.log").run_to_exit()
+    assert code == 2
+    assert f"{cfg}:6: models.m.hook: cannot import hook" in out  # file:line: key.path: message
+    assert "listening on" not in out
+
+
 def test_readyz_is_503_when_no_service_is_reachable(tmp_path: Path) -> None:
     cfg = tmp_path / "dead.yaml"
     cfg.write_text(f"services:\n  - name: gone\n    type: ollama\n    endpoint: http://127.0.0.1:{closed_port()}\n")

@@ -145,6 +145,9 @@ def test_a_plain_key_cannot_reach_the_admin_api_but_an_admin_key_can(gw: Gateway
     admin = create_key(gw, name="ops", metadata={"role": "admin"})["key"]
     status, out = call(gw, "GET", "/admin/api/keys", key=admin)
     assert status == 200
+    status, out = call(gw, "POST", "/admin/reload", {}, key=admin)  # as docs/api.md says: master or admin key
+    assert status == 200 and out["status"] == "reloaded", out
+    assert "POST /admin/reload by " in gw.wait_for_log("config reloaded (POST /admin/reload by ")
     status, out = call(gw, "GET", "/admin/api/keys", key="sk-cb-nope")
     assert status == 401
 

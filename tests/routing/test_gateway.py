@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from clawdbot.config.loader import load_config_text
+from clawdbot.config.loader import load_config, load_config_text
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from clawdbot.core.gateway import Gateway, attempts_header
@@ -321,6 +321,40 @@ def test_reload_swaps_and_in_flight_requests_finish_on_their_config() -> None:
                 break
             await asyncio.sleep(0)
         assert f["a"].closed and old.active == 0
+
+    run(main())
+
+
+def test_a_reload_runs_a_hook_file_again_only_when_it_changed(tmp_path: Path) -> None:
+    hook = tmp_path / "counting_hook.py"
+    runs = tmp_path / "runs.txt"
+    hook.write_text(f"open({str(runs)!r}, 'a').write('x')\ndef route_request(request, context):\n    return 'a'\n")
+    text = ABC + f"models:\n  m: {{targets: [a, b], hook: '{hook}:route_request'}}\n"
+    gw, _ = gateway(text)
+
+    async def main() -> None:
+        for _ in range(3):
+            await gw.reload(load_config_text(text))
+        assert runs.read_text() == "x"  # imported once, however many reloads
+        hook.write_text(hook.read_text().replace("return 'a'", "return 'b'  # edited"))
+        await gw.reload(load_config_text(text))
+        assert runs.read_text() == "xx"  # the edit is picked up
+        assert gw.runtime.router.route("m").hook is not None
+        assert gw.runtime.router.route("m").hook.fn(None, None) == "b"
+
+    run(main())
+
+
+def test_a_rejected_hook_names_its_file_and_line_on_reload(tmp_path: Path) -> None:
+    cfg = tmp_path / "clawdbot.yaml"
+    good = ABC + "models:\n  m: [a]\n"
+    cfg.write_text(good)
+    gw = Gateway(load_config_text(good), None, lambda: load_config(cfg), str(cfg))
+
+    async def main() -> None:
+        cfg.write_text(ABC + "models:\n  m:\n    targets: [a]\n    hook: nowhere_module:f\n")
+        ok, why = await gw.reloader.reload("test")
+        assert not ok and f"{cfg}:" in str(why) and "models.m.hook: cannot import hook" in str(why)
 
     run(main())
 
