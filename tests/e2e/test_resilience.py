@@ -309,7 +309,7 @@ def test_reload_under_load_fails_no_request(tmp_path: Path, ups: dict[str, OpenA
         assert not failures, failures[:5]
         assert len(seen) > 20
         log = gw.wait_for_log("closed 1 provider(s)")
-        assert "config reload (POST /admin/reload) rejected" in log
+        assert "config reload (POST /admin/reload by master) rejected" in log
 
 
 def test_file_watch_reloads(tmp_path: Path, ups: dict[str, OpenAIUpstream]) -> None:
