@@ -103,20 +103,15 @@ class UpstreamHTTP:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the first-byte timeout, not a call timeout)
     ) -> Response:
-        first_byte = self.svc.timeouts.first_byte if timeout is None else timeout
-        started = time.monotonic()
+        t = self.svc.timeouts
         try:
             pool = self.pool()
             head = self._head(method, pool.prefix + path, ctx, body, headers)
-            resp = await pool.request(head, body, first_byte)
+            resp = await pool.request(head, body, t.first_byte if timeout is None else timeout, t.idle)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise map_transport_error(exc, self.name) from exc
-        idle = self.svc.timeouts.idle
-        if idle is not None and not resp.complete:
-            # the first-byte timeout runs on until the first body bytes; then the idle gap applies
-            resp.watch_idle(idle, _loop_deadline(started + first_byte))
         if ctx is not None:
             ctx.upstream_status = resp.status
         return resp

@@ -42,16 +42,19 @@ class Pool:
         self.size = 0  # open or opening connections, idle ones included
         self.closed = False
 
-    async def request(self, head: bytes, body: bytes | None, first_byte: float) -> Response:
-        """Send one request (`head` ends with the blank line) and wait for the response headers."""
+    async def request(self, head: bytes, body: bytes | None, first_byte: float, idle: float | None) -> Response:
+        """Send one request (`head` ends with the blank line) and wait for the response headers.
+        The headers and the first body bytes must come within `first_byte` seconds of sending;
+        after that at most `idle` seconds may pass between body bytes (Response.watch)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + first_byte
+        wait_deadline = loop.time() + first_byte
         for attempt in (0, 1):
-            conn = await self.acquire(deadline)
+            conn = await self.acquire(wait_deadline)
             reused = conn.served > 0
             conn.served += 1
             resp = conn.resp = Response(conn)
             assert conn.transport is not None
+            deadline = loop.time() + first_byte
             conn.transport.write(head + body if body else head)
             try:
                 await resp.wait_headers(deadline)
@@ -63,6 +66,7 @@ class Pool:
             except BaseException:
                 resp.close()
                 raise
+            resp.watch(deadline, idle)
             return resp
         raise AssertionError("unreachable")
 
