@@ -30,8 +30,8 @@ Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
   up.delay_ms = 200      wait that long before answering every chat completion (0: off)
 
-Counters: `in_flight` / `peak_in_flight` (chat completions answered at once), `connections_seen`
-(TCP connections that carried a request) and `open_connections()` (those still open now).
+Counters: `in_flight` / `peak_in_flight` (chat completions answered at once; `reset()` sets the peak
+back) and `open_connections()` (connections that carried a request and are still open).
 """
 
 from __future__ import annotations
@@ -238,7 +238,6 @@ class OpenAIUpstream(ServerThread):
         self.request_count = 0
         self.in_flight = 0  # chat completions being answered right now
         self.peak_in_flight = 0
-        self.connections_seen = 0
         self.fail_status: int | None = None  # switchable: every chat completion fails with this status
         self.delay_ms = 0  # switchable: every chat completion waits this long first
         self._lock = threading.Lock()
@@ -287,7 +286,6 @@ class OpenAIUpstream(ServerThread):
             self._disconnected.clear()
             self.request_count = 0
             self.peak_in_flight = self.in_flight
-            self.connections_seen = 0
 
     def open_connections(self) -> int:
         """Connections that carried a request and are still open (counted on the server's loop)."""
@@ -534,7 +532,6 @@ class OpenAIUpstream(ServerThread):
             if len(self._transports) >= 1024:  # bounded: forget the closed ones
                 self._transports = {k: t for k, t in self._transports.items() if not t.is_closing()}
             self._transports[id(transport)] = transport
-            self.connections_seen += 1
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

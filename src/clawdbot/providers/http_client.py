@@ -35,8 +35,14 @@ class ConnectTimeout(TransportError, TimeoutError):
     pass
 
 
-class PoolTimeout(TransportError, TimeoutError):
-    pass
+class PoolExhausted(TransportError):
+    """No connection to be had: every one stayed busy for the wait allowed, too many requests were
+    waiting already, or the process is out of file descriptors. Local overload, not the upstream's
+    fault. `waited`: the seconds this request spent waiting."""
+
+    def __init__(self, message: str, waited: float = 0.0) -> None:
+        super().__init__(message)
+        self.waited = waited
 
 
 class ReadTimeout(TransportError, TimeoutError):
@@ -118,9 +124,11 @@ class Connection(asyncio.Protocol):
         return False  # half-closed is closed: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        closed, self.closed = self.closed, True
         if self.resp is not None:
             self.resp.lost(exc)
+        elif not closed:  # the server closed it while idle: out of the pool now, not at the next acquire
+            self.pool.forget(self)
 
     def close(self) -> None:
         self.closed = True
@@ -141,7 +149,7 @@ class Response:
 
     __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_idle",
                  "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter", "got_bytes",
-                 "headers", "keep_alive", "parser", "status", "until_close")
+                 "headers", "keep_alive", "parser", "pool_wait", "status", "until_close")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
@@ -151,6 +159,7 @@ class Response:
         self.keep_alive = False
         self.until_close = False
         self.got_bytes = False
+        self.pool_wait = 0.0  # seconds the request waited for a connection (the pool was at its ceiling)
         self._raw: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
         self._buffered = 0
