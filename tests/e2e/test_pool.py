@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +26,7 @@ PACED = "a b c d fault:chunks=3 fault:slow=300"  # five events, 300 ms apart: ~1
 
 @pytest.fixture(scope="module")
 def ups() -> Iterator[dict[str, OpenAIUpstream]]:
-    servers = {name: OpenAIUpstream().start() for name in ("wide", "narrow")}
+    servers = {name: OpenAIUpstream().start() for name in ("wide", "narrow", "probed")}
     yield servers
     for s in servers.values():
         s.stop()
@@ -42,9 +44,12 @@ services:
   - {{name: narrow, type: openai, endpoint: "{ups['narrow'].base_url}", discover: false, max_pool: 1,
       timeouts: {{first_byte: 1}}, breaker: {{failures: 1}},
       limits: {{max_inflight: 2, max_queue: 1, queue_timeout: 0.5}}}}
+  - {{name: one, type: openai, endpoint: "{ups['probed'].base_url}", discover: false,
+      timeouts: {{connect: 1}}, breaker: {{enabled: false}}, limits: {{max_inflight: 1}}}}
 models:
   wide: [wide/mock-a]
   narrow: [narrow/mock-a]
+  one: [one/mock-a]
 """)
     with GatewayProcess(["serve", "--config", str(cfg)], d / "gateway.log", {"TEST_MASTER_KEY": MASTER_KEY}) as g:
         yield g
@@ -114,3 +119,44 @@ def test_max_inflight_refuses_the_excess_as_overload_and_the_breaker_stays_close
     stats = debug_service(gw, "narrow")
     assert stats["circuit"] == "closed" and stats["errors"] == 0
     assert stats["pool"]["maxOpen"] == 3  # max_inflight, and one for the service's health check
+
+
+def test_a_wait_for_a_connection_shows_in_debug_and_in_the_access_log(gw: GatewayProcess,
+                                                                     ups: dict[str, OpenAIUpstream]) -> None:
+    """Service `one` (max_inflight: 1) may open two connections: a request and a health check. Two
+    health checks at once (two /readyz calls; each hangs until the probe's 1 s timeout) take both,
+    so a request waits for one, visibly. The health checks themselves never wait."""
+    up = ups["probed"]
+    up.models_delay_ms = 10_000
+    stop = threading.Event()
+
+    def ask_ready() -> None:  # /readyz probes every service when the last check is over 1 s old
+        deadline = time.monotonic() + 15
+        while not stop.is_set() and up.models_in_flight < 2 and time.monotonic() < deadline:
+            get(gw, "/readyz")
+            stop.wait(0.05)
+
+    checks = [threading.Thread(target=ask_ready) for _ in range(2)]
+    for t in checks:
+        t.start()
+    try:
+        assert up.wait_for(lambda: up.models_in_flight >= 2, timeout=15)
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        conn.request("POST", "/v1/chat/completions", headers={
+            "Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json", "X-Request-ID": "pool-wait"},
+            body=json.dumps({"model": "one", "messages": [{"role": "user", "content": "hi"}]}).encode())
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.read()
+        conn.close()
+    finally:
+        stop.set()
+        up.models_delay_ms = 0
+        for t in checks:
+            t.join(30)
+    pool = debug_service(gw, "one")["pool"]
+    assert pool["waits"] >= 1 and pool["refused"] == 0 and pool["maxOpen"] == 2
+    log = gw.wait_for_log('"request_id":"pool-wait"')
+    line = json.loads(next(ln for ln in log.splitlines() if '"request_id":"pool-wait"' in ln and '"access"' in ln))
+    assert line["status"] == 200 and line["pool_wait_ms"] > 0
+    others = [json.loads(ln) for ln in log.splitlines() if '"event":"access"' in ln and "pool-wait" not in ln]
+    assert others and all("pool_wait_ms" not in o for o in others)  # said only when a request waited

@@ -141,3 +141,21 @@ def test_connections_beyond_max_pool_are_closed_once_idle(up: OpenAIUpstream) ->
         assert up.open_connections() == 2
 
     run(http, main)
+
+
+def test_the_gateways_own_calls_never_wait_for_a_connection(up: OpenAIUpstream) -> None:
+    """A health check (no request context) on a service busy with requests opens a connection beyond
+    the ceiling rather than wait: a busy service is never reported down for being busy."""
+    http = UpstreamHTTP(service(up, limits=Limits(max_inflight=1, max_queue=0, queue_timeout=10)))
+
+    async def main() -> None:
+        held = await hold(http, 2)
+        assert http.connections()["open"] == http.connections()["max_open"] == 2
+        models = await http.get_json("/models", 5)
+        assert [m["id"] for m in models["data"]] == ["mock-a", "mock-b"]
+        numbers = http.connections()
+        assert numbers["waits"] == 0 and numbers["refused"] == 0 and numbers["opened"] == 3
+        for r in held:
+            r.close()
+
+    run(http, main)

@@ -29,6 +29,8 @@ Fault markers in the last user message (several may be combined):
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
   up.delay_ms = 200      wait that long before answering every chat completion (0: off)
+  up.models_delay_ms = 500   wait that long (or until the client goes away) before answering
+                         /v1/models; `models_in_flight` counts those waiting
 
 Counters: `in_flight` / `peak_in_flight` (chat completions answered at once; `reset()` sets the peak
 back) and `open_connections()` (connections that carried a request and are still open).
@@ -240,6 +242,8 @@ class OpenAIUpstream(ServerThread):
         self.peak_in_flight = 0
         self.fail_status: int | None = None  # switchable: every chat completion fails with this status
         self.delay_ms = 0  # switchable: every chat completion waits this long first
+        self.models_delay_ms = 0  # switchable: /v1/models waits this long first
+        self.models_in_flight = 0
         self._lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=history)
         self._disconnected: list[str] = []
@@ -316,6 +320,12 @@ class OpenAIUpstream(ServerThread):
 
     async def list_models(self, request: web.Request) -> web.Response:
         rec, denied = await self._begin(request)
+        if self.models_delay_ms:
+            self.models_in_flight += 1
+            try:
+                await self._pause(request, self.models_delay_ms)
+            finally:
+                self.models_in_flight -= 1
         data = [{"id": m, "object": "model", "created": 1686935002, "owned_by": "system"}
                 for m in self.models]
         return denied or self._json(rec, {"object": "list", "data": data})

@@ -23,8 +23,8 @@ from clawdbot.providers.http_client import (
 from clawdbot.providers.http_pool import Pool, PoolStats
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# Connections beyond `limits.max_inflight`: the service's own health check (one at a time) is not a
-# request the limiter admits, and must neither wait behind requests nor make them wait.
+# Connections beyond `limits.max_inflight`: the service's health check is not a request the limiter
+# admits, and should not make requests wait (a call without a request context never waits itself).
 HEALTH_CHECK_CONNECTIONS = 1
 # Headers the client writes itself; a service's configured headers cannot replace them.
 _OWN = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
@@ -128,7 +128,9 @@ class UpstreamHTTP:
         try:
             pool = self.pool()
             head = self._head(method, pool.prefix + path, ctx, body, headers)
-            resp = await pool.request(head, body, t.first_byte if timeout is None else timeout, t.idle)
+            # the gateway's own calls (no request context: health checks) never wait for a connection
+            resp = await pool.request(head, body, t.first_byte if timeout is None else timeout, t.idle,
+                                      wait=ctx is not None)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise

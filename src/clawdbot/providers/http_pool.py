@@ -10,7 +10,9 @@ Two bounds, on purpose different:
 
 A request that finds `max_open` reached waits, FIFO, at most `max_queue` of them, for at most
 `queue_timeout` seconds (the limiter's rules); the wait is counted (`PoolStats`, the response's
-`pool_wait`), and giving up raises PoolExhausted: local overload, never the upstream's failure."""
+`pool_wait`), and giving up raises PoolExhausted: local overload, never the upstream's failure.
+The gateway's own calls (health checks) pass `wait=False`: they open a connection beyond the
+ceiling rather than wait, so a service busy with requests is never reported down for it."""
 
 from __future__ import annotations
 
@@ -78,14 +80,15 @@ class Pool:
         return {"open": self.size, "idle": len(self._idle), "waiting": len(self._waiters), "waits": st.waits,
                 "refused": st.refused, "opened": st.opened, "max_idle": self.max_idle, "max_open": self.max_open}
 
-    async def request(self, head: bytes, body: bytes | None, first_byte: float, idle: float | None) -> Response:
+    async def request(self, head: bytes, body: bytes | None, first_byte: float, idle: float | None,
+                      wait: bool = True) -> Response:
         """Send one request (`head` ends with the blank line) and wait for the response headers.
         The headers and the first body bytes must come within `first_byte` seconds of sending;
         after that at most `idle` seconds may pass between body bytes (Response.watch)."""
         loop = asyncio.get_running_loop()
         waited = 0.0
         for attempt in (0, 1):
-            conn, w = await self.acquire()
+            conn, w = await self.acquire(wait)
             waited += w
             reused = conn.served > 0
             conn.served += 1
@@ -110,8 +113,9 @@ class Pool:
             return resp
         raise AssertionError("unreachable")
 
-    async def acquire(self) -> tuple[Connection, float]:
-        """A connection, and the seconds spent waiting for one (0.0 unless the pool was at max_open)."""
+    async def acquire(self, wait: bool = True) -> tuple[Connection, float]:
+        """A connection, and the seconds spent waiting for one (0.0 unless the pool was at max_open;
+        with `wait=False` it never waits: it opens one beyond the ceiling)."""
         if self.closed:
             raise ConnectError("the client is closed")
         loop = asyncio.get_running_loop()
@@ -125,7 +129,7 @@ class Pool:
                     return conn, 0.0
             self.drop(conn)
         waited = 0.0
-        if self.max_open is not None and self.size >= self.max_open:
+        if wait and self.max_open is not None and self.size >= self.max_open:
             got = await self._wait(now)
             waited = loop.time() - now
             if got is not None:
