@@ -1,7 +1,17 @@
 from __future__ import annotations
 
 from clawdbot.config.schema import Breaker as Settings
-from clawdbot.routing.breaker import CLOSED, DENY, HALF_OPEN, OPEN, PASS, TRIAL, MemoryBreaker, MemoryBreakers
+from clawdbot.routing.breaker import (
+    CLOSED,
+    DENY,
+    HALF_OPEN,
+    OPEN,
+    PASS,
+    SLACK,
+    TRIAL,
+    MemoryBreaker,
+    MemoryBreakers,
+)
 
 
 def breaker(**kw: object) -> tuple[MemoryBreaker, list[str]]:
@@ -72,6 +82,18 @@ def test_retry_after_throttles_without_counting_as_failure() -> None:
     b.throttle(10.0)
     assert b.allow(5.0) == DENY and b.retry_after(5.0) == 5.0
     assert b.allow(10.0) == PASS and b.state == CLOSED and moves == []
+
+
+def test_a_wait_that_ends_a_millisecond_early_is_not_refused() -> None:
+    """The gateway sleeps for retry_after() and asks again; the event loop's timer may wake it up to
+    a millisecond early. The service must count as free then, and retry_after() must agree."""
+    b, _ = breaker(failures=1, cooldown=2)
+    b.throttle(10.0)
+    assert b.allow(10.0 - 0.001) == PASS and b.retry_after(10.0 - 0.001) == 0.0
+    assert b.allow(10.0 - 0.1) == DENY and b.retry_after(10.0 - 0.1) > SLACK  # not a real wait cut short
+    b.record(PASS, False, 20.0)
+    assert b.state == OPEN
+    assert b.allow(22.0 - 0.001) == TRIAL and b.state == HALF_OPEN
 
 
 def test_disabled_breaker_never_opens_nor_throttles() -> None:

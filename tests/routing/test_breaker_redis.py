@@ -12,7 +12,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from clawdbot.config.schema import Breaker as Settings
-from clawdbot.routing.breaker import CLOSED, DENY, HALF_OPEN, OPEN, PASS, TRIAL
+from clawdbot.routing.breaker import CLOSED, DENY, HALF_OPEN, OPEN, PASS, SLACK, TRIAL
 from clawdbot.routing.breaker_redis import RedisBreakers, SharedBreaker, Transition
 from tests.e2e.harness import closed_port
 from tests.tenancy.redis_support import async_client, fresh_prefix
@@ -120,6 +120,20 @@ def test_older_news_loses_to_a_newer_local_state() -> None:
     disabled = SharedBreaker("svc", Settings(enabled=False))
     disabled.adopt(Transition("svc", OPEN, wall + 10, "r2", wall), now)
     assert disabled.state is CLOSED
+
+
+def test_an_adopted_open_circuit_frees_with_the_same_tolerance() -> None:
+    b = SharedBreaker("svc", SETTINGS)
+    now, wall = time.monotonic(), time.time()
+    b.adopt(Transition("svc", OPEN, wall + 1, "r2", wall), now)
+    assert b.state is OPEN
+    end = b.open_until
+    assert b.allow(end - 0.1) == DENY and b.retry_after(end - 0.1) > SLACK
+    assert b.retry_after(end - 0.001) == 0.0 and b.allow(end - 0.001) == TRIAL  # a wait woken 1 ms early
+    throttled = SharedBreaker("other", SETTINGS)
+    throttled.throttle(now + 5)
+    assert throttled.allow(now + 5 - 0.1) == DENY
+    assert throttled.allow(now + 5 - 0.001) == PASS and throttled.retry_after(now + 5 - 0.001) == 0.0
 
 
 def test_a_malformed_message_is_ignored() -> None:

@@ -19,10 +19,21 @@ Fault markers in the last user message (several may be combined):
   fault:hang_midstream  stream two content chunks, then stall until the client goes away
   fault:slow=MS         wait MS milliseconds before every chunk after the first (non-stream: once)
   fault:chunks=N        exactly N content chunks (the echo words, cut or padded with " w<i>")
+  fault:prefill=MS      send the headers at once, the first body bytes MS milliseconds later (a model
+                        server's prefill)
+  fault:stall=MS        after the first event (non-stream: half the body), go silent for MS milliseconds
+                        or until the client goes away, then go on
+  fault:throttle=MS     the first time a request id is seen: 429 with `Retry-After: <MS/1000>`; the
+                        same request id again (the gateway's retry) gets the normal answer
 
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
   up.delay_ms = 200      wait that long before answering every chat completion (0: off)
+  up.models_delay_ms = 500   wait that long (or until the client goes away) before answering
+                         /v1/models; `models_in_flight` counts those waiting
+
+Counters: `in_flight` / `peak_in_flight` (chat completions answered at once; `reset()` sets the peak
+back) and `open_connections()` (connections that carried a request and are still open).
 """
 
 from __future__ import annotations
@@ -134,6 +145,9 @@ class Faults:
     hang_midstream: bool = False
     slow_ms: int = 0
     chunks: int | None = None
+    prefill_ms: int = 0
+    stall_ms: int = 0
+    throttle_ms: int = 0
 
     @classmethod
     def parse(cls, text: str) -> Faults:
@@ -141,8 +155,8 @@ class Faults:
         for name, arg in _FAULT.findall(text):
             if name.isdigit():
                 faults.status = int(name)
-            elif name in ("slow", "chunks"):
-                setattr(faults, "slow_ms" if name == "slow" else "chunks", int(arg or 0))
+            elif name in ("slow", "chunks", "prefill", "stall", "throttle"):
+                setattr(faults, "chunks" if name == "chunks" else f"{name}_ms", int(arg or 0))
             elif name in ("midstream", "malformed", "hang", "hang_midstream"):
                 setattr(faults, name, True)
         return faults
@@ -225,12 +239,17 @@ class OpenAIUpstream(ServerThread):
         self.deterministic = deterministic  # fixed `created`, ids seeded by the request body
         self.request_count = 0
         self.in_flight = 0  # chat completions being answered right now
+        self.peak_in_flight = 0
         self.fail_status: int | None = None  # switchable: every chat completion fails with this status
         self.delay_ms = 0  # switchable: every chat completion waits this long first
+        self.models_delay_ms = 0  # switchable: /v1/models waits this long first
+        self.models_in_flight = 0
         self._lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=history)
         self._disconnected: list[str] = []
         self._stopping = False
+        self._throttled: dict[str, None] = {}  # request ids answered 429 once (fault:throttle), bounded
+        self._transports: dict[int, asyncio.BaseTransport] = {}  # connections that carried a request
         app = web.Application()
         app.router.add_get("/v1/models", self.list_models)
         app.router.add_post("/v1/chat/completions", self.chat)
@@ -270,6 +289,15 @@ class OpenAIUpstream(ServerThread):
             self._requests.clear()
             self._disconnected.clear()
             self.request_count = 0
+            self.peak_in_flight = self.in_flight
+
+    def open_connections(self) -> int:
+        """Connections that carried a request and are still open (counted on the server's loop)."""
+
+        async def count() -> int:
+            return sum(not t.is_closing() for t in self._transports.values())
+
+        return self.call(count())
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -292,6 +320,12 @@ class OpenAIUpstream(ServerThread):
 
     async def list_models(self, request: web.Request) -> web.Response:
         rec, denied = await self._begin(request)
+        if self.models_delay_ms:
+            self.models_in_flight += 1
+            try:
+                await self._pause(request, self.models_delay_ms)
+            finally:
+                self.models_in_flight -= 1
         data = [{"id": m, "object": "model", "created": 1686935002, "owned_by": "system"}
                 for m in self.models]
         return denied or self._json(rec, {"object": "list", "data": data})
@@ -332,7 +366,10 @@ class OpenAIUpstream(ServerThread):
             return self._fault_status(rec, self.fail_status)
         if faults.status is not None:
             return self._fault_status(rec, faults.status)
+        if faults.throttle_ms and self._first_sight(rec.request_id):
+            return self._fault_status(rec, 429, retry_after=f"{faults.throttle_ms / 1000:g}")
         self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
             if faults.hang:
                 return await self._until_gone(request, rec)
@@ -363,15 +400,27 @@ class OpenAIUpstream(ServerThread):
         if faults.slow_ms:
             await asyncio.sleep(faults.slow_ms / 1000)
         data = b'{"id":"chatcmpl-broken","object":"chat.completion",' if faults.malformed else pretty(reply)
-        if not (faults.midstream or faults.hang_midstream):
+        if not (faults.midstream or faults.hang_midstream or faults.prefill_ms or faults.stall_ms):
             return self._json(rec, data)
         resp = web.StreamResponse(headers=self._headers(rec, JSON_TYPE))
         resp.content_length = len(data)
-        await resp.prepare(request)
-        await resp.write(data[: len(data) // 2])
-        if faults.hang_midstream:
-            return await self._until_gone(request, rec, resp)
-        return self._drop(request, resp)
+        try:
+            await resp.prepare(request)  # a StreamResponse sends its headers at once
+            await self._pause(request, faults.prefill_ms)
+            await resp.write(data[: len(data) // 2])
+            if faults.hang_midstream:
+                return await self._until_gone(request, rec, resp)
+            if faults.midstream:
+                return self._drop(request, resp)
+            await self._pause(request, faults.stall_ms)
+            await resp.write(data[len(data) // 2 :])
+            await resp.write_eof()
+        except ConnectionResetError:
+            self._gone(rec)
+        except asyncio.CancelledError:
+            self._gone(rec)
+            raise
+        return resp
 
     def _events(self, chat_id: str, body: dict[str, Any], plan: Plan) -> list[bytes]:
         options = body.get("stream_options") or {}
@@ -411,10 +460,13 @@ class OpenAIUpstream(ServerThread):
         events = self._events(chat_id, body, plan)
         resp = web.StreamResponse(headers=self._headers(rec, SSE_TYPE))
         try:
-            await resp.prepare(request)
+            await resp.prepare(request)  # a StreamResponse sends its headers at once
+            await self._pause(request, faults.prefill_ms)
             for i, data in enumerate(events):
                 if faults.slow_ms and i:
                     await asyncio.sleep(faults.slow_ms / 1000)
+                if i == 1 and faults.stall_ms:
+                    await self._pause(request, faults.stall_ms)
                 if i == 3 and faults.midstream:  # the role chunk and two content chunks are out
                     return self._drop(request, resp)
                 if i == 3 and faults.hang_midstream:
@@ -433,9 +485,11 @@ class OpenAIUpstream(ServerThread):
 
     # faults
 
-    def _fault_status(self, rec: RecordedRequest, status: int) -> web.Response:
+    def _fault_status(self, rec: RecordedRequest, status: int, retry_after: str | None = None) -> web.Response:
         message, type_, param, code = STATUS_ERRORS.get(status, STATUS_ERRORS[500 if status >= 500 else 400])
         headers = RATE_LIMIT_HEADERS if status == 429 else None
+        if headers is not None and retry_after is not None:
+            headers = {**headers, "Retry-After": retry_after}
         return self._error(rec, status, message.format(status=status), type_, param, code, headers)
 
     def _drop(self, request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
@@ -455,6 +509,25 @@ class OpenAIUpstream(ServerThread):
         self._gone(rec)
         return resp or web.Response(status=499)
 
+    async def _pause(self, request: web.Request, ms: int) -> None:
+        """Wait `ms` milliseconds, or less if the client goes away (aiohttp cancels the handler too)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + ms / 1000
+        while request.transport is not None and not request.transport.is_closing():
+            left = until - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(0.02, left))
+
+    def _first_sight(self, request_id: str) -> bool:
+        with self._lock:
+            if request_id in self._throttled:
+                return False
+            if len(self._throttled) >= 4096:
+                del self._throttled[next(iter(self._throttled))]
+            self._throttled[request_id] = None
+            return True
+
     def _gone(self, rec: RecordedRequest) -> None:
         with self._lock:
             if not self._stopping and rec.request_id not in self._disconnected:
@@ -464,6 +537,11 @@ class OpenAIUpstream(ServerThread):
 
     async def _begin(self, request: web.Request) -> tuple[RecordedRequest, web.Response | None]:
         raw = await request.read()
+        transport = request.transport
+        if transport is not None and id(transport) not in self._transports:
+            if len(self._transports) >= 1024:  # bounded: forget the closed ones
+                self._transports = {k: t for k, t in self._transports.items() if not t.is_closing()}
+            self._transports[id(transport)] = transport
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

@@ -24,7 +24,8 @@ class Auth(Strict):
 
 class Timeouts(Strict):
     connect: float = 5.0  # seconds to open the TCP connection
-    first_byte: float = 120.0  # seconds until the response headers (a local model may think long)
+    # seconds from sending the request until the headers and the first body bytes (time to first token)
+    first_byte: float = 120.0
     total: float = 600.0  # seconds for the whole response, stream included
     idle: float | None = 60.0  # seconds of silence allowed between two body chunks (None: no limit)
 
@@ -64,7 +65,9 @@ class Service(Strict):
     # local: llama.cpp settings
     n_ctx: int = 2048
     n_threads: int | None = None
-    max_pool: int = 64  # upstream connections kept open (http, ollama)
+    # idle keep-alive upstream connections kept (http, openai, ollama); never a limit on requests in
+    # flight: limits.max_inflight bounds those and the open connections (providers/http_pool.py)
+    max_pool: int = 64
     breaker: Breaker = msgspec.field(default_factory=Breaker)
     limits: Limits = msgspec.field(default_factory=Limits)
     # seconds between active health checks (None: server.discovery_interval)

@@ -37,6 +37,8 @@ class RequestContext(msgspec.Struct):
     chunks: int = 0
     # tenancy.metering.Ticket while the request holds rate-limit, parallel and budget reservations
     meter: Any = None
+    # milliseconds spent waiting for an upstream connection (the pool at its ceiling), every attempt
+    pool_wait_ms: float = 0.0
     # One dict per upstream attempt, in order: {service, model, ok, error, status, ms}
     attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)
 

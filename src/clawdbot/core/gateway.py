@@ -25,7 +25,14 @@ from clawdbot.codecs import openai as oa
 from clawdbot.config.schema import Config
 from clawdbot.core.attempt import Attempt, Relay, verdict
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import CircuitOpen, GatewayError, NotImplementedByService, UpstreamError, UpstreamUnavailable
+from clawdbot.core.errors import (
+    CircuitOpen,
+    GatewayError,
+    NotImplementedByService,
+    Overloaded,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from clawdbot.core.reload import Reloader
 from clawdbot.core.runtime import Runtime, build_runtime
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
@@ -52,6 +59,7 @@ class Gateway:
         # in process, or shared by the replicas through Redis (`redis_url`): routing/breaker_redis.py
         self.breakers, self.shared = build_breakers(config, os.environ, self._breaker_moved)
         self.metrics.breakers = self.breakers.snapshot
+        self.metrics.queues = self._queues
         self.monitor = HealthMonitor({}, config.server.discovery_interval, set())
         r = config.routing
         self.budget = RetryBudget(r.retry_budget, r.retry_min_per_second)
@@ -141,6 +149,9 @@ class Gateway:
             except Exception:
                 log.exception("closing the old provider of service %s failed", u.name)
         log.info("closed %d provider(s) of the previous config", len(ups))
+
+    def _queues(self) -> dict[str, dict[str, Any]]:
+        return {name: u.queues() for name, u in self.runtime.upstreams.items()}
 
     def _breaker_moved(self, service: str, state: str) -> None:
         st = self.monitor.states.get(service)
@@ -293,7 +304,10 @@ class Gateway:
         except BaseException as exc:
             ms = (time.perf_counter() - started) * 1000.0
             ok = verdict(exc)
-            stats.end(started, None, getattr(exc, "message", None) or type(exc).__name__)
+            if isinstance(exc, Overloaded):  # no upstream connection to be had: our overload, not its error
+                stats.in_flight -= 1
+            else:
+                stats.end(started, None, getattr(exc, "message", None) or type(exc).__name__)
             ctx.attempt_started = None
             up.limiter.release()
             if dep.cap is not None:

@@ -43,6 +43,8 @@ class AccessLog:
             "upstream_status": ctx.upstream_status,
             "error": ctx.error,
         }
+        if ctx.pool_wait_ms:  # waited for an upstream connection: rare, and said only then
+            fields["pool_wait_ms"] = round(ctx.pool_wait_ms, 2)
         now = time.time()
         if self.json:
             head = {"ts": round(now, 3), "level": "info", "logger": "clawdbot.access",

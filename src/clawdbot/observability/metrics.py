@@ -119,6 +119,8 @@ class Metrics:
         self._lag_task: asyncio.Task[None] | None = None
         # Set by the gateway: per-service circuit-breaker state, merged into snapshot()["services"].
         self.breakers: Callable[[], dict[str, dict[str, Any]]] | None = None
+        # Set by the gateway: per-service queues (limiter, connection pool), merged likewise.
+        self.queues: Callable[[], dict[str, dict[str, Any]]] | None = None
 
     def service(self, name: str) -> ServiceStats:
         stats = self.services.get(name)
@@ -162,4 +164,7 @@ class Metrics:
         if self.breakers is not None:
             for name, state in self.breakers().items():
                 out.setdefault(name, ServiceStats().snapshot())["breaker"] = state
+        if self.queues is not None:
+            for name, queues in self.queues().items():
+                out.setdefault(name, ServiceStats().snapshot()).update(queues)
         return out

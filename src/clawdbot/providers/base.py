@@ -8,7 +8,7 @@ isinstance() against the runtime-checkable Protocols below.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -47,6 +47,13 @@ class Prober(Protocol):
     async def probe(self) -> Probe:
         """Reachability, latency and (for dynamic services) the models it serves."""
         ...
+
+
+@runtime_checkable
+class Pooled(Protocol):
+    """A provider that keeps upstream connections (HTTP): their numbers for /debug."""
+
+    def connections(self) -> dict[str, Any]: ...
 
 
 class RawResponse(msgspec.Struct):

@@ -12,11 +12,20 @@ from typing import Any
 
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from clawdbot.providers.http_client import ConnectError, IncompleteResponse, RemoteProtocolError, Response
-from clawdbot.providers.http_pool import Pool
+from clawdbot.core.errors import GatewayError, Overloaded, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from clawdbot.providers.http_client import (
+    ConnectError,
+    IncompleteResponse,
+    PoolExhausted,
+    RemoteProtocolError,
+    Response,
+)
+from clawdbot.providers.http_pool import Pool, PoolStats
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Connections beyond `limits.max_inflight`: the service's health check is not a request the limiter
+# admits, and should not make requests wait (a call without a request context never waits itself).
+HEALTH_CHECK_CONNECTIONS = 1
 # Headers the client writes itself; a service's configured headers cannot replace them.
 _OWN = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
 
@@ -25,6 +34,8 @@ def map_transport_error(exc: BaseException, service: str) -> GatewayError:
     """Translate a lower-level exception into the typed error a client sees."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, PoolExhausted):  # local overload: retryable, never the service's failure
+        return Overloaded(f"service {service!r} is overloaded: {exc}", headers={"Retry-After": "1"})
     if isinstance(exc, TimeoutError):
         detail = f" ({exc})" if str(exc) else ""
         return UpstreamTimeout(f"service {service!r} timed out{detail}")
@@ -64,6 +75,7 @@ class UpstreamHTTP:
         if base_headers:
             self.headers.update(base_headers)
         self._pool: Pool | None = None
+        self.pool_stats = PoolStats()
         self._static = b""  # the encoded headers every request carries
         self._base = ""
         self.base = svc.endpoint or ""
@@ -81,9 +93,18 @@ class UpstreamHTTP:
 
     def pool(self) -> Pool:
         if self._pool is None or self._pool.closed:
-            self._pool = Pool(self._base, self.svc.max_pool, self.svc.timeouts.connect)
+            svc = self.svc
+            lim = svc.limits
+            ceiling = None if lim.max_inflight is None else lim.max_inflight + HEALTH_CHECK_CONNECTIONS
+            self._pool = Pool(self._base, max_idle=svc.max_pool, max_open=ceiling,
+                              connect_timeout=svc.timeouts.connect, max_queue=lim.max_queue,
+                              queue_timeout=lim.queue_timeout, stats=self.pool_stats)
             self._static = _encode_static(self.headers, self._pool.authority)
         return self._pool
+
+    def connections(self) -> dict[str, Any]:
+        """The pool's numbers for /debug (open, idle, waiting, waits, refused, opened, limits)."""
+        return self.pool().snapshot()
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -103,22 +124,23 @@ class UpstreamHTTP:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 (the first-byte timeout, not a call timeout)
     ) -> Response:
-        first_byte = self.svc.timeouts.first_byte if timeout is None else timeout
-        started = time.monotonic()
+        t = self.svc.timeouts
         try:
             pool = self.pool()
             head = self._head(method, pool.prefix + path, ctx, body, headers)
-            resp = await pool.request(head, body, first_byte)
+            # the gateway's own calls (no request context: health checks) never wait for a connection
+            resp = await pool.request(head, body, t.first_byte if timeout is None else timeout, t.idle,
+                                      wait=ctx is not None)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            if isinstance(exc, PoolExhausted) and ctx is not None:
+                ctx.pool_wait_ms += exc.waited * 1000.0
             raise map_transport_error(exc, self.name) from exc
-        idle = self.svc.timeouts.idle
-        if idle is not None and not resp.complete:
-            # the first-byte timeout runs on until the first body bytes; then the idle gap applies
-            resp.watch_idle(idle, _loop_deadline(started + first_byte))
         if ctx is not None:
             ctx.upstream_status = resp.status
+            if resp.pool_wait:
+                ctx.pool_wait_ms += resp.pool_wait * 1000.0
         return resp
 
     def _head(self, method: str, target: str, ctx: RequestContext | None, body: bytes | None,

@@ -35,8 +35,14 @@ class ConnectTimeout(TransportError, TimeoutError):
     pass
 
 
-class PoolTimeout(TransportError, TimeoutError):
-    pass
+class PoolExhausted(TransportError):
+    """No connection to be had: every one stayed busy for the wait allowed, too many requests were
+    waiting already, or the process is out of file descriptors. Local overload, not the upstream's
+    fault. `waited`: the seconds this request spent waiting."""
+
+    def __init__(self, message: str, waited: float = 0.0) -> None:
+        super().__init__(message)
+        self.waited = waited
 
 
 class ReadTimeout(TransportError, TimeoutError):
@@ -118,9 +124,11 @@ class Connection(asyncio.Protocol):
         return False  # half-closed is closed: connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
+        closed, self.closed = self.closed, True
         if self.resp is not None:
             self.resp.lost(exc)
+        elif not closed:  # the server closed it while idle: out of the pool now, not at the next acquire
+            self.pool.forget(self)
 
     def close(self) -> None:
         self.closed = True
@@ -141,7 +149,7 @@ class Response:
 
     __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_idle",
                  "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter", "got_bytes",
-                 "headers", "keep_alive", "parser", "status", "until_close")
+                 "headers", "keep_alive", "parser", "pool_wait", "status", "until_close")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
@@ -151,6 +159,7 @@ class Response:
         self.keep_alive = False
         self.until_close = False
         self.got_bytes = False
+        self.pool_wait = 0.0  # seconds the request waited for a connection (the pool was at its ceiling)
         self._raw: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -161,7 +170,7 @@ class Response:
         self._paused = False
         self._read_all = False
         self._decoder: zlib._Decompress | None = None
-        self._idle = 0.0
+        self._idle: float | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last = 0.0
         self._body_seen = False
@@ -191,10 +200,13 @@ class Response:
         self._wake()
 
     def on_body(self, body: bytes) -> None:
-        self._body_seen = True
         if self._idle_timer is not None:
             assert self._loop is not None
-            self._last = self._loop.time()
+            if self._body_seen:
+                self._last = self._loop.time()
+            else:  # the first body bytes: the first-byte deadline is met, the idle gap starts now
+                self._first_body(self._loop)
+        self._body_seen = True
         if self._decoder is not None:
             body = self._decoder.decompress(body)
             if not body:
@@ -240,18 +252,30 @@ class Response:
         self._stop_idle()
         self._wake()
 
-    def watch_idle(self, idle: float, first_deadline: float) -> None:
-        """Fail with ReadTimeout when the upstream sends no body bytes for `idle` seconds (before
-        the first body bytes: after `first_deadline`, loop time). One timer, re-armed lazily: a
-        chunk costs a clock read, not a timer. A consumer that is behind (bytes buffered, reading
-        paused) never makes the upstream look idle."""
+    def watch(self, first_deadline: float, idle: float | None) -> None:
+        """Fail with ReadTimeout when no body bytes came by `first_deadline` (loop time), or, once
+        they did, when the upstream then sends nothing for `idle` seconds (None: no limit).
+
+        Model servers send their headers at once and the first token after the prompt is read, so
+        the timer first waits for the first body bytes, is re-armed once when they come, and is
+        then re-armed lazily: a chunk costs a clock read, not a timer. A consumer that is behind
+        (bytes buffered, reading paused) never makes the upstream look idle."""
         if self._done or self._idle_timer is not None:
             return
         self._loop = loop = asyncio.get_running_loop()
         self._idle = idle
-        self._last = loop.time()
-        at = self._last + idle if self._body_seen else first_deadline
-        self._idle_timer = loop.call_at(at, self._idle_check)
+        if not self._body_seen:
+            self._idle_timer = loop.call_at(first_deadline, self._idle_check)
+        elif idle is not None:
+            self._last = loop.time()
+            self._idle_timer = loop.call_at(self._last + idle, self._idle_check)
+
+    def _first_body(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._stop_idle()
+        idle = self._idle
+        if idle is not None:
+            self._last = loop.time()
+            self._idle_timer = loop.call_at(self._last + idle, self._idle_check)
 
     def _idle_check(self) -> None:
         loop = self._loop
@@ -259,15 +283,18 @@ class Response:
         self._idle_timer = None
         if self._done or self._error is not None:
             return
-        now = loop.time()
-        if self._chunks or self._paused:
-            self._idle_timer = loop.call_at(now + self._idle, self._idle_check)
-        elif self._body_seen and now - self._last < self._idle:
-            self._idle_timer = loop.call_at(self._last + self._idle, self._idle_check)
-        elif self._body_seen:
-            self.fail(ReadTimeout(f"no data for {self._idle:g}s (idle timeout)"))
-        else:
+        if not self._body_seen:
             self.fail(ReadTimeout("no response body within the first-byte timeout"))
+            return
+        idle = self._idle
+        assert idle is not None  # without an idle limit the timer ends at the first body bytes
+        now = loop.time()
+        if self._paused or (self._chunks and not self._read_all):  # the consumer is behind, not the upstream
+            self._idle_timer = loop.call_at(now + idle, self._idle_check)
+        elif now - self._last < idle:
+            self._idle_timer = loop.call_at(self._last + idle, self._idle_check)
+        else:
+            self.fail(ReadTimeout(f"no data for {idle:g}s (idle timeout)"))
 
     def _stop_idle(self) -> None:
         t = self._idle_timer

@@ -1,29 +1,58 @@
-"""The keep-alive connection pool of one upstream origin (see http_client.py for the protocol)."""
+"""The keep-alive connection pool of one upstream origin (see http_client.py for the protocol).
+
+Two bounds, on purpose different:
+
+- `max_idle` (a service's `max_pool`): idle keep-alive connections kept for reuse. One released
+  beyond it closes the longest-idle connection. It never limits requests in flight.
+- `max_open`: connections open at once, idle ones included. `None` (no ceiling): a connection for
+  every request in flight; requests are bounded and queued by the service's limiter
+  (routing/limiter.py), so the pool never becomes a second, silent queue.
+
+A request that finds `max_open` reached waits, FIFO, at most `max_queue` of them, for at most
+`queue_timeout` seconds (the limiter's rules); the wait is counted (`PoolStats`, the response's
+`pool_wait`), and giving up raises PoolExhausted: local overload, never the upstream's failure.
+The gateway's own calls (health checks) pass `wait=False`: they open a connection beyond the
+ceiling rather than wait, so a service busy with requests is never reported down for it."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import errno
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 from clawdbot.providers.http_client import (
     ConnectError,
     Connection,
     ConnectTimeout,
-    PoolTimeout,
+    PoolExhausted,
     RemoteDisconnected,
     Response,
 )
 
 KEEPALIVE_EXPIRY = 4.0  # seconds; below the 5 s idle timeout of uvicorn (vLLM) and most servers
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+
+
+class PoolStats:
+    """Counters of a service's connections; they outlive a pool (a new endpoint builds a new one)."""
+
+    __slots__ = ("opened", "refused", "waits")
+
+    def __init__(self) -> None:
+        self.opened = 0  # connections opened
+        self.waits = 0  # requests that had to wait for a connection
+        self.refused = 0  # requests that got none (PoolExhausted)
 
 
 class Pool:
-    """Keep-alive connections to one origin, at most `max_size` open; a request waits for a free
-    one until its first-byte deadline."""
+    """Connections to one origin; see the module's docstring for its two bounds."""
 
-    def __init__(self, url: str, max_size: int, connect_timeout: float) -> None:
+    def __init__(self, url: str, *, max_idle: int, max_open: int | None, connect_timeout: float,
+                 max_queue: int = 64, queue_timeout: float = 10.0, stats: PoolStats | None = None) -> None:
         u = urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -34,24 +63,41 @@ class Pool:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.authority = host if self.port == default else f"{host}:{self.port}"
         self.prefix = u.path.rstrip("/")
-        self.max_size = max(1, max_size)
+        self.max_idle = max(1, max_idle)
+        self.max_open = None if max_open is None else max(1, max_open)
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
         self.connect_timeout = connect_timeout
+        self.stats = stats or PoolStats()
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
-        self._idle: list[Connection] = []
+        self._idle: collections.deque[Connection] = collections.deque()  # most recently used on the right
         self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
         self.size = 0  # open or opening connections, idle ones included
         self.closed = False
 
-    async def request(self, head: bytes, body: bytes | None, first_byte: float) -> Response:
-        """Send one request (`head` ends with the blank line) and wait for the response headers."""
+    def snapshot(self) -> dict[str, Any]:
+        st = self.stats
+        return {"open": self.size, "idle": len(self._idle), "waiting": len(self._waiters), "waits": st.waits,
+                "refused": st.refused, "opened": st.opened, "max_idle": self.max_idle, "max_open": self.max_open}
+
+    async def request(self, head: bytes, body: bytes | None, first_byte: float, idle: float | None,
+                      wait: bool = True) -> Response:
+        """Send one request (`head` ends with the blank line) and wait for the response headers.
+        The headers and the first body bytes must come within `first_byte` seconds of sending;
+        after that at most `idle` seconds may pass between body bytes (Response.watch)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + first_byte
+        waited = 0.0
         for attempt in (0, 1):
-            conn = await self.acquire(deadline)
+            conn, w = await self.acquire(wait)
+            waited += w
             reused = conn.served > 0
             conn.served += 1
             resp = conn.resp = Response(conn)
+            resp.pool_wait = waited
+            if conn.closed:  # the server closed it after it was handed over: fails now, retried below
+                resp.lost(None)
             assert conn.transport is not None
+            deadline = loop.time() + first_byte
             conn.transport.write(head + body if body else head)
             try:
                 await resp.wait_headers(deadline)
@@ -63,65 +109,88 @@ class Pool:
             except BaseException:
                 resp.close()
                 raise
+            resp.watch(deadline, idle)
             return resp
         raise AssertionError("unreachable")
 
-    async def acquire(self, deadline: float) -> Connection:
+    async def acquire(self, wait: bool = True) -> tuple[Connection, float]:
+        """A connection, and the seconds spent waiting for one (0.0 unless the pool was at max_open;
+        with `wait=False` it never waits: it opens one beyond the ceiling)."""
+        if self.closed:
+            raise ConnectError("the client is closed")
         loop = asyncio.get_running_loop()
-        while True:
-            if self.closed:
-                raise ConnectError("the client is closed")
-            idle = self._idle
-            now = loop.time()
-            while idle:
-                conn = idle.pop()
-                if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY:
-                    assert conn.transport is not None
-                    if not conn.transport.is_closing():
-                        return conn
-                self.drop(conn)
-            if self.size < self.max_size:
-                self.size += 1
-                try:
-                    return await self._connect(deadline)
-                except BaseException:
-                    self.size -= 1
-                    self._handoff(None)
-                    raise
-            got = await self._wait_for_slot(deadline)
+        idle = self._idle
+        now = loop.time()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY:
+                assert conn.transport is not None
+                if not conn.transport.is_closing():
+                    return conn, 0.0
+            self.drop(conn)
+        waited = 0.0
+        if wait and self.max_open is not None and self.size >= self.max_open:
+            got = await self._wait(now)
+            waited = loop.time() - now
             if got is not None:
-                return got
+                return got, waited
+            # else a connection closed and its slot was handed to us: open one in its place
+        else:
+            self.size += 1
+        try:
+            conn = await self._connect()
+        except BaseException:
+            self._free_slot()
+            raise
+        self.stats.opened += 1
+        return conn, waited
 
-    async def _wait_for_slot(self, deadline: float) -> Connection | None:
+    async def _wait(self, since: float) -> Connection | None:
+        """In line for a released connection, or (None) for the slot of a closed one."""
+        waiters = self._waiters
+        if len(waiters) >= self.max_queue:
+            self.stats.refused += 1
+            raise PoolExhausted(f"all {self.max_open} upstream connections are busy and "
+                                f"{len(waiters)} requests are already waiting for one")
+        self.stats.waits += 1
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Connection | None] = loop.create_future()
-        self._waiters.append(fut)
-        timer = loop.call_at(deadline, _expire_wait, fut, self.max_size)
+        waiters.append(fut)
+        timer = loop.call_at(since + self.queue_timeout, _expire_wait, fut, self.max_open, self.queue_timeout)
         try:
             return await fut
+        except PoolExhausted as exc:
+            self.stats.refused += 1
+            exc.waited = loop.time() - since
+            raise
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 conn = fut.result()  # handed over just as we gave up: pass it on
                 if conn is not None:
                     self.put(conn)
                 else:
-                    self._handoff(None)
+                    self._free_slot()
             raise
         finally:
             timer.cancel()
+            if fut.cancelled() or fut.exception() is not None:  # not handed over: still in line
+                with contextlib.suppress(ValueError):
+                    waiters.remove(fut)
 
-    async def _connect(self, deadline: float) -> Connection:
+    async def _connect(self) -> Connection:
         loop = asyncio.get_running_loop()
-        timeout = max(0.0, min(self.connect_timeout, deadline - loop.time()))
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
                     lambda: Connection(self), self.host, self.port, ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None,
                 )
         except TimeoutError:
-            raise ConnectTimeout(f"could not connect to {self.authority} within {timeout:g}s") from None
+            raise ConnectTimeout(f"could not connect to {self.authority} within {self.connect_timeout:g}s") from None
         except OSError as exc:
+            if exc.errno in _OUT_OF_FDS:  # our limit, not the upstream's failure
+                self.stats.refused += 1
+                raise PoolExhausted(f"the gateway is out of file descriptors ({exc.strerror})") from exc
             raise ConnectError(f"could not connect to {self.authority}: {exc}") from exc
         return conn
 
@@ -129,34 +198,53 @@ class Pool:
         if self.closed:
             self.drop(conn)
             return
+        if self._handoff(conn):
+            return
         conn.idle_since = asyncio.get_running_loop().time()
-        if not self._handoff(conn):
-            self._idle.append(conn)
+        idle = self._idle
+        idle.append(conn)
+        if len(idle) > self.max_idle:
+            self.drop(idle.popleft())  # the longest idle: the first to expire anyway
+
+    def forget(self, conn: Connection) -> None:
+        """An idle connection the server closed."""
+        try:
+            self._idle.remove(conn)
+        except ValueError:
+            return
+        self._free_slot()
 
     def drop(self, conn: Connection) -> None:
         conn.close()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
         self.size -= 1
         self._handoff(None)
 
     def _handoff(self, conn: Connection | None) -> bool:
+        """Give `conn`, or (None) the slot of a connection just closed, to the first in line: it
+        is theirs, so a request arriving meanwhile cannot take it (FIFO)."""
         waiters = self._waiters
         while waiters:
             w = waiters.popleft()
             if not w.done():
+                if conn is None:
+                    self.size += 1
                 w.set_result(conn)
                 return True
         return False
 
     def close(self) -> None:
         self.closed = True
-        while self._idle:
-            self.drop(self._idle.pop())
-        while self._waiters:
+        while self._waiters:  # first: a connection dropped below must not hand its slot to one of them
             w = self._waiters.popleft()
             if not w.done():
                 w.set_exception(ConnectError("the client was closed"))
+        while self._idle:
+            self.drop(self._idle.pop())
 
 
-def _expire_wait(fut: asyncio.Future[Connection | None], size: int) -> None:
+def _expire_wait(fut: asyncio.Future[Connection | None], size: int | None, timeout: float) -> None:
     if not fut.done():
-        fut.set_exception(PoolTimeout(f"all {size} upstream connections stayed busy until the deadline"))
+        fut.set_exception(PoolExhausted(f"all {size} upstream connections stayed busy for {timeout:g}s"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -103,6 +103,9 @@ class OllamaProvider:
 
     async def close(self) -> None:
         await self.http.close()
+
+    def connections(self) -> dict[str, Any]:
+        return self.http.connections()
 
     def _named(self, decode: Callable[[bytes], T], data: bytes) -> T:
         # The codec cannot know which service spoke; say so here, where the error is raised.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
+from typing import Any
 from urllib.parse import urlsplit
 
 from clawdbot.codecs import openai as oa
@@ -42,6 +43,9 @@ class OpenAIProvider:
 
     async def close(self) -> None:
         await self.http.close()
+
+    def connections(self) -> dict[str, Any]:
+        return self.http.connections()
 
     # -- fast path: bytes in, bytes out -------------------------------------------------------
 

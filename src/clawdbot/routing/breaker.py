@@ -30,6 +30,10 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 DENY, PASS, TRIAL = 0, 1, 2
 BUCKETS = 10  # the error-rate window is kept as this many counters, not a list of requests
 HISTORY = 20  # transitions kept per breaker for /debug
+# A wait for a Retry-After or a cooldown may end up to a millisecond early (uvloop's timers have
+# millisecond resolution); a service whose time is up within this much counts as free again, so
+# the request that waited is not refused for having woken early.
+SLACK = 0.005
 
 
 class Breaker(Protocol):
@@ -101,13 +105,14 @@ class MemoryBreaker:
         self._until = 0.0
 
     def allow(self, now: float) -> int:
-        if now < self.throttled_until:
+        soon = now + SLACK
+        if soon < self.throttled_until:
             return DENY
         state = self.state
         if state is CLOSED:
             return PASS
         if state is OPEN:
-            if now < self.open_until:
+            if soon < self.open_until:
                 return DENY
             self._move(HALF_OPEN, f"cooldown of {self.settings.cooldown:g}s over", now)
         if self.trials >= self.settings.trials:
@@ -154,7 +159,7 @@ class MemoryBreaker:
         wait = self.throttled_until - now
         if self.state is OPEN:
             wait = max(wait, self.open_until - now)
-        return max(0.0, wait)
+        return wait if wait > SLACK else 0.0  # agrees with allow()
 
     def error_rate(self, now: float) -> float | None:
         self._count(None, now)
@@ -200,7 +205,7 @@ class MemoryBreaker:
             "error_rate": round(rate, 3) if rate is not None else None,
             "opened": self.opened,
             "retry_in_s": _ceil(self.retry_after(now)),
-            "throttled": now < self.throttled_until,
+            "throttled": now + SLACK < self.throttled_until,
             "transitions": [{"at": round(t, 3), "to": s, "reason": r} for t, s, r in self.history],
         }
 

@@ -4,10 +4,13 @@ checks, no dict lookups."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from clawdbot.config.schema import Deployment as DeploymentConfig
 from clawdbot.config.schema import Service
 from clawdbot.observability.metrics import ServiceStats
-from clawdbot.providers.base import Embedder, Passthrough, Provider
+from clawdbot.providers.base import Embedder, Passthrough, Pooled, Provider
 from clawdbot.routing.breaker import Breaker
 from clawdbot.routing.health import ServiceState
 from clawdbot.routing.limiter import Limiter, Unlimited
@@ -18,7 +21,8 @@ class Upstream:
     health. A config reload keeps the Upstream (warm connections, counters, queue) when the
     service's settings did not change."""
 
-    __slots__ = ("breaker", "embedder", "health", "limiter", "name", "passthrough", "provider", "stats", "svc")
+    __slots__ = ("breaker", "connections", "embedder", "health", "limiter", "name", "passthrough", "provider",
+                 "stats", "svc")
 
     def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
                  health: ServiceState) -> None:
@@ -28,6 +32,9 @@ class Upstream:
         # isinstance() against a runtime-checkable Protocol inspects every member: once, here.
         self.passthrough = isinstance(provider, Passthrough)
         self.embedder = isinstance(provider, Embedder)
+        # an HTTP service's connection pool numbers (/debug)
+        self.connections: Callable[[], dict[str, Any]] | None = (
+            provider.connections if isinstance(provider, Pooled) else None)
         lim = svc.limits
         self.limiter: Limiter | Unlimited = (
             Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout)
@@ -39,6 +46,14 @@ class Upstream:
     @property
     def healthy(self) -> bool:
         return self.health.reachable is not False
+
+    def queues(self) -> dict[str, Any]:
+        """What waits on this service, for /debug: requests in its limiter's queue and, for an HTTP
+        service, its connection pool (open, idle, waiting for a connection, ...)."""
+        out: dict[str, Any] = {"queued": self.limiter.waiting}
+        if self.connections is not None:
+            out["pool"] = self.connections()
+        return out
 
 
 class Deployment:

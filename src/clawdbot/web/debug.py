@@ -33,6 +33,7 @@ def process_entry(gateway: Gateway, role: str, url: str) -> dict[str, Any]:
             "ttftP50Ms": s.get("ttft_p50_ms"), "errors": s.get("errors", 0),
             "errorRate1m": s.get("error_rate_1m"), "lastError": s.get("last_error") or st.detail,
             "circuit": (s.get("breaker") or {}).get("state"),
+            "queued": s.get("queued", 0), "pool": _pool(s.get("pool")),
         }
     return {
         "role": role, "url": url, "uptimeS": m["uptime_s"],
@@ -42,6 +43,15 @@ def process_entry(gateway: Gateway, role: str, url: str) -> dict[str, Any]:
         "overheadP50Ms": m["overhead_p50_ms"], "overheadP95Ms": m["overhead_p95_ms"],
         "services": services,
     }
+
+
+def _pool(p: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The connection pool's numbers (HTTP services): open, idle, waiting, waits, refused, opened,
+    maxIdle, maxOpen (null: no ceiling)."""
+    if p is None:
+        return None
+    return {"open": p["open"], "idle": p["idle"], "waiting": p["waiting"], "waits": p["waits"],
+            "refused": p["refused"], "opened": p["opened"], "maxIdle": p["max_idle"], "maxOpen": p["max_open"]}
 
 
 def _r(v: float | None) -> float | None:
