@@ -3,6 +3,7 @@ log captured to a file the tests can search."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -10,7 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from tests.upstreams.openai_server import OpenAIUpstream
 
 
 def free_port() -> int:
@@ -18,6 +22,19 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+@contextlib.contextmanager
+def openai_upstreams(*names: str) -> Iterator[dict[str, OpenAIUpstream]]:
+    """Several test upstreams at once, by name; all stopped at the end."""
+    servers: dict[str, OpenAIUpstream] = {}
+    try:
+        for name in names:
+            servers[name] = OpenAIUpstream().start()
+        yield servers
+    finally:
+        for s in servers.values():
+            s.stop()
 
 
 def closed_port() -> int:

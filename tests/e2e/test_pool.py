@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MASTER_KEY
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, openai_upstreams
 from tests.upstreams.openai_server import OpenAIUpstream
 
 STREAMS = 20
@@ -26,10 +26,8 @@ PACED = "a b c d fault:chunks=3 fault:slow=300"  # five events, 300 ms apart: ~1
 
 @pytest.fixture(scope="module")
 def ups() -> Iterator[dict[str, OpenAIUpstream]]:
-    servers = {name: OpenAIUpstream().start() for name in ("wide", "narrow", "probed")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with openai_upstreams(*("wide", "narrow", "probed")) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

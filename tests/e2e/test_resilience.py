@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MASTER_KEY
-from tests.e2e.harness import GatewayProcess, closed_port
+from tests.e2e.harness import GatewayProcess, closed_port, openai_upstreams
 from tests.upstreams.openai_server import OpenAIUpstream
 
 SEED_HOOK = '''
@@ -62,10 +62,8 @@ def readyz(gw: GatewayProcess) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ups() -> Iterator[dict[str, OpenAIUpstream]]:
-    servers = {name: OpenAIUpstream().start() for name in ("good", "flaky", "lat_a", "lat_b")}
-    yield servers
-    for s in servers.values():
-        s.stop()
+    with openai_upstreams(*("good", "flaky", "lat_a", "lat_b")) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")

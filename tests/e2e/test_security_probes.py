@@ -18,7 +18,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, openai_upstreams
 from tests.upstreams.openai_server import OpenAIUpstream
 
 MASTER = "sk-probe-master-0123456789abcdef"
@@ -26,9 +26,9 @@ THROTTLE = "auth_failures_burst: 4, auth_failures_per_minute: 120"  # a token ev
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[OpenAIUpstream]:
-    with OpenAIUpstream() as up:
-        yield up
+def upstream() -> Iterator[OpenAIUpstream]:  # its own, so that the probes' request counts are exact
+    with openai_upstreams("probes") as ups:
+        yield ups["probes"]
 
 
 def _config(upstream: OpenAIUpstream, server: str) -> str:

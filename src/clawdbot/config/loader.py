@@ -50,6 +50,15 @@ class ConfigError(Exception):
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+def file_signature(path: str) -> tuple[int, int, int] | None:
+    """(mtime, size, inode) of a file, None if it cannot be read: has it changed since last time?"""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
     filename = os.fspath(path)
     try:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from clawdbot.config.loader import error_at
+from clawdbot.config.loader import error_at, file_signature
 from clawdbot.config.schema import Config
 from clawdbot.core.runtime import build_runtime
 from clawdbot.routing.hook import HookError
@@ -71,10 +70,10 @@ class Reloader:
         task.add_done_callback(self._pending.discard)
 
     async def _watch_file(self, path: str, interval: float) -> None:
-        seen = _signature(path)
+        seen = file_signature(path)
         while True:
             await asyncio.sleep(interval)
-            now = _signature(path)
+            now = file_signature(path)
             if now != seen and now is not None:
                 seen = now
                 await self.reload("the config file changed")
@@ -122,11 +121,3 @@ class Reloader:
     async def _probe(self, names: list[str]) -> None:
         monitor = self.gateway.monitor
         await asyncio.gather(*(monitor.probe(n) for n in names if n in monitor.states), return_exceptions=True)
-
-
-def _signature(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
+from clawdbot.config.loader import file_signature
 from clawdbot.core.context import RequestContext
 from clawdbot.core.types import ChatRequest
 from clawdbot.routing.notes import Notes
@@ -46,14 +47,6 @@ class LoadedHook(NamedTuple):
     signature: tuple[int, int, int] | None  # the file's (mtime, size, inode) for `file.py:function`
 
 
-def _file_signature(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
 def load_hook(spec: str, previous: LoadedHook | None = None) -> LoadedHook:
     """`module:function` or `path/file.py:function` -> the function. A hook file is executed again
     only when it changed since `previous` loaded it (a reload does not re-run an unchanged
@@ -63,7 +56,7 @@ def load_hook(spec: str, previous: LoadedHook | None = None) -> LoadedHook:
     try:
         if where.endswith(".py") or os.sep in where:
             path = os.path.abspath(where)
-            signature = _file_signature(path)
+            signature = file_signature(path)
             if previous is not None and previous.spec == spec and signature is not None \
                     and previous.signature == signature:
                 return previous
