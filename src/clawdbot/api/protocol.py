@@ -4,7 +4,8 @@ httptools collects a header value (and uvicorn the URL) by appending every fragm
 with no limit of its own: a 160 MiB header from an unauthenticated client held the event loop for
 seconds. This subclass counts the head's bytes as they arrive and refuses, before the app runs:
 414 for a request target over `max_url_bytes`, 431 for a head over `max_header_bytes` or with more
-than `max_headers` lines. The WebSocket upgrade request goes through here too."""
+than `max_headers` lines (a single header is bounded by the head's limit). The WebSocket upgrade
+request goes through here too."""
 
 from __future__ import annotations
 
@@ -37,8 +38,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0  # bytes received since the request began, while its head is incomplete
         self._url_bytes = 0
-        self._header_count = 0
-        self._header_bytes = 0
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
@@ -71,7 +70,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._url_bytes = self._header_count = self._header_bytes = 0
+        self._url_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self._url_bytes += len(url)
@@ -79,19 +78,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadTooLarge(414, f"The request target exceeds {self.max_url} bytes.")
         super().on_url(url)
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._header_count > self.max_headers:
-            raise HeadTooLarge(431, f"The request has more than {self.max_headers} header lines.")
-        if self._url_bytes + self._header_bytes > self.max_head:
-            raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
+        # Per header nothing is checked (a callback per header line costs every request): a head
+        # that arrived in reads totalling less than the limit cannot exceed it, so only a large
+        # arrival is measured exactly, and the count of lines is one len().
+        if len(self.headers) > self.max_headers:
+            raise HeadTooLarge(431, f"The request has more than {self.max_headers} header lines.")
+        if self._head_bytes > self.max_head and \
+                self._url_bytes + sum(len(n) + len(v) + 4 for n, v in self.headers) > self.max_head:
+            raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
         self._in_head = False
         self._head_bytes = 0
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # what arrives next on this connection starts the next request's head
 
     def _refuse(self, exc: HeadTooLarge) -> None:
         body = msgspec.json.encode({"error": {"message": exc.message, "type": "invalid_request_error",
