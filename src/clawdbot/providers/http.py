@@ -5,7 +5,6 @@ transport exceptions become typed gateway errors."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -15,6 +14,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from clawdbot.providers.http_client import ConnectError, IncompleteResponse, RemoteProtocolError, Response
 from clawdbot.providers.http_pool import Pool
+from clawdbot.providers.upstream_errors import status_error
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Headers the client writes itself; a service's configured headers cannot replace them.
@@ -35,21 +35,6 @@ def map_transport_error(exc: BaseException, service: str) -> GatewayError:
     if isinstance(exc, RemoteProtocolError):
         return UpstreamError(f"service {service!r} sent a malformed HTTP response")
     return UpstreamError(f"service {service!r} failed: {type(exc).__name__}")
-
-
-def short_reason(body: bytes, limit: int = 200) -> str:
-    """A short, log-safe reason from an upstream error body (its error.message when it has one)."""
-    import msgspec
-
-    with contextlib.suppress(Exception):
-        data = msgspec.json.decode(body)
-        if isinstance(data, dict):
-            err = data.get("error", data.get("message"))
-            if isinstance(err, dict):
-                err = err.get("message")
-            if isinstance(err, str):
-                return err[:limit]
-    return body[:limit].decode("utf-8", "replace").strip()
 
 
 class UpstreamHTTP:
@@ -134,8 +119,7 @@ class UpstreamHTTP:
             static = self._static
         parts = [f"{method} {target} HTTP/1.1\r\n".encode(), static]
         if ctx is not None:
-            rid = ctx.request_id
-            _check(REQUEST_ID_HEADER, rid)
+            rid = ctx.upstream_id()  # always a UUID: no line break to check for
             parts.append(f"{REQUEST_ID_HEADER}: {rid}\r\n".encode("latin-1"))
         if body is not None:
             parts.append(f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode("latin-1"))
@@ -161,11 +145,7 @@ class UpstreamHTTP:
         headers: dict[str, str] = {}
         if resp.status == 429 and "Retry-After" in resp.headers:
             headers["Retry-After"] = resp.headers["Retry-After"]
-        raise UpstreamError(
-            f"service {self.name!r} answered {resp.status}: {short_reason(body)}",
-            upstream_status=resp.status,
-            headers=headers,
-        )
+        raise status_error(self.name, resp.status, body, headers)
 
     async def iter_chunks(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
         """Raw body chunks as they arrive. Stopping early closes the connection (not reusable)."""
