@@ -19,6 +19,9 @@ Fault markers in the last user message (several may be combined):
   fault:hang_midstream  stream two content chunks, then stall until the client goes away
   fault:slow=MS         wait MS milliseconds before every chunk after the first (non-stream: once)
   fault:chunks=N        exactly N content chunks (the echo words, cut or padded with " w<i>")
+  fault:linger          stream: after `data: [DONE]`, hold the response open (no terminating chunk)
+                        until the client goes away
+  fault:linger=MS       stream: end the response only MS milliseconds after `data: [DONE]`
 
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
@@ -134,6 +137,7 @@ class Faults:
     hang_midstream: bool = False
     slow_ms: int = 0
     chunks: int | None = None
+    linger_ms: int | None = None  # 0: until the client goes away
 
     @classmethod
     def parse(cls, text: str) -> Faults:
@@ -141,8 +145,8 @@ class Faults:
         for name, arg in _FAULT.findall(text):
             if name.isdigit():
                 faults.status = int(name)
-            elif name in ("slow", "chunks"):
-                setattr(faults, "slow_ms" if name == "slow" else "chunks", int(arg or 0))
+            elif name in ("slow", "chunks", "linger"):
+                setattr(faults, {"slow": "slow_ms", "linger": "linger_ms"}.get(name, name), int(arg or 0))
             elif name in ("midstream", "malformed", "hang", "hang_midstream"):
                 setattr(faults, name, True)
         return faults
@@ -423,6 +427,10 @@ class OpenAIUpstream(ServerThread):
                     await resp.write(b'data: {"id":"chatcmpl-broken","choices":[{"delta":\n\n')
                 await resp.write(data)
             await resp.write(b"data: [DONE]\n\n")
+            if faults.linger_ms == 0:
+                return await self._until_gone(request, rec, resp)
+            if faults.linger_ms:
+                await asyncio.sleep(faults.linger_ms / 1000)
             await resp.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError: the client went away
             self._gone(rec)

@@ -118,6 +118,8 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
         frequency_penalty=wire.frequency_penalty,
         presence_penalty=wire.presence_penalty,
         user=wire.user,
+        limit_field=("max_completion_tokens" if wire.max_completion_tokens is not None
+                     else "max_tokens" if wire.max_tokens is not None else None),
     )
 
 
@@ -186,7 +188,8 @@ def message_json(m: Message) -> dict[str, Any]:
     return out
 
 
-def encode_chat_request(req: ChatRequest) -> bytes:
+def encode_chat_request(req: ChatRequest, limit_field: str = "max_tokens") -> bytes:
+    """`limit_field`: the name the upstream honours for the output limit (config Service.limit_field)."""
     body: dict[str, Any] = {"model": req.model, "messages": [message_json(m) for m in req.messages]}
     if req.stream:
         body["stream"] = True
@@ -199,11 +202,13 @@ def encode_chat_request(req: ChatRequest) -> bytes:
         body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice["name"]}}
     elif req.tool_choice is not None:
         body["tool_choice"] = req.tool_choice
-    for key in ("response_format", "temperature", "top_p", "max_tokens", "stop", "seed",
-                "frequency_penalty", "presence_penalty", "user"):
+    for key in ("response_format", "temperature", "top_p", "stop", "seed", "frequency_penalty",
+                "presence_penalty", "user"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
+    if req.max_tokens is not None:
+        body[limit_field] = req.max_tokens
     if req.extra:
         body.update(req.extra)
     return _json_encode(body)
@@ -368,6 +373,29 @@ class ChunkEncoder:
         return b"data: [DONE]\n\n"
 
 
+class _ChunkHead(msgspec.Struct):
+    id: str = ""
+    created: int = 0
+    model: str = ""
+
+
+_head_decoder = msgspec.json.Decoder(_ChunkHead)
+
+
+def closing_events(last_event: bytes, finish_reason: str | None, usage: Usage | None) -> bytes:
+    """Events the gateway adds at the end of a passed-through stream, with the id, created and model
+    of `last_event` (the last one relayed; decoded once, here): a final chunk with `finish_reason`
+    (a stream cut at its completion cap) and/or a usage chunk (the client asked for usage and the
+    upstream sent none, or the cut came before it)."""
+    try:
+        head = _head_decoder.decode(last_event)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        head = _ChunkHead()
+    enc = ChunkEncoder(head.id, head.model, head.created, usage is not None)
+    enc.sent_role = True
+    return enc.encode(ChatChunk(finish_reason=finish_reason, usage=usage))
+
+
 def _tool_delta_json(t: ToolCallDelta) -> dict[str, Any]:
     out: dict[str, Any] = {"index": t.index}
     if t.id is not None:
@@ -399,13 +427,25 @@ def encode_embedding_response(r: EmbeddingResponse, model: str, encoding_format:
     return _json_encode({"object": "list", "data": data, "model": model, "usage": usage})
 
 
-def rewrite_request(body: bytes, model: str | None, force_usage: bool) -> bytes:
-    """The client's bytes with the upstream model name and/or `stream_options.include_usage` set
-    (the only two edits the fast path makes)."""
+def rewrite_request(body: bytes, model: str | None, force_usage: bool, limit_field: str | None = None,
+                    stream: bool = False) -> bytes:
+    """The client's bytes with the only edits the fast path makes: the upstream `model` name,
+    `stream_options.include_usage` (the gateway needs the usage), the output limit under the name
+    the upstream honours (`limit_field`), and `stream: true` (a non-stream answer the gateway
+    collects from a stream it can cut: api/collect.py)."""
     data = msgspec.json.decode(body)
     if model is not None:
         data["model"] = model
+    if stream:
+        data["stream"] = True
     if force_usage:
         opts = data.get("stream_options")
         data["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    if limit_field is not None:
+        # max_completion_tokens wins when both came, as in to_canonical()
+        limit = data.pop("max_completion_tokens", None)
+        fallback = data.pop("max_tokens", None)
+        limit = limit if limit is not None else fallback
+        if limit is not None:
+            data[limit_field] = limit
     return _json_encode(data)

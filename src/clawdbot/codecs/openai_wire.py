@@ -184,9 +184,28 @@ class WireModelList(msgspec.Struct):
     data: list[WireModel]
 
 
+class ProbeDelta(msgspec.Struct):
+    content: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[msgspec.Raw] | None = None
+
+
+class ProbeChoice(msgspec.Struct):
+    delta: ProbeDelta | None = None
+
+
 class ChunkProbe(msgspec.Struct):
     """What the fast path reads from each passed-through stream event. Decoding into it checks the
-    event is JSON while leaving `choices` unparsed."""
+    event is JSON and reads whether it carries output, leaving everything else unparsed."""
 
-    choices: list[msgspec.Raw] = []
+    choices: list[ProbeChoice] = []
     usage: WireUsage | None = None
+
+    def output(self) -> bool:
+        """Content, reasoning or a tool call: one token, as docs/limits.md counts a stream without
+        usage (a role-only first event or an empty finish event is none)."""
+        if not self.choices:
+            return False
+        d = self.choices[0].delta
+        return d is not None and bool(d.content or d.tool_calls or d.reasoning_content or d.reasoning)

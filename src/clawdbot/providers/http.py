@@ -17,6 +17,7 @@ from clawdbot.providers.http_pool import Pool
 from clawdbot.providers.upstream_errors import status_error
 
 REQUEST_ID_HEADER = "X-Request-ID"
+DONE_GRACE = 0.25  # seconds an upstream may take to end its response after [DONE] (drain())
 # Headers the client writes itself; a service's configured headers cannot replace them.
 _OWN = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
 
@@ -148,8 +149,8 @@ class UpstreamHTTP:
         raise status_error(self.name, resp.status, body, headers)
 
     async def iter_chunks(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
-        """Raw body chunks as they arrive. Stopping early closes the connection (not reusable)."""
-        done = False
+        """Raw body chunks as they arrive. Stopping early closes the connection, unless the response
+        had already ended (a caller that stops at an SSE stream's [DONE] usually finds it has)."""
         loop_deadline = _loop_deadline(deadline)
         try:
             while True:
@@ -157,16 +158,12 @@ class UpstreamHTTP:
                 if not chunk:
                     break
                 yield chunk
-            done = True
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                 raise
             raise map_transport_error(exc, self.name) from exc
         finally:
-            if done:
-                resp.release()
-            else:
-                resp.close()
+            resp.release()  # to the pool only if the response is complete and error-free; else closed
 
     async def iter_lines(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
         """Complete lines (without the newline) as they arrive; a final unterminated line too."""
@@ -189,6 +186,20 @@ class UpstreamHTTP:
         deadline = time.monotonic() + timeout
         await self.raise_for_status(resp, deadline)
         return msgspec.json.decode(await self.read_body(resp, deadline))
+
+
+async def drain(chunks: AsyncGenerator[bytes, None], grace: float = DONE_GRACE) -> None:
+    """After an SSE stream's [DONE] (the answer is complete): read what is left of the response for
+    at most `grace` seconds, so the connection can be reused, then close it. The end of the
+    response usually follows [DONE] at once; an upstream that keeps it open loses the connection."""
+    try:
+        async with asyncio.timeout(grace):
+            async for _ in chunks:
+                pass  # bytes after [DONE] are no part of the answer
+    except (TimeoutError, GatewayError):
+        pass
+    finally:
+        await chunks.aclose()
 
 
 def _loop_deadline(monotonic_deadline: float) -> float:

@@ -18,7 +18,8 @@ class Upstream:
     health. A config reload keeps the Upstream (warm connections, counters, queue) when the
     service's settings did not change."""
 
-    __slots__ = ("breaker", "embedder", "health", "limiter", "name", "passthrough", "provider", "stats", "svc")
+    __slots__ = ("breaker", "embedder", "health", "limit_field", "limiter", "name", "passthrough", "provider",
+                 "stats", "svc")
 
     def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
                  health: ServiceState) -> None:
@@ -28,6 +29,7 @@ class Upstream:
         # isinstance() against a runtime-checkable Protocol inspects every member: once, here.
         self.passthrough = isinstance(provider, Passthrough)
         self.embedder = isinstance(provider, Embedder)
+        self.limit_field = svc.limit_field()  # the output limit's name on the fast path
         lim = svc.limits
         self.limiter: Limiter | Unlimited = (
             Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout)
