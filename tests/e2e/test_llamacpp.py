@@ -23,8 +23,8 @@ from tests.e2e.test_tenancy import MASTER, call, create_key
 from tests.upstreams.llama_server import LlamaServer
 
 # temperature 0: this prompt makes the model write until the context is full, unless stopped
-LONG = [{"role": "user", "content": "Write a long story about a dog."}]
-SHORT = [{"role": "user", "content": "Say hello"}]
+LONG: list[Any] = [{"role": "user", "content": "Write a long story about a dog."}]
+SHORT: list[Any] = [{"role": "user", "content": "Say hello"}]
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 PER_TOKEN = 1_000_000.0  # USD per million tokens: $1 a token
 

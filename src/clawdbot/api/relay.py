@@ -5,7 +5,6 @@ cap (`ctx.completion_cap`), and end the response as soon as the answer is comple
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncGenerator
@@ -70,12 +69,12 @@ async def relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], req: Chat
     wants_usage = req.include_usage
     splitter = EventSplitter()
     last = b""  # the last relayed event: a cut's final chunk copies its id, created and model
-    ended = False
+    ended = cut = False
     await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
     try:
         async for raw in chunks:
             out: list[bytes] = []
-            done = cut = False
+            done = False
             for ev in splitter.feed(raw):
                 data = event_data(ev)
                 if data == b"[DONE]":
@@ -103,8 +102,8 @@ async def relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], req: Chat
                     usage = _estimated_usage(ctx, body)
                     out.append(oa.closing_events(last, "length" if cut else None, usage if wants_usage else None))
                 out.append(DONE)
-                ended = True
                 await ex.end(b"".join(out))  # the client has its answer now: not after the upstream ends
+                ended = True
                 break
             if out:
                 await ex.write(b"".join(out))
@@ -112,12 +111,11 @@ async def relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], req: Chat
             raise UpstreamError(f"service {ctx.service!r} ended the stream early (no [DONE])")
     except GatewayError as exc:
         await end_with_error(ex, exc)
-    except asyncio.CancelledError:
-        await chunks.aclose()
-        raise
     finally:
         count_unreported(ctx, body)
-    if ended and cut:
+        if not ended:  # failed, or the client went away: the connection is not reusable
+            await chunks.aclose()
+    if cut:
         await chunks.aclose()  # drops the connection: the upstream stops generating
     elif ended:
         await drain(chunks)

@@ -30,10 +30,16 @@ class _Detail(msgspec.Struct):
     code: str | int | None = None  # some servers send a number
 
 
+class _Invalid(msgspec.Struct):
+    loc: list[str | int] = []
+    msg: str = ""
+
+
 class _Body(msgspec.Struct):
     error: _Detail | str | None = None
     message: str | None = None  # {"message": "..."}, as some proxies answer
-    detail: str | None = None  # FastAPI's {"detail": "..."}
+    # FastAPI's {"detail": "..."}, or its 422 list (whose `input` echoes the request: left out)
+    detail: str | list[_Invalid] | None = None
 
 
 _decode = msgspec.json.Decoder(_Body).decode
@@ -49,7 +55,10 @@ def parse_error_body(body: bytes, limit: int = MESSAGE_LIMIT) -> ErrorInfo:
     if isinstance(err, _Detail):
         code = str(err.code) if err.code is not None else None
         return ErrorInfo((err.message or "").strip()[:limit], err.type, err.param, code)
-    text = err if isinstance(err, str) else data.message or data.detail
+    detail = data.detail
+    if isinstance(detail, list):
+        detail = "; ".join(f"{'.'.join(str(p) for p in d.loc)}: {d.msg}" for d in detail) or None
+    text = err if isinstance(err, str) else data.message or detail
     if text is None:
         return ErrorInfo(body[:limit].decode("utf-8", "replace").strip())
     return ErrorInfo(text.strip()[:limit])
