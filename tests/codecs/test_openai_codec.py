@@ -34,6 +34,18 @@ def test_the_probe_finds_the_output_events_whatever_the_json_spacing(capture: Pa
     assert sum(p.output() for p in probes) == expected == outputs
 
 
+@pytest.mark.parametrize(("delta", "output"), [
+    ('{"role": "assistant"}', False), ('{"content": null}', False), ('{"content": ""}', False),
+    ('{"content": "x"}', True), ('{"content":"\\n"}', True), ('{"tool_calls": []}', False),
+    ('{"tool_calls": [{"index": 0}]}', True), ('{"reasoning_content": "hm"}', True), ('{"reasoning": "hm"}', True),
+    ('{}', False), ("null", False),
+])
+def test_what_counts_as_output(delta: str, output: bool) -> None:
+    probe = oa.probe_stream_data(f'{{"choices": [{{"index": 0, "delta": {delta}}}]}}'.encode(), "s")
+    assert probe.output() is output
+    assert oa.probe_stream_data(b'{"choices":[],"usage":{"prompt_tokens":1}}', "s").output() is False
+
+
 def test_llamacpp_streams_carry_no_usage_even_when_asked() -> None:
     data = [d for d in events((LLAMACPP / "chat_stream.sse").read_bytes()) if d != b"[DONE]"]
     assert all(oa.probe_stream_data(d, "s").usage is None for d in data)
