@@ -66,11 +66,13 @@ def parse_error_body(body: bytes, limit: int = MESSAGE_LIMIT) -> ErrorInfo:
 
 def status_error(service: str, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
     """The typed error for an upstream's error status: the caller's fault comes back as the
-    upstream said it (UpstreamRejected), everything else as a 502 (or 429) naming the service."""
+    upstream said it (UpstreamRejected), everything else as a 502 (or 429) naming the service.
+    A 4xx without a word is not taken for the caller's: servers explain what is wrong with a
+    request, while a refusal of something the gateway added (llama.cpp's empty 400 for a request id
+    that is not a UUID) comes bare."""
     info = parse_error_body(body)
-    if status in CALLER_FAULT:
-        message = info.message or f"service {service!r} refused the request ({status}) without saying why"
-        return UpstreamRejected(message, upstream_status=status, error_type=info.type, param=info.param,
+    if status in CALLER_FAULT and info.message:
+        return UpstreamRejected(info.message, upstream_status=status, error_type=info.type, param=info.param,
                                 code=info.code)
     reason = info.message[:200] or "empty body"
     return UpstreamError(f"service {service!r} answered {status}: {reason}", upstream_status=status,
