@@ -34,7 +34,7 @@ def cases() -> dict[str, Callable[[], object]]:
     return {
         "openai: parse + validate request": lambda: oa.parse_chat_request(REQUEST),
         "openai: rewrite request (alias, include_usage)": lambda: oa.rewrite_request(REQUEST, "x", True),
-        "openai: probe a passed-through chunk": lambda: oa.probe_stream_data(OPENAI_CHUNK, "s"),
+        "openai: probe a passed-through chunk (+ output?)": lambda: oa.probe_stream_data(OPENAI_CHUNK, "s").output(),
         "openai: decode chunk -> canonical": lambda: oa.decode_stream_data(OPENAI_CHUNK),
         "openai: encode canonical chunk": lambda: enc.encode(chunk),
         "openai: encode final chunk + usage": lambda: enc.encode(last),

@@ -253,6 +253,25 @@ def test_header_auth_needs_a_header_name() -> None:
           "services[0].auth.header", "needs `header`")
 
 
+@pytest.mark.parametrize(("endpoint", "given", "field"), [
+    ("https://api.openai.com/v1", None, "max_completion_tokens"),  # its reasoning models refuse max_tokens
+    ("http://127.0.0.1:8000/v1", None, "max_tokens"),  # llama.cpp, vLLM, Ollama ignore the other one
+    ("https://api.openai.com/v1", "max_tokens", "max_tokens"),
+    ("http://127.0.0.1:8000/v1", "max_completion_tokens", "max_completion_tokens"),
+])
+def test_the_output_limit_field_has_a_default_per_endpoint(endpoint: str, given: str | None, field: str) -> None:
+    extra = f"\n    max_tokens_field: {given}" if given else ""
+    svc = load(f"services:\n  - name: a\n    type: openai\n    endpoint: {endpoint}{extra}\n").services[0]
+    assert svc.limit_field() == field
+
+
+def test_the_output_limit_field_is_checked() -> None:
+    fails("services:\n  - name: a\n    type: openai\n    endpoint: http://h\n    max_tokens_field: max_token\n",
+          5, "services[0].max_tokens_field", "expected one of: max_tokens, max_completion_tokens")
+    fails("services:\n  - name: a\n    type: ollama\n    endpoint: http://h\n    max_tokens_field: max_tokens\n",
+          5, "services[0].max_tokens_field", "applies to OpenAI-compatible services", "not type `ollama`")
+
+
 # Files and the error type
 
 

@@ -7,6 +7,7 @@ import openai
 import pytest
 
 from tests.e2e.harness import GatewayProcess, closed_port
+from tests.upstreams.llama_server import LlamaServer
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream as OpenAITestServer
 
@@ -22,6 +23,13 @@ def openai_upstream() -> Iterator[OpenAITestServer]:
 @pytest.fixture(scope="session")
 def ollama_upstream() -> Iterator[OllamaTestServer]:
     with OllamaTestServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """The real llama.cpp OpenAI-compatible server (llama-cpp-python), started once per session."""
+    with LlamaServer(tmp_path_factory.mktemp("llama")) as server:
         yield server
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
 import openai
 import pytest
@@ -160,15 +162,48 @@ def test_failover_to_next_target(client: openai.OpenAI) -> None:
 def test_request_id_round_trip(
     client: openai.OpenAI, gateway: GatewayProcess, openai_upstream: OpenAITestServer
 ) -> None:
+    # A client's UUID goes upstream as it came.
+    mine = str(uuid.uuid4())
+    raw = client.chat.completions.with_raw_response.create(
+        model="chat-oa", messages=[{"role": "user", "content": "hi"}], extra_headers={"X-Request-ID": mine})
+    assert raw.headers["x-request-id"] == mine and openai_upstream.requests[-1].headers["X-Request-ID"] == mine
+    line = access_line(gateway, mine)
+    assert line["upstream_request_id"] is None  # the same id: nothing more to log
+    # Any other sane id is the client's for the response and the logs; the upstream gets a UUID
+    # (some servers, llama.cpp's among them, refuse anything else), which the access log names.
     raw = client.chat.completions.with_raw_response.create(
         model="chat-oa", messages=[{"role": "user", "content": "hi"}],
         extra_headers={"X-Request-ID": "trace-abc.123_x"})
     assert raw.headers["x-request-id"] == "trace-abc.123_x"
-    assert openai_upstream.requests[-1].headers["X-Request-ID"] == "trace-abc.123_x"
-    gateway.wait_for_log('"request_id":"trace-abc.123_x"')
+    sent = openai_upstream.requests[-1].headers["X-Request-ID"]
+    assert str(uuid.UUID(sent)) == sent and access_line(gateway, "trace-abc.123_x")["upstream_request_id"] == sent
+    # An insane one is replaced by a fresh UUID, everywhere.
     bad = client.chat.completions.with_raw_response.create(
         model="chat-oa", messages=[{"role": "user", "content": "hi"}], extra_headers={"X-Request-ID": "bad id!" * 30})
-    assert bad.headers["x-request-id"] != "bad id!" * 30 and bad.headers["x-request-id"].startswith("req_")
+    rid = bad.headers["x-request-id"]
+    assert str(uuid.UUID(rid)) == rid and openai_upstream.requests[-1].headers["X-Request-ID"] == rid
+
+
+@pytest.mark.parametrize("fault", ["fault:linger", "fault:linger=3000"])
+def test_a_complete_stream_is_logged_200_whatever_the_upstream_does_after_done(
+    client: openai.OpenAI, gateway: GatewayProcess, openai_upstream: OpenAITestServer, fault: str
+) -> None:
+    # The upstream sends [DONE] and then holds its response open (or ends it only 3 s later); the
+    # openai package closes the connection on [DONE]. The answer was complete: 200, not 499.
+    rid = str(uuid.uuid4())
+    stream = client.chat.completions.create(model="chat-oa", stream=True, extra_headers={"X-Request-ID": rid},
+                                            messages=[{"role": "user", "content": f"hi {fault}"}])
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == f"echo: hi {fault}"
+    line = access_line(gateway, rid)
+    assert line["status"] == 200 and line["error"] is None and line["completion_tokens"] > 0
+    if fault == "fault:linger":  # and the gateway let go of the upstream's connection
+        assert openai_upstream.wait_for_disconnect(rid, timeout=10)
+
+
+def access_line(gateway: GatewayProcess, rid: str) -> dict[str, Any]:
+    needle = f'"request_id":"{rid}","event":"access"'
+    gateway.wait_for_log(needle)
+    return dict(next(json.loads(x) for x in gateway.log().splitlines() if needle in x))
 
 
 def test_logs_hold_no_content_or_keys(client: openai.OpenAI, gateway: GatewayProcess) -> None:

@@ -133,10 +133,28 @@ def test_upstream_error_is_502_with_status(client: openai.OpenAI) -> None:
     assert isinstance(body, dict) and body["upstream_status"] == 500 and "500" in body["message"]
 
 
-def test_upstream_4xx_is_502_too(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_the_callers_own_mistake_keeps_the_upstreams_status_and_error(client: openai.OpenAI, status: int) -> None:
+    # The upstream refused the request itself: the client learns what it would have learnt calling
+    # the upstream directly, in OpenAI's error shape; nothing is retried elsewhere.
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": f"fault:{status}"}])
+    e = info.value
+    assert e.status_code == status and isinstance(e.body, dict)
+    assert e.body["message"] == f"Invalid value for 'messages': fault:{status} was injected by the test upstream."
+    assert (e.type, e.code, e.param) == ("invalid_request_error", "invalid_value", "messages")
+    assert e.response.headers["x-clawdbot-attempts"].startswith(f"oa/mock-a;status={status};")
+    assert "," not in e.response.headers["x-clawdbot-attempts"]  # one attempt
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_the_gateways_or_the_upstreams_fault_stays_502(client: openai.OpenAI, status: int) -> None:
+    # 401/403: the gateway's credentials; 404: a model the upstream lacks. Not the caller's doing.
     with pytest.raises(openai.InternalServerError) as info:
-        client.chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": "fault:400"}])
-    assert info.value.status_code == 502
+        client.chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": f"fault:{status}"}])
+    body = info.value.body
+    assert info.value.status_code == 502 and info.value.code == "upstream_error"
+    assert isinstance(body, dict) and body["upstream_status"] == status and f"answered {status}" in body["message"]
 
 
 def test_upstream_429_is_rate_limit_with_retry_after(client: openai.OpenAI) -> None:
@@ -205,7 +223,7 @@ def test_malformed_stream_line_raises_in_client(client: openai.OpenAI, model: st
 
 def test_client_disconnect_cancels_upstream(gateway: GatewayProcess, openai_upstream: OpenAITestServer) -> None:
     """The client reads one chunk of a slow stream and hangs up; the gateway must close its upstream."""
-    rid = "disconnect-test-1"
+    rid = "5f0c1a2b-3d4e-4f60-8a7b-9c0d1e2f3a4b"  # a UUID goes upstream as it came
     body = json.dumps({"model": "chat-oa", "stream": True, "messages": [
         {"role": "user", "content": "a b c d e f g h i j fault:slow=300"}]}).encode()
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)

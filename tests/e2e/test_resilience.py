@@ -139,7 +139,7 @@ def test_refused_connection_is_tried_when_nothing_else_is_left(gw: GatewayProces
 
 
 def test_client_errors_do_not_fail_over(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.InternalServerError) as info:
+    with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="guarded", messages=[{"role": "user", "content": "fault:400"}])
     assert tried(dict(info.value.response.headers)) == ["good"]
 

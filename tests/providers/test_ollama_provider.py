@@ -96,7 +96,8 @@ def test_chat(server: OllamaTestServer) -> None:
     assert (ctx.upstream_model, ctx.upstream_status) == (MODEL, 200)
     assert (ctx.prompt_tokens, ctx.completion_tokens) == (2, 3)
     assert server.last_request["stream"] is False
-    assert server.last_headers["X-Request-ID"] == "req-1"
+    # "req-1" is no UUID: the upstream gets a fresh one, kept for the access log
+    assert server.last_headers["X-Request-ID"] == ctx.upstream_request_id != "req-1"
 
 
 def test_stream(server: OllamaTestServer) -> None:

@@ -25,6 +25,9 @@ Fault markers in the last user message (several may be combined):
                         or until the client goes away, then go on
   fault:throttle=MS     the first time a request id is seen: 429 with `Retry-After: <MS/1000>`; the
                         same request id again (the gateway's retry) gets the normal answer
+  fault:linger          stream: after `data: [DONE]`, hold the response open (no terminating chunk)
+                        until the client goes away
+  fault:linger=MS       stream: end the response only MS milliseconds after `data: [DONE]`
 
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
@@ -148,6 +151,7 @@ class Faults:
     prefill_ms: int = 0
     stall_ms: int = 0
     throttle_ms: int = 0
+    linger_ms: int | None = None  # 0: until the client goes away
 
     @classmethod
     def parse(cls, text: str) -> Faults:
@@ -155,7 +159,7 @@ class Faults:
         for name, arg in _FAULT.findall(text):
             if name.isdigit():
                 faults.status = int(name)
-            elif name in ("slow", "chunks", "prefill", "stall", "throttle"):
+            elif name in ("slow", "chunks", "prefill", "stall", "throttle", "linger"):
                 setattr(faults, "chunks" if name == "chunks" else f"{name}_ms", int(arg or 0))
             elif name in ("midstream", "malformed", "hang", "hang_midstream"):
                 setattr(faults, name, True)
@@ -475,6 +479,10 @@ class OpenAIUpstream(ServerThread):
                     await resp.write(b'data: {"id":"chatcmpl-broken","choices":[{"delta":\n\n')
                 await resp.write(data)
             await resp.write(b"data: [DONE]\n\n")
+            if faults.linger_ms == 0:
+                return await self._until_gone(request, rec, resp)
+            if faults.linger_ms:
+                await asyncio.sleep(faults.linger_ms / 1000)
             await resp.write_eof()
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError: the client went away
             self._gone(rec)

@@ -3,6 +3,7 @@ reaching the upstream, errors, and the business log line."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ def test_chat_streams_deltas_then_one_final_and_is_stored(gw: GatewayProcess) ->
             assert msg["content"] == "".join(deltas) and msg["model"] == "chat" and msg["id"]
             assert end["usage"]["promptTokens"] > 0 and end["usage"]["completionTokens"] > 0
             t = end["trace"]
-            assert t["requestId"].startswith("req_") and t["service"] == "oa" and t["upstreamModel"] == "mock-a"
+            assert len(str(uuid.UUID(t["requestId"]))) == 36 and t["service"] == "oa" and t["upstreamModel"] == "mock-a"
             assert t["totalMs"] >= t["ttftMs"] > 0 and t["completionTokens"] == end["usage"]["completionTokens"]
             assert t["attempts"] and t["attempts"][-1]["service"] == "oa" and t["attempts"][-1]["ok"] is True
 

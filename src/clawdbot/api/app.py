@@ -22,7 +22,7 @@ from clawdbot.api.metered import METERED, read_head
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Server
-from clawdbot.core.context import RequestContext
+from clawdbot.core.context import RequestContext, new_request_id
 from clawdbot.core.errors import (
     BadRequest,
     GatewayError,
@@ -49,7 +49,7 @@ _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 def request_id(given: bytes | None) -> str:
     if given is not None and _SANE_ID.fullmatch(given):
         return given.decode()
-    return "req_" + os.urandom(12).hex()  # what secrets.token_hex(12) does, minus three calls
+    return new_request_id()  # a UUID: what goes upstream must be one (RequestContext.upstream_id)
 
 
 class Extension(Protocol):

@@ -18,7 +18,8 @@ def error_body(exc: GatewayError) -> bytes:
 
 def error_status(exc: GatewayError) -> int:
     # An upstream's 429 stays a 429 (with its Retry-After) so clients back off as they would
-    # against the upstream itself; any other upstream failure is a 502.
+    # against the upstream itself. The caller's own mistakes (UpstreamRejected: 400, 413, 422)
+    # carry the upstream's status already; any other upstream failure is a 502.
     if isinstance(exc, UpstreamError) and exc.upstream_status == 429:
         return 429
     return exc.status

@@ -156,7 +156,7 @@ def _arguments_object(text: str, error: type[GatewayError]) -> dict[str, Any]:
         return {}
     try:
         value = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         value = None
     if not isinstance(value, dict):
         raise error(f"tool call arguments must be a JSON object for Ollama, got {text[:80]!r}")
@@ -280,7 +280,7 @@ def _decode(data: bytes) -> _Reply:
         reply = _DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise UpstreamError(f"Ollama sent JSON that is not a chat reply ({exc}): {_snippet(data)}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise UpstreamError(f"Ollama sent a line that is not valid JSON: {_snippet(data)}") from exc
     if reply.error is not None:
         text = reply.error if isinstance(reply.error, str) else _ENCODER.encode(reply.error).decode()

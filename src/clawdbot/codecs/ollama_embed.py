@@ -65,5 +65,5 @@ def decode_tags(body: bytes) -> list[str]:
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
     try:
         return decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise UpstreamError(f"Ollama sent something that is not {what}: {exc}") from exc

@@ -118,6 +118,8 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
         frequency_penalty=wire.frequency_penalty,
         presence_penalty=wire.presence_penalty,
         user=wire.user,
+        limit_field=("max_completion_tokens" if wire.max_completion_tokens is not None
+                     else "max_tokens" if wire.max_tokens is not None else None),
     )
 
 
@@ -186,7 +188,8 @@ def message_json(m: Message) -> dict[str, Any]:
     return out
 
 
-def encode_chat_request(req: ChatRequest) -> bytes:
+def encode_chat_request(req: ChatRequest, limit_field: str = "max_tokens") -> bytes:
+    """`limit_field`: the name the upstream honours for the output limit (config Service.limit_field)."""
     body: dict[str, Any] = {"model": req.model, "messages": [message_json(m) for m in req.messages]}
     if req.stream:
         body["stream"] = True
@@ -199,11 +202,13 @@ def encode_chat_request(req: ChatRequest) -> bytes:
         body["tool_choice"] = {"type": "function", "function": {"name": req.tool_choice["name"]}}
     elif req.tool_choice is not None:
         body["tool_choice"] = req.tool_choice
-    for key in ("response_format", "temperature", "top_p", "max_tokens", "stop", "seed",
-                "frequency_penalty", "presence_penalty", "user"):
+    for key in ("response_format", "temperature", "top_p", "stop", "seed", "frequency_penalty",
+                "presence_penalty", "user"):
         value = getattr(req, key)
         if value is not None:
             body[key] = value
+    if req.max_tokens is not None:
+        body[limit_field] = req.max_tokens
     if req.extra:
         body.update(req.extra)
     return _json_encode(body)
@@ -236,7 +241,7 @@ def _bad_upstream(what: str, exc: Exception) -> UpstreamError:
 def decode_chat_response(body: bytes) -> ChatResponse:
     try:
         r = _resp_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise _bad_upstream("chat completion", exc) from None
     if not r.choices:
         raise UpstreamError("upstream sent a chat completion without choices")
@@ -251,7 +256,7 @@ def decode_chat_response(body: bytes) -> ChatResponse:
 def decode_usage(body: bytes) -> w.UsageOnly | None:
     try:
         return _usage_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None
 
 
@@ -262,7 +267,7 @@ def probe_stream_data(data: bytes, service: str | None) -> w.ChunkProbe:
     """Check one passed-through SSE payload is a JSON object and read its usage."""
     try:
         return _probe_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
         raise UpstreamError(f"service {service!r} sent a malformed stream event: {str(exc)[:120]}") from None
 
 
@@ -272,7 +277,7 @@ def decode_stream_data(data: bytes) -> ChatChunk | None:
         return None
     try:
         c = _chunk_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise _bad_upstream("stream chunk", exc) from None
     if c.error is not None:
         msg = c.error if isinstance(c.error, str) else (c.error.message or "error")
@@ -298,7 +303,7 @@ def decode_stream_data(data: bytes) -> ChatChunk | None:
 def decode_embedding_response(body: bytes) -> EmbeddingResponse:
     try:
         r = _embed_resp_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise _bad_upstream("embeddings response", exc) from None
     vectors = [d.embedding for d in sorted(r.data, key=lambda d: d.index)]
     return EmbeddingResponse(r.model, vectors, _usage(r.usage) or Usage())
@@ -307,7 +312,7 @@ def decode_embedding_response(body: bytes) -> EmbeddingResponse:
 def decode_model_list(body: bytes) -> list[str]:
     try:
         return [m.id for m in _models_decoder.decode(body).data]
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise _bad_upstream("model list", exc) from None
 
 
@@ -368,6 +373,29 @@ class ChunkEncoder:
         return b"data: [DONE]\n\n"
 
 
+class _ChunkHead(msgspec.Struct):
+    id: str = ""
+    created: int = 0
+    model: str = ""
+
+
+_head_decoder = msgspec.json.Decoder(_ChunkHead)
+
+
+def closing_events(last_event: bytes, finish_reason: str | None, usage: Usage | None) -> bytes:
+    """Events the gateway adds at the end of a passed-through stream, with the id, created and model
+    of `last_event` (the last one relayed; decoded once, here): a final chunk with `finish_reason`
+    (a stream cut at its completion cap) and/or a usage chunk (the client asked for usage and the
+    upstream sent none, or the cut came before it)."""
+    try:
+        head = _head_decoder.decode(last_event)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        head = _ChunkHead()
+    enc = ChunkEncoder(head.id, head.model, head.created, usage is not None)
+    enc.sent_role = True
+    return enc.encode(ChatChunk(finish_reason=finish_reason, usage=usage))
+
+
 def _tool_delta_json(t: ToolCallDelta) -> dict[str, Any]:
     out: dict[str, Any] = {"index": t.index}
     if t.id is not None:
@@ -399,13 +427,25 @@ def encode_embedding_response(r: EmbeddingResponse, model: str, encoding_format:
     return _json_encode({"object": "list", "data": data, "model": model, "usage": usage})
 
 
-def rewrite_request(body: bytes, model: str | None, force_usage: bool) -> bytes:
-    """The client's bytes with the upstream model name and/or `stream_options.include_usage` set
-    (the only two edits the fast path makes)."""
+def rewrite_request(body: bytes, model: str | None, force_usage: bool, limit_field: str | None = None,
+                    stream: bool = False) -> bytes:
+    """The client's bytes with the only edits the fast path makes: the upstream `model` name,
+    `stream_options.include_usage` (the gateway needs the usage), the output limit under the name
+    the upstream honours (`limit_field`), and `stream: true` (a non-stream answer the gateway
+    collects from a stream it can cut: api/collect.py)."""
     data = msgspec.json.decode(body)
     if model is not None:
         data["model"] = model
+    if stream:
+        data["stream"] = True
     if force_usage:
         opts = data.get("stream_options")
         data["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    if limit_field is not None:
+        # max_completion_tokens wins when both came, as in to_canonical()
+        limit = data.pop("max_completion_tokens", None)
+        fallback = data.pop("max_tokens", None)
+        limit = limit if limit is not None else fallback
+        if limit is not None:
+            data[limit_field] = limit
     return _json_encode(data)

@@ -184,9 +184,45 @@ class WireModelList(msgspec.Struct):
     data: list[WireModel]
 
 
-class ChunkProbe(msgspec.Struct):
-    """What the fast path reads from each passed-through stream event. Decoding into it checks the
-    event is JSON while leaving `choices` unparsed."""
+_NULL = msgspec.Raw(b"null")
 
-    choices: list[msgspec.Raw] = []
+
+class ProbeDelta(msgspec.Struct, gc=False):
+    # raw: the text is never decoded; a value says something unless it is null, "", [] or {}
+    content: msgspec.Raw = _NULL
+    tool_calls: msgspec.Raw = _NULL
+    reasoning_content: msgspec.Raw = _NULL
+    reasoning: msgspec.Raw = _NULL
+
+
+class ProbeChoice(msgspec.Struct, gc=False):
+    delta: ProbeDelta | None = None
+
+
+class ChunkProbe(msgspec.Struct, gc=False):
+    """What the fast path reads from each passed-through stream event. Decoding into it checks the
+    event is JSON and finds whether it carries output, leaving the rest unparsed."""
+
+    choices: list[ProbeChoice] = []
     usage: WireUsage | None = None
+
+    def output(self) -> bool:
+        """Content, a tool call or reasoning: one token, as docs/limits.md counts a stream without
+        usage (a role-only first event or an empty finish event is none). Inlined: it runs per event."""
+        ch = self.choices
+        if not ch:
+            return False
+        d = ch[0].delta
+        if d is None:
+            return False
+        v = d.content
+        if len(v) > 2 and v != _NULL:
+            return True
+        v = d.tool_calls
+        if len(v) > 2 and v != _NULL:
+            return True
+        v = d.reasoning_content
+        if len(v) > 2 and v != _NULL:
+            return True
+        v = d.reasoning
+        return len(v) > 2 and v != _NULL

@@ -32,6 +32,7 @@ _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_KEY = re.compile(r"[\w-]+")
 _MSGSPEC_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
 _URL_TYPES = frozenset({"http", "openai", "ollama"})
+_OPENAI_TYPES = frozenset({"http", "openai"})
 _HOOK = re.compile(r"[\w./-]+:[A-Za-z_][A-Za-z0-9_]*")
 _SPAN = re.compile(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
@@ -269,6 +270,10 @@ def _check(config: Config, doc: _Document) -> None:
         _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total", "idle"))
         _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads", "health_interval"))
         _check_resilience(doc, at, svc)
+        if svc.max_tokens_field is not None and svc.type not in _OPENAI_TYPES:
+            raise doc.error((*at, "max_tokens_field"),
+                            f"`max_tokens_field` applies to OpenAI-compatible services (type `openai` or `http`), "
+                            f"not type `{svc.type}`")
     _check_routing(doc, config)
     for name, entry in config.models.items():
         if isinstance(entry, list):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
+LimitField = Literal["max_tokens", "max_completion_tokens"]
 ServiceType = Literal["http", "openai", "ollama", "local", "mock", "grpc", "anthropic"]
 # Types the schema accepts but this version cannot serve yet.
 UNSUPPORTED_TYPES = frozenset({"grpc", "anthropic"})
@@ -72,11 +74,23 @@ class Service(Strict):
     limits: Limits = msgspec.field(default_factory=Limits)
     # seconds between active health checks (None: server.discovery_interval)
     health_interval: float | None = None
+    # openai/http: the request field the upstream honours as the output limit; the client's
+    # max_tokens or max_completion_tokens is sent under this name (None: limit_field() decides)
+    max_tokens_field: LimitField | None = None
 
     @property
     def model_id(self) -> str | None:
         v = self.metadata.get("model_id")
         return str(v) if v is not None else None
+
+    def limit_field(self) -> LimitField:
+        """OpenAI's own API refuses max_tokens for its reasoning models and takes max_completion_tokens
+        for all; llama.cpp's server, vLLM and Ollama's OpenAI API honour max_tokens and ignore the
+        other (llama.cpp wrote 2,026 tokens for max_completion_tokens: 5)."""
+        if self.max_tokens_field is not None:
+            return self.max_tokens_field
+        host = urlsplit(self.endpoint or "").hostname or ""
+        return "max_completion_tokens" if host == "api.openai.com" else "max_tokens"
 
 
 Strategy = Literal["ordered", "round_robin", "weighted", "least_inflight", "latency", "cost", "rules"]

@@ -82,13 +82,27 @@ class UpstreamError(GatewayError):
 
     status = 502
     type = "upstream_error"
-    code = "upstream_error"
+    code: str | None = "upstream_error"
 
     def __init__(self, message: str, *, upstream_status: int | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.upstream_status = upstream_status
         # 5xx and 429 from an upstream are worth another deployment; 4xx are the request's fault.
         self.retryable = upstream_status is None or upstream_status >= 500 or upstream_status == 429
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request itself (400, 413, 422: a prompt over the context window, a
+    bad parameter): the caller's fault, not the service's. The client gets the upstream's status
+    and error (message, type, param, code) as if it had called the upstream; no other deployment
+    is tried, and the breaker counts it as an answer (core/attempt.py:verdict)."""
+
+    def __init__(self, message: str, *, upstream_status: int, error_type: str | None = None,
+                 param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, upstream_status=upstream_status, param=param)
+        self.status = upstream_status
+        self.type = error_type or "invalid_request_error"
+        self.code = code  # the upstream's, None included: not our "upstream_error"
 
 
 class UpstreamUnavailable(GatewayError):

@@ -408,9 +408,11 @@ class Gateway:
                     return await open_canonical(d)
                 return await up.provider.chat(msgspec.structs.replace(req, model=d.model), ctx)
             force_usage = req.stream and not req.include_usage
+            rename = req.limit_field is not None and req.limit_field != up.limit_field
             out = body
-            if d.model != req.model or force_usage:
-                out = oa.rewrite_request(body, d.model if d.model != req.model else None, force_usage)
+            if d.model != req.model or force_usage or rename:
+                out = oa.rewrite_request(body, d.model if d.model != req.model else None, force_usage,
+                                         up.limit_field if rename else None)
             fwd: Passthrough = up.provider  # type: ignore[assignment]  # up.passthrough said so
             raw = await fwd.forward("/chat/completions", out, req.stream, ctx)
             if raw.chunks is not None:  # read the first bytes inside the attempt: a failure now fails over

@@ -65,7 +65,7 @@ class ChatRequest(msgspec.Struct):
     response_format: dict[str, Any] | None = None
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # the output limit, whichever field (max_completion_tokens) it came in
     stop: list[str] | None = None
     seed: int | None = None
     include_usage: bool = False
@@ -75,6 +75,9 @@ class ChatRequest(msgspec.Struct):
     # Options the client sent that no canonical field holds (e.g. logit_bias): forwarded to
     # upstreams of the same dialect, dropped for others.
     extra: dict[str, Any] | None = None
+    # The field the client named its limit in ("max_tokens" / "max_completion_tokens"), when the
+    # fast path passes its bytes on: renamed for an upstream that honours the other one.
+    limit_field: str | None = None
 
 
 class Usage(msgspec.Struct):

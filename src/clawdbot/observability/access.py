@@ -42,6 +42,10 @@ class AccessLog:
             "completion_tokens": ctx.completion_tokens,
             "upstream_status": ctx.upstream_status,
             "error": ctx.error,
+            # the gateway counted the tokens itself: the upstream sent no usage (docs/limits.md)
+            "tokens_estimated": True if ctx.tokens_estimated else None,
+            # the X-Request-ID the upstream saw, when the client's own id could not be sent (not a UUID)
+            "upstream_request_id": ctx.upstream_request_id if ctx.upstream_request_id != ctx.request_id else None,
         }
         if ctx.pool_wait_ms:  # waited for an upstream connection: rare, and said only then
             fields["pool_wait_ms"] = round(ctx.pool_wait_ms, 2)

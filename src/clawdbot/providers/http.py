@@ -5,7 +5,6 @@ transport exceptions become typed gateway errors."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -21,8 +20,10 @@ from clawdbot.providers.http_client import (
     Response,
 )
 from clawdbot.providers.http_pool import Pool, PoolStats
+from clawdbot.providers.upstream_errors import status_error
 
 REQUEST_ID_HEADER = "X-Request-ID"
+DONE_GRACE = 0.25  # seconds an upstream may take to end its response after [DONE] (drain())
 # Connections beyond `limits.max_inflight`: the service's health check is not a request the limiter
 # admits, and should not make requests wait (a call without a request context never waits itself).
 HEALTH_CHECK_CONNECTIONS = 1
@@ -46,21 +47,6 @@ def map_transport_error(exc: BaseException, service: str) -> GatewayError:
     if isinstance(exc, RemoteProtocolError):
         return UpstreamError(f"service {service!r} sent a malformed HTTP response")
     return UpstreamError(f"service {service!r} failed: {type(exc).__name__}")
-
-
-def short_reason(body: bytes, limit: int = 200) -> str:
-    """A short, log-safe reason from an upstream error body (its error.message when it has one)."""
-    import msgspec
-
-    with contextlib.suppress(Exception):
-        data = msgspec.json.decode(body)
-        if isinstance(data, dict):
-            err = data.get("error", data.get("message"))
-            if isinstance(err, dict):
-                err = err.get("message")
-            if isinstance(err, str):
-                return err[:limit]
-    return body[:limit].decode("utf-8", "replace").strip()
 
 
 class UpstreamHTTP:
@@ -156,8 +142,7 @@ class UpstreamHTTP:
             static = self._static
         parts = [f"{method} {target} HTTP/1.1\r\n".encode(), static]
         if ctx is not None:
-            rid = ctx.request_id
-            _check(REQUEST_ID_HEADER, rid)
+            rid = ctx.upstream_id()  # always a UUID: no line break to check for
             parts.append(f"{REQUEST_ID_HEADER}: {rid}\r\n".encode("latin-1"))
         if body is not None:
             parts.append(f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode("latin-1"))
@@ -183,15 +168,11 @@ class UpstreamHTTP:
         headers: dict[str, str] = {}
         if resp.status == 429 and "Retry-After" in resp.headers:
             headers["Retry-After"] = resp.headers["Retry-After"]
-        raise UpstreamError(
-            f"service {self.name!r} answered {resp.status}: {short_reason(body)}",
-            upstream_status=resp.status,
-            headers=headers,
-        )
+        raise status_error(self.name, resp.status, body, headers)
 
     async def iter_chunks(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
-        """Raw body chunks as they arrive. Stopping early closes the connection (not reusable)."""
-        done = False
+        """Raw body chunks as they arrive. Stopping early closes the connection, unless the response
+        had already ended (a caller that stops at an SSE stream's [DONE] usually finds it has)."""
         loop_deadline = _loop_deadline(deadline)
         try:
             while True:
@@ -199,16 +180,12 @@ class UpstreamHTTP:
                 if not chunk:
                     break
                 yield chunk
-            done = True
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                 raise
             raise map_transport_error(exc, self.name) from exc
         finally:
-            if done:
-                resp.release()
-            else:
-                resp.close()
+            resp.release()  # to the pool only if the response is complete and error-free; else closed
 
     async def iter_lines(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
         """Complete lines (without the newline) as they arrive; a final unterminated line too."""
@@ -231,6 +208,20 @@ class UpstreamHTTP:
         deadline = time.monotonic() + timeout
         await self.raise_for_status(resp, deadline)
         return msgspec.json.decode(await self.read_body(resp, deadline))
+
+
+async def drain(chunks: AsyncGenerator[bytes, None], grace: float = DONE_GRACE) -> None:
+    """After an SSE stream's [DONE] (the answer is complete): read what is left of the response for
+    at most `grace` seconds, so the connection can be reused, then close it. The end of the
+    response usually follows [DONE] at once; an upstream that keeps it open loses the connection."""
+    try:
+        async with asyncio.timeout(grace):
+            async for _ in chunks:
+                pass  # bytes after [DONE] are no part of the answer
+    except (TimeoutError, GatewayError):
+        pass
+    finally:
+        await chunks.aclose()
 
 
 def _loop_deadline(monotonic_deadline: float) -> float:

@@ -14,7 +14,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import UpstreamError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.providers.base import Probe, RawResponse
-from clawdbot.providers.http import UpstreamHTTP
+from clawdbot.providers.http import UpstreamHTTP, drain
 
 
 def api_base(endpoint: str) -> str:
@@ -32,6 +32,30 @@ def auth_headers(svc: Service) -> dict[str, str]:
     return {"Authorization": f"Bearer {a.key}"}
 
 
+async def decode_sse(chunks: AsyncGenerator[bytes, None], service: str | None) -> AsyncGenerator[ChatChunk, None]:
+    """An OpenAI SSE body -> canonical chunks, up to [DONE]; the response is drained (or closed)
+    when the generator ends, however it ends."""
+    splitter = EventSplitter()
+    complete = False
+    try:
+        async for raw in chunks:
+            for event in splitter.feed(raw):
+                data = event_data(event)
+                if data is None:
+                    continue
+                chunk = oa.decode_stream_data(data)
+                if chunk is None:  # [DONE]: the answer is complete, whatever the upstream does next
+                    complete = True
+                    return
+                yield chunk
+    finally:
+        if complete:
+            await drain(chunks)
+        else:
+            await chunks.aclose()  # now, not at garbage collection
+    raise UpstreamError(f"service {service!r} ended the stream early (no [DONE])")
+
+
 class OpenAIProvider:
     kind = "openai"
 
@@ -40,6 +64,7 @@ class OpenAIProvider:
         self.svc = svc
         self.http = UpstreamHTTP(svc, auth_headers(svc))
         self.http.base = api_base(svc.endpoint or "")
+        self.limit_field = svc.limit_field()
 
     async def close(self) -> None:
         await self.http.close()
@@ -70,7 +95,8 @@ class OpenAIProvider:
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
         deadline = self.http.deadline()
         req.stream = False
-        resp = await self.http.open("POST", "/chat/completions", ctx, body=oa.encode_chat_request(req))
+        body = oa.encode_chat_request(req, self.limit_field)
+        resp = await self.http.open("POST", "/chat/completions", ctx, body=body)
         await self.http.raise_for_status(resp, deadline)
         out = oa.decode_chat_response(await self.http.read_body(resp, deadline))
         ctx.upstream_model = out.model or req.model
@@ -79,25 +105,16 @@ class OpenAIProvider:
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         deadline = self.http.deadline()
         req.stream = True
-        resp = await self.http.open("POST", "/chat/completions", ctx, body=oa.encode_chat_request(req))
+        body = oa.encode_chat_request(req, self.limit_field)
+        resp = await self.http.open("POST", "/chat/completions", ctx, body=body)
         await self.http.raise_for_status(resp, deadline)
         ctx.upstream_model = req.model
-        splitter = EventSplitter()
-        done = False
-        async for raw in self.http.iter_chunks(resp, deadline):
-            for event in splitter.feed(raw):
-                data = event_data(event)
-                if data is None:
-                    continue
-                chunk = oa.decode_stream_data(data)
-                if chunk is None:
-                    done = True
-                    break
+        chunks = decode_sse(self.http.iter_chunks(resp, deadline), self.name)
+        try:
+            async for chunk in chunks:
                 yield chunk
-            if done:
-                break
-        if not done:
-            raise UpstreamError(f"service {self.name!r} ended the stream early (no [DONE])")
+        finally:
+            await chunks.aclose()
 
     async def embed(self, req: EmbeddingRequest, ctx: RequestContext) -> EmbeddingResponse:
         deadline = self.http.deadline()

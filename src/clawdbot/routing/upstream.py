@@ -21,8 +21,8 @@ class Upstream:
     health. A config reload keeps the Upstream (warm connections, counters, queue) when the
     service's settings did not change."""
 
-    __slots__ = ("breaker", "connections", "embedder", "health", "limiter", "name", "passthrough", "provider",
-                 "stats", "svc")
+    __slots__ = ("breaker", "connections", "embedder", "health", "limit_field", "limiter", "name", "passthrough",
+                 "provider", "stats", "svc")
 
     def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
                  health: ServiceState) -> None:
@@ -35,6 +35,7 @@ class Upstream:
         # an HTTP service's connection pool numbers (/debug)
         self.connections: Callable[[], dict[str, Any]] | None = (
             provider.connections if isinstance(provider, Pooled) else None)
+        self.limit_field = svc.limit_field()  # the output limit's name on the fast path
         lim = svc.limits
         self.limiter: Limiter | Unlimited = (
             Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout)

@@ -174,6 +174,8 @@ class Metering:
             self._parallel.give(ticket.parallel)
             raise
         ctx.meter = ticket
+        if ticket.reservation is not None:  # the bound holds only if no more is answered: api/chat.py cuts there
+            ctx.completion_cap = max_tokens if max_tokens is not None else self.default_max_tokens
         if ticket.decision is None:
             return []
         return [(k.encode(), v.encode()) for k, v in ticket.decision.headers.items()]

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from clawdbot.core.context import RequestContext
+from clawdbot.core.context import RequestContext, new_request_id
 from clawdbot.core.errors import GatewayError
 from clawdbot.core.gateway import Gateway
 from clawdbot.core.types import ChatRequest
@@ -51,7 +51,7 @@ class ChatRun:
         self.session_id = session.id
         self.model = model
         self.req = req
-        self.ctx = RequestContext("req_" + os.urandom(12).hex(), model=model, stream=True,
+        self.ctx = RequestContext(new_request_id(), model=model, stream=True,
                                   principal=conn.principal.user)
         self.task: asyncio.Task[None] | None = None
         self.aborting = False

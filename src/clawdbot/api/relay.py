@@ -1,0 +1,167 @@
+"""Relaying a chat stream to the client: the upstream's SSE events as they came (the fast path), or
+canonical chunks encoded as OpenAI SSE. Both count output events (one token each, as docs/limits.md
+counts a stream without usage), mark the first token, cut the stream at the request's completion
+cap (`ctx.completion_cap`), and end the response as soon as the answer is complete."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncGenerator
+
+from clawdbot.api.exchange import Exchange
+from clawdbot.api.http import SSE
+from clawdbot.api.metered import read_head
+from clawdbot.codecs import openai as oa
+from clawdbot.codecs.sse import EventSplitter, event_data
+from clawdbot.core.context import RequestContext
+from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
+from clawdbot.core.gateway import attempts_header
+from clawdbot.core.types import ChatChunk, ChatRequest, Usage
+from clawdbot.providers.http import drain
+
+DONE = b"data: [DONE]\n\n"
+CHAT_PATH = "/v1/chat/completions"
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def trace_headers(ex: Exchange) -> None:
+    """Which service answered, and every attempt on the way."""
+    ctx = ex.ctx
+    if ctx.service:
+        ex.resp_headers.append((b"x-clawdbot-service", ctx.service.encode()))
+        ex.resp_headers.append((b"x-clawdbot-attempts", attempts_header(ctx).encode()))
+
+
+def count_unreported(ctx: RequestContext, body: bytes) -> None:
+    """An upstream that sent no usage (llama.cpp's server ignores stream_options), or a stream the
+    gateway cut before it came: one token per output event and the prompt's estimate, as
+    docs/limits.md counts, for settle (budgets, TPM, spend) and the access log."""
+    if ctx.first_token_at is None:  # nothing was answered: nothing to count
+        return
+    if ctx.completion_tokens is None:
+        ctx.completion_tokens = ctx.chunks
+        ctx.tokens_estimated = True
+    if ctx.prompt_tokens is None:
+        try:  # the estimate metering reserved with (api/metered.py)
+            ctx.prompt_tokens = read_head(body, CHAT_PATH).prompt_estimate()
+        except BadRequest:  # cannot happen for a body the handler parsed; counted as nothing then
+            ctx.prompt_tokens = 0
+        ctx.tokens_estimated = True
+
+
+def _estimated_usage(ctx: RequestContext, body: bytes) -> Usage:
+    count_unreported(ctx, body)
+    return Usage(ctx.prompt_tokens or 0, ctx.chunks)
+
+
+async def end_with_error(ex: Exchange, exc: GatewayError) -> None:
+    ex.ctx.error = exc.message
+    ex.status = exc.status  # logged as the stream's outcome; the client already has a 200
+    await ex.end(oa.encode_stream_error(exc.status, exc.type, exc.message, exc.code))
+
+
+async def relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], req: ChatRequest, body: bytes) -> None:
+    """Pass SSE bytes through, event by event, reading the usage on the way (and hiding the usage
+    event the gateway asked for when the client did not)."""
+    ctx = ex.ctx
+    cap = ctx.completion_cap
+    wants_usage = req.include_usage
+    splitter = EventSplitter()
+    last = b""  # the last relayed event: a cut's final chunk copies its id, created and model
+    ended = cut = False
+    await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
+    try:
+        async for raw in chunks:
+            out: list[bytes] = []
+            done = False
+            for ev in splitter.feed(raw):
+                data = event_data(ev)
+                if data == b"[DONE]":
+                    done = True
+                    break
+                if data is not None:
+                    probe = oa.probe_stream_data(data, ctx.service)
+                    if probe.output():
+                        if ctx.chunks == cap:  # one more than the client (or its budget) allows
+                            cut = True
+                            break
+                        ctx.chunks += 1
+                        if ctx.first_token_at is None:
+                            ctx.mark_first_token()
+                    if probe.usage is not None:
+                        ctx.prompt_tokens = probe.usage.prompt_tokens
+                        ctx.completion_tokens = probe.usage.completion_tokens
+                        if not probe.choices and not wants_usage:
+                            continue  # the usage event the gateway asked for on its own account
+                    last = data
+                out.append(ev)
+                out.append(b"\n\n")
+            if done or cut:
+                if cut or (wants_usage and ctx.completion_tokens is None):  # the upstream's usage never came
+                    usage = _estimated_usage(ctx, body)
+                    out.append(oa.closing_events(last, "length" if cut else None, usage if wants_usage else None))
+                out.append(DONE)
+                await ex.end(b"".join(out))  # the client has its answer now: not after the upstream ends
+                ended = True
+                break
+            if out:
+                await ex.write(b"".join(out))
+        if not ended:
+            raise UpstreamError(f"service {ctx.service!r} ended the stream early (no [DONE])")
+    except GatewayError as exc:
+        await end_with_error(ex, exc)
+    finally:
+        count_unreported(ctx, body)
+        if not ended:  # failed, or the client went away: the connection is not reusable
+            await chunks.aclose()
+    if cut:
+        await chunks.aclose()  # drops the connection: the upstream stops generating
+    elif ended:
+        await drain(chunks)
+
+
+async def first(it: AsyncGenerator[ChatChunk, None]) -> ChatChunk | None:
+    try:
+        return await anext(it)
+    except StopAsyncIteration:
+        return None
+
+
+async def relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, body: bytes) -> None:
+    ctx = ex.ctx
+    cap = ctx.completion_cap
+    try:
+        # Errors before the first chunk are still real HTTP errors (status, JSON body).
+        chunk = await first(it)
+        enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
+        await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
+        while chunk is not None:
+            if chunk.content or chunk.tool_calls or chunk.reasoning:
+                if ctx.chunks == cap:  # one more than the client (or its budget) allows
+                    cut = ChatChunk(finish_reason="length", usage=_estimated_usage(ctx, body))
+                    await ex.end(enc.encode(cut) + enc.done())
+                    return  # `finally` closes the upstream
+                ctx.mark_first_token()
+                ctx.chunks += 1
+            if chunk.usage is not None:
+                ctx.prompt_tokens = chunk.usage.prompt_tokens
+                ctx.completion_tokens = chunk.usage.completion_tokens
+            data = enc.encode(chunk)
+            if data:
+                await ex.write(data)
+            chunk = await first(it)
+        tail = enc.done()
+        if req.include_usage and ctx.completion_tokens is None:  # the upstream sent none
+            tail = enc.encode(ChatChunk(usage=_estimated_usage(ctx, body))) + tail
+        await ex.end(tail)
+    except GatewayError as exc:
+        if not ex.started:
+            raise
+        await end_with_error(ex, exc)
+    finally:
+        count_unreported(ctx, body)
+        await it.aclose()
