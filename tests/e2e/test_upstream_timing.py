@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import uuid
 from collections.abc import Iterator
 
 import openai
@@ -51,6 +52,10 @@ def client(gw: GatewayProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=30)
 
 
+# UUIDs: the upstream sees the client's id only when it is one (a fresh UUID otherwise)
+IDLE_STREAM, IDLE_WHOLE = str(uuid.uuid4()), str(uuid.uuid4())
+
+
 def user(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
@@ -60,25 +65,25 @@ def test_idle_gap_after_the_first_chunk_ends_a_stream_with_an_error(client: open
     got = []
     with pytest.raises(openai.APIError) as info:
         for chunk in client.chat.completions.create(model="stalling", stream=True, messages=user(STALL),
-                                                    extra_headers={"X-Request-ID": "idle-stream"}):
+                                                    extra_headers={"X-Request-ID": IDLE_STREAM}):
             got.append(chunk)
     assert got, "the first event arrived before the silence"
     assert "idle timeout" in info.value.message  # an error event, not [DONE] after the 10 s stall
-    assert up.wait_for_disconnect("idle-stream")  # the gateway hung up on the silent upstream
+    assert up.wait_for_disconnect(IDLE_STREAM)  # the gateway hung up on the silent upstream
 
 
 def test_idle_gap_in_a_non_stream_body_is_a_504(client: openai.OpenAI, up: OpenAIUpstream) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model="stalling", messages=user(STALL),
-                                       extra_headers={"X-Request-ID": "idle-whole"})
+                                       extra_headers={"X-Request-ID": IDLE_WHOLE})
     assert info.value.status_code == 504 and "idle timeout" in info.value.message
-    assert up.wait_for_disconnect("idle-whole")
+    assert up.wait_for_disconnect(IDLE_WHOLE)
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_first_byte_covers_the_first_body_bytes_even_without_an_idle_limit(client: openai.OpenAI,
                                                                           up: OpenAIUpstream, stream: bool) -> None:
-    rid = f"prefill-{stream}"
+    rid = str(uuid.uuid4())
     with pytest.raises(openai.APIStatusError) as info:  # headers came at once, the first token 3 s later
         out = client.chat.completions.create(model="prefilling", stream=stream, messages=user("x fault:prefill=3000"),
                                              extra_headers={"X-Request-ID": rid})
@@ -95,7 +100,7 @@ def test_a_short_retry_after_is_waited_out_and_retried_every_time(gw: GatewayPro
     body = json.dumps({"model": "throttled", "messages": user("hi fault:throttle=200")}).encode()
     try:
         for i in range(40):
-            rid = f"throttled-{i}"
+            rid = str(uuid.uuid4())
             conn.request("POST", "/v1/chat/completions", body=body, headers={
                 "Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json", "X-Request-ID": rid})
             resp = conn.getresponse()
