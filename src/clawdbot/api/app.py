@@ -52,6 +52,15 @@ def request_id(given: bytes | None) -> str:
     return new_request_id()  # a UUID: what goes upstream must be one (RequestContext.upstream_id)
 
 
+def new_context(given: bytes | None) -> RequestContext:
+    """The request's context, its id the client's (if sane) or a new UUID, which then also goes
+    upstream as it is (no check of its shape per request)."""
+    if given is not None and _SANE_ID.fullmatch(given):
+        return RequestContext(given.decode())  # upstream_id() sees whether it is a UUID
+    rid = new_request_id()
+    return RequestContext(rid, upstream_request_id=rid)
+
+
 class Extension(Protocol):
     """More routes and the WebSocket endpoint (the web gateway layer, web/layer.py), started after
     the gateway and closed before it."""
@@ -144,7 +153,7 @@ class App:
         # One pass over the headers instead of one per lookup; the first of a repeated name wins,
         # as in header().
         hdrs: dict[bytes, bytes] = dict(reversed(scope["headers"]))
-        ctx = RequestContext(request_id(hdrs.get(b"x-request-id")))
+        ctx = new_context(hdrs.get(b"x-request-id"))
         hint = hdrs.get(b"x-clawdbot-priority")  # routing inputs (routing/router.py)
         if hint is not None:
             ctx.priority = hint.decode("latin-1")[:64]

@@ -38,7 +38,7 @@ async def chat_completions(ex: Exchange, gw: Gateway, body: bytes) -> None:
             ctx.mark_first_token()
             await ex.json(result.status, result.body or b"")
         else:
-            await relay_raw(ex, result.chunks, req, body)
+            await relay_raw(ex, result, req, body)
     elif isinstance(result, ChatResponse):
         _count(ctx, result)
         await ex.json(200, oa.encode_chat_response(result, req.model))

@@ -35,8 +35,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = True
-        self._head_bytes = 0  # bytes received since the request began, while its head is incomplete
+        self._in_head = True  # between a request's end (or the connection's start) and its next head's end
+        self._head_bytes = 0  # bytes received meanwhile
         self._url_bytes = 0
         self._refused = False
 
@@ -67,11 +67,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.max_head:
             self._refuse(HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes."))
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._url_bytes = 0
-
     def on_url(self, url: bytes) -> None:
         self._url_bytes += len(url)
         if self._url_bytes > self.max_url:
@@ -87,13 +82,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes > self.max_head and \
                 self._url_bytes + sum(len(n) + len(v) + 4 for n, v in self.headers) > self.max_head:
             raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
+        self._head_bytes = self._url_bytes = 0
         self._in_head = False
-        self._head_bytes = 0
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_head = True  # what arrives next on this connection starts the next request's head
+        self._in_head = True  # what arrives next on this connection is the next request's head
 
     def _refuse(self, exc: HeadTooLarge) -> None:
         body = msgspec.json.encode({"error": {"message": exc.message, "type": "invalid_request_error",
@@ -101,7 +96,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                 b"connection: close\r\n\r\n" % (exc.status, _REASONS[exc.status], len(body)))
         self._refused = True
-        self._in_head = False
         self.transport.write(head + body)
         # A lingering close, as nginx does: closing with the client's bytes unread would send a
         # reset, which can destroy the answer before the client reads it. So end our side, drop

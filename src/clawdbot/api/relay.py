@@ -18,6 +18,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.gateway import attempts_header
 from clawdbot.core.types import ChatChunk, ChatRequest, Usage
+from clawdbot.providers.base import RawResponse
 from clawdbot.providers.http import drain
 
 DONE = b"data: [DONE]\n\n"
@@ -64,9 +65,11 @@ async def end_with_error(ex: Exchange, exc: GatewayError) -> None:
     await ex.end(oa.encode_stream_error(exc.status, exc.type, exc.message, exc.code))
 
 
-async def relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], req: ChatRequest, body: bytes) -> None:
+async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, body: bytes) -> None:
     """Pass SSE bytes through, event by event, reading the usage on the way (and hiding the usage
     event the gateway asked for when the client did not)."""
+    chunks = raw_response.chunks
+    assert chunks is not None
     ctx = ex.ctx
     cap = ctx.completion_cap
     wants_usage = req.include_usage
@@ -121,7 +124,7 @@ async def relay_raw(ex: Exchange, chunks: AsyncGenerator[bytes, None], req: Chat
     if cut:
         await chunks.aclose()  # drops the connection: the upstream stops generating
     elif ended:
-        await drain(chunks)
+        await drain(chunks, raw_response.complete)
 
 
 async def first(it: AsyncGenerator[ChatChunk, None]) -> ChatChunk | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 from typing import Any
@@ -14,13 +14,12 @@ _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}
 
 def new_request_id() -> str:
     """A random (version 4) UUID string: the one id format every common server accepts in
-    X-Request-ID (llama.cpp's server answers an empty 400 to anything else). Twice as fast as
-    str(uuid.uuid4())."""
-    b = bytearray(os.urandom(16))
-    b[6] = b[6] & 0x0F | 0x40  # version 4
-    b[8] = b[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    X-Request-ID (llama.cpp's server answers an empty 400 to anything else). A request id must be
+    unique, not secret: the Mersenne Twister's bits, one call, no system call per request (4x
+    faster than str(uuid.uuid4()))."""
+    n = random.getrandbits(128)
+    return "%08x-%04x-4%03x-%04x-%012x" % (  # noqa: UP031 (one format call is the fast one here)
+        n >> 96, (n >> 80) & 0xFFFF, (n >> 64) & 0xFFF, (n >> 48) & 0x3FFF | 0x8000, n & 0xFFFFFFFFFFFF)
 
 
 class RequestContext(msgspec.Struct):

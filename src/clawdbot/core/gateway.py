@@ -479,6 +479,8 @@ _TOKEN = re.compile(r"[A-Za-z0-9._:/@+~-]*")
 def header_safe(text: str) -> str:
     """`text` for a response header: a model name is the client's own string (CR/LF would split the
     header, non-Latin-1 text would not encode), so anything but token characters is %-escaped."""
+    if text.isascii() and text.replace("-", "").replace(".", "").replace(":", "").replace("/", "").isalnum():
+        return text  # the common case, without a regex
     return text if _TOKEN.fullmatch(text) else urllib.parse.quote(text, safe="._:/@+~-")
 
 

@@ -6,7 +6,6 @@ a formatter per request cost more than the line itself."""
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 
@@ -17,12 +16,15 @@ from clawdbot.observability.logging import timestamp
 
 _log = logging.getLogger("clawdbot.access")
 _encode = msgspec.json.Encoder().encode
+FORMATTED_CACHE = 1024  # distinct strings kept formatted per access log
 
 
 class AccessLog:
     def __init__(self, fmt: str, sink: Callable[[str], None] | None = None) -> None:
         self.json = fmt == "json"
         self.sink = sink  # None: go through the logging module (embedders, tests)
+        # text values already formatted: paths, model and service names repeat from line to line
+        self._formatted: dict[str, str] = {}
 
     def emit(self, ctx: RequestContext, method: str, path: str, status: int) -> None:
         if not _log.isEnabledFor(logging.INFO):
@@ -55,7 +57,7 @@ class AccessLog:
                     "request_id": ctx.request_id, "event": "access"}
             line = _encode({**head, **fields}).decode()
         else:
-            text = " ".join(f"{k}={_fmt(v)}" for k, v in fields.items() if v is not None)
+            text = " ".join(f"{k}={self._fmt(v)}" for k, v in fields.items() if v is not None)
             line = f"{timestamp(now)} INFO  clawdbot.access request_id={ctx.request_id} {text}"
         if self.sink is not None:
             self.sink(line)
@@ -63,14 +65,24 @@ class AccessLog:
             _log.info("%s", line)
 
 
-# Printed bare in a text line; anything else (spaces, quotes, newlines, NUL, escapes) is quoted.
-_BARE = re.compile(r"[A-Za-z0-9._:/@+=,;~%#&*()\[\]-]+")
+    def _fmt(self, v: object) -> str:
+        if isinstance(v, str):
+            done = self._formatted.get(v)
+            if done is None:
+                done = _fmt(v)
+                if len(v) <= 128 and len(self._formatted) < FORMATTED_CACHE:  # not error texts
+                    self._formatted[v] = done
+            return done
+        return _fmt(v)
 
 
 def _fmt(v: object) -> str:
     """A field value for a text line that cannot end the line or fake another field: a client's
-    path, model name or error text with a newline or NUL is written as a JSON string."""
+    path, model name or error text with a space, quote, backslash, newline or NUL is written as a
+    JSON string. (str methods, not a regex: this runs for every field of every request.)"""
     if v is True or v is False or isinstance(v, int | float):
         return str(v)
     s = str(v)
-    return s if _BARE.fullmatch(s) else _encode(s).decode()
+    if s and s.isprintable() and " " not in s and '"' not in s and "\\" not in s:
+        return s
+    return _encode(s).decode()

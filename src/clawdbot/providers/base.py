@@ -7,7 +7,7 @@ isinstance() against the runtime-checkable Protocols below.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import msgspec
@@ -63,6 +63,8 @@ class RawResponse(msgspec.Struct):
     content_type: str
     body: bytes | None = None  # non-stream
     chunks: AsyncGenerator[bytes, None] | None = None  # stream: raw SSE bytes as they arrive
+    # stream: has the whole response arrived? (then nothing left to read can keep a reader waiting)
+    complete: Callable[[], bool] | None = None
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from clawdbot.config.schema import Service
@@ -210,14 +210,20 @@ class UpstreamHTTP:
         return msgspec.json.decode(await self.read_body(resp, deadline))
 
 
-async def drain(chunks: AsyncGenerator[bytes, None], grace: float = DONE_GRACE) -> None:
+async def drain(chunks: AsyncGenerator[bytes, None], complete: Callable[[], bool] | None = None,
+                grace: float = DONE_GRACE) -> None:
     """After an SSE stream's [DONE] (the answer is complete): read what is left of the response for
     at most `grace` seconds, so the connection can be reused, then close it. The end of the
-    response usually follows [DONE] at once; an upstream that keeps it open loses the connection."""
+    response usually arrives with [DONE] (`complete()`: read it out, no timer); an upstream that
+    keeps it open loses the connection."""
     try:
-        async with asyncio.timeout(grace):
+        if complete is not None and complete():
             async for _ in chunks:
                 pass  # bytes after [DONE] are no part of the answer
+            return
+        async with asyncio.timeout(grace):
+            async for _ in chunks:
+                pass
     except (TimeoutError, GatewayError):
         pass
     finally:

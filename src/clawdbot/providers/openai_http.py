@@ -88,7 +88,8 @@ class OpenAIProvider:
                 ctx.prompt_tokens = usage.usage.prompt_tokens
                 ctx.completion_tokens = usage.usage.completion_tokens
             return RawResponse(resp.status, ctype, body=data)
-        return RawResponse(resp.status, ctype, chunks=self.http.iter_chunks(resp, deadline))
+        return RawResponse(resp.status, ctype, chunks=self.http.iter_chunks(resp, deadline),
+                           complete=lambda: resp.complete)
 
     # -- canonical path -----------------------------------------------------------------------
 
