@@ -188,7 +188,7 @@ class App:
     async def authenticate(self, ex: Exchange, hdrs: dict[bytes, bytes], admin: bool) -> Principal:
         given = bytes(hdrs.get(b"authorization", b""))
         throttle = self.throttle
-        if len(throttle):  # some address failed lately: is it this one?
+        if throttle.buckets:  # some address failed lately: is it this one?
             wait = throttle.wait(client_address(ex.scope))
             if wait:
                 raise TooManyFailedAttempts(f"Too many invalid API keys from this address; try again in {wait} s.",
@@ -232,12 +232,13 @@ class App:
         return body
 
     async def dispatch(self, ex: Exchange, path: str, hdrs: dict[bytes, bytes]) -> None:
-        if not self.hosts.allowed(hdrs.get(b"host")):
+        hosts = self.hosts
+        if not hosts.any and not hosts.allowed(hdrs.get(b"host")):
             raise BadRequest("This gateway does not answer to that Host name (server.allowed_hosts).",
                              param="Host", code="invalid_host")
         if path.startswith(ADMIN_API):
             return await self.admin_call(ex, hdrs)
-        route = routes.find(path) or self.ext.route(path)
+        route = routes.ROUTES.get(path) or routes.find(path) or self.ext.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
         if ex.scope["method"] != route.method:
@@ -253,7 +254,8 @@ class App:
             if not ctype.startswith(b"application/json"):
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
                                  param="Content-Type", code="invalid_content_type")
-            body = await self.json_body(ex, route.max_body or self.limit)
+            body = await ex.body(route.max_body or self.limit)
+            check_json_shape(body, self.server.max_json_depth, self.server.max_json_items)
             if path in METERED and (principal.key_id is not None or self.metering.limits_models(self.gateway.config)):
                 await self.admit(ex, principal, path, body)
             ex.watch_disconnect()

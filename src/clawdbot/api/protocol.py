@@ -37,7 +37,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True  # between a request's end (or the connection's start) and its next head's end
         self._head_bytes = 0  # bytes received meanwhile
-        self._url_bytes = 0
         self._refused = False
 
     def data_received(self, data: bytes) -> None:
@@ -67,22 +66,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.max_head:
             self._refuse(HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes."))
 
-    def on_url(self, url: bytes) -> None:
-        self._url_bytes += len(url)
-        if self._url_bytes > self.max_url:
-            raise HeadTooLarge(414, f"The request target exceeds {self.max_url} bytes.")
-        super().on_url(url)
-
     def on_headers_complete(self) -> None:
         # Per header nothing is checked (a callback per header line costs every request): a head
         # that arrived in reads totalling less than the limit cannot exceed it, so only a large
         # arrival is measured exactly, and the count of lines is one len().
+        if len(self.url) > self.max_url:  # (a longer one than max_head was refused as it arrived)
+            raise HeadTooLarge(414, f"The request target exceeds {self.max_url} bytes.")
         if len(self.headers) > self.max_headers:
             raise HeadTooLarge(431, f"The request has more than {self.max_headers} header lines.")
         if self._head_bytes > self.max_head and \
-                self._url_bytes + sum(len(n) + len(v) + 4 for n, v in self.headers) > self.max_head:
+                len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers) > self.max_head:
             raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
-        self._head_bytes = self._url_bytes = 0
+        self._head_bytes = 0
         self._in_head = False
         super().on_headers_complete()
 

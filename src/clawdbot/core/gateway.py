@@ -13,9 +13,7 @@ import asyncio
 import logging
 import math
 import os
-import re
 import time
-import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -320,13 +318,14 @@ class Gateway:
                 wait = retry_after_seconds(exc.headers.get("Retry-After"))
                 if wait:
                     up.breaker.throttle(now + min(wait, 3600.0))
-            ctx.attempts.append({"service": up.name, "model": dep.model, "ok": False, "error": exc.code or exc.type,
+            ctx.attempts.append({"service": up.name, "model": dep.model, "where": dep.header_key, "ok": False,
+                                 "error": exc.code or exc.type,
                                  "status": getattr(exc, "upstream_status", None) or exc.status, "ms": round(ms, 2)})
             if exc.retryable:
                 self.notes.warn(up.name, "service %s failed (%s); trying the next deployment", up.name, exc.message)
             raise
         rt.enter()  # the Attempt's own lease: released by Attempt.close
-        ctx.attempts.append({"service": up.name, "model": dep.model, "ok": True, "error": None,
+        ctx.attempts.append({"service": up.name, "model": dep.model, "where": dep.header_key, "ok": True, "error": None,
                              "status": ctx.upstream_status or 200,
                              "ms": round((time.perf_counter() - started) * 1000.0, 2)})
         return result, Attempt(dep, permit, rt)
@@ -473,26 +472,14 @@ def _traced(exc: GatewayError, ctx: RequestContext) -> GatewayError:
     return exc
 
 
-_TOKEN = re.compile(r"[A-Za-z0-9._:/@+~-]*")
-
-
-def header_safe(text: str) -> str:
-    """`text` for a response header: a model name is the client's own string (CR/LF would split the
-    header, non-Latin-1 text would not encode), so anything but token characters is %-escaped."""
-    if text.isascii() and text.replace("-", "").replace(".", "").replace(":", "").replace("/", "").isalnum():
-        return text  # the common case, without a regex
-    return text if _TOKEN.fullmatch(text) else urllib.parse.quote(text, safe="._:/@+~-")
-
-
 def attempts_header(ctx: RequestContext) -> str:
     """`service/model;status=200;ms=3.1, ...`: one item per attempt, in order (RFC 8941 list style)."""
     attempts = ctx.attempts
     if len(attempts) == 1 and attempts[0]["ok"]:  # the common case, kept cheap
         a = attempts[0]
-        return f"{header_safe(a['service'])}/{header_safe(a['model'])};status={a['status']};ms={a['ms']:.1f}"
+        return f"{a['where']};status={a['status']};ms={a['ms']:.1f}"
     parts = []
     for a in attempts:
         error = f";error={a['error']}" if a["error"] else ""
-        parts.append(f"{header_safe(a['service'])}/{header_safe(a['model'])};status={a['status']}{error};"
-                     f"ms={a['ms']:.1f}")
+        parts.append(f"{a['where']};status={a['status']}{error};ms={a['ms']:.1f}")
     return ", ".join(parts)

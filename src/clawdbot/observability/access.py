@@ -66,14 +66,14 @@ class AccessLog:
 
 
     def _fmt(self, v: object) -> str:
-        if isinstance(v, str):
+        if v.__class__ is str:
             done = self._formatted.get(v)
             if done is None:
                 done = _fmt(v)
-                if len(v) <= 128 and len(self._formatted) < FORMATTED_CACHE:  # not error texts
-                    self._formatted[v] = done
+                if len(v) <= 128 and len(self._formatted) < FORMATTED_CACHE:
+                    self._formatted[v] = done  # (not error texts: they vary)
             return done
-        return _fmt(v)
+        return str(v) if v.__class__ in (int, float, bool) else _fmt(v)
 
 
 def _fmt(v: object) -> str:

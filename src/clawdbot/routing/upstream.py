@@ -4,6 +4,8 @@ checks, no dict lookups."""
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +63,7 @@ class Deployment:
     """A service (and upstream model) inside one `models:` entry, with that entry's weight, priority,
     tags, cost and optional cap on its own in-flight requests."""
 
-    __slots__ = ("cap", "cost", "key", "model", "priority", "service", "tags", "upstream", "weight")
+    __slots__ = ("cap", "cost", "header_key", "key", "model", "priority", "service", "tags", "upstream", "weight")
 
     def __init__(self, upstream: Upstream, model: str, spec: DeploymentConfig | None = None,
                  cap: Limiter | None = None) -> None:
@@ -69,6 +71,7 @@ class Deployment:
         self.service = upstream.name
         self.model = model
         self.key = f"{upstream.name}/{model}"
+        self.header_key = header_safe(self.key)  # in X-Clawdbot-Attempts; made once, not per request
         self.weight = spec.weight if spec is not None else 1.0
         self.priority = spec.priority if spec is not None else 0
         self.tags = frozenset(spec.tags) if spec is not None else frozenset()
@@ -79,3 +82,12 @@ class Deployment:
 
     def __repr__(self) -> str:
         return f"Deployment({self.key})"
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9._:/@+~-]*")
+
+
+def header_safe(text: str) -> str:
+    """`text` for a response header: a model name may be the client's own string (CR/LF would split
+    the header, non-Latin-1 text would not encode), so anything but token characters is %-escaped."""
+    return text if _TOKEN.fullmatch(text) else urllib.parse.quote(text, safe="._:/@+~-")

@@ -21,30 +21,31 @@ MAX_ADDRESSES = 10_000  # tracked at once; beyond, the entry idle longest goes f
 
 
 class AuthThrottle:
-    __slots__ = ("_buckets", "_clock", "burst", "interval")
+    __slots__ = ("_clock", "buckets", "burst", "interval")
 
     def __init__(self, burst: int = BURST, per_minute: float = PER_MINUTE,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.burst = burst
         self.interval = 60.0 / per_minute
         self._clock = clock
-        # address -> (tokens at `at`, at); dict order is the order of the last failure
-        self._buckets: dict[str, tuple[float, float]] = {}
+        # address -> (tokens at `at`, at); dict order is the order of the last failure. Empty (the
+        # usual case) means nobody failed lately: the hot path tests it before anything else.
+        self.buckets: dict[str, tuple[float, float]] = {}
 
     def _tokens(self, addr: str, now: float) -> float | None:
-        entry = self._buckets.get(addr)
+        entry = self.buckets.get(addr)
         if entry is None:
             return None
         tokens, at = entry
         tokens = min(float(self.burst), tokens + (now - at) / self.interval)
         if tokens >= self.burst:
-            del self._buckets[addr]  # fully refilled: forget it
+            del self.buckets[addr]  # fully refilled: forget it
             return None
         return tokens
 
     def wait(self, addr: str) -> int:
         """Whole seconds `addr` must wait before its next attempt (0: it may try now)."""
-        if not self._buckets:
+        if not self.buckets:
             return 0
         tokens = self._tokens(addr, self._clock())
         if tokens is None or tokens >= 1.0:
@@ -55,13 +56,13 @@ class AuthThrottle:
         now = self._clock()
         tokens = self._tokens(addr, now)
         tokens = float(self.burst) if tokens is None else tokens
-        self._buckets.pop(addr, None)  # re-inserted last: dict order follows the latest failure
-        if len(self._buckets) >= MAX_ADDRESSES:
-            del self._buckets[next(iter(self._buckets))]
-        self._buckets[addr] = (max(0.0, tokens - 1.0), now)
+        self.buckets.pop(addr, None)  # re-inserted last: dict order follows the latest failure
+        if len(self.buckets) >= MAX_ADDRESSES:
+            del self.buckets[next(iter(self.buckets))]
+        self.buckets[addr] = (max(0.0, tokens - 1.0), now)
 
     def __len__(self) -> int:
-        return len(self._buckets)
+        return len(self.buckets)
 
 
 def client_address(scope: Mapping[str, Any]) -> str:

@@ -57,5 +57,5 @@ def _attempts(ctx: RequestContext, outcome: str) -> list[dict[str, Any]]:
     the one that answered."""
     recorded = getattr(ctx, "attempts", None)
     if recorded:
-        return [dict(a) for a in recorded]
+        return [{k: v for k, v in a.items() if k != "where"} for a in recorded]  # "where": the header's form
     return [{"service": ctx.service, "ok": outcome != "error"}] if ctx.service else []
