@@ -30,50 +30,71 @@ class AccessLog:
         if not _log.isEnabledFor(logging.INFO):
             return
         ttft = ctx.ttft_ms()
-        fields: dict[str, object] = {
-            "method": method,
-            "path": path,
-            "status": status,
-            "model": ctx.model,
-            "service": ctx.service,
-            "upstream_model": ctx.upstream_model,
-            "stream": ctx.stream,
-            "latency_ms": round(ctx.elapsed_ms(), 2),
-            "ttft_ms": round(ttft, 2) if ttft is not None else None,
-            "prompt_tokens": ctx.prompt_tokens,
-            "completion_tokens": ctx.completion_tokens,
-            "upstream_status": ctx.upstream_status,
-            "error": ctx.error,
-            # the gateway counted the tokens itself: the upstream sent no usage (docs/limits.md)
-            "tokens_estimated": True if ctx.tokens_estimated else None,
-            # the X-Request-ID the upstream saw, when the client's own id could not be sent (not a UUID)
-            "upstream_request_id": ctx.upstream_request_id if ctx.upstream_request_id != ctx.request_id else None,
-        }
-        if ctx.pool_wait_ms:  # waited for an upstream connection: rare, and said only then
-            fields["pool_wait_ms"] = round(ctx.pool_wait_ms, 2)
+        latency = round(ctx.elapsed_ms(), 2)
+        ttft = round(ttft, 2) if ttft is not None else None
+        # the X-Request-ID the upstream saw, when the client's own id could not be sent (not a UUID)
+        upstream_id = ctx.upstream_request_id if ctx.upstream_request_id != ctx.request_id else None
         now = time.time()
         if self.json:
-            head = {"ts": round(now, 3), "level": "info", "logger": "clawdbot.access",
-                    "request_id": ctx.request_id, "event": "access"}
-            line = _encode({**head, **fields}).decode()
+            fields: dict[str, object] = {
+                "ts": round(now, 3), "level": "info", "logger": "clawdbot.access", "request_id": ctx.request_id,
+                "event": "access", "method": method, "path": path, "status": status, "model": ctx.model,
+                "service": ctx.service, "upstream_model": ctx.upstream_model, "stream": ctx.stream,
+                "latency_ms": latency, "ttft_ms": ttft, "prompt_tokens": ctx.prompt_tokens,
+                "completion_tokens": ctx.completion_tokens, "upstream_status": ctx.upstream_status,
+                "error": ctx.error,
+                # the gateway counted the tokens itself: the upstream sent no usage (docs/limits.md)
+                "tokens_estimated": True if ctx.tokens_estimated else None,
+                "upstream_request_id": upstream_id,
+            }
+            if ctx.pool_wait_ms:  # waited for an upstream connection: rare, and said only then
+                fields["pool_wait_ms"] = round(ctx.pool_wait_ms, 2)
+            line = _encode(fields).decode()
         else:
-            text = " ".join(f"{k}={self._fmt(v)}" for k, v in fields.items() if v is not None)
-            line = f"{timestamp(now)} INFO  clawdbot.access request_id={ctx.request_id} {text}"
+            line = f"{timestamp(now)} INFO  clawdbot.access request_id={ctx.request_id} " + \
+                self._text(ctx, method, path, status, latency, ttft, upstream_id)
         if self.sink is not None:
             self.sink(line)
         else:
             _log.info("%s", line)
 
+    def _text(self, ctx: RequestContext, method: str, path: str, status: int, latency: float,
+              ttft: float | None, upstream_id: str | None) -> str:
+        """`key=value` fields, in the JSON form's order, those without a value left out. Values a
+        client chooses go through `_fmt`; numbers, the method (a token the HTTP parser checked) and
+        request ids (checked on the way in) are written as they are."""
+        fmt = self._fmt
+        parts = [f"method={method} path={fmt(path)} status={status}"]
+        if ctx.model is not None:
+            parts.append(f"model={fmt(ctx.model)}")
+        if ctx.service is not None:
+            parts.append(f"service={fmt(ctx.service)}")
+        if ctx.upstream_model is not None:
+            parts.append(f"upstream_model={fmt(ctx.upstream_model)}")
+        parts.append(f"stream={ctx.stream} latency_ms={latency}")
+        if ttft is not None:
+            parts.append(f"ttft_ms={ttft}")
+        for key, value in (("prompt_tokens", ctx.prompt_tokens), ("completion_tokens", ctx.completion_tokens),
+                           ("upstream_status", ctx.upstream_status)):
+            if value is not None:
+                parts.append(f"{key}={value}")
+        if ctx.error is not None:
+            parts.append(f"error={_fmt(ctx.error)}")
+        if ctx.tokens_estimated:
+            parts.append("tokens_estimated=True")
+        if upstream_id is not None:
+            parts.append(f"upstream_request_id={upstream_id}")
+        if ctx.pool_wait_ms:
+            parts.append(f"pool_wait_ms={round(ctx.pool_wait_ms, 2)}")
+        return " ".join(parts)
 
-    def _fmt(self, v: object) -> str:
-        if v.__class__ is str:
-            done = self._formatted.get(v)
-            if done is None:
-                done = _fmt(v)
-                if len(v) <= 128 and len(self._formatted) < FORMATTED_CACHE:
-                    self._formatted[v] = done  # (not error texts: they vary)
-            return done
-        return str(v) if v.__class__ in (int, float, bool) else _fmt(v)
+    def _fmt(self, v: str) -> str:
+        done = self._formatted.get(v)
+        if done is None:
+            done = _fmt(v)
+            if len(v) <= 128 and len(self._formatted) < FORMATTED_CACHE:
+                self._formatted[v] = done
+        return done
 
 
 def _fmt(v: object) -> str:
