@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from clawdbot.config.schema import Limits, Service
-from clawdbot.core.attempt import verdict
+from clawdbot.pipeline.attempt import verdict
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import Overloaded
 from clawdbot.observability.access import AccessLog

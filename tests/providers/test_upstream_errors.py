@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from clawdbot.api.errors import error_body, error_status
-from clawdbot.core.attempt import verdict
+from clawdbot.pipeline.attempt import verdict
 from clawdbot.core.errors import UpstreamError, UpstreamRejected
 from clawdbot.providers.upstream_errors import ErrorInfo, parse_error_body, status_error
 

@@ -11,7 +11,7 @@ from clawdbot.config.loader import load_config_text
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message
 from clawdbot.observability.metrics import ServiceStats
 from clawdbot.routing.breaker import MemoryBreaker

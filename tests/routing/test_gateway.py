@@ -16,7 +16,7 @@ import pytest
 from clawdbot.config.loader import load_config, load_config_text
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from clawdbot.core.gateway import Gateway, attempts_header
+from clawdbot.pipeline.gateway import Gateway, attempts_header
 from clawdbot.routing.breaker import OPEN
 from tests.routing.fakes import gateway, request, services
 

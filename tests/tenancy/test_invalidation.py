@@ -200,7 +200,7 @@ def test_without_a_redis_url_redis_is_never_imported(tmp_path: Path) -> None:
     code = """
 import sys
 from clawdbot.config.schema import Config, Server
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.tenancy.service import build_tenancy
 tenancy = build_tenancy(Server(master_key="sk-x"), Config(), {"CLAWDBOT_DATA_DIR": sys.argv[1]})
 gateway = Gateway(Config())

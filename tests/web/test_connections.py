@@ -94,7 +94,7 @@ def test_full_table_evicts_detached_connections_first() -> None:
 
 def test_a_run_cancelled_before_its_first_step_still_ends_and_is_stored() -> None:
     from clawdbot.config.schema import Config, Service
-    from clawdbot.core.gateway import Gateway
+    from clawdbot.pipeline.gateway import Gateway
     from clawdbot.core.types import ChatRequest, Message
     from clawdbot.state.memory import MemoryChatStore
     from clawdbot.web.runs import ChatRun, Runs

@@ -1,4 +1,4 @@
-"""POST /admin/reload: read the config file again and swap it in (core/reload.py). Needs the
+"""POST /admin/reload: read the config file again and swap it in (pipeline/reload.py). Needs the
 master key: an admin endpoint is never open, not even on loopback."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import msgspec
 
 from clawdbot.api.exchange import Exchange
 from clawdbot.core.errors import BadRequest, Forbidden
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 
 _encode = msgspec.json.Encoder().encode
 

@@ -30,7 +30,7 @@ from clawdbot.core.errors import (
     NotFound,
     Unauthorized,
 )
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.observability.access import AccessLog
 from clawdbot.observability.logging import request_id_var
 from clawdbot.tenancy.errors import AdminRequired, ModelNotAllowed, TooManyFailedAttempts

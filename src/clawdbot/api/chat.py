@@ -8,7 +8,7 @@ from clawdbot.api.relay import relay_canonical, relay_raw, trace_headers
 from clawdbot.codecs import openai as oa
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.core.types import ChatResponse
 from clawdbot.providers.base import RawResponse
 

@@ -13,7 +13,7 @@ from clawdbot.api.exchange import Exchange
 from clawdbot.api.relay import completion_id, count_unreported, trace_headers
 from clawdbot.codecs import openai as oa
 from clawdbot.core.context import RequestContext
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
 from clawdbot.providers.base import RawResponse
 from clawdbot.providers.openai_http import decode_sse

@@ -9,7 +9,7 @@ import msgspec
 from clawdbot.api.exchange import Exchange
 from clawdbot.codecs import openai as oa
 from clawdbot.core.errors import GatewayError, ModelNotFound
-from clawdbot.core.gateway import Gateway, attempts_header
+from clawdbot.pipeline.gateway import Gateway, attempts_header
 from clawdbot.core.types import ModelInfo
 
 _encode = msgspec.json.Encoder().encode

@@ -9,7 +9,7 @@ import msgspec
 
 from clawdbot import __version__
 from clawdbot.api.exchange import Exchange
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.state.spend_base import GROUPS
 
 JSON = "application/json"

@@ -16,7 +16,7 @@ from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
-from clawdbot.core.gateway import attempts_header
+from clawdbot.pipeline.gateway import attempts_header
 from clawdbot.core.types import ChatChunk, ChatRequest, Usage
 from clawdbot.providers.base import RawResponse
 from clawdbot.providers.http import drain

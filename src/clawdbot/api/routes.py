@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from clawdbot.api import admin, chat, endpoints, openapi
 from clawdbot.api.exchange import Exchange
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 
 Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
 

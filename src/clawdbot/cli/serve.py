@@ -125,7 +125,7 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     Raises ConfigError (a routing hook that does not load, at its file:line) or ValueError."""
     from clawdbot.api.app import App
     from clawdbot.config.loader import error_at
-    from clawdbot.core.gateway import Gateway
+    from clawdbot.pipeline.gateway import Gateway
     from clawdbot.routing.hook import HookError
     from clawdbot.tenancy.throttle import AuthThrottle
     from clawdbot.web.build import build_web

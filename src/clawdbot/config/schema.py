@@ -154,7 +154,7 @@ def parse_target(ref: str) -> Deployment:
 
 
 class Routing(Strict):
-    """Settings every `models:` entry shares (routing/, core/gateway.py)."""
+    """Settings every `models:` entry shares (routing/, pipeline/gateway.py)."""
 
     timezone: str = "UTC"  # for `windows`
     windows: dict[str, list[str]] = {}  # name -> ["09:00-12:00", ...]: rules' `time`, the hook's time_of_day

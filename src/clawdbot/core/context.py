@@ -63,6 +63,15 @@ class RequestContext(msgspec.Struct):
     completion_cap: int | None = None
     # prompt/completion tokens were counted by the gateway (no usage from the upstream): limits.md
     tokens_estimated: bool = False
+    # the request's headers (dict[bytes, bytes], lower-case names) when it came over HTTP
+    headers: Any = None
+    # Plugins (pipeline/plugins.py), set only when some plugin runs on the request: per-plugin
+    # state by plugin name, what each did ("pii: masked 3 items"), response headers they add.
+    plugin_state: dict[str, Any] | None = None
+    plugin_notes: list[str] | None = None
+    plugin_headers: dict[str, str] | None = None
+    # the answer cost nothing (a cache hit): settle charges no spend
+    cost_free: bool = False
 
     def upstream_id(self) -> str:
         """The request's own id when it is a UUID, else a fresh UUID (the same for every attempt): a

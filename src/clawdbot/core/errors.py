@@ -95,7 +95,7 @@ class UpstreamRejected(UpstreamError):
     """The upstream refused the request itself (400, 413, 422: a prompt over the context window, a
     bad parameter): the caller's fault, not the service's. The client gets the upstream's status
     and error (message, type, param, code) as if it had called the upstream; no other deployment
-    is tried, and the breaker counts it as an answer (core/attempt.py:verdict)."""
+    is tried, and the breaker counts it as an answer (pipeline/attempt.py:verdict)."""
 
     def __init__(self, message: str, *, upstream_status: int, error_type: str | None = None,
                  param: str | None = None, code: str | None = None) -> None:

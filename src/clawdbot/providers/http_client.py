@@ -13,12 +13,9 @@ import asyncio
 import contextlib
 import socket
 import zlib
-from typing import TYPE_CHECKING, overload
+from typing import Protocol, overload
 
 import httptools
-
-if TYPE_CHECKING:
-    from clawdbot.providers.http_pool import Pool
 
 HIGH_WATER = 256 * 1024  # body bytes buffered for a slow consumer before the socket is paused
 
@@ -89,6 +86,17 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._d!r})"
+
+
+class Pool(Protocol):
+    """What a connection needs from the pool that owns it (http_pool.Pool): the client sits below
+    the pool and never imports it."""
+
+    def put(self, conn: Connection) -> None: ...
+
+    def drop(self, conn: Connection) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
 
 
 class Connection(asyncio.Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clawdbot.config.schema import Config
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.state.base import ChatStore
 from clawdbot.state.build import build_chat_store, database_url
 from clawdbot.state.memory import MemoryChatStore

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from clawdbot.config.schema import Config, Service
 from clawdbot.core.errors import GatewayError
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.providers.http import UpstreamHTTP
 from clawdbot.providers.openai_http import auth_headers
 

@@ -7,7 +7,7 @@ import time
 
 from clawdbot import __version__
 from clawdbot.config.schema import Config
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.state.base import ChatStore
 from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.connections import Connections

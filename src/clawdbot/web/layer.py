@@ -11,7 +11,7 @@ from clawdbot.api.http import Receive, Scope, Send, deny
 from clawdbot.api.routes import Route
 from clawdbot.config.schema import Config
 from clawdbot.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.state.base import ChatStore
 from clawdbot.tenancy.errors import TooManyFailedAttempts
 from clawdbot.tenancy.throttle import AuthThrottle, client_address

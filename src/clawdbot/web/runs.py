@@ -15,7 +15,7 @@ from typing import Any
 
 from clawdbot.core.context import RequestContext, new_request_id
 from clawdbot.core.errors import GatewayError
-from clawdbot.core.gateway import Gateway
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.core.types import ChatRequest
 from clawdbot.observability.logging import request_id_var
 from clawdbot.state.base import ChatStore, SessionRecord

@@ -1,8 +1,7 @@
-"""Hot reload: the config file is read again on SIGHUP, on `POST /admin/reload`, and when the file
-changes (polled every `server.watch_interval` seconds). A config that fails to load, or that cannot
-be served (a hook that does not import), is rejected with its reason and the running one keeps
-serving. Otherwise a new runtime is built and swapped in (core/runtime.py): requests in flight
-finish on the config they started with.
+"""Hot reload's trigger: the config file is read again on SIGHUP, on `POST /admin/reload`, and when the
+file changes (polled every `interval` seconds), and handed to `apply` (Gateway.apply_config), which
+builds and swaps in a new runtime or raises ReloadError with the reason; the running config then
+keeps serving. The trigger knows nothing of the gateway: it calls back.
 
 `server:` settings (host, port, master key, body limit, logging) are read at start only."""
 
@@ -12,20 +11,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-import msgspec
-
-from clawdbot.config.loader import error_at, file_signature
+from clawdbot.config.loader import file_signature
 from clawdbot.config.schema import Config
-from clawdbot.core.runtime import build_runtime
-from clawdbot.routing.hook import HookError
-
-if TYPE_CHECKING:
-    from clawdbot.core.gateway import Gateway
 
 log = logging.getLogger("clawdbot.reload")
+Apply = Callable[[Config], Awaitable[dict[str, Any]]]
 
 
 class ReloadError(Exception):
@@ -33,11 +26,12 @@ class ReloadError(Exception):
 
 
 class Reloader:
-    def __init__(self, gateway: Gateway, load: Callable[[], Config] | None, path: str | None) -> None:
-        self.gateway = gateway
+    def __init__(self, apply: Apply, load: Callable[[], Config] | None, path: str | None,
+                 interval: float = 0.0) -> None:
+        self.apply = apply
         self.load = load  # reads the config file anew, with the same flags and environment as at start
         self.path = path
-        self._lock: asyncio.Lock | None = None
+        self.interval = interval
         self._watch: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._signal = False
@@ -51,9 +45,8 @@ class Reloader:
             self._signal = True
         except (ValueError, RuntimeError, NotImplementedError, AttributeError):  # not the main thread
             pass
-        interval = self.gateway.config.server.watch_interval
-        if self.path and interval > 0:
-            self._watch = loop.create_task(self._watch_file(self.path, interval))
+        if self.path and self.interval > 0:
+            self._watch = loop.create_task(self._watch_file(self.path, self.interval))
 
     def stop(self) -> None:
         if self._signal:
@@ -92,32 +85,3 @@ class Reloader:
         log.info("config reloaded (%s): generation %d, %d services, %d models", why, summary["generation"],
                  len(summary["services"]), len(summary["models"]))
         return True, summary
-
-    async def apply(self, config: Config) -> dict[str, Any]:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            gw = self.gateway
-            old = gw.runtime
-            if config.server != old.config.server:
-                log.warning("server settings changed in the config file; they take effect at the next restart")
-                config = msgspec.structs.replace(config, server=old.config.server)
-            try:
-                rt = build_runtime(config, old, gw.breakers, gw.metrics, gw.monitor, None, old.generation + 1)
-            except HookError as exc:
-                where = error_at(self.path, ("models", exc.model, "hook"), str(exc)) if self.path and exc.model else exc
-                raise ReloadError(f"the new config cannot be served: {where}") from exc
-            except Exception as exc:
-                raise ReloadError(f"the new config cannot be served: {exc}") from exc
-            new = gw.adopt(rt)
-            gw.swap(rt)
-            if new:  # probe what is new now, in the background: routing treats "not probed yet" as up
-                task = asyncio.get_running_loop().create_task(self._probe(new))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
-            return {"generation": rt.generation, "services": sorted(rt.upstreams), "models": sorted(config.models),
-                    "new_services": sorted(new)}
-
-    async def _probe(self, names: list[str]) -> None:
-        monitor = self.gateway.monitor
-        await asyncio.gather(*(monitor.probe(n) for n in names if n in monitor.states), return_exceptions=True)

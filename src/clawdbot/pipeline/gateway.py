@@ -5,7 +5,7 @@ never once a stream has delivered its first chunk.
 
 Callers: `chat`, `stream`, `forward_openai`, `embed`; then `finish(ctx)` when the request ends
 (metrics). Every attempt is recorded in `ctx.attempts`; `attempts_header(ctx)` renders them.
-The config can be swapped at run time (`reload`): see core/runtime.py."""
+The config can be swapped at run time (`reload`): see pipeline/runtime.py."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 import msgspec
 
 from clawdbot.codecs import openai as oa
+from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config
-from clawdbot.core.attempt import Attempt, Relay, verdict
+from clawdbot.pipeline.attempt import Attempt, Relay, verdict
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import (
     CircuitOpen,
@@ -31,13 +32,14 @@ from clawdbot.core.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from clawdbot.core.reload import Reloader
-from clawdbot.core.runtime import Runtime, build_runtime
+from clawdbot.pipeline.reload import Reloader, ReloadError
+from clawdbot.pipeline.runtime import Runtime, build_runtime
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.observability.metrics import Metrics
 from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
 from clawdbot.routing.breaker_redis import build_breakers
 from clawdbot.routing.health import HealthMonitor, Probed
+from clawdbot.routing.hook import HookError
 from clawdbot.routing.notes import Notes
 from clawdbot.routing.resolver import Resolver
 from clawdbot.routing.retry import RetryBudget, backoff, retry_after_seconds
@@ -62,7 +64,9 @@ class Gateway:
         r = config.routing
         self.budget = RetryBudget(r.retry_budget, r.retry_min_per_second)
         self.notes = Notes(log)
-        self.reloader = Reloader(self, reload_config, watch_path)
+        self.reloader = Reloader(self.reload, reload_config, watch_path, config.server.watch_interval)
+        self._reloading = asyncio.Lock()
+        self._probing: set[asyncio.Task[Any]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining: list[Runtime] = []
         self.runtime = build_runtime(config, None, self.breakers, self.metrics, self.monitor, providers)
@@ -157,7 +161,33 @@ class Gateway:
             st.breaker = state
 
     async def reload(self, config: Config) -> dict[str, Any]:
-        return await self.reloader.apply(config)
+        """Build a runtime for `config` and swap it in (the reloader's callback, and the admin API's).
+        Raises ReloadError when it cannot be served: the running config keeps serving."""
+        async with self._reloading:
+            old = self.runtime
+            if config.server != old.config.server:
+                log.warning("server settings changed in the config file; they take effect at the next restart")
+                config = msgspec.structs.replace(config, server=old.config.server)
+            try:
+                rt = build_runtime(config, old, self.breakers, self.metrics, self.monitor, None, old.generation + 1)
+            except HookError as exc:
+                path = self.reloader.path
+                where = error_at(path, ("models", exc.model, "hook"), str(exc)) if path and exc.model else exc
+                raise ReloadError(f"the new config cannot be served: {where}") from exc
+            except Exception as exc:
+                raise ReloadError(f"the new config cannot be served: {exc}") from exc
+            new = self.adopt(rt)
+            self.swap(rt)
+            if new:  # probe what is new now, in the background: routing treats "not probed yet" as up
+                task = asyncio.get_running_loop().create_task(self._probe(new))
+                self._probing.add(task)
+                task.add_done_callback(self._probing.discard)
+            return {"generation": rt.generation, "services": sorted(rt.upstreams), "models": sorted(config.models),
+                    "new_services": sorted(new)}
+
+    async def _probe(self, names: list[str]) -> None:
+        monitor = self.monitor
+        await asyncio.gather(*(monitor.probe(n) for n in names if n in monitor.states), return_exceptions=True)
 
     # -- the attempt loop ----------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, Generic, TypeVar
 
 from clawdbot.core.errors import GatewayError, UpstreamError
-from clawdbot.core.runtime import Runtime
+from clawdbot.pipeline.runtime import Runtime
 from clawdbot.routing.upstream import Deployment
 
 T = TypeVar("T")
