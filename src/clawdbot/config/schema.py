@@ -224,6 +224,22 @@ class Metering(Strict):
     journal_max_mb: int = 64  # local journal of spend the database could not take (then: errors)
 
 
+class PluginEntry(Strict):
+    """One plugin in the request pipeline (docs/plugins.md). `with:` is checked against the
+    plugin's own settings when the pipeline is built (start and reload), with file:line errors."""
+
+    name: str  # a built-in (pii, access, content_filter, cache, semantic_cache) or an entry point
+    with_: dict[str, Any] = msgspec.field(default_factory=dict, name="with")
+    # Scope: empty = every request. A request must match each list given (model names and globs,
+    # key ids, traffic tags).
+    models: list[str] = []
+    keys: list[str] = []
+    tags: list[str] = []
+    enabled: bool = True
+    # a second instance of the same plugin needs its own id (per-request state and notes use it)
+    id: str | None = None
+
+
 class Config(Strict):
     server: Server = msgspec.field(default_factory=Server)
     data_dir: str = "~/.clawdbot"  # SQLite database and local state (env CLAWDBOT_DATA_DIR)
@@ -241,6 +257,9 @@ class Config(Strict):
     # public model name -> targets (a list, or an object with `targets`)
     models: dict[str, list[str] | ModelEntry] = {}
     routing: Routing = msgspec.field(default_factory=Routing)
+    # The request pipeline's plugins, in order: pre hooks run in this order, post and chunk hooks
+    # in reverse (pipeline/plugins.py).
+    plugins: list[PluginEntry] = []
 
     def model_targets(self, name: str) -> list[str] | None:
         entry = self.models.get(name)

@@ -88,6 +88,8 @@ class Plugin:
     def __init__(self, settings: Any, host: Host) -> None:
         self.settings = settings
         self.host = host
+        # the instance's name in the pipeline (`id:` in the config, else `name`): state and notes
+        self.id = self.name
 
     async def start(self) -> None:
         return None
@@ -113,15 +115,15 @@ class Plugin:
     # -- helpers -----------------------------------------------------------------------------
 
     def state(self, ctx: RequestContext) -> Any:
-        return ctx.plugin_state.get(self.name) if ctx.plugin_state is not None else None
+        return ctx.plugin_state.get(self.id) if ctx.plugin_state is not None else None
 
     def set_state(self, ctx: RequestContext, value: Any) -> None:
         if ctx.plugin_state is None:
             ctx.plugin_state = {}
-        ctx.plugin_state[self.name] = value
+        ctx.plugin_state[self.id] = value
 
     def note(self, ctx: RequestContext, text: str) -> None:
-        note(ctx, self.name, text)
+        note(ctx, self.id, text)
 
 
 def note(ctx: RequestContext, plugin: str, text: str) -> None:
