@@ -21,7 +21,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, ToolCallDelta
 from clawdbot.plugins.base import Answer, Host, Plugin, PluginConfigError
-from clawdbot.plugins.registry import SettingsError, build
+from clawdbot.plugins.registry import SettingsError, build, instantiate
 
 log = logging.getLogger("clawdbot.plugins")
 MAX_OVERRIDES = 256  # per-key settings overrides built and kept per chain
@@ -104,7 +104,7 @@ class Chain:
         merged = {**slot.entry.with_, **value}
         try:
             assert self.host is not None
-            plugin: Plugin | None = build(slot.entry.name, merged, self.host, slot.plugin.id)
+            plugin: Plugin | None = instantiate(type(slot.plugin), merged, self.host, slot.plugin.id)
         except PluginConfigError as exc:
             # Checked when the key is saved (admin API); a key written otherwise keeps the default.
             log.error("plugin %s: a key's settings override is invalid (%s); using the configured settings",

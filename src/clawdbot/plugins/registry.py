@@ -93,13 +93,16 @@ def decode_settings(cls: type[Plugin], raw: dict[str, Any]) -> Any:
 
 def build(name: str, raw: dict[str, Any], host: Host, instance_id: str | None = None) -> Plugin:
     """Raises PluginConfigError (SettingsError with the settings path) for a config that cannot be served."""
-    cls = plugin_class(name)
+    return instantiate(plugin_class(name), raw, host, instance_id or name)
+
+
+def instantiate(cls: type[Plugin], raw: dict[str, Any], host: Host, instance_id: str) -> Plugin:
     settings = decode_settings(cls, raw)
     try:
         plugin = cls(settings, host)
     except PluginConfigError:
         raise
     except (ValueError, TypeError, OSError) as exc:  # a factory refusing its settings (a file missing, ...)
-        raise PluginConfigError(f"plugin {name!r}: {exc}") from exc
-    plugin.id = instance_id or name
+        raise PluginConfigError(f"plugin {instance_id!r}: {exc}") from exc
+    plugin.id = instance_id
     return plugin
