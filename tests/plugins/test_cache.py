@@ -25,7 +25,7 @@ from clawdbot.core.types import (
     Usage,
 )
 from clawdbot.plugins.base import Answer, PluginConfigError
-from clawdbot.plugins.cache import Cache, CacheSettings, canonical, request_key, scope_id
+from clawdbot.plugins.cache import CachePlugin, CacheSettings, canonical, request_key, scope_id
 from clawdbot.plugins.cache_store import ENTRY_OVERHEAD, MemoryStore, RedisGuard, RedisStore, encode_answer
 from tests.tenancy.redis_support import REDIS_URL, fresh_prefix
 
@@ -120,7 +120,7 @@ def test_scope_ids() -> None:
     assert scope_id(ctx(key=None), "key") == "p:none"
 
 
-def _roundtrip(plugin: Cache, request: ChatRequest, c: Any, text: str = "Paris.") -> Any:
+def _roundtrip(plugin: CachePlugin, request: ChatRequest, c: Any, text: str = "Paris.") -> Any:
     async def go() -> Any:
         out = await plugin.pre(request, c)
         if isinstance(out, Answer):
@@ -133,17 +133,17 @@ def _roundtrip(plugin: Cache, request: ChatRequest, c: Any, text: str = "Paris."
 
 def test_tenants_apart_unless_the_scope_says_so() -> None:
     host = Host()
-    per_key = Cache(settings(), host)
+    per_key = CachePlugin(settings(), host)
     assert _roundtrip(per_key, req(), ctx(key="k1", user="u1", team="t1")) is None
     assert _roundtrip(per_key, req(), ctx(key="k2", user="u1", team="t1")) is None  # another key: a miss
     assert isinstance(_roundtrip(per_key, req(), ctx(key="k1", user="u1", team="t1")), Answer)
 
-    per_team = Cache(settings(scope="team"), host)
+    per_team = CachePlugin(settings(scope="team"), host)
     assert _roundtrip(per_team, req(), ctx(key="k1", user="u1", team="t1")) is None
     assert isinstance(_roundtrip(per_team, req(), ctx(key="k2", user="u2", team="t1")), Answer)
     assert _roundtrip(per_team, req(), ctx(key="k3", user="u3", team="t2")) is None
 
-    everyone = Cache(settings(scope="global"), host)
+    everyone = CachePlugin(settings(scope="global"), host)
     assert _roundtrip(everyone, req(), ctx(key="k1", team="t1")) is None
     assert isinstance(_roundtrip(everyone, req(), ctx(key="k9", team="t9")), Answer)
 
@@ -152,7 +152,7 @@ def test_tenants_apart_unless_the_scope_says_so() -> None:
 
 
 def test_miss_then_hit() -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx()
@@ -176,7 +176,7 @@ def test_miss_then_hit() -> None:
 
 @pytest.mark.parametrize("finish", [None, "content_filter", "error"])
 def test_unfinished_or_filtered_answers_are_not_stored(finish: str | None) -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx()
@@ -188,7 +188,7 @@ def test_unfinished_or_filtered_answers_are_not_stored(finish: str | None) -> No
 
 
 def test_tool_calls_and_length_are_stored_a_budget_cut_is_not() -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         tool = answer("")
@@ -215,7 +215,7 @@ def test_tool_calls_and_length_are_stored_a_budget_cut_is_not() -> None:
 
 
 def test_errors_and_answers_from_another_cache_are_not_stored() -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx()
@@ -234,7 +234,7 @@ def test_errors_and_answers_from_another_cache_are_not_stored() -> None:
 
 
 def test_max_temperature_skips_reading_and_storing() -> None:
-    plugin = Cache(settings(max_temperature=0.5), Host())
+    plugin = CachePlugin(settings(max_temperature=0.5), Host())
 
     async def go() -> None:
         for temperature in (0.9, 0.9):
@@ -255,7 +255,7 @@ def test_max_temperature_skips_reading_and_storing() -> None:
 
 
 def test_opt_out_headers() -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx(headers={"Cache-Control": "no-store"})  # neither read nor stored
@@ -290,14 +290,14 @@ def test_opt_out_headers() -> None:
 # -- streams ------------------------------------------------------------------------------------------
 
 
-def _stream(plugin: Cache, c: Any, chunks: list[ChatChunk]) -> None:
+def _stream(plugin: CachePlugin, c: Any, chunks: list[ChatChunk]) -> None:
     for ch in chunks:
         assert plugin.on_chunk(ch, c) is ch  # an observer: the chunk goes on unchanged
     assert plugin.on_stream_end(c) is None
 
 
 def test_a_complete_stream_is_stored_whole() -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx()
@@ -322,7 +322,7 @@ def test_a_complete_stream_is_stored_whole() -> None:
 
 
 def test_a_cut_failed_or_abandoned_stream_is_not_stored() -> None:
-    plugin = Cache(settings(), Host())
+    plugin = CachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx()
@@ -353,7 +353,7 @@ def test_a_cut_failed_or_abandoned_stream_is_not_stored() -> None:
 
 
 def test_a_stream_over_max_entry_bytes_is_given_up() -> None:
-    plugin = Cache(settings(max_entry_bytes=2048), Host())
+    plugin = CachePlugin(settings(max_entry_bytes=2048), Host())
 
     async def go() -> None:
         c = ctx()
@@ -400,7 +400,7 @@ def test_memory_lru_is_bounded_by_bytes() -> None:
 
 def test_memory_ttl_with_an_injected_clock() -> None:
     clock = Clock()
-    plugin = Cache(settings(ttl=60), Host(), clock=clock)
+    plugin = CachePlugin(settings(ttl=60), Host(), clock=clock)
 
     async def go() -> None:
         c = ctx()
@@ -423,7 +423,7 @@ def test_settings_are_checked() -> None:
     with pytest.raises(msgspec.ValidationError):
         settings(scope="everyone")
     with pytest.raises(PluginConfigError, match="redis_url"):
-        Cache(settings(backend="redis"), Host())
+        CachePlugin(settings(backend="redis"), Host())
 
 
 # -- Redis ------------------------------------------------------------------------------------------------
@@ -432,8 +432,8 @@ def test_settings_are_checked() -> None:
 def test_redis_two_replicas_share_entries() -> None:
     with fresh_prefix() as prefix:
         async def go() -> None:
-            a = Cache(settings(backend="redis", ttl=30), Host(redis_url=REDIS_URL, redis_prefix=prefix))
-            b = Cache(settings(backend="redis", ttl=30), Host(redis_url=REDIS_URL, redis_prefix=prefix))
+            a = CachePlugin(settings(backend="redis", ttl=30), Host(redis_url=REDIS_URL, redis_prefix=prefix))
+            b = CachePlugin(settings(backend="redis", ttl=30), Host(redis_url=REDIS_URL, redis_prefix=prefix))
             try:
                 c = ctx()
                 assert await a.pre(req(), c) is None
@@ -467,7 +467,7 @@ def test_redis_two_replicas_share_entries() -> None:
 def test_redis_entry_bound() -> None:
     with fresh_prefix() as prefix:
         async def go() -> None:
-            plugin = Cache(settings(backend="redis", max_entry_bytes=2048), Host(redis_url=REDIS_URL,
+            plugin = CachePlugin(settings(backend="redis", max_entry_bytes=2048), Host(redis_url=REDIS_URL,
                                                                                    redis_prefix=prefix))
             try:
                 c = ctx()
@@ -485,7 +485,7 @@ def test_redis_down_is_a_miss_logged_once_per_interval(caplog: pytest.LogCapture
     clock = Clock()
     down = f"redis://127.0.0.1:{closed_port()}/0"
     # retry_after 0: every request tries Redis (and is refused); still one log line per interval
-    plugin = Cache(settings(backend="redis", retry_after=0, log_every=60), Host(redis_url=down), clock=clock)
+    plugin = CachePlugin(settings(backend="redis", retry_after=0, log_every=60), Host(redis_url=down), clock=clock)
     caplog.set_level(logging.WARNING, logger="clawdbot.plugins.cache")
 
     async def go() -> None:
@@ -512,7 +512,7 @@ def test_redis_down_is_a_miss_logged_once_per_interval(caplog: pytest.LogCapture
 def test_after_a_failure_redis_is_left_alone_for_retry_after(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     down = f"redis://127.0.0.1:{closed_port()}/0"
-    plugin = Cache(settings(backend="redis", retry_after=2), Host(redis_url=down), clock=clock)
+    plugin = CachePlugin(settings(backend="redis", retry_after=2), Host(redis_url=down), clock=clock)
     caplog.set_level(logging.WARNING, logger="clawdbot.plugins.cache")
 
     async def go() -> None:
@@ -552,7 +552,7 @@ def test_recovers_when_redis_comes_back() -> None:
     once retry_after has passed."""
     with fresh_prefix() as prefix:
         clock = Clock()
-        plugin = Cache(settings(backend="redis", retry_after=5), Host(redis_url=REDIS_URL, redis_prefix=prefix),
+        plugin = CachePlugin(settings(backend="redis", retry_after=5), Host(redis_url=REDIS_URL, redis_prefix=prefix),
                        clock=clock)
 
         async def go() -> None:

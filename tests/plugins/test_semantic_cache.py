@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from array import array
 from typing import Any
 
 import msgspec
@@ -14,8 +13,19 @@ import redis
 
 from clawdbot.core.types import ChatChunk, ChatRequest, ImagePart, Message, TextPart, Tool
 from clawdbot.plugins.base import Answer
-from clawdbot.plugins.semantic_cache import SemanticCache, SemanticCacheSettings, lookup_text
-from clawdbot.plugins.vector_store import MemoryVectorStore, best, normalise, pack, unpack
+from clawdbot.plugins.cache import CachePlugin, CacheSettings
+from clawdbot.plugins.semantic_cache import SemanticCachePlugin, SemanticCacheSettings, lookup_text
+from clawdbot.plugins.vector_store import (
+    CHUNK,
+    ENTRY_OVERHEAD,
+    MemoryVectorStore,
+    Vector,
+    best,
+    cosine,
+    normalise,
+    pack,
+    unpack,
+)
 from tests.tenancy.redis_support import REDIS_URL, fresh_prefix
 
 from .cache_support import (
@@ -52,7 +62,7 @@ def angles(text: str) -> list[float]:
     return angle_vector(ANGLES[text.split()[0]])
 
 
-async def store(plugin: SemanticCache, request: ChatRequest, c: Any, text: str = "Paris.") -> Any:
+async def store(plugin: SemanticCachePlugin, request: ChatRequest, c: Any, text: str = "Paris.") -> Any:
     """pre, then (on a miss) post with an answer: what the pipeline does for one request."""
     out = await plugin.pre(request, c)
     if not isinstance(out, Answer):
@@ -85,7 +95,7 @@ def test_what_is_embedded_and_what_must_match() -> None:
 
 
 def test_threshold() -> None:
-    plugin = SemanticCache(settings(threshold=0.95), Host(embed=angles))
+    plugin = SemanticCachePlugin(settings(threshold=0.95), Host(embed=angles))
     # cos 15 deg = 0.966, cos 18 deg = 0.951, cos 20 deg = 0.940
 
     async def go() -> None:
@@ -106,7 +116,7 @@ def test_threshold() -> None:
         assert c.plugin_notes == ["semantic_cache: semantic-hit similarity=0.966"]
 
     run(go())
-    strict = SemanticCache(settings(threshold=0.96), Host(embed=angles))
+    strict = SemanticCachePlugin(settings(threshold=0.96), Host(embed=angles))
 
     async def go_strict() -> None:
         await store(strict, req("base question"), ctx())
@@ -118,7 +128,7 @@ def test_threshold() -> None:
 
 def test_the_same_text_needs_no_embedding() -> None:
     host = Host()
-    plugin = SemanticCache(settings(), host)
+    plugin = SemanticCachePlugin(settings(), host)
 
     async def go() -> None:
         await store(plugin, req("What is the capital of France?"), ctx())
@@ -135,7 +145,7 @@ def test_the_same_text_needs_no_embedding() -> None:
 
 
 def test_partitions_never_cross_tenants_models_or_contexts() -> None:
-    plugin = SemanticCache(settings(), Host())
+    plugin = SemanticCachePlugin(settings(), Host())
     q = "What is the capital of France?"
 
     async def go() -> None:
@@ -158,8 +168,8 @@ def test_partitions_never_cross_tenants_models_or_contexts() -> None:
 
     run(go())
 
-    other_embedder = SemanticCache(settings(embedding_model="embed-2"), Host())
-    team = SemanticCache(settings(scope="team"), Host())
+    other_embedder = SemanticCachePlugin(settings(embedding_model="embed-2"), Host())
+    team = SemanticCachePlugin(settings(scope="team"), Host())
 
     async def go_team() -> None:
         await store(team, req(q), ctx(key="k1", team="t1"))
@@ -177,7 +187,7 @@ def test_partitions_never_cross_tenants_models_or_contexts() -> None:
 
 def test_what_is_not_cached() -> None:
     host = Host()
-    plugin = SemanticCache(settings(max_text_chars=50, max_temperature=1.0), host)
+    plugin = SemanticCachePlugin(settings(max_text_chars=50, max_temperature=1.0), host)
 
     async def go() -> None:
         cases = {
@@ -199,7 +209,7 @@ def test_what_is_not_cached() -> None:
 
 def test_opt_outs() -> None:
     host = Host()
-    plugin = SemanticCache(settings(), host)
+    plugin = SemanticCachePlugin(settings(), host)
 
     async def go() -> None:
         c = ctx(headers={"X-Clawdbot-Cache": "off"})
@@ -216,7 +226,7 @@ def test_opt_outs() -> None:
 
 
 def test_streams_are_stored_only_when_complete() -> None:
-    plugin = SemanticCache(settings(), Host())
+    plugin = SemanticCachePlugin(settings(), Host())
 
     async def go() -> None:
         c = ctx()
@@ -238,7 +248,7 @@ def test_streams_are_stored_only_when_complete() -> None:
 def test_embedding_failures_are_a_miss_logged_once_per_interval(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     host = Host()
-    plugin = SemanticCache(settings(log_every=30, embed_timeout=0.05), host, clock=clock)
+    plugin = SemanticCachePlugin(settings(log_every=30, embed_timeout=0.05), host, clock=clock)
     caplog.set_level(logging.WARNING, logger="clawdbot.plugins.cache")
 
     async def go() -> None:
@@ -266,7 +276,7 @@ def test_embedding_failures_are_a_miss_logged_once_per_interval(caplog: pytest.L
 # -- the memory store -----------------------------------------------------------------------------------
 
 
-def _vec(deg: float) -> array[float]:
+def _vec(deg: float) -> Vector:
     v = normalise(angle_vector(deg))
     assert v is not None
     return v
@@ -284,23 +294,42 @@ def test_memory_store_bounds_and_lru() -> None:
     for i in range(3):  # partition b: the total bound (5) evicts the least recently used anywhere
         store.put(b"b", bytes([i]), _vec(i * 30), b"b%d" % i, 60)
     assert len(store) == 5 and store.partition_size(b"a") == 2
-    found = store.search(b"b", _vec(1), 0.99)
+    found = run(store.search(b"b", _vec(1), 0.99))
     assert found is not None and found[0] == b"b0" and found[1] > 0.999
-    assert store.search(b"b", _vec(15), 0.99) is None
-    assert store.search(b"nowhere", _vec(0), 0.5) is None
+    assert run(store.search(b"b", _vec(15), 0.99)) is None
+    assert run(store.search(b"nowhere", _vec(0), 0.5)) is None
     clock.now += 60  # the TTL
-    assert store.search(b"b", _vec(1), 0.5) is None and store.get_exact(b"a", bytes([1])) is None
+    assert run(store.search(b"b", _vec(1), 0.5)) is None and store.get_exact(b"a", bytes([1])) is None
     assert store.partition_size(b"b") == 0
+
+
+def test_memory_store_bytes_bound_and_a_long_scan() -> None:
+    dims = 384
+    per_entry = 32 * dims + 100 + ENTRY_OVERHEAD
+    store = MemoryVectorStore(max_entries=10_000, max_total=10_000, max_bytes=2000 * per_entry, clock=Clock())
+    vectors = [normalise(angle_vector(i * 0.01, dims)) for i in range(2500)]
+    for i, v in enumerate(vectors):
+        assert v is not None
+        store.put(b"p", i.to_bytes(4, "little"), v, f"{i:0100d}".encode(), 60)
+    assert len(store) == 2000 and store.bytes == 2000 * per_entry
+    assert store.get_exact(b"p", (499).to_bytes(4, "little")) is None  # the first 500 went
+    # scanned in chunks of CHUNK (the loop runs in between): the best of all 2000 is found
+    q = normalise(angle_vector(2100 * 0.01 + 0.001, dims))
+    assert q is not None
+    found = run(store.search(b"p", q, 0.9))
+    assert found is not None and found[0] == f"{2100:0100d}".encode() and found[1] > 0.99999
+    assert store.partition_size(b"p") == 2000 > CHUNK
 
 
 def test_vector_helpers() -> None:
     assert normalise([]) is None and normalise([0.0, 0.0]) is None and normalise([float("nan")]) is None
     v = normalise([3.0, 4.0])
-    assert v is not None and list(v) == pytest.approx([0.6, 0.8])
-    assert unpack(pack(v)) == v and len(pack(v)) == 8
-    top_id, top = best(v, [(b"a", array("f", [1.0, 0.0])), (b"b", array("f", [0.0, 1.0])),
-                           (b"c", array("f", [1.0]))])  # another dimension is skipped
+    assert v == pytest.approx((0.6, 0.8))
+    assert v is not None and unpack(pack(v)) == pytest.approx(v) and len(pack(v)) == 8
+    top_id, top = best(v, [(b"a", (1.0, 0.0)), (b"b", (0.0, 1.0)), (b"c", (1.0,))])  # another dimension: skipped
     assert top_id == b"b" and top == pytest.approx(0.8)
+    assert cosine(v, (1.0, 0.0)) == pytest.approx(0.6) and cosine(v, (1.0,)) == 0.0
+    assert best(v, []) == (None, -1.0)
 
 
 # -- Redis ---------------------------------------------------------------------------------------------------
@@ -312,8 +341,8 @@ def test_redis_two_replicas_and_the_partition_bound() -> None:
 
         async def go() -> None:
             host = Host(embed=angles, redis_url=REDIS_URL, redis_prefix=prefix)
-            a = SemanticCache(settings(backend="redis", max_entries=3, ttl=100), host, clock=clock)
-            b = SemanticCache(settings(backend="redis", max_entries=3, ttl=100), host, clock=clock)
+            a = SemanticCachePlugin(settings(backend="redis", max_entries=3, ttl=100), host, clock=clock)
+            b = SemanticCachePlugin(settings(backend="redis", max_entries=3, ttl=100), host, clock=clock)
             try:
                 await store(a, req("base question"), ctx())
                 c = ctx()
@@ -321,6 +350,7 @@ def test_redis_two_replicas_and_the_partition_bound() -> None:
                 assert isinstance(hit, Answer) and hit.response.message.content == "Paris."
                 assert c.plugin_notes == ["semantic_cache: semantic-hit similarity=0.966"]
                 assert isinstance(await b.pre(req("base question"), ctx()), Answer)  # by the text's hash
+                assert b.redis is not None and len(b.redis.vectors) == 1  # unpacked once, then reused
                 assert await b.pre(req("far question"), ctx()) is None
                 assert await b.pre(req("near question"), ctx(key="k2")) is None
                 assert await b.pre(req("near question", model="m2"), ctx()) is None
@@ -329,6 +359,7 @@ def test_redis_two_replicas_and_the_partition_bound() -> None:
                     await store(b, req(text), ctx(), text=f"o{i}")
                 assert await a.pre(req("base question"), ctx()) is None
                 assert await a.pre(req("near question"), ctx()) is None
+                assert await b.pre(req("near question"), ctx()) is None  # evicted: b's unpacked copy is not used
                 hit = await a.pre(req("x3 question"), ctx())
                 assert isinstance(hit, Answer) and hit.response.message.content == "o2"
                 clock.now += 100  # past the TTL: expired entries are not served
@@ -345,7 +376,7 @@ def test_redis_two_replicas_and_the_partition_bound() -> None:
             assert all(n.startswith(prefix + "semcache:") for n in names)
             v = next(n for n in names if n.endswith(":v"))
             assert sync.hlen(v) == 3 and sync.zcard(v[:-1] + "z") == 3
-            assert all(len(x) == 8 + 8 * 4 for x in sync.hvals(v))  # expiry + 8 float32
+            assert all(len(x) == 8 * 4 for x in sync.hvals(v))  # 8 float32
             assert all(0 < sync.pttl(n) <= 100_000 for n in names)
         finally:
             sync.close()
@@ -353,7 +384,7 @@ def test_redis_two_replicas_and_the_partition_bound() -> None:
 
 def test_redis_down_is_a_miss() -> None:
     host = Host(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
-    plugin = SemanticCache(settings(backend="redis", retry_after=0), host)
+    plugin = SemanticCachePlugin(settings(backend="redis", retry_after=0), host)
 
     async def go() -> None:
         try:
@@ -373,7 +404,7 @@ def test_redis_down_is_a_miss() -> None:
 def test_embeddings_over_http_from_an_openai_wire_server() -> None:
     with EmbeddingServer(toy_embed) as server:
         host = HttpHost(server.url)
-        plugin = SemanticCache(settings(threshold=0.9), host)
+        plugin = SemanticCachePlugin(settings(threshold=0.9), host)
 
         async def go() -> None:
             await store(plugin, req("What is the capital of France?"), ctx())
@@ -385,3 +416,29 @@ def test_embeddings_over_http_from_an_openai_wire_server() -> None:
         assert [r["input"] for r in server.requests] == [
             ["What is the capital of France?"], ["what is the capital of FRANCE!"], ["What is the capital of Germany?"]]
         assert all(r["model"] == "embed-1" for r in server.requests)
+
+
+def test_behind_the_exact_cache() -> None:
+    """[cache, semantic_cache] as the pipeline runs them: the exact cache misses, the semantic one
+    answers; the response says semantic-hit only, and the exact cache (which sees the answer on its
+    way back, ctx.cost_free set from the Answer) does not store an approximate answer."""
+    exact = CachePlugin(msgspec.convert({}, CacheSettings), Host())
+    semantic = SemanticCachePlugin(settings(), Host())
+
+    async def go() -> None:
+        c = ctx()
+        assert await exact.pre(req("What is the capital of France?"), c) is None
+        assert await semantic.pre(req("What is the capital of France?"), c) is None
+        await semantic.post(answer("Paris."), c)
+        await exact.post(answer("Paris."), c)
+        c = ctx()
+        assert await exact.pre(req("what is the capital of france"), c) is None
+        out = await semantic.pre(req("what is the capital of france"), c)
+        assert isinstance(out, Answer) and out.headers == {"X-Clawdbot-Cache": "semantic-hit"}
+        assert not c.plugin_headers  # the exact cache's "miss" is taken back
+        c.cost_free = out.cost_free  # what the pipeline does before the post hooks
+        await exact.post(out.response, c)
+        assert await exact.pre(req("what is the capital of france"), ctx()) is None
+        assert isinstance(await exact.pre(req("What is the capital of France?"), ctx()), Answer)
+
+    run(go())

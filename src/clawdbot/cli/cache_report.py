@@ -25,7 +25,7 @@ from typing import Any
 
 from clawdbot.cli.admin_http import DEFAULT_URL, Client, CliError
 from clawdbot.cli.keys import table
-from clawdbot.plugins.vector_store import dot, normalise
+from clawdbot.plugins.vector_store import Vector, cosine, normalise
 
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.98)
 MAX_PROMPTS = 2000  # the replay compares every prompt with every earlier one: O(n^2) dot products
@@ -91,10 +91,10 @@ def load_prompts(path: str, limit: int) -> list[str]:
     return prompts[:limit]
 
 
-def embed_all(client: Client, model: str, texts: list[str], batch: int) -> dict[str, array[float] | None]:
+def embed_all(client: Client, model: str, texts: list[str], batch: int) -> dict[str, Vector | None]:
     """Each distinct text's unit vector (None: the model returned a zero vector)."""
     unique = list(dict.fromkeys(texts))
-    out: dict[str, array[float] | None] = {}
+    out: dict[str, Vector | None] = {}
     for start in range(0, len(unique), max(1, batch)):
         chunk = unique[start:start + max(1, batch)]
         body = client.call("POST", "/v1/embeddings", {"model": model, "input": chunk})
@@ -110,11 +110,11 @@ def embed_all(client: Client, model: str, texts: list[str], batch: int) -> dict[
     return out
 
 
-def similarity(a: array[float] | None, b: array[float] | None) -> float:
-    return dot(a, b) if a is not None and b is not None and len(a) == len(b) else 0.0
+def similarity(a: Vector | None, b: Vector | None) -> float:
+    return cosine(a, b) if a is not None and b is not None else 0.0
 
 
-def replay(vectors: list[array[float] | None], thresholds: list[float]) -> dict[float, int]:
+def replay(vectors: list[Vector | None], thresholds: list[float]) -> dict[float, int]:
     """Hits per threshold when the prompts go in order through an empty cache: a prompt hits when an
     entry stored earlier is at least that similar; a miss is stored."""
     sims = [array("f", (similarity(vectors[i], vectors[j]) for j in range(i))) for i in range(len(vectors))]
@@ -135,7 +135,7 @@ def _rate(n: int, d: int) -> str:
     return f"{100.0 * n / d:.1f}%" if d else "-"
 
 
-def measure(pairs: list[tuple[str, str, bool]], vectors: dict[str, array[float] | None], thresholds: list[float],
+def measure(pairs: list[tuple[str, str, bool]], vectors: dict[str, Vector | None], thresholds: list[float],
             prompts: list[str] | None) -> dict[str, Any]:
     sims = [(similarity(vectors[a], vectors[b]), same) for a, b, same in pairs]
     n_same = sum(1 for _, same in sims if same)

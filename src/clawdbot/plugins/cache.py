@@ -152,6 +152,14 @@ def opt_out(ctx: RequestContext) -> tuple[bool, bool, str | None]:
     return True, True, None
 
 
+def hit(ctx: RequestContext, response: ChatResponse, kind: str) -> Answer:
+    """A cached answer. A `miss` another cache plugin said before this one answered is taken back
+    (the response carries one X-Clawdbot-Cache header)."""
+    if ctx.plugin_headers:
+        ctx.plugin_headers.pop(HEADER, None)
+    return Answer(response, headers={HEADER: kind}, cost_free=True)
+
+
 def too_hot(req: ChatRequest, max_temperature: float | None) -> bool:
     """A request sampled hotter than `max_temperature` wants a different answer each time: it is
     neither read nor stored. No temperature (the upstream's default) is never too hot."""
@@ -239,7 +247,7 @@ class Recorder(Plugin):
             await asyncio.gather(*self._writes, return_exceptions=True)
 
 
-class Cache(Recorder):
+class CachePlugin(Recorder):
     name: ClassVar[str] = "cache"
     Settings: ClassVar[type[msgspec.Struct] | None] = CacheSettings
 
@@ -286,7 +294,7 @@ class Cache(Recorder):
                     response = None  # written by another version: a miss, overwritten below
                 if response is not None:
                     self.note(ctx, "hit")
-                    return Answer(response, headers={HEADER: "hit"}, cost_free=True)
+                    return hit(ctx, response, "hit")
             add_header(ctx, HEADER, "miss")
             self.note(ctx, "miss")
         if store:
@@ -307,4 +315,4 @@ class Cache(Recorder):
             self._spawn(self.redis.put(st.key, data, self.settings.ttl))
 
 
-__all__ = ["HEADER", "Cache", "CacheSettings", "Pending", "Recorder", "log"]
+__all__ = ["HEADER", "CachePlugin", "CacheSettings", "Pending", "Recorder", "log"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -44,13 +44,14 @@ from clawdbot.plugins.cache import (
     Timeout,
     _canonical,
     _message,
+    hit,
     opt_out,
     scope_id,
     settings_of,
     too_hot,
 )
 from clawdbot.plugins.cache_store import Clock, RedisGuard, Throttled, decode_answer, encode_answer, log
-from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, normalise
+from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, Vector, normalise
 
 MiB = 1024 * 1024
 
@@ -61,6 +62,8 @@ class SemanticCacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     ttl: Seconds = 3600.0
     max_entries: Annotated[int, Meta(ge=1, le=100_000)] = 1000  # per partition (bounds a search)
     max_total_entries: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000  # memory backend, all partitions
+    # the memory backend's entries (a 384-dim vector: 12 KiB), or with Redis the vectors unpacked locally
+    max_bytes: Bytes = 64 * MiB
     backend: Literal["memory", "redis"] = "memory"
     scope: Scope = "key"
     embed: Literal["last_user", "conversation"] = "last_user"
@@ -116,7 +119,7 @@ def _digest(*parts: bytes | str) -> bytes:
     return h.digest()
 
 
-class SemanticCache(Recorder):
+class SemanticCachePlugin(Recorder):
     name: ClassVar[str] = "semantic_cache"
     Settings: ClassVar[type[msgspec.Struct] | None] = SemanticCacheSettings
     timeout: ClassVar[float] = 2.0  # an embedding (embed_timeout) and two Redis reads
@@ -137,9 +140,9 @@ class SemanticCache(Recorder):
             except ValueError as exc:
                 raise PluginConfigError(f"backend: redis: {exc}") from None
             self.redis = RedisVectorStore(guard, host.redis_prefix, settings.max_entries, settings.read_timeout,
-                                          settings.write_timeout, clock or time.time)
+                                          settings.write_timeout, clock or time.time, settings.max_bytes)
         else:
-            self.memory = MemoryVectorStore(settings.max_entries, settings.max_total_entries, mono)
+            self.memory = MemoryVectorStore(settings.max_entries, settings.max_total_entries, settings.max_bytes, mono)
 
     async def close(self) -> None:
         await self.drain()
@@ -176,8 +179,8 @@ class SemanticCache(Recorder):
         vector = await self._embed(text, ctx)
         if read:
             if vector is not None:
-                found_ = (self.memory.search(partition, vector, s.threshold) if self.memory is not None
-                          else await self._redis().search(partition, vector, s.threshold))
+                found_ = await (self.memory.search(partition, vector, s.threshold) if self.memory is not None
+                                else self._redis().search(partition, vector, s.threshold))
                 if found_ is not None:
                     answer = self._answer(found_[0], found_[1], ctx)
                     if answer is not None:
@@ -196,13 +199,13 @@ class SemanticCache(Recorder):
         except msgspec.DecodeError:
             return None
         self.note(ctx, f"semantic-hit similarity={similarity:.3f}")
-        return Answer(response, headers={HEADER: "semantic-hit"}, cost_free=True)
+        return hit(ctx, response, "semantic-hit")
 
     def _redis(self) -> RedisVectorStore:
         assert self.redis is not None
         return self.redis
 
-    async def _embed(self, text: str, ctx: RequestContext) -> Any:
+    async def _embed(self, text: str, ctx: RequestContext) -> Vector | None:
         s = self.settings
         try:
             async with asyncio.timeout(s.embed_timeout):
@@ -230,4 +233,4 @@ class SemanticCache(Recorder):
             self._spawn(self.redis.put(partition, id_, st.vector, data, self.settings.ttl))
 
 
-__all__ = ["SemanticCache", "SemanticCacheSettings", "lookup_text"]
+__all__ = ["SemanticCachePlugin", "SemanticCacheSettings", "lookup_text"]

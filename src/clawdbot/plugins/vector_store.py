@@ -20,84 +20,102 @@ text already stored needs no embedding (`get_exact`)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
-import sys
 import time
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from operator import mul
+from functools import lru_cache
+from typing import Any
 
 from clawdbot.plugins.cache_store import Clock, RedisGuard
 
+Vector = tuple[float, ...]
 _EXPIRES = struct.Struct("<d")
+# A partition is scanned this many entries at a time, the event loop let run in between (a 10,000
+# entry scan never holds it for more than a few milliseconds at once).
+CHUNK = 512
+# What one memory entry costs beyond its payload: its vector's float objects and tuple slots (32
+# bytes a dimension) come on top (the _Entry, the two OrderedDict nodes, the ids).
+ENTRY_OVERHEAD = 400
 
 
-def normalise(vector: Sequence[float]) -> array[float] | None:
-    """The unit vector as float32, or None for a zero, empty or non-finite vector."""
+def normalise(vector: Sequence[float]) -> Vector | None:
+    """The unit vector, or None for a zero, empty or non-finite vector."""
     if not vector:
         return None
-    norm = math.sqrt(math.fsum(x * x for x in vector))
+    try:
+        norm = math.sqrt(math.fsum(x * x for x in vector))
+    except (TypeError, OverflowError):
+        return None
     if not norm or not math.isfinite(norm):
         return None
-    return array("f", [x / norm for x in vector])
+    return tuple(x / norm for x in vector)
 
 
-def dot(a: Sequence[float], b: Sequence[float]) -> float:
-    s: float = sum(map(mul, a, b))
-    return s
+def cosine(a: Vector, b: Vector) -> float:
+    """Of two unit vectors (normalise()): 1 - |a - b|^2 / 2, computed by math.dist in C (5x faster
+    than sum(map(mul, a, b)) on tuples of floats); 0.0 when their dimensions differ."""
+    if len(a) != len(b):
+        return 0.0
+    d = math.dist(a, b)
+    return 1.0 - d * d / 2.0
 
 
-def best(query: Sequence[float], candidates: Iterable[tuple[bytes, Sequence[float]]]) -> tuple[bytes | None, float]:
-    """The candidate most similar to `query` (both unit vectors) and the similarity; vectors of
+def best(query: Vector, candidates: Iterable[tuple[bytes, Vector]]) -> tuple[bytes | None, float]:
+    """The candidate most similar to `query` (all unit vectors) and the similarity; vectors of
     another dimension are skipped."""
-    top_id, top = None, -2.0
-    n = len(query)
+    top_id, top = None, math.inf
+    n, dist = len(query), math.dist
     for id_, vec in candidates:
         if len(vec) != n:
             continue
-        s = sum(map(mul, query, vec))
-        if s > top:
-            top_id, top = id_, s
-    return top_id, top
+        d = dist(query, vec)
+        if d < top:
+            top_id, top = id_, d
+    return top_id, (1.0 - top * top / 2.0) if top_id is not None else -1.0
 
 
-def pack(vector: array[float]) -> bytes:
-    """Little-endian float32 (the same bytes on every replica)."""
-    if sys.byteorder == "little":
-        return vector.tobytes()
-    v = array("f", vector)
-    v.byteswap()
-    return v.tobytes()
+@lru_cache(maxsize=16)
+def _float32s(n: int) -> struct.Struct:
+    return struct.Struct(f"<{n}f")
 
 
-def unpack(data: bytes | memoryview) -> array[float]:
-    v = array("f")
-    v.frombytes(data)
-    if sys.byteorder != "little":
-        v.byteswap()
-    return v
+def pack(vector: Vector) -> bytes:
+    """Little-endian float32 (4 bytes a dimension, the same bytes on every replica)."""
+    return _float32s(len(vector)).pack(*vector)
+
+
+def unpack(data: bytes | memoryview) -> Vector:
+    if len(data) % 4:
+        raise ValueError("not a float32 vector")
+    return _float32s(len(data) // 4).unpack(data)
 
 
 class _Entry:
-    __slots__ = ("expires", "partition", "payload", "vector")
+    __slots__ = ("cost", "expires", "payload", "vector")
 
-    def __init__(self, partition: bytes, vector: array[float], payload: bytes, expires: float) -> None:
-        self.partition = partition
+    def __init__(self, vector: Vector, payload: bytes, expires: float) -> None:
         self.vector = vector
         self.payload = payload
         self.expires = expires
+        self.cost = 32 * len(vector) + len(payload) + ENTRY_OVERHEAD
 
 
 class MemoryVectorStore:
-    """Partitions of entries; at most `max_entries` per partition and `max_total` in all, the least
-    recently used going first (a hit counts as a use); entries live `ttl` seconds."""
+    """Partitions of entries; at most `max_entries` per partition, `max_total` and `max_bytes` in
+    all, the least recently used going first (a hit counts as a use); entries live `ttl` seconds.
+    Vectors are kept as tuples of floats: 32 bytes a dimension (12 KiB for 384), the price of a
+    search at 5 us per 384-dim entry instead of 15-25 us for compact float32 arrays."""
 
-    def __init__(self, max_entries: int, max_total: int, clock: Clock = time.monotonic) -> None:
+    def __init__(self, max_entries: int, max_total: int, max_bytes: int = 1 << 62,
+                 clock: Clock = time.monotonic) -> None:
         self.max_entries = max_entries
         self.max_total = max_total
+        self.max_bytes = max_bytes
         self.clock = clock
+        self.bytes = 0
         self._parts: dict[bytes, OrderedDict[bytes, _Entry]] = {}
         self._all: OrderedDict[tuple[bytes, bytes], _Entry] = OrderedDict()  # (partition, id): global LRU
 
@@ -118,33 +136,37 @@ class MemoryVectorStore:
         self._touch(partition, id_)
         return entry.payload
 
-    def search(self, partition: bytes, query: Sequence[float], threshold: float) -> tuple[bytes, float] | None:
-        """The payload of the most similar live entry and its similarity, when >= threshold."""
+    async def search(self, partition: bytes, query: Vector, threshold: float) -> tuple[bytes, float] | None:
+        """The payload of the most similar live entry and its similarity, when >= threshold. An
+        exact scan, CHUNK entries at a time (other requests run in between)."""
         part = self._parts.get(partition)
         if not part:
             return None
         now = self.clock()
-        expired = [id_ for id_, e in part.items() if e.expires <= now]
-        for id_ in expired:
+        for id_ in [id_ for id_, e in part.items() if e.expires <= now]:
             self._drop(partition, id_)
-        top_id, top = best(query, ((id_, e.vector) for id_, e in part.items()))
+        entries = dict(part)
+        top_id, top = await scan(query, [(i, e.vector) for i, e in entries.items()])
         if top_id is None or top < threshold:
             return None
-        self._touch(partition, top_id)
-        return part[top_id].payload, top
+        top_entry = entries[top_id]
+        if part.get(top_id) is top_entry:
+            self._touch(partition, top_id)
+        return top_entry.payload, top
 
-    def put(self, partition: bytes, id_: bytes, vector: array[float], payload: bytes, ttl: float) -> None:
+    def put(self, partition: bytes, id_: bytes, vector: Vector, payload: bytes, ttl: float) -> None:
         part = self._parts.get(partition)
         if part is None:
             part = self._parts[partition] = OrderedDict()
         elif id_ in part:
             self._drop(partition, id_)
-        entry = _Entry(partition, vector, payload, self.clock() + ttl)
+        entry = _Entry(vector, payload, self.clock() + ttl)
         part[id_] = entry
         self._all[(partition, id_)] = entry
+        self.bytes += entry.cost
         while len(part) > self.max_entries:
             self._drop(partition, next(iter(part)))
-        while len(self._all) > self.max_total:
+        while len(self._all) > self.max_total or (self.bytes > self.max_bytes and self._all):
             p, i = next(iter(self._all))
             self._drop(p, i)
 
@@ -154,13 +176,59 @@ class MemoryVectorStore:
 
     def _drop(self, partition: bytes, id_: bytes) -> None:
         part = self._parts[partition]
-        del part[id_]
+        entry = part.pop(id_)
         del self._all[(partition, id_)]
+        self.bytes -= entry.cost
         if not part:
             del self._parts[partition]
 
 
-# KEYS: v, r, z. ARGV: id, packed vector, payload, expires (s), now (s), max_entries, ttl (ms)
+
+
+class VectorCache:
+    """Vectors read from Redis, unpacked once: (partition, id) -> vector, an LRU bounded by bytes
+    (as MemoryVectorStore counts them). An id is the hash of the embedded text in a partition of
+    one embedding model: its vector never changes, so a cached one is never stale."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[tuple[bytes, bytes], Vector] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[bytes, bytes]) -> Vector | None:
+        vector = self._entries.get(key)
+        if vector is not None:
+            self._entries.move_to_end(key)
+        return vector
+
+    def put(self, key: tuple[bytes, bytes], vector: Vector) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.bytes -= 32 * len(old) + ENTRY_OVERHEAD
+        self._entries[key] = vector
+        self.bytes += 32 * len(vector) + ENTRY_OVERHEAD
+        while self.bytes > self.max_bytes and self._entries:
+            _, gone = self._entries.popitem(last=False)
+            self.bytes -= 32 * len(gone) + ENTRY_OVERHEAD
+
+
+async def scan(query: Vector, items: list[tuple[bytes, Vector]]) -> tuple[bytes | None, float]:
+    """best() over `items`, CHUNK at a time, the event loop let run in between."""
+    top_id: bytes | None = None
+    top = -2.0
+    for start in range(0, len(items), CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        found, sim = best(query, items[start:start + CHUNK])
+        if found is not None and sim > top:
+            top_id, top = found, sim
+    return top_id, top
+
+
+# KEYS: v, r, z. ARGV: id, packed vector, expiry + payload, expires (s), now (s), max_entries, ttl (ms)
 _INSERT = """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[5], 'LIMIT', 0, 1000)
 if #expired > 0 then
@@ -186,16 +254,22 @@ return excess
 class RedisVectorStore:
     """The same partitions in Redis, shared by replicas. Every call goes through the guard: Redis
     down, slow or answering garbage is None (a miss) or nothing stored. Times are wall-clock
-    (time.time by default): replicas compare expiries written by each other."""
+    (time.time by default): replicas compare expiries written by each other.
+
+    A search reads the partition's live ids (ZRANGEBYSCORE on `:z` from now on, at most
+    max_entries), fetches only the vectors this process has not unpacked yet (HMGET on `:v`, kept
+    in a VectorCache of `cache_bytes`), scans them in-process, and reads the best one's answer
+    (HGET on `:r`) when it reaches the threshold."""
 
     def __init__(self, guard: RedisGuard, prefix: str, max_entries: int, read_timeout: float,
-                 write_timeout: float, clock: Clock = time.time) -> None:
+                 write_timeout: float, clock: Clock = time.time, cache_bytes: int = 64 << 20) -> None:
         self.guard = guard
         self.prefix = prefix + "semcache:"
         self.max_entries = max_entries
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.clock = clock
+        self.vectors = VectorCache(cache_bytes)
         self._insert = guard.client.register_script(_INSERT)
 
     def keys(self, partition: bytes) -> tuple[str, str, str]:
@@ -212,28 +286,41 @@ class RedisVectorStore:
             return None
         return data[_EXPIRES.size:]
 
-    async def search(self, partition: bytes, query: Sequence[float], threshold: float) -> tuple[bytes, float] | None:
-        v, r, _ = self.keys(partition)
+    async def search(self, partition: bytes, query: Vector, threshold: float) -> tuple[bytes, float] | None:
+        v, r, z = self.keys(partition)
         c = self.guard.client
-        raw = await self.guard.call(self.read_timeout, lambda: c.hgetall(v))
-        if not isinstance(raw, dict) or not raw:
+        now = self.clock()
+        live: Any = await self.guard.call(self.read_timeout, lambda: c.zrangebyscore(z, f"({now!r}", "+inf"))
+        if not live:
             return None
-        now, size = self.clock(), _EXPIRES.size
-        live = ((id_, unpack(memoryview(data)[size:])) for id_, data in raw.items()
-                if isinstance(id_, bytes) and isinstance(data, bytes) and len(data) > size
-                and _EXPIRES.unpack_from(data)[0] > now)
-        top_id, top = best(query, live)
+        items: list[tuple[bytes, Vector]] = []
+        need: list[bytes] = []
+        for id_ in live:
+            vec = self.vectors.get((partition, id_))
+            if vec is None:
+                need.append(id_)
+            else:
+                items.append((id_, vec))
+        if need:
+            values = await self.guard.call(self.read_timeout, lambda: c.hmget(v, need))
+            if values is None:
+                return None
+            for id_, data in zip(need, values, strict=False):
+                if isinstance(data, bytes) and data and not len(data) % 4:
+                    vec = unpack(data)
+                    self.vectors.put((partition, id_), vec)
+                    items.append((id_, vec))
+        top_id, top = await scan(query, items)
         if top_id is None or top < threshold:
             return None
         data = await self.guard.call(self.read_timeout, lambda: c.hget(r, top_id))
-        if not isinstance(data, bytes) or len(data) < size:
+        if not isinstance(data, bytes) or len(data) < _EXPIRES.size:
             return None  # evicted in between
-        return data[size:], top
+        return data[_EXPIRES.size:], top
 
-    async def put(self, partition: bytes, id_: bytes, vector: array[float], payload: bytes, ttl: float) -> bool:
+    async def put(self, partition: bytes, id_: bytes, vector: Vector, payload: bytes, ttl: float) -> bool:
         now = self.clock()
-        expires = _EXPIRES.pack(now + ttl)
-        args: list[bytes | str | int] = [id_, expires + pack(vector), expires + payload, repr(now + ttl),
+        args: list[bytes | str | int] = [id_, pack(vector), _EXPIRES.pack(now + ttl) + payload, repr(now + ttl),
                                          repr(now), self.max_entries, max(1, int(ttl * 1000))]
         keys = list(self.keys(partition))
         done = await self.guard.call(self.write_timeout, lambda: self._insert(keys=keys, args=args))
