@@ -14,11 +14,14 @@ import redis
 from clawdbot.core.types import ChatChunk, ChatRequest, ImagePart, Message, TextPart, Tool
 from clawdbot.plugins.base import Answer
 from clawdbot.plugins.cache import CachePlugin, CacheSettings
+from clawdbot.plugins.cache_store import RedisGuard
 from clawdbot.plugins.semantic_cache import SemanticCachePlugin, SemanticCacheSettings, lookup_text
 from clawdbot.plugins.vector_store import (
     CHUNK,
     ENTRY_OVERHEAD,
+    FETCH,
     MemoryVectorStore,
+    RedisVectorStore,
     Vector,
     best,
     cosine,
@@ -442,3 +445,27 @@ def test_behind_the_exact_cache() -> None:
         assert isinstance(await exact.pre(req("What is the capital of France?"), ctx()), Answer)
 
     run(go())
+
+
+def test_redis_search_over_a_partition_larger_than_one_fetch() -> None:
+    """600 entries: the vectors come in FETCH-sized HMGETs, once; the next search reads ids only."""
+    with fresh_prefix() as prefix:
+        async def go() -> None:
+            guard = RedisGuard(REDIS_URL, what="test", retry_after=1, log_every=60)
+            writer = RedisVectorStore(guard, prefix, 1000, read_timeout=5, write_timeout=5)
+            reader = RedisVectorStore(guard, prefix, 1000, read_timeout=5, write_timeout=5)
+            try:
+                for i in range(600):
+                    v = normalise(angle_vector(i * 0.1, 16))
+                    assert v is not None and await writer.put(b"p", b"%d" % i, v, b"a%d" % i, 60)
+                q = normalise(angle_vector(42.31, 16))
+                assert q is not None
+                found = await reader.search(b"p", q, 0.99)
+                assert found is not None and found[0] == b"a423"
+                assert len(reader.vectors) == 600 > 2 * FETCH
+                assert await reader.search(b"p", q, 0.99) == found
+                assert await reader.search(b"other", q, 0.5) is None
+            finally:
+                await guard.close()
+
+        run(go())

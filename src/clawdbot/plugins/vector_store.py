@@ -1,18 +1,21 @@
 """Where `semantic_cache` keeps its vectors (docs/plugin-cache.md): a partition per (scope, model,
 embedding model, conversation context); a search is an exact scan of one partition.
 
-Vectors are normalised once, when stored (and the query once per search), so cosine similarity is a
-dot product; they are float32 (array('f'): 4 bytes a dimension). A search is O(entries x
-dimensions) in pure Python (about 8 us per 384-dim vector on one core: bench/cache_bench.py), so
-`max_entries` per partition is what bounds its cost.
+Vectors are normalised once, when stored (and the query once per search), so cosine similarity is
+1 - |a - b|^2 / 2, and math.dist computes |a - b| in C. It wants tuples of Python floats: kept so
+in memory (32 bytes a dimension, 12 KiB for 384), a comparison costs about 5 us at 384 dimensions,
+where sum(map(mul, ...)) or compact float32 arrays (which box every element again) cost 15-30 us.
+A search is O(entries x dimensions): `max_entries` per partition bounds it (1,000 x 384: about
+5 ms; bench/cache_bench.py), scanned CHUNK entries at a time with the event loop let run between.
 
-    MemoryVectorStore   partitions of LRU entries, bounded per partition and in total
-    RedisVectorStore    per partition three keys: `<p>semcache:<part>:v` (hash id -> expiry +
-                        packed float32 vector), `:r` (hash id -> expiry + encoded answer) and `:z`
-                        (sorted set id -> expiry: the oldest go first). One Lua script inserts,
+    MemoryVectorStore   partitions of LRU entries, bounded per partition, in total and in bytes
+    RedisVectorStore    per partition three keys: `<p>semcache:<part>:v` (hash id -> packed
+                        little-endian float32 vector), `:r` (hash id -> expiry + encoded answer) and
+                        `:z` (sorted set id -> expiry: the oldest go first). One Lua script inserts,
                         drops the expired and evicts the oldest beyond max_entries, atomically, so
-                        replicas never grow a partition past it. A search reads the partition's
-                        vectors (HGETALL, at most max_entries) and computes in-process: no
+                        replicas never grow a partition past it. A search reads the live ids
+                        (ZRANGEBYSCORE, at most max_entries), fetches the vectors this process has
+                        not unpacked yet (HMGET; a VectorCache keeps them) and scans in-process: no
                         RediSearch is assumed.
 
 Entry ids are a hash of the embedded text: the same text twice is one entry, and a lookup of a
@@ -26,7 +29,7 @@ import struct
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from clawdbot.plugins.cache_store import Clock, RedisGuard
@@ -36,6 +39,7 @@ _EXPIRES = struct.Struct("<d")
 # A partition is scanned this many entries at a time, the event loop let run in between (a 10,000
 # entry scan never holds it for more than a few milliseconds at once).
 CHUNK = 512
+FETCH = 256  # vectors a Redis search fetches per call (HMGET)
 # What one memory entry costs beyond its payload: its vector's float objects and tuple slots (32
 # bytes a dimension) come on top (the _Entry, the two OrderedDict nodes, the ids).
 ENTRY_OVERHEAD = 400
@@ -301,11 +305,12 @@ class RedisVectorStore:
                 need.append(id_)
             else:
                 items.append((id_, vec))
-        if need:
-            values = await self.guard.call(self.read_timeout, lambda: c.hmget(v, need))
+        for start in range(0, len(need), FETCH):  # a few hundred KB a call, each under read_timeout
+            ids = need[start:start + FETCH]
+            values = await self.guard.call(self.read_timeout, partial(c.hmget, v, ids))
             if values is None:
                 return None
-            for id_, data in zip(need, values, strict=False):
+            for id_, data in zip(ids, values, strict=False):
                 if isinstance(data, bytes) and data and not len(data) % 4:
                     vec = unpack(data)
                     self.vectors.put((partition, id_), vec)
