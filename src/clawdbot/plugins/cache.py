@@ -43,7 +43,6 @@ from clawdbot.plugins.cache_store import (
     RedisStore,
     decode_answer,
     encode_answer,
-    log,
 )
 
 HEADER = "X-Clawdbot-Cache"
@@ -284,6 +283,8 @@ class CachePlugin(Recorder):
         if why is not None:
             add_header(ctx, HEADER, "bypass")
             self.note(ctx, f"bypass ({why})")
+            if not store:
+                return None
         key = request_key(request, scope_id(ctx, s.scope))
         if read:
             data = self.memory.get(key) if self.memory is not None else await self._redis_get(key)
@@ -315,4 +316,4 @@ class CachePlugin(Recorder):
             self._spawn(self.redis.put(st.key, data, self.settings.ttl))
 
 
-__all__ = ["HEADER", "CachePlugin", "CacheSettings", "Pending", "Recorder", "log"]
+__all__ = ["HEADER", "CachePlugin", "CacheSettings", "Pending", "Recorder"]

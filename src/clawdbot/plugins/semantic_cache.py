@@ -70,7 +70,8 @@ class SemanticCacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     max_text_chars: Annotated[int, Meta(ge=1, le=1_000_000)] = 4000  # longer: not cached
     max_entry_bytes: Bytes = 1 * MiB
     max_temperature: Annotated[float, Meta(ge=0)] | None = None
-    embed_timeout: Timeout = 1.0
+    # seconds for the embedding; the pipeline bounds the whole pre hook by `timeout` (2 s)
+    embed_timeout: Annotated[float, Meta(gt=0, le=1.5)] = 1.0
     read_timeout: Timeout = 0.05
     write_timeout: Timeout = 0.5
     retry_after: Annotated[float, Meta(ge=0, le=3600)] = 1.0
