@@ -1,7 +1,9 @@
 """The content_filter plugin, through its hooks, with real requests, chunks and rule files."""
 
+# ruff: noqa: RUF001 (Chinese text, full-width punctuation)
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -163,7 +165,7 @@ def test_rule_files_comments_relative_paths_and_line_ids(tmp_path: Path) -> None
     assert "rules/words.txt:5" in refused(p, ask("oh HECK")).message
     assert "rules/re.txt:2" in refused(p, ask("id-123456")).message
     passes(p, ask("# profanity"))
-    with pytest.raises(PluginConfigError, match="missing.txt: cannot read"):
+    with pytest.raises(PluginConfigError, match=r"missing\.txt: cannot read"):
         make(str(tmp_path), input={"keyword_files": ["missing.txt"]})
     (tmp_path / "bad.txt").write_text("ok\n(broken\n", encoding="utf-8")
     with pytest.raises(PluginConfigError, match=r"bad.txt:2: bad regex"):
@@ -187,7 +189,7 @@ def test_files_are_reloaded_after_the_interval_off_the_request(tmp_path: Path) -
         assert await p.pre(ask("bravo"), context()) is None
         await p.reloaded()  # the rebuild ran in a worker thread
         assert p.input_rules is not first
-        with pytest.raises(ContentFiltered, match="words.txt:2"):
+        with pytest.raises(ContentFiltered, match=r"words\.txt:2"):
             await p.pre(ask("Bravo"), context())
         # unchanged files: looked at again after the interval, nothing rebuilt
         second = p.input_rules
@@ -238,7 +240,7 @@ def test_a_bad_file_keeps_the_previous_rules_and_is_logged_once(tmp_path: Path,
         assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
         regexes.write_text("bravo\\d\n", encoding="utf-8")
         await tick()
-        with pytest.raises(ContentFiltered, match="re.txt:1"):
+        with pytest.raises(ContentFiltered, match=r"re\.txt:1"):
             await p.pre(ask("bravo2"), context())
         assert await p.pre(ask("alpha1"), context()) is None
 
@@ -289,7 +291,7 @@ def chunked(text: str, rng: random.Random, cut: int, most: int = 7) -> list[str]
         i += rng.randint(1, most)
         bounds.add(min(i, len(text)))
     b = sorted(bounds)
-    return [text[x:y] for x, y in zip(b, b[1:], strict=False) if y > x]
+    return [text[x:y] for x, y in itertools.pairwise(b) if y > x]
 
 
 def held_by(p: ContentFilter) -> Any:

@@ -1,15 +1,15 @@
-"""The content filter's rules: keyword and regex lists compiled into one pattern per rule set, the
-incremental scanner for streamed text, rule files with hot reload, and the curated prompt-injection
-rule set. The plugin (plugins/content_filter.py) holds the hooks; docs/plugin-content-filter.md the
-semantics and the measured costs.
+"""The content filter's rules: keyword and regex lists compiled into (at most) two patterns per rule
+set, the incremental scanner for streamed text, rule files with hot reload, and the curated
+prompt-injection rule set. The plugin (plugins/content_filter.py) holds the hooks;
+docs/plugin-content-filter.md the semantics and the measured costs.
 
 Matching is on `fold(text)` (str.lower(), length-preserving), so keywords are case-insensitive without
 the IGNORECASE engine path (3x slower in CPython's re), and match offsets index the original text.
-Keywords become one trie-shaped alternation (a shared prefix is tested once, the longest keyword
-is tried first); each regex joins it as a named group `(?P<rN>...)` in `(?i:...)`, so one search
-scans for everything. A keyword edge that is a letter or digit of a spaced script (Latin, Cyrillic,
-...) gets a word boundary (`whole_words`); an edge in a script written without spaces (Chinese,
-Japanese, Korean, Thai) never does."""
+All keywords are one trie-shaped alternation (a shared prefix is tested once, the longest keyword
+is tried first); all regexes are a second alternation (RuleSet says how it is arranged). A keyword
+edge that is a letter or digit of a spaced script (Latin, Cyrillic, ...) gets a word boundary
+(`whole_words`); an edge in a script written without spaces (Chinese, Japanese, Korean, Thai)
+never does."""
 
 # ruff: noqa: RUF001 (the Chinese rules name full-width punctuation on purpose)
 from __future__ import annotations
@@ -36,8 +36,12 @@ _UNSPACED = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u2fdf\u3040-\u30ff\
              "\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f")
 _WORD = f"[^\\W{_UNSPACED}]"  # a letter, digit or underscore of a spaced script
 _IS_WORD = re.compile(_WORD).fullmatch
-_BEFORE = f"(?<!{_WORD})"
-_AFTER = f"(?!{_WORD})"
+# Word boundaries for keywords, written so that the keyword pattern still starts with a branch of
+# literals: after a first character that is a word character, "the one before it is not" (a
+# two-character look-behind); after the keyword, "not between two word characters" (true after a
+# Han character or punctuation, whatever follows).
+_START = f"(?<!{_WORD}.)"
+_END = f"(?!(?<={_WORD}){_WORD})"
 # A regex that refers to its own groups cannot share an alternation (the numbers would shift).
 _SELF_REFERENCE = re.compile(r"\\[1-9]|\\g<|\(\?P[<=]|\(\?\(")
 _LEADING_FLAGS = re.compile(r"\(\?([aiLmsux]+)\)")
@@ -130,29 +134,18 @@ def _top_level(src: str) -> list[str]:
     return pieces
 
 
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+
+
 def _cased(src: str) -> bool:
     r"""The regex has a character with a case (outside escapes such as \S, \W): it must be matched
     as `(?i:...)`; one without can be matched as it is against folded text (faster)."""
     return any(c != c.lower() for c in _ESCAPE.sub("", src))
 
 
-_ESCAPE = re.compile(r"\\.", re.DOTALL)
 # A leading test that several regexes can share (it then runs once per position, not once each):
 # a word boundary, or a look-ahead at one character class.
 _ANCHOR = re.compile(r"\\b|\(\?=\[(?:[^\]\\]|\\.)+\]\)")
-_GUARD_FROM = 8  # distinct first characters from which a keyword group gets a look-ahead guard
-
-
-def _first_chars(words: Sequence[str]) -> str:
-    """A look-ahead at the words' possible first characters, when there are many: the engine
-    tries each alternative of a branch in turn, so rejecting a position with one class test is
-    cheaper than with a dozen (or hundreds of CJK) first-character tests."""
-    firsts = sorted({w[0] for w in words})
-    if len(firsts) < _GUARD_FROM:
-        return ""
-    return "(?=[" + "".join(re.escape(c) if c in "\\]^-[" else c for c in firsts) + "])"
-
-
 _LOOKAROUND = re.compile(r"\(\?<?[=!]")
 try:  # the regex parser's width bounds: a private module, so only an optimisation
     _sre_parser: Any = importlib.import_module("re._parser")
@@ -161,7 +154,7 @@ except ImportError:  # pragma: no cover
 
 
 def _reach(body: str, cap: int) -> int:
-    """How many characters from its start a match of `body` can need to see: its longest match
+    r"""How many characters from its start a match of `body` can need to see: its longest match
     plus one (a `\b` looks at the next character) when that is known and below `cap`, else `cap`
     (unbounded repeats, look-arounds: the declared `max_match_chars`)."""
     if _sre_parser is None or _LOOKAROUND.search(body):
@@ -174,29 +167,30 @@ def _reach(body: str, cap: int) -> int:
 
 
 _Node = dict[str, "_Node"]
-_END = "<end>"  # a node key longer than one character: never a keyword's
+_END_OF_WORD = "<end>"  # a node key longer than one character: never a keyword's
 
 
-def _trie(words: Sequence[str]) -> str:
-    """One alternation matching any of `words` (already folded), longest first, as a trie: at each
-    node the longer continuations are tried before the word that ends there (the boundaries a
-    group of words needs go around the whole trie: the engine backtracks into it)."""
+def _keyword_pattern(words: Sequence[str], whole_words: bool) -> str:
+    """One alternation matching any of `words` (folded), as a trie: a shared prefix is tested once,
+    and at each node the longer continuations come before the word that ends there (longest
+    first). Its root is a branch of literals, so CPython's engine skips, in C, every position
+    whose character starts no keyword (the pattern's "charset prefix")."""
     root: _Node = {}
     for w in words:
         node = root
         for ch in w:
             node = node.setdefault(ch, {})
-        node[_END] = {}
+        node[_END_OF_WORD] = {}
 
     def emit(node: _Node) -> str:
         alts = [re.escape(ch) + emit(child) for ch, child in node.items() if len(ch) == 1]
-        if _END in node:
-            if not alts:
-                return ""
-            return "(?:" + "|".join(alts) + ")?"
+        if _END_OF_WORD in node:
+            return "(?:" + "|".join(alts) + ")?" if alts else ""
         return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
 
-    return emit(root)
+    alts = [re.escape(ch) + (_START if whole_words and _IS_WORD(ch) else "") + emit(child)
+            for ch, child in root.items()]
+    return "(?:" + "|".join(alts) + ")" + (_END if whole_words else "")
 
 
 _CATEGORY_CLASS = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s",
@@ -204,7 +198,8 @@ _CATEGORY_CLASS = {"CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGO
 
 
 def _has_case(lo: int, hi: int) -> bool:
-    return any(chr(c).lower() != chr(c) for c in range(lo, hi + 1))
+    """Some character of the range has a case (a wide range is assumed to)."""
+    return hi - lo > 4096 or any(chr(c).lower() != chr(c) for c in range(lo, hi + 1))
 
 
 def _class_char(c: str) -> str:
@@ -273,40 +268,46 @@ def _first_class(src: str) -> set[str] | None:
     return items if seq(tree, False) is False else None
 
 
-def _guarded(pieces: Sequence[str]) -> tuple[str, list[str]]:
-    """A look-ahead class test for the pieces whose first characters are known (one test instead
-    of one per alternative), and the pieces in the order the alternation will try them: the
-    guarded ones first, then the others."""
-    known: list[str] = []
-    unknown: list[str] = []
+_UNSELECTIVE = {r"\w", r"\W", r"\S", r"\D"}  # first-character classes too wide to be worth a test
+
+
+def _guarded(pieces: Sequence[str]) -> tuple[str, list[str], list[str]]:
+    """(a look-ahead class test, the pieces it guards, the others): the pieces whose first
+    characters are known and few share one test, instead of the engine entering each of them at
+    every position."""
+    inside: list[str] = []
+    outside: list[str] = []
     items: set[str] = set()
     for piece in pieces:
-        first = _first_class(piece) if len(pieces) > 1 else None
-        if first is None:
-            unknown.append(piece)
+        first = _first_class(piece)
+        if first is None or first & _UNSELECTIVE:
+            outside.append(piece)
         else:
-            known.append(piece)
+            inside.append(piece)
             items |= first
-    if len(known) < 2:
-        return "", list(pieces)
-    return "(?=[" + "".join(sorted(items)) + "])", known + unknown
+    if len(inside) < 2:
+        return "", [], list(pieces)
+    return "(?=[" + "".join(sorted(items)) + "])", inside, outside
 
 
 class RuleSet:
-    """One rule set compiled: `action` applies to every rule.
+    r"""One rule set compiled: `action` applies to every rule.
 
-    One pattern: keywords (a trie, with word boundaries around the group of those that need
-    them), then the regexes. A regex is split at its top-level `|`; the pieces that start with `\b`
-    share one `\b(?:...|...)` (the boundary test runs once per position instead of once per regex),
-    the others follow. There are no capturing groups (each costs a MARK per attempt): which rule
-    matched is found after a hit, by trying the alternatives alone, in the same order, at its start.
+    Two patterns at most, whatever the number of rules: the keywords (a trie whose root is a
+    branch of literals, so the engine skips in C the positions no keyword starts at), and the
+    regexes (one alternation: a regex is split at its top-level `|`, the pieces that start with
+    `\b` share one `\b(?:...)`, and pieces whose first characters are known and few share one
+    look-ahead class test). A regex with back-references is compiled on its own. Hits are merged
+    as one alternation would give them: leftmost first, keywords before regexes at the same start.
+    There are no capturing groups (each costs a MARK per attempt): which regex matched is found
+    after a hit, by trying the alternatives alone, in the same order, at its start.
 
     `hold` is how many trailing characters a streamed text must keep back so that no match can
     straddle what was released: the longest keyword (plus one for its word boundary), or a regex's
-    reach (its longest match when bounded, else `max_match_chars`), minus one. `context`: released
-    characters kept for the next scan's look-behind."""
+    reach (its longest match + 1 when bounded, else `max_match_chars`), minus one. `context`:
+    released characters kept for the next scan's look-behind."""
 
-    __slots__ = ("_isolated", "_keywords", "_order", "_pattern", "action", "context", "hold", "name", "size")
+    __slots__ = ("_keywords", "_scans", "action", "context", "hold", "name", "size")
 
     def __init__(self, name: str, action: Action, keywords: Sequence[Rule], regexes: Sequence[Rule], *,
                  whole_words: bool = True, max_match_chars: int = 256) -> None:
@@ -320,49 +321,40 @@ class RuleSet:
             if len(k) > MAX_KEYWORD_CHARS:
                 raise RuleError(f"{rule.id}: a keyword is at most {MAX_KEYWORD_CHARS} characters")
             self._keywords.setdefault(k, rule)
-        # (pattern alone, rule; None for the keywords) in the order of the alternation
-        self._order: list[tuple[re.Pattern[str], Rule | None]] = []
-        self._isolated: list[tuple[re.Pattern[str], Rule]] = []
-        parts: list[str] = []
+        # (pattern, its alternatives alone, in order, with their rules; None: the keywords)
+        self._scans: list[tuple[re.Pattern[str], list[tuple[re.Pattern[str], Rule]] | None]] = []
         need = 0
         if self._keywords:
-            kw_parts = []
-            for first_bounded in (True, False):
-                for last_bounded in (True, False):
-                    group = [k for k in self._keywords
-                             if (whole_words and _IS_WORD(k[0]) is not None) == first_bounded
-                             and (whole_words and _IS_WORD(k[-1]) is not None) == last_bounded]
-                    if group:
-                        kw_parts.append((_BEFORE if first_bounded else "") + _first_chars(group) + "(?:"
-                                        + _trie(group) + ")" + (_AFTER if last_bounded else ""))
-            parts += kw_parts
-            self._order.append((re.compile("|".join(kw_parts)), None))
+            self._scans.append((re.compile(_keyword_pattern(list(self._keywords), whole_words)), None))
             need = max(len(k) for k in self._keywords) + (1 if whole_words else 0)
-        anchored: dict[str, list[tuple[str, Rule]]] = {}  # leading \\b or (?=[...]) -> pieces
+        isolated: list[tuple[re.Pattern[str], list[tuple[re.Pattern[str], Rule]] | None]] = []
+        anchored: dict[str, list[tuple[str, Rule]]] = {}  # leading \b or (?=[...]) -> pieces
         for rule in regexes:
             body = _regex_body(rule)
             need = max(need, _reach(body, max_match_chars))
             if _SELF_REFERENCE.search(body):
-                self._isolated.append((re.compile(body, re.IGNORECASE), rule))
+                alone = re.compile(body, re.IGNORECASE)
+                isolated.append((alone, [(alone, rule)]))
                 continue
             for piece in _top_level(body):
                 m = _ANCHOR.match(piece)
                 anchor = m.group() if m is not None and m.end() < len(piece) else ""
                 piece = piece[len(anchor):]
                 anchored.setdefault(anchor, []).append((f"(?i:{piece})" if _cased(piece) else f"(?:{piece})", rule))
+        parts: list[str] = []
+        order: list[tuple[re.Pattern[str], Rule]] = []
         for anchor, pieces in anchored.items():
             rule_of = {src: rule for src, rule in reversed(pieces)}
-            guard, ordered = _guarded(list(dict.fromkeys(src for src, _ in pieces)))
-            n_guarded = len(ordered) - sum(1 for p in ordered if _first_class(p) is None) if guard else 0
-            inside, outside = ordered[:n_guarded], ordered[n_guarded:]
-            if inside:
-                parts.append(anchor + guard + "(?:" + "|".join(inside) + ")")
-            if anchor and outside:
-                parts.append(anchor + "(?:" + "|".join(outside) + ")")
-            elif outside:
-                parts += outside
-            self._order += ((re.compile(anchor + src), rule_of[src]) for src in ordered)
-        self._pattern = re.compile("|".join(parts)) if parts else None
+            guard, inside, outside = _guarded(list(dict.fromkeys(src for src, _ in pieces)))
+            alts = ([guard + "(?:" + "|".join(inside) + ")"] if inside else []) + outside
+            if anchor:
+                parts.append(anchor + "(?:" + "|".join(alts) + ")")  # one anchor test for all
+            else:
+                parts += alts
+            order += ((re.compile(anchor + src), rule_of[src]) for src in (*inside, *outside))
+        if parts:
+            self._scans.append((re.compile("|".join(parts)), order))
+        self._scans += isolated
         self.hold = max(need - 1, 0)
         self.context = 64 if regexes else 1
         self.size = len(self._keywords) + len(regexes)
@@ -370,43 +362,52 @@ class RuleSet:
     def __bool__(self) -> bool:
         return self.size > 0
 
-    def _rule(self, low: str, start: int) -> Rule:
-        """The rule whose alternative the combined pattern took at `start` (the first, in order,
-        that matches there)."""
-        for pattern, rule in self._order:
-            m = pattern.match(low, start)
-            if m is not None:
-                return rule if rule is not None else self._keywords[m.group()]
+    def _hit(self, low: str, m: re.Match[str], order: list[tuple[re.Pattern[str], Rule]] | None) -> Hit:
+        """The hit with its rule: for a regex, the first alternative (in the pattern's order) that
+        matches alone at the start is the one the pattern took."""
+        if order is None:
+            return Hit(m.start(), m.end(), self._keywords[m.group()])
+        start = m.start()
+        for pattern, rule in order:
+            if pattern.match(low, start) is not None:
+                return Hit(start, m.end(), rule)
         raise AssertionError("a hit that no alternative matches")  # pragma: no cover
 
     def hits(self, text: str, pos: int = 0) -> Iterator[Hit]:
-        """Non-overlapping matches from `pos` on, leftmost first (a regex with back-references,
-        compiled on its own, is merged in)."""
+        """Non-overlapping matches from `pos` on, leftmost first (at the same start, the earlier
+        pattern's: keywords, then regexes)."""
         low = fold(text)
-        if not self._isolated:
-            if self._pattern is not None:
-                for m in self._pattern.finditer(low, pos):
-                    if m.end() > m.start():
-                        yield Hit(m.start(), m.end(), self._rule(low, m.start()))
+        scans = self._scans
+        if len(scans) == 1:
+            pattern, order = scans[0]
+            for m in pattern.finditer(low, pos):
+                if m.end() > m.start():
+                    yield self._hit(low, m, order)
             return
-        found: list[Hit] = []
-        if self._pattern is not None:
-            found += (Hit(m.start(), m.end(), self._rule(low, m.start())) for m in self._pattern.finditer(low, pos))
-        for pattern, rule in self._isolated:
-            found += (Hit(m.start(), m.end(), rule) for m in pattern.finditer(low, pos))
-        found.sort(key=lambda h: (h.start, -h.end))
-        end = pos
-        for hit in found:
-            if hit.start >= end and hit.end > hit.start:
-                yield hit
-                end = hit.end
+        # several patterns: the next match of each from `pos`; take the leftmost, move on past it
+        nxt = [p.search(low, pos) for p, _ in scans]
+        while True:
+            best: re.Match[str] | None = None
+            which = 0
+            for i, found in enumerate(nxt):
+                if found is not None and (best is None or found.start() < best.start()):
+                    best, which = found, i
+            if best is None:
+                return
+            if best.end() > best.start():
+                yield self._hit(low, best, scans[which][1])
+            pos = max(best.end(), best.start() + 1)
+            for i, found in enumerate(nxt):
+                if found is not None and found.start() < pos:
+                    nxt[i] = scans[i][0].search(low, pos)
 
     def first(self, text: str) -> Hit | None:
-        """The first match, or None (one search: the common case costs one scan)."""
-        if not self._isolated and self._pattern is not None:
+        """The first match, or None (one search per pattern)."""
+        if len(self._scans) == 1:
             low = fold(text)
-            m = self._pattern.search(low)
-            return Hit(m.start(), m.end(), self._rule(low, m.start())) if m is not None else None
+            pattern, order = self._scans[0]
+            m = pattern.search(low)
+            return self._hit(low, m, order) if m is not None and m.end() > m.start() else None
         return next(self.hits(text), None)
 
     def redact(self, text: str) -> tuple[str, int]:
