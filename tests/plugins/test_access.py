@@ -146,3 +146,21 @@ def test_the_context_estimate() -> None:
     tool_def = -(-len('fd{"type":"object"}') // 4)
     assert estimate_context_tokens(request) == (REPLY_PRIMING_TOKENS + 4 * MESSAGE_OVERHEAD_TOKENS
                                                 + 2 + 3 + IMAGE_TOKENS + 2 + 1 + 1 + tool_def)
+
+
+def test_verdicts_are_cached_per_caller_and_the_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clawdbot.plugins import access
+
+    monkeypatch.setattr(access, "CACHE_ENTRIES", 8)
+    p = make({"allow_models": ["ok-*"]}, {"match": {"teams": ["interns"]}, "deny_models": ["ok-bad"]})
+    for i in range(50):  # model names come from clients: any number of them
+        assert allowed(p, req(f"ok-{i}"), BOB)
+        assert not allowed(p, req(f"no-{i}"), BOB)
+    for i in range(50):
+        who = Principal(kind="key", key_id=f"k{i}", team_id="interns")
+        assert not allowed(p, req("ok-bad"), who)
+    policies = p._policies
+    assert len(policies) <= 8 and all(len(x.models) <= 8 and len(x.tools) <= 8 for x in policies.values())
+    # a cached verdict is the same verdict
+    assert not allowed(p, req("ok-bad"), BOB) and allowed(p, req("ok-1"), BOB)
+    assert allowed(p, req("ok-bad"), ALICE)  # not an intern

@@ -40,20 +40,27 @@ def test_the_labelled_set_is_large_enough_and_balanced() -> None:
     assert counts["attack", "en"] + counts["attack", "zh"] >= 60
     assert counts["benign", "en"] + counts["benign", "zh"] >= 60
     assert min(counts.values()) >= 30  # each language has both
-    assert {r["split"] for r in ROWS} == {"dev", "heldout"}
+    assert {r["split"] for r in ROWS} == {"dev", "heldout", "probe"}
     assert len({r["text"] for r in ROWS}) == len(ROWS)
 
 
 def test_precision_and_recall_floors() -> None:
-    """The numbers docs/plugin-content-filter.md gives; these floors keep them from sliding."""
+    """The numbers docs/plugin-content-filter.md gives; these floors keep them from sliding.
+    `dev` + `heldout`: the phrasings the rules were written for (heldout: not looked at while
+    tuning). `probe`: paraphrases written after the rules were frozen, kept to show how far the
+    heuristics reach beyond known phrasings (recall is low there: it is measured, not floored)."""
     scanner = InjectionScanner()
-    overall = precision_recall(confusion(ROWS, scanner))
+    known = [x for x in ROWS if x["split"] != "probe"]
+    overall = precision_recall(confusion(known, scanner))
     assert overall[0] >= 0.95 and overall[1] >= 0.95, overall
     for lang in ("en", "zh"):
-        p, r = precision_recall(confusion([x for x in ROWS if x["lang"] == lang], scanner))
+        p, r = precision_recall(confusion([x for x in known if x["lang"] == lang], scanner))
         assert p >= 0.9 and r >= 0.9, (lang, p, r)
     held_out = precision_recall(confusion([x for x in ROWS if x["split"] == "heldout"], scanner))
     assert held_out[0] >= 0.9 and held_out[1] >= 0.9, held_out
+    probe = confusion([x for x in ROWS if x["split"] == "probe"], scanner)
+    assert probe["fp"] <= 1, probe  # paraphrased harmless prompts stay unflagged
+    assert probe["tp"] >= 2, probe
 
 
 def test_every_rule_has_an_id_and_a_weight() -> None:

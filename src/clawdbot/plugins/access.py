@@ -120,16 +120,54 @@ class _Rule:
         return self.unless is None or not self.unless.fits(identity, key_tags)
 
 
-def _verdict(name: str, rules: Sequence[_Rule], allow: str, deny: str) -> str | None:
-    """Why `name` is refused by `rules` (deny lists first: deny wins), or None."""
-    for rule in rules:
-        pattern: re.Pattern[str] | None = getattr(rule, deny)
-        if pattern is not None and pattern.match(name):
-            return f"denied by {rule.label}"
-    for rule in rules:
-        pattern = getattr(rule, allow)
-        if pattern is not None and not pattern.match(name):
-            return f"not in the allow list of {rule.label}"
+CACHE_ENTRIES = 4096  # callers (and, per caller, model and tool names) remembered; cleared when full
+
+
+class _Policy:
+    """The rules that apply to one caller, with the verdicts already reached (model and tool names
+    come from the client: each cache is bounded)."""
+
+    __slots__ = ("limit", "models", "rules", "tools")
+
+    def __init__(self, rules: list[_Rule]) -> None:
+        self.rules = rules
+        limits = [(r.max_context, r.label) for r in rules if r.max_context is not None]
+        self.limit: tuple[int, str] | None = min(limits) if limits else None
+        self.models: dict[str, str | None] = {}
+        self.tools: dict[str, str | None] = {}
+
+    def model(self, name: str) -> str | None:
+        """Why the model is refused, or None."""
+        try:
+            return self.models[name]
+        except KeyError:
+            pass
+        why = _verdict(name, [(r.deny_models, r.allow_models, r.label) for r in self.rules])
+        if len(self.models) >= CACHE_ENTRIES:
+            self.models.clear()
+        self.models[name] = why
+        return why
+
+    def tool(self, name: str) -> str | None:
+        try:
+            return self.tools[name]
+        except KeyError:
+            pass
+        why = _verdict(name, [(r.deny_tools, r.allow_tools, r.label) for r in self.rules])
+        if len(self.tools) >= CACHE_ENTRIES:
+            self.tools.clear()
+        self.tools[name] = why
+        return why
+
+
+def _verdict(name: str, lists: Sequence[tuple[re.Pattern[str] | None, re.Pattern[str] | None, str]]) -> str | None:
+    """Why `name` is refused by (deny, allow, label) lists: deny lists first (deny wins), or None."""
+    for deny, _, label in lists:
+        if deny is not None and deny.match(name):
+            return f"denied by {label}"
+    for _, allow, label in lists:
+        if allow is not None and not allow.match(name):
+            return f"not in the allow list of {label}"
     return None
 
 
@@ -185,33 +223,45 @@ class AccessPlugin(Plugin):
         if not settings.rules:
             raise PluginConfigError("access: `rules` is empty")
         self.rules = [_Rule(i, r) for i, r in enumerate(settings.rules, 1)]
+        # (key, user, team, key tags, traffic tag) -> the rules that apply and their verdicts
+        self._policies: dict[tuple[Any, ...], _Policy] = {}
 
     def applicable(self, ctx: RequestContext) -> list[_Rule]:
         """The rules that apply to this request's caller."""
+        return self._policy(ctx).rules
+
+    def _policy(self, ctx: RequestContext) -> _Policy:
         identity = ctx.identity
         key_tags: tuple[str, ...] = tuple(getattr(identity, "tags", ()) or ())
-        tags = frozenset(key_tags) | {ctx.tag} if ctx.tag else frozenset(key_tags)
-        return [r for r in self.rules if r.applies(identity, tags, key_tags)]
+        who = (getattr(identity, "key_id", None), getattr(identity, "user_id", None),
+               getattr(identity, "team_id", None), key_tags, ctx.tag)
+        policy = self._policies.get(who)
+        if policy is None:
+            tags = frozenset(key_tags) | {ctx.tag} if ctx.tag else frozenset(key_tags)
+            policy = _Policy([r for r in self.rules if r.applies(identity, tags, key_tags)])
+            if len(self._policies) >= CACHE_ENTRIES:
+                self._policies.clear()
+            self._policies[who] = policy
+        return policy
 
     def _refuse(self, ctx: RequestContext, what: str, param: str) -> AccessDenied:
         self.note(ctx, f"refused {what}")
         return AccessDenied(f"Access denied: {what}.", param=param)
 
     async def pre(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest | Answer | None:
-        rules = self.applicable(ctx)
-        if not rules:
+        policy = self._policy(ctx)
+        if not policy.rules:
             return None
-        why = _verdict(request.model, rules, "allow_models", "deny_models")
+        why = policy.model(request.model)
         if why is not None:
             raise self._refuse(ctx, f"model {request.model!r} is {why}", "model")
         if request.tools or request.tool_choice:
             for tool in tool_names(request):
-                why = _verdict(tool, rules, "allow_tools", "deny_tools")
+                why = policy.tool(tool)
                 if why is not None:
                     raise self._refuse(ctx, f"tool {tool!r} is {why}", "tools")
-        limits = [(r.max_context, r.label) for r in rules if r.max_context is not None]
-        if limits:
-            limit, label = min(limits)
+        if policy.limit is not None:
+            limit, label = policy.limit
             estimate = estimate_context_tokens(request)
             if estimate > limit:
                 raise self._refuse(ctx, f"the prompt is about {estimate} tokens (estimated), over the limit of "
