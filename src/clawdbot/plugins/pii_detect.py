@@ -1,8 +1,14 @@
 """PII detectors: each finds typed spans (type, start, end, text) in a string.
 
-Every detector is one precompiled regex pass that finds *candidates*, then a validator that runs on
-the candidates only (checksums, date and length tables, `ipaddress`, entropy). A regex alone would
-mask every 11-digit order number as a phone; the validators are what keep precision up.
+Each detector makes one pass that finds *candidates*, then a validator (pii_checks.py) runs on the
+candidates only: checksums, date and length tables, `ipaddress`, entropy. A regex alone would mask
+every 11-digit order number as a phone; the validators are what keep precision up.
+
+Speed: a Python regex that cannot start with a literal tries every position of the text, about as
+slow as a Python loop. So the passes are shared and gated: one pass finds the runs of digits and
+number punctuation, and the phone, ID, card and IPv4 patterns only run, bounded, on runs with
+enough digits; e-mail starts from each '@' (str.find), IPv6 from each ':', the key patterns only
+when their prefixes or key words occur at all (`in` checks run in C).
 
 Boundaries are explicit lookarounds over ASCII letters and digits, never `\\b`: in Unicode mode
 `\\b` treats Chinese characters as word characters, so `电话13812345678。` would not match, and
@@ -11,17 +17,24 @@ punctuation, common in Chinese input) are folded to ASCII by a 1:1 `str.translat
 the folded string are offsets in the original, and spans carry the original text.
 
 Types: EMAIL, PHONE, CN_ID, CARD, IBAN, IP, SECRET (PERSON and LOCATION come from the optional
-Presidio path in pii.py)."""
+Presidio path, pii_presidio.py)."""
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable
-from datetime import date
+import string
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
+
+from clawdbot.plugins.pii_checks import (
+    IBAN_LENGTHS,
+    card_prefix_ok,
+    cn_id_ok,
+    iban_ok,
+    looks_random,
+    luhn_ok,
+)
 
 TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CN_ID", "CARD", "IBAN", "IP", "SECRET")
 
@@ -33,91 +46,68 @@ class Span(NamedTuple):
     text: str
 
 
-# -- normalisation ----------------------------------------------------------------------------
-
 # Full-width forms to ASCII, one character for one character (offsets stay valid).
 _FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 _FOLD[0x3000] = 0x20  # ideographic space
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]+")
 
 
 def fold(text: str) -> str:
-    """Full-width ASCII forms to ASCII; the same length as `text` (ASCII text is returned as is)."""
-    return text if text.isascii() else text.translate(_FOLD)
+    """Full-width ASCII forms to ASCII; the same length as `text`. str.translate looks every
+    character of a non-ASCII text up in a dict (slow): only the full-width runs are translated."""
+    if text.isascii() or not _FULL_WIDTH.search(text):
+        return text
+    return _FULL_WIDTH.sub(lambda m: m.group().translate(_FOLD), text)
 
 
-# -- validators (public: the tests and the bench use them) --------------------------------------
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i & 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+# A run of digits and the punctuation numbers are written with: the shared first pass.
+_RUN = re.compile(r"[+(0-9][0-9 \-.()+]*")
 
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"  # ISO 7064 MOD 11-2: the check character for sum % 11
-# Province-level codes (GB/T 2260) the first two digits must be; 83 is used on residence permits
-# for residents of Taiwan, 81/82 for Hong Kong and Macao, 91 for foreigners' permanent residence.
-_ID_PROVINCES = frozenset({
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46,
-    50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83, 91,
-})
+class Scan:
+    """One text being scanned: the folded text, and what several detectors share, made once."""
+
+    __slots__ = ("_lower", "_runs", "orig", "t")
+
+    def __init__(self, text: str) -> None:
+        self.orig = text
+        self.t = fold(text)
+        self._runs: list[tuple[int, int, int]] | None = None
+        self._lower: str | None = None
+
+    def runs(self) -> list[tuple[int, int, int]]:
+        """(start, end, digits) of each run of 4+ digits (with their separators)."""
+        if self._runs is None:
+            t = self.t
+            out: list[tuple[int, int, int]] = []
+            for m in _RUN.finditer(t):
+                s, e = m.span()
+                if e - s < 4:
+                    continue
+                while e > s and t[e - 1] in " -.(+":
+                    e -= 1
+                seg = t[s:e]
+                digits = len(seg) - seg.count(" ") - seg.count("-") - seg.count(".") - seg.count("(") \
+                    - seg.count(")") - seg.count("+")
+                if digits >= 4:
+                    out.append((s, e, digits))
+            self._runs = out
+        return self._runs
+
+    def lower(self) -> str:
+        if self._lower is None:
+            self._lower = self.t.lower()
+        return self._lower
+
+    def span(self, type_: str, s: int, e: int) -> Span:
+        return Span(type_, s, e, self.orig[s:e])
+
+    def bounded(self, rx: re.Pattern[str], s: int, e: int) -> Iterator[re.Match[str]]:
+        """`rx` over one run. Lookbehinds see the text before it; lookaheads the 3 chars after."""
+        return rx.finditer(self.t, s, min(len(self.t), e + 3))
 
 
-def cn_id_ok(value: str, today: date | None = None) -> bool:
-    """An 18-character China resident identity number: province code, a real birth date not in
-    the future (from 1900), and the ISO 7064 MOD 11-2 check character."""
-    v = value.upper()
-    if len(v) != 18 or not v[:17].isdigit() or not (v[17].isdigit() or v[17] == "X"):
-        return False
-    if int(v[:2]) not in _ID_PROVINCES:
-        return False
-    try:
-        born = date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
-    except ValueError:
-        return False
-    if born.year < 1900 or born > (today or date.today()):
-        return False
-    s = sum(int(c) * w for c, w in zip(v[:17], _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[s % 11] == v[17]
-
-
-# IBAN length by country (ISO 13616 registry, the countries a customer is likely to have).
-IBAN_LENGTHS: dict[str, int] = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
-    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
-    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
-    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15,
-    "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SC": 31,
-    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24,
-    "XK": 20,
-}
-
-
-def iban_ok(value: str) -> bool:
-    """Compact, upper-case IBAN: the country's length, check digits 02..98, mod 97 == 1."""
-    if IBAN_LENGTHS.get(value[:2]) != len(value) or not value.isalnum() or not value[2:4].isdigit():
-        return False
-    if not 2 <= int(value[2:4]) <= 98:
-        return False
-    # Letters become 10..35 (int(c, 36)); the four first characters move to the end.
-    return int("".join(str(int(c, 36)) for c in value[4:] + value[:4])) % 97 == 1
-
-
-def shannon_entropy(s: str) -> float:
-    """Bits per character of the string's own character distribution."""
-    n = len(s)
-    return -sum(c / n * math.log2(c / n) for c in Counter(s).values()) if n else 0.0
-
-
-# -- boundaries ---------------------------------------------------------------------------------
+Detector = Callable[[Scan], Iterable[Span]]
 
 # All patterns run on fold()ed text: a full-width colon or bracket is an ASCII one by then.
 # Not inside a longer run of letters/digits, not right after "abc-" or "abc_" (an order or ticket
@@ -125,27 +115,32 @@ def shannon_entropy(s: str) -> float:
 _NUM_BEFORE = r"(?<![0-9A-Za-z])(?<![0-9A-Za-z][-_])(?<![0-9][.,])"
 _NUM_AFTER = r"(?![0-9A-Za-z])(?![-_][0-9A-Za-z])(?![.,][0-9])"
 
-# -- detectors ----------------------------------------------------------------------------------
+# -- e-mail -----------------------------------------------------------------------------------
 
-Detector = Callable[[str, str], Iterable[Span]]  # (folded text, original text) -> spans
-
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_%+\-](?:[A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9_%+\-])?"
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
-)
-_URL_USERINFO = re.compile(r"://[^\s/@]*:$")
+_LOCAL = frozenset(string.ascii_letters + string.digits + "._%+-")
+# Domain labels may carry Latin letters with accents (müller.de); the TLD is ASCII letters.
+_L = "A-Za-z0-9\u00c0-\u024f"
+_DOMAIN = re.compile(rf"(?:[{_L}](?:[{_L}\-]{{0,61}}[{_L}])?\.)+[A-Za-z]{{2,24}}(?![{_L}\-])")
+_URL_USERINFO = re.compile(r"://[^\s/@]*$")
 
 
-def find_emails(t: str, orig: str) -> Iterable[Span]:
-    for m in _EMAIL.finditer(t):
-        s, e = m.span()
-        if ".." in m.group():
-            continue
-        # user:password@host in a URL is a credential (the SECRET detector), not an address.
-        if s and t[s - 1] == ":" and _URL_USERINFO.search(t, max(0, s - 80), s):
-            continue
-        yield Span("EMAIL", s, e, orig[s:e])
+def find_emails(sc: Scan) -> Iterator[Span]:
+    t = sc.t
+    at = t.find("@")
+    while at != -1:
+        s = at
+        while s > 0 and t[s - 1] in _LOCAL:
+            s -= 1
+        while s < at and t[s] == ".":
+            s += 1
+        m = _DOMAIN.match(t, at + 1) if 0 < at - s <= 64 else None
+        # scheme://user:password@host is a credential (the SECRET detector), not an address.
+        if m and t[at - 1] != "." and ".." not in t[s:at] and not _URL_USERINFO.search(t, max(0, s - 200), s):
+            yield sc.span("EMAIL", s, m.end())
+        at = t.find("@", at + 1)
 
+
+# -- phones -----------------------------------------------------------------------------------
 
 # Mainland China mobile: optional +86/0086 (maybe in brackets), 3-4-4 with optional separators.
 _CN_MOBILE = re.compile(
@@ -155,51 +150,53 @@ _CN_MOBILE = re.compile(
 # Prefixes that are not 11-digit subscriber numbers: 140-144 are 13-digit IoT numbers, 154 unused.
 _CN_MOBILE_BAD = frozenset({"140", "141", "142", "143", "144", "154"})
 # China fixed line with its area code (010, 021, 0755...): the separator or brackets required.
-_CN_LANDLINE = re.compile(
-    _NUM_BEFORE + r"(?:\(0\d{2,3}\)[ ]?|0\d{2,3}-)[2-9]\d{6,7}" + _NUM_AFTER
-)
-# North American numbers without +1: (555) 123-4567, 555-123-4567, 555.123.4567 (the same
-# separator twice; the exchange may start with 1 or 0 as in the ubiquitous 555-123-4567).
+_CN_LANDLINE = re.compile(_NUM_BEFORE + r"(?:\(0\d{2,3}\)[ ]?|0\d{2,3}-)[2-9]\d{6,7}" + _NUM_AFTER)
+# North American numbers without +: (555) 123-4567, 555-123-4567, 555.123.4567, 1-800-555-0199
+# (the same separator twice; the exchange may start with 1 or 0 as in the ubiquitous 555-123-4567).
 _NANP = re.compile(
-    _NUM_BEFORE + r"(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d([-.]))\d{3}(?(1)\1|-)\d{4}" + _NUM_AFTER
+    _NUM_BEFORE + r"(?:1[ \-.])?(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d([-.]))\d{3}(?(1)\1|-)\d{4}" + _NUM_AFTER
 )
 # International: +CC then up to 6 groups of digits with single separators (spaces, -, ., (..)).
-_INTL = re.compile(
-    r"(?<![0-9A-Za-z+])\+[1-9]\d{0,2}(?:[ \-.]?(?:\(\d{1,4}\)|\d{1,5})){1,6}" + _NUM_AFTER
-)
+_INTL = re.compile(r"(?<![0-9A-Za-z+])\+[1-9]\d{0,2}(?:[ \-.]?(?:\(\d{1,4}\)|\d{1,5})){1,6}" + _NUM_AFTER)
 _GROUP = re.compile(r"[ \-.]?(?:\(\d{1,4}\)|\d{1,5})")
 
 
 def _intl_end(t: str, s: int, e: int) -> int:
-    """Where a +CC number really ends (0 if it is not one): E.164 allows 15 digits, NANP (+1)
-    exactly 11, and a lone trailing digit after a space is the next word ("+44 20 7946 0958 3x")."""
-    groups = [(m.end(), sum(c.isdigit() for c in m.group())) for m in _GROUP.finditer(t, s, e)]
-    # The first group is the "+CC..." digits themselves (the pattern's \d{0,2} part).
+    """Where a +CC number that starts at s ('+') really ends, 0 if it is not one: E.164 allows 15
+    digits, NANP (+1) exactly 11, and a lone digit after a space is the next word ("... 0958 3x")."""
+    groups = [(m.end(), sum(c.isdigit() for c in m.group())) for m in _GROUP.finditer(t, s + 1, e)]
     total = sum(d for _, d in groups)
-    nanp = t[s] == "1"  # +1 is the only country code that starts with 1
-    while groups and (total > (11 if nanp else 15) or (len(groups) > 2 and groups[-1][1] == 1
-                                                         and t[groups[-2][0]] == " ")):
+    nanp = t[s + 1] == "1"  # +1 is the only country code that starts with 1
+    while groups and (total > (11 if nanp else 15)
+                      or (len(groups) > 2 and groups[-1][1] == 1 and t[groups[-2][0]] == " ")):
         total -= groups.pop()[1]
     if not groups or (total != 11 if nanp else total < 8):
         return 0
     return groups[-1][0]
 
 
-def find_phones(t: str, orig: str) -> Iterable[Span]:
-    for m in _CN_MOBILE.finditer(t):
-        digits = "".join(c for c in m.group() if c.isdigit())
-        if digits[-11:-8] in _CN_MOBILE_BAD:
+def find_phones(sc: Scan) -> Iterator[Span]:
+    t = sc.t
+    for rs, re_, digits in sc.runs():
+        if digits < 8:
             continue
-        yield Span("PHONE", m.start(), m.end(), orig[m.start():m.end()])
-    for rx in (_CN_LANDLINE, _NANP):
-        for m in rx.finditer(t):
-            yield Span("PHONE", m.start(), m.end(), orig[m.start():m.end()])
-    for m in _INTL.finditer(t):
-        s = m.start()
-        e = _intl_end(t, s + 1, m.end())
-        if e:
-            yield Span("PHONE", s, e, orig[s:e])
+        if digits >= 11:
+            for m in sc.bounded(_CN_MOBILE, rs, re_):
+                d = "".join(c for c in m.group() if c.isdigit())
+                if d[-11:-8] not in _CN_MOBILE_BAD:
+                    yield sc.span("PHONE", m.start(), m.end())
+        if digits >= 10:
+            for rx in (_CN_LANDLINE, _NANP):
+                for m in sc.bounded(rx, rs, re_):
+                    yield sc.span("PHONE", m.start(), m.end())
+        if t.find("+", rs, re_) != -1:
+            for m in sc.bounded(_INTL, rs, re_):
+                e = _intl_end(t, m.start(), m.end())
+                if e:
+                    yield sc.span("PHONE", m.start(), e)
 
+
+# -- China resident ID, cards -------------------------------------------------------------------
 
 _CN_ID = re.compile(
     r"(?<![0-9A-Za-z])(?<![0-9][.,])[1-9]\d{5} ?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])"
@@ -207,10 +204,12 @@ _CN_ID = re.compile(
 )
 
 
-def find_cn_ids(t: str, orig: str) -> Iterable[Span]:
-    for m in _CN_ID.finditer(t):
-        if cn_id_ok(m.group().replace(" ", "")):
-            yield Span("CN_ID", m.start(), m.end(), orig[m.start():m.end()])
+def find_cn_ids(sc: Scan) -> Iterator[Span]:
+    for rs, re_, digits in sc.runs():
+        if digits >= 17:  # the 18th may be an X, which ends the run
+            for m in sc.bounded(_CN_ID, rs, re_):
+                if cn_id_ok(m.group().replace(" ", "")):
+                    yield sc.span("CN_ID", m.start(), m.end())
 
 
 # 13-19 digits: one run, groups of four (the last one shorter), or Amex/Diners 4-6-5 and 4-6-4.
@@ -221,91 +220,114 @@ _CARD = re.compile(
 )
 
 
-def _card_prefix_ok(d: str) -> bool:
-    # ISO/IEC 7812 issuers that put cards in customers' hands: 3 (Amex, JCB, Diners), 4 (Visa),
-    # 5 (Mastercard, Maestro), 6 (UnionPay, Discover, Maestro), 2221-2720 (Mastercard 2-series),
-    # 81 (UnionPay's newer range). This drops 17-digit timestamps (20240115...) before Luhn.
-    c = d[0]
-    if c in "3456":
-        return True
-    if c == "2":
-        return 2221 <= int(d[:4]) <= 2720
-    return d[:2] == "81"
-
-
-def find_cards(t: str, orig: str) -> Iterable[Span]:
-    for m in _CARD.finditer(t):
-        raw = m.group()
-        seps = {c for c in raw if not c.isdigit()}
-        if len(seps) > 1:  # "4111 1111-1111 1111": not how anyone writes a card
+def find_cards(sc: Scan) -> Iterator[Span]:
+    for rs, re_, digits in sc.runs():
+        if digits < 13:
             continue
-        d = raw.replace(" ", "").replace("-", "")
-        if 13 <= len(d) <= 19 and _card_prefix_ok(d) and luhn_ok(d):
-            yield Span("CARD", m.start(), m.end(), orig[m.start():m.end()])
+        for m in sc.bounded(_CARD, rs, re_):
+            raw = m.group()
+            if " " in raw and "-" in raw:  # "4111 1111-1111 1111": not how anyone writes a card
+                continue
+            d = raw.replace(" ", "").replace("-", "")
+            if 13 <= len(d) <= 19 and card_prefix_ok(d) and luhn_ok(d):
+                yield sc.span("CARD", m.start(), m.end())
 
 
-_IBAN = re.compile(
-    r"(?<![0-9A-Za-z])[A-Za-z]{2}\d{2}(?: ?[0-9A-Za-z]{4}){2,8}(?: ?[0-9A-Za-z]{1,3})?(?![0-9A-Za-z])"
-)
+# -- IBAN -------------------------------------------------------------------------------------
+
+# Upper case, as printed and as banks' forms produce them (lower-case IBANs are not looked for:
+# it lets the scan skip every position but capitals, in C). The lookbehind comes after the first
+# letter for the same reason.
+_IBAN = re.compile(r"[A-Z](?<![0-9A-Za-z].)[A-Z]\d\d(?: ?[0-9A-Z]{4}){2,8}(?: ?[0-9A-Z]{1,3})?(?![0-9A-Za-z])")
 
 
-def find_ibans(t: str, orig: str) -> Iterable[Span]:
-    for m in _IBAN.finditer(t):
+def find_ibans(sc: Scan) -> Iterator[Span]:
+    for m in _IBAN.finditer(sc.t):
         s, raw = m.start(), m.group()
-        want = IBAN_LENGTHS.get(raw[:2].upper())
+        want = IBAN_LENGTHS.get(raw[:2])
         if want is None:
             continue
-        # The pattern may have taken a following 4-letter word ("... 3000 Bank"): cut the
+        # The pattern may have taken a following 4-character word ("... 3000 BANK"): cut the
         # candidate at the country's length, which must fall at a group boundary.
-        n = 0
+        n = cut = 0
         for i, c in enumerate(raw):
             if c != " ":
                 n += 1
                 if n == want:
                     cut = i + 1
                     break
-        else:
+        if not cut or (cut < len(raw) and raw[cut] != " "):
             continue
-        if cut < len(raw) and raw[cut] != " ":
-            continue
-        if iban_ok(raw[:cut].replace(" ", "").upper()):
-            yield Span("IBAN", s, s + cut, orig[s:s + cut])
+        if iban_ok(raw[:cut].replace(" ", "")):
+            yield sc.span("IBAN", s, s + cut)
 
 
-_IPV4 = re.compile(r"(?<![0-9A-Za-z.])(?:\d{1,3}\.){3}\d{1,3}(?![0-9A-Za-z])(?!\.\d)")
+# -- IP addresses -----------------------------------------------------------------------------
+
+_IPV4 = re.compile(r"(?<![0-9A-Za-z.])(?:\d{1,3}\.){3}\d{1,3}(?![0-9A-Za-z])(?!\.\d)(?:/(\d{1,2}))?")
 # "version 1.2.3.4", "v10.0.0.1", "build 2.0.1.5", "版本 1.0.0.1": dotted version numbers.
 _VERSION_BEFORE = re.compile(r"(?<![A-Za-z])(?:version|ver\.?|v|build|release|版本号?)[ :]*$", re.IGNORECASE)
-# An IPv6 candidate: hex and colons (at least two), maybe an IPv4 tail.
-_IPV6 = re.compile(
-    r"(?<![0-9A-Za-z:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}"
-    r"(?:(?<=:)\d{1,3}(?:\.\d{1,3}){3})?(?![0-9A-Za-z])(?!\.\d)"
-)
+_HEX_COLON = frozenset("0123456789abcdefABCDEF:")
+_HEX_COLON_DOT = frozenset("0123456789abcdefABCDEF:.")
 
 
-def find_ips(t: str, orig: str) -> Iterable[Span]:
-    for m in _IPV4.finditer(t):
-        s, e = m.span()
-        if _VERSION_BEFORE.search(t, max(0, s - 12), s):
+def _ipv4(sc: Scan) -> Iterator[Span]:
+    t = sc.t
+    for rs, re_, _ in sc.runs():
+        if t.count(".", rs, re_) < 3:
             continue
-        try:
-            ipaddress.IPv4Address(m.group())  # rejects octets > 255 and leading zeros
-        except ValueError:
-            continue
-        yield Span("IP", s, e, orig[s:e])
-    for m in _IPV6.finditer(t):
-        s, e = m.span()
-        cand = m.group()
-        if cand.endswith(":") and not cand.endswith("::"):  # "2001:db8::1: refused"
-            cand, e = cand[:-1], e - 1
-        # "::", "::1" and "a::b" are not someone's address; a real one has two or more groups.
-        if sum(1 for g in cand.split(":") if g) < 2 or not any(c.isdigit() for c in cand):
-            continue
-        try:
-            ipaddress.IPv6Address(cand)
-        except ValueError:
-            continue
-        yield Span("IP", s, e, orig[s:e])
+        for m in sc.bounded(_IPV4, rs, re_):
+            s, e = m.start(), m.end(0) - (len(m.group(1)) + 1 if m.group(1) else 0)
+            if _VERSION_BEFORE.search(t, max(0, s - 12), s):
+                continue
+            try:
+                v4 = ipaddress.IPv4Address(t[s:e])  # rejects octets > 255 and leading zeros
+            except ValueError:
+                continue
+            if v4.is_unspecified or v4.is_loopback:  # 0.0.0.0, 127.0.0.1: nobody's address
+                continue
+            if m.group(1) and int(m.group(1)) < 32 and int(v4) & ((1 << (32 - int(m.group(1)))) - 1) == 0:
+                continue  # 10.0.0.0/8: a network, not a host
+            yield sc.span("IP", s, e)
 
+
+def _ipv6(sc: Scan) -> Iterator[Span]:
+    t, n = sc.t, len(sc.t)
+    i = t.find(":")
+    while i != -1:
+        s = i
+        while s > 0 and t[s - 1] in _HEX_COLON:
+            s -= 1
+        e = i
+        while e < n and t[e] in _HEX_COLON_DOT:
+            e += 1
+        nxt = t.find(":", e)
+        while e > s and (t[e - 1] == "." or (t[e - 1] == ":" and (e - 2 < s or t[e - 2] != ":"))):
+            e -= 1  # "...::1." ends a sentence, "2001:db8::1: refused"
+        if s > 0 and t[s - 1].isascii() and t[s - 1].isalnum():
+            s = t.index(":", s) + 1  # "IPv6:2001:db8::1": the word is not part of the address
+            if s < e and t[s] == ":" and t[s - 1] != ":":
+                s += 1
+        cand = t[s:e]
+        # "::", "::1", "a::b", "12:30:45" are not someone's address; a real one has two or more
+        # groups and a digit.
+        if cand.count(":") >= 2 and sum(1 for g in cand.split(":") if g) >= 2 and any(c.isdigit() for c in cand):
+            try:
+                v6 = ipaddress.IPv6Address(cand)
+            except ValueError:
+                v6 = None
+            if v6 is not None and not (v6.is_unspecified or v6.is_loopback) and (e >= n or t[e] not in "._"):
+                yield sc.span("IP", s, e)
+        i = nxt
+
+
+def find_ips(sc: Scan) -> Iterator[Span]:
+    yield from _ipv4(sc)
+    if ":" in sc.t:
+        yield from _ipv6(sc)
+
+
+# -- secrets ----------------------------------------------------------------------------------
 
 # Well-known key formats. Each is specific enough that no validation beyond the shape is needed.
 _KEY_PREFIXES = re.compile(
@@ -318,88 +340,63 @@ _KEY_PREFIXES = re.compile(
     r"|(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}"  # AWS access key ids
     r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
     r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
+    r"|LTAI[0-9A-Za-z]{12,24}|AKID[0-9A-Za-z]{13,40}"  # Alibaba Cloud, Tencent Cloud key ids
     r"|eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"  # JWTs
     r")(?![A-Za-z0-9_\-])"
 )
+# What must occur for _KEY_PREFIXES to find anything (cheap `in` checks before the scan).
+_KEY_HINTS = ("k-", "k_", "gh", "glpat-", "xox", "AKI", "ASIA", "ABIA", "ACCA", "AIza", "hf_", "LTAI", "eyJ")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]{16,8192}?-----END (?:[A-Z]+ )*PRIVATE KEY-----"
 )
-# A value given to a secret-named key or after a scheme: password=..., "api_key": "...", 密码:...,
-# Authorization: Bearer ..., scheme://user:password@host. Group 1 is the secret itself.
+# A value given to a secret-named key: password=..., "api_key": "...", 密码:..., Bearer ...
+# Group 1 is the secret itself; the key word must not end a longer word (checked after the match).
 _KEY_VALUE = re.compile(
-    r"(?:(?<![A-Za-z0-9])(?i:passw(?:or)?d|pwd|pass|secret|api[_\-]?key|access[_\-]?key|"
+    r"(?:(?i:passw(?:or)?d|pwd|pass|secret|api[_\-]?key|access[_\-]?key|"
     r"(?:access|auth|refresh|api)[_\-]?token|client[_\-]?secret|private[_\-]?key)"
     r"[\"']?\s*(?:[:=]|\s(?i:is)\s)\s*[\"']?|(?:密码|口令|密钥|秘钥)(?:是|为)?\s*[:=]?\s*"
     r"|(?i:bearer)\s+)"
     # ASCII only (a password is typed on a keyboard): "密码错误次数过多" is not one.
     r"([A-Za-z0-9!#$%&*+\-./:=?@^_|~\[\]{}]{6,256})"
 )
-_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]{1,64}:([^\s/@]{1,128})@")
-# A long token of key characters: a candidate only, kept if random-looking (see looks_random).
+_KEY_WORDS = ("pass", "pwd", "secret", "key", "token", "bearer", "密码", "口令", "密钥", "秘钥")
+# scheme://user:password@host (the password may itself hold an '@': the last one ends it).
+_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]{1,64}:([^\s/]{1,128})@")
+# A long token of key characters: a candidate only, kept if it looks random (pii_checks).
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{24,256}={0,2}(?![A-Za-z0-9+/=_\-])")
-_HEX_UUID = re.compile(r"[0-9a-fA-F\-]+")
-
-# Minimum Shannon entropy (bits/char) for a long token to count as a secret, by length: a random
-# token's entropy grows with its length (it cannot exceed log2(n) bits), a name's does not (English
-# letters stay near 4 bits). Fitted under the 1st percentile of random base62 tokens at each
-# length, measured by bench/pii_entropy.py: 3.84 bits at 24 chars, 4.13 at 32, 4.83 at 64, capped
-# at 5.0 from 80 chars on.
-ENTROPY_SLOPE = 0.70
-ENTROPY_INTERCEPT = 0.62
-ENTROPY_CAP = 5.0
 
 
-def entropy_min(n: int) -> float:
-    return min(ENTROPY_CAP, ENTROPY_SLOPE * math.log2(n) + ENTROPY_INTERCEPT)
-
-
-# Letters that read as words: a lower-case run of 4+ or a capitalised word. Names are mostly made
-# of them (median 85% of the characters of long identifiers), random tokens are not (1% of random
-# 32-char base62 tokens reach 50%).
-_WORDS = re.compile(r"[a-z]{4,}|[A-Z][a-z]{3,}")
-WORDY_MAX = 0.5
-
-
-def looks_random(tok: str) -> bool:
-    """A long token that is likely a generated key: see bench/pii_entropy.py for the numbers."""
-    body = tok.rstrip("=")
-    n = len(body)
-    if n < 24 or _HEX_UUID.fullmatch(body):  # hex hashes and UUIDs are ids, not keys
-        return False
-    # A generated key mixes cases and digits; a file path, a slug, a sentence in snake_case
-    # does not. One '/'-separated part per 12 characters at most: paths have many short parts.
-    if not (any(c.isupper() for c in body) and any(c.islower() for c in body)
-            and any(c.isdigit() for c in body)):
-        return False
-    if body.count("/") * 12 > n or body.count("-") + body.count("_") > n // 6:
-        return False
-    if sum(m.end() - m.start() for m in _WORDS.finditer(body)) >= WORDY_MAX * n:
-        return False  # AmazonS3ReadOnlyAccessV2, getUserById2Async: a name
-    return shannon_entropy(body) >= entropy_min(n)
-
-
-def find_secrets(t: str, orig: str) -> Iterable[Span]:
-    for m in _KEY_PREFIXES.finditer(t):
-        # A real key has digits somewhere; "sk-learn-compatible-estimators" does not.
-        if any(c.isdigit() for c in m.group()):
-            yield Span("SECRET", m.start(), m.end(), orig[m.start():m.end()])
-    for m in _PRIVATE_KEY.finditer(t):
-        yield Span("SECRET", m.start(), m.end(), orig[m.start():m.end()])
-    for m in _URL_CREDENTIAL.finditer(t):
-        yield Span("SECRET", m.start(1), m.end(1), orig[m.start(1):m.end(1)])
-    for m in _KEY_VALUE.finditer(t):
-        s, e = m.span(1)
-        while e > s and t[e - 1] in ".:":  # the sentence's full stop, not the password's
-            e -= 1
-        v = t[s:e]
-        # "password is required", "password: ********": short and letters only is a word, and
-        # masked values are not secrets.
-        if len(v) < 6 or not (len(v) >= 12 or any(not c.isalpha() for c in v)) or set(v) <= {"*", "x", "X"}:
-            continue
-        yield Span("SECRET", s, e, orig[s:e])
+def find_secrets(sc: Scan) -> Iterator[Span]:
+    t = sc.t
+    if any(h in t for h in _KEY_HINTS):
+        for m in _KEY_PREFIXES.finditer(t):
+            # A real key has digits somewhere; "sk-learn-compatible-estimators" does not.
+            if any(c.isdigit() for c in m.group()):
+                yield sc.span("SECRET", m.start(), m.end())
+    if "PRIVATE KEY-----" in t:
+        for m in _PRIVATE_KEY.finditer(t):
+            yield sc.span("SECRET", m.start(), m.end())
+    if "://" in t:
+        for m in _URL_CREDENTIAL.finditer(t):
+            yield sc.span("SECRET", m.start(1), m.end(1))
+    low = sc.lower()
+    if any(w in low for w in _KEY_WORDS):
+        for m in _KEY_VALUE.finditer(t):
+            k = m.start()
+            if k and t[k - 1].isascii() and t[k - 1].isalnum():
+                continue  # "bypass: ...", "monkey = ..."
+            s, e = m.span(1)
+            while e > s and t[e - 1] in ".:":  # the sentence's full stop, not the password's
+                e -= 1
+            v = t[s:e]
+            # "password is required", "password: ********": short and letters only is a word,
+            # and masked values are not secrets.
+            if len(v) < 6 or not (len(v) >= 12 or not v.isalpha()) or set(v) <= {"*", "x", "X"}:
+                continue
+            yield sc.span("SECRET", s, e)
     for m in _TOKEN.finditer(t):
         if looks_random(m.group()):
-            yield Span("SECRET", m.start(), m.end(), orig[m.start():m.end()])
+            yield sc.span("SECRET", m.start(), m.end())
 
 
 DETECTORS: dict[str, Detector] = {
@@ -431,8 +428,8 @@ def detect(text: str, types: Iterable[str] = TYPES) -> list[Span]:
     """All PII spans of the given types in `text`, non-overlapping, in order."""
     if not text:
         return []
-    t = fold(text)
+    sc = Scan(text)
     found: list[Span] = []
     for name in types:
-        found.extend(DETECTORS[name](t, text))
+        found.extend(DETECTORS[name](sc))
     return resolve(found) if len(found) > 1 else found
