@@ -314,7 +314,7 @@ def test_entropy_threshold_grows_with_length() -> None:
 def test_fold_keeps_offsets() -> None:
     s = "电话：１３８１２３４５６７８，ＡＢＣ"
     f = fold(s)
-    assert len(f) == len(s) and f == "电话:13812345678,ABC"
+    assert len(f) == len(s) and f == "电话：13812345678，ABC"  # Chinese punctuation stays
     assert fold("plain ascii") == "plain ascii"
 
 

@@ -25,6 +25,7 @@ import ipaddress
 import re
 import string
 from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 from typing import NamedTuple
 
 from clawdbot.plugins.pii_checks import (
@@ -49,19 +50,25 @@ class Span(NamedTuple):
 # Full-width forms to ASCII, one character for one character (offsets stay valid).
 _FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
 _FOLD[0x3000] = 0x20  # ideographic space
-_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]+")
+# Only the forms that can be part of a value are folded: digits, letters, + @ - . ( ) _ and the
+# ideographic space. Chinese punctuation (the full-width comma and colon, the ideographic full
+# stop) is left alone: it is in nearly every Chinese text
+# (folding it would cost a substitution per sentence) and a full-width comma is no thousands
+# separator.
+_FULL_WIDTH = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0b\uff20\uff0d\uff0e\uff08\uff09\uff3f\u3000]+")
 
 
 def fold(text: str) -> str:
-    """Full-width ASCII forms to ASCII; the same length as `text`. str.translate looks every
-    character of a non-ASCII text up in a dict (slow): only the full-width runs are translated."""
+    """Full-width digits, letters and value punctuation to ASCII; the same length as `text`.
+    str.translate looks every character of a non-ASCII text up in a dict (slow): only the
+    full-width runs are translated."""
     if text.isascii() or not _FULL_WIDTH.search(text):
         return text
     return _FULL_WIDTH.sub(lambda m: m.group().translate(_FOLD), text)
 
 
 # A run of digits and the punctuation numbers are written with: the shared first pass.
-_RUN = re.compile(r"[+(0-9][0-9 \-.()+]*")
+_RUN = re.compile(r"[+(0-9][0-9 \-.()+]{3,}")
 
 
 class Scan:
@@ -82,8 +89,6 @@ class Scan:
             out: list[tuple[int, int, int]] = []
             for m in _RUN.finditer(t):
                 s, e = m.span()
-                if e - s < 4:
-                    continue
                 while e > s and t[e - 1] in " -.(+":
                     e -= 1
                 seg = t[s:e]
@@ -185,7 +190,9 @@ def find_phones(sc: Scan) -> Iterator[Span]:
                 d = "".join(c for c in m.group() if c.isdigit())
                 if d[-11:-8] not in _CN_MOBILE_BAD:
                     yield sc.span("PHONE", m.start(), m.end())
-        if digits >= 10:
+        # Both need a separator or brackets: a run of bare digits is neither.
+        if digits >= 10 and (t.find("-", rs, re_) != -1 or t.find("(", rs, re_) != -1
+                             or t.find(".", rs, re_) != -1):
             for rx in (_CN_LANDLINE, _NANP):
                 for m in sc.bounded(rx, rs, re_):
                     yield sc.span("PHONE", m.start(), m.end())
@@ -309,9 +316,12 @@ def _ipv6(sc: Scan) -> Iterator[Span]:
             if s < e and t[s] == ":" and t[s - 1] != ":":
                 s += 1
         cand = t[s:e]
-        # "::", "::1", "a::b", "12:30:45" are not someone's address; a real one has two or more
-        # groups and a digit.
-        if cand.count(":") >= 2 and sum(1 for g in cand.split(":") if g) >= 2 and any(c.isdigit() for c in cand):
+        colons = cand.count(":")
+        # Eight groups (seven colons; six and an IPv4 tail) or a "::": not a time (12:30:45) nor a
+        # MAC address, checked before ipaddress (an exception costs). "::", "::1" and "a::b" are
+        # nobody's address: a real one has two or more groups and a digit.
+        if (("::" in cand and colons >= 2) or colons == 7 or (colons == 6 and "." in cand)) \
+                and sum(1 for g in cand.split(":") if g) >= 2 and any(c.isdigit() for c in cand):
             try:
                 v6 = ipaddress.IPv6Address(cand)
             except ValueError:
@@ -351,19 +361,43 @@ _PRIVATE_KEY = re.compile(
 )
 # A value given to a secret-named key: password=..., "api_key": "...", 密码:..., Bearer ...
 # Group 1 is the secret itself; the key word must not end a longer word (checked after the match).
+# Tried only where one of _KEY_ANCHORS occurs (a scan of its own would test every position).
 _KEY_VALUE = re.compile(
     r"(?:(?i:passw(?:or)?d|pwd|pass|secret|api[_\-]?key|access[_\-]?key|"
     r"(?:access|auth|refresh|api)[_\-]?token|client[_\-]?secret|private[_\-]?key)"
-    r"[\"']?\s*(?:[:=]|\s(?i:is)\s)\s*[\"']?|(?:密码|口令|密钥|秘钥)(?:是|为)?\s*[:=]?\s*"
+    r"[\"']?\s*(?:[:=\uff1a]|\s(?i:is)\s)\s*[\"']?|(?:密码|口令|密钥|秘钥)(?:是|为)?\s*[:=\uff1a]?\s*"
     r"|(?i:bearer)\s+)"
     # ASCII only (a password is typed on a keyboard): "密码错误次数过多" is not one.
     r"([A-Za-z0-9!#$%&*+\-./:=?@^_|~\[\]{}]{6,256})"
 )
-_KEY_WORDS = ("pass", "pwd", "secret", "key", "token", "bearer", "密码", "口令", "密钥", "秘钥")
+# The first word of each key name above, lower case.
+_KEY_ANCHORS = ("pass", "pwd", "secret", "api", "access", "auth", "refresh", "client", "private", "bearer",
+                "密码", "口令", "密钥", "秘钥")
 # scheme://user:password@host (the password may itself hold an '@': the last one ends it).
 _URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]{1,64}:([^\s/]{1,128})@")
 # A long token of key characters: a candidate only, kept if it looks random (pii_checks).
 _TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{24,256}={0,2}(?![A-Za-z0-9+/=_\-])")
+
+
+def _key_values(sc: Scan) -> Iterator[re.Match[str]]:
+    t, low = sc.t, sc.lower()
+    if len(low) != len(t):  # lower() changed the length (a rare letter): offsets would not match
+        yield from _KEY_VALUE.finditer(t)
+        return
+    starts: set[int] = set()
+    for w in _KEY_ANCHORS:
+        i = low.find(w)
+        while i != -1:
+            starts.add(i)
+            i = low.find(w, i + 1)
+    end = -1
+    for i in sorted(starts):
+        if i < end:
+            continue  # inside the last match ("password: pass1234")
+        m = _KEY_VALUE.match(t, i)
+        if m:
+            end = m.end()
+            yield m
 
 
 def find_secrets(sc: Scan) -> Iterator[Span]:
@@ -379,21 +413,19 @@ def find_secrets(sc: Scan) -> Iterator[Span]:
     if "://" in t:
         for m in _URL_CREDENTIAL.finditer(t):
             yield sc.span("SECRET", m.start(1), m.end(1))
-    low = sc.lower()
-    if any(w in low for w in _KEY_WORDS):
-        for m in _KEY_VALUE.finditer(t):
-            k = m.start()
-            if k and t[k - 1].isascii() and t[k - 1].isalnum():
-                continue  # "bypass: ...", "monkey = ..."
-            s, e = m.span(1)
-            while e > s and t[e - 1] in ".:":  # the sentence's full stop, not the password's
-                e -= 1
-            v = t[s:e]
-            # "password is required", "password: ********": short and letters only is a word,
-            # and masked values are not secrets.
-            if len(v) < 6 or not (len(v) >= 12 or not v.isalpha()) or set(v) <= {"*", "x", "X"}:
-                continue
-            yield sc.span("SECRET", s, e)
+    for m in _key_values(sc):
+        k = m.start()
+        if k and t[k - 1].isascii() and t[k - 1].isalnum():
+            continue  # "bypass: ...", "monkey = ..."
+        s, e = m.span(1)
+        while e > s and t[e - 1] in ".:":  # the sentence's full stop, not the password's
+            e -= 1
+        v = t[s:e]
+        # "password is required", "password: ********": short and letters only is a word,
+        # and masked values are not secrets.
+        if len(v) < 6 or not (len(v) >= 12 or not v.isalpha()) or set(v) <= {"*", "x", "X"}:
+            continue
+        yield sc.span("SECRET", s, e)
     for m in _TOKEN.finditer(t):
         if looks_random(m.group()):
             yield sc.span("SECRET", m.start(), m.end())
@@ -414,10 +446,17 @@ DETECTORS: dict[str, Detector] = {
 _RANK = {t: i for i, t in enumerate(("CN_ID", "IBAN", "CARD", "SECRET", "EMAIL", "IP", "PHONE"))}
 
 
+def _by_position(s: Span) -> tuple[int, int]:
+    return s.start, s.end
+
+
 def resolve(spans: Iterable[Span]) -> list[Span]:
     """Non-overlapping spans, in text order: the longest wins, ties to the most specific type."""
+    ordered = sorted(spans, key=_by_position)
+    if all(a.end <= b.start for a, b in pairwise(ordered)):
+        return ordered  # the common case: nothing overlaps
     chosen: list[Span] = []
-    for sp in sorted(spans, key=lambda x: (x.start - x.end, _RANK.get(x.type, 99), x.start)):
+    for sp in sorted(ordered, key=lambda x: (x.start - x.end, _RANK.get(x.type, 99), x.start)):
         if all(sp.end <= c.start or sp.start >= c.end for c in chosen):
             chosen.append(sp)
     chosen.sort(key=lambda x: x.start)
