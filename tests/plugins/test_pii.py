@@ -202,6 +202,20 @@ def test_nothing_found_changes_nothing() -> None:
     assert run(p.post(answer("<EMAIL_1>"), c)) is None
 
 
+def test_post_without_placeholders_changes_nothing() -> None:
+    p, c = plugin(), ctx()
+    run(p.pre(request(Message(role="user", content=EMAIL)), c))
+    assert run(p.post(answer("Nothing of yours here."), c)) is None
+
+
+def test_a_long_document_is_masked_off_the_event_loop() -> None:
+    p, c = plugin(), ctx()
+    doc = ("Lorem ipsum dolor sit amet, order 20240115 shipped. " * 800) + f" Contact {EMAIL} or {PHONE}."
+    assert len(doc) > 32_768
+    masked = run(p.pre(request(Message(role="user", content=doc)), c))
+    assert masked.messages[0].content.endswith(" Contact <EMAIL_1> or <PHONE_1>.")
+
+
 def test_requests_do_not_share_mappings() -> None:
     p, c1, c2 = plugin(), ctx(), ctx()
     run(p.pre(request(Message(role="user", content="a@b.co")), c1))

@@ -27,6 +27,7 @@ from clawdbot.plugins.pii_mask import Masker, PiiBlocked, StreamRestorer
 from clawdbot.plugins.pii_presidio import ENTITIES, PresidioNer
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
+OFFLOAD_CHARS = 32_768  # more text than this is scanned in a worker thread
 NER_TYPES = tuple(ENTITIES.values())
 
 
@@ -105,7 +106,10 @@ class PiiPlugin(Plugin):
     async def pre(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest | None:
         masker = Masker()
         found: dict[str, int] = {}
-        if self._ner is not None:
+        # The regex path takes well under a millisecond for a chat message, but grows with the
+        # text: a long document (or the NER path, tens of ms) runs in a worker thread so that it
+        # does not hold up every other request on the event loop.
+        if self._ner is not None or _text_size(request) > OFFLOAD_CHARS:
             out = await asyncio.to_thread(self._apply, request, masker, found)
         else:
             out = self._apply(request, masker, found)
@@ -220,10 +224,12 @@ class PiiPlugin(Plugin):
         elif content is not None:
             content = [TextPart(mk.restore(p.text)) if isinstance(p, TextPart) else p for p in content]
         reasoning = mk.restore(m.reasoning) if m.reasoning else m.reasoning
-        calls: list[ToolCall] | None = None
+        calls: list[ToolCall] | None = m.tool_calls
         if m.tool_calls:
             calls = [msgspec.structs.replace(c, arguments=mk.restore(c.arguments, json_string=True))
                      for c in m.tool_calls]
+        if content == m.content and reasoning == m.reasoning and calls == m.tool_calls:
+            return None  # no placeholder of this request in the answer
         msg = msgspec.structs.replace(m, content=content, reasoning=reasoning, tool_calls=calls)
         return msgspec.structs.replace(response, message=msg)
 
@@ -279,6 +285,18 @@ class PiiPlugin(Plugin):
                 else:
                     calls.append(ToolCallDelta(index=key, arguments=held))
         return content, reasoning, calls
+
+
+def _text_size(request: ChatRequest) -> int:
+    n = 0
+    for m in request.messages:
+        c = m.content
+        if isinstance(c, str):
+            n += len(c)
+        elif c is not None:
+            n += sum(len(p.text) for p in c if isinstance(p, TextPart))
+        n += sum(len(tc.arguments) for tc in m.tool_calls or ())
+    return n
 
 
 def _has_args(calls: list[ToolCallDelta] | None) -> bool:

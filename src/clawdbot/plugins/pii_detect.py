@@ -26,95 +26,16 @@ import re
 import string
 from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
-from typing import NamedTuple
 
-from clawdbot.plugins.pii_checks import (
-    IBAN_LENGTHS,
-    card_prefix_ok,
-    cn_id_ok,
-    iban_ok,
-    looks_random,
-    luhn_ok,
-)
+from clawdbot.plugins.pii_checks import IBAN_LENGTHS, card_prefix_ok, cn_id_ok, iban_ok, luhn_ok
+from clawdbot.plugins.pii_scan import TYPES, Scan, Span, fold
+from clawdbot.plugins.pii_secrets import find_secrets
 
-TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CN_ID", "CARD", "IBAN", "IP", "SECRET")
-
-
-class Span(NamedTuple):
-    type: str
-    start: int
-    end: int
-    text: str
-
-
-# Full-width forms to ASCII, one character for one character (offsets stay valid).
-_FOLD = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-_FOLD[0x3000] = 0x20  # ideographic space
-# Only the forms that can be part of a value are folded: digits, letters, + @ - . ( ) _ and the
-# ideographic space. Chinese punctuation (the full-width comma and colon, the ideographic full
-# stop) is left alone: it is in nearly every Chinese text
-# (folding it would cost a substitution per sentence) and a full-width comma is no thousands
-# separator.
-_FULL_WIDTH = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\uff0b\uff20\uff0d\uff0e\uff08\uff09\uff3f\u3000]+")
-
-
-def fold(text: str) -> str:
-    """Full-width digits, letters and value punctuation to ASCII; the same length as `text`.
-    str.translate looks every character of a non-ASCII text up in a dict (slow): only the
-    full-width runs are translated."""
-    if text.isascii() or not _FULL_WIDTH.search(text):
-        return text
-    return _FULL_WIDTH.sub(lambda m: m.group().translate(_FOLD), text)
-
-
-# A run of digits and the punctuation numbers are written with: the shared first pass.
-_RUN = re.compile(r"[+(0-9][0-9 \-.()+]{3,}")
-
-
-class Scan:
-    """One text being scanned: the folded text, and what several detectors share, made once."""
-
-    __slots__ = ("_lower", "_runs", "orig", "t")
-
-    def __init__(self, text: str) -> None:
-        self.orig = text
-        self.t = fold(text)
-        self._runs: list[tuple[int, int, int]] | None = None
-        self._lower: str | None = None
-
-    def runs(self) -> list[tuple[int, int, int]]:
-        """(start, end, digits) of each run of 4+ digits (with their separators)."""
-        if self._runs is None:
-            t = self.t
-            out: list[tuple[int, int, int]] = []
-            for m in _RUN.finditer(t):
-                s, e = m.span()
-                while e > s and t[e - 1] in " -.(+":
-                    e -= 1
-                seg = t[s:e]
-                digits = len(seg) - seg.count(" ") - seg.count("-") - seg.count(".") - seg.count("(") \
-                    - seg.count(")") - seg.count("+")
-                if digits >= 4:
-                    out.append((s, e, digits))
-            self._runs = out
-        return self._runs
-
-    def lower(self) -> str:
-        if self._lower is None:
-            self._lower = self.t.lower()
-        return self._lower
-
-    def span(self, type_: str, s: int, e: int) -> Span:
-        return Span(type_, s, e, self.orig[s:e])
-
-    def bounded(self, rx: re.Pattern[str], s: int, e: int) -> Iterator[re.Match[str]]:
-        """`rx` over one run. Lookbehinds see the text before it; lookaheads the 3 chars after."""
-        return rx.finditer(self.t, s, min(len(self.t), e + 3))
-
+__all__ = ["DETECTORS", "TYPES", "Scan", "Span", "detect", "fold", "resolve"]
 
 Detector = Callable[[Scan], Iterable[Span]]
 
-# All patterns run on fold()ed text: a full-width colon or bracket is an ASCII one by then.
+# All patterns run on fold()ed text: a full-width digit, letter or bracket is an ASCII one by then.
 # Not inside a longer run of letters/digits, not right after "abc-" or "abc_" (an order or ticket
 # id such as ORD-13812345678), not the digits after a decimal point or thousands separator.
 _NUM_BEFORE = r"(?<![0-9A-Za-z])(?<![0-9A-Za-z][-_])(?<![0-9][.,])"
@@ -335,100 +256,6 @@ def find_ips(sc: Scan) -> Iterator[Span]:
     yield from _ipv4(sc)
     if ":" in sc.t:
         yield from _ipv6(sc)
-
-
-# -- secrets ----------------------------------------------------------------------------------
-
-# Well-known key formats. Each is specific enough that no validation beyond the shape is needed.
-_KEY_PREFIXES = re.compile(
-    r"(?<![A-Za-z0-9_\-])(?:"
-    r"sk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"  # Anthropic, OpenAI
-    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"  # Stripe secret and restricted keys
-    r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}"  # GitHub
-    r"|glpat-[A-Za-z0-9_\-]{20,}"  # GitLab
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}"  # AWS access key ids
-    r"|AIza[0-9A-Za-z_\-]{35}"  # Google API keys
-    r"|hf_[A-Za-z0-9]{30,}"  # Hugging Face
-    r"|LTAI[0-9A-Za-z]{12,24}|AKID[0-9A-Za-z]{13,40}"  # Alibaba Cloud, Tencent Cloud key ids
-    r"|eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"  # JWTs
-    r")(?![A-Za-z0-9_\-])"
-)
-# What must occur for _KEY_PREFIXES to find anything (cheap `in` checks before the scan).
-_KEY_HINTS = ("k-", "k_", "gh", "glpat-", "xox", "AKI", "ASIA", "ABIA", "ACCA", "AIza", "hf_", "LTAI", "eyJ")
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]{16,8192}?-----END (?:[A-Z]+ )*PRIVATE KEY-----"
-)
-# A value given to a secret-named key: password=..., "api_key": "...", 密码:..., Bearer ...
-# Group 1 is the secret itself; the key word must not end a longer word (checked after the match).
-# Tried only where one of _KEY_ANCHORS occurs (a scan of its own would test every position).
-_KEY_VALUE = re.compile(
-    r"(?:(?i:passw(?:or)?d|pwd|pass|secret|api[_\-]?key|access[_\-]?key|"
-    r"(?:access|auth|refresh|api)[_\-]?token|client[_\-]?secret|private[_\-]?key)"
-    r"[\"']?\s*(?:[:=\uff1a]|\s(?i:is)\s)\s*[\"']?|(?:密码|口令|密钥|秘钥)(?:是|为)?\s*[:=\uff1a]?\s*"
-    r"|(?i:bearer)\s+)"
-    # ASCII only (a password is typed on a keyboard): "密码错误次数过多" is not one.
-    r"([A-Za-z0-9!#$%&*+\-./:=?@^_|~\[\]{}]{6,256})"
-)
-# The first word of each key name above, lower case.
-_KEY_ANCHORS = ("pass", "pwd", "secret", "api", "access", "auth", "refresh", "client", "private", "bearer",
-                "密码", "口令", "密钥", "秘钥")
-# scheme://user:password@host (the password may itself hold an '@': the last one ends it).
-_URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]{1,64}:([^\s/]{1,128})@")
-# A long token of key characters: a candidate only, kept if it looks random (pii_checks).
-_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{24,256}={0,2}(?![A-Za-z0-9+/=_\-])")
-
-
-def _key_values(sc: Scan) -> Iterator[re.Match[str]]:
-    t, low = sc.t, sc.lower()
-    if len(low) != len(t):  # lower() changed the length (a rare letter): offsets would not match
-        yield from _KEY_VALUE.finditer(t)
-        return
-    starts: set[int] = set()
-    for w in _KEY_ANCHORS:
-        i = low.find(w)
-        while i != -1:
-            starts.add(i)
-            i = low.find(w, i + 1)
-    end = -1
-    for i in sorted(starts):
-        if i < end:
-            continue  # inside the last match ("password: pass1234")
-        m = _KEY_VALUE.match(t, i)
-        if m:
-            end = m.end()
-            yield m
-
-
-def find_secrets(sc: Scan) -> Iterator[Span]:
-    t = sc.t
-    if any(h in t for h in _KEY_HINTS):
-        for m in _KEY_PREFIXES.finditer(t):
-            # A real key has digits somewhere; "sk-learn-compatible-estimators" does not.
-            if any(c.isdigit() for c in m.group()):
-                yield sc.span("SECRET", m.start(), m.end())
-    if "PRIVATE KEY-----" in t:
-        for m in _PRIVATE_KEY.finditer(t):
-            yield sc.span("SECRET", m.start(), m.end())
-    if "://" in t:
-        for m in _URL_CREDENTIAL.finditer(t):
-            yield sc.span("SECRET", m.start(1), m.end(1))
-    for m in _key_values(sc):
-        k = m.start()
-        if k and t[k - 1].isascii() and t[k - 1].isalnum():
-            continue  # "bypass: ...", "monkey = ..."
-        s, e = m.span(1)
-        while e > s and t[e - 1] in ".:":  # the sentence's full stop, not the password's
-            e -= 1
-        v = t[s:e]
-        # "password is required", "password: ********": short and letters only is a word,
-        # and masked values are not secrets.
-        if len(v) < 6 or not (len(v) >= 12 or not v.isalpha()) or set(v) <= {"*", "x", "X"}:
-            continue
-        yield sc.span("SECRET", s, e)
-    for m in _TOKEN.finditer(t):
-        if looks_random(m.group()):
-            yield sc.span("SECRET", m.start(), m.end())
 
 
 DETECTORS: dict[str, Detector] = {
