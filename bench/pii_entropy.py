@@ -20,7 +20,7 @@ import string
 import sysconfig
 from pathlib import Path
 
-from clawdbot.plugins.pii_detect import entropy_min, looks_random, shannon_entropy
+from clawdbot.plugins.pii_checks import entropy_min, looks_random, shannon_entropy
 
 B62 = string.ascii_letters + string.digits
 B64URL = B62 + "-_"
