@@ -288,6 +288,26 @@ def test_stream_random_chunk_sizes_seeded() -> None:
         assert stream_through(p, c, pieces) == expected(ANSWER, c)
 
 
+def test_stream_holds_nothing_that_cannot_be_a_placeholder() -> None:
+    p = plugin()
+    rng = random.Random(99)
+    alphabet = "<>_EMAILPHONE1234 ab"
+    for _ in range(200):
+        c = masked_context(p)
+        st = c.plugin_state["pii"]  # type: ignore[index]
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) + " <PHONE_1> <EMAIL_12>"
+        out: list[str] = []
+        for k in range(0, len(text), 3):
+            ch = p.on_chunk(ChatChunk(content=text[k:k + 3]), c)
+            held = st.restorer("content").held
+            # What is held is a proper prefix of one of this request's placeholders, or nothing.
+            assert held == "" or (held in st.masker.prefixes and len(held) < st.masker.max_len)
+            out.append(ch.content or "" if ch else "")
+        end = p.on_stream_end(c)
+        out.append(end.content or "" if end else "")
+        assert "".join(out) == expected(text, c)
+
+
 def test_stream_holds_only_what_can_still_be_a_placeholder() -> None:
     masker = Masker()
     masker.placeholder("EMAIL", EMAIL)
