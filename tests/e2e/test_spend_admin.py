@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from clawdbot.state.spend_base import SpendRecord
 from clawdbot.state.spend_sql import SqlSpendStore
 from clawdbot.state.sql import Database
-from clawdbot.tenancy.spend import SpendRecord
 from tests.e2e.harness import GatewayProcess
 from tests.e2e.test_tenancy import MASTER, call
 

@@ -15,10 +15,10 @@ import msgspec
 import pytest
 
 from clawdbot.config.schema import Limits, Service
-from clawdbot.pipeline.attempt import verdict
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import Overloaded
 from clawdbot.observability.access import AccessLog
+from clawdbot.pipeline.attempt import verdict
 from clawdbot.providers.http import UpstreamHTTP
 from clawdbot.providers.http_client import Response
 from tests.upstreams.openai_server import OpenAIUpstream

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from clawdbot.api.errors import error_body, error_status
-from clawdbot.pipeline.attempt import verdict
 from clawdbot.core.errors import UpstreamError, UpstreamRejected
+from clawdbot.pipeline.attempt import verdict
 from clawdbot.providers.upstream_errors import ErrorInfo, parse_error_body, status_error
 
 LLAMACPP = Path(__file__).resolve().parents[1] / "fixtures" / "llamacpp"

@@ -11,9 +11,9 @@ from clawdbot.config.loader import load_config_text
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError
-from clawdbot.pipeline.gateway import Gateway
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message
 from clawdbot.observability.metrics import ServiceStats
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.routing.breaker import MemoryBreaker
 from clawdbot.routing.health import ServiceState
 from clawdbot.routing.upstream import Deployment, Upstream

@@ -15,10 +15,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from clawdbot.state.lazy import lazy_spend_store
-from clawdbot.state.spend_base import GROUPS, GroupBy, SpendRow, SpendTotals
+from clawdbot.state.spend_base import GROUPS, GroupBy, SpendRecord, SpendRow, SpendTotals
 from clawdbot.state.spend_sql import SqlSpendStore
 from clawdbot.state.sql import Database
-from clawdbot.tenancy.spend import SpendRecord
 from tests.state import test_chat_store as chat_tests
 from tests.state.stores import run_with_store
 from tests.state.test_chat_store import scalar

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from clawdbot.state.spend_base import SpendRecord
 from clawdbot.tenancy.journal import Journal
-from clawdbot.tenancy.spend import SpendOverflow, SpendRecord, SpendWriter, new_record_id, now_ms
+from clawdbot.tenancy.spend import SpendOverflow, SpendWriter, new_record_id, now_ms
 
 
 class Table:

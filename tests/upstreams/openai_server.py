@@ -33,7 +33,8 @@ Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
   up.delay_ms = 200      wait that long before answering every chat completion (0: off)
   up.models_delay_ms = 500   wait that long (or until the client goes away) before answering
-                         /v1/models; `models_in_flight` counts those waiting
+                         /v1/models; `models_in_flight` counts those waiting, `models_peak`
+                         the most that waited at once
 
 Counters: `in_flight` / `peak_in_flight` (chat completions answered at once; `reset()` sets the peak
 back) and `open_connections()` (connections that carried a request and are still open).
@@ -248,6 +249,7 @@ class OpenAIUpstream(ServerThread):
         self.delay_ms = 0  # switchable: every chat completion waits this long first
         self.models_delay_ms = 0  # switchable: /v1/models waits this long first
         self.models_in_flight = 0
+        self.models_peak = 0
         self._lock = threading.Lock()
         self._requests: deque[RecordedRequest] = deque(maxlen=history)
         self._disconnected: list[str] = []
@@ -326,6 +328,7 @@ class OpenAIUpstream(ServerThread):
         rec, denied = await self._begin(request)
         if self.models_delay_ms:
             self.models_in_flight += 1
+            self.models_peak = max(self.models_peak, self.models_in_flight)
             try:
                 await self._pause(request, self.models_delay_ms)
             finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 from clawdbot.web.auth import ADMIN, LOCAL
 from clawdbot.web.connections import Connection, Connections
@@ -92,21 +93,24 @@ def test_full_table_evicts_detached_connections_first() -> None:
     asyncio.run(body())
 
 
-def test_a_run_cancelled_before_its_first_step_still_ends_and_is_stored() -> None:
+def test_a_run_cancelled_before_its_first_step_still_ends_and_is_stored(tmp_path: Path) -> None:
+    from clawdbot.cli.serve import build_app
     from clawdbot.config.schema import Config, Service
-    from clawdbot.pipeline.gateway import Gateway
     from clawdbot.core.types import ChatRequest, Message
+    from clawdbot.observability.access import AccessLog
     from clawdbot.state.memory import MemoryChatStore
+    from clawdbot.tenancy.principal import ANONYMOUS
     from clawdbot.web.runs import ChatRun, Runs
 
     async def body() -> None:
-        gateway = Gateway.from_config(Config(services=[Service(name="m", type="mock")]))
+        config = Config(services=[Service(name="m", type="mock")])
+        pipeline = build_app(config, AccessLog("text"), env={"CLAWDBOT_DATA_DIR": str(tmp_path)}).pipeline
         store = MemoryChatStore()
         conn = Connection(LOCAL, keep_events=10)
         session = await store.create_session("local", "t", None)
         runs = Runs()
         assert runs.claim(session.id)
-        run = ChatRun(gateway, store, conn, session, "m", ChatRequest("m", [Message("user", "hi")]))
+        run = ChatRun(pipeline, store, conn, session, "m", ChatRequest("m", [Message("user", "hi")]), ANONYMOUS)
         runs.start(run)
         assert await runs.abort(run.id, "local")  # before the task ever ran
         await runs.close()
@@ -115,6 +119,6 @@ def test_a_run_cancelled_before_its_first_step_still_ends_and_is_stored() -> Non
         assert [e["state"] for e in ends] == ["aborted"]
         assert runs.session_run(session.id) is None and runs.claim(session.id)
         assert [m.status for m in await store.list_messages("local", session.id)] == ["aborted"]
-        await gateway.close()
+        await pipeline.close()
 
     asyncio.run(body())

@@ -7,16 +7,16 @@ import msgspec
 
 from clawdbot.api.exchange import Exchange
 from clawdbot.core.errors import BadRequest, Forbidden
-from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.policy import Pipeline
 
 _encode = msgspec.json.Encoder().encode
 
 
-async def reload(ex: Exchange, gw: Gateway, body: bytes) -> None:
-    if not gw.config.server.master_key:
+async def reload(ex: Exchange, pl: Pipeline, body: bytes) -> None:
+    if not pl.gateway.config.server.master_key:
         raise Forbidden("POST /admin/reload needs a master key: set server.master_key or CLAWDBOT_MASTER_KEY.",
                         code="master_key_required")
-    ok, detail = await gw.reloader.reload(f"POST /admin/reload by {ex.ctx.principal or 'master'}")
+    ok, detail = await pl.gateway.reloader.reload(f"POST /admin/reload by {ex.ctx.principal or 'master'}")
     if not ok:
         raise BadRequest(f"The new config was rejected; the previous one keeps serving. {detail}",
                          code="config_rejected")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import re
 from typing import Protocol
 
@@ -30,14 +29,11 @@ from clawdbot.core.errors import (
     NotFound,
     Unauthorized,
 )
-from clawdbot.pipeline.gateway import Gateway
-from clawdbot.observability.access import AccessLog
 from clawdbot.observability.logging import request_id_var
-from clawdbot.tenancy.errors import AdminRequired, ModelNotAllowed, TooManyFailedAttempts
-from clawdbot.tenancy.metering import Metering
-from clawdbot.tenancy.metering_build import build_metering
+from clawdbot.pipeline.policy import Pipeline
+from clawdbot.tenancy.errors import AdminRequired, TooManyFailedAttempts
 from clawdbot.tenancy.principal import ANONYMOUS, Principal
-from clawdbot.tenancy.service import Tenancy, build_tenancy
+from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle, client_address
 
 log = logging.getLogger("clawdbot.api")
@@ -90,17 +86,14 @@ class NoExtension:
 
 
 class App:
-    def __init__(self, gateway: Gateway, server: Server, access: AccessLog, ext: Extension | None = None,
-                 tenancy: Tenancy | None = None, metering: Metering | None = None,
+    def __init__(self, pipeline: Pipeline, server: Server, tenancy: Tenancy, ext: Extension | None = None,
                  throttle: AuthThrottle | None = None) -> None:
-        self.gateway = gateway
+        self.pipeline = pipeline
+        self.gateway = pipeline.gateway
         # Master key and virtual keys (tenancy/); without a master key auth stays off.
-        self.tenancy = tenancy if tenancy is not None else build_tenancy(server, gateway.config, os.environ)
+        self.tenancy = tenancy
         self.admin_api = AdminApi(self.tenancy)
-        # Rate limits, parallel limits, budgets and spend of virtual keys and models (tenancy/)
-        self.metering = metering if metering is not None else build_metering(gateway.config, os.environ, self.tenancy)
         self.server = server
-        self.access = access
         self.ext: Extension = ext if ext is not None else NoExtension()
         self.limit = server.max_body_bytes
         self.hosts = AllowedHosts(server.allowed_hosts, bool(server.master_key))
@@ -125,9 +118,8 @@ class App:
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 try:
-                    await self.gateway.start()
                     await self.tenancy.start()
-                    await self.metering.start()
+                    await self.pipeline.start()
                     await self.ext.start()
                 except Exception as exc:
                     log.exception("startup failed")
@@ -143,9 +135,8 @@ class App:
                     await self.ext.close()  # chat runs end (and are stored) while providers still work
                 except Exception:
                     log.exception("web layer shutdown failed")
-                await self.metering.close()  # spend still queued reaches the database (or the journal)
+                await self.pipeline.close()
                 await self.tenancy.close()
-                await self.gateway.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -160,6 +151,7 @@ class App:
         hint = hdrs.get(b"x-clawdbot-tag")
         if hint is not None:
             ctx.tag = hint.decode("latin-1")[:64]
+        ctx.headers = hdrs
         token = request_id_var.set(ctx.request_id)
         ex = Exchange(scope, receive, send, ctx)
         path = scope["path"]
@@ -179,10 +171,7 @@ class App:
             await self.fail(ex, internal_error(ctx.request_id))
         finally:
             ex.stop_watching()
-            if ctx.meter is not None:
-                await self.metering.settle(ctx)
-            self.gateway.finish(ctx)
-            self.access.emit(ctx, scope["method"], path, ex.status)
+            await self.pipeline.end(ctx, scope["method"], path, ex.status)
             request_id_var.reset(token)
 
     async def authenticate(self, ex: Exchange, hdrs: dict[bytes, bytes], admin: bool) -> Principal:
@@ -256,22 +245,14 @@ class App:
                                  param="Content-Type", code="invalid_content_type")
             body = await ex.body(route.max_body or self.limit)
             check_json_shape(body, self.server.max_json_depth, self.server.max_json_items)
-            if path in METERED and (principal.key_id is not None or self.metering.limits_models(self.gateway.config)):
-                await self.admit(ex, principal, path, body)
+            if path in METERED and self.pipeline.meters(principal):
+                # A body that cannot be read for the limits is refused here (read_head): a request
+                # that cannot be metered is never served.
+                head = read_head(body, path)
+                ex.resp_headers += await self.pipeline.admit(ex.ctx, principal, head.model, head.prompt_estimate,
+                                                             head.completion_cap())
             ex.watch_disconnect()
-        await route.handler(ex, self.gateway, body)
-
-    async def admit(self, ex: Exchange, principal: Principal, path: str, body: bytes) -> None:
-        """Allowed models, then rate limits, parallel limits and budgets (tenancy/metering.py). A
-        body that cannot be read for them is refused here: a request that cannot be metered is
-        never served."""
-        head = read_head(body, path)
-        if not principal.may_use(head.model):
-            raise ModelNotAllowed(head.model, principal.allowed_models or frozenset())
-        if not self.metering.applies(principal, head.model):
-            return
-        ex.resp_headers += await self.metering.admit(ex.ctx, principal, self.gateway.runtime.router, head.model,
-                                                     head.prompt_estimate(), head.completion_cap())
+        await route.handler(ex, self.pipeline, body)
 
     async def fail(self, ex: Exchange, exc: GatewayError) -> None:
         ex.ctx.error = exc.message

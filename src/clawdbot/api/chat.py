@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import time
+
+import msgspec
+
 from clawdbot.api.collect import collect
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.relay import relay_canonical, relay_raw, trace_headers
+from clawdbot.api.http import SSE
+from clawdbot.api.relay import completion_id, relay_canonical, relay_raw, trace_headers
 from clawdbot.codecs import openai as oa
-from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import BadRequest
-from clawdbot.pipeline.gateway import Gateway
-from clawdbot.core.types import ChatResponse
+from clawdbot.core import accounting
+from clawdbot.core.errors import BadRequest, GatewayError
+from clawdbot.core.types import ChatRequest, ChatResponse
+from clawdbot.pipeline.plugins import Run, replayed
+from clawdbot.pipeline.policy import Pipeline
+from clawdbot.plugins.base import Answer
 from clawdbot.providers.base import RawResponse
 
 
-async def chat_completions(ex: Exchange, gw: Gateway, body: bytes) -> None:
+async def chat_completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     wire, req = oa.parse_chat_request(body)
-    limit = gw.config.server.max_messages
+    limit = pl.gateway.config.server.max_messages
     if len(req.messages) > limit:
         raise BadRequest(f"Invalid 'messages': array too long. Expected an array with maximum length {limit}, "
                          f"but got an array with length {len(req.messages)} instead.", param="messages",
@@ -29,24 +36,104 @@ async def chat_completions(ex: Exchange, gw: Gateway, body: bytes) -> None:
     # The relays cut a stream there, whether or not the upstream honoured the limit it was sent.
     budget_cap = ctx.completion_cap
     ctx.completion_cap = req.max_tokens if req.max_tokens is not None else budget_cap
+    run = pl.plugins(ctx, req.model)
+    if run is not None:
+        try:
+            return await _with_plugins(ex, pl, body, req, run, budget_cap is not None)
+        except GatewayError as exc:
+            await pl.failed(run, exc)
+            raise
     if budget_cap is not None and not req.stream:
-        return await collect(ex, gw, body, req)  # a single body could not be cut at the cap
-    result = await gw.forward_openai(body, req, ctx)
+        resp = await collect(ex, pl.gateway, body, req)  # a single body could not be cut at the cap
+        await ex.json(200, oa.encode_chat_response(resp, req.model))
+        return None
+    await _answer(ex, pl, body, req)
+
+
+async def _answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> None:
+    """The gateway's answer relayed as it comes: bytes through when the upstream speaks OpenAI."""
+    ctx = ex.ctx
+    result = await pl.gateway.forward_openai(body, req, ctx)
     trace_headers(ex)
     if isinstance(result, RawResponse):
         if result.chunks is None:
-            ctx.mark_first_token()
+            accounting.answered(ctx)
             await ex.json(result.status, result.body or b"")
         else:
             await relay_raw(ex, result, req, body)
     elif isinstance(result, ChatResponse):
-        _count(ctx, result)
+        _whole(ex, result)
         await ex.json(200, oa.encode_chat_response(result, req.model))
     else:
         await relay_canonical(ex, result, req, body)
 
 
-def _count(ctx: RequestContext, r: ChatResponse) -> None:
-    ctx.mark_first_token()
-    if r.usage is not None:
-        ctx.prompt_tokens, ctx.completion_tokens = r.usage.prompt_tokens, r.usage.completion_tokens
+def _whole(ex: Exchange, r: ChatResponse) -> None:
+    u = r.usage
+    accounting.answered(ex.ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
+
+
+async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest, run: Run, capped: bool) -> None:
+    """The request through its plugins: a pre hook may change it or answer it; plugins that read the
+    answer get canonical chunks (no byte pass-through); the others leave the fast path as it is."""
+    ctx = ex.ctx
+    changed, answer = await run.pre(req)
+    _plugin_headers(ex)
+    if answer is not None:
+        return await _short_circuit(ex, run, answer, req)
+    if changed is not req:  # what the upstream gets is the changed request
+        body = oa.encode_chat_request(changed, req.limit_field or "max_tokens")
+        changed = msgspec.structs.replace(changed, limit_field=req.limit_field)
+    if not run.needs_response:
+        if capped and not req.stream:
+            resp = await collect(ex, pl.gateway, body, changed)
+            await ex.json(200, oa.encode_chat_response(resp, req.model))
+            return None
+        return await _answer(ex, pl, body, changed)
+    gw = pl.gateway
+    if req.stream:
+        it = await gw.open_stream(changed, ctx)
+        trace_headers(ex)
+        return await relay_canonical(ex, run.stream(it), req, body)
+    if capped:
+        resp = await collect(ex, gw, body, changed)
+    else:
+        resp = await gw.chat(changed, ctx)
+        trace_headers(ex)
+        _whole(ex, resp)
+    resp = await run.post(resp)
+    await ex.json(200, oa.encode_chat_response(resp, req.model))
+
+
+def _plugin_headers(ex: Exchange) -> None:
+    added = ex.ctx.plugin_headers
+    if added:
+        ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
+
+
+async def _short_circuit(ex: Exchange, run: Run, answer: Answer, req: ChatRequest) -> None:
+    """A plugin answered (a cache hit, a canned reply): in the client's dialect, streamed if it asked."""
+    ctx = ex.ctx
+    ctx.cost_free = answer.cost_free
+    ctx.service = None
+    if answer.headers:
+        ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+    resp = answer.response
+    if not req.stream:
+        resp = await run.post(resp)
+        u = resp.usage
+        accounting.answered(ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
+        await ex.json(200, oa.encode_chat_response(resp, req.model))
+        return
+    enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
+    out = []
+    async for c in run.stream(replayed(resp)):
+        if c.content or c.tool_calls or c.reasoning:
+            accounting.output(ctx)
+        if c.usage is not None:
+            accounting.usage(ctx, c.usage.prompt_tokens, c.usage.completion_tokens)
+        out.append(enc.encode(c))
+    out.append(enc.done())
+    await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
+    await ex.end(b"".join(out))
+

@@ -12,9 +12,10 @@ import msgspec
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.relay import completion_id, count_unreported, trace_headers
 from clawdbot.codecs import openai as oa
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
-from clawdbot.pipeline.gateway import Gateway
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, ToolCall, Usage
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.providers.base import RawResponse
 from clawdbot.providers.openai_http import decode_sse
 
@@ -52,8 +53,8 @@ class Answer:
         return Message("assistant", content, tool_calls=calls or None, reasoning="".join(self.reasoning) or None)
 
 
-async def collect(ex: Exchange, gw: Gateway, body: bytes, req: ChatRequest) -> None:
-    """Answer `req` (not a stream) from a stream cut at `ctx.completion_cap`."""
+async def collect(ex: Exchange, gw: Gateway, body: bytes, req: ChatRequest) -> ChatResponse:
+    """The answer to `req` (not a stream), read from a stream cut at `ctx.completion_cap`."""
     ctx = ex.ctx
     sreq = msgspec.structs.replace(req, stream=True, include_usage=True)
     result = await gw.forward_openai(oa.rewrite_request(body, None, True, stream=True), sreq, ctx)
@@ -66,26 +67,21 @@ async def collect(ex: Exchange, gw: Gateway, body: bytes, req: ChatRequest) -> N
         it = result
     try:
         answer = await _read(it, ctx)
-        ctx.mark_first_token()  # the client sees the answer now, as with any non-stream answer
+        accounting.answered(ctx)  # the client sees the answer now, as with any non-stream answer
         count_unreported(ctx, body)
         usage = Usage(ctx.prompt_tokens or 0, ctx.completion_tokens or 0)
-        resp = ChatResponse(completion_id(), req.model, int(time.time()), answer.message(), answer.finish, usage)
-        await ex.json(200, oa.encode_chat_response(resp, req.model))
+        return ChatResponse(completion_id(), req.model, int(time.time()), answer.message(), answer.finish, usage)
     finally:
         await it.aclose()  # a cut drops the connection: the upstream stops generating
 
 
 async def _read(it: AsyncGenerator[ChatChunk, None], ctx: RequestContext) -> Answer:
     answer = Answer()
-    cap = ctx.completion_cap
     async for chunk in it:
-        if chunk.content or chunk.tool_calls or chunk.reasoning:
-            if ctx.chunks == cap:  # one more than the budget allows
-                answer.finish = "length"
-                break
-            ctx.chunks += 1
+        if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
+            answer.finish = "length"  # one more than the budget allows
+            break
         if chunk.usage is not None:
-            ctx.prompt_tokens = chunk.usage.prompt_tokens
-            ctx.completion_tokens = chunk.usage.completion_tokens
+            accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         answer.add(chunk)
     return answer

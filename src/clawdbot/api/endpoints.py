@@ -9,8 +9,9 @@ import msgspec
 from clawdbot.api.exchange import Exchange
 from clawdbot.codecs import openai as oa
 from clawdbot.core.errors import GatewayError, ModelNotFound
-from clawdbot.pipeline.gateway import Gateway, attempts_header
 from clawdbot.core.types import ModelInfo
+from clawdbot.pipeline.gateway import attempts_header
+from clawdbot.pipeline.policy import Pipeline
 
 _encode = msgspec.json.Encoder().encode
 _STARTED = int(time.time())
@@ -24,14 +25,14 @@ def _model(m: ModelInfo) -> dict[str, object]:
             **({"description": m.description} if m.description else {})}
 
 
-async def list_models(ex: Exchange, gw: Gateway, body: bytes) -> None:
+async def list_models(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     # A virtual key limited to some models sees those only (ctx.identity: tenancy's Principal).
     allowed = getattr(ex.ctx.identity, "allowed_models", None)
-    data = [_model(m) for m in gw.resolver.models() if allowed is None or m.id in allowed]
+    data = [_model(m) for m in pl.gateway.resolver.models() if allowed is None or m.id in allowed]
     await ex.json(200, _encode({"object": "list", "data": data}))
 
 
-async def retrieve_model(ex: Exchange, gw: Gateway, body: bytes) -> None:
+async def retrieve_model(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     """One model, as in the list; a name that routes but is not listed (`service/model` on a
     service without discovery) is answered too. A model the key may not use does not exist for it."""
     path: str = ex.scope["path"]
@@ -41,20 +42,20 @@ async def retrieve_model(ex: Exchange, gw: Gateway, body: bytes) -> None:
                             param="model")
     if not model_id or (allowed is not None and model_id not in allowed):
         raise missing
-    found = next((m for m in gw.resolver.models() if m.id == model_id), None)
+    found = next((m for m in pl.gateway.resolver.models() if m.id == model_id), None)
     if found is None:
         try:
-            targets = gw.resolver.resolve(model_id)
+            targets = pl.gateway.resolver.resolve(model_id)
         except GatewayError:
             raise missing from None
         found = ModelInfo(model_id, targets[0].service)
     await ex.json(200, _encode(_model(found)))
 
 
-async def embeddings(ex: Exchange, gw: Gateway, body: bytes) -> None:
+async def embeddings(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     req = oa.parse_embedding_request(body)
     ex.ctx.model = req.model
-    resp = await gw.embed(req, ex.ctx)
+    resp = await pl.gateway.embed(req, ex.ctx)
     if ex.ctx.service:
         ex.resp_headers.append((b"x-clawdbot-service", ex.ctx.service.encode()))
         ex.resp_headers.append((b"x-clawdbot-attempts", attempts_header(ex.ctx).encode()))
@@ -62,22 +63,22 @@ async def embeddings(ex: Exchange, gw: Gateway, body: bytes) -> None:
     await ex.json(200, oa.encode_embedding_response(resp, req.model, req.encoding_format))
 
 
-async def healthz(ex: Exchange, gw: Gateway, body: bytes) -> None:
+async def healthz(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     await ex.json(200, b'{"status":"ok"}')
 
 
-async def readyz(ex: Exchange, gw: Gateway, body: bytes) -> None:
+async def readyz(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     """Ready when a service is reachable and its circuit not open. Probe results older than a second
     are refreshed with at most one probe in flight per service, however many ask at once. Service
     names and errors only for an authenticated caller (or when auth is off: loopback only)."""
-    await gw.monitor.refresh(READY_MAX_AGE)
+    await pl.gateway.monitor.refresh(READY_MAX_AGE)
     services = {
         s.name: {"type": s.kind, "reachable": bool(s.reachable), "latency_ms": s.latency_ms,
                  "checked_at": s.checked_at, "detail": s.detail, "breaker": s.breaker}
-        for s in gw.monitor.states.values()
+        for s in pl.gateway.monitor.states.values()
     }
     ready = any(v["reachable"] and v["breaker"] != "open" for v in services.values())
     out: dict[str, object] = {"status": "ready" if ready else "unavailable"}
-    if ex.ctx.principal is not None or not gw.config.server.master_key:
+    if ex.ctx.principal is not None or not pl.gateway.config.server.master_key:
         out["services"] = services
     await ex.json(200 if ready else 503, _encode(out))

@@ -9,7 +9,7 @@ import msgspec
 
 from clawdbot import __version__
 from clawdbot.api.exchange import Exchange
-from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.spend_base import GROUPS
 
 JSON = "application/json"
@@ -164,5 +164,5 @@ class OpenApi:
     def __init__(self) -> None:
         self.body = msgspec.json.encode(document())
 
-    async def __call__(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def __call__(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await ex.json(200, self.body)

@@ -14,10 +14,11 @@ from clawdbot.api.http import SSE
 from clawdbot.api.metered import read_head
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
-from clawdbot.pipeline.gateway import attempts_header
 from clawdbot.core.types import ChatChunk, ChatRequest, Usage
+from clawdbot.pipeline.gateway import attempts_header
 from clawdbot.providers.base import RawResponse
 from clawdbot.providers.http import drain
 
@@ -38,20 +39,16 @@ def trace_headers(ex: Exchange) -> None:
 
 
 def count_unreported(ctx: RequestContext, body: bytes) -> None:
-    """An upstream that sent no usage (llama.cpp's server ignores stream_options), or a stream the
-    gateway cut before it came: one token per output event and the prompt's estimate, as
-    docs/limits.md counts, for settle (budgets, TPM, spend) and the access log."""
-    if ctx.first_token_at is None:  # nothing was answered: nothing to count
-        return
-    if ctx.completion_tokens is None:
-        ctx.completion_tokens = ctx.chunks
-        ctx.tokens_estimated = True
-    if ctx.prompt_tokens is None:
+    """An upstream that sent no usage, or a stream the gateway cut before it came: counted as
+    docs/limits.md says (core/accounting.py), the prompt estimated as metering reserved it."""
+
+    def estimate() -> int:
         try:  # the estimate metering reserved with (api/metered.py)
-            ctx.prompt_tokens = read_head(body, CHAT_PATH).prompt_estimate()
+            return read_head(body, CHAT_PATH).prompt_estimate()
         except BadRequest:  # cannot happen for a body the handler parsed; counted as nothing then
-            ctx.prompt_tokens = 0
-        ctx.tokens_estimated = True
+            return 0
+
+    accounting.unreported(ctx, estimate)
 
 
 def _estimated_usage(ctx: RequestContext, body: bytes) -> Usage:
@@ -71,7 +68,6 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
     chunks = raw_response.chunks
     assert chunks is not None
     ctx = ex.ctx
-    cap = ctx.completion_cap
     wants_usage = req.include_usage
     splitter = EventSplitter()
     last = b""  # the last relayed event: a cut's final chunk copies its id, created and model
@@ -88,16 +84,11 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
                     break
                 if data is not None:
                     probe = oa.probe_stream_data(data, ctx.service)
-                    if probe.output():
-                        if ctx.chunks == cap:  # one more than the client (or its budget) allows
-                            cut = True
-                            break
-                        ctx.chunks += 1
-                        if ctx.first_token_at is None:
-                            ctx.mark_first_token()
+                    if probe.output() and not accounting.output(ctx):  # over the client's (or budget's) cap
+                        cut = True
+                        break
                     if probe.usage is not None:
-                        ctx.prompt_tokens = probe.usage.prompt_tokens
-                        ctx.completion_tokens = probe.usage.completion_tokens
+                        accounting.usage(ctx, probe.usage.prompt_tokens, probe.usage.completion_tokens)
                         if not probe.choices and not wants_usage:
                             continue  # the usage event the gateway asked for on its own account
                     last = data
@@ -136,23 +127,19 @@ async def first(it: AsyncGenerator[ChatChunk, None]) -> ChatChunk | None:
 
 async def relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, body: bytes) -> None:
     ctx = ex.ctx
-    cap = ctx.completion_cap
     try:
         # Errors before the first chunk are still real HTTP errors (status, JSON body).
         chunk = await first(it)
         enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
         await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
         while chunk is not None:
-            if chunk.content or chunk.tool_calls or chunk.reasoning:
-                if ctx.chunks == cap:  # one more than the client (or its budget) allows
-                    cut = ChatChunk(finish_reason="length", usage=_estimated_usage(ctx, body))
-                    await ex.end(enc.encode(cut) + enc.done())
-                    return  # `finally` closes the upstream
-                ctx.mark_first_token()
-                ctx.chunks += 1
+            if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
+                # one more than the client (or its budget) allows
+                cut = ChatChunk(finish_reason="length", usage=_estimated_usage(ctx, body))
+                await ex.end(enc.encode(cut) + enc.done())
+                return  # `finally` closes the upstream
             if chunk.usage is not None:
-                ctx.prompt_tokens = chunk.usage.prompt_tokens
-                ctx.completion_tokens = chunk.usage.completion_tokens
+                accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
             data = enc.encode(chunk)
             if data:
                 await ex.write(data)

@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 from clawdbot.api import admin, chat, endpoints, openapi
 from clawdbot.api.exchange import Exchange
-from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.policy import Pipeline
 
-Handler = Callable[[Exchange, Gateway, bytes], Awaitable[None]]
+Handler = Callable[[Exchange, Pipeline, bytes], Awaitable[None]]
 
 
 class Route(NamedTuple):

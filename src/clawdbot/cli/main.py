@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from clawdbot import __version__
-from clawdbot.cli import keys, serve, spend
+from clawdbot.cli import cache_report, keys, serve, spend
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     keys.register(sub)
     spend.register(sub)
+    cache_report.register(sub)
     return parser
 
 

@@ -126,9 +126,16 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     from clawdbot.api.app import App
     from clawdbot.config.loader import error_at
     from clawdbot.pipeline.gateway import Gateway
+    from clawdbot.pipeline.policy import Pipeline, PluginHost
     from clawdbot.routing.hook import HookError
+    from clawdbot.state.build import data_dir
+    from clawdbot.state.redis import redis_prefix, redis_url
+    from clawdbot.tenancy.metering_build import build_metering
+    from clawdbot.tenancy.service import build_tenancy
     from clawdbot.tenancy.throttle import AuthThrottle
     from clawdbot.web.build import build_web
+
+    env = dict(os.environ) if env is None else env
 
     if role == "proxy":  # the proxy layer serves no page and no chat socket
         config = msgspec.structs.replace(config, web=msgspec.structs.replace(config.web, enabled=False))
@@ -138,10 +145,17 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
         if watch_path and exc.model is not None:
             raise error_at(watch_path, ("models", exc.model, "hook"), str(exc)) from None
         raise
+    # Master key and virtual keys; rate limits, parallel limits, budgets and spend (tenancy/)
+    tenancy = build_tenancy(config.server, config, env)
+    metering = build_metering(config, env, tenancy)
+    config_dir = os.path.dirname(os.path.abspath(watch_path)) if watch_path else os.getcwd()
+    host = PluginHost(gateway, str(data_dir(config, env)), config_dir, redis_url(config, env),
+                      redis_prefix(config, env))
+    pipeline = Pipeline(gateway, metering, access, host, watch_path)  # the plugins built: ConfigError at file:line
     # failed keys per address, on /v1, the admin API, the login and the socket
     throttle = AuthThrottle(config.server.auth_failures_burst, config.server.auth_failures_per_minute)
-    web = build_web(config, gateway, role, os.environ if env is None else env, throttle)
-    return App(gateway, config.server, access, web, throttle=throttle)
+    web = build_web(config, pipeline, tenancy, role, env, throttle)
+    return App(pipeline, config.server, tenancy, web, throttle=throttle)
 
 
 def serve_app(app: App, config: Config) -> int:

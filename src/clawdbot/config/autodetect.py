@@ -35,7 +35,6 @@ def _status(url: str, timeout: float, headers: dict[str, str] | None = None) -> 
 
 def probe_endpoint(endpoint: str, api_key: str | None, timeout: float = 2.0) -> tuple[str, str]:
     """(service type, why) for an endpoint URL."""
-    from clawdbot.providers.openai_http import api_base
 
     endpoint = endpoint.rstrip("/")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -68,3 +67,9 @@ def detect(env: dict[str, str] | None = None) -> tuple[Config, str]:
         f"backend: embedded local model {LOCAL_MODEL_NAME!r} (no CLAWDBOT_MODEL_ENDPOINT, no Ollama on "
         f"127.0.0.1:11434); a tiny base model, see /v1/models"
     )
+
+
+def api_base(endpoint: str) -> str:
+    """`http://h:8000` means `http://h:8000/v1`; an endpoint with a path is used as given."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint + "/v1" if urlsplit(endpoint).path in ("", "/") else endpoint

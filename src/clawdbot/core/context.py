@@ -72,6 +72,10 @@ class RequestContext(msgspec.Struct):
     plugin_headers: dict[str, str] | None = None
     # the answer cost nothing (a cache hit): settle charges no spend
     cost_free: bool = False
+    # the plugin chain the request holds (pipeline/plugins.py Chain) until it ends
+    plugin_chain: Any = None
+    # the end of the request (settle, the service's books, the access log) has run
+    ended: bool = False
 
     def upstream_id(self) -> str:
         """The request's own id when it is a UUID, else a fresh UUID (the same for every attempt): a
@@ -81,10 +85,6 @@ class RequestContext(msgspec.Struct):
             rid = self.request_id if _UUID.fullmatch(self.request_id) else new_request_id()
             self.upstream_request_id = rid
         return rid
-
-    def mark_first_token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0

@@ -49,6 +49,10 @@ class AccessLog:
             }
             if ctx.pool_wait_ms:  # waited for an upstream connection: rare, and said only then
                 fields["pool_wait_ms"] = round(ctx.pool_wait_ms, 2)
+            if ctx.plugin_notes:  # what plugins did ("pii: masked 2 items", "cache: hit")
+                fields["plugins"] = "; ".join(ctx.plugin_notes)
+            if ctx.cost_free:
+                fields["cost_free"] = True
             line = _encode(fields).decode()
         else:
             line = f"{timestamp(now)} INFO  clawdbot.access request_id={ctx.request_id} " + \
@@ -86,6 +90,10 @@ class AccessLog:
             parts.append(f"upstream_request_id={upstream_id}")
         if ctx.pool_wait_ms:
             parts.append(f"pool_wait_ms={round(ctx.pool_wait_ms, 2)}")
+        if ctx.plugin_notes:
+            parts.append(f"plugins={_fmt('; '.join(ctx.plugin_notes))}")
+        if ctx.cost_free:
+            parts.append("cost_free=True")
         return " ".join(parts)
 
     def _fmt(self, v: str) -> str:

@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import msgspec
@@ -22,7 +22,6 @@ import msgspec
 from clawdbot.codecs import openai as oa
 from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config
-from clawdbot.pipeline.attempt import Attempt, Relay, verdict
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import (
     CircuitOpen,
@@ -32,10 +31,11 @@ from clawdbot.core.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from clawdbot.pipeline.reload import Reloader, ReloadError
-from clawdbot.pipeline.runtime import Runtime, build_runtime
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.observability.metrics import Metrics
+from clawdbot.pipeline.attempt import Attempt, Relay, verdict
+from clawdbot.pipeline.reload import Reloader, ReloadError
+from clawdbot.pipeline.runtime import Runtime, build_runtime
 from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
 from clawdbot.routing.breaker_redis import build_breakers
 from clawdbot.routing.health import HealthMonitor, Probed
@@ -66,6 +66,9 @@ class Gateway:
         self.notes = Notes(log)
         self.reloader = Reloader(self.reload, reload_config, watch_path, config.server.watch_interval)
         self._reloading = asyncio.Lock()
+        # Run on a reload before the swap, with the new config: each may refuse it (ReloadError)
+        # or return what to do once the new runtime serves (pipeline/policy.py: the plugin chain).
+        self.reload_checks: list[Callable[[Config], Callable[[], None] | None]] = []
         self._probing: set[asyncio.Task[Any]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining: list[Runtime] = []
@@ -136,6 +139,12 @@ class Gateway:
         self._draining.append(old)
         old.retire([u for u in old.upstreams.values() if id(u) not in keep], lambda ups: self._closed(old, ups))
 
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in the background; close() waits for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _closed(self, rt: Runtime, ups: list[Any]) -> None:
         if rt in self._draining:
             self._draining.remove(rt)
@@ -176,8 +185,11 @@ class Gateway:
                 raise ReloadError(f"the new config cannot be served: {where}") from exc
             except Exception as exc:
                 raise ReloadError(f"the new config cannot be served: {exc}") from exc
+            commits = [c for c in (check(config) for check in self.reload_checks) if c is not None]
             new = self.adopt(rt)
             self.swap(rt)
+            for commit in commits:
+                commit()
             if new:  # probe what is new now, in the background: routing treats "not probed yet" as up
                 task = asyncio.get_running_loop().create_task(self._probe(new))
                 self._probing.add(task)
@@ -392,14 +404,15 @@ class Gateway:
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         """Fails over while opening the stream (until its first chunk); after that, errors reach
         the caller."""
-        relay = await self._open_stream(req, ctx)
+        relay = await self.open_stream(req, ctx)
         try:
             async for chunk in relay:
                 yield chunk
         finally:
             await relay.aclose()
 
-    async def _open_stream(self, req: ChatRequest, ctx: RequestContext) -> Relay[ChatChunk]:
+    async def open_stream(self, req: ChatRequest, ctx: RequestContext) -> Relay[ChatChunk]:
+        """The stream opened (failed over until its first chunk): errors so far raise here."""
         rt = self.runtime
         rt.enter()
         try:

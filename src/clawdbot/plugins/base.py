@@ -12,10 +12,11 @@ and up to five hooks; the pipeline (pipeline/plugins.py) calls them and core nev
     on_stream_end(ctx)      the stream is over: return a chunk with text held back, or None.
     on_error(error, ctx)    the request failed (after pre ran); observe only.
 
-What a plugin needs is declared, so the fast path stays fast: `needs` is "none" (headers and
-metadata only: pre gets the request but the body is never decoded for it on the fast path),
-"request" (pre needs the decoded messages), or "response" (post/on_chunk need the answer: the
-answer goes through canonical chunks instead of passing bytes through). `guard` says what a
+What a plugin needs is declared, so the fast path stays fast: `needs` is "none" (pre looks at
+the request's model, caller, headers), "request" (pre reads or changes the messages), or
+"response" (post, on_chunk and on_stream_end see the answer: the answer then goes through
+canonical chunks instead of passing bytes through). post, on_chunk and on_stream_end run only for
+plugins that declare "response"; on_error runs for every plugin whose pre ran. `guard` says what a
 failure of the plugin means: True (the request fails closed, 503), False (an observer: logged,
 the request goes on). `timeout` bounds each async hook (seconds).
 

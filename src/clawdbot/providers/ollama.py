@@ -14,6 +14,7 @@ import msgspec
 
 from clawdbot.codecs import ollama as codec
 from clawdbot.config.schema import Auth, Service
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError
 from clawdbot.core.types import (
@@ -69,8 +70,6 @@ class OllamaProvider:
                 state.apply(chunk)
                 if chunk.usage is not None:
                     _count(ctx, chunk.usage)
-                else:
-                    ctx.mark_first_token()
                 yield chunk
         finally:
             if isinstance(lines, AsyncGenerator):  # closes the response now, not at garbage collection
@@ -163,8 +162,7 @@ def _num_ctx(svc: Service) -> int | None:
 
 def _count(ctx: RequestContext, usage: Usage | None) -> None:
     if usage is not None:
-        ctx.prompt_tokens = usage.prompt_tokens
-        ctx.completion_tokens = usage.completion_tokens
+        accounting.usage(ctx, usage.prompt_tokens, usage.completion_tokens)
 
 
 def _ms_since(started: float) -> float:

@@ -5,22 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
-from urllib.parse import urlsplit
 
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
+from clawdbot.config.autodetect import api_base
 from clawdbot.config.schema import Service
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import UpstreamError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.providers.base import Probe, RawResponse
 from clawdbot.providers.http import UpstreamHTTP, drain
-
-
-def api_base(endpoint: str) -> str:
-    """`http://h:8000` means `http://h:8000/v1`; an endpoint with a path is used as given."""
-    endpoint = endpoint.rstrip("/")
-    return endpoint + "/v1" if urlsplit(endpoint).path in ("", "/") else endpoint
 
 
 def auth_headers(svc: Service) -> dict[str, str]:
@@ -85,8 +80,7 @@ class OpenAIProvider:
             if usage is None:
                 raise UpstreamError(f"service {self.name!r} sent a body that is not a chat completion")
             if usage.usage is not None:
-                ctx.prompt_tokens = usage.usage.prompt_tokens
-                ctx.completion_tokens = usage.usage.completion_tokens
+                accounting.usage(ctx, usage.usage.prompt_tokens, usage.usage.completion_tokens)
             return RawResponse(resp.status, ctype, body=data)
         return RawResponse(resp.status, ctype, chunks=self.http.iter_chunks(resp, deadline),
                            complete=lambda: resp.complete)

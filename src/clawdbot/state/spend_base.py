@@ -6,17 +6,28 @@ windows never count a record twice."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import msgspec
-
-if TYPE_CHECKING:
-    from clawdbot.tenancy.spend import SpendRecord
 
 GroupBy = Literal["key", "user", "team", "model", "day", "service"]
 Scope = Literal["key", "user", "team"]
 GROUPS: tuple[GroupBy, ...] = ("key", "user", "team", "model", "day", "service")
 MAX_REPORT_ROWS = 1000
+
+
+class SpendRecord(msgspec.Struct, frozen=True, omit_defaults=True):
+    id: str  # unique per record: the sink's idempotency key
+    at_ms: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: int  # micro-dollars
+    key_id: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    request_id: str | None = None
+    service: str | None = None  # the service that answered
 
 
 class SpendTotals(msgspec.Struct, frozen=True, kw_only=True):

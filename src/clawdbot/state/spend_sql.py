@@ -18,13 +18,13 @@ from clawdbot.state.spend_base import (
     MAX_REPORT_ROWS,
     GroupBy,
     Scope,
+    SpendRecord,
     SpendReport,
     SpendRow,
     SpendTotals,
 )
 from clawdbot.state.sql import DatabaseUser
 from clawdbot.state.tables import spend
-from clawdbot.tenancy.spend import SpendRecord
 
 GROUP_COLUMNS: dict[str, sa.Column[Any]] = {
     "key": spend.c.key_id, "user": spend.c.user_id, "team": spend.c.team_id,

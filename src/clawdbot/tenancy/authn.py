@@ -54,9 +54,22 @@ class KeyAuthenticator:
         if not authorization:
             raise Unauthorized(MISSING)
         scheme, _, token = authorization.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith(PREFIX) or self._store is None or self._hasher is None:
+        key_hash = self.hash_of(token) if scheme.lower() == "bearer" else None
+        if key_hash is None:
             raise Unauthorized("Invalid API key.")
-        key, principal = await self._lookup(self._hasher.hash(token.strip()))
+        return await self.resolve_hash(key_hash)
+
+    def hash_of(self, token: str) -> str | None:
+        """The stored hash of a virtual key (None: not one, or no key store)."""
+        token = token.strip()
+        if not token.startswith(PREFIX) or self._store is None or self._hasher is None:
+            return None
+        return self._hasher.hash(token)
+
+    async def resolve_hash(self, key_hash: str) -> Principal:
+        """The virtual key with this hash (the chat page's login cookie carries it, never the key):
+        Unauthorized when it is unknown, revoked or expired."""
+        key, principal = await self._lookup(key_hash)
         if key is None or principal is None:
             raise Unauthorized("Invalid API key.")
         if key.revoked_at is not None:

@@ -20,13 +20,14 @@ from clawdbot.config.schema import Config, ModelEntry
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, Overloaded
 from clawdbot.routing.router import Route, Router
+from clawdbot.state.spend_base import SpendRecord
 from clawdbot.tenancy.budgets import Budgets, BudgetSubject, Refusal, Reservation, bucket_name
 from clawdbot.tenancy.costs import MICROS, Price, to_micros
 from clawdbot.tenancy.errors import BudgetExceeded, NotPriced, RateLimited, StateUnavailable, TooManyParallel
 from clawdbot.tenancy.limits import Decision, Limiter, Subject
 from clawdbot.tenancy.pricing import Pricing
 from clawdbot.tenancy.principal import Principal
-from clawdbot.tenancy.spend import SpendRecord, SpendWriter, new_record_id, now_ms
+from clawdbot.tenancy.spend import SpendWriter, new_record_id, now_ms
 
 if TYPE_CHECKING:
     from clawdbot.tenancy.metering_redis import RedisMetering
@@ -302,7 +303,7 @@ class Metering:
         prompt = ctx.prompt_tokens if ctx.prompt_tokens is not None else (ticket.prompt if answered else 0)
         completion = ctx.completion_tokens if ctx.completion_tokens is not None else ctx.chunks
         cost = 0
-        if answered and ctx.service is not None:
+        if answered and ctx.service is not None and not ctx.cost_free:  # a cache hit costs nothing
             price = self.pricing.served(ticket.model, ticket.route, ctx.service, ctx.upstream_model)
             if price is not None:
                 cost = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
@@ -311,7 +312,7 @@ class Metering:
             self.writer.record(SpendRecord(
                 new_record_id(), now_ms(), ticket.model, prompt, completion, cost, key_id=p.key_id,
                 user_id=p.user_id, team_id=p.team_id, request_id=ctx.request_id, service=ctx.service), force=True)
-        tokens = prompt + completion
+        tokens = 0 if ctx.cost_free else prompt + completion  # no model spent them
         charge = cost if answered else 0  # nothing answered: the hold is only released
         try:
             if self.joint is not None and ticket.decision is not None and ticket.reservation is not None:

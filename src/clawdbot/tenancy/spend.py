@@ -22,23 +22,10 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from clawdbot.state.ids import unique_hex
+from clawdbot.state.spend_base import SpendRecord
 from clawdbot.tenancy.journal import Journal, JournalFull
 
 log = logging.getLogger("clawdbot.spend")
-
-
-class SpendRecord(msgspec.Struct, frozen=True, omit_defaults=True):
-    id: str  # unique per record: the sink's idempotency key
-    at_ms: int
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-    cost: int  # micro-dollars
-    key_id: str | None = None
-    user_id: str | None = None
-    team_id: str | None = None
-    request_id: str | None = None
-    service: str | None = None  # the service that answered
 
 
 def new_record_id() -> str:

@@ -1,8 +1,11 @@
 """Who is on the other end of the page and the socket.
 
 Without a master key the gateway serves loopback only and everyone is `local`. With one, a browser
-logs in once (`POST /auth/login`) and gets a signed cookie; non-browser clients send the master key
-as a Bearer token. Both become the principal `admin` (virtual keys will add more principals).
+logs in once (`POST /auth/login`) with the master key (principal `admin`) or a virtual key (its
+user's chats: principal `user:<id>`, or `key:<id>` for a key without a user) and gets a signed
+cookie; non-browser clients send the master key as a Bearer token. A virtual key's cookie carries
+the key's stored hash, never the key, and every chat re-checks that hash (a revoked or expired key
+stops working at once, cookie or not) and is metered, limited and charged to the key.
 
 The cookie is stateless: HMAC-SHA256 over (version, expiry, user) with a key derived from the
 master key, so it survives restarts and every replica with the same master key accepts it. The
@@ -28,7 +31,8 @@ _PURPOSE = b"clawdbot web session cookie v1"
 
 class Principal(msgspec.Struct, frozen=True):
     user: str  # the store's owner id: sessions are scoped to it
-    kind: str  # local | admin (later: key)
+    kind: str  # local | admin | key
+    key_hash: str | None = None  # kind key: the virtual key's stored hash (tenancy/authn.py)
 
 
 LOCAL = Principal("local", "local")
@@ -55,7 +59,8 @@ class Authenticator:
 
     def issue(self, principal: Principal, now: float | None = None) -> str:
         expiry = int((now if now is not None else time.time()) + TTL_S)
-        body = f"{_VERSION}.{expiry}.{_b64(principal.user.encode())}"
+        who = principal.user if principal.key_hash is None else f"{principal.user}\n{principal.key_hash}"
+        body = f"{_VERSION}.{expiry}.{_b64(who.encode())}"
         return f"{body}.{self._sign(body)}"
 
     def _sign(self, body: str) -> str:
@@ -74,7 +79,10 @@ class Authenticator:
             return None
         if expiry <= (now if now is not None else time.time()):
             return None
-        return ADMIN if user == ADMIN.user else Principal(user, "key")
+        if user == ADMIN.user:
+            return ADMIN
+        owner, sep, key_hash = user.partition("\n")
+        return Principal(owner, "key", key_hash) if sep and key_hash else None
 
     def principal(self, headers: Mapping[bytes, bytes]) -> Principal | None:
         """The caller of a request with these (lower-cased) headers, or None when unauthenticated."""

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clawdbot.config.schema import Config
-from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore
 from clawdbot.state.build import build_chat_store, database_url
 from clawdbot.state.memory import MemoryChatStore
+from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.layer import StatsOnly, WebLayer
 
@@ -25,10 +26,10 @@ def open_store(config: Config, env: Mapping[str, str]) -> ChatStore:
     return build_chat_store(database_url(config, env))
 
 
-def build_web(config: Config, gateway: Gateway, role: str, env: Mapping[str, str],
+def build_web(config: Config, pipeline: Pipeline, tenancy: Tenancy, role: str, env: Mapping[str, str],
               throttle: AuthThrottle | None = None) -> WebLayer | StatsOnly:
     """`throttle`: the failed-key budget shared with /v1 (api/app.py), so guesses on the login page
     and on the API count together."""
     if not config.web.enabled:
-        return StatsOnly(config, gateway, role)
-    return WebLayer(config, gateway, open_store(config, env), role, throttle)
+        return StatsOnly(config, pipeline.gateway, role)
+    return WebLayer(config, pipeline, open_store(config, env), role, tenancy, throttle)

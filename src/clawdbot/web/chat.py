@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from clawdbot.core.errors import GatewayError, Unauthorized
 from clawdbot.core.types import ChatRequest, Message
 from clawdbot.state.base import MessageRecord, SessionRecord
+from clawdbot.tenancy.principal import ANONYMOUS, MASTER, Principal
 from clawdbot.web.frames import WsError
 from clawdbot.web.methods import Caller, P, check_model, room_for_session
 from clawdbot.web.ratelimit import take
@@ -91,11 +93,25 @@ async def _start(c: Caller, session: SessionRecord, p: SendParams) -> dict[str, 
         asked = await store.add_message(user, session.id, "user", p.text, model)
         history = await store.list_messages(user, session.id)
     req = ChatRequest(model=model, messages=to_messages(history), stream=True, include_usage=True)
-    run = ChatRun(hub.gateway, store, c.conn, session, model, req)
+    run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c))
     # The run's task first runs at the next suspension point; the socket queues this reply before
     # that, so `res` always precedes the run's first event.
     hub.runs.start(run)
     return {"runId": run.id, "sessionId": session.id, "userMessageId": asked.id, "model": model}
+
+
+async def caller_identity(c: Caller) -> Principal:
+    """Who pays for the chat: the virtual key the user logged in with (checked again now: a revoked
+    or expired key stops at once), else the master key (or nobody, with auth off)."""
+    p = c.conn.principal
+    if p.kind != "key" or p.key_hash is None:
+        return MASTER if p.kind == "admin" else ANONYMOUS
+    try:
+        return await c.hub.tenancy.authn.resolve_hash(p.key_hash)
+    except Unauthorized as exc:
+        raise WsError("unauthorized", exc.message) from None
+    except GatewayError as exc:  # the key store is unreachable
+        raise WsError("upstream_error", exc.message) from None
 
 
 def to_messages(history: list[MessageRecord]) -> list[Message]:

@@ -17,7 +17,7 @@ T = TypeVar("T")
 RequestId = str | int | None
 
 ERROR_CODES = frozenset({
-    "bad_frame", "unknown_method", "bad_params", "not_found", "rate_limited", "unauthorized", "busy",
+    "bad_frame", "unknown_method", "bad_params", "not_found", "rate_limited", "unauthorized", "forbidden", "busy",
     "upstream_error", "internal",
 })
 

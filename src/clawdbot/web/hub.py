@@ -7,8 +7,9 @@ import time
 
 from clawdbot import __version__
 from clawdbot.config.schema import Config
-from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore
+from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.connections import Connections
 from clawdbot.web.debug import Debug
@@ -17,12 +18,14 @@ from clawdbot.web.runs import Runs
 
 
 class Hub:
-    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str,
+    def __init__(self, config: Config, pipeline: Pipeline, store: ChatStore, role: str, tenancy: Tenancy,
                  throttle: AuthThrottle | None = None) -> None:
         web = config.web
         self.settings = web
         self.json_limits = (config.server.max_json_depth, config.server.max_json_items)  # of a chat frame
-        self.gateway = gateway
+        self.pipeline = pipeline  # chats go through the same stages as /v1 (pipeline/policy.py)
+        self.gateway = gateway = pipeline.gateway
+        self.tenancy = tenancy
         self.store = store
         self.role = role
         self.version = __version__

@@ -12,10 +12,12 @@ from clawdbot.api.routes import Route
 from clawdbot.config.schema import Config
 from clawdbot.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore
 from clawdbot.tenancy.errors import TooManyFailedAttempts
+from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle, client_address
-from clawdbot.web.auth import ADMIN, Authenticator, origin_allowed
+from clawdbot.web.auth import ADMIN, Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import Debug
 from clawdbot.web.hub import Hub
 from clawdbot.web.socket import own_url, serve_socket
@@ -42,12 +44,13 @@ async def _stats(ex: Exchange, debug: Debug) -> None:
 
 
 class WebLayer:
-    def __init__(self, config: Config, gateway: Gateway, store: ChatStore, role: str,
+    def __init__(self, config: Config, pipeline: Pipeline, store: ChatStore, role: str, tenancy: Tenancy,
                  throttle: AuthThrottle | None = None) -> None:
         srv = config.server  # an AuthThrottle is falsy while empty: compare with None
         self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,
                                                                            srv.auth_failures_per_minute)
-        self.hub = Hub(config, gateway, store, role, self.throttle)
+        self.tenancy = tenancy
+        self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle)
         self.auth = Authenticator(config.server.master_key)
         self.static = StaticFiles()
         self.routes: dict[str, Route] = {
@@ -84,10 +87,10 @@ class WebLayer:
 
     # -- the page ---------------------------------------------------------------------------
 
-    async def index(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def index(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._file(ex, "index.html")
 
-    async def static_file(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def static_file(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         path: str = ex.scope["path"]
         await self._file(ex, path.removeprefix("/static/") if path.startswith("/static/") else path[1:])
 
@@ -114,7 +117,7 @@ class WebLayer:
         if not origin_allowed(_headers(ex), self.hub.allowed_origins):
             raise Forbidden("This origin may not use the gateway's login.", code="forbidden_origin")
 
-    async def login(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def login(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         self._check_origin(ex)
         if not self.auth.required:
             await ex.json(200, b'{"required":false,"authenticated":true,"user":"local"}')
@@ -127,27 +130,41 @@ class WebLayer:
         try:
             key = msgspec.json.decode(body, type=LoginBody).key
         except msgspec.DecodeError:
-            raise BadRequest('Send {"key": "<master key>"}.', param="key", code="invalid_value") from None
-        if not self.auth.check_key(key):
-            self.throttle.failed(addr)
-            raise Unauthorized("Invalid key.")
-        cookie = self.auth.set_cookie(ADMIN, _secure(ex))
-        await ex.json(200, b'{"required":true,"authenticated":true,"user":"admin"}',
+            raise BadRequest('Send {"key": "<master key or virtual key>"}.', param="key",
+                             code="invalid_value") from None
+        who = ADMIN if self.auth.check_key(key) else await self._virtual_key(key, addr)
+        cookie = self.auth.set_cookie(who, _secure(ex))
+        await ex.json(200, _encode({"required": True, "authenticated": True, "user": who.user}),
                       [(b"set-cookie", cookie), (b"cache-control", b"no-store")])
 
-    async def logout(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def _virtual_key(self, key: str, addr: str) -> Principal:
+        """A virtual key's user: chats owned by the key's user (or the key), charged to the key."""
+        authn = self.tenancy.authn
+        key_hash = authn.hash_of(key)
+        if key_hash is None:
+            self.throttle.failed(addr)
+            raise Unauthorized("Invalid key.")
+        try:
+            p = await authn.resolve_hash(key_hash)
+        except Unauthorized as exc:
+            if exc.code == "invalid_api_key":
+                self.throttle.failed(addr)
+            raise
+        return Principal(f"user:{p.user_id}" if p.user_id else f"key:{p.key_id}", "key", key_hash)
+
+    async def logout(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         self._check_origin(ex)
         await ex.json(200, _encode({"required": self.auth.required, "authenticated": False}),
                       [(b"set-cookie", self.auth.clear_cookie(_secure(ex))), (b"cache-control", b"no-store")])
 
-    async def auth_status(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def auth_status(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         who = self.auth.principal(_headers(ex))
         out: dict[str, object] = {"required": self.auth.required, "authenticated": who is not None}
         if who is not None:
             out["user"] = who.user
         await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
 
-    async def debug_stats(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def debug_stats(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await _stats(ex, self.hub.debug)
 
 
@@ -171,6 +188,6 @@ class StatsOnly:
         await receive()
         await deny(scope, send, 404, "not_found", "This process serves no chat socket.")
 
-    async def debug_stats(self, ex: Exchange, gw: Gateway, body: bytes) -> None:
+    async def debug_stats(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await _stats(ex, self.debug)
 

@@ -1,5 +1,6 @@
 """Chat runs: one model answer streamed to a logical connection as `chat` events, through the same
-pipeline as /v1/chat/completions (`Gateway.stream`), then stored.
+pipeline as /v1/chat/completions (pipeline/policy.py: admit, plugins, the gateway, the end with
+settle and the access log), then stored.
 
 A run is a task owned by `Runs`, not by the socket that started it: it goes on when the socket
 drops (the client may resume) and is stored however it ends (complete, aborted with the partial
@@ -10,15 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext, new_request_id
 from clawdbot.core.errors import GatewayError
-from clawdbot.pipeline.gateway import Gateway
-from clawdbot.core.types import ChatRequest
+from clawdbot.core.types import ChatChunk, ChatRequest
 from clawdbot.observability.logging import request_id_var
+from clawdbot.pipeline.plugins import replayed
+from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore, SessionRecord
+from clawdbot.tenancy.costs import estimate_prompt_tokens
+from clawdbot.tenancy.principal import Principal
 from clawdbot.web.connections import Connection
 from clawdbot.web.views import message_view, session_view, trace_view, usage_view
 
@@ -30,8 +35,14 @@ ABORT_WAIT_S = 5.0  # how long chat.abort waits for the run to store its partial
 def ws_code(exc: GatewayError) -> str:
     if exc.status == 400:
         return "bad_params"
+    if exc.status == 401:
+        return "unauthorized"
+    if exc.status == 403:
+        return "forbidden"
     if exc.status == 404:
         return "not_found"
+    if exc.status == 429:
+        return "rate_limited"
     if exc.status >= 500 or exc.type in ("upstream_error", "timeout", "service_unavailable"):
         return "upstream_error"
     return "internal"
@@ -39,11 +50,13 @@ def ws_code(exc: GatewayError) -> str:
 
 class ChatRun:
     def __init__(
-        self, gateway: Gateway, store: ChatStore, conn: Connection, session: SessionRecord, model: str,
-        req: ChatRequest,
+        self, pipeline: Pipeline, store: ChatStore, conn: Connection, session: SessionRecord, model: str,
+        req: ChatRequest, identity: Principal,
     ) -> None:
         self.id = "run_" + os.urandom(8).hex()
-        self.gateway = gateway
+        self.pipeline = pipeline
+        self.gateway = pipeline.gateway
+        self.identity = identity
         self.store = store
         self.conn = conn
         self.user = conn.principal.user
@@ -51,8 +64,12 @@ class ChatRun:
         self.session_id = session.id
         self.model = model
         self.req = req
-        self.ctx = RequestContext(new_request_id(), model=model, stream=True,
-                                  principal=conn.principal.user)
+        self.ctx = ctx = RequestContext(new_request_id(), model=model, stream=True, principal=conn.principal.user)
+        if identity.key_id is not None:  # as on /v1: the key is the principal, its tags and priority route
+            ctx.principal, ctx.identity = identity.name, identity
+            ctx.tag = identity.tags[0] if identity.tags else None
+            prio = identity.metadata.get("priority")
+            ctx.priority = str(prio)[:64] if prio is not None else None
         self.task: asyncio.Task[None] | None = None
         self.aborting = False
         self.ending = False  # storing its answer: a cancel now would lose it
@@ -89,27 +106,49 @@ class ChatRun:
         await self._end("aborted", "", None)
 
     async def _stream(self, parts: list[str]) -> None:
+        ctx, pl, req = self.ctx, self.pipeline, self.req
+        if pl.meters(self.identity):  # the first stage, as on /v1: allowed models, limits, budgets
+            await pl.admit(ctx, self.identity, self.model, lambda: _estimate(req), None)
+        run = pl.plugins(ctx, self.model)
+        if run is None:
+            return await self._relay(await self.gateway.open_stream(req, ctx), parts)
+        try:
+            changed, answer = await run.pre(req)
+            if answer is not None:
+                ctx.cost_free = answer.cost_free
+                return await self._relay(run.stream(replayed(answer.response)), parts)
+            stream = await self.gateway.open_stream(changed, ctx)
+            await self._relay(run.stream(stream) if run.needs_response else stream, parts)
+        except GatewayError as exc:
+            await pl.failed(run, exc)
+            raise
+
+    async def _relay(self, stream: AsyncGenerator[ChatChunk, None], parts: list[str]) -> None:
         ctx, base = self.ctx, {"runId": self.id, "sessionId": self.session_id, "state": "delta"}
-        stream = self.gateway.stream(self.req, ctx)
         try:
             async for chunk in stream:
                 if chunk.usage is not None:
-                    ctx.prompt_tokens = chunk.usage.prompt_tokens
-                    ctx.completion_tokens = chunk.usage.completion_tokens
+                    accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                if (chunk.reasoning or chunk.content) and not accounting.output(ctx):
+                    break  # over what the key's budget reserved: the answer ends here
                 if chunk.reasoning:
-                    ctx.mark_first_token()
                     self.conn.emit("chat", {**base, "reasoning": chunk.reasoning})
                 if chunk.content:
-                    ctx.mark_first_token()
                     parts.append(chunk.content)
                     self.conn.emit("chat", {**base, "delta": chunk.content})
         finally:
             await stream.aclose()
+            accounting.unreported(ctx, lambda: _estimate(self.req))
 
     async def _end(self, outcome: str, text: str, error: GatewayError | None) -> None:
         self.ending = True
         ctx = self.ctx
-        self.gateway.finish(ctx)  # the service's books: latency, errors, overhead
+        # settle (spend, limits), the service's books, the access log: as for /v1
+        status = 200 if outcome == "complete" else 499 if outcome == "aborted" else (error.status if error else 500)
+        try:
+            await self.pipeline.end(ctx, "WS", "chat.send", status)
+        except Exception:
+            log.exception("ending run %s failed", self.id)
         err = {"code": ws_code(error), "message": error.message} if error is not None else None
         trace, usage = trace_view(ctx, outcome, err), usage_view(ctx)
         message: dict[str, Any]
@@ -157,6 +196,10 @@ class ChatRun:
         }
         text = " ".join(f"{k}={_kv(v)}" for k, v in fields.items() if v is not None)
         log.info("chat %s", text, extra={"request_id": ctx.request_id})
+
+
+def _estimate(req: ChatRequest) -> int:
+    return estimate_prompt_tokens([{"role": m.role, "content": m.text()} for m in req.messages])
 
 
 def _kv(v: object) -> str:

@@ -47,6 +47,10 @@ def trace_view(ctx: RequestContext, outcome: str, error: dict[str, str] | None) 
     }
     if ctx.upstream_status is not None:
         trace["upstreamStatus"] = ctx.upstream_status
+    if ctx.plugin_notes:  # what each plugin did: "pii: masked 3 items", "cache: hit"
+        trace["plugins"] = list(ctx.plugin_notes)
+    if ctx.cost_free:
+        trace["costFree"] = True
     if error is not None:
         trace["error"] = error
     return trace

@@ -7,7 +7,7 @@ import { h, icon, copyText, flashCopied } from "./dom.js";
 import { fmtMs, fmtNum } from "./format.js";
 
 const KNOWN = ["requestId", "service", "upstreamModel", "ttftMs", "totalMs", "promptTokens",
-  "completionTokens", "tokensPerSecond", "attempts"];
+  "completionTokens", "tokensPerSecond", "attempts", "plugins", "costFree"];
 
 export function traceSummary(trace, usage) {
   const t = { ...normalize(usage), ...trace };
@@ -25,6 +25,9 @@ export function traceSummary(trace, usage) {
   if (t.cache && typeof t.cache === "object" ? t.cache.hit : t.cache === "hit" || t.cache === true) {
     parts.push("cached");
   }
+  // what each plugin did, as the server said it: "pii: masked 3 items", "cache: hit"
+  if (Array.isArray(t.plugins)) for (const note of t.plugins) parts.push(String(note));
+  if (t.costFree === true) parts.push("no charge");
   return parts.join(" · ") || "trace";
 }
 
@@ -51,6 +54,8 @@ export function renderTrace(trace, usage) {
   }
   if (t.tokensPerSecond !== undefined) row("Tokens/s", fmtNum(t.tokensPerSecond));
   if (Array.isArray(t.attempts)) row("Attempts", renderAttempts(t.attempts));
+  if (Array.isArray(t.plugins)) row("Plugins", t.plugins.map(String).join("; ") || "none");
+  if (t.costFree === true) row("Charge", "none (answered without a model)");
   for (const [key, value] of Object.entries(t)) {
     if (KNOWN.includes(key) || value === undefined) continue;
     row(labelFor(key), renderValue(value));

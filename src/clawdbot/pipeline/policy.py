@@ -1,0 +1,152 @@
+"""The policy stages every client goes through, whichever dialect or page it came from:
+
+    admit (allowed models, rate limits, parallel limits, budgets)  ->  plugins' pre hooks
+    ->  the gateway (routing, attempts)  ->  plugins' post / chunk hooks (in reverse)
+    ->  end: settle (spend, limits), the service's books, the access log: once per request
+
+/v1 (api/), the chat page's runs (web/runs.py) and every later dialect call these; none of them
+meters, counts or logs a request on its own."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from clawdbot.config.loader import error_at
+from clawdbot.config.schema import Config
+from clawdbot.core.context import RequestContext
+from clawdbot.core.errors import GatewayError
+from clawdbot.core.types import EmbeddingRequest
+from clawdbot.observability.access import AccessLog
+from clawdbot.pipeline.gateway import Gateway
+from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
+from clawdbot.pipeline.reload import ReloadError
+from clawdbot.tenancy.errors import ModelNotAllowed
+from clawdbot.tenancy.metering import Metering
+from clawdbot.tenancy.principal import Principal
+
+log = logging.getLogger("clawdbot.pipeline")
+
+
+class PluginHost:
+    """What plugins may use of the gateway (plugins/base.py Host)."""
+
+    def __init__(self, gateway: Gateway, data_dir: str, config_dir: str, redis_url: str | None,
+                 redis_prefix: str) -> None:
+        self._gateway = gateway
+        self.data_dir = data_dir
+        self.config_dir = config_dir
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+
+    async def embed(self, model: str, inputs: list[str], ctx: RequestContext) -> list[list[float]]:
+        # its own context: the embedding call must not overwrite the chat request's service and counts
+        sub = RequestContext(ctx.request_id, upstream_request_id=ctx.upstream_request_id, principal=ctx.principal,
+                             identity=ctx.identity)
+        resp = await self._gateway.embed(EmbeddingRequest(model=model, input=inputs), sub)
+        return resp.vectors
+
+
+def entry_error(exc: EntryError, path: str | None) -> Exception:
+    """A plugin entry that cannot be served, at its file:line when the config came from a file."""
+    if path:
+        return error_at(path, exc.path, str(exc))
+    where = ".".join(str(p) for p in exc.path)
+    return ValueError(f"configuration error at {where}: {exc}")
+
+
+class Pipeline:
+    def __init__(self, gateway: Gateway, metering: Metering, access: AccessLog, host: PluginHost,
+                 config_path: str | None = None) -> None:
+        """Raises ConfigError (a plugin entry that cannot be served, at its file:line)."""
+        self.gateway = gateway
+        self.metering = metering
+        self.access = access
+        self.host = host
+        self.config_path = config_path
+        try:
+            self.chain: Chain = build_chain(gateway.config.plugins, host)
+        except EntryError as exc:
+            raise entry_error(exc, config_path) from None
+        self._plugins_config = gateway.config.plugins
+        gateway.reload_checks.append(self._prepare)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.gateway.start()
+        await self.metering.start()
+        await self.chain.start()
+
+    async def close(self) -> None:
+        await self.metering.close()  # spend still queued reaches the database (or the journal)
+        await self.chain.close()
+        await self.gateway.close()
+
+    def _prepare(self, config: Config) -> Callable[[], None] | None:
+        """A reload: the new plugin chain is built (and refused, with file:line, if it cannot be
+        served) before the runtime swaps; requests in flight finish with the chain they started with."""
+        if config.plugins == self._plugins_config:
+            return None
+        try:
+            chain = build_chain(config.plugins, self.host)
+        except EntryError as exc:
+            raise ReloadError(f"the new config cannot be served: {entry_error(exc, self.config_path)}") from None
+
+        def commit() -> None:
+            old, self.chain = self.chain, chain
+            self._plugins_config = config.plugins
+            self.gateway.spawn(chain.start())
+            old.retire()
+
+        return commit
+
+    # -- the stages ------------------------------------------------------------------------------
+
+    async def admit(self, ctx: RequestContext, principal: Principal, model: str, prompt_estimate: Callable[[], int],
+                    completion_cap: int | None) -> list[tuple[bytes, bytes]]:
+        """Allowed models, then rate limits, parallel limits and budgets (tenancy/metering.py).
+        Returns the rate-limit headers for the response; raises when the request may not run."""
+        if not principal.may_use(model):
+            raise ModelNotAllowed(model, principal.allowed_models or frozenset())
+        metering = self.metering
+        if not metering.applies(principal, model):
+            return []
+        return await metering.admit(ctx, principal, self.gateway.runtime.router, model, prompt_estimate(),
+                                    completion_cap)
+
+    def meters(self, principal: Principal) -> bool:
+        """Is there anything to admit for this caller (a virtual key, or models with limits)?"""
+        return principal.key_id is not None or self.metering.limits_models(self.gateway.config)
+
+    def plugins(self, ctx: RequestContext, model: str) -> Run | None:
+        """The plugins that run on this request (None: none, the common case). The chain is held
+        until `end`."""
+        chain = self.chain
+        if not chain:
+            return None
+        chosen = chain.select(ctx, model)
+        if not chosen:
+            return None
+        chain.enter()
+        ctx.plugin_chain = chain
+        return Run(chosen, ctx)
+
+    async def failed(self, run: Run | None, exc: GatewayError) -> None:
+        if run is not None and run.ran:
+            await run.error(exc)
+
+    async def end(self, ctx: RequestContext, method: str, path: str, status: int) -> None:
+        """The request is over, however it ended: charge it, close the service's books, log it. Once."""
+        if ctx.ended:
+            return
+        ctx.ended = True
+        if ctx.meter is not None:
+            await self.metering.settle(ctx)
+        self.gateway.finish(ctx)
+        chain: Any = ctx.plugin_chain
+        if chain is not None:
+            ctx.plugin_chain = None
+            chain.leave()
+        self.access.emit(ctx, method, path, status)
