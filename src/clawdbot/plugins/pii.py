@@ -25,6 +25,7 @@ from clawdbot.plugins.base import Host, Needs, Plugin, PluginConfigError
 from clawdbot.plugins.pii_detect import TYPES, Span, detect, resolve
 from clawdbot.plugins.pii_mask import Masker, PiiBlocked, StreamRestorer
 from clawdbot.plugins.pii_presidio import ENTITIES, PresidioNer
+from clawdbot.plugins.registry import SettingsError
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 OFFLOAD_CHARS = 32_768  # more text than this is scanned in a worker thread
@@ -83,10 +84,13 @@ class PiiPlugin(Plugin):
         bad = [t for t in wanted if t not in known]
         if bad:
             hint = "" if s.presidio else " (PERSON and LOCATION need presidio: true)"
-            raise PluginConfigError(f"pii: types: unknown {', '.join(bad)}; known: {', '.join(known)}{hint}")
+            # SettingsError: the config error points at `with: types:` (file:line).
+            raise SettingsError(f"pii: types: unknown {', '.join(bad)}; known: {', '.join(known)}{hint}",
+                                ("types",))
         bad = [r for r in s.apply_to if r not in ROLES]
         if bad:
-            raise PluginConfigError(f"pii: apply_to: unknown role {', '.join(bad)}; roles: {', '.join(ROLES)}")
+            raise SettingsError(f"pii: apply_to: unknown role {', '.join(bad)}; roles: {', '.join(ROLES)}",
+                                ("apply_to",))
         self._types = tuple(t for t in TYPES if t in wanted)
         self._roles = frozenset(s.apply_to)
         self._mode = s.mode
