@@ -6,11 +6,12 @@ request. docs/plugin-pii.md has the settings and the measured precision and reca
       - name: pii
         with: {mode: mask, types: [EMAIL, PHONE, CN_ID, CARD, IBAN, IP, SECRET]}
 
-Detection is pii_detect.py (regexes and validators), placeholders and restoring pii_mask.py, the
-optional NER path pii_presidio.py. This module walks the request and the answer: message text
-(strings and text parts), assistant reasoning, tool-call arguments, tool results. JSON (tool-call
-arguments, tool results) is decoded and its strings masked one by one, so that `\\u`-escaped text
-is seen as the characters it stands for. Values are never logged: notes carry types and counts."""
+Detection is pii_detect.py and pii_secrets.py (candidates) with pii_checks.py (validators),
+placeholders and restoring pii_mask.py, the optional NER path pii_presidio.py. This module walks
+the request and the answer: message text (strings and text parts), assistant reasoning, tool-call
+arguments, tool results. JSON (tool-call arguments, tool results) is decoded and its strings
+masked one by one, so that `\\u`-escaped text is seen as the characters it stands for.
+Values are never logged: notes carry types and counts."""
 
 from __future__ import annotations
 
