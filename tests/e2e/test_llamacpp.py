@@ -131,9 +131,18 @@ def test_max_completion_tokens_bounds_the_answer(gw: GatewayProcess, model: str)
 
 
 def test_a_budget_bounds_a_non_stream_answer_the_upstream_does_not_limit(gw: GatewayProcess) -> None:
-    # A key with a budget: the reservation counted 5 completion tokens, so at most 5 may be charged.
+    # A key with a budget: the reservation counted 5 completion tokens. The first answer from a
+    # server that ignores the limit it was sent is over it (charged in full, the service noted);
+    # from then on the gateway collects its budgeted answers from streams it cuts at 5.
     made = create_key(gw, name="bounded", budget_usd=1000, budget_period="total")
-    raw = client(gw, made["key"]).chat.completions.with_raw_response.create(
+    c = client(gw, made["key"])
+    first = c.chat.completions.with_raw_response.create(
+        model="gemma-ignoring", messages=LONG, max_completion_tokens=5, temperature=0)
+    over = first.parse()
+    assert over.usage is not None and over.usage.completion_tokens > 5
+    assert access(gw, first.headers["x-request-id"])["completion_tokens"] == over.usage.completion_tokens
+    gw.wait_for_log("service llama_mct answered")
+    raw = c.chat.completions.with_raw_response.create(
         model="gemma-ignoring", messages=LONG, max_completion_tokens=5, temperature=0)
     r = raw.parse()
     assert r.choices[0].finish_reason == "length" and r.choices[0].message.content

@@ -44,10 +44,29 @@ async def chat_completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
             await pl.failed(run, exc)
             raise
     if budget_cap is not None and not req.stream:
-        resp = await collect(ex, pl.gateway, body, req)  # a single body could not be cut at the cap
-        await ex.json(200, oa.encode_chat_response(resp, req.model))
-        return None
+        return await _capped(ex, pl, body, req)
     await _answer(ex, pl, body, req)
+
+
+async def _capped(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> None:
+    """A non-stream request a budget reserved a completion cap for. The upstream is sent the cap as
+    its output limit (every common server honours it) and the answer checked; a service caught
+    answering more is from then on asked for a stream the gateway cuts at the cap (api/collect.py):
+    the overspend bound of docs/limits.md then holds whatever the upstream does."""
+    ctx, gw = ex.ctx, pl.gateway
+    cap = ctx.completion_cap
+    assert cap is not None
+    if req.max_tokens is None:  # the client set no limit: the one its budget reserved goes upstream
+        body = oa.rewrite_request(body, None, False, limit=cap)
+        req = msgspec.structs.replace(req, max_tokens=cap, limit_field="max_tokens")
+    if not gw.caps_trusted(req.model):
+        resp = await collect(ex, gw, body, req)
+        await ex.json(200, oa.encode_chat_response(resp, req.model))
+        return
+    await _answer(ex, pl, body, req)
+    got = ctx.completion_tokens
+    if got is not None and got > cap and ctx.service is not None:
+        gw.cap_ignored(ctx.service, cap, got)
 
 
 async def _answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> None:
@@ -86,18 +105,18 @@ async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
         changed = msgspec.structs.replace(changed, limit_field=req.limit_field)
     if not run.needs_response:
         if capped and not req.stream:
-            resp = await collect(ex, pl.gateway, body, changed)
-            await ex.json(200, oa.encode_chat_response(resp, req.model))
-            return None
+            return await _capped(ex, pl, body, changed)
         return await _answer(ex, pl, body, changed)
     gw = pl.gateway
     if req.stream:
         it = await gw.open_stream(changed, ctx)
         trace_headers(ex)
         return await relay_canonical(ex, run.stream(it), req, body)
-    if capped:
+    if capped and not gw.caps_trusted(req.model):
         resp = await collect(ex, gw, body, changed)
     else:
+        if capped and changed.max_tokens is None:
+            changed = msgspec.structs.replace(changed, max_tokens=ctx.completion_cap)
         resp = await gw.chat(changed, ctx)
         trace_headers(ex)
         _whole(ex, resp)

@@ -428,12 +428,15 @@ def encode_embedding_response(r: EmbeddingResponse, model: str, encoding_format:
 
 
 def rewrite_request(body: bytes, model: str | None, force_usage: bool, limit_field: str | None = None,
-                    stream: bool = False) -> bytes:
+                    stream: bool = False, limit: int | None = None) -> bytes:
     """The client's bytes with the only edits the fast path makes: the upstream `model` name,
     `stream_options.include_usage` (the gateway needs the usage), the output limit under the name
     the upstream honours (`limit_field`), and `stream: true` (a non-stream answer the gateway
-    collects from a stream it can cut: api/collect.py)."""
+    collects from a stream it can cut: api/collect.py); `limit`: the output limit to send when the
+    client sent none (what a budget reserved), as `max_tokens`."""
     data = msgspec.json.decode(body)
+    if limit is not None and data.get("max_tokens") is None and data.get("max_completion_tokens") is None:
+        data["max_tokens"] = limit
     if model is not None:
         data["model"] = model
     if stream:

@@ -201,6 +201,21 @@ class Gateway:
         monitor = self.monitor
         await asyncio.gather(*(monitor.probe(n) for n in names if n in monitor.states), return_exceptions=True)
 
+    def caps_trusted(self, model: str) -> bool:
+        """Has every service that may answer `model` honoured the output limit it was sent so far?"""
+        try:
+            route = self.runtime.router.route(model)
+        except GatewayError:
+            return True  # the call itself answers 404
+        return not any(d.upstream.ignores_cap for d in route.deps)
+
+    def cap_ignored(self, service: str, cap: int, got: int) -> None:
+        up = self.runtime.upstreams.get(service)
+        if up is not None and not up.ignores_cap:
+            up.ignores_cap = True
+            log.warning("service %s answered %d completion tokens with a limit of %d: budgeted requests to it are "
+                        "now collected from streams the gateway cuts at the limit", service, got, cap)
+
     # -- the attempt loop ----------------------------------------------------------------------
 
     def finish(self, ctx: RequestContext) -> None:

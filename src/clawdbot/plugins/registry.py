@@ -17,7 +17,7 @@ GROUP = "clawdbot.plugins"
 BUILTIN = {
     "pii": "clawdbot.plugins.pii:PiiPlugin",
     "access": "clawdbot.plugins.access:AccessPlugin",
-    "content_filter": "clawdbot.plugins.content_filter:ContentFilterPlugin",
+    "content_filter": "clawdbot.plugins.content_filter:ContentFilter",
     "cache": "clawdbot.plugins.cache:CachePlugin",
     "semantic_cache": "clawdbot.plugins.semantic_cache:SemanticCachePlugin",
 }

@@ -23,8 +23,8 @@ class Upstream:
     health. A config reload keeps the Upstream (warm connections, counters, queue) when the
     service's settings did not change."""
 
-    __slots__ = ("breaker", "connections", "embedder", "health", "limit_field", "limiter", "name", "passthrough",
-                 "provider", "stats", "svc")
+    __slots__ = ("breaker", "connections", "embedder", "health", "ignores_cap", "limit_field", "limiter", "name",
+                 "passthrough", "provider", "stats", "svc")
 
     def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
                  health: ServiceState) -> None:
@@ -38,6 +38,9 @@ class Upstream:
         self.connections: Callable[[], dict[str, Any]] | None = (
             provider.connections if isinstance(provider, Pooled) else None)
         self.limit_field = svc.limit_field()  # the output limit's name on the fast path
+        # answered more completion tokens than it was sent as the limit: from then on a budgeted
+        # non-stream request to it is collected from a stream the gateway can cut (api/collect.py)
+        self.ignores_cap = False
         lim = svc.limits
         self.limiter: Limiter | Unlimited = (
             Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout)
