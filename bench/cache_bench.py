@@ -1,6 +1,8 @@
 """Micro-benchmarks of the cache plugins' CPU work per request (docs/plugin-cache.md): the exact
-cache's key and memory lookups on a typical 1 KB request, and a semantic lookup (an exact scan)
-over 1,000 and 10,000 stored 384-dim vectors. Prints microseconds per call, best of 5.
+cache's key and memory lookups on a typical 1 KB request, a semantic lookup (an exact scan: one
+float32 matrix-vector product) over 1,000 and 10,000 stored 384-dim vectors, and a semantic store
+into a full partition. Prints microseconds per call, best of 5; then the memory a semantic entry
+takes, traced (tracemalloc) against what `max_bytes` counts.
 
     uv run python bench/cache_bench.py [--number N] [--dims 384] [--redis redis://127.0.0.1:6379/0]
 
@@ -12,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import hashlib
+import itertools
 import math
 import random
 import timeit
+import tracemalloc
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -25,7 +31,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.core.types import ChatRequest, ChatResponse, Message, Usage
 from clawdbot.plugins.cache import CachePlugin, CacheSettings, request_key
 from clawdbot.plugins.cache_store import RedisGuard
-from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, Vector, normalise
+from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, Vector, unit
 from clawdbot.tenancy.principal import Principal
 
 SYSTEM = "You are a helpful assistant for an online bookshop. Answer briefly and politely. " * 4
@@ -62,18 +68,49 @@ def ctx() -> RequestContext:
     return RequestContext(request_id="r", identity=WHO)
 
 
-def unit(dims: int, rng: random.Random) -> Vector:
-    v = normalise([rng.gauss(0.0, 1.0) for _ in range(dims)])
+def random_unit(dims: int, rng: random.Random) -> Vector:
+    v = unit([rng.gauss(0.0, 1.0) for _ in range(dims)])
     assert v is not None
     return v
+
+
+def ident(i: int) -> bytes:
+    """An entry id as the plugin makes them: 16 bytes of blake2b."""
+    return hashlib.blake2b(i.to_bytes(8, "little"), digest_size=16).digest()
 
 
 def memory_store(n: int, dims: int) -> tuple[MemoryVectorStore, Vector]:
     rng = random.Random(n)
     store = MemoryVectorStore(max_entries=n, max_total=n)
     for i in range(n):
-        store.put(b"p", i.to_bytes(4, "little"), unit(dims, rng), b"answer", 3600)
-    return store, unit(dims, rng)
+        store.put(b"p", ident(i), random_unit(dims, rng), b"answer", 3600)
+    return store, random_unit(dims, rng)
+
+
+def storing(store: MemoryVectorStore, dims: int) -> Callable[[], object]:
+    """A put into the full partition of `store`: the new entry appended, the least recently used
+    evicted (its row takes the last one)."""
+    vector = random_unit(dims, random.Random(0))
+    ids = map(ident, itertools.count(1 << 40))
+    return lambda: store.put(b"p", next(ids), vector, b"answer", 3600)
+
+
+def traced_bytes(n: int, dims: int, answer: int = 100) -> tuple[float, float]:
+    """(bytes per entry traced by tracemalloc, bytes per entry counted against max_bytes) for a
+    partition of `n` entries with `answer`-byte answers."""
+    rng = random.Random(1)
+    ids = [ident(i) for i in range(n)]
+    payload = b"x" * answer
+    gc.collect()
+    tracemalloc.start()
+    try:
+        store = MemoryVectorStore(max_entries=n, max_total=n)
+        for i in range(n):  # each vector made here, as the plugin makes one per request
+            store.put(b"P" * 16, ids[i], random_unit(dims, rng), payload, 3600)
+        traced, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return traced / n, store.bytes / n
 
 
 def cases(dims: int) -> dict[str, tuple[Callable[[], object], int]]:
@@ -87,6 +124,7 @@ def cases(dims: int) -> dict[str, tuple[Callable[[], object], int]]:
     size = len(msgspec.json.encode(REQUEST))
     small, q1 = memory_store(1000, dims)
     large, q10 = memory_store(10_000, dims)
+    full, _ = memory_store(1000, dims)
     return {
         f"exact: key (canonical JSON + blake2b), {size} B request": (lambda: request_key(REQUEST, "k:k_1"), 1),
         "exact: RequestContext() alone (in the two below)": (ctx, 1),
@@ -94,6 +132,7 @@ def cases(dims: int) -> dict[str, tuple[Callable[[], object], int]]:
         "exact: pre() hit, memory (key, lookup, decode, Answer)": (lambda: drive(plugin.pre(REQUEST, ctx())), 1),
         f"semantic: search 1,000 x {dims}-dim, memory": (lambda: drive(small.search(b"p", q1, 0.95)), 0),
         f"semantic: search 10,000 x {dims}-dim, memory": (lambda: drive(large.search(b"p", q10, 0.95)), 0),
+        f"semantic: put into a full 1,000 x {dims}-dim partition, memory (evicts the LRU)": (storing(full, dims), 1),
     }
 
 
@@ -105,8 +144,8 @@ async def redis_case(url: str, dims: int, number: int) -> tuple[float, float]:
     try:
         store = RedisVectorStore(guard, prefix, 1000, read_timeout=5, write_timeout=5)
         for i in range(1000):
-            assert await store.put(b"p", i.to_bytes(4, "little"), unit(dims, rng), b"answer", 600)
-        q = unit(dims, rng)
+            assert await store.put(b"p", ident(i), random_unit(dims, rng), b"answer", 600)
+        q = random_unit(dims, rng)
         clock = asyncio.get_running_loop().time
         cold = warm = math.inf
         for _ in range(5):
@@ -142,6 +181,9 @@ def main() -> None:
         print(f"| semantic: search 1,000 x {args.dims}-dim, Redis, first (ids, HMGET all, unpack, scan) "
               f"| {cold * 1e6:,.2f} |")
         print(f"| semantic: search 1,000 x {args.dims}-dim, Redis, warm (ids, scan) | {warm * 1e6:,.2f} |")
+    traced, counted = traced_bytes(1000, args.dims)
+    print(f"\n| memory store, 1,000 x {args.dims}-dim entries, 100-byte answers | bytes per entry |\n|---|---:|")
+    print(f"| traced (tracemalloc) | {traced:,.0f} |\n| counted against max_bytes | {counted:,.0f} |")
 
 
 if __name__ == "__main__":

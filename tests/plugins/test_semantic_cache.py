@@ -5,28 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pytest
 import redis
 
+from clawdbot.cli.cache_report import cosine, normalise
 from clawdbot.core.types import ChatChunk, ChatRequest, ImagePart, Message, TextPart, Tool
 from clawdbot.plugins.base import Answer
 from clawdbot.plugins.cache import CachePlugin, CacheSettings
 from clawdbot.plugins.cache_store import RedisGuard
 from clawdbot.plugins.semantic_cache import SemanticCachePlugin, SemanticCacheSettings, lookup_text
 from clawdbot.plugins.vector_store import (
-    CHUNK,
     ENTRY_OVERHEAD,
     FETCH,
+    PARTITION_OVERHEAD,
+    ROW_OVERHEAD,
+    SLICE,
     MemoryVectorStore,
     RedisVectorStore,
     Vector,
-    best,
-    cosine,
-    normalise,
     pack,
+    unit,
     unpack,
 )
 from tests.tenancy.redis_support import REDIS_URL, fresh_prefix
@@ -279,10 +286,22 @@ def test_embedding_failures_are_a_miss_logged_once_per_interval(caplog: pytest.L
 # -- the memory store -----------------------------------------------------------------------------------
 
 
-def _vec(deg: float) -> Vector:
-    v = normalise(angle_vector(deg))
+def _vec(deg: float, dims: int = 8) -> Vector:
+    v = unit(angle_vector(deg, dims))
     assert v is not None
     return v
+
+
+def _consistent(store: MemoryVectorStore) -> None:
+    """Every entry's row holds its id; the rows are exactly the entries; the bytes add up."""
+    total = 0
+    for part in store._parts.values():
+        assert sorted(part.ids) == sorted(part.entries) and len(part.matrix) >= len(part)
+        for id_, entry in part.entries.items():
+            assert part.ids[entry.row] == id_ and part.expires[entry.row] == entry.expires
+            total += entry.cost
+        total += PARTITION_OVERHEAD
+    assert store.bytes == total and len(store) == sum(len(p) for p in store._parts.values())
 
 
 def test_memory_store_bounds_and_lru() -> None:
@@ -306,33 +325,144 @@ def test_memory_store_bounds_and_lru() -> None:
     assert store.partition_size(b"b") == 0
 
 
+def _random_units(n: int, dims: int, seed: int = 1) -> list[Vector]:
+    """Random unit vectors: in 1536 dimensions any two are about orthogonal (|similarity| < 0.2)."""
+    m = np.random.default_rng(seed).standard_normal((n, dims)).astype(np.float32)
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    return list(m)
+
+
 def test_memory_store_bytes_bound_and_a_long_scan() -> None:
-    dims = 384
-    per_entry = 32 * dims + 100 + ENTRY_OVERHEAD
-    store = MemoryVectorStore(max_entries=10_000, max_total=10_000, max_bytes=2000 * per_entry, clock=Clock())
-    vectors = [normalise(angle_vector(i * 0.01, dims)) for i in range(2500)]
+    dims = 1536
+    per_entry = 4 * dims + 100 + ENTRY_OVERHEAD
+    n = SLICE // dims * 2 + 500  # more than two slices of the scan
+    store = MemoryVectorStore(max_entries=100_000, max_total=100_000, max_bytes=n * per_entry + PARTITION_OVERHEAD,
+                              clock=Clock())
+    vectors = _random_units(n + 500, dims)
     for i, v in enumerate(vectors):
-        assert v is not None
         store.put(b"p", i.to_bytes(4, "little"), v, f"{i:0100d}".encode(), 60)
-    assert len(store) == 2000 and store.bytes == 2000 * per_entry
+    assert len(store) == n and store.bytes == n * per_entry + PARTITION_OVERHEAD
+    _consistent(store)
     assert store.get_exact(b"p", (499).to_bytes(4, "little")) is None  # the first 500 went
-    # scanned in chunks of CHUNK (the loop runs in between): the best of all 2000 is found
-    q = normalise(angle_vector(2100 * 0.01 + 0.001, dims))
+    assert store.get_exact(b"p", (500).to_bytes(4, "little")) is not None
+    # scanned SLICE floats at a time, the event loop let run in between: the best of all is found
+    best = n + 490  # in the last slice
+    q = unit(vectors[best] + 0.1 * vectors[0])
     assert q is not None
-    found = run(store.search(b"p", q, 0.9))
-    assert found is not None and found[0] == f"{2100:0100d}".encode() and found[1] > 0.99999
-    assert store.partition_size(b"p") == 2000 > CHUNK
+    events: list[str] = []
+
+    async def go() -> tuple[bytes, float] | None:
+        search = asyncio.create_task(store.search(b"p", q, 0.9))
+
+        async def other() -> None:
+            while not search.done():
+                events.append("other")
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(other())
+        found = await search
+        events.append("found")
+        await ticker
+        return found
+
+    found = run(go())
+    assert found is not None and found[0] == f"{best:0100d}".encode()
+    assert found[1] == pytest.approx(float(q @ vectors[best]), abs=1e-6) and found[1] > 0.99
+    assert events.index("found") >= 2  # the other task ran between the slices (3 slices: 2 times)
+    assert store.partition_size(b"p") == n > SLICE // dims
+
+
+def test_memory_store_changed_during_a_long_scan() -> None:
+    """Entries evicted, added and moved between two slices of a scan: the store stays consistent,
+    and a search returns an entry that is there with its own similarity, or nothing (a miss)."""
+    dims = 1536
+    n = SLICE // dims * 3  # three slices
+    vectors = _random_units(n + 1, dims)
+
+    def fill() -> MemoryVectorStore:
+        store = MemoryVectorStore(max_entries=n, max_total=n, clock=Clock())
+        for i in range(n):
+            store.put(b"p", b"%d" % i, vectors[i], b"a%d" % i, 60)
+        return store
+
+    async def search_while(store: MemoryVectorStore, target: int, change: Any) -> tuple[bytes, float] | None:
+        search = asyncio.create_task(store.search(b"p", vectors[target], 0.5))
+        await asyncio.sleep(0)  # the search ran its first slice
+        change(store)
+        return await search
+
+    def churn(store: MemoryVectorStore, drop: range) -> None:
+        store.put(b"p", b"new", vectors[n], b"new", 60)  # appended, then the LRU (b"0") evicted
+        for i in drop:  # the last rows move into their places
+            store._drop(b"p", b"%d" % i)
+
+    # the best, in the first slice, is dropped after it was scanned: a miss, not another's answer
+    store = fill()
+    assert run(search_while(store, 10, lambda s: churn(s, range(1, 20)))) is None
+    _consistent(store)
+    assert store.partition_size(b"p") == n - 19
+    # rows dropped and moved in the slices not scanned yet: the best (in the first) is found
+    store = fill()
+    found = run(search_while(store, 10, lambda s: churn(s, range(n - 100, n - 50))))
+    assert found is not None and found[0] == b"a10" and found[1] == pytest.approx(1.0)
+    _consistent(store)
+    # the best is in the last slice and moves into the first (already scanned): a miss
+    store = fill()
+    assert run(search_while(store, n - 1, lambda s: churn(s, range(1, 3)))) is None
+    _consistent(store)
+
+
+def test_memory_store_dimensions_and_rows() -> None:
+    clock = Clock()
+    full = MemoryVectorStore(max_entries=30, max_total=100, clock=clock)
+    for i in range(40):
+        full.put(b"p", bytes([i]), _vec(i), b"", 60)
+    assert len(full._parts[b"p"].matrix) == full.partition_size(b"p") == 30  # full: no spare row
+    _consistent(full)
+    store = MemoryVectorStore(max_entries=100, max_total=100, clock=clock)
+    for i in range(40):
+        store.put(b"p", bytes([i]), _vec(i * 2), b"a%d" % i, 60 + i)
+    part = store._parts[b"p"]
+    assert len(part.matrix) < 50 and part.matrix.dtype == np.float32  # grown by a quarter, not doubled
+    _consistent(store)
+    for i in range(0, 40, 2):  # holes everywhere: the last rows move into them
+        store._drop(b"p", bytes([i]))
+    _consistent(store)
+    assert len(part.matrix) <= 20 + 20 // 2  # shrunk back
+    found = run(store.search(b"p", _vec(21 * 2), 0.99))
+    assert found is not None and found[0] == b"a21" and found[1] == pytest.approx(1.0)
+    assert run(store.search(b"p", _vec(21 * 2, 16), 0.5)) is None  # another dimension: nothing
+    clock.now += 60 + 30  # entries 1..29 (ttl 60 + i) expired: dropped by the next search
+    assert run(store.search(b"p", _vec(31 * 2), 0.99)) is not None
+    assert store.partition_size(b"p") == 5  # 31, 33, ..., 39
+    _consistent(store)
+    # a vector of another dimension (the embedding model changed) replaces the partition
+    store.put(b"p", b"x", _vec(0, 16), b"x", 60)
+    assert store.partition_size(b"p") == 1 and store.get_exact(b"p", bytes([31])) is None
+    assert run(store.search(b"p", _vec(0, 16), 0.99)) == (b"x", pytest.approx(1.0))
+    _consistent(store)
+    store.put(b"p", b"x", _vec(90, 16), b"y", 60)  # the same id again, the partition's only entry: replaced
+    assert len(store) == store.partition_size(b"p") == 1
+    assert run(store.search(b"p", _vec(90, 16), 0.99)) == (b"y", pytest.approx(1.0))
+    _consistent(store)
 
 
 def test_vector_helpers() -> None:
-    assert normalise([]) is None and normalise([0.0, 0.0]) is None and normalise([float("nan")]) is None
-    v = normalise([3.0, 4.0])
-    assert v == pytest.approx((0.6, 0.8))
-    assert v is not None and unpack(pack(v)) == pytest.approx(v) and len(pack(v)) == 8
-    top_id, top = best(v, [(b"a", (1.0, 0.0)), (b"b", (0.0, 1.0)), (b"c", (1.0,))])  # another dimension: skipped
-    assert top_id == b"b" and top == pytest.approx(0.8)
-    assert cosine(v, (1.0, 0.0)) == pytest.approx(0.6) and cosine(v, (1.0,)) == 0.0
-    assert best(v, []) == (None, -1.0)
+    for bad in ([], [0.0, 0.0], [float("nan"), 1.0], [float("inf")], [[1.0, 2.0]], ["x"], [None]):
+        assert unit(bad) is None, bad
+    v = unit([3.0, 4.0])
+    assert v is not None and v.dtype == np.float32 and v.tolist() == pytest.approx([0.6, 0.8])
+    big = unit([1e200, 1e200])  # scaled first: no overflow
+    assert big is not None and big.tolist() == pytest.approx([0.5 ** 0.5] * 2)
+    assert pack(v) == struct.pack("<2f", 0.6, 0.8)  # the wire format: little-endian float32
+    assert unpack(pack(v)).tolist() == pytest.approx([0.6, 0.8]) and unpack(b"").size == 0
+    with pytest.raises(ValueError):
+        unpack(b"abc")
+    # the report's pure-Python similarity (no numpy) agrees with the plugin's
+    n = normalise([3.0, 4.0])
+    assert n == pytest.approx((0.6, 0.8)) and normalise([]) is None and normalise([0.0]) is None
+    assert n is not None and cosine(n, (1.0, 0.0)) == pytest.approx(0.6) and cosine(n, (1.0,)) == 0.0
+    assert float(v @ np.array([1.0, 0.0], dtype=np.float32)) == pytest.approx(cosine(n, (1.0, 0.0)))
 
 
 # -- Redis ---------------------------------------------------------------------------------------------------
@@ -456,12 +586,13 @@ def test_redis_search_over_a_partition_larger_than_one_fetch() -> None:
             reader = RedisVectorStore(guard, prefix, 1000, read_timeout=5, write_timeout=5)
             try:
                 for i in range(600):
-                    v = normalise(angle_vector(i * 0.1, 16))
+                    v = unit(angle_vector(i * 0.1, 16))
                     assert v is not None and await writer.put(b"p", b"%d" % i, v, b"a%d" % i, 60)
-                q = normalise(angle_vector(42.31, 16))
+                q = unit(angle_vector(42.31, 16))
                 assert q is not None
-                found = await reader.search(b"p", q, 0.99)
-                assert found is not None and found[0] == b"a423"
+                # two at once, both cold: both fetch, the partition's matrix keeps one row per id
+                found, again = await asyncio.gather(reader.search(b"p", q, 0.99), reader.search(b"p", q, 0.99))
+                assert found is not None and found[0] == b"a423" and again == found
                 assert len(reader.vectors) == 600 > 2 * FETCH
                 assert await reader.search(b"p", q, 0.99) == found
                 assert await reader.search(b"other", q, 0.5) is None
@@ -469,3 +600,104 @@ def test_redis_search_over_a_partition_larger_than_one_fetch() -> None:
                 await guard.close()
 
         run(go())
+
+
+def test_redis_unpacked_vectors_a_matrix_per_partition() -> None:
+    """What a process keeps of Redis's vectors: a matrix per partition, the rows no longer live
+    dropped, partitions evicted least recently used beyond the byte bound; vectors of another
+    dimension or not finite (garbage) are never compared."""
+    dims = 16
+    cost = 10 * (4 * dims + ROW_OVERHEAD) + PARTITION_OVERHEAD  # a partition of 10 vectors
+    with fresh_prefix() as prefix:
+        async def go() -> None:
+            guard = RedisGuard(REDIS_URL, what="test", retry_after=1, log_every=60)
+            writer = RedisVectorStore(guard, prefix, 10, read_timeout=5, write_timeout=5)
+            reader = RedisVectorStore(guard, prefix, 10, read_timeout=5, write_timeout=5, cache_bytes=cost + 500)
+            try:
+                for p in (b"p1", b"p2"):
+                    for i in range(10):
+                        assert await writer.put(p, b"%d" % i, _vec(i * 10, dims), p + b"-%d" % i, 60)
+                found = await reader.search(b"p1", _vec(40, dims), 0.99)
+                assert found == (b"p1-4", pytest.approx(1.0))
+                assert len(reader.vectors) == 10 and reader.vectors.bytes == cost
+                assert await reader.search(b"p2", _vec(50, dims), 0.99) == (b"p2-5", pytest.approx(1.0))
+                assert len(reader.vectors) == 10 and reader.vectors.bytes == cost  # p1 went: the bound
+                # 5 more in p2: its 5 oldest are evicted in Redis, and dropped here at the next search
+                for i in range(10, 15):
+                    assert await writer.put(b"p2", b"%d" % i, _vec(i * 10, dims), b"p2-%d" % i, 60)
+                assert await reader.search(b"p2", _vec(50, dims), 0.99) == (b"p2-5", pytest.approx(1.0))
+                assert await reader.search(b"p2", _vec(40, dims), 0.99) is None  # b"4" is gone
+                assert len(reader.vectors) == 10 and reader.vectors.bytes == cost
+                # another dimension (a replica with another model) and garbage: skipped, not cached
+                assert await writer.put(b"p2", b"short", _vec(0, 8), b"short", 60)
+                nan = np.full(dims, np.nan, dtype=np.float32)
+                assert await writer.put(b"p2", b"nan", nan, b"nan", 60)
+                assert await reader.search(b"p2", _vec(80, dims), 0.99) == (b"p2-8", pytest.approx(1.0))
+                assert len(reader.vectors) == 8  # the 10 in 16 dimensions, less the 2 evicted by those 2
+                # a query of the other dimension: its vectors are compared, in a matrix of their own
+                assert await reader.search(b"p2", _vec(0, 8), 0.5) == (b"short", pytest.approx(1.0))
+                assert len(reader.vectors) == 1
+                assert await reader.search(b"p2", _vec(80, dims), 0.99) == (b"p2-8", pytest.approx(1.0))
+                assert len(reader.vectors) == 8
+                # a partition larger than the bound alone is searched, and not kept
+                small = RedisVectorStore(guard, prefix, 10, read_timeout=5, write_timeout=5, cache_bytes=1000)
+                assert await small.search(b"p1", _vec(40, dims), 0.99) == (b"p1-4", pytest.approx(1.0))
+                assert len(small.vectors) == 0 and small.vectors.bytes == 0
+                assert await reader.search(b"empty", _vec(20, dims), 0.5) is None
+            finally:
+                await guard.close()
+
+        run(go())
+
+
+# -- without numpy ----------------------------------------------------------------------------------------
+
+# A process in which numpy is not installed, as far as imports can tell, then the real CLI.
+_NO_NUMPY = """
+import sys
+
+class NoNumpy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" or name.startswith("numpy."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoNumpy())
+from clawdbot.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _clawdbot(*args: str, python: str = _NO_NUMPY) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}
+    return subprocess.run([sys.executable, "-c", python, *args], capture_output=True, text=True, timeout=120,
+                          env=env, check=False)
+
+
+def test_without_numpy_semantic_cache_is_a_config_error(tmp_path: Path) -> None:
+    """numpy is the `semantic` extra: without it the gateway refuses a config with semantic_cache
+    at start (file:line, and what to install); the rest of it, the CLI included, needs no numpy."""
+    config = tmp_path / "clawdbot.yaml"
+    config.write_text(f"""\
+data_dir: {tmp_path / "data"}
+services:
+  - name: up
+    type: openai
+    endpoint: "http://127.0.0.1:9"
+models:
+  chat: [up/m]
+plugins:
+  - name: cache
+  - name: semantic_cache
+    with: {{embedding_model: chat}}
+""", encoding="utf-8")
+    out = _clawdbot("serve", "--config", str(config), "--port", "0")
+    assert out.returncode == 2, out.stderr
+    assert (f"clawdbot: configuration error: {config}:10: plugins[1].name: semantic_cache needs numpy "
+            f"(No module named 'numpy'): pip install 'clawdbot[semantic]'") in out.stderr
+    out = _clawdbot("cache", "report", "--help")
+    assert out.returncode == 0 and "--pairs" in out.stdout
+    # with numpy installed, it is imported when the plugin is built, not when the gateway starts
+    out = _clawdbot(python="import sys, clawdbot.cli.main, clawdbot.cli.serve, clawdbot.plugins.semantic_cache; "
+                           "print('numpy' in sys.modules)")
+    assert out.returncode == 0 and out.stdout == "False\n", out.stderr

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
@@ -51,9 +51,12 @@ from clawdbot.plugins.cache import (
     too_hot,
 )
 from clawdbot.plugins.cache_store import Clock, RedisGuard, Throttled, decode_answer, encode_answer, log
-from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, Vector, normalise
+
+if TYPE_CHECKING:  # numpy (the `semantic` extra) is imported when a plugin is built, not before
+    from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, Vector
 
 MiB = 1024 * 1024
+INSTALL = "pip install 'clawdbot[semantic]'"
 
 
 class SemanticCacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -62,7 +65,7 @@ class SemanticCacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     ttl: Seconds = 3600.0
     max_entries: Annotated[int, Meta(ge=1, le=100_000)] = 1000  # per partition (bounds a search)
     max_total_entries: Annotated[int, Meta(ge=1, le=10_000_000)] = 10_000  # memory backend, all partitions
-    # the memory backend's entries (a 384-dim vector: 12 KiB), or with Redis the vectors unpacked locally
+    # the memory backend's entries (a 384-dim vector: 1.5 KiB), or with Redis the vectors unpacked locally
     max_bytes: Bytes = 64 * MiB
     backend: Literal["memory", "redis"] = "memory"
     scope: Scope = "key"
@@ -126,8 +129,13 @@ class SemanticCachePlugin(Recorder):
     timeout: ClassVar[float] = 2.0  # an embedding (embed_timeout) and two Redis reads
 
     def __init__(self, settings: SemanticCacheSettings, host: Host, *, clock: Clock | None = None) -> None:
+        try:
+            from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, unit
+        except ImportError as exc:  # numpy missing (or broken)
+            raise PluginConfigError(f"semantic_cache needs numpy ({exc}): {INSTALL}") from None
         super().__init__(settings, host)
         self.settings: SemanticCacheSettings = settings
+        self._unit = unit
         mono: Clock = clock or time.monotonic
         self.memory: MemoryVectorStore | None = None
         self.redis: RedisVectorStore | None = None
@@ -211,7 +219,7 @@ class SemanticCachePlugin(Recorder):
         try:
             async with asyncio.timeout(s.embed_timeout):
                 vectors = await self.host.embed(s.embedding_model, [text], ctx)
-            vector = normalise(vectors[0])
+            vector = self._unit(vectors[0])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an observer: no embedding is a miss
