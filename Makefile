@@ -17,7 +17,7 @@ install-dev:
 ifndef UV
 	python3 -m pip install --quiet 'uv>=0.5'
 endif
-	uv sync --frozen --all-extras
+	uv sync --frozen --all-extras --no-extra presidio
 
 lint: install-dev
 	uv run --frozen ruff check src tests
