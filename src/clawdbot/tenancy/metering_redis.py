@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
+from clawdbot.state.redis_lean import LeanRedis, ReplyError
 from clawdbot.tenancy.budgets import BudgetSubject, Refusal, Reservation
 from clawdbot.tenancy.budgets_redis import RedisBudgets
 from clawdbot.tenancy.limits import Decision, Subject
@@ -21,8 +22,10 @@ from clawdbot.tenancy.limits_redis import Call, RedisLimiter
 
 
 class RedisMetering:
-    def __init__(self, client: Redis, limiter: RedisLimiter, budgets: RedisBudgets) -> None:
+    def __init__(self, client: Redis, limiter: RedisLimiter, budgets: RedisBudgets,
+                 lean: LeanRedis | None = None) -> None:
         self._redis = client
+        self._lean = lean  # the request path's connection (state/redis_lean.py), when the URL allows
         self.limiter = limiter
         self.budgets = budgets
 
@@ -30,17 +33,28 @@ class RedisMetering:
         """The scripts in one round trip (EVALSHA; redis-py's own script pipelining would first ask
         SCRIPT EXISTS, a round trip of its own). A script Redis does not know yet (first use, or a
         restarted Redis) is loaded and run again alone: its NOSCRIPT answer means it did nothing."""
-        pipe = self._redis.pipeline(transaction=False)
-        for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        lean = self._lean
+        if lean is not None:
+            results = await lean.execute([("EVALSHA", s.sha, len(k), *k, *a) for s, k, a in calls])
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
         for i, result in enumerate(results):
-            if isinstance(result, NoScriptError):
+            if isinstance(result, NoScriptError) or (isinstance(result, ReplyError)
+                                                     and str(result).startswith("NOSCRIPT")):
                 script, keys, args = calls[i]
                 results[i] = await script(keys=keys, args=args)
+            elif isinstance(result, ReplyError):
+                raise ResponseError(str(result))
             elif isinstance(result, Exception):
                 raise result
         return results
+
+    async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
 
     async def admit(self, subjects: Sequence[Subject], tokens: int, budget_subjects: Sequence[BudgetSubject],
                     worst: int) -> tuple[Decision, Reservation | Refusal]:
