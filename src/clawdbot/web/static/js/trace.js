@@ -45,8 +45,8 @@ export function renderTrace(trace, usage) {
     }, icon("copy"));
     row("Request ID", [h("code", { class: "trace-request-id" }, String(t.requestId)), copy]);
   }
-  if (t.service !== undefined) row("Service", String(t.service));
-  if (t.upstreamModel !== undefined) row("Upstream model", String(t.upstreamModel));
+  if (t.service != null) row("Service", String(t.service));
+  if (t.upstreamModel != null) row("Upstream model", String(t.upstreamModel));
   if (t.ttftMs !== undefined) row("Time to first token", fmtMs(t.ttftMs));
   if (t.totalMs !== undefined) row("Total", fmtMs(t.totalMs));
   if (t.promptTokens !== undefined || t.completionTokens !== undefined) {
