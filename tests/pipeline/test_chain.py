@@ -17,6 +17,7 @@ from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, U
 from clawdbot.pipeline.plugins import Chain, PluginFailed, Run, Slot, replay
 from clawdbot.plugins.base import Host, Plugin
 from clawdbot.tenancy.principal import Principal
+from tests.plugins.support import LocalHost
 
 
 class Suffix(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,17 +65,8 @@ class Strict(Plugin):
         return chunk
 
 
-class NoHost:
-    redis_url = None
-    redis_prefix = "t:"
-    data_dir = "/tmp"
-    config_dir = "/tmp"
 
-    async def embed(self, model: str, inputs: list[str], ctx: RequestContext) -> list[list[float]]:
-        raise AssertionError("not used")
-
-
-HOST: Host = NoHost()
+HOST: Host = LocalHost()
 
 
 def slot(plugin: Plugin, i: int = 0, **scope: Any) -> Slot:

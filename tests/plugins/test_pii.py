@@ -30,19 +30,7 @@ from clawdbot.core.types import (
 from clawdbot.plugins.base import PluginConfigError
 from clawdbot.plugins.pii import PiiPlugin, PiiSettings
 from clawdbot.plugins.pii_mask import PLACEHOLDER, Masker, PiiBlocked, StreamRestorer
-
-
-class Host:
-    """What the gateway lends a plugin; the pii plugin uses none of it."""
-
-    redis_url = None
-    redis_prefix = "test:"
-    data_dir = "/tmp"
-    config_dir = "/tmp"
-
-    async def embed(self, model: str, inputs: list[str], ctx: RequestContext) -> list[list[float]]:
-        raise AssertionError("not used")
-
+from tests.plugins.support import LocalHost
 
 EMAIL = "sarah.connor@example.com"
 PHONE = "13812345678"
@@ -56,7 +44,7 @@ VALUES = [EMAIL, PHONE, CARD, CN_ID, IBAN, SECRET, PEM, "203.0.113.7", "+1 415-5
 
 
 def plugin(**settings: Any) -> PiiPlugin:
-    return PiiPlugin(msgspec.convert(settings, PiiSettings), Host())
+    return PiiPlugin(msgspec.convert(settings, PiiSettings), LocalHost())
 
 
 def ctx() -> RequestContext:
@@ -114,7 +102,7 @@ def test_settings_defaults_and_needs() -> None:
 ])
 def test_settings_errors_name_the_setting(settings: dict[str, Any], words: str) -> None:
     with pytest.raises(PluginConfigError, match=words):
-        PiiPlugin(settings, Host())
+        PiiPlugin(settings, LocalHost())
 
 
 def test_settings_struct_forbids_unknown_fields() -> None:

@@ -18,24 +18,14 @@ from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
 from clawdbot.plugins.pii import PiiPlugin
 from clawdbot.plugins.pii_mask import PiiBlocked
 from clawdbot.tenancy.principal import Principal
-
-
-class NoHost:
-    redis_url = None
-    redis_prefix = "t:"
-    data_dir = "/tmp"
-    config_dir = "/tmp"
-
-    async def embed(self, model: str, inputs: list[str], ctx: RequestContext) -> list[list[float]]:
-        raise AssertionError("not used")
-
+from tests.plugins.support import LocalHost
 
 EMAIL = "li.na@example.cn"
 PHONE = "13912345678"
 
 
 def chain(**settings: Any) -> Chain:
-    return build_chain([PluginEntry(name="pii", with_=settings)], NoHost())
+    return build_chain([PluginEntry(name="pii", with_=settings)], LocalHost())
 
 
 def request() -> ChatRequest:

@@ -20,16 +20,7 @@ from clawdbot.core.types import ChatRequest, ChatResponse, Message
 from clawdbot.plugins.base import PluginConfigError
 from clawdbot.plugins.pii import PiiPlugin, PiiSettings
 from clawdbot.plugins.pii_presidio import INSTALL_HINT, available
-
-
-class Host:
-    redis_url = None
-    redis_prefix = ""
-    data_dir = "/tmp"
-    config_dir = "/tmp"
-
-    async def embed(self, model: str, inputs: list[str], ctx: RequestContext) -> list[list[float]]:
-        raise AssertionError("not used")
+from tests.plugins.support import LocalHost
 
 
 def spacy_model() -> str | None:
@@ -43,14 +34,14 @@ def spacy_model() -> str | None:
 @pytest.mark.skipif(available(), reason="presidio-analyzer is installed")
 def test_presidio_missing_is_a_config_error() -> None:
     with pytest.raises(PluginConfigError) as e:
-        PiiPlugin(msgspec.convert({"presidio": True}, PiiSettings), Host())
+        PiiPlugin(msgspec.convert({"presidio": True}, PiiSettings), LocalHost())
     assert INSTALL_HINT in str(e.value) and "pip install 'clawdbot[presidio]'" in str(e.value)
 
 
 @pytest.mark.skipif(not available(), reason="presidio-analyzer is not installed")
 def test_missing_spacy_model_is_a_config_error_at_start() -> None:
     p = PiiPlugin(msgspec.convert({"presidio": True, "presidio_model": "en_core_web_nonexistent"}, PiiSettings),
-                  Host())
+                  LocalHost())
     with pytest.raises(PluginConfigError, match="en_core_web_nonexistent"):
         asyncio.run(p.start())
 
@@ -59,7 +50,7 @@ def test_missing_spacy_model_is_a_config_error_at_start() -> None:
 def test_names_and_places_masked_and_restored() -> None:
     model = spacy_model()
     assert model is not None
-    p = PiiPlugin(msgspec.convert({"presidio": True, "presidio_model": model}, PiiSettings), Host())
+    p = PiiPlugin(msgspec.convert({"presidio": True, "presidio_model": model}, PiiSettings), LocalHost())
     ctx = RequestContext(request_id="t")
 
     async def go() -> tuple[ChatRequest | None, ChatResponse | None]:

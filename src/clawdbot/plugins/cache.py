@@ -39,10 +39,10 @@ from clawdbot.plugins.cache_store import (
     Accumulator,
     Clock,
     MemoryStore,
-    RedisGuard,
     RedisStore,
     decode_answer,
     encode_answer,
+    redis_guard,
 )
 
 HEADER = "X-Clawdbot-Cache"
@@ -219,6 +219,26 @@ class Recorder(Plugin):
     async def on_error(self, error: GatewayError, ctx: RequestContext) -> None:
         self.set_state(ctx, None)  # a failed request stores nothing
 
+    def _admit(self, request: ChatRequest, ctx: RequestContext) -> tuple[bool, bool] | None:
+        """(read, store) for this request, or None when the cache stays out of it (said in a note):
+        too hot a temperature, or the client's opt-out headers."""
+        if too_hot(request, self.settings.max_temperature):
+            self.note(ctx, "skipped (temperature)")
+            return None
+        read, store, why = opt_out(ctx)
+        if why is not None:
+            add_header(ctx, HEADER, "bypass")
+            self.note(ctx, f"bypass ({why})")
+            if not store:
+                return None
+        return read, store
+
+    async def close(self) -> None:
+        await self.drain()
+        redis = getattr(self, "redis", None)
+        if redis is not None:
+            await redis.guard.close()
+
     @staticmethod
     def _worth_storing(finish: str | None, st: Pending, ctx: RequestContext) -> bool:
         if finish not in STORABLE or ctx.cancelled or ctx.error is not None or ctx.cost_free:
@@ -257,34 +277,18 @@ class CachePlugin(Recorder):
         self.memory: MemoryStore | None = None
         self.redis: RedisStore | None = None
         if settings.backend == "redis":
-            if not host.redis_url:
-                raise PluginConfigError("backend: redis needs the gateway's redis_url")
-            try:
-                guard = RedisGuard(host.redis_url, what="cache", retry_after=settings.retry_after,
-                                   log_every=settings.log_every, clock=clock)
-            except ValueError as exc:
-                raise PluginConfigError(f"backend: redis: {exc}") from None
+            guard = redis_guard(host, "cache", settings.retry_after, settings.log_every, clock)
             self.redis = RedisStore(guard, host.redis_prefix, settings.max_entry_bytes,
                                     settings.read_timeout, settings.write_timeout)
         else:
             self.memory = MemoryStore(settings.max_bytes, settings.max_entry_bytes, clock)
 
-    async def close(self) -> None:
-        await self.drain()
-        if self.redis is not None:
-            await self.redis.guard.close()
-
     async def pre(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest | Answer | None:
         s = self.settings
-        if too_hot(request, s.max_temperature):
-            self.note(ctx, "skipped (temperature)")
+        admitted = self._admit(request, ctx)
+        if admitted is None:
             return None
-        read, store, why = opt_out(ctx)
-        if why is not None:
-            add_header(ctx, HEADER, "bypass")
-            self.note(ctx, f"bypass ({why})")
-            if not store:
-                return None
+        read, store = admitted
         key = request_key(request, scope_id(ctx, s.scope))
         if read:
             data = self.memory.get(key) if self.memory is not None else await self._redis_get(key)

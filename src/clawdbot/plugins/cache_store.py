@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 import msgspec
 
 from clawdbot.core.types import ChatChunk, ChatResponse, Message, ToolCall, Usage
+from clawdbot.plugins.base import Host, PluginConfigError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -237,3 +238,14 @@ class Accumulator:
         message = Message("assistant", "".join(self.content) if self.content or not calls else None,
                           tool_calls=calls, reasoning="".join(self.reasoning) or None)
         return ChatResponse(id, self.model or model, created, message, self.finish, self.usage)
+
+
+def redis_guard(host: Host, what: str, retry_after: float, log_every: float, clock: Clock) -> RedisGuard:
+    """`backend: redis` of a cache plugin: the gateway's Redis behind a RedisGuard, or the config
+    error that says why it cannot be."""
+    if not host.redis_url:
+        raise PluginConfigError("backend: redis needs the gateway's redis_url")
+    try:
+        return RedisGuard(host.redis_url, what=what, retry_after=retry_after, log_every=log_every, clock=clock)
+    except ValueError as exc:
+        raise PluginConfigError(f"backend: redis: {exc}") from None

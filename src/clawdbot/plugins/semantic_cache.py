@@ -45,12 +45,10 @@ from clawdbot.plugins.cache import (
     _canonical,
     _message,
     hit,
-    opt_out,
     scope_id,
     settings_of,
-    too_hot,
 )
-from clawdbot.plugins.cache_store import Clock, RedisGuard, Throttled, decode_answer, encode_answer, log
+from clawdbot.plugins.cache_store import Clock, Throttled, decode_answer, encode_answer, log, redis_guard
 
 if TYPE_CHECKING:  # numpy (the `semantic` extra) is imported when a plugin is built, not before
     from clawdbot.plugins.vector_store import MemoryVectorStore, RedisVectorStore, Vector
@@ -141,34 +139,18 @@ class SemanticCachePlugin(Recorder):
         self.redis: RedisVectorStore | None = None
         self.embed_warn = Throttled(log, settings.log_every, mono)
         if settings.backend == "redis":
-            if not host.redis_url:
-                raise PluginConfigError("backend: redis needs the gateway's redis_url")
-            try:
-                guard = RedisGuard(host.redis_url, what="semantic_cache", retry_after=settings.retry_after,
-                                   log_every=settings.log_every, clock=mono)
-            except ValueError as exc:
-                raise PluginConfigError(f"backend: redis: {exc}") from None
+            guard = redis_guard(host, "semantic_cache", settings.retry_after, settings.log_every, mono)
             self.redis = RedisVectorStore(guard, host.redis_prefix, settings.max_entries, settings.read_timeout,
                                           settings.write_timeout, clock or time.time, settings.max_bytes)
         else:
             self.memory = MemoryVectorStore(settings.max_entries, settings.max_total_entries, settings.max_bytes, mono)
 
-    async def close(self) -> None:
-        await self.drain()
-        if self.redis is not None:
-            await self.redis.guard.close()
-
     async def pre(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest | Answer | None:
         s = self.settings
-        if too_hot(request, s.max_temperature):
-            self.note(ctx, "skipped (temperature)")
+        admitted = self._admit(request, ctx)
+        if admitted is None:
             return None
-        read, store, why = opt_out(ctx)
-        if why is not None:
-            add_header(ctx, HEADER, "bypass")
-            self.note(ctx, f"bypass ({why})")
-            if not store:
-                return None
+        read, store = admitted
         found = lookup_text(request, s.embed)
         if isinstance(found, str):
             self.note(ctx, f"skipped ({found})")
