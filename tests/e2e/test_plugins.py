@@ -195,6 +195,18 @@ def test_a_key_turns_a_plugin_off_or_changes_its_settings(gw: GatewayProcess) ->
     assert ask(gw, "asking")[0] == "ECHO: ASKING!"  # the configured settings for everyone else
 
 
+def test_a_keys_plugin_overrides_are_checked_before_it_is_saved(gw: GatewayProcess) -> None:
+    status, out = admin(gw, "POST", "/admin/api/keys", {"metadata": {"plugins": {"shuot": False}}})
+    assert status == 400 and out["error"]["param"] == "metadata.plugins.shuot"
+    assert "configured" in out["error"]["message"] and "shout" in out["error"]["message"]
+    status, out = admin(gw, "POST", "/admin/api/keys", {"metadata": {"plugins": {"shout": {"suffix": 3}}}})
+    assert status == 400 and "suffix" in out["error"]["message"]
+    status, made = admin(gw, "POST", "/admin/api/keys", {"name": "later"})
+    assert status == 201
+    status, out = admin(gw, "PATCH", f"/admin/api/keys/{made['id']}", {"metadata": {"plugins": {"shout": "loud"}}})
+    assert status == 400 and out["error"]["param"] == "metadata.plugins.shout"
+
+
 def test_a_bad_plugin_config_stops_start_up_at_its_line(tmp_path: Path, site: Path,
                                                          openai_upstream: OpenAIUpstream) -> None:
     bad_setting = config(openai_upstream, "plugins:\n  - name: shout\n    with: {sufix: '!'}\n")

@@ -65,8 +65,10 @@ def _int(q: dict[str, str], name: str, default: int | None) -> int | None:
 
 
 class AdminApi:
-    def __init__(self, tenancy: Tenancy) -> None:
+    def __init__(self, tenancy: Tenancy, check_metadata: Callable[[Any], None] | None = None) -> None:
         self.tenancy = tenancy
+        # a key's metadata is checked before it is saved (its `plugins` overrides: pipeline/policy.py)
+        self.check_metadata = check_metadata or (lambda metadata: None)
 
     @property
     def store(self) -> KeyStore:
@@ -135,6 +137,7 @@ class AdminApi:
     async def _create_key(self, actor: str, req: KeyCreate) -> dict[str, Any]:
         assert self.tenancy.hasher is not None
         fields = req.changes()
+        self.check_metadata(fields.get("metadata"))
         expires_in = fields.pop("expires_in", None)
         if expires_in is not None:
             fields["expires_at"] = int(time.time() * 1000 + expires_in * 1000)
@@ -148,6 +151,8 @@ class AdminApi:
         changes = _decode(body, cls).changes()
         if not changes:
             raise BadRequest("Nothing to change: send at least one field.", code="empty_update")
+        if kind == "key":
+            self.check_metadata(changes.get("metadata"))
         try:
             record = await self.store.update(actor, kind, id, changes)
         except Conflict as exc:

@@ -92,7 +92,7 @@ class App:
         self.gateway = pipeline.gateway
         # Master key and virtual keys (tenancy/); without a master key auth stays off.
         self.tenancy = tenancy
-        self.admin_api = AdminApi(self.tenancy)
+        self.admin_api = AdminApi(self.tenancy, pipeline.check_key_metadata)
         self.server = server
         self.ext: Extension = ext if ext is not None else NoExtension()
         self.limit = server.max_body_bytes

@@ -16,12 +16,14 @@ from typing import Any
 from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import GatewayError
+from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import EmbeddingRequest
 from clawdbot.observability.access import AccessLog
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
 from clawdbot.pipeline.reload import ReloadError
+from clawdbot.plugins.base import PluginConfigError
+from clawdbot.plugins.registry import decode_settings
 from clawdbot.tenancy.errors import ModelNotAllowed
 from clawdbot.tenancy.metering import Metering
 from clawdbot.tenancy.principal import Principal
@@ -101,6 +103,32 @@ class Pipeline:
             old.retire()
 
         return commit
+
+    def check_key_metadata(self, metadata: Any) -> None:
+        """A key's `metadata.plugins` overrides, checked before the key is saved: each names a
+        configured plugin instance and is `false`, `true` or settings that plugin accepts."""
+        plugins = metadata.get("plugins") if isinstance(metadata, dict) else None
+        if plugins is None:
+            return
+        if not isinstance(plugins, dict):
+            raise BadRequest("metadata.plugins must be an object: {<plugin id>: false | {settings}}.",
+                             param="metadata.plugins", code="invalid_value")
+        slots = {s.plugin.id: s for s in self.chain.slots}
+        for pid, value in plugins.items():
+            slot = slots.get(pid)
+            where = f"metadata.plugins.{pid}"
+            if slot is None:
+                raise BadRequest(f"{where}: no plugin {pid!r} is configured (configured: "
+                                 f"{', '.join(sorted(slots)) or 'none'}).", param=where, code="invalid_value")
+            if isinstance(value, bool):
+                continue
+            if not isinstance(value, dict):
+                raise BadRequest(f"{where} must be false, true or an object of settings.", param=where,
+                                 code="invalid_value")
+            try:
+                decode_settings(type(slot.plugin), {**slot.entry.with_, **value})
+            except PluginConfigError as exc:
+                raise BadRequest(f"{where}: {exc}", param=where, code="invalid_value") from None
 
     # -- the stages ------------------------------------------------------------------------------
 
