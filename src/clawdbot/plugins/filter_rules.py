@@ -307,7 +307,7 @@ class RuleSet:
     reach (its longest match + 1 when bounded, else `max_match_chars`), minus one. `context`:
     released characters kept for the next scan's look-behind."""
 
-    __slots__ = ("_keywords", "_scans", "action", "context", "hold", "name", "size")
+    __slots__ = ("_keywords", "_prefixes", "_scans", "action", "context", "hold", "name", "size")
 
     def __init__(self, name: str, action: Action, keywords: Sequence[Rule], regexes: Sequence[Rule], *,
                  whole_words: bool = True, max_match_chars: int = 256) -> None:
@@ -356,11 +356,29 @@ class RuleSet:
             self._scans.append((re.compile("|".join(parts)), order))
         self._scans += isolated
         self.hold = max(need - 1, 0)
+        # Keywords only: every prefix of every keyword, so a stream holds back just the tail that
+        # could still become one (usually nothing: chunks keep their size and pace). With regexes
+        # the reach is not known per text: the whole `hold` window.
+        self._prefixes: frozenset[str] | None = None if regexes else frozenset(
+            k[:i] for k in self._keywords for i in range(1, len(k) + 1))
         self.context = 64 if regexes else 1
         self.size = len(self._keywords) + len(regexes)
 
     def __bool__(self) -> bool:
         return self.size > 0
+
+    def pending(self, buf: str, start: int) -> int:
+        """How many trailing characters of `buf` (from `start` on) must wait for more text: the
+        longest tail that is the start of a keyword (a whole keyword too: a word character may
+        still follow it), or the `hold` window when there are regexes."""
+        prefixes = self._prefixes
+        if prefixes is None:
+            return self.hold
+        tail = fold(buf[max(start, len(buf) - self.hold - 1):])
+        for k in range(len(tail), 0, -1):
+            if tail[-k:] in prefixes:
+                return k
+        return 0
 
     def _hit(self, low: str, m: re.Match[str], order: list[tuple[re.Pattern[str], Rule]] | None) -> Hit:
         """The hit with its rule: for a regex, the first alternative (in the pattern's order) that
@@ -448,7 +466,7 @@ class StreamBuffer:
         pos = len(self.context)
         buf = self.context + self.held + text
         n = len(buf)
-        limit = n if final else n - rules.hold
+        limit = n if final else n - rules.pending(buf, pos)
         if limit <= pos:  # nothing can be decided yet: no scan
             self.held = buf[pos:]
             return "", None
