@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ../shared/bench with a clawdbot running pii + access + content_filter + the exact cache (all
 # misses: bench/configs/plugins.yaml) beside LiteLLM; BENCH_CONFIG=cache_hit: the cache alone, every
-# request after the first a hit (bench/configs/cache_hit.yaml). Extra arguments go to the harness.
+# request after the first a hit (bench/configs/cache_hit.yaml); BENCH_CONFIG=pii: masking alone
+# (bench/configs/pii.yaml). Extra arguments go to the harness.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 harness="$here/../shared/bench"
