@@ -200,7 +200,8 @@ def test_a_keys_plugin_overrides_are_checked_before_it_is_saved(gw: GatewayProce
     assert status == 400 and out["error"]["param"] == "metadata.plugins.shuot"
     assert "configured" in out["error"]["message"] and "shout" in out["error"]["message"]
     status, out = admin(gw, "POST", "/admin/api/keys", {"metadata": {"plugins": {"shout": {"suffix": 3}}}})
-    assert status == 400 and "suffix" in out["error"]["message"]
+    assert status == 400 and out["error"]["param"] == "metadata.plugins.shout.suffix"
+    assert "Expected `str`, got `int`" in out["error"]["message"]
     status, made = admin(gw, "POST", "/admin/api/keys", {"name": "later"})
     assert status == 201
     status, out = admin(gw, "PATCH", f"/admin/api/keys/{made['id']}", {"metadata": {"plugins": {"shout": "loud"}}})

@@ -23,7 +23,7 @@ from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
 from clawdbot.pipeline.reload import ReloadError
 from clawdbot.plugins.base import PluginConfigError
-from clawdbot.plugins.registry import decode_settings
+from clawdbot.plugins.registry import SettingsError, decode_settings
 from clawdbot.tenancy.errors import ModelNotAllowed
 from clawdbot.tenancy.metering import Metering
 from clawdbot.tenancy.principal import Principal
@@ -127,6 +127,9 @@ class Pipeline:
                                  code="invalid_value")
             try:
                 decode_settings(type(slot.plugin), {**slot.entry.with_, **value})
+            except SettingsError as exc:  # names the setting: metadata.plugins.cache.ttl
+                field = ".".join([where, *(str(p) for p in exc.path)])
+                raise BadRequest(f"{field}: {exc}", param=field, code="invalid_value") from None
             except PluginConfigError as exc:
                 raise BadRequest(f"{where}: {exc}", param=where, code="invalid_value") from None
 
