@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -105,26 +105,24 @@ class Masker:
         return ph
 
     def mask(self, text: str, spans: list[Span]) -> str:
-        if not spans:
-            return text
-        out: list[str] = []
-        pos = 0
-        for sp in spans:
-            out.append(text[pos:sp.start])
-            out.append(self.placeholder(sp.type, sp.text))
-            pos = sp.end
-        out.append(text[pos:])
-        return "".join(out)
+        return self._replace(text, spans, lambda sp: self.placeholder(sp.type, sp.text))
 
     def redact(self, text: str, spans: list[Span]) -> str:
+        return self._replace(text, spans, self._redacted)
+
+    def _redacted(self, sp: Span) -> str:
+        self._counts[sp.type] = self._counts.get(sp.type, 0) + 1
+        return f"[{sp.type}]"
+
+    @staticmethod
+    def _replace(text: str, spans: list[Span], by: Callable[[Span], str]) -> str:
         if not spans:
             return text
         out: list[str] = []
         pos = 0
         for sp in spans:
             out.append(text[pos:sp.start])
-            out.append(f"[{sp.type}]")
-            self._counts[sp.type] = self._counts.get(sp.type, 0) + 1
+            out.append(by(sp))
             pos = sp.end
         out.append(text[pos:])
         return "".join(out)
