@@ -124,8 +124,9 @@ async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
     await ex.json(200, oa.encode_chat_response(resp, req.model))
 
 
-def _plugin_headers(ex: Exchange) -> None:
-    added = ex.ctx.plugin_headers
+def _plugin_headers(ex: Exchange, added: dict[str, str] | None = None) -> None:
+    """Response headers plugins added (`add_header`), or those of a short-circuit answer."""
+    added = ex.ctx.plugin_headers if added is None else added
     if added:
         ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
 
@@ -135,8 +136,7 @@ async def _short_circuit(ex: Exchange, run: Run, answer: Answer, req: ChatReques
     ctx = ex.ctx
     ctx.cost_free = answer.cost_free
     ctx.service = None
-    if answer.headers:
-        ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+    _plugin_headers(ex, answer.headers)
     resp = answer.response
     if not req.stream:
         resp = await run.post(resp)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-from collections.abc import AsyncGenerator, Coroutine, Generator, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from typing import Any, TypeVar, cast
 
 import msgspec
@@ -72,7 +72,7 @@ class Chain:
         self.slots = tuple(slots)
         self.host = host
         self.active = 0  # requests using this chain (the old one closes when it reaches 0 after a reload)
-        self._retired = False
+        self._retired: Callable[[Coroutine[Any, Any, None]], None] | None = None
         self._overrides: dict[tuple[str, str], Plugin | None] = {}
 
     def __bool__(self) -> bool:
@@ -124,18 +124,15 @@ class Chain:
 
     def leave(self) -> None:
         self.active -= 1
-        if self._retired and self.active == 0:
-            self._close_soon()
+        if self._retired is not None and self.active == 0:
+            self._retired(self.close())
 
-    def retire(self) -> None:
-        self._retired = True
+    def retire(self, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        """No new requests will come: close the plugins (through `spawn`, Gateway.spawn, which
+        shutdown waits for) once the last request holding this chain has ended."""
+        self._retired = spawn
         if self.active == 0:
-            self._close_soon()
-
-    def _close_soon(self) -> None:
-        task = asyncio.get_running_loop().create_task(self.close())
-        _CLOSING.add(task)
-        task.add_done_callback(_CLOSING.discard)
+            spawn(self.close())
 
     async def close(self) -> None:
         plugins = [s.plugin for s in self.slots] + [p for p in self._overrides.values() if p is not None]
@@ -144,9 +141,6 @@ class Chain:
                 await p.close()
             except Exception:
                 log.exception("closing plugin %s failed", p.id)
-
-
-_CLOSING: set[asyncio.Task[None]] = set()
 
 
 def build_chain(entries: Sequence[PluginEntry], host: Host) -> Chain:

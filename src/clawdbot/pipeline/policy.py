@@ -100,7 +100,7 @@ class Pipeline:
             old, self.chain = self.chain, chain
             self._plugins_config = config.plugins
             self.gateway.spawn(chain.start())
-            old.retire()
+            old.retire(self.gateway.spawn)
 
         return commit
 
