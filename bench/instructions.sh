@@ -5,6 +5,7 @@
 # mock (its setup.sh).
 #
 #   bash bench/instructions.sh [CHECKOUT] [REQUESTS] [stream]     # default: this checkout, 2000, non-stream
+#   CONFIG=bench/configs/plugins.yaml bash bench/instructions.sh ...  # a config file (its master key: sk-bench)
 #
 # The gateway (with its .venv) runs under callgrind; after a 5 s warm-up the counters are zeroed,
 # REQUESTS requests are sent one after another over one keep-alive connection, and the counters
@@ -20,9 +21,12 @@ if ! curl -sf http://127.0.0.1:18000/health >/dev/null; then
   setsid /tmp/bench-bin/mockllm -addr 127.0.0.1:18000 >/dev/null 2>&1 &
   mock_pid=$!
 fi
+config=()
+[ -n "${CONFIG:-}" ] && config=(--config "$(cd "$(dirname "$CONFIG")" && pwd)/$(basename "$CONFIG")")
+BENCH_MOCK_BASE=http://127.0.0.1:18000/v1 \
 CLAWDBOT_MODEL_ENDPOINT=http://127.0.0.1:18000/v1 CLAWDBOT_MASTER_KEY=sk-bench CLAWDBOT_DATA_DIR="$out" \
   valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" --dump-instr=no \
-  "$root/.venv/bin/python" "$root/.venv/bin/clawdbot" serve --port "$port" >"$out/gateway.log" 2>&1 &
+  "$root/.venv/bin/python" "$root/.venv/bin/clawdbot" serve "${config[@]}" --port "$port" >"$out/gateway.log" 2>&1 &
 gw=$!
 stop() {
   kill "$gw" 2>/dev/null && wait "$gw" 2>/dev/null || true

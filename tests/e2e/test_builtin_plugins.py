@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from tests.e2e.harness import GatewayProcess, closed_port
-from tests.upstreams.openai_server import OpenAIUpstream
+from tests.upstreams.openai_server import FINGERPRINT, OpenAIUpstream
 
 MASTER = "sk-test-builtins-master-0123456789"
 EMAIL, PHONE = "li.wei@example.com", "13812345678"
@@ -107,6 +107,32 @@ def test_masked_upstream_restored_for_the_client(gw: GatewayProcess, openai_upst
     assert EMAIL not in gw.log() and PHONE not in gw.log()
 
 
+def test_an_answer_no_plugin_changed_is_the_upstreams_own_bytes(gw: GatewayProcess) -> None:
+    # pii (nothing to restore here) and content_filter's output rules read the answer; neither
+    # changes it, so the client gets what the upstream sent: its fingerprint and token details,
+    # which the gateway's own encoding of an answer does not carry.
+    raw = client(gw).chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "plain words"}])
+    resp = raw.parse()
+    assert resp.choices[0].message.content == "echo: plain words"
+    assert resp.system_fingerprint == FINGERPRINT and resp.usage is not None
+    assert resp.usage.prompt_tokens_details is not None
+    assert raw.http_response.content.startswith(b"{\n")  # the upstream's indentation, as sent
+    # a restored answer was changed: the gateway's encoding
+    resp = client(gw).chat.completions.create(model="chat", messages=[{"role": "user", "content": f"mail {EMAIL}"}])
+    assert resp.choices[0].message.content == f"echo: mail {EMAIL}" and resp.system_fingerprint is None
+
+
+def test_text_the_plugins_did_not_read_never_reaches_the_client(gw: GatewayProcess) -> None:
+    # logprobs repeat the answer token by token, where an output keyword or a placeholder could
+    # hide: the plugins read the message, so an answer with logprobs goes out in the gateway's
+    # encoding, without them
+    resp = client(gw).chat.completions.create(
+        model="chat", logprobs=True, messages=[{"role": "user", "content": "plain words"}])
+    assert resp.choices[0].message.content == "echo: plain words" and resp.choices[0].logprobs is None
+    assert resp.system_fingerprint is None
+
+
 def test_access_and_content_filter_refuse_in_the_clients_dialect(gw: GatewayProcess) -> None:
     with pytest.raises(openai.PermissionDeniedError) as denied:
         client(gw).chat.completions.create(model="secret-model", messages=[{"role": "user", "content": "hi"}])
@@ -168,6 +194,11 @@ def chat_status(url: str, model: str, text: str) -> tuple[int, dict[str, str], d
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, out
 
 
+def answer_of(body: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(c["message"]["role"], c["message"]["content"], c["message"].get("tool_calls"), c["finish_reason"])
+            for c in body["choices"]]
+
+
 def test_two_replicas_share_the_redis_cache(tmp_path: Path, openai_upstream: OpenAIUpstream) -> None:
     prefix = f"cb-test-{uuid.uuid4().hex[:8]}:"
     text = config(openai_upstream, "redis", f"redis_url: redis://127.0.0.1:6379/0\nredis_prefix: '{prefix}'")
@@ -183,7 +214,8 @@ def test_two_replicas_share_the_redis_cache(tmp_path: Path, openai_upstream: Ope
             time.sleep(0.02)  # the entry is written in the background: polling Redis for it, bounded
         before = openai_upstream.request_count
         status, h2, body2 = chat_status(b.url, "cached", q)
-        assert h2["x-clawdbot-cache"] == "hit" and body2["choices"] == body1["choices"]
+        # the miss relayed the upstream's own body (its null refusal and empty annotations too)
+        assert h2["x-clawdbot-cache"] == "hit" and answer_of(body2) == answer_of(body1)
         assert openai_upstream.request_count == before
     r.delete(*r.keys(f"{prefix}*"))
 

@@ -400,7 +400,11 @@ class OpenAIUpstream(ServerThread):
             message["tool_calls"] = [{"id": cid, "type": "function", "function": {
                 "name": name, "arguments": TOOL_ARGUMENTS}} for cid, name in plan.calls]
         message.update(refusal=None, annotations=[])
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish}
+        logprobs = None
+        if body.get("logprobs"):  # each content token with its log probability, as OpenAI sends them
+            logprobs = {"content": [{"token": t, "logprob": -0.5, "bytes": list(t.encode()), "top_logprobs": []}
+                                    for t in plan.content], "refusal": None}
+        choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": plan.finish}
         reply = {"id": chat_id, "object": "chat.completion", "created": self._created(),
                  "model": body.get("model"), "choices": [choice], "usage": plan.usage(),
                  "service_tier": "default", "system_fingerprint": FINGERPRINT}

@@ -103,7 +103,7 @@ async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
     if changed is not req:  # what the upstream gets is the changed request
         body = oa.encode_chat_request(changed, req.limit_field or "max_tokens")
         changed = msgspec.structs.replace(changed, limit_field=req.limit_field)
-    if not run.needs_response:
+    if not run.reads_answer:
         if capped and not req.stream:
             return await _capped(ex, pl, body, changed)
         return await _answer(ex, pl, body, changed)
@@ -112,16 +112,40 @@ async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
         it = await gw.open_stream(changed, ctx)
         trace_headers(ex)
         return await relay_canonical(ex, run.stream(it), req, body)
+    raw: bytes | None = None
     if capped and not gw.caps_trusted(req.model):
         resp = await collect(ex, gw, body, changed)
     else:
-        if capped and changed.max_tokens is None:
-            changed = msgspec.structs.replace(changed, max_tokens=ctx.completion_cap)
-        resp = await gw.chat(changed, ctx)
-        trace_headers(ex)
-        _whole(ex, resp)
-    resp = await run.post(resp)
-    await ex.json(200, oa.encode_chat_response(resp, req.model))
+        cap = ctx.completion_cap
+        if capped and changed.max_tokens is None and cap is not None:
+            body = oa.rewrite_request(body, None, False, limit=cap)
+            changed = msgspec.structs.replace(changed, max_tokens=cap, limit_field="max_tokens")
+        resp, raw = await _whole_answer(ex, pl, body, changed)
+        if capped and cap is not None and (got := ctx.completion_tokens) is not None and got > cap \
+                and ctx.service is not None:
+            gw.cap_ignored(ctx.service, cap, got)
+    out = await run.post(resp)
+    if raw is not None and out is resp:  # no plugin changed it: the upstream's bytes, as on the fast path
+        await ex.json(200, raw)
+    else:
+        await ex.json(200, oa.encode_chat_response(out, req.model))
+
+
+async def _whole_answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> tuple[ChatResponse, bytes | None]:
+    """A whole answer for plugins to read: from an OpenAI upstream the body is forwarded as it is
+    and the answer decoded from the reply, which is kept (second value) when the decoded answer
+    holds all of its text (codecs/openai.py decode_whole)."""
+    ctx = ex.ctx
+    result = await pl.gateway.forward_openai(body, req, ctx)
+    trace_headers(ex)
+    if isinstance(result, ChatResponse):
+        _whole(ex, result)
+        return result, None
+    assert isinstance(result, RawResponse) and result.chunks is None  # not a stream: a whole body
+    data = result.body or b""
+    resp, exact = oa.decode_whole(data)
+    accounting.answered(ctx)  # its usage was counted as the body came (providers/openai_http.py)
+    return resp, (data if exact and result.status == 200 else None)
 
 
 def _plugin_headers(ex: Exchange, added: dict[str, str] | None = None) -> None:

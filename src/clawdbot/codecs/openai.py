@@ -253,6 +253,23 @@ def decode_chat_response(body: bytes) -> ChatResponse:
     return ChatResponse(r.id, r.model, r.created, msg, c.finish_reason, _usage(r.usage))
 
 
+_exact_decoder = msgspec.json.Decoder(w.ExactChatResponse)
+
+
+def decode_whole(body: bytes) -> tuple[ChatResponse, bool]:
+    """An upstream's answer for the plugins, and whether the canonical answer holds all of the
+    body's text (one choice, no refusal, logprobs or unknown message fields): then the body itself
+    may be relayed when no plugin changed the answer."""
+    try:
+        r = _exact_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return decode_chat_response(body), False
+    m = r.choices[0].message
+    calls = [ToolCall(t.id, t.function.name, t.function.arguments) for t in m.tool_calls] if m.tool_calls else None
+    msg = Message("assistant", m.content, tool_calls=calls, reasoning=m.reasoning_content or m.reasoning)
+    return ChatResponse(r.id, r.model, r.created, msg, r.choices[0].finish_reason, _usage(r.usage)), True
+
+
 def decode_usage(body: bytes) -> w.UsageOnly | None:
     try:
         return _usage_decoder.decode(body)

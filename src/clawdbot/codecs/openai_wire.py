@@ -129,6 +129,39 @@ class WireChatResponse(msgspec.Struct):
     usage: WireUsage | None = None
 
 
+# The same answer read strictly: every field of the choice and its message that could carry text
+# is one the canonical ChatResponse holds, and the rest is empty. A body that decodes so is wholly
+# seen by a plugin that reads the canonical answer, and may be relayed as it came when no plugin
+# changed it (api/chat.py). Anything else (a refusal, logprobs, audio, fields of a newer API)
+# fails here and goes the canonical way.
+class ExactRespMessage(msgspec.Struct, forbid_unknown_fields=True):
+    role: str = "assistant"
+    content: str | None = None
+    tool_calls: list[WireToolCall] | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+    refusal: None = None
+    function_call: None = None
+    audio: None = None
+    annotations: tuple[()] | None = None
+
+
+class ExactChoice(msgspec.Struct, forbid_unknown_fields=True):
+    message: ExactRespMessage
+    finish_reason: str | None = None
+    index: int = 0
+    logprobs: None = None
+    stop_reason: int | str | None = None  # vLLM: the stop string or token that ended it
+
+
+class ExactChatResponse(msgspec.Struct):
+    choices: tuple[ExactChoice]  # one choice (n > 1 is relayed canonically: the plugins see choice 0)
+    id: str = ""
+    model: str = ""
+    created: int = 0
+    usage: WireUsage | None = None
+
+
 class WireDeltaFunction(msgspec.Struct):
     name: str | None = None
     arguments: str | None = None

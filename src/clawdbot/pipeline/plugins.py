@@ -71,6 +71,10 @@ class Chain:
     def __init__(self, slots: Sequence[Slot], host: Host | None = None) -> None:
         self.slots = tuple(slots)
         self.host = host
+        # No plugin scoped to models, keys or tags: every request without a key override gets all
+        # of them (one list, shared: a Run never changes it).
+        unscoped = all(not (s.models or s.patterns or s.keys or s.tags) for s in self.slots)
+        self._everyone: list[Plugin] | None = [s.plugin for s in self.slots] if unscoped else None
         self.active = 0  # requests using this chain (the old one closes when it reaches 0 after a reload)
         self._retired: Callable[[Coroutine[Any, Any, None]], None] | None = None
         self._overrides: dict[tuple[str, str], Plugin | None] = {}
@@ -81,9 +85,11 @@ class Chain:
     def select(self, ctx: RequestContext, model: str) -> list[Plugin]:
         """The plugins that run on this request, in order. A key may turn a plugin off or change
         its settings (key metadata `plugins: {name: false | {settings}}`, via the admin API)."""
-        chosen: list[Plugin] = []
         meta = getattr(ctx.identity, "metadata", None)
         overrides = meta.get("plugins") if meta else None
+        if overrides is None and self._everyone is not None:
+            return self._everyone
+        chosen: list[Plugin] = []
         for slot in self.slots:
             if not slot.applies(ctx, model):
                 continue
@@ -218,13 +224,20 @@ async def bounded(coro: Coroutine[Any, Any, T], budget: float) -> T:
     """`await coro` within `budget` seconds. Most hooks finish without ever waiting (a regex, a
     dict lookup): those are run to the end at once, without a timer (asyncio.timeout costs a
     timer handle, its cancellation and a task lookup: ~12% of a request with four plugins). Only
-    a hook that waits gets the deadline, from its first wait on."""
+    a hook that waits gets the deadline, from its first wait on. Run's hot hooks do the same
+    inline (`_step`), without this coroutine's own frame."""
     try:
         pending = coro.send(None)
     except StopIteration as done:
         return cast(T, done.value)
+    return await _rest(coro, pending, budget)
+
+
+async def _rest(coro: Coroutine[Any, Any, T], pending: Any, budget: float) -> T:
+    """The rest of a hook that waited: under its deadline."""
     async with asyncio.timeout(budget):
         return cast(T, await _Resume(coro, pending))
+
 
 def _failed(plugin: Plugin, ctx: RequestContext, hook: str, exc: BaseException) -> GatewayError | None:
     """A plugin's own failure: the error a guard fails the request with, None for an observer."""
@@ -251,19 +264,24 @@ class Run:
         self.stream_plugins: list[Plugin] = []
 
     @property
-    def needs_request(self) -> bool:
-        return any(p.needs != "none" for p in self.plugins)
-
-    @property
-    def needs_response(self) -> bool:
-        return any(p.needs == "response" for p in self.plugins)
+    def reads_answer(self) -> bool:
+        """After pre: does a plugin that ran read this request's answer? (Otherwise the answer
+        takes the fast path: bytes through, as without plugins.)"""
+        return bool(self.stream_plugins)
 
     async def pre(self, req: ChatRequest) -> tuple[ChatRequest, Answer | None]:
         ctx = self.ctx
+        ran = self.ran
         for p in self.plugins:
-            self.ran.append(p)
+            ran.append(p)
+            coro = p.pre(req, ctx)
             try:
-                out = await bounded(p.pre(req, ctx), p.timeout)
+                try:  # a hook that does not wait ends here, without a timer (see `bounded`)
+                    out = coro.send(None)
+                except StopIteration as done:
+                    out = done.value
+                else:
+                    out = await _rest(coro, out, p.timeout)
             except GatewayError:
                 raise
             except Exception as exc:
@@ -271,22 +289,34 @@ class Run:
                 if err is not None:
                     raise err from None
                 continue
+            if out is None:
+                continue
             if isinstance(out, Answer):
                 # The plugins before it see the answer on its way back (a cached answer is
                 # restored by the masking that ran first); the one that answered does not.
-                self.ran.pop()
-                self.stream_plugins = [p for p in reversed(self.ran) if p.needs == "response"]
+                ran.pop()
+                self.stream_plugins = self._readers()
                 return req, out
-            if out is not None:
-                req = out
-        self.stream_plugins = [p for p in reversed(self.ran) if p.needs == "response"]
+            req = out
+        self.stream_plugins = self._readers()
         return req, None
+
+    def _readers(self) -> list[Plugin]:
+        """The plugins that ran and read this request's answer, in answer order (reversed)."""
+        ctx = self.ctx
+        return [p for p in reversed(self.ran) if p.needs == "response" and p.reads_answer(ctx)]
 
     async def post(self, resp: ChatResponse) -> ChatResponse:
         ctx = self.ctx
         for p in self.stream_plugins:  # those that read answers, in reverse order
+            coro = p.post(resp, ctx)
             try:
-                resp_out = await bounded(p.post(resp, ctx), p.timeout)
+                try:
+                    resp_out = coro.send(None)
+                except StopIteration as done:
+                    resp_out = done.value
+                else:
+                    resp_out = await _rest(coro, resp_out, p.timeout)
             except GatewayError:
                 raise
             except Exception as exc:

@@ -16,7 +16,8 @@ What a plugin needs is declared, so the fast path stays fast: `needs` is "none" 
 the request's model, caller, headers), "request" (pre reads or changes the messages), or
 "response" (post, on_chunk and on_stream_end see the answer: the answer then goes through
 canonical chunks instead of passing bytes through). post, on_chunk and on_stream_end run only for
-plugins that declare "response"; on_error runs for every plugin whose pre ran. `guard` says what a
+plugins that declare "response" and, asked after pre, say they `reads_answer(ctx)` for this
+request (default True); on_error runs for every plugin whose pre ran. `guard` says what a
 failure of the plugin means: True (the request fails closed, 503), False (an observer: logged,
 the request goes on). `timeout` bounds each async hook (seconds).
 
@@ -109,6 +110,12 @@ class Plugin:
 
     def on_stream_end(self, ctx: RequestContext) -> ChatChunk | None:
         return None
+
+    def reads_answer(self, ctx: RequestContext) -> bool:
+        """Asked after pre, of a plugin that declares "response": does it want this request's
+        answer? (A masker that found nothing to restore does not; then post, on_chunk and
+        on_stream_end are skipped for it, and with no reader left the answer passes as bytes.)"""
+        return True
 
     async def on_error(self, error: GatewayError, ctx: RequestContext) -> None:
         return None

@@ -111,8 +111,13 @@ def canonical(req: ChatRequest, scope_id: str) -> bytes:
     return _canonical.encode((scope_id, req.model, [_message(m) for m in req.messages], settings_of(req)))
 
 
+_HASH = hashlib.blake2b(digest_size=16, person=b"clawdbot-cache")  # copied per key (cheaper than a new one)
+
+
 def request_key(req: ChatRequest, scope_id: str) -> bytes:
-    return hashlib.blake2b(canonical(req, scope_id), digest_size=16, person=b"clawdbot-cache").digest()
+    h = _HASH.copy()
+    h.update(canonical(req, scope_id))
+    return h.digest()
 
 
 def scope_id(ctx: RequestContext, scope: Scope) -> str:
@@ -135,7 +140,8 @@ def scope_id(ctx: RequestContext, scope: Scope) -> str:
 
 def opt_out(ctx: RequestContext) -> tuple[bool, bool, str | None]:
     """(read, store, why not) from the request's headers."""
-    if ctx.headers is None:
+    headers = ctx.headers
+    if headers is None or (b"x-clawdbot-cache" not in headers and b"cache-control" not in headers):
         return True, True, None
     mine = header(ctx, "x-clawdbot-cache")
     if mine is not None and mine.strip().lower() == "off":
@@ -169,15 +175,23 @@ def too_hot(req: ChatRequest, max_temperature: float | None) -> bool:
 
 
 class Pending:
-    """A request whose answer may be stored: where (`key`), and the stream accumulated so far."""
+    """A request whose answer may be stored: where (`key`), and the stream accumulated so far
+    (made at the first chunk: a whole answer needs none)."""
 
-    __slots__ = ("acc", "key", "max_tokens", "vector")
+    __slots__ = ("_acc", "key", "limit", "max_tokens", "vector")
 
     def __init__(self, key: Any, max_tokens: int | None, limit: int, vector: Any = None) -> None:
         self.key = key
         self.max_tokens = max_tokens
-        self.acc = Accumulator(limit)
+        self.limit = limit
+        self._acc: Accumulator | None = None
         self.vector = vector
+
+    @property
+    def acc(self) -> Accumulator:
+        if self._acc is None:
+            self._acc = Accumulator(self.limit)
+        return self._acc
 
 
 class Recorder(Plugin):
@@ -191,6 +205,9 @@ class Recorder(Plugin):
         super().__init__(settings, host)
         self._writes: set[asyncio.Task[Any]] = set()
         self.skipped_writes = 0
+
+    def reads_answer(self, ctx: RequestContext) -> bool:
+        return isinstance(self.state(ctx), Pending)  # a miss that may be stored
 
     async def post(self, response: ChatResponse, ctx: RequestContext) -> ChatResponse | None:
         st = self.state(ctx)

@@ -217,6 +217,9 @@ class PiiPlugin(Plugin):
         st = self.state(ctx) if self._restore else None
         return st if isinstance(st, _State) and st.masker.originals else None
 
+    def reads_answer(self, ctx: RequestContext) -> bool:
+        return self._masker(ctx) is not None  # only an answer to a masked request has anything to restore
+
     async def post(self, response: ChatResponse, ctx: RequestContext) -> ChatResponse | None:
         st = self._masker(ctx)
         if st is None:

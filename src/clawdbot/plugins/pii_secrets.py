@@ -27,8 +27,9 @@ _KEY_PREFIXES = re.compile(
     r"|eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"  # JWTs
     r")(?![A-Za-z0-9_\-])"
 )
-# What must occur for _KEY_PREFIXES to find anything (cheap `in` checks before the scan).
-_KEY_HINTS = ("k-", "k_", "gh", "glpat-", "xox", "AKI", "ASIA", "ABIA", "ACCA", "AIza", "hf_", "LTAI", "eyJ")
+# What must occur for _KEY_PREFIXES to find anything: one literal alternation (sre skips in C
+# to the positions that start one) before the scan.
+_KEY_HINTS = re.compile("k-|k_|gh|glpat-|xox|AKI|ASIA|ABIA|ACCA|AIza|hf_|LTAI|eyJ")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]{16,8192}?-----END (?:[A-Z]+ )*PRIVATE KEY-----"
 )
@@ -43,9 +44,9 @@ _KEY_VALUE = re.compile(
     # ASCII only (a password is typed on a keyboard): "密码错误次数过多" is not one.
     r"([A-Za-z0-9!#$%&*+\-./:=?@^_|~\[\]{}]{6,256})"
 )
-# The first word of each key name above, lower case.
-_KEY_ANCHORS = ("pass", "pwd", "secret", "api", "access", "auth", "refresh", "client", "private", "bearer",
-                "密码", "口令", "密钥", "秘钥")
+# The first word of each key name above, lower case, searched in the lower-cased text (an
+# IGNORECASE alternation would try every position; this one skips in C to its first letters).
+_KEY_ANCHORS = re.compile("pass|pwd|secret|api|access|auth|refresh|client|private|bearer|密码|口令|密钥|秘钥")
 # scheme://user:password@host (the password may itself hold an '@': the last one ends it).
 _URL_CREDENTIAL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]{1,64}:([^\s/]{1,128})@")
 # A long token of key characters: a candidate only, kept if it looks random (pii_checks).
@@ -57,25 +58,21 @@ def _key_values(sc: Scan) -> Iterator[re.Match[str]]:
     if len(low) != len(t):  # lower() changed the length (a rare letter): offsets would not match
         yield from _KEY_VALUE.finditer(t)
         return
-    starts: set[int] = set()
-    for w in _KEY_ANCHORS:
-        i = low.find(w)
-        while i != -1:
-            starts.add(i)
-            i = low.find(w, i + 1)
     end = -1
-    for i in sorted(starts):
-        if i < end:
-            continue  # inside the last match ("password: pass1234")
-        m = _KEY_VALUE.match(t, i)
-        if m:
-            end = m.end()
-            yield m
+    a = _KEY_ANCHORS.search(low)
+    while a is not None:
+        i = a.start()
+        if i >= end:  # not inside the last match ("password: pass1234")
+            m = _KEY_VALUE.match(t, i)
+            if m:
+                end = m.end()
+                yield m
+        a = _KEY_ANCHORS.search(low, i + 1)  # from the next character: anchors may overlap
 
 
 def find_secrets(sc: Scan) -> Iterator[Span]:
     t = sc.t
-    if any(h in t for h in _KEY_HINTS):
+    if _KEY_HINTS.search(t):
         for m in _KEY_PREFIXES.finditer(t):
             # A real key has digits somewhere; "sk-learn-compatible-estimators" does not.
             if any(c.isdigit() for c in m.group()):
@@ -99,6 +96,8 @@ def find_secrets(sc: Scan) -> Iterator[Span]:
         if len(v) < 6 or not (len(v) >= 12 or not v.isalpha()) or set(v) <= {"*", "x", "X"}:
             continue
         yield sc.span("SECRET", s, e)
+    if len(t) < 24 or max(map(len, t.split()), default=0) < 24:
+        return  # no word long enough to be a random token (the split runs in C; the scan would not)
     for m in _TOKEN.finditer(t):
         if looks_random(m.group()):
             yield sc.span("SECRET", m.start(), m.end())

@@ -118,7 +118,7 @@ class ChatRun:
                 ctx.cost_free = answer.cost_free
                 return await self._relay(run.stream(replayed(answer.response)), parts)
             stream = await self.gateway.open_stream(changed, ctx)
-            await self._relay(run.stream(stream) if run.needs_response else stream, parts)
+            await self._relay(run.stream(stream) if run.reads_answer else stream, parts)
         except GatewayError as exc:
             await pl.failed(run, exc)
             raise
