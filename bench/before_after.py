@@ -50,10 +50,9 @@ def started(cmd: list[str], cpu: str, env: dict[str, str] | None = None) -> Iter
 def wait_ready(url: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
+            if r.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not come up")
 
@@ -116,7 +115,7 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{port}/healthz")
             pids[name] = proc.pid
         results: dict[str, dict[str, list[dict[str, float]]]] = {n: {"nonstream": [], "stream": []} for n in builds}
-        for name, (_, port) in builds.items():  # warm-up, not recorded
+        for _name, (_, port) in builds.items():  # warm-up, not recorded
             wrk(port, False, 2, a.load_cpu)
             wrk(port, True, 2, a.load_cpu)
         order = list(builds)
