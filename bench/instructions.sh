@@ -6,6 +6,7 @@
 #
 #   bash bench/instructions.sh [CHECKOUT] [REQUESTS] [stream]     # default: this checkout, 2000, non-stream
 #   CONFIG=bench/configs/plugins.yaml bash bench/instructions.sh ...  # a config file (its master key: sk-bench)
+#   CONFIG=bench/configs/keyed.yaml CLAWDBOT_REDIS_URL=redis://127.0.0.1:6379/0 ...  # a virtual key (keyed.sh)
 #
 # The gateway (with its .venv) runs under callgrind; after a 5 s warm-up the counters are zeroed,
 # REQUESTS requests are sent one after another over one keep-alive connection, and the counters
@@ -35,11 +36,19 @@ stop() {
 trap stop EXIT
 for _ in $(seq 600); do curl -sf "localhost:$port/healthz" >/dev/null && break; sleep 0.5; done
 for _ in $(seq 50); do curl -sf http://127.0.0.1:18000/health >/dev/null && break; sleep 0.1; done
-BENCH_STREAM=$stream wrk -t1 -c8 -d5s -s "$root/../shared/bench/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+key=sk-bench
+if [ "$(basename "${CONFIG:-}")" = keyed.yaml ]; then  # the bench key as a virtual key with limits (keyed.sh)
+  key=sk-cb-bench-0123456789abcdefghijklmnopqrstuvwxyzABCD
+  curl -s --max-time 300 -o "$out/key.json" "localhost:$port/admin/api/keys" -H "Authorization: Bearer sk-bench" \
+    -H 'Content-Type: application/json' -d "{\"name\": \"bench\", \"key\": \"$key\", \"rpm\": 100000000,
+    \"tpm\": 2000000000, \"max_parallel\": 100000, \"budget_usd\": 1000000000}"
+fi
+[ "$key" = sk-bench ] || grep -q "\"id\"" "$out/key.json" || { cat "$out/key.json" "$out/gateway.log"; exit 1; }
+BENCH_KEY=$key BENCH_STREAM=$stream wrk -t1 -c8 -d5s -s "$root/../shared/bench/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
 callgrind_control -z "$gw" >/dev/null 2>&1
-python3 - "$port" "$n" "$stream" <<'PY'
+python3 - "$port" "$n" "$stream" "$key" <<'PY'
 import http.client, json, sys
-port, n, stream = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+port, n, stream, key = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 body = {"model": "mock-model", "max_tokens": 32,
         "messages": [{"role": "user", "content": "Say hello. mock:delay=0 mock:chunks=16 mock:gap=0"}]}
 if stream:
@@ -47,7 +56,7 @@ if stream:
 data, conn = json.dumps(body).encode(), http.client.HTTPConnection("127.0.0.1", port)
 for _ in range(n):
     conn.request("POST", "/v1/chat/completions", body=data,
-                 headers={"Authorization": "Bearer sk-bench", "Content-Type": "application/json"})
+                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
     resp = conn.getresponse()
     resp.read()
     assert resp.status == 200, resp.status

@@ -27,6 +27,7 @@ from clawdbot.core.types import (
 from clawdbot.plugins.base import Answer, PluginConfigError
 from clawdbot.plugins.cache import CachePlugin, CacheSettings, canonical, request_key, scope_id
 from clawdbot.plugins.cache_store import ENTRY_OVERHEAD, MemoryStore, RedisGuard, RedisStore, encode_answer
+from clawdbot.state.redis import redis_client
 from tests.tenancy.redis_support import REDIS_URL, fresh_prefix
 
 from .cache_support import Clock, Host, answer, closed_port, ctx, silent_server
@@ -558,7 +559,7 @@ def test_recovers_when_redis_comes_back() -> None:
         async def go() -> None:
             assert plugin.redis is not None
             real = plugin.redis.guard.client
-            plugin.redis.guard.client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{closed_port()}/0")
+            plugin.redis.guard.client = redis_client(f"redis://127.0.0.1:{closed_port()}/0")
             try:
                 assert await plugin.pre(req(), ctx()) is None
                 assert plugin.redis.guard.down

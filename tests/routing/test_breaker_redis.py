@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 
 import msgspec
-from redis.asyncio import Redis
 
 from clawdbot.config.schema import Breaker as Settings
 from clawdbot.routing.breaker import CLOSED, DENY, HALF_OPEN, OPEN, PASS, SLACK, TRIAL
 from clawdbot.routing.breaker_redis import RedisBreakers, SharedBreaker, Transition
+from clawdbot.state.redis import redis_client
+from clawdbot.state.redis_client import RedisClient
 from tests.e2e.harness import closed_port
 from tests.tenancy.redis_support import async_client, fresh_prefix
 
@@ -21,7 +22,7 @@ SETTINGS = Settings(failures=2, cooldown=30)
 
 
 class Replica:
-    def __init__(self, prefix: str, client: Redis | None = None) -> None:
+    def __init__(self, prefix: str, client: RedisClient | None = None) -> None:
         self.moves: list[tuple[str, str]] = []
         self.store = RedisBreakers(client or async_client(), lambda s, st: self.moves.append((s, st)), prefix=prefix)
 
@@ -164,7 +165,7 @@ def test_redis_unreachable_keeps_breakers_local_and_publishes_when_it_can() -> N
 
 
 async def _unreachable() -> None:
-    r = Replica("unused:", Redis.from_url(f"redis://127.0.0.1:{closed_port()}/0"))
+    r = Replica("unused:", redis_client(f"redis://127.0.0.1:{closed_port()}/0"))
     b = r.store.get("svc", SETTINGS)
     await r.store.start()
     fail(r.store, "svc", 2)

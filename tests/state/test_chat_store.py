@@ -14,6 +14,8 @@ import secrets
 import shutil
 import stat
 import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -40,7 +42,7 @@ from clawdbot.state.sql import (
     redact,
     upgrade,
 )
-from clawdbot.state.tables import VERSION_TABLE, metadata
+from clawdbot.state.tables import SCHEMA_HEAD, VERSION_TABLE, metadata
 from tests.state.stores import run_children_at_once, run_with_store
 
 T = TypeVar("T")
@@ -476,6 +478,39 @@ def test_revisions_form_one_line() -> None:
     files = [p for p in (MIGRATIONS / "versions").glob("*.py") if p.name != "__init__.py"]
     assert script.get_heads() == [HEAD]
     assert len({rev.revision for rev in script.walk_revisions()}) == len(files)
+
+
+def test_schema_head_is_alembics_head() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
+
+
+def test_the_gateway_process_never_keeps_alembic(tmp_path: Path) -> None:
+    """A fresh database file is migrated by a child process, and one at the newest schema is only
+    read: either way Alembic is not imported in the process that serves (its memory stays free)."""
+    probe = textwrap.dedent("""
+        import asyncio, sys
+        from clawdbot.state.sql import Database
+        async def main():
+            db = Database(sys.argv[1])
+            await db.acquire()
+            await db.release()
+        asyncio.run(main())
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("alembic", "mako")))
+    """)
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    for _ in ("migrated by a child", "already at the head"):
+        out = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, timeout=120,
+                             check=True)
+        assert out.stdout.strip() == "[]", out.stderr
+
+    async def revision() -> list[str]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}"))).scalars())
+        finally:
+            await engine.dispose()
+    assert asyncio.run(revision()) == [SCHEMA_HEAD]
 
 
 def test_a_newer_schema_is_refused(url: str) -> None:

@@ -8,14 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-import redis.asyncio as aioredis
+
+from clawdbot.state.redis import redis_client
+from clawdbot.state.redis_client import RedisClient
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def async_client() -> aioredis.Redis:
-    """A bounded pool that makes callers wait for a connection (the default pool raises when all are busy)."""
-    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=16))
+def async_client(client_name: str | None = None) -> RedisClient:
+    """The gateway's own Redis client (state/redis.py), on the real Redis."""
+    return redis_client(REDIS_URL, client_name)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from pathlib import Path
 import msgspec
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from clawdbot.core.errors import Unauthorized
 from clawdbot.state.keys_base import KeyRecord
@@ -27,7 +26,7 @@ from clawdbot.tenancy.keys import KeyHasher, generate
 from clawdbot.tenancy.service import Tenancy
 from tests.e2e.harness import closed_port
 
-from .redis_support import REDIS_URL, fresh_prefix
+from .redis_support import REDIS_URL, async_client, fresh_prefix
 
 MASTER = "sk-master-test"
 HASHER = KeyHasher(b"secret")
@@ -50,8 +49,7 @@ class Replica:
     def __init__(self, store: Keys, prefix: str) -> None:
         self.name = f"clawdbot-test-{uuid.uuid4().hex[:12]}"
         self.authn = KeyAuthenticator(MASTER, store, HASHER, ttl=60)  # type: ignore[arg-type]
-        pool = aioredis.BlockingConnectionPool.from_url(REDIS_URL, max_connections=8, client_name=self.name)
-        self.inval = RedisInvalidation(aioredis.Redis(connection_pool=pool), self.authn.invalidate, prefix=prefix)
+        self.inval = RedisInvalidation(async_client(self.name), self.authn.invalidate, prefix=prefix)
         self.tenancy = Tenancy(self.authn, invalidation=self.inval)
 
     async def accepts(self, key: str) -> bool:

@@ -7,8 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from redis.asyncio import Redis
-
+from clawdbot.state.redis_client import RedisClient
 from clawdbot.tenancy.limits import Decision, Subject
 from clawdbot.tenancy.limits_redis import RedisLimiter
 
@@ -17,7 +16,7 @@ from .redis_support import REDIS_URL, async_client, fresh_prefix
 HOUR = 3600.0  # a long period: nothing leaves the window while a test runs
 
 
-async def _with_limiter(prefix: str, period_s: float = HOUR) -> tuple[Redis, RedisLimiter]:
+async def _with_limiter(prefix: str, period_s: float = HOUR) -> tuple[RedisClient, RedisLimiter]:
     client = async_client()
     return client, RedisLimiter(client, prefix=prefix, period_s=period_s)
 
@@ -96,11 +95,11 @@ def _check_concurrent_acquires_in_one_process_are_exact(redis_prefix: str) -> No
 _HAMMER = textwrap.dedent(
     """
     import asyncio, sys
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from clawdbot.state.redis import redis_client
     from clawdbot.tenancy.limits_redis import RedisLimiter
 
     async def main():
-        client = Redis(connection_pool=BlockingConnectionPool.from_url(sys.argv[1], max_connections=8))
+        client = redis_client(sys.argv[1])
         lim = RedisLimiter(client, prefix=sys.argv[2], period_s=3600)
         subject = ("key", "shared", int(sys.argv[3]), 0)
         allowed = 0

@@ -65,10 +65,10 @@ def test_a_budget_refusal_takes_back_the_rate_limit_admission() -> None:
 
 def test_scripts_flushed_from_redis_are_loaded_again() -> None:
     async def check(joint: RedisMetering, limiter: RedisLimiter, budgets: RedisBudgets) -> None:
-        await limiter._redis.script_flush()
+        await limiter._redis.execute_command("SCRIPT", "FLUSH")
         decision, held = await joint.admit([("key", "k2", 5, 0)], 1, [("key", "k2", "total", 100)], 10)
         assert decision.allowed and isinstance(held, Reservation)
-        await limiter._redis.script_flush()
+        await limiter._redis.execute_command("SCRIPT", "FLUSH")
         await joint.settle(decision, 1, held, 7)
         assert await budgets.spent(("key", "k2", "total", 100)) == (7, 0)
 

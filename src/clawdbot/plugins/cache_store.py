@@ -26,7 +26,7 @@ from clawdbot.core.types import ChatChunk, ChatResponse, Message, ToolCall, Usag
 from clawdbot.plugins.base import Host, PluginConfigError
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from clawdbot.state.redis_client import RedisClient
 
 log = logging.getLogger("clawdbot.plugins.cache")
 
@@ -127,7 +127,7 @@ class RedisGuard:
                  clock: Clock = time.monotonic) -> None:
         from clawdbot.state.redis import redis_client
 
-        self.client: Redis = redis_client(url)
+        self.client: RedisClient = redis_client(url)
         self.what = what
         self.retry_after = retry_after
         self.clock = clock

@@ -37,7 +37,7 @@ from clawdbot.state.redis import KEY_PREFIX, redact, redis_client, redis_prefix,
 from clawdbot.state.redis_pubsub import BACKOFF_MAX_S, BACKOFF_MIN_S, Subscription, replica_id
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from clawdbot.state.redis_client import RedisClient
 
 log = logging.getLogger("clawdbot.breaker")
 
@@ -109,7 +109,7 @@ class Unshared:
 class RedisBreakers(MemoryBreakers):
     """A BreakerStore whose breakers follow each other across replicas. Owns `client` (closes it)."""
 
-    def __init__(self, client: Redis, listener: Listener | None = None, *, prefix: str = KEY_PREFIX,
+    def __init__(self, client: RedisClient, listener: Listener | None = None, *, prefix: str = KEY_PREFIX,
                  where: str = "Redis") -> None:
         super().__init__(listener)
         self.client = client
@@ -251,7 +251,7 @@ class RedisBreakers(MemoryBreakers):
 
 def build_breakers(config: Config, env: Mapping[str, str], listener: Listener) -> tuple[MemoryBreakers, Lifecycle]:
     """The breaker store of a gateway, and what starts and stops its background work. Raises
-    ValueError for a Redis URL redis-py does not understand."""
+    ValueError for a Redis URL it cannot use."""
     url = redis_url(config, env)
     if not url:
         return MemoryBreakers(listener), Unshared()

@@ -1,9 +1,8 @@
 """The Redis client of a process (`redis_url`, env CLAWDBOT_REDIS_URL), shared by everything that
-keeps state for several replicas: rate limits, budgets, key invalidation, circuit breakers.
-
-One bounded pool that makes callers wait for a connection (redis-py's default pool raises when all
-are busy); `redis` is imported only when a URL is configured, so a process without Redis never
-loads it."""
+keeps state for several replicas: rate limits, budgets, key invalidation, circuit breakers, the
+shared caches. One pipelined connection (state/redis_lean.py, the commands in
+state/redis_client.py); hiredis is imported only when a URL is configured, so a process without
+Redis never loads it."""
 
 from __future__ import annotations
 
@@ -13,11 +12,9 @@ from typing import TYPE_CHECKING
 from clawdbot.config.schema import Config
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from clawdbot.state.redis_client import RedisClient
 
-MAX_CONNECTIONS = 32
-POOL_TIMEOUT_S = 5.0  # a caller waits this long for a free connection, then gets an error
-SOCKET_TIMEOUT_S = 5.0
+TIMEOUT_S = 5.0  # connecting, and each command's reply
 KEY_PREFIX = "clawdbot:"
 
 
@@ -31,23 +28,14 @@ def redis_prefix(config: Config, env: Mapping[str, str]) -> str:
     return env.get("CLAWDBOT_REDIS_PREFIX") or config.redis_prefix
 
 
-def redis_client(url: str) -> Redis:
-    """Raises ValueError for a URL redis-py does not understand (the message never repeats it), or
-    when redis-py is not installed."""
+def redis_client(url: str, client_name: str | None = None) -> RedisClient:
+    """Raises ValueError for a URL it cannot use (the message never repeats it), or when hiredis
+    is not installed."""
     try:
-        from redis.asyncio import BlockingConnectionPool, Redis
+        from clawdbot.state.redis_client import RedisClient
     except ModuleNotFoundError:
         raise ValueError("redis_url needs the redis extra: pip install 'clawdbot[redis]'") from None
-
-    try:
-        pool = BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT_S,
-            socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
-            health_check_interval=30,
-        )
-    except ValueError:
-        raise ValueError("the Redis URL cannot be parsed (e.g. redis://127.0.0.1:6379/0)") from None
-    return Redis(connection_pool=pool)
+    return RedisClient.from_url(url, timeout=TIMEOUT_S, client_name=client_name)
 
 
 def redact(url: str) -> str:

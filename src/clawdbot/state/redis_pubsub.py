@@ -21,8 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
+    from clawdbot.state.redis_client import PubSub, RedisClient
 
 log = logging.getLogger("clawdbot.redis")
 
@@ -42,7 +41,7 @@ def replica_id() -> str:
 
 
 class Subscription:
-    def __init__(self, client: Redis, channel: str, on_message: OnMessage, on_subscribed: OnSubscribed,
+    def __init__(self, client: RedisClient, channel: str, on_message: OnMessage, on_subscribed: OnSubscribed,
                  where: str) -> None:
         self.client = client
         self.channel = channel
@@ -91,13 +90,13 @@ class Subscription:
             await self._receive(pubsub)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     async def _receive(self, pubsub: PubSub) -> None:
         loop = asyncio.get_running_loop()
         heard, pinged = loop.time(), None
         while True:
-            msg = await pubsub.get_message(timeout=POLL_S)
+            msg = await pubsub.get_message(within=POLL_S)
             now = loop.time()
             if msg is not None:
                 heard, pinged = now, None
@@ -117,7 +116,7 @@ class Subscription:
             except Exception:
                 log.exception("handling a message on %s failed", self.channel)
         elif kind == "subscribe":
-            # Confirmed, also after redis-py reconnected by itself: resynchronise before reading on.
+            # Confirmed: resynchronise before reading on.
             await self._on_subscribed()
             self.subscriptions += 1
             if not self.live:

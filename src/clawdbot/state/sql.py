@@ -7,25 +7,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import alembic.command
-import alembic.config
-import alembic.context
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from clawdbot.state.files import private_file
-from clawdbot.state.tables import VERSION_TABLE
+from clawdbot.state.tables import SCHEMA_HEAD, VERSION_TABLE
 
 if TYPE_CHECKING:
     import aiosqlite
+    import alembic.config
 
 log = logging.getLogger("clawdbot.state")
 
@@ -153,6 +152,8 @@ def _sqlite_begin(connection: sa.Connection) -> None:
 def alembic_config(*, connection: sa.Connection | None = None, url: str | None = None) -> alembic.config.Config:
     """Alembic's configuration, without an ini file: migrations/env.py runs on `connection`, or on a
     new engine for `url` (for a developer's `alembic.command.revision(..., autogenerate=True)`)."""
+    import alembic.config
+
     config = alembic.config.Config()
     # configparser would take a '%' in the path for interpolation
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
@@ -162,9 +163,65 @@ def alembic_config(*, connection: sa.Connection | None = None, url: str | None =
 
 
 async def upgrade(engine: AsyncEngine) -> str:
-    """Brings the schema to the newest revision and returns it. Safe to run again, and from several
-    processes, threads or stores at once: the second waits for the first's lock, then finds nothing
-    to do; a process migrates one database at a time (alembic's globals, _alembic_turn)."""
+    """Brings the schema to the newest revision and returns it. A schema already there is read
+    with one query and Alembic is never imported; a migration of a database file or server runs
+    in a child process (`python -m clawdbot.state.migrate`), so Alembic and the migration scripts
+    (~8 MiB) never stay in the gateway's memory. Only an in-memory SQLite database, which no other
+    process can open, is migrated here (`migrate_here`)."""
+    if set(await _revisions(engine)) == {SCHEMA_HEAD}:
+        return SCHEMA_HEAD
+    if not _shared(engine.url):
+        return await migrate_here(engine)
+    await _migrate_in_child(engine.url)
+    current = set(await _revisions(engine))
+    if current != {SCHEMA_HEAD}:
+        raise SchemaError(f"the migration left the schema at {', '.join(sorted(current)) or 'nothing'}, "
+                          f"not {SCHEMA_HEAD}")
+    return SCHEMA_HEAD
+
+
+async def _revisions(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return await conn.run_sync(current_revisions)
+
+
+def _shared(url: sa.URL) -> bool:
+    """Can another process open this database? (Not an in-memory SQLite one.)"""
+    if url.get_backend_name() != "sqlite":
+        return True
+    db = url.database or ""
+    return bool(db) and db != ":memory:" and "mode=memory" not in db and not db.startswith("file::memory:")
+
+
+MIGRATE_TIMEOUT_S = 600.0
+MIGRATE_URL_ENV = "CLAWDBOT_MIGRATE_URL"  # the URL goes to the child in its environment, never in argv
+
+
+async def _migrate_in_child(url: sa.URL) -> None:
+    env = {**os.environ, MIGRATE_URL_ENV: url.render_as_string(hide_password=False)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "clawdbot.state.migrate", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(MIGRATE_TIMEOUT_S):
+            _, err = await proc.communicate()
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise SchemaError(f"migrating {redact(url)} failed: {why}")
+
+
+async def migrate_here(engine: AsyncEngine) -> str:
+    """The migration in this process (the child's work, and an in-memory database's). Safe to run
+    again, and from several processes, threads or stores at once: the second waits for the first's
+    lock, then finds nothing to do; a process migrates one database at a time (alembic's globals,
+    _alembic_turn)."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     assert head is not None, "no migrations shipped"
@@ -217,6 +274,9 @@ async def _alembic_turn() -> AsyncIterator[None]:
 
 
 def _run_alembic(connection: sa.Connection) -> None:
+    import alembic.command
+    import alembic.context
+
     # Someone calling alembic in this process without _alembic_turn (a developer's autogenerate).
     if getattr(alembic.context, "_proxy", None) is not None:
         raise RuntimeError("alembic is already running in this process; migrate one database at a time")

@@ -23,6 +23,9 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 # Alembic's bookkeeping table, named for clawdbot so a database shared with another Alembic-managed
 # application keeps both histories apart.
 VERSION_TABLE = "clawdbot_alembic_version"
+# The newest revision in migrations/versions/ (a test checks it against Alembic's head): a schema at
+# it needs no migration, and the gateway then never imports Alembic (state/sql.py upgrade).
+SCHEMA_HEAD = "0003"
 
 # JSONB on PostgreSQL (indexable, compact); JSON text elsewhere. none_as_null: Python None is SQL NULL,
 # not the JSON literal `null`, so "no usage" is one thing.

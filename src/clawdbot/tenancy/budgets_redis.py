@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
+from clawdbot.state.redis_client import RedisClient
 from clawdbot.tenancy.budgets import (
     HOLD_TTL_S,
     BudgetSubject,
@@ -102,7 +101,7 @@ class PreparedHold:
 class RedisBudgets:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         prefix: str = "clawdbot:",
         hold_ttl_s: float = HOLD_TTL_S,
         wall: Callable[[], float] = time.time,

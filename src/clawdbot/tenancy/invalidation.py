@@ -22,7 +22,7 @@ from clawdbot.state.redis import KEY_PREFIX, redact, redis_client
 from clawdbot.state.redis_pubsub import Subscription, replica_id
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from clawdbot.state.redis_client import RedisClient
 
 log = logging.getLogger("clawdbot.tenancy")
 
@@ -59,7 +59,7 @@ class LocalOnly:
 class RedisInvalidation:
     """Owns `client` (closes it). `clear` forgets the whole local key cache."""
 
-    def __init__(self, client: Redis, clear: Callable[[], None], *, prefix: str = KEY_PREFIX,
+    def __init__(self, client: RedisClient, clear: Callable[[], None], *, prefix: str = KEY_PREFIX,
                  where: str = "Redis") -> None:
         self.client = client
         self.channel = prefix + CHANNEL

@@ -13,9 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
+from clawdbot.state.redis_client import RedisClient, Script
 from clawdbot.tenancy.limits import PERIOD_S, Decision, Subject, Usage, new_ticket, unique
 
 _ACQUIRE = """
@@ -106,7 +104,7 @@ return 0
 """
 
 
-Call = tuple[AsyncScript, list[str], list[int | str]]  # a script with its keys and arguments
+Call = tuple[Script, list[str], list[int | str]]  # a script with its keys and arguments
 
 _CANCEL = """
 for i = 1, #KEYS / 2 do
@@ -134,7 +132,7 @@ class Prepared:
 class RedisLimiter:
     """Limiter on Redis (`redis_url`): exact across processes; one round trip per acquire and settle."""
 
-    def __init__(self, redis: Redis, prefix: str = "clawdbot:", period_s: float = PERIOD_S) -> None:
+    def __init__(self, redis: RedisClient, prefix: str = "clawdbot:", period_s: float = PERIOD_S) -> None:
         self._redis = redis
         self._prefix = prefix
         self._period_us = int(period_s * 1_000_000)

@@ -27,7 +27,6 @@ def build_metering(config: Config, env: Mapping[str, str], tenancy: Tenancy) -> 
     closing = None
     joint = None
     if url:
-        from clawdbot.state.redis_lean import LeanRedis
         from clawdbot.tenancy.budgets_redis import RedisBudgets
         from clawdbot.tenancy.limits_redis import RedisLimiter
         from clawdbot.tenancy.metering_redis import RedisMetering
@@ -36,7 +35,7 @@ def build_metering(config: Config, env: Mapping[str, str], tenancy: Tenancy) -> 
         prefix = redis_prefix(config, env)
         shared_limiter, shared_budgets = RedisLimiter(client, prefix), RedisBudgets(client, prefix)
         limiter, budgets = shared_limiter, shared_budgets
-        joint = RedisMetering(client, shared_limiter, shared_budgets, LeanRedis.from_url(url))
+        joint = RedisMetering(client, shared_limiter, shared_budgets)
 
         async def closing() -> None:
             assert joint is not None

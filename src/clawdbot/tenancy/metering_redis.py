@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
-
-from clawdbot.state.redis_lean import LeanRedis, ReplyError
+from clawdbot.state.redis_client import RedisClient, ResponseError
+from clawdbot.state.redis_lean import ReplyError
 from clawdbot.tenancy.budgets import BudgetSubject, Refusal, Reservation
 from clawdbot.tenancy.budgets_redis import RedisBudgets
 from clawdbot.tenancy.limits import Decision, Subject
@@ -22,39 +20,26 @@ from clawdbot.tenancy.limits_redis import Call, RedisLimiter
 
 
 class RedisMetering:
-    def __init__(self, client: Redis, limiter: RedisLimiter, budgets: RedisBudgets,
-                 lean: LeanRedis | None = None) -> None:
+    def __init__(self, client: RedisClient, limiter: RedisLimiter, budgets: RedisBudgets) -> None:
         self._redis = client
-        self._lean = lean  # the request path's connection (state/redis_lean.py), when the URL allows
         self.limiter = limiter
         self.budgets = budgets
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        """The scripts in one round trip (EVALSHA; redis-py's own script pipelining would first ask
-        SCRIPT EXISTS, a round trip of its own). A script Redis does not know yet (first use, or a
-        restarted Redis) is loaded and run again alone: its NOSCRIPT answer means it did nothing."""
-        lean = self._lean
-        if lean is not None:
-            results = await lean.execute([("EVALSHA", s.sha, len(k), *k, *a) for s, k, a in calls])
-        else:
-            pipe = self._redis.pipeline(transaction=False)
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
+        """The scripts in one round trip (EVALSHA, no SCRIPT EXISTS first). A script Redis does not
+        know yet (first use, or a restarted Redis) is loaded and run again alone: its NOSCRIPT
+        answer means it did nothing."""
+        results = await self._redis.lean.execute([("EVALSHA", s.sha, len(k), *k, *a) for s, k, a in calls])
         for i, result in enumerate(results):
-            if isinstance(result, NoScriptError) or (isinstance(result, ReplyError)
-                                                     and str(result).startswith("NOSCRIPT")):
+            if isinstance(result, ReplyError):
+                if not str(result).startswith("NOSCRIPT"):
+                    raise ResponseError(str(result))
                 script, keys, args = calls[i]
                 results[i] = await script(keys=keys, args=args)
-            elif isinstance(result, ReplyError):
-                raise ResponseError(str(result))
-            elif isinstance(result, Exception):
-                raise result
         return results
 
     async def close(self) -> None:
-        if self._lean is not None:
-            await self._lean.close()
+        return None  # the client is the process's (closed by its owner)
 
     async def admit(self, subjects: Sequence[Subject], tokens: int, budget_subjects: Sequence[BudgetSubject],
                     worst: int) -> tuple[Decision, Reservation | Refusal]:
