@@ -11,14 +11,20 @@ import json
 import timeit
 from collections.abc import Callable
 
+from clawdbot.codecs import anthropic as an
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import openai as oa
-from clawdbot.core.types import ChatChunk, Usage
+from clawdbot.codecs.anthropic_stream import StreamEncoder
+from clawdbot.core.types import ChatChunk, ChatResponse, Message, Usage
 
 REQUEST = json.dumps({
     "model": "mock-model", "max_tokens": 32, "stream": True, "stream_options": {"include_usage": True},
     "messages": [{"role": "system", "content": "You are terse."},
                  {"role": "user", "content": "Say hello. " * 20}],
+}).encode()
+ANTHROPIC_REQUEST = json.dumps({
+    "model": "mock-model", "max_tokens": 32, "stream": True, "system": "You are terse.",
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello. " * 20}]}],
 }).encode()
 OPENAI_CHUNK = (b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
                 b'"choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}')
@@ -31,7 +37,14 @@ def cases() -> dict[str, Callable[[], object]]:
     enc = oa.ChunkEncoder("chatcmpl-1", "m", 1, True)
     chunk = ChatChunk(content="tok ")
     last = ChatChunk(finish_reason="stop", usage=Usage(10, 16))
+    stream = StreamEncoder("m")
+    stream.start(10)
+    stream.encode(chunk)  # the text block is open: what every later delta costs
+    answer = ChatResponse("x", "m", 1, Message("assistant", "tok " * 16), "stop", Usage(10, 16))
     return {
+        "anthropic: parse + validate request": lambda: an.parse_messages_request(ANTHROPIC_REQUEST),
+        "anthropic: encode canonical chunk (text_delta)": lambda: stream.encode(chunk),
+        "anthropic: encode whole answer": lambda: an.encode_message_response(answer, "m"),
         "openai: parse + validate request": lambda: oa.parse_chat_request(REQUEST),
         "openai: rewrite request (alias, include_usage)": lambda: oa.rewrite_request(REQUEST, "x", True),
         "openai: probe a passed-through chunk (+ output?)": lambda: oa.probe_stream_data(OPENAI_CHUNK, "s").output(),

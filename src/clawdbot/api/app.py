@@ -13,7 +13,7 @@ from typing import Protocol
 from clawdbot.api import routes
 from clawdbot.api.admin_api import PREFIX as ADMIN_API
 from clawdbot.api.admin_api import AdminApi
-from clawdbot.api.errors import error_body, error_status, internal_error
+from clawdbot.api.errors import error_body_for, error_status, internal_error
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.hosts import AllowedHosts
 from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
@@ -176,6 +176,8 @@ class App:
 
     async def authenticate(self, ex: Exchange, hdrs: dict[bytes, bytes], admin: bool) -> Principal:
         given = bytes(hdrs.get(b"authorization", b""))
+        if not given and b"x-api-key" in hdrs:  # Anthropic's clients send the key so
+            given = b"Bearer " + bytes(hdrs[b"x-api-key"])
         throttle = self.throttle
         if throttle.buckets:  # some address failed lately: is it this one?
             wait = throttle.wait(client_address(ex.scope))
@@ -260,4 +262,5 @@ class App:
             ex.status = exc.status
             return
         extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-        await ex.json(error_status(exc), error_body(exc), extra)
+        status = error_status(exc)
+        await ex.json(status, error_body_for(ex.scope["path"], exc, status), extra)

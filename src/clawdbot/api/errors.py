@@ -1,4 +1,5 @@
-"""The one place errors become HTTP responses, in OpenAI's error shape."""
+"""The one place errors become HTTP responses: in OpenAI's error shape, or in the shape of the dialect
+the request's path speaks (Anthropic's under /v1/messages)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import msgspec
 from clawdbot.core.errors import GatewayError, UpstreamError
 
 _encode = msgspec.json.Encoder().encode
+
+
+ANTHROPIC_PATHS = ("/v1/messages",)
+
+
+def error_body_for(path: str, exc: GatewayError, status: int) -> bytes:
+    if path.startswith(ANTHROPIC_PATHS):
+        from clawdbot.codecs.anthropic import encode_error
+
+        return encode_error(exc, status)
+    return error_body(exc)
 
 
 def error_body(exc: GatewayError) -> bytes:

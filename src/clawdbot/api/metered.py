@@ -18,7 +18,8 @@ from clawdbot.tenancy.costs import estimate_prompt_tokens, estimate_text_tokens
 
 CHAT = frozenset({"/v1/chat/completions", "/chat/completions"})
 EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
-METERED = CHAT | EMBEDDINGS
+MESSAGES = frozenset({"/v1/messages"})  # Anthropic's dialect
+METERED = CHAT | EMBEDDINGS | MESSAGES
 
 
 class Head(msgspec.Struct):
@@ -43,6 +44,21 @@ class ChatHead(Head):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
+class MessagesHead(Head):
+    """Anthropic's /v1/messages: `max_tokens` is required, the system prompt sits beside the turns."""
+
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    system: str | list[dict[str, Any]] | None = None
+
+    def prompt_estimate(self) -> int:
+        turns = self.messages if self.system is None else [{"role": "system", "content": self.system}, *self.messages]
+        return estimate_prompt_tokens(turns)
+
+    def completion_cap(self) -> int | None:
+        return self.max_tokens
+
+
 class EmbeddingHead(Head):
     input: str | list[Any]
 
@@ -55,13 +71,14 @@ class EmbeddingHead(Head):
 
 _CHAT = msgspec.json.Decoder(ChatHead)
 _EMBEDDINGS = msgspec.json.Decoder(EmbeddingHead)
+_MESSAGES = msgspec.json.Decoder(MessagesHead)
 
 
 def read_head(body: bytes, path: str) -> Head:
     """The head of `body` as `path`'s handler (one of METERED) will read it; BadRequest (naming the field) if it
     cannot be read: such a request would be served without its limits."""
     try:
-        head: Head = (_CHAT if path in CHAT else _EMBEDDINGS).decode(body)
+        head: Head = (_CHAT if path in CHAT else _MESSAGES if path in MESSAGES else _EMBEDDINGS).decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise decode_error(exc) from None
     if not head.model:

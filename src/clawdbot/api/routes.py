@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from clawdbot.api import admin, chat, endpoints, openapi
+from clawdbot.api import admin, chat, endpoints, messages, openapi
 from clawdbot.api.exchange import Exchange
 from clawdbot.pipeline.policy import Pipeline
 
@@ -24,6 +24,8 @@ class Route(NamedTuple):
 ROUTES: dict[str, Route] = {
     "/v1/chat/completions": Route("POST", chat.chat_completions, True, True),
     "/v1/embeddings": Route("POST", endpoints.embeddings, True, True),
+    "/v1/messages": Route("POST", messages.messages, True, True),  # Anthropic's dialect
+    "/v1/messages/count_tokens": Route("POST", messages.count_tokens, True, True),
     "/v1/models": Route("GET", endpoints.list_models, False, True),
     "/healthz": Route("GET", endpoints.healthz, False, False),
     "/readyz": Route("GET", endpoints.readyz, False, False, key_optional=True),
