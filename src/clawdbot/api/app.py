@@ -242,7 +242,7 @@ class App:
         body = b""
         if route.needs_body:
             ctype = hdrs.get(b"content-type", b"")
-            if not ctype.startswith(b"application/json"):
+            if not ctype.startswith(b"application/json") and not route.any_content_type:
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
                                  param="Content-Type", code="invalid_content_type")
             body = await ex.body(route.max_body or self.limit)

@@ -1,5 +1,5 @@
 """The one place errors become HTTP responses: in OpenAI's error shape, or in the shape of the dialect
-the request's path speaks (Anthropic's under /v1/messages)."""
+the request's path speaks (Anthropic's under /v1/messages, Ollama's under /api/)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ _encode = msgspec.json.Encoder().encode
 
 
 ANTHROPIC_PATHS = ("/v1/messages",)
+OLLAMA_PATHS = ("/api/",)
 
 
 def error_body_for(path: str, exc: GatewayError, status: int) -> bytes:
@@ -18,6 +19,8 @@ def error_body_for(path: str, exc: GatewayError, status: int) -> bytes:
         from clawdbot.codecs.anthropic import encode_error
 
         return encode_error(exc, status)
+    if path.startswith(OLLAMA_PATHS):
+        return _encode({"error": exc.message})  # Ollama's shape
     return error_body(exc)
 
 

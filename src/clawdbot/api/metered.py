@@ -19,7 +19,10 @@ from clawdbot.tenancy.costs import estimate_prompt_tokens, estimate_text_tokens
 CHAT = frozenset({"/v1/chat/completions", "/chat/completions"})
 EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
 MESSAGES = frozenset({"/v1/messages"})  # Anthropic's dialect
-METERED = CHAT | EMBEDDINGS | MESSAGES
+OLLAMA_CHAT = frozenset({"/api/chat"})
+OLLAMA_GENERATE = frozenset({"/api/generate"})
+OLLAMA_EMBED = frozenset({"/api/embed", "/api/embeddings"})
+METERED = CHAT | EMBEDDINGS | MESSAGES | OLLAMA_CHAT | OLLAMA_GENERATE | OLLAMA_EMBED
 
 
 class Head(msgspec.Struct):
@@ -59,6 +62,44 @@ class MessagesHead(Head):
         return self.max_tokens
 
 
+def _num_predict(options: dict[str, Any] | None) -> int | None:
+    n = options.get("num_predict") if options else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+
+
+class OllamaChatHead(Head):
+    messages: list[dict[str, Any]] = []
+    options: dict[str, Any] | None = None
+
+    def prompt_estimate(self) -> int:
+        return estimate_prompt_tokens(self.messages)
+
+    def completion_cap(self) -> int | None:
+        return _num_predict(self.options)
+
+
+class OllamaGenerateHead(Head):
+    prompt: str = ""
+    system: str | None = None
+    options: dict[str, Any] | None = None
+
+    def prompt_estimate(self) -> int:
+        return estimate_prompt_tokens([{"role": "system", "content": self.system or ""},
+                                       {"role": "user", "content": self.prompt}])
+
+    def completion_cap(self) -> int | None:
+        return _num_predict(self.options)
+
+
+class OllamaEmbedHead(Head):
+    input: str | list[Any] = ""
+    prompt: str = ""  # /api/embeddings
+
+    def prompt_estimate(self) -> int:
+        values = [self.input] if isinstance(self.input, str) else self.input
+        return sum(estimate_text_tokens(v) for v in [*values, self.prompt] if isinstance(v, str))
+
+
 class EmbeddingHead(Head):
     input: str | list[Any]
 
@@ -72,13 +113,19 @@ class EmbeddingHead(Head):
 _CHAT = msgspec.json.Decoder(ChatHead)
 _EMBEDDINGS = msgspec.json.Decoder(EmbeddingHead)
 _MESSAGES = msgspec.json.Decoder(MessagesHead)
+_HEADS: dict[str, msgspec.json.Decoder[Any]] = {
+    **dict.fromkeys(CHAT, _CHAT), **dict.fromkeys(MESSAGES, _MESSAGES),
+    **dict.fromkeys(OLLAMA_CHAT, msgspec.json.Decoder(OllamaChatHead)),
+    **dict.fromkeys(OLLAMA_GENERATE, msgspec.json.Decoder(OllamaGenerateHead)),
+    **dict.fromkeys(OLLAMA_EMBED, msgspec.json.Decoder(OllamaEmbedHead)),
+}
 
 
 def read_head(body: bytes, path: str) -> Head:
     """The head of `body` as `path`'s handler (one of METERED) will read it; BadRequest (naming the field) if it
     cannot be read: such a request would be served without its limits."""
     try:
-        head: Head = (_CHAT if path in CHAT else _MESSAGES if path in MESSAGES else _EMBEDDINGS).decode(body)
+        head: Head = _HEADS.get(path, _EMBEDDINGS).decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise decode_error(exc) from None
     if not head.model:

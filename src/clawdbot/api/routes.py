@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from clawdbot.api import admin, chat, endpoints, messages, openapi
+from clawdbot.api import admin, chat, endpoints, messages, ollama_api, openapi
 from clawdbot.api.exchange import Exchange
 from clawdbot.pipeline.policy import Pipeline
 
@@ -19,6 +19,7 @@ class Route(NamedTuple):
     is_api: bool  # the caller must authenticate when auth is on
     max_body: int | None = None  # bytes; None: server.max_body_bytes
     key_optional: bool = False  # not is_api, but a key that is sent is checked (and may show more)
+    any_content_type: bool = False  # JSON whatever Content-Type says (Ollama's clients and curl -d)
 
 
 ROUTES: dict[str, Route] = {
@@ -27,6 +28,15 @@ ROUTES: dict[str, Route] = {
     "/v1/messages": Route("POST", messages.messages, True, True),  # Anthropic's dialect
     "/v1/messages/count_tokens": Route("POST", messages.count_tokens, True, True),
     "/v1/models": Route("GET", endpoints.list_models, False, True),
+    # Ollama's native API (api/ollama_api.py)
+    "/api/chat": Route("POST", ollama_api.chat, True, True, any_content_type=True),
+    "/api/generate": Route("POST", ollama_api.generate, True, True, any_content_type=True),
+    "/api/embed": Route("POST", ollama_api.embed, True, True, any_content_type=True),
+    "/api/embeddings": Route("POST", ollama_api.embeddings, True, True, any_content_type=True),
+    "/api/show": Route("POST", ollama_api.show, True, True, any_content_type=True),
+    "/api/tags": Route("GET", ollama_api.tags, False, True),
+    "/api/ps": Route("GET", ollama_api.ps, False, True),
+    "/api/version": Route("GET", ollama_api.version, False, False),
     "/healthz": Route("GET", endpoints.healthz, False, False),
     "/readyz": Route("GET", endpoints.readyz, False, False, key_optional=True),
     "/admin/reload": Route("POST", admin.reload, False, True),
