@@ -231,3 +231,28 @@ def test_redis_down_skips_the_cache_and_requests_still_succeed(tmp_path: Path,
             assert headers["x-clawdbot-cache"] == "miss"
         g.wait_for_log("Redis unavailable")
         assert g.log().count("Redis unavailable") == 1  # once per interval, not once per request
+
+
+def test_other_dialects_go_through_the_same_plugins(gw: GatewayProcess, openai_upstream: OpenAIUpstream) -> None:
+    """Anthropic's and Ollama's clients: masked on the way up, restored on the way back, whole and
+    streamed; the content filter refuses in each dialect's own error shape."""
+    import anthropic
+    import ollama
+
+    an = anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0, timeout=20)
+    msg = an.messages.create(model="chat", max_tokens=64, messages=[{"role": "user", "content": f"mail {EMAIL}"}])
+    assert msg.content[0].text == f"echo: mail {EMAIL}"  # type: ignore[union-attr]
+    assert openai_upstream.last_request is not None
+    assert EMAIL not in json.dumps(openai_upstream.last_request.body)
+    with an.messages.stream(model="chat", max_tokens=64, messages=[{"role": "user", "content": f"to {EMAIL} ok"}]) as s:
+        assert "".join(s.text_stream) == f"echo: to {EMAIL} ok"
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        an.messages.create(model="chat", max_tokens=8, messages=[{"role": "user", "content": "a forbidden topic"}])
+    assert refused.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    ol = ollama.Client(host=gw.url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=20)
+    parts = list(ol.chat(model="chat", messages=[{"role": "user", "content": f"call {PHONE}"}], stream=True))
+    assert "".join(p.message.content or "" for p in parts) == f"echo: call {PHONE}"
+    assert PHONE not in json.dumps(openai_upstream.last_request.body)
+    with pytest.raises(ollama.ResponseError) as blocked:
+        ol.chat(model="chat", messages=[{"role": "user", "content": "a forbidden topic"}], stream=False)
+    assert blocked.value.status_code == 400 and "content filter" in blocked.value.error

@@ -19,10 +19,11 @@ from clawdbot.tenancy.costs import estimate_prompt_tokens, estimate_text_tokens
 CHAT = frozenset({"/v1/chat/completions", "/chat/completions"})
 EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
 MESSAGES = frozenset({"/v1/messages"})  # Anthropic's dialect
+COMPLETIONS = frozenset({"/v1/completions", "/completions"})  # OpenAI's legacy text completions
 OLLAMA_CHAT = frozenset({"/api/chat"})
 OLLAMA_GENERATE = frozenset({"/api/generate"})
 OLLAMA_EMBED = frozenset({"/api/embed", "/api/embeddings"})
-METERED = CHAT | EMBEDDINGS | MESSAGES | OLLAMA_CHAT | OLLAMA_GENERATE | OLLAMA_EMBED
+METERED = CHAT | EMBEDDINGS | MESSAGES | COMPLETIONS | OLLAMA_CHAT | OLLAMA_GENERATE | OLLAMA_EMBED
 
 
 class Head(msgspec.Struct):
@@ -60,6 +61,18 @@ class MessagesHead(Head):
 
     def completion_cap(self) -> int | None:
         return self.max_tokens
+
+
+class CompletionHead(Head):
+    prompt: str | list[Any] = ""
+    max_tokens: int | None = None
+
+    def prompt_estimate(self) -> int:
+        values = [self.prompt] if isinstance(self.prompt, str) else self.prompt
+        return sum(estimate_text_tokens(v) if isinstance(v, str) else 1 for v in values)
+
+    def completion_cap(self) -> int | None:
+        return self.max_tokens if self.max_tokens is not None else 16  # the dialect's default
 
 
 def _num_predict(options: dict[str, Any] | None) -> int | None:
@@ -115,6 +128,7 @@ _EMBEDDINGS = msgspec.json.Decoder(EmbeddingHead)
 _MESSAGES = msgspec.json.Decoder(MessagesHead)
 _HEADS: dict[str, msgspec.json.Decoder[Any]] = {
     **dict.fromkeys(CHAT, _CHAT), **dict.fromkeys(MESSAGES, _MESSAGES),
+    **dict.fromkeys(COMPLETIONS, msgspec.json.Decoder(CompletionHead)),
     **dict.fromkeys(OLLAMA_CHAT, msgspec.json.Decoder(OllamaChatHead)),
     **dict.fromkeys(OLLAMA_GENERATE, msgspec.json.Decoder(OllamaGenerateHead)),
     **dict.fromkeys(OLLAMA_EMBED, msgspec.json.Decoder(OllamaEmbedHead)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from clawdbot.api import admin, chat, endpoints, messages, ollama_api, openapi
+from clawdbot.api import admin, chat, completions, endpoints, messages, ollama_api, openapi
 from clawdbot.api.exchange import Exchange
 from clawdbot.pipeline.policy import Pipeline
 
@@ -25,6 +25,7 @@ class Route(NamedTuple):
 ROUTES: dict[str, Route] = {
     "/v1/chat/completions": Route("POST", chat.chat_completions, True, True),
     "/v1/embeddings": Route("POST", endpoints.embeddings, True, True),
+    "/v1/completions": Route("POST", completions.completions, True, True),  # OpenAI's legacy text completions
     "/v1/messages": Route("POST", messages.messages, True, True),  # Anthropic's dialect
     "/v1/messages/count_tokens": Route("POST", messages.count_tokens, True, True),
     "/v1/models": Route("GET", endpoints.list_models, False, True),
@@ -42,7 +43,7 @@ ROUTES: dict[str, Route] = {
     "/admin/reload": Route("POST", admin.reload, False, True),
     "/openapi.json": Route("GET", openapi.OpenApi(), False, False),
 }
-for _p in ("/chat/completions", "/embeddings", "/models"):
+for _p in ("/chat/completions", "/completions", "/embeddings", "/models"):
     ROUTES[_p] = ROUTES["/v1" + _p]
 
 # GET /v1/models/{id} (the `openai` package's models.retrieve); ids may contain "/" (service/model)
