@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger(f"clawdbot.{args.role}")
     log.info("%s", origin)
     for svc in config.services:
-        note = " (not supported yet: requests to it answer 501)" if svc.type in ("grpc", "anthropic") else ""
+        note = " (not supported yet: requests to it answer 501)" if svc.type == "grpc" else ""
         log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
     # Hot reload (SIGHUP, POST /admin/reload, file watch) reads the file again the same way.
     path = args.config or env.get("CLAWDBOT_CONFIG")

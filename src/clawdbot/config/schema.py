@@ -10,7 +10,7 @@ import msgspec
 LimitField = Literal["max_tokens", "max_completion_tokens"]
 ServiceType = Literal["http", "openai", "ollama", "local", "mock", "grpc", "anthropic"]
 # Types the schema accepts but this version cannot serve yet.
-UNSUPPORTED_TYPES = frozenset({"grpc", "anthropic"})
+UNSUPPORTED_TYPES = frozenset({"grpc"})
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

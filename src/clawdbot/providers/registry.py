@@ -16,7 +16,7 @@ FACTORIES: dict[str, str] = {
     "local": "clawdbot.providers.local:LocalProvider",
     "mock": "clawdbot.providers.mock:MockProvider",
     "grpc": "clawdbot.providers.unsupported:UnsupportedProvider",
-    "anthropic": "clawdbot.providers.unsupported:UnsupportedProvider",
+    "anthropic": "clawdbot.providers.anthropic:AnthropicProvider",
 }
 
 # The wire dialect each type speaks upstream (the fast path needs inbound == upstream dialect).

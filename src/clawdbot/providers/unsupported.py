@@ -1,4 +1,4 @@
-"""Service types the schema accepts (grpc, anthropic) before their adapters exist: they load, and
+"""Service types the schema accepts (grpc) before their adapters exist: they load, and
 every request to them fails with a clear 501 instead of a crash."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class UnsupportedProvider:
     def _error(self) -> NotImplementedByService:
         return NotImplementedByService(
             f"service {self.name!r} has type {self.kind!r}, which this version of clawdbot accepts in "
-            f"its configuration but cannot call yet (supported now: http/openai, ollama, local, mock)",
+            f"its configuration but cannot call yet (supported now: http/openai, ollama, anthropic, local, mock)",
             code="service_type_unsupported",
         )
 

@@ -1,0 +1,108 @@
+"""`type: anthropic` services: requests from the openai, anthropic and ollama packages answered by a
+server speaking Anthropic's Messages API (tests/upstreams/anthropic_server.py, in the shapes of
+tests/fixtures/anthropic/), whole and streamed, with tool calls, the system prompt, the service's
+key in x-api-key, and its failures before and after the first byte."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import ollama
+import openai
+import pytest
+
+from tests.e2e.harness import GatewayProcess
+from tests.upstreams.anthropic_server import AnthropicUpstream
+
+MASTER = "sk-test-anthropic-up-0123456789"
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[AnthropicUpstream]:
+    with AnthropicUpstream(api_key="sk-ant-secret") as u:
+        yield u
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, upstream: AnthropicUpstream) -> Iterator[GatewayProcess]:
+    tmp: Path = tmp_path_factory.mktemp("anthropic-up")
+    cfg = tmp / "clawdbot.yaml"
+    cfg.write_text(f"""
+server:
+  master_key: ${{TEST_MASTER_KEY}}
+services:
+  - name: anth
+    type: anthropic
+    endpoint: {upstream.url}
+    auth: {{key: sk-ant-secret}}
+    breaker: {{enabled: false}}
+models:
+  claude: [anth/claude-test]
+""")
+    with GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+        yield g
+
+
+def oai(gw: GatewayProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER, max_retries=0, timeout=20)
+
+
+def test_openai_client_whole_and_streamed(gw: GatewayProcess, upstream: AnthropicUpstream) -> None:
+    r = oai(gw).chat.completions.create(model="claude", max_tokens=50, messages=[
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}])
+    assert r.choices[0].message.content == "echo: hello there" and r.choices[0].finish_reason == "stop"
+    assert r.usage is not None and r.usage.completion_tokens == 3
+    sent = upstream.last_request
+    assert sent is not None and sent["system"] == "Be brief." and sent["max_tokens"] == 50
+    assert sent["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello there"}]}]
+    parts = list(oai(gw).chat.completions.create(model="claude", stream=True, stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": "one two three"}]))
+    assert "".join(p.choices[0].delta.content or "" for p in parts if p.choices) == "echo: one two three"
+    assert parts[-1].usage is not None and parts[-1].usage.completion_tokens == 4
+    assert upstream.last_request is not None and upstream.last_request["max_tokens"] == 4096  # the default
+
+
+def test_tool_calls_both_ways(gw: GatewayProcess, upstream: AnthropicUpstream) -> None:
+    tools: Any = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    parts = list(oai(gw).chat.completions.create(model="claude", stream=True, tools=tools,
+                                                 messages=[{"role": "user", "content": "call:lookup"}]))
+    deltas = [tc for p in parts if p.choices for tc in (p.choices[0].delta.tool_calls or [])]
+    assert deltas[0].function is not None and deltas[0].function.name == "lookup"
+    args = "".join(d.function.arguments or "" for d in deltas if d.function)
+    assert args == '{"x": 1}' and parts[-1].choices[0].finish_reason == "tool_calls"
+    call_id = deltas[0].id
+    assert call_id is not None
+    r = oai(gw).chat.completions.create(model="claude", tools=tools, messages=[
+        {"role": "user", "content": "call:lookup"},
+        {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function",
+                                              "function": {"name": "lookup", "arguments": '{"x": 1}'}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "42"}])
+    assert r.choices[0].message.content == "tool result: 42"
+    sent = upstream.last_request
+    assert sent is not None and sent["messages"][1]["content"] == [
+        {"type": "tool_use", "id": call_id, "name": "lookup", "input": {"x": 1}}]
+    assert sent["messages"][2]["content"][0]["type"] == "tool_result"
+
+
+def test_anthropic_and_ollama_clients(gw: GatewayProcess) -> None:
+    an = anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0, timeout=20)
+    with an.messages.stream(model="claude", max_tokens=20, messages=[{"role": "user", "content": "a b"}]) as s:
+        assert "".join(s.text_stream) == "echo: a b"
+    ol = ollama.Client(host=gw.url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=20)
+    r = ol.chat(model="claude", messages=[{"role": "user", "content": "hi"}], stream=False)
+    assert r.message.content == "echo: hi" and r.done_reason == "stop"
+
+
+def test_failures_before_and_after_the_first_byte(gw: GatewayProcess) -> None:
+    with pytest.raises(openai.APIStatusError) as overloaded:
+        oai(gw).chat.completions.create(model="claude", messages=[{"role": "user", "content": "fault:529"}])
+    assert overloaded.value.status_code == 502 and "Overloaded" in str(overloaded.value.body)
+    got: list[str] = []
+    with pytest.raises(openai.APIError) as mid:
+        for p in oai(gw).chat.completions.create(model="claude", stream=True,
+                                                 messages=[{"role": "user", "content": "x fault:error_event"}]):
+            got.append(p.choices[0].delta.content or "" if p.choices else "")
+    assert "".join(got) == "echo: " and "overloaded" in str(mid.value.body or mid.value.message).lower()
