@@ -169,6 +169,8 @@ def _models(pl: Pipeline, ex: Exchange) -> list[str]:
 
 
 async def tags(ex: Exchange, pl: Pipeline, body: bytes) -> None:
+    # says a clawdbot answered: a gateway pointed at this one speaks OpenAI to it (config/autodetect.py)
+    ex.resp_headers.append((b"x-clawdbot-gateway", b"1"))
     await ex.json(200, oi.encode_tags(_models(pl, ex)))
 
 

@@ -19,18 +19,27 @@ LOCAL_DESCRIPTION = (
 )
 
 
-def _status(url: str, timeout: float, headers: dict[str, str] | None = None) -> int | None:
-    """HTTP status of a GET, or None when nothing answers. Blocking: runs before the loop starts."""
+GATEWAY_HEADER = "X-Clawdbot-Gateway"  # on clawdbot's own /api/tags: another clawdbot, not an Ollama
+
+
+def _get(url: str, timeout: float, headers: dict[str, str] | None = None) -> tuple[int | None, dict[str, str]]:
+    """HTTP status and headers of a GET, (None, {}) when nothing answers. Blocking: runs before
+    the loop starts."""
     parts = urlsplit(url)
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     try:
         conn.request("GET", parts.path or "/", headers=headers or {})
-        return conn.getresponse().status
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
     except (OSError, http.client.HTTPException):
-        return None
+        return None, {}
     finally:
         conn.close()
+
+
+def _status(url: str, timeout: float, headers: dict[str, str] | None = None) -> int | None:
+    return _get(url, timeout, headers)[0]
 
 
 def probe_endpoint(endpoint: str, api_key: str | None, timeout: float = 2.0) -> tuple[str, str]:
@@ -38,7 +47,8 @@ def probe_endpoint(endpoint: str, api_key: str | None, timeout: float = 2.0) -> 
 
     endpoint = endpoint.rstrip("/")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    if _status(endpoint + "/api/tags", timeout, headers) == 200:
+    status, answered = _get(endpoint + "/api/tags", timeout, headers)
+    if status == 200 and GATEWAY_HEADER.lower() not in answered:  # a clawdbot speaks Ollama's API too
         return "ollama", "answers /api/tags (Ollama)"
     status = _status(api_base(endpoint) + "/models", timeout, headers)
     if status == 200:
