@@ -17,7 +17,10 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 export BENCH_MOCK_BASE=http://127.0.0.1:18000/v1
 taskset -c 0 /tmp/bench-bin/mockllm -addr 127.0.0.1:18000 >"$data/mock.log" 2>&1 & pids+=($!)
-(cd "$harness" && LITELLM_LOG=ERROR LITELLM_LOCAL_MODEL_COST_MAP=True exec taskset -c 1 \
+# LiteLLM sends an Anthropic request for an openai/ model to /v1/responses by default, which the mock
+# does not serve; this setting makes it translate to /v1/chat/completions, as clawdbot does.
+(cd "$harness" && LITELLM_LOG=ERROR LITELLM_LOCAL_MODEL_COST_MAP=True \
+  LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES=True exec taskset -c 1 \
   /tmp/bench-litellm/bin/litellm --config litellm.yaml --host 127.0.0.1 --port 4000 --num_workers 1) \
   >"$data/litellm.log" 2>&1 & pids+=($!)
 CLAWDBOT_DATA_DIR="$data" taskset -c 1 "$here/.venv/bin/clawdbot" serve --config "$here/bench/configs/bare.yaml" \
@@ -38,12 +41,12 @@ hz=$(getconf CLK_TCK)
 declare -A rps cpu
 for mode in 0 1; do
   for t in litellm clawdbot; do  # warm-up, not recorded
-    MESSAGES_STREAM=$mode taskset -c 0 wrk -t1 -c64 -d2s -s "$here/bench/messages.lua" "${url[$t]}/v1/messages" >/dev/null
+    MESSAGES_STREAM=$mode taskset -c 0 wrk -t1 -c64 -d2s --timeout 10s -s "$here/bench/messages.lua" "${url[$t]}/v1/messages" >/dev/null
   done
   for rep in $(seq 1 "$reps"); do
     for t in litellm clawdbot; do
       c0=$(ticks "${pid[$t]}")
-      out="$(MESSAGES_STREAM=$mode taskset -c 0 wrk -t1 -c64 -d"${secs}s" -s "$here/bench/messages.lua" \
+      out="$(MESSAGES_STREAM=$mode taskset -c 0 wrk -t1 -c64 -d"${secs}s" --timeout 10s -s "$here/bench/messages.lua" \
         "${url[$t]}/v1/messages" | grep '^WRK')"
       c1=$(ticks "${pid[$t]}")
       read -r _ n us errs _ <<<"$out"
