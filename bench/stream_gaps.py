@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -20,12 +21,13 @@ PROMPT = "Count. mock:delay=0 mock:chunks=10 mock:gap=10"
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def one(session: aiohttp.ClientSession, url: str, anthropic: bool) -> tuple[float, list[float], int]:
     if anthropic:
-        body = {"model": "mock-model", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+        body = {"model": "mock-model", "max_tokens": 64, "stream": True,
+                "messages": [{"role": "user", "content": PROMPT}]}
         path = "/messages"
     else:
         body = {"model": "mock-model", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
@@ -52,7 +54,7 @@ async def one(session: aiohttp.ClientSession, url: str, anthropic: bool) -> tupl
                         ((d.get("choices") or [{}])[0].get("delta") or {}).get("content")
                     if text:
                         times.append(now)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     return (times[0] - start) * 1000 if times else float("nan"), [g * 1000 for g in gaps], len(times)
 
 
