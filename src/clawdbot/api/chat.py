@@ -9,7 +9,7 @@ import msgspec
 from clawdbot.api.collect import collect
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
-from clawdbot.api.relay import completion_id, relay_canonical, relay_raw, trace_headers
+from clawdbot.api.relay import completion_id, plugin_headers, relay_canonical, relay_raw, trace_headers
 from clawdbot.codecs import openai as oa
 from clawdbot.core import accounting
 from clawdbot.core.errors import BadRequest, GatewayError
@@ -97,7 +97,7 @@ async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
     answer get canonical chunks (no byte pass-through); the others leave the fast path as it is."""
     ctx = ex.ctx
     changed, answer = await run.pre(req)
-    _plugin_headers(ex)
+    plugin_headers(ex)
     if answer is not None:
         return await _short_circuit(ex, run, answer, req)
     if changed is not req:  # what the upstream gets is the changed request
@@ -148,19 +148,12 @@ async def _whole_answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
     return resp, (data if exact and result.status == 200 else None)
 
 
-def _plugin_headers(ex: Exchange, added: dict[str, str] | None = None) -> None:
-    """Response headers plugins added (`add_header`), or those of a short-circuit answer."""
-    added = ex.ctx.plugin_headers if added is None else added
-    if added:
-        ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
-
-
 async def _short_circuit(ex: Exchange, run: Run, answer: Answer, req: ChatRequest) -> None:
     """A plugin answered (a cache hit, a canned reply): in the client's dialect, streamed if it asked."""
     ctx = ex.ctx
     ctx.cost_free = answer.cost_free
     ctx.service = None
-    _plugin_headers(ex, answer.headers)
+    plugin_headers(ex, answer.headers)
     resp = answer.response
     if not req.stream:
         resp = await run.post(resp)

@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator
 
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
-from clawdbot.api.relay import DONE, first, trace_headers
+from clawdbot.api.relay import DONE, first, plugin_headers, trace_headers
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs import openai_completions as oc
 from clawdbot.core import accounting
@@ -30,9 +30,7 @@ async def completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
         answer = None
         if run is not None:
             req, answer = await run.pre(req)
-            added = answer.headers if answer is not None else ctx.plugin_headers
-            if added:
-                ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
+            plugin_headers(ex, answer.headers if answer is not None else None)
         reader = run if run is not None and run.reads_answer else None
         gw = pl.gateway
         if answer is not None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
 from clawdbot.api.metered import read_head
-from clawdbot.api.relay import first, trace_headers
+from clawdbot.api.relay import first, plugin_headers, trace_headers
 from clawdbot.codecs import anthropic as an
 from clawdbot.codecs.anthropic_stream import StreamEncoder
 from clawdbot.core import accounting
@@ -37,7 +37,7 @@ async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
         return await _answer(ex, pl, req, body)
     try:
         changed, answer = await run.pre(req)
-        _plugin_headers(ex, answer.headers if answer is not None else None)
+        plugin_headers(ex, answer.headers if answer is not None else None)
         if answer is not None:
             ctx.cost_free, ctx.service = answer.cost_free, None
             if req.stream:
@@ -68,12 +68,6 @@ async def _answer(ex: Exchange, pl: Pipeline, req: ChatRequest, body: bytes, run
 def _whole(ex: Exchange, r: ChatResponse) -> None:
     u = r.usage
     accounting.answered(ex.ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
-
-
-def _plugin_headers(ex: Exchange, added: dict[str, str] | None) -> None:
-    added = ex.ctx.plugin_headers if added is None else added
-    if added:
-        ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
 
 
 def _estimate(body: bytes) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.relay import first, trace_headers
+from clawdbot.api.relay import first, plugin_headers, trace_headers
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import ollama_inbound as oi
 from clawdbot.core import accounting
@@ -47,9 +47,7 @@ async def _serve(ex: Exchange, pl: Pipeline, req: ChatRequest, generate: bool) -
         answer = None
         if run is not None:
             req, answer = await run.pre(req)
-            added = answer.headers if answer is not None else ctx.plugin_headers
-            if added:
-                ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
+            plugin_headers(ex, answer.headers if answer is not None else None)
         reader = run if run is not None and run.reads_answer else None
         if answer is not None:
             ctx.cost_free, ctx.service = answer.cost_free, None

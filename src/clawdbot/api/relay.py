@@ -38,6 +38,13 @@ def trace_headers(ex: Exchange) -> None:
         ex.resp_headers.append((b"x-clawdbot-attempts", attempts_header(ctx).encode()))
 
 
+def plugin_headers(ex: Exchange, added: dict[str, str] | None = None) -> None:
+    """Response headers plugins added (`add_header`), or those of a short-circuit answer."""
+    added = ex.ctx.plugin_headers if added is None else added
+    if added:
+        ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
+
+
 def count_unreported(ctx: RequestContext, body: bytes) -> None:
     """An upstream that sent no usage, or a stream the gateway cut before it came: counted as
     docs/limits.md says (core/accounting.py), the prompt estimated as metering reserved it."""
