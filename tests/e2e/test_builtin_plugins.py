@@ -256,3 +256,13 @@ def test_other_dialects_go_through_the_same_plugins(gw: GatewayProcess, openai_u
     with pytest.raises(ollama.ResponseError) as blocked:
         ol.chat(model="chat", messages=[{"role": "user", "content": "a forbidden topic"}], stream=False)
     assert blocked.value.status_code == 400 and "content filter" in blocked.value.error
+
+
+def test_options_survive_a_request_a_plugin_changed(gw: GatewayProcess, openai_upstream: OpenAIUpstream) -> None:
+    # masking re-encodes the request from canonical types: options without a canonical field
+    # (reasoning_effort, logit_bias, parallel_tool_calls) still reach the upstream
+    client(gw).chat.completions.create(model="chat", messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+                                       reasoning_effort="low", logit_bias={"50256": -100})
+    sent = openai_upstream.last_request
+    assert sent is not None and EMAIL not in json.dumps(sent.body)
+    assert sent.body["reasoning_effort"] == "low" and sent.body["logit_bias"] == {"50256": -100}

@@ -27,6 +27,8 @@ from clawdbot.core.types import (
 )
 
 DEFAULT_MAX_TOKENS = 4096
+# reasoning_effort -> Anthropic's thinking budget (tokens; its minimum is 1024)
+THINKING_BUDGETS = {"low": 1024, "medium": 2048, "high": 4096}
 VERSION = "2023-06-01"  # the anthropic-version header
 _encode = msgspec.json.Encoder().encode
 
@@ -105,6 +107,18 @@ def encode_request(req: ChatRequest, model: str, default_max_tokens: int = DEFAU
     extra = req.extra or {}
     if isinstance(extra.get("top_k"), int):
         body["top_k"] = extra["top_k"]
+    if extra.get("logit_bias"):
+        raise BadRequest("'logit_bias' cannot be honoured by an Anthropic service.", param="logit_bias",
+                         code="unsupported_parameter")
+    if extra.get("parallel_tool_calls") is False and "tools" in body:
+        body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
+    effort = extra.get("reasoning_effort")
+    if isinstance(effort, str) and effort not in ("none", "minimal"):
+        budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
+        if body["max_tokens"] <= budget:
+            raise BadRequest(f"'reasoning_effort: {effort}' needs max_tokens above {budget} on an Anthropic "
+                             f"service (its thinking budget).", param="reasoning_effort", code="invalid_value")
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
     if req.user:
         body["metadata"] = {"user_id": req.user}
     return _encode(body)

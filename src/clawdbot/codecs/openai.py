@@ -102,12 +102,17 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
         "text", "json_object", "json_schema"
     ):
         raise BadRequest("Invalid 'response_format.type'.", param="response_format.type", code="invalid_value")
+    # Options no canonical field holds: kept for the upstream's encoder, which passes each on, maps
+    # it, or refuses it by name (docs/dialects.md, "Options without a canonical field").
+    extra = {k: v for k, v in (("logit_bias", wire.logit_bias), ("parallel_tool_calls", wire.parallel_tool_calls),
+                                ("reasoning_effort", wire.reasoning_effort)) if v is not None}
     return ChatRequest(
         model=wire.model,
         messages=messages,
         stream=bool(wire.stream),
         tools=tools,
         tool_choice=tool_choice,
+        extra=extra or None,
         response_format=wire.response_format,
         temperature=wire.temperature,
         top_p=wire.top_p,

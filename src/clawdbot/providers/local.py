@@ -81,6 +81,12 @@ def completion_params(req: ChatRequest) -> dict[str, Any]:
     params.update({k: getattr(req, k) for k in _PARAMS if getattr(req, k) is not None})
     if (rf := _response_format(req.response_format)) is not None:
         params["response_format"] = rf
+    extra = req.extra or {}
+    if extra.get("logit_bias"):
+        params["logit_bias"] = extra["logit_bias"]  # token ids as strings, as in OpenAI's API
+    if extra.get("reasoning_effort") not in (None, "none"):
+        raise BadRequest("'reasoning_effort' cannot be honoured by the embedded model (it does not reason).",
+                         param="reasoning_effort", code="unsupported_parameter")
     return params
 
 

@@ -1,0 +1,59 @@
+"""Options without a canonical field (logit_bias, parallel_tool_calls, reasoning_effort): kept from an
+OpenAI request and, per upstream dialect, passed on, mapped, or refused by name; never dropped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from clawdbot.codecs import anthropic_upstream as au
+from clawdbot.codecs import ollama as ol
+from clawdbot.codecs import openai as oa
+from clawdbot.core.errors import BadRequest
+from clawdbot.core.types import ChatRequest, Message, Tool
+from clawdbot.providers.local import completion_params
+
+
+def parsed(**fields: object) -> ChatRequest:
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], **fields}
+    return oa.parse_chat_request(json.dumps(body).encode())[1]
+
+
+def test_kept_from_the_openai_request_and_passed_to_openai_upstreams() -> None:
+    req = parsed(logit_bias={"50256": -100}, parallel_tool_calls=False, reasoning_effort="low")
+    assert req.extra == {"logit_bias": {"50256": -100}, "parallel_tool_calls": False, "reasoning_effort": "low"}
+    body = json.loads(oa.encode_chat_request(req, "max_tokens"))
+    assert body["logit_bias"] == {"50256": -100} and body["parallel_tool_calls"] is False
+    assert body["reasoning_effort"] == "low"
+    assert parsed().extra is None
+
+
+def test_ollama_maps_reasoning_and_refuses_what_it_cannot_do() -> None:
+    assert json.loads(ol.encode_chat_request(parsed(reasoning_effort="high"), "llama", None))["think"] is True
+    with pytest.raises(BadRequest) as err:
+        ol.encode_chat_request(parsed(logit_bias={"1": 5}), "llama", None)
+    assert err.value.param == "logit_bias"
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    with pytest.raises(BadRequest) as err:
+        ol.encode_chat_request(parsed(tools=tools, parallel_tool_calls=False), "llama", None)
+    assert err.value.param == "parallel_tool_calls"
+
+
+def test_anthropic_maps_thinking_and_parallel_tools() -> None:
+    req = ChatRequest("m", [Message("user", "x")], tools=[Tool("f")], max_tokens=8000,
+                      extra={"reasoning_effort": "high", "parallel_tool_calls": False})
+    body = json.loads(au.encode_request(req, "claude"))
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 4096}
+    assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    for extra, param in (({"reasoning_effort": "high"}, "reasoning_effort"), ({"logit_bias": {"1": 1}}, "logit_bias")):
+        with pytest.raises(BadRequest) as err:
+            au.encode_request(ChatRequest("m", [Message("user", "x")], max_tokens=100, extra=extra), "claude")
+        assert err.value.param == param
+
+
+def test_the_embedded_model_takes_logit_bias_and_refuses_reasoning() -> None:
+    assert completion_params(parsed(logit_bias={"7": 2.0}))["logit_bias"] == {"7": 2.0}
+    with pytest.raises(BadRequest) as err:
+        completion_params(parsed(reasoning_effort="low"))
+    assert err.value.param == "reasoning_effort"
