@@ -81,12 +81,4 @@ class AnthropicProvider:
         raise UpstreamError(f"service {self.name!r} ended the stream early (no message_stop)")
 
     async def probe(self) -> Probe:
-        start = time.perf_counter()
-        try:
-            resp = await self.http.open("GET", "/models", None, timeout=self.svc.timeouts.connect)
-            deadline = time.monotonic() + self.svc.timeouts.connect
-            await self.http.raise_for_status(resp, deadline)
-            models = au.decode_models(await self.http.read_body(resp, deadline))
-        except Exception as exc:  # a probe reports, it never raises
-            return Probe(False, detail=str(exc)[:200])
-        return Probe(True, (time.perf_counter() - start) * 1000.0, models=models)
+        return await self.http.probe_models("/models", au.decode_models)

@@ -12,6 +12,7 @@ from typing import Any
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, Overloaded, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from clawdbot.providers.base import Probe
 from clawdbot.providers.http_client import (
     ConnectError,
     IncompleteResponse,
@@ -200,6 +201,20 @@ class UpstreamHTTP:
                 yield line.rstrip(b"\r")
         if buf.strip():
             yield buf
+
+    async def probe_models(self, path: str, decode: Callable[[bytes], list[str]]) -> Probe:
+        """GET `path` (a model list) within the connect timeout: reachability, latency and the
+        models it names. A probe reports, it never raises."""
+        start = time.perf_counter()
+        limit = self.svc.timeouts.connect
+        try:
+            resp = await self.open("GET", path, None, timeout=limit)
+            deadline = time.monotonic() + limit
+            await self.raise_for_status(resp, deadline)
+            models = decode(await self.read_body(resp, deadline))
+        except Exception as exc:
+            return Probe(False, detail=str(exc)[:200])
+        return Probe(True, (time.perf_counter() - start) * 1000.0, models=models)
 
     async def get_json(self, path: str, timeout: float) -> Any:  # noqa: ASYNC109
         import msgspec

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -118,12 +117,4 @@ class OpenAIProvider:
         return oa.decode_embedding_response(await self.http.read_body(resp, deadline))
 
     async def probe(self) -> Probe:
-        start = time.perf_counter()
-        try:
-            resp = await self.http.open("GET", "/models", None, timeout=self.svc.timeouts.connect)
-            deadline = time.monotonic() + self.svc.timeouts.connect
-            await self.http.raise_for_status(resp, deadline)
-            models = oa.decode_model_list(await self.http.read_body(resp, deadline))
-        except Exception as exc:  # a probe reports, it never raises
-            return Probe(False, detail=str(exc)[:200])
-        return Probe(True, (time.perf_counter() - start) * 1000.0, models=models)
+        return await self.http.probe_models("/models", oa.decode_model_list)
