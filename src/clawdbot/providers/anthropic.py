@@ -33,7 +33,6 @@ class AnthropicProvider:
 
     def __init__(self, svc: Service) -> None:
         self.name = svc.name
-        self.svc = svc
         self.http = UpstreamHTTP(svc, _headers(svc))
         base = (svc.endpoint or DEFAULT_BASE).rstrip("/")
         self.http.base = base if base.endswith("/v1") else base + "/v1"

@@ -55,7 +55,6 @@ class OpenAIProvider:
 
     def __init__(self, svc: Service) -> None:
         self.name = svc.name
-        self.svc = svc
         self.http = UpstreamHTTP(svc, auth_headers(svc))
         self.http.base = api_base(svc.endpoint or "")
         self.limit_field = svc.limit_field()
