@@ -7,15 +7,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 
+from clawdbot.api import canonical
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
-from clawdbot.api.relay import DONE, first, plugin_headers, trace_headers
+from clawdbot.api.relay import DONE, first
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs import openai_completions as oc
 from clawdbot.core import accounting
 from clawdbot.core.errors import GatewayError
-from clawdbot.core.types import ChatChunk, ChatRequest, Usage
-from clawdbot.pipeline.plugins import replayed
+from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Usage
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.costs import estimate_text_tokens
 
@@ -25,35 +25,11 @@ async def completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     ctx = ex.ctx
     ctx.model, ctx.stream = req.model, req.stream
     ctx.completion_cap = req.max_tokens  # always set (16 by default): a budget reserved the same
-    run = pl.plugins(ctx, req.model)
-    try:
-        answer = None
-        if run is not None:
-            req, answer = await run.pre(req)
-            plugin_headers(ex, answer.headers if answer is not None else None)
-        reader = run if run is not None and run.reads_answer else None
-        gw = pl.gateway
-        if answer is not None:
-            assert run is not None
-            ctx.cost_free, ctx.service = answer.cost_free, None
-            if req.stream:
-                return await _relay(ex, run.stream(replayed(answer.response)), req)
-            resp = await run.post(answer.response)
-        elif req.stream:
-            it: AsyncGenerator[ChatChunk, None] = await gw.open_stream(req, ctx)
-            trace_headers(ex)
-            return await _relay(ex, reader.stream(it) if reader is not None else it, req)
-        else:
-            resp = await gw.chat(req, ctx)
-            trace_headers(ex)
-            if reader is not None:
-                resp = await reader.post(resp)
-        u = resp.usage
-        accounting.answered(ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
+
+    async def whole(resp: ChatResponse) -> None:
         await ex.json(200, oc.encode_response(resp, req.model, int(time.time())))
-    except GatewayError as exc:
-        await pl.failed(run, exc)
-        raise
+
+    await canonical.answer(ex, pl, req, whole, lambda it: _relay(ex, it, req))
 
 
 async def _relay(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest) -> None:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from clawdbot.api import canonical
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
 from clawdbot.api.metered import read_head
-from clawdbot.api.relay import first, plugin_headers, trace_headers
+from clawdbot.api.relay import first
 from clawdbot.codecs import anthropic as an
 from clawdbot.codecs.anthropic_stream import StreamEncoder
 from clawdbot.core import accounting
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Usage
-from clawdbot.pipeline.plugins import Run, replayed
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.costs import estimate_prompt_tokens
 
@@ -25,49 +25,14 @@ PATH = "/v1/messages"
 
 async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     req = an.parse_messages_request(body)
-    limit = pl.gateway.config.server.max_messages
-    if len(req.messages) > limit:
-        raise BadRequest(f"messages: at most {limit} messages (got {len(req.messages)})", param="messages",
-                         code="array_above_max_length")
     ctx = ex.ctx
     ctx.model, ctx.stream = req.model, req.stream
     ctx.completion_cap = req.max_tokens  # required in this dialect; a budget reserved the same
-    run = pl.plugins(ctx, req.model)
-    if run is None:
-        return await _answer(ex, pl, req, body)
-    try:
-        changed, answer = await run.pre(req)
-        plugin_headers(ex, answer.headers if answer is not None else None)
-        if answer is not None:
-            ctx.cost_free, ctx.service = answer.cost_free, None
-            if req.stream:
-                return await _relay(ex, run.stream(replayed(answer.response)), req, body)
-            resp = await run.post(answer.response)
-            _whole(ex, resp)
-            return await ex.json(200, an.encode_message_response(resp, req.model))
-        await _answer(ex, pl, changed, body, run if run.reads_answer else None)
-    except GatewayError as exc:
-        await pl.failed(run, exc)
-        raise
 
+    async def whole(resp: ChatResponse) -> None:
+        await ex.json(200, an.encode_message_response(resp, req.model))
 
-async def _answer(ex: Exchange, pl: Pipeline, req: ChatRequest, body: bytes, run: Run | None = None) -> None:
-    gw, ctx = pl.gateway, ex.ctx
-    if req.stream:
-        it: AsyncGenerator[ChatChunk, None] = await gw.open_stream(req, ctx)
-        trace_headers(ex)
-        return await _relay(ex, run.stream(it) if run is not None else it, req, body)
-    resp = await gw.chat(req, ctx)
-    trace_headers(ex)
-    _whole(ex, resp)
-    if run is not None:
-        resp = await run.post(resp)
-    await ex.json(200, an.encode_message_response(resp, req.model))
-
-
-def _whole(ex: Exchange, r: ChatResponse) -> None:
-    u = r.usage
-    accounting.answered(ex.ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
+    await canonical.answer(ex, pl, req, whole, lambda it: _relay(ex, it, req, body))
 
 
 def _estimate(body: bytes) -> int:

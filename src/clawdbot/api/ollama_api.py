@@ -11,14 +11,14 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.api import canonical
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.relay import first, plugin_headers, trace_headers
+from clawdbot.api.relay import first
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import ollama_inbound as oi
 from clawdbot.core import accounting
 from clawdbot.core.errors import GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, ToolCallDelta, Usage
-from clawdbot.pipeline.plugins import replayed
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.costs import estimate_prompt_tokens
 
@@ -42,41 +42,16 @@ async def _serve(ex: Exchange, pl: Pipeline, req: ChatRequest, generate: bool) -
     ctx.completion_cap = req.max_tokens if req.max_tokens is not None else budget_cap
     if req.max_tokens is None and budget_cap is not None:  # the limit a budget reserved goes upstream
         req = msgspec.structs.replace(req, max_tokens=budget_cap)
-    run = pl.plugins(ctx, req.model)
-    try:
-        answer = None
-        if run is not None:
-            req, answer = await run.pre(req)
-            plugin_headers(ex, answer.headers if answer is not None else None)
-        reader = run if run is not None and run.reads_answer else None
-        if answer is not None:
-            ctx.cost_free, ctx.service = answer.cost_free, None
-            assert run is not None
-            if req.stream:
-                return await _relay(ex, run.stream(replayed(answer.response)), req, generate)
-            return await _whole(ex, await run.post(answer.response), req, generate)
-        gw = pl.gateway
-        if req.stream:
-            it: AsyncGenerator[ChatChunk, None] = await gw.open_stream(req, ctx)
-            trace_headers(ex)
-            return await _relay(ex, reader.stream(it) if reader is not None else it, req, generate)
-        resp = await gw.chat(req, ctx)
-        trace_headers(ex)
-        await _whole(ex, await reader.post(resp) if reader is not None else resp, req, generate)
-    except GatewayError as exc:
-        await pl.failed(run, exc)
-        raise
 
-
-async def _whole(ex: Exchange, resp: ChatResponse, req: ChatRequest, generate: bool) -> None:
-    u = resp.usage
-    accounting.answered(ex.ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
-    resp = msgspec.structs.replace(resp, model=req.model)  # the name the client asked for
-    if generate:
+    async def whole(resp: ChatResponse) -> None:
         m = resp.message
-        await ex.json(200, oi.generate_line(req.model, m.text(), m.reasoning, True, _final(resp.finish_reason, u)))
-    else:
-        await ex.json(200, ol.encode_chat_response(resp))
+        if generate:
+            await ex.json(200, oi.generate_line(req.model, m.text(), m.reasoning, True,
+                                                _final(resp.finish_reason, resp.usage)))
+        else:  # under the name the client asked for
+            await ex.json(200, ol.encode_chat_response(msgspec.structs.replace(resp, model=req.model)))
+
+    await canonical.answer(ex, pl, req, whole, lambda it: _relay(ex, it, req, generate))
 
 
 def _final(finish: str | None, usage: Usage | None) -> dict[str, Any]:
