@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import signal
 import socket
@@ -124,3 +125,23 @@ class GatewayProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def serve_config(tmp: Path, config: str, master: str) -> GatewayProcess:
+    """`clawdbot serve` on `config` (YAML written to tmp/clawdbot.yaml), its master key `master`
+    (the config names it as ${TEST_MASTER_KEY})."""
+    path = tmp / "clawdbot.yaml"
+    path.write_text(config)
+    return GatewayProcess(["serve", "--config", str(path)], tmp / "gateway.log", {"TEST_MASTER_KEY": master})
+
+
+def http_call(gw: GatewayProcess, method: str, path: str, body: object = None,
+              headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One plain HTTP request (headers exactly as given: no Content-Type unless named)."""
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
+    try:
+        conn.request(method, path, json.dumps(body) if body is not None else None, headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()

@@ -6,16 +6,14 @@ and count_tokens."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, http_call, serve_config
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
 
@@ -25,9 +23,7 @@ MASTER = "sk-test-anthropic-master-0123456789"
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, openai_upstream: OpenAIUpstream,
        ollama_upstream: OllamaTestServer) -> Iterator[GatewayProcess]:
-    tmp: Path = tmp_path_factory.mktemp("anthropic")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
+    with serve_config(tmp_path_factory.mktemp("anthropic"), f"""
 server:
   master_key: ${{TEST_MASTER_KEY}}
   log_format: json
@@ -43,20 +39,13 @@ costs:
 models:
   claude-ish: [oa/mock-a]
   via-ollama: [ol/llama3.2:latest]
-""")
-    with GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+""", MASTER) as g:
         yield g
 
 
 def post(gw: GatewayProcess, path: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
-    host, port = gw.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=20)
-    try:
-        conn.request("POST", path, json.dumps(body), {"content-type": "application/json", **headers})
-        r = conn.getresponse()
-        return r.status, json.loads(r.read())
-    finally:
-        conn.close()
+    status, data = http_call(gw, "POST", path, body, {"content-type": "application/json", **headers})
+    return status, json.loads(data)
 
 
 def client(gw: GatewayProcess, key: str = MASTER) -> anthropic.Anthropic:
@@ -154,3 +143,19 @@ def test_count_tokens(gw: GatewayProcess) -> None:
     assert n.input_tokens > 40
     with pytest.raises(anthropic.NotFoundError):
         client(gw).messages.count_tokens(model="nobody-serves-this", messages=[{"role": "user", "content": "x"}])
+
+
+def test_bad_input_is_refused_in_anthropics_shape(gw: GatewayProcess) -> None:
+    nested: Any = "x"
+    for _ in range(100):  # deeper than server.max_json_depth (64)
+        nested = [nested]
+    for body in ({"model": "claude-ish", "max_tokens": 8, "messages": nested},
+                 {"model": "claude-ish", "max_tokens": "eight", "messages": [{"role": "user", "content": "x"}]},
+                 {"model": "claude-ish", "max_tokens": 8, "messages": [{"role": "robot", "content": "x"}]},
+                 {"model": "claude-ish", "max_tokens": 8,
+                  "messages": [{"role": "user", "content": [{"type": "video"}]}]}):
+        status, err = post(gw, "/v1/messages", {"x-api-key": MASTER}, body)
+        assert status == 400 and err["type"] == "error" and err["error"]["type"] == "invalid_request_error", err
+    big = {"model": "claude-ish", "max_tokens": 8, "messages": [{"role": "user", "content": "x" * (17 * 1024 * 1024)}]}
+    status, data = http_call(gw, "POST", "/v1/messages", big, {"x-api-key": MASTER, "content-type": "application/json"})
+    assert status == 413 and json.loads(data)["error"]["type"] == "request_too_large"

@@ -6,7 +6,6 @@ key in x-api-key, and its failures before and after the first byte."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -14,7 +13,7 @@ import ollama
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, serve_config
 from tests.upstreams.anthropic_server import AnthropicUpstream
 
 MASTER = "sk-test-anthropic-up-0123456789"
@@ -28,9 +27,7 @@ def upstream() -> Iterator[AnthropicUpstream]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: AnthropicUpstream) -> Iterator[GatewayProcess]:
-    tmp: Path = tmp_path_factory.mktemp("anthropic-up")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
+    with serve_config(tmp_path_factory.mktemp("anthropic-up"), f"""
 server:
   master_key: ${{TEST_MASTER_KEY}}
 services:
@@ -41,8 +38,7 @@ services:
     breaker: {{enabled: false}}
 models:
   claude: [anth/claude-test]
-""")
-    with GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+""", MASTER) as g:
         yield g
 
 

@@ -19,7 +19,7 @@ import openai
 import pytest
 import redis
 
-from tests.e2e.harness import GatewayProcess, closed_port
+from tests.e2e.harness import GatewayProcess, closed_port, serve_config
 from tests.upstreams.openai_server import FINGERPRINT, OpenAIUpstream
 
 MASTER = "sk-test-builtins-master-0123456789"
@@ -66,9 +66,7 @@ plugins:
 
 
 def start(tmp: Path, text: str) -> GatewayProcess:
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(text)
-    return GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER})
+    return serve_config(tmp, text, MASTER)
 
 
 @pytest.fixture(scope="module")

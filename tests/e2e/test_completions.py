@@ -5,12 +5,11 @@ need a raw text model refused by name."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, serve_config
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
 
@@ -20,9 +19,7 @@ MASTER = "sk-test-completions-0123456789"
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, openai_upstream: OpenAIUpstream,
        ollama_upstream: OllamaTestServer) -> Iterator[GatewayProcess]:
-    tmp: Path = tmp_path_factory.mktemp("completions")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
+    with serve_config(tmp_path_factory.mktemp("completions"), f"""
 server:
   master_key: ${{TEST_MASTER_KEY}}
 services:
@@ -35,8 +32,7 @@ services:
 models:
   text: [oa/mock-a]
   text-ol: [ol/llama3.2:latest]
-""")
-    with GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+""", MASTER) as g:
         yield g
 
 

@@ -5,16 +5,14 @@ key, and errors in Ollama's shape."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import ollama
 import pytest
 
-from tests.e2e.harness import GatewayProcess
+from tests.e2e.harness import GatewayProcess, http_call, serve_config
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
 
@@ -24,9 +22,7 @@ MASTER = "sk-test-ollama-inbound-0123456789"
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, openai_upstream: OpenAIUpstream,
        ollama_upstream: OllamaTestServer) -> Iterator[GatewayProcess]:
-    tmp: Path = tmp_path_factory.mktemp("ollama-inbound")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
+    with serve_config(tmp_path_factory.mktemp("ollama-inbound"), f"""
 server:
   master_key: ${{TEST_MASTER_KEY}}
   log_format: json
@@ -43,8 +39,7 @@ models:
   via-openai: [oa/mock-a]
   via-ollama: [ol/llama3.2:latest]
   embedder: [oa/text-embedding-3-small]
-""")
-    with GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+""", MASTER) as g:
         yield g
 
 
@@ -54,17 +49,11 @@ def client(gw: GatewayProcess, key: str = MASTER) -> ollama.Client:
 
 def raw(gw: GatewayProcess, method: str, path: str, body: Any = None, key: str | None = MASTER,
         ctype: str | None = None) -> tuple[int, bytes]:
-    host, port = gw.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    """No Content-Type unless asked, as `curl -d` sends Ollama's API."""
     headers = {"authorization": f"Bearer {key}"} if key else {}
     if ctype:
         headers["content-type"] = ctype
-    try:  # no content-type unless asked, as `curl -d` sends Ollama's API
-        conn.request(method, path, json.dumps(body) if body is not None else None, headers)
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
+    return http_call(gw, method, path, body, headers)
 
 
 @pytest.mark.parametrize("model", ["via-openai", "via-ollama"])
@@ -135,3 +124,16 @@ def test_a_virtual_keys_limits_apply(gw: GatewayProcess) -> None:
     with pytest.raises(ollama.ResponseError) as limited:  # the minute's one request is used
         client(gw, key).chat(model="via-openai", messages=[{"role": "user", "content": "again"}], stream=False)
     assert limited.value.status_code == 429 and limited.value.error
+
+
+def test_bad_input_is_refused_in_ollamas_shape(gw: GatewayProcess) -> None:
+    nested: Any = "x"
+    for _ in range(100):  # deeper than server.max_json_depth (64)
+        nested = {"a": nested}
+    for body in ({"model": "via-openai", "messages": [{"role": "user", "content": "x"}], "options": nested},
+                 {"model": "via-openai", "messages": "hello"},
+                 {"model": 7, "prompt": "x"}):
+        status, data = raw(gw, "POST", "/api/chat", body)
+        assert status == 400 and set(json.loads(data)) == {"error"}, data
+    status, data = raw(gw, "POST", "/api/generate", {"model": "via-openai", "prompt": "x" * (17 * 1024 * 1024)})
+    assert status == 413 and set(json.loads(data)) == {"error"}
