@@ -5,18 +5,13 @@ answer goes back as Anthropic's message object or its SSE events (codecs/anthrop
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
-from clawdbot.api import canonical
+from clawdbot.api import canonical, encoded
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.http import SSE
 from clawdbot.api.metered import read_head
-from clawdbot.api.relay import first
 from clawdbot.codecs import anthropic as an
 from clawdbot.codecs.anthropic_stream import StreamEncoder
-from clawdbot.core import accounting
-from clawdbot.core.errors import BadRequest, GatewayError
-from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Usage
+from clawdbot.core.errors import BadRequest
+from clawdbot.core.types import ChatResponse
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.costs import estimate_prompt_tokens
 
@@ -32,7 +27,8 @@ async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     async def whole(resp: ChatResponse) -> None:
         await ex.json(200, an.encode_message_response(resp, req.model))
 
-    await canonical.answer(ex, pl, req, whole, lambda it: _relay(ex, it, req, body))
+    enc = StreamEncoder(req.model)
+    await canonical.answer(ex, pl, req, whole, lambda it: encoded.relay(ex, it, enc, lambda: _estimate(body)))
 
 
 def _estimate(body: bytes) -> int:
@@ -40,45 +36,6 @@ def _estimate(body: bytes) -> int:
         return read_head(body, PATH).prompt_estimate()
     except BadRequest:
         return 0
-
-
-async def _relay(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, body: bytes) -> None:
-    """Canonical chunks as Anthropic's events; output counted and cut at the completion cap (a cut
-    ends with stop_reason max_tokens), errors after the start as an `error` event."""
-    ctx = ex.ctx
-    enc = StreamEncoder(req.model)
-    try:
-        chunk = await first(it)  # an error before the first chunk is still an HTTP error
-        await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
-        out = [enc.start(ctx.prompt_tokens or _estimate(body))]
-        while chunk is not None:
-            if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
-                enc.finish = "length"  # one more than the client (or its budget) allows
-                break
-            if chunk.usage is not None:
-                accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-            out.append(enc.encode(chunk))
-            data = b"".join(out)
-            if data:
-                await ex.write(data)
-            out = []
-            chunk = await first(it)
-        accounting.unreported(ctx, lambda: _estimate(body))
-        if enc.usage is None or enc.finish == "length":
-            enc.usage = _counted(ctx.prompt_tokens, ctx.completion_tokens)
-        await ex.end(b"".join(out) + enc.done())
-    except GatewayError as exc:
-        if not ex.started:
-            raise
-        ctx.error, ex.status = exc.message, exc.status
-        await ex.end(StreamEncoder.error(exc.status, exc.message))
-    finally:
-        accounting.unreported(ctx, lambda: _estimate(body))
-        await it.aclose()
-
-
-def _counted(prompt: int | None, completion: int | None) -> Usage:
-    return Usage(prompt or 0, completion or 0)
 
 
 async def count_tokens(ex: Exchange, pl: Pipeline, body: bytes) -> None:

@@ -6,24 +6,16 @@ dispatch: api/metered.py; plugins; routing); replies as Ollama writes them, stre
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any
-
 import msgspec
 
-from clawdbot.api import canonical
+from clawdbot.api import canonical, encoded
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.relay import first
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import ollama_inbound as oi
 from clawdbot.core import accounting
-from clawdbot.core.errors import GatewayError
-from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, ToolCallDelta, Usage
+from clawdbot.core.types import ChatRequest, ChatResponse
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.costs import estimate_prompt_tokens
-
-NDJSON = b"application/x-ndjson"
-_DONE = {"stop": "stop", "length": "length", "tool_calls": "stop"}
 
 
 async def chat(ex: Exchange, pl: Pipeline, body: bytes) -> None:
@@ -47,71 +39,16 @@ async def _serve(ex: Exchange, pl: Pipeline, req: ChatRequest, generate: bool) -
         m = resp.message
         if generate:
             await ex.json(200, oi.generate_line(req.model, m.text(), m.reasoning, True,
-                                                _final(resp.finish_reason, resp.usage)))
+                                                oi.final_fields(resp.finish_reason, resp.usage)))
         else:  # under the name the client asked for
             await ex.json(200, ol.encode_chat_response(msgspec.structs.replace(resp, model=req.model)))
 
-    await canonical.answer(ex, pl, req, whole, lambda it: _relay(ex, it, req, generate))
-
-
-def _final(finish: str | None, usage: Usage | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"done_reason": _DONE.get(finish or "stop", "stop")}
-    if usage is not None:
-        out |= {"prompt_eval_count": usage.prompt_tokens, "eval_count": usage.completion_tokens}
-    return out
+    enc = oi.NDJSONEncoder(req.model, generate)
+    await canonical.answer(ex, pl, req, whole, lambda it: encoded.relay(ex, it, enc, lambda: _estimate(req)))
 
 
 def _estimate(req: ChatRequest) -> int:
     return estimate_prompt_tokens([{"role": m.role, "content": m.text()} for m in req.messages])
-
-
-async def _relay(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, generate: bool) -> None:
-    """NDJSON lines: text and thinking as they come; tool calls whole (Ollama sends each call
-    complete in one line: the deltas are merged until the answer's end); the last line `done`."""
-    ctx = ex.ctx
-    calls: dict[int, ToolCallDelta] = {}
-    finish: str | None = None
-    usage: Usage | None = None
-    try:
-        chunk = await first(it)
-        await ex.start(200, NDJSON, [(b"cache-control", b"no-cache")])
-        while chunk is not None:
-            if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
-                finish = "length"  # one more than the client (or its budget) allows
-                break
-            if chunk.usage is not None:
-                usage = chunk.usage
-                accounting.usage(ctx, usage.prompt_tokens, usage.completion_tokens)
-            for d in chunk.tool_calls or ():
-                held = calls.get(d.index)
-                calls[d.index] = d if held is None else ToolCallDelta(
-                    d.index, held.id or d.id, held.name or d.name, (held.arguments or "") + (d.arguments or ""))
-            if chunk.finish_reason is not None:
-                finish = chunk.finish_reason
-            if chunk.content or chunk.reasoning:
-                text = ChatChunk(content=chunk.content, reasoning=chunk.reasoning)
-                await ex.write(oi.generate_line(req.model, text.content or "", text.reasoning, False) + b"\n"
-                               if generate else ol.encode_stream_chunk(text, req.model))
-            chunk = await first(it)
-        accounting.unreported(ctx, lambda: _estimate(req))
-        if usage is None or finish == "length":
-            usage = Usage(ctx.prompt_tokens or 0, ctx.completion_tokens or 0)
-        tail = b""
-        if calls and not generate:
-            tail = ol.encode_stream_chunk(ChatChunk(tool_calls=[calls[i] for i in sorted(calls)]), req.model)
-        if generate:
-            tail += oi.generate_line(req.model, "", None, True, _final(finish, usage)) + b"\n"
-        else:
-            tail += ol.encode_stream_chunk(ChatChunk(finish_reason=finish or "stop", usage=usage), req.model)
-        await ex.end(tail)
-    except GatewayError as exc:
-        if not ex.started:
-            raise
-        ctx.error, ex.status = exc.message, exc.status
-        await ex.end(oi.encode_error(exc.message) + b"\n")
-    finally:
-        accounting.unreported(ctx, lambda: _estimate(req))
-        await it.aclose()
 
 
 # ---- embeddings and the model list ----------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""Relaying a chat stream to the client: the upstream's SSE events as they came (the fast path), or
-canonical chunks encoded as OpenAI SSE. Both count output events (one token each, as docs/limits.md
-counts a stream without usage), mark the first token, cut the stream at the request's completion
-cap (`ctx.completion_cap`), and end the response as soon as the answer is complete."""
+"""Relaying a chat stream to an OpenAI client: the upstream's SSE events as they came (the fast
+path), or canonical chunks encoded as OpenAI SSE (through api/encoded.py). Both count output events
+(one token each, as docs/limits.md counts a stream without usage), mark the first token, cut the
+stream at the request's completion cap (`ctx.completion_cap`), and end the response as soon as the
+answer is complete."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator
 
+from clawdbot.api import encoded
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
 from clawdbot.api.metered import read_head
@@ -45,17 +47,17 @@ def plugin_headers(ex: Exchange, added: dict[str, str] | None = None) -> None:
         ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
 
 
+def _prompt_estimate(body: bytes) -> int:
+    try:  # the estimate metering reserved with (api/metered.py)
+        return read_head(body, CHAT_PATH).prompt_estimate()
+    except BadRequest:  # cannot happen for a body the handler parsed; counted as nothing then
+        return 0
+
+
 def count_unreported(ctx: RequestContext, body: bytes) -> None:
     """An upstream that sent no usage, or a stream the gateway cut before it came: counted as
     docs/limits.md says (core/accounting.py), the prompt estimated as metering reserved it."""
-
-    def estimate() -> int:
-        try:  # the estimate metering reserved with (api/metered.py)
-            return read_head(body, CHAT_PATH).prompt_estimate()
-        except BadRequest:  # cannot happen for a body the handler parsed; counted as nothing then
-            return 0
-
-    accounting.unreported(ctx, estimate)
+    accounting.unreported(ctx, lambda: _prompt_estimate(body))
 
 
 def _estimated_usage(ctx: RequestContext, body: bytes) -> Usage:
@@ -125,40 +127,6 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
         await drain(chunks, raw_response.complete)
 
 
-async def first(it: AsyncGenerator[ChatChunk, None]) -> ChatChunk | None:
-    try:
-        return await anext(it)
-    except StopAsyncIteration:
-        return None
-
-
 async def relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, body: bytes) -> None:
-    ctx = ex.ctx
-    try:
-        # Errors before the first chunk are still real HTTP errors (status, JSON body).
-        chunk = await first(it)
-        enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
-        await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
-        while chunk is not None:
-            if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
-                # one more than the client (or its budget) allows
-                cut = ChatChunk(finish_reason="length", usage=_estimated_usage(ctx, body))
-                await ex.end(enc.encode(cut) + enc.done())
-                return  # `finally` closes the upstream
-            if chunk.usage is not None:
-                accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-            data = enc.encode(chunk)
-            if data:
-                await ex.write(data)
-            chunk = await first(it)
-        tail = enc.done()
-        if req.include_usage and ctx.completion_tokens is None:  # the upstream sent none
-            tail = enc.encode(ChatChunk(usage=_estimated_usage(ctx, body))) + tail
-        await ex.end(tail)
-    except GatewayError as exc:
-        if not ex.started:
-            raise
-        await end_with_error(ex, exc)
-    finally:
-        count_unreported(ctx, body)
-        await it.aclose()
+    enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
+    await encoded.relay(ex, it, enc, lambda: _prompt_estimate(body))

@@ -10,11 +10,13 @@ usage after the finish reason; an error after the start is an `error` event."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from clawdbot.codecs.anthropic import error_type, message_id, stop_reason
+from clawdbot.core.errors import GatewayError
 from clawdbot.core.types import ChatChunk, Usage
 
 _encode = msgspec.json.Encoder().encode
@@ -25,6 +27,9 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 
 
 class StreamEncoder:
+    """Canonical chunks as Anthropic's events (api/encoded.py's Encoder)."""
+
+    content_type = b"text/event-stream; charset=utf-8"
     __slots__ = ("_calls", "_kind", "finish", "id", "index", "model", "started", "usage")
 
     def __init__(self, model: str) -> None:
@@ -95,6 +100,19 @@ class StreamEncoder:
                                           "delta": {"stop_reason": stop_reason(self.finish), "stop_sequence": None},
                                           "usage": usage})
                 + event("message_stop", {"type": "message_stop"}))
+
+    def opening(self, prompt_tokens: Callable[[], int]) -> bytes:
+        return self.start(prompt_tokens())
+
+    def closing(self, cut: bool, usage: Usage, reported: bool) -> bytes:
+        if cut:
+            self.finish = "length"
+        if self.usage is None or self.finish == "length":  # the count, not a partial report
+            self.usage = usage
+        return self.done()
+
+    def failure(self, exc: GatewayError) -> bytes:
+        return self.error(exc.status, exc.message)
 
     @staticmethod
     def error(status: int, message: str) -> bytes:

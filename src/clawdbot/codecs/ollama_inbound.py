@@ -8,17 +8,32 @@ JSON objects."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from clawdbot.codecs import ollama_chat as ol
 from clawdbot.codecs.ollama_chat import rfc3339
 from clawdbot.codecs.openai import decode_error
-from clawdbot.core.errors import BadRequest
-from clawdbot.core.types import ChatRequest, EmbeddingRequest, ImagePart, Message, Part, TextPart, Tool, ToolCall
+from clawdbot.core.errors import BadRequest, GatewayError
+from clawdbot.core.types import (
+    ChatChunk,
+    ChatRequest,
+    EmbeddingRequest,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 
 _encode = msgspec.json.Encoder().encode
 encode_json = _encode
+NDJSON = b"application/x-ndjson"
 VERSION = "0.9.0"  # the Ollama API version clawdbot answers as (/api/version): what its clients check
 
 
@@ -270,3 +285,61 @@ def encode_show(name: str, description: str | None) -> bytes:
 
 def encode_version() -> bytes:
     return _encode({"version": VERSION})
+
+
+_DONE = {"stop": "stop", "length": "length", "tool_calls": "stop"}
+
+
+def final_fields(finish: str | None, usage: Usage | None) -> dict[str, Any]:
+    """The last line's done_reason and token counts."""
+    out: dict[str, Any] = {"done_reason": _DONE.get(finish or "stop", "stop")}
+    if usage is not None:
+        out |= {"prompt_eval_count": usage.prompt_tokens, "eval_count": usage.completion_tokens}
+    return out
+
+
+class NDJSONEncoder:
+    """Canonical chunks as Ollama's NDJSON lines (api/encoded.py's Encoder): text and thinking as
+    they come; tool calls whole (Ollama sends each call complete in one line: the deltas are merged
+    until the answer's end); the last line `done` with the counts."""
+
+    content_type = NDJSON
+
+    def __init__(self, model: str, generate: bool) -> None:
+        self.model, self.generate = model, generate
+        self.calls: dict[int, ToolCallDelta] = {}
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+
+    def opening(self, prompt_tokens: Callable[[], int]) -> bytes:
+        return b""
+
+    def encode(self, chunk: ChatChunk) -> bytes:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for d in chunk.tool_calls or ():
+            held = self.calls.get(d.index)
+            self.calls[d.index] = d if held is None else ToolCallDelta(
+                d.index, held.id or d.id, held.name or d.name, (held.arguments or "") + (d.arguments or ""))
+        if chunk.finish_reason is not None:
+            self.finish = chunk.finish_reason
+        if not (chunk.content or chunk.reasoning):
+            return b""
+        if self.generate:
+            return generate_line(self.model, chunk.content or "", chunk.reasoning, False) + b"\n"
+        return ol.encode_stream_chunk(ChatChunk(content=chunk.content, reasoning=chunk.reasoning), self.model)
+
+    def closing(self, cut: bool, usage: Usage, reported: bool) -> bytes:
+        finish = "length" if cut else self.finish
+        if self.usage is None or finish == "length":
+            self.usage = usage
+        if self.generate:
+            return generate_line(self.model, "", None, True, final_fields(finish, self.usage)) + b"\n"
+        tail = b""
+        if self.calls:
+            tail = ol.encode_stream_chunk(ChatChunk(tool_calls=[self.calls[i] for i in sorted(self.calls)]), self.model)
+        return tail + ol.encode_stream_chunk(ChatChunk(finish_reason=finish or "stop", usage=self.usage), self.model)
+
+    @staticmethod
+    def failure(exc: GatewayError) -> bytes:
+        return encode_error(exc.message) + b"\n"

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import re
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from clawdbot.codecs import openai_wire as w
-from clawdbot.core.errors import BadRequest, UpstreamError
+from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
     ChatChunk,
     ChatRequest,
@@ -28,6 +29,7 @@ from clawdbot.core.types import (
     Usage,
 )
 
+SSE_TYPE = b"text/event-stream; charset=utf-8"
 _json_encode = msgspec.json.Encoder().encode
 _chat_decoder = msgspec.json.Decoder(w.WireChatRequest)
 _embed_decoder = msgspec.json.Decoder(w.WireEmbeddingRequest)
@@ -363,7 +365,9 @@ def encode_chat_response(r: ChatResponse, model: str) -> bytes:
 
 
 class ChunkEncoder:
-    """Encodes canonical chunks of one stream as OpenAI SSE events."""
+    """Encodes canonical chunks of one stream as OpenAI SSE events (api/encoded.py's Encoder)."""
+
+    content_type = SSE_TYPE
 
     def __init__(self, id: str, model: str, created: int, include_usage: bool) -> None:
         self.head = {"id": id, "object": "chat.completion.chunk", "created": created, "model": model}
@@ -393,6 +397,20 @@ class ChunkEncoder:
     @staticmethod
     def done() -> bytes:
         return b"data: [DONE]\n\n"
+
+    def opening(self, prompt_tokens: Callable[[], int]) -> bytes:
+        return b""
+
+    def closing(self, cut: bool, usage: Usage, reported: bool) -> bytes:
+        if cut:
+            return self.encode(ChatChunk(finish_reason="length", usage=usage)) + self.done()
+        if self.include_usage and not reported:  # the upstream sent none: the count
+            return self.encode(ChatChunk(usage=usage)) + self.done()
+        return self.done()
+
+    @staticmethod
+    def failure(exc: GatewayError) -> bytes:
+        return encode_stream_error(exc.status, exc.type, exc.message, exc.code)
 
 
 class _ChunkHead(msgspec.Struct):

@@ -6,15 +6,17 @@ refused with a 400 that names it. `max_tokens` defaults to 16, as in OpenAI's AP
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from clawdbot.codecs.openai import decode_error
-from clawdbot.core.errors import BadRequest
+from clawdbot.codecs.openai import SSE_TYPE, decode_error, encode_stream_error
+from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
 
 DEFAULT_MAX_TOKENS = 16
+DONE = b"data: [DONE]\n\n"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -94,10 +96,16 @@ def encode_response(resp: ChatResponse, model: str, created: int) -> bytes:
 
 class StreamEncoder:
     """Canonical chunks as the Completions stream's `data:` events (text only; a tool call or
-    reasoning has no place in it)."""
+    reasoning has no place in it); api/encoded.py's Encoder."""
 
-    def __init__(self, model: str, created: int) -> None:
+    content_type = SSE_TYPE
+
+    def __init__(self, model: str, created: int, include_usage: bool) -> None:
         self.head = {"id": completion_id(), "object": "text_completion", "created": created, "model": model}
+        self.include_usage = include_usage
+
+    def opening(self, prompt_tokens: Callable[[], int]) -> bytes:
+        return b""
 
     def encode(self, chunk: ChatChunk) -> bytes:
         if not chunk.content and chunk.finish_reason is None:
@@ -107,3 +115,11 @@ class StreamEncoder:
 
     def usage(self, u: Usage) -> bytes:
         return b"data: " + _encode({**self.head, "choices": [], "usage": _usage(u)}) + b"\n\n"
+
+    def closing(self, cut: bool, usage: Usage, reported: bool) -> bytes:
+        tail = self.encode(ChatChunk(finish_reason="length")) if cut else b""
+        return tail + (self.usage(usage) if self.include_usage else b"") + DONE
+
+    @staticmethod
+    def failure(exc: GatewayError) -> bytes:
+        return encode_stream_error(exc.status, exc.type, exc.message, exc.code)
