@@ -14,6 +14,8 @@ from collections.abc import Callable
 from clawdbot.codecs import anthropic as an
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import openai as oa
+from clawdbot.codecs import openai_responses as ro
+from clawdbot.codecs import openai_responses_out as rout
 from clawdbot.codecs.anthropic_stream import StreamEncoder
 from clawdbot.core.types import ChatChunk, ChatResponse, Message, Usage
 
@@ -25,6 +27,10 @@ REQUEST = json.dumps({
 ANTHROPIC_REQUEST = json.dumps({
     "model": "mock-model", "max_tokens": 32, "stream": True, "system": "You are terse.",
     "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hello. " * 20}]}],
+}).encode()
+RESPONSES_REQUEST = json.dumps({
+    "model": "mock-model", "max_output_tokens": 32, "stream": True, "instructions": "You are terse.",
+    "input": [{"role": "user", "content": [{"type": "input_text", "text": "Say hello. " * 20}]}],
 }).encode()
 OPENAI_CHUNK = (b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
                 b'"choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}')
@@ -40,11 +46,18 @@ def cases() -> dict[str, Callable[[], object]]:
     stream = StreamEncoder("m")
     stream.start(10)
     stream.encode(chunk)  # the text block is open: what every later delta costs
+    shell = rout.Shell(ro.parse(RESPONSES_REQUEST), "m", False)
+    events = rout.EventEncoder(shell)
+    events.opening(lambda: 10)
+    events.encode(chunk)  # the message item is open: what every later delta costs
     answer = ChatResponse("x", "m", 1, Message("assistant", "tok " * 16), "stop", Usage(10, 16))
     return {
         "anthropic: parse + validate request": lambda: an.parse_messages_request(ANTHROPIC_REQUEST),
         "anthropic: encode canonical chunk (text_delta)": lambda: stream.encode(chunk),
         "anthropic: encode whole answer": lambda: an.encode_message_response(answer, "m"),
+        "responses: parse + validate request": lambda: ro.parse(RESPONSES_REQUEST),
+        "responses: encode canonical chunk (output_text.delta)": lambda: events.encode(chunk),
+        "responses: encode whole answer": lambda: rout.encode_response(shell, answer),
         "openai: parse + validate request": lambda: oa.parse_chat_request(REQUEST),
         "openai: rewrite request (alias, include_usage)": lambda: oa.rewrite_request(REQUEST, "x", True),
         "openai: probe a passed-through chunk (+ output?)": lambda: oa.probe_stream_data(OPENAI_CHUNK, "s").output(),

@@ -24,7 +24,8 @@ from clawdbot.core.types import (
     Usage,
 )
 from clawdbot.providers.base import Embedder, Prober, Provider
-from clawdbot.providers.ollama import OllamaProvider, api_root, auth_headers
+from clawdbot.providers.http import auth_headers
+from clawdbot.providers.ollama import OllamaProvider, api_root
 from tests.upstreams.ollama_server import OllamaTestServer
 
 T = TypeVar("T")
@@ -227,9 +228,14 @@ def test_option_mapping(server: OllamaTestServer) -> None:
 
 
 def test_auth_header_named() -> None:
-    assert auth_headers(Auth(key="k", header="X-Api-Key")) == {"X-Api-Key": "k"}
-    assert auth_headers(Auth(type="none", key="k")) == {}
-    assert auth_headers(None) == {}
+    def svc(auth: Auth | None, type_: str = "ollama") -> Service:
+        return Service(name="s", type=type_, endpoint="http://h:1", auth=auth)
+
+    assert auth_headers(svc(Auth(key="k", header="X-Api-Key"))) == {"X-Api-Key": "k"}
+    assert auth_headers(svc(Auth(type="none", key="k"))) == {}
+    assert auth_headers(svc(None)) == {}
+    assert auth_headers(svc(Auth(key="k"))) == {"Authorization": "Bearer k"}
+    assert auth_headers(svc(Auth(key="k"), "anthropic")) == {"x-api-key": "k"}  # each type's own header
 
 
 def test_endpoint_root() -> None:

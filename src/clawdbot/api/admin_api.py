@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import msgspec
 
 from clawdbot.api.admin_bodies import Body, KeyCreate, KeyFields, TeamCreate, TeamUpdate, UserCreate, UserUpdate
 from clawdbot.api.admin_spend import spend_report
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.http import query_params
 from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, MethodNotAllowed, NotFound
 from clawdbot.state.ids import new_id
 from clawdbot.state.keys_base import Conflict, KeyRecord, KeyStore, Kind, TeamRecord, UserRecord
@@ -46,8 +46,7 @@ def _decode(body: bytes, kind: type[Body]) -> Any:
 
 
 def _query(ex: Exchange) -> dict[str, str]:
-    raw = ex.scope.get("query_string", b"").decode("latin-1")
-    return {k: v[-1] for k, v in parse_qs(raw).items()}
+    return query_params(ex.scope)
 
 
 MAX_QUERY_INT = 2**63 - 1  # a database integer

@@ -232,8 +232,9 @@ class App:
         route = routes.ROUTES.get(path) or routes.find(path) or self.ext.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
-        if ex.scope["method"] != route.method:
-            raise MethodNotAllowed(f"{path} accepts {route.method} only.")
+        method = ex.scope["method"]
+        if method != route.method and method not in route.method.split(" "):
+            raise MethodNotAllowed(f"{path} accepts {route.method.replace(' ', ', ')} only.")
         principal = ANONYMOUS
         if route.is_api:
             principal = await self.authenticate(ex, hdrs, path.startswith("/admin/"))

@@ -13,7 +13,7 @@ from clawdbot.api.relay import plugin_headers, trace_headers
 from clawdbot.core import accounting
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse
-from clawdbot.pipeline.plugins import replayed
+from clawdbot.pipeline.plugins import Run, replayed
 from clawdbot.pipeline.policy import Pipeline
 
 Whole = Callable[[ChatResponse], Awaitable[None]]
@@ -22,16 +22,25 @@ Relay = Callable[[AsyncGenerator[ChatChunk, None]], Awaitable[None]]
 
 def check_messages(pl: Pipeline, req: ChatRequest) -> None:
     """server.max_messages, for every dialect (after translation: a tool result is a message)."""
+    check_count(pl, len(req.messages))
+
+
+def check_count(pl: Pipeline, count: int) -> None:
     limit = pl.gateway.config.server.max_messages
-    if len(req.messages) > limit:
-        raise BadRequest(f"messages: at most {limit} messages (got {len(req.messages)})", param="messages",
+    if count > limit:
+        raise BadRequest(f"messages: at most {limit} messages (got {count})", param="messages",
                          code="array_above_max_length")
 
 
 async def answer(ex: Exchange, pl: Pipeline, req: ChatRequest, whole: Whole, relay: Relay) -> None:
-    ctx = ex.ctx
     check_messages(pl, req)
-    run = pl.plugins(ctx, req.model)
+    await answer_with(ex, pl, req, pl.plugins(ex.ctx, req.model), whole, relay)
+
+
+async def answer_with(ex: Exchange, pl: Pipeline, req: ChatRequest, run: Run | None, whole: Whole,
+                      relay: Relay) -> None:
+    """`answer`, for a caller that checked the message bound and chose the plugins (`run`) itself."""
+    ctx = ex.ctx
     try:
         found = None
         if run is not None:
@@ -42,7 +51,7 @@ async def answer(ex: Exchange, pl: Pipeline, req: ChatRequest, whole: Whole, rel
             ctx.cost_free, ctx.service = found.cost_free, None
             if req.stream:
                 return await relay(run.stream(replayed(found.response)))
-            return await _whole(ex, await run.post(found.response), whole)
+            return await respond(ex, await run.post(found.response), whole)
         reader = run if run is not None and run.reads_answer else None
         gw = pl.gateway
         if req.stream:
@@ -51,13 +60,14 @@ async def answer(ex: Exchange, pl: Pipeline, req: ChatRequest, whole: Whole, rel
             return await relay(reader.stream(it) if reader is not None else it)
         resp = await gw.chat(req, ctx)
         trace_headers(ex)
-        await _whole(ex, await reader.post(resp) if reader is not None else resp, whole)
+        await respond(ex, await reader.post(resp) if reader is not None else resp, whole)
     except GatewayError as exc:
         await pl.failed(run, exc)
         raise
 
 
-async def _whole(ex: Exchange, resp: ChatResponse, whole: Whole) -> None:
+async def respond(ex: Exchange, resp: ChatResponse, whole: Whole) -> None:
+    """A whole canonical answer: counted, then written in the client's dialect (`whole`)."""
     u = resp.usage
     accounting.answered(ex.ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
     await whole(resp)

@@ -9,7 +9,7 @@ import msgspec
 from clawdbot.api.collect import collect
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
-from clawdbot.api.relay import completion_id, plugin_headers, relay_canonical, relay_raw, trace_headers
+from clawdbot.api.relay import completion_id, forward, plugin_headers, relay_canonical, relay_raw, trace_headers
 from clawdbot.codecs import openai as oa
 from clawdbot.core import accounting
 from clawdbot.core.errors import BadRequest, GatewayError
@@ -72,7 +72,7 @@ async def _capped(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> 
 async def _answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> None:
     """The gateway's answer relayed as it comes: bytes through when the upstream speaks OpenAI."""
     ctx = ex.ctx
-    result = await pl.gateway.forward_openai(body, req, ctx)
+    result = await forward(pl.gateway, body, req, ctx)
     trace_headers(ex)
     if isinstance(result, RawResponse):
         if result.chunks is None:
@@ -136,7 +136,7 @@ async def _whole_answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
     and the answer decoded from the reply, which is kept (second value) when the decoded answer
     holds all of its text (codecs/openai.py decode_whole)."""
     ctx = ex.ctx
-    result = await pl.gateway.forward_openai(body, req, ctx)
+    result = await forward(pl.gateway, body, req, ctx)
     trace_headers(ex)
     if isinstance(result, ChatResponse):
         _whole(ex, result)

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator
 import msgspec
 
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.relay import completion_id, count_unreported, trace_headers
+from clawdbot.api.relay import completion_id, count_unreported, forward, trace_headers
 from clawdbot.codecs import openai as oa
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
@@ -57,7 +57,7 @@ async def collect(ex: Exchange, gw: Gateway, body: bytes, req: ChatRequest) -> C
     """The answer to `req` (not a stream), read from a stream cut at `ctx.completion_cap`."""
     ctx = ex.ctx
     sreq = msgspec.structs.replace(req, stream=True, include_usage=True)
-    result = await gw.forward_openai(oa.rewrite_request(body, None, True, stream=True), sreq, ctx)
+    result = await forward(gw, oa.rewrite_request(body, None, True, stream=True), sreq, ctx)
     trace_headers(ex)
     if isinstance(result, RawResponse):
         assert result.chunks is not None  # asked for a stream

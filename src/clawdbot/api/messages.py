@@ -1,17 +1,26 @@
 """POST /v1/messages (Anthropic's dialect) and /v1/messages/count_tokens, through the same pipeline
 as /v1/chat/completions: metering admitted the request before dispatch (api/metered.py reads its
 head), plugins see canonical requests and answers, the gateway routes to any service type, and the
-answer goes back as Anthropic's message object or its SSE events (codecs/anthropic*.py)."""
+answer goes back as Anthropic's message object or its SSE events (codecs/anthropic*.py).
+
+With no plugin in scope and a `type: anthropic` service in the route, the bytes go through instead
+(api/messages_raw.py), so what the canonical types cannot hold (prompt caching, signed thinking,
+documents, server tools, ...) reaches the service; a request that holds such content is refused
+(400) only where it would need translating. A plugin in scope always sees the canonical request,
+and the canonical request is what goes upstream: it cannot check what it never saw."""
 
 from __future__ import annotations
 
-from clawdbot.api import canonical, encoded
+from collections.abc import AsyncGenerator
+
+from clawdbot.api import canonical, encoded, messages_raw
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.metered import read_head
 from clawdbot.codecs import anthropic as an
+from clawdbot.codecs import anthropic_raw as ar
 from clawdbot.codecs.anthropic_stream import StreamEncoder
 from clawdbot.core.errors import BadRequest
-from clawdbot.core.types import ChatResponse
+from clawdbot.core.types import ChatChunk, ChatResponse
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.costs import estimate_prompt_tokens
 
@@ -19,16 +28,38 @@ PATH = "/v1/messages"
 
 
 async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    req = an.parse_messages_request(body)
+    refused: BadRequest | None = None
+    try:
+        req = an.parse_messages_request(body)
+        count = len(req.messages)
+    except BadRequest as exc:  # perhaps only the canonical types cannot hold it
+        head = ar.read_head(body)
+        if head is None:
+            raise
+        req, count, refused = head.request(), len(head.messages), exc
     ctx = ex.ctx
     ctx.model, ctx.stream = req.model, req.stream
     ctx.completion_cap = req.max_tokens  # required in this dialect; a budget reserved the same
+    canonical.check_count(pl, count)
+    run = pl.plugins(ctx, req.model)
+    fast = run is None and pl.gateway.forwards(req.model, "anthropic")
+    if refused is not None and not fast:
+        raise refused
 
     async def whole(resp: ChatResponse) -> None:
         await ex.json(200, an.encode_message_response(resp, req.model))
 
+    def estimate() -> int:
+        return _estimate(body)
+
     enc = StreamEncoder(req.model)
-    await canonical.answer(ex, pl, req, whole, lambda it: encoded.relay(ex, it, enc, lambda: _estimate(body)))
+
+    async def relay(it: AsyncGenerator[ChatChunk, None]) -> None:
+        await encoded.relay(ex, it, enc, estimate)
+
+    if fast:
+        return await messages_raw.answer(ex, pl, body, req, refused, whole, relay, estimate)
+    await canonical.answer_with(ex, pl, req, run, whole, relay)
 
 
 def _estimate(body: bytes) -> int:

@@ -23,7 +23,8 @@ COMPLETIONS = frozenset({"/v1/completions", "/completions"})  # OpenAI's legacy 
 OLLAMA_CHAT = frozenset({"/api/chat"})
 OLLAMA_GENERATE = frozenset({"/api/generate"})
 OLLAMA_EMBED = frozenset({"/api/embed", "/api/embeddings"})
-METERED = CHAT | EMBEDDINGS | MESSAGES | COMPLETIONS | OLLAMA_CHAT | OLLAMA_GENERATE | OLLAMA_EMBED
+RESPONSES = frozenset({"/v1/responses", "/responses"})  # OpenAI's Responses API
+METERED = CHAT | EMBEDDINGS | MESSAGES | COMPLETIONS | OLLAMA_CHAT | OLLAMA_GENERATE | OLLAMA_EMBED | RESPONSES
 
 
 class Head(msgspec.Struct):
@@ -113,6 +114,25 @@ class OllamaEmbedHead(Head):
         return sum(estimate_text_tokens(v) for v in [*values, self.prompt] if isinstance(v, str))
 
 
+class ResponsesHead(Head):
+    """OpenAI's Responses API: this turn's input (text or items) and the instructions. A conversation
+    continued with previous_response_id adds what is stored: counted when the usage comes."""
+
+    input: str | list[dict[str, Any]] = []
+    instructions: str | None = None
+    max_output_tokens: int | None = None
+
+    def prompt_estimate(self) -> int:
+        turns: list[dict[str, Any]] = [{"role": "user", "content": self.input}] if isinstance(self.input, str) \
+            else self.input
+        if self.instructions:
+            turns = [{"role": "system", "content": self.instructions}, *turns]
+        return estimate_prompt_tokens(turns)
+
+    def completion_cap(self) -> int | None:
+        return self.max_output_tokens
+
+
 class EmbeddingHead(Head):
     input: str | list[Any]
 
@@ -132,6 +152,7 @@ _HEADS: dict[str, msgspec.json.Decoder[Any]] = {
     **dict.fromkeys(OLLAMA_CHAT, msgspec.json.Decoder(OllamaChatHead)),
     **dict.fromkeys(OLLAMA_GENERATE, msgspec.json.Decoder(OllamaGenerateHead)),
     **dict.fromkeys(OLLAMA_EMBED, msgspec.json.Decoder(OllamaEmbedHead)),
+    **dict.fromkeys(RESPONSES, msgspec.json.Decoder(ResponsesHead)),
 }
 
 

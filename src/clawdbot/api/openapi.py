@@ -110,6 +110,14 @@ def document() -> dict[str, Any]:
         "/v1/models": {"get": _op("The models this gateway serves", _json(OPEN))},
         "/v1/completions": {"post": _op("Legacy text completion (OpenAI wire format; the prompt answered as a "
                                         "chat turn)", _json(OPEN), "CompletionRequest")},
+        "/v1/responses": {"post": _op("OpenAI Responses (input text or items; semantic SSE events when stream "
+                                      "is true; stored per key unless store is false)", _json(OPEN),
+                                      "ResponsesRequest")},
+        "/v1/responses/{id}": {"get": _op("A stored response (the key that created it only)", _json(OPEN),
+                                          params=[_param("id")]),
+                               "delete": _op("Delete a stored response", _json(OPEN), params=[_param("id")])},
+        "/v1/responses/{id}/input_items": {"get": _op("A stored response's input items", _json(OPEN), params=[
+            _param("id"), _param("limit", "query", "integer"), _param("order", "query"), _param("after", "query")])},
         "/v1/messages": {"post": _op("Anthropic Messages (Anthropic wire format; SSE events when stream is "
                                      "true; key in x-api-key or Authorization)", _json(OPEN), "MessagesRequest",
                                      tag="anthropic")},
@@ -148,6 +156,10 @@ def document() -> dict[str, Any]:
         "MessagesRequest": _obj({"model": {"type": "string"}, "messages": {"type": "array"},
                                  "max_tokens": {"type": "integer"}, "system": {}}, ["model", "messages"],
                                 closed=False),
+        "ResponsesRequest": _obj({"model": {"type": "string"}, "input": {}, "instructions": {"type": "string"},
+                                  "previous_response_id": {"type": "string"}, "store": {"type": "boolean"},
+                                  "stream": {"type": "boolean"}, "max_output_tokens": {"type": "integer"}},
+                                 ["model", "input"], closed=False),
         "OllamaRequest": _obj({"model": {"type": "string"}}, ["model"], closed=False),
         "Key": _obj(KEY),
         "NewKey": _obj({**KEY, "key": {"type": "string", "description": "shown once, never again"}}),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 
 from clawdbot.api import encoded
 from clawdbot.api.exchange import Exchange
@@ -19,13 +19,26 @@ from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
-from clawdbot.core.types import ChatChunk, ChatRequest, Usage
-from clawdbot.pipeline.gateway import attempts_header
+from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Usage
+from clawdbot.pipeline.gateway import Gateway, attempts_header
 from clawdbot.providers.base import RawResponse
 from clawdbot.providers.http import drain
+from clawdbot.routing.upstream import Upstream
 
 DONE = b"data: [DONE]\n\n"
 CHAT_PATH = "/v1/chat/completions"
+CHAT_UPSTREAM_PATH = "/chat/completions"  # under an OpenAI service's API base (its /v1)
+
+
+def forward(gw: Gateway, body: bytes, req: ChatRequest,
+            ctx: RequestContext) -> Awaitable[RawResponse | ChatResponse | AsyncGenerator[ChatChunk, None]]:
+    """An OpenAI chat request through the gateway: its bytes to OpenAI services (codecs/openai.py
+    upstream_body makes the edits), the canonical `req` to the others. (The gateway's coroutine
+    itself: no frame of its own on the hot path.)"""
+    def rewrite(up: Upstream, model: str | None) -> bytes:
+        return oa.upstream_body(body, req, model, up.limit_field)
+
+    return gw.forward("openai", CHAT_UPSTREAM_PATH, rewrite, req, ctx)
 
 
 def completion_id() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from clawdbot.api import admin, chat, completions, endpoints, messages, ollama_api, openapi
+from clawdbot.api import admin, chat, completions, endpoints, messages, ollama_api, openapi, responses
 from clawdbot.api.exchange import Exchange
 from clawdbot.pipeline.policy import Pipeline
 
@@ -13,7 +13,7 @@ Handler = Callable[[Exchange, Pipeline, bytes], Awaitable[None]]
 
 
 class Route(NamedTuple):
-    method: str
+    method: str  # or several, space-separated
     handler: Handler
     needs_body: bool  # a JSON body, read (bounded) before the handler runs
     is_api: bool  # the caller must authenticate when auth is on
@@ -28,6 +28,7 @@ ROUTES: dict[str, Route] = {
     "/v1/completions": Route("POST", completions.completions, True, True),  # OpenAI's legacy text completions
     "/v1/messages": Route("POST", messages.messages, True, True),  # Anthropic's dialect
     "/v1/messages/count_tokens": Route("POST", messages.count_tokens, True, True),
+    "/v1/responses": Route("POST", responses.create, True, True),  # OpenAI's Responses API
     "/v1/models": Route("GET", endpoints.list_models, False, True),
     # Ollama's native API (api/ollama_api.py)
     "/api/chat": Route("POST", ollama_api.chat, True, True, any_content_type=True),
@@ -43,16 +44,22 @@ ROUTES: dict[str, Route] = {
     "/admin/reload": Route("POST", admin.reload, False, True),
     "/openapi.json": Route("GET", openapi.OpenApi(), False, False),
 }
-for _p in ("/chat/completions", "/completions", "/embeddings", "/models"):
+for _p in ("/chat/completions", "/completions", "/embeddings", "/models", "/responses"):
     ROUTES[_p] = ROUTES["/v1" + _p]
 
 # GET /v1/models/{id} (the `openai` package's models.retrieve); ids may contain "/" (service/model)
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 MODEL_ROUTE = Route("GET", endpoints.retrieve_model, False, True)
+# GET / DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items (stored responses)
+RESPONSE_PREFIXES = ("/v1/responses/", "/responses/")
+RESPONSE_ROUTE = Route("GET DELETE", responses.stored, False, True)
 
 
 def find(path: str) -> Route | None:
     route = ROUTES.get(path)
-    if route is None and path.startswith(MODEL_PREFIXES):
-        return MODEL_ROUTE
+    if route is None:
+        if path.startswith(MODEL_PREFIXES):
+            return MODEL_ROUTE
+        if path.startswith(RESPONSE_PREFIXES):
+            return RESPONSE_ROUTE
     return route

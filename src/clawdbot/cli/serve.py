@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from clawdbot.config.schema import Config
+from clawdbot.config.service_types import TYPES
 from clawdbot.observability.access import AccessLog
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger(f"clawdbot.{args.role}")
     log.info("%s", origin)
     for svc in config.services:
-        note = " (not supported yet: requests to it answer 501)" if svc.type == "grpc" else ""
+        note = "" if TYPES[svc.type].supported else " (not supported yet: requests to it answer 501)"
         log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
     # Hot reload (SIGHUP, POST /admin/reload, file watch) reads the file again the same way.
     path = args.config or env.get("CLAWDBOT_CONFIG")
@@ -128,7 +129,7 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     from clawdbot.pipeline.gateway import Gateway
     from clawdbot.pipeline.policy import Pipeline, PluginHost
     from clawdbot.routing.hook import HookError
-    from clawdbot.state.build import data_dir
+    from clawdbot.state.build import build_response_store, data_dir
     from clawdbot.state.redis import redis_prefix, redis_url
     from clawdbot.tenancy.metering_build import build_metering
     from clawdbot.tenancy.service import build_tenancy
@@ -151,7 +152,8 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     config_dir = os.path.dirname(os.path.abspath(watch_path)) if watch_path else os.getcwd()
     host = PluginHost(gateway, str(data_dir(config, env)), config_dir, redis_url(config, env),
                       redis_prefix(config, env))
-    pipeline = Pipeline(gateway, metering, access, host, watch_path)  # the plugins built: ConfigError at file:line
+    # the plugins built: ConfigError at file:line
+    pipeline = Pipeline(gateway, metering, access, host, watch_path, build_response_store(config, env))
     # failed keys per address, on /v1, the admin API, the login and the socket
     throttle = AuthThrottle(config.server.auth_failures_burst, config.server.auth_failures_per_minute)
     web = build_web(config, pipeline, tenancy, role, env, throttle)

@@ -4,8 +4,9 @@ providers/anthropic.py), and Anthropic's answers and SSE events -> canonical.
 Request: system (and developer) messages join into `system`; tool results become `tool_result`
 blocks of a user turn; turns of one role in a row merge (the API wants them alternating);
 images as base64 or url sources; `max_tokens` is required by the API: the request's, else the
-service's default. A temperature above 1 (OpenAI takes up to 2) is refused with a 400 that names
-it. Reasoning the client sends back is left out: Anthropic only takes its own signed thinking."""
+service's default. A temperature above 1 (OpenAI takes up to 2) and a JSON mode (`response_format`:
+the API has none) are refused with a 400 that names them. Reasoning the client sends back is left
+out: Anthropic only takes its own signed thinking."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.codecs.anthropic_wire import Usage as WireUsage
 from clawdbot.core.errors import BadRequest, UpstreamError
 from clawdbot.core.types import (
     ChatChunk,
@@ -65,6 +67,10 @@ def encode_request(req: ChatRequest, model: str, default_max_tokens: int = DEFAU
     if req.temperature is not None and req.temperature > 1.0:
         raise BadRequest(f"temperature: {req.temperature} is above 1, the most this model's service takes",
                          param="temperature", code="invalid_value")
+    json_mode = (req.response_format or {}).get("type")
+    if json_mode in ("json_object", "json_schema"):  # sent without it, the answer would not be JSON
+        raise BadRequest(f"'response_format: {json_mode}' cannot be honoured by an Anthropic service (the Messages "
+                         f"API has no JSON mode).", param="response_format", code="unsupported_parameter")
     system: list[str] = []
     turns: list[dict[str, Any]] = []
 
@@ -136,22 +142,12 @@ class _Block(msgspec.Struct):
     input: Any = None
 
 
-class _Usage(msgspec.Struct):
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_input_tokens: int | None = None
-    cache_creation_input_tokens: int | None = None
-
-    def prompt(self) -> int:  # input_tokens leaves out what the prompt cache held
-        return self.input_tokens + (self.cache_read_input_tokens or 0) + (self.cache_creation_input_tokens or 0)
-
-
 class _Message(msgspec.Struct):
     id: str = ""
     model: str = ""
     content: list[_Block] = []
     stop_reason: str | None = None
-    usage: _Usage | None = None
+    usage: WireUsage | None = None
 
 
 _message = msgspec.json.Decoder(_Message)
@@ -196,7 +192,7 @@ class _Event(msgspec.Struct):
     message: _Message | None = None
     content_block: _Block | None = None
     delta: _Delta | None = None
-    usage: _Usage | None = None
+    usage: WireUsage | None = None
     error: _ErrorDetail | None = None
 
 

@@ -83,6 +83,18 @@ class WireMessagesRequest(msgspec.Struct):
     service_tier: str | None = None
 
 
+class Usage(msgspec.Struct, gc=False):
+    """An answer's `usage` (a message's, message_start's and message_delta's)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+
+    def prompt(self) -> int:  # input_tokens leaves out what the prompt cache held
+        return self.input_tokens + (self.cache_read_input_tokens or 0) + (self.cache_creation_input_tokens or 0)
+
+
 class WireCountTokensRequest(msgspec.Struct):
     model: str
     messages: list[WireMessage]

@@ -51,6 +51,11 @@ def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError | UnicodeDec
         if missing:
             path = f"{path}.{missing.group(1)}" if path else missing.group(1)
             return BadRequest(f"Missing required parameter: '{path}'.", param=path, code="missing_required_parameter")
+        unknown = re.search(r"unknown field `([^`]+)`", msg)
+        if unknown:
+            path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+            return BadRequest(f"Unrecognized request argument supplied: {path}", param=path,
+                              code="unknown_parameter")
         where = f" at '{path}'" if path else ""
         return BadRequest(f"Invalid value{where}: {msg}", param=path, code="invalid_type")
     if "UTF-8" in msg or "utf-8" in msg:
@@ -284,6 +289,14 @@ def decode_usage(body: bytes) -> w.UsageOnly | None:
         return None
 
 
+def read_usage(body: bytes, service: str) -> Usage | None:
+    """A passed-through whole answer's usage; UpstreamError when the body is not a chat completion."""
+    u = decode_usage(body)
+    if u is None:
+        raise UpstreamError(f"service {service!r} sent a body that is not a chat completion")
+    return _usage(u.usage)
+
+
 _probe_decoder = msgspec.json.Decoder(w.ChunkProbe)
 
 
@@ -465,6 +478,18 @@ def encode_embedding_response(r: EmbeddingResponse, model: str, encoding_format:
         data.append({"object": "embedding", "index": i, "embedding": emb})
     usage = {"prompt_tokens": r.usage.prompt_tokens, "total_tokens": r.usage.prompt_tokens}
     return _json_encode({"object": "list", "data": data, "model": model, "usage": usage})
+
+
+def upstream_body(body: bytes, req: ChatRequest, model: str | None, limit_field: str) -> bytes:
+    """What the fast path sends an OpenAI upstream: the client's bytes, edited only where needed: the
+    upstream `model` (None: the client's), `stream_options.include_usage` on a stream whose client did
+    not ask for it (the gateway needs the usage), the output limit renamed to the field the upstream
+    honours (`limit_field`, the service's `max_tokens_field`)."""
+    force_usage = req.stream and not req.include_usage
+    rename = req.limit_field is not None and req.limit_field != limit_field
+    if model is None and not force_usage and not rename:
+        return body
+    return rewrite_request(body, model, force_usage, limit_field if rename else None)
 
 
 def rewrite_request(body: bytes, model: str | None, force_usage: bool, limit_field: str | None = None,

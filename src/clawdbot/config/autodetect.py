@@ -9,8 +9,9 @@ import os
 from urllib.parse import urlsplit
 
 from clawdbot.config.schema import Auth, Config, Service
+from clawdbot.config.service_types import TYPES
 
-OLLAMA_DEFAULT = "http://127.0.0.1:11434"
+OLLAMA_DEFAULT = TYPES["ollama"].default_endpoint or ""
 LOCAL_MODEL_NAME = "gemma-3-270m"
 LOCAL_DESCRIPTION = (
     "Gemma 3 270M, Q4_K_M GGUF, running in-process on the CPU. A tiny BASE model (not "
@@ -66,7 +67,7 @@ def detect(env: dict[str, str] | None = None) -> tuple[Config, str]:
     auth = Auth(key=api_key) if api_key else None
     if endpoint:
         kind, why = probe_endpoint(endpoint, api_key)
-        svc = Service(name="upstream", type=kind, endpoint=endpoint, auth=auth)  # type: ignore[arg-type]
+        svc = Service(name="upstream", type=kind, endpoint=endpoint, auth=auth)
         return Config(services=[svc]), f"backend: CLAWDBOT_MODEL_ENDPOINT={endpoint} {why}"
     if _status(OLLAMA_DEFAULT + "/api/tags", 0.5) == 200:
         svc = Service(name="ollama", type="ollama", endpoint=OLLAMA_DEFAULT)

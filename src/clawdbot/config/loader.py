@@ -19,6 +19,7 @@ import msgspec
 import yaml
 
 from clawdbot.config.schema import Config, Deployment, ModelEntry, Service
+from clawdbot.config.service_types import TYPES
 
 Key = str | int
 KeyPath = tuple[Key, ...]
@@ -31,8 +32,6 @@ _REF = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_KEY = re.compile(r"[\w-]+")
 _MSGSPEC_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
-_URL_TYPES = frozenset({"http", "openai", "ollama"})
-_OPENAI_TYPES = frozenset({"http", "openai"})
 _HOOK = re.compile(r"[\w./-]+:[A-Za-z_][A-Za-z0-9_]*")
 _SPAN = re.compile(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
@@ -253,6 +252,7 @@ def _check(config: Config, doc: _Document) -> None:
     _positive(doc, ("server",), server, ("max_body_bytes", "max_json_depth", "max_json_items", "max_messages",
                                          "max_url_bytes", "max_header_bytes", "max_headers",
                                          "auth_failures_burst", "auth_failures_per_minute"))
+    _positive(doc, ("responses",), config.responses, ("retention_hours", "max_per_key", "max_conversation_bytes"))
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     first_index: dict[str, int] = {}
@@ -270,9 +270,10 @@ def _check(config: Config, doc: _Document) -> None:
         _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total", "idle"))
         _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads", "health_interval"))
         _check_resilience(doc, at, svc)
-        if svc.max_tokens_field is not None and svc.type not in _OPENAI_TYPES:
+        if svc.max_tokens_field is not None and not TYPES[svc.type].limit_field:
+            takes = " or ".join(f"`{t.name}`" for t in TYPES.values() if t.limit_field)
             raise doc.error((*at, "max_tokens_field"),
-                            f"`max_tokens_field` applies to OpenAI-compatible services (type `openai` or `http`), "
+                            f"`max_tokens_field` applies to OpenAI-compatible services (type {takes}), "
                             f"not type `{svc.type}`")
     _check_routing(doc, config)
     for name, entry in config.models.items():
@@ -384,9 +385,10 @@ def _check_routing(doc: _Document, config: Config) -> None:
 
 def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:
     path = (*at, "endpoint")
-    if svc.type == "local" and svc.endpoint is not None:
-        raise doc.error(path, "type `local` runs in-process and takes no `endpoint` (see `model_path`)")
-    if svc.type not in _URL_TYPES:
+    takes = TYPES[svc.type].endpoint
+    if takes == "none" and svc.endpoint is not None:
+        raise doc.error(path, f"type `{svc.type}` runs in-process and takes no `endpoint` (see `model_path`)")
+    if takes in ("none", "ignored") or (takes == "optional" and svc.endpoint is None):
         return
     if not svc.endpoint:
         raise doc.error(path, f"`endpoint` is required for type `{svc.type}`")

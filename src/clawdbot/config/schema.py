@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
+from clawdbot.config import service_types
+
 LimitField = Literal["max_tokens", "max_completion_tokens"]
-ServiceType = Literal["http", "openai", "ollama", "local", "mock", "grpc", "anthropic"]
-# Types the schema accepts but this version cannot serve yet.
-UNSUPPORTED_TYPES = frozenset({"grpc"})
+if TYPE_CHECKING:
+    ServiceType = str
+else:  # the names of config/service_types.py, checked (and listed in errors) when the config is decoded
+    ServiceType = Literal[service_types.NAMES]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -215,6 +218,16 @@ class Web(Strict):
     max_page_bytes: int = 1024 * 1024  # sessions.list / sessions.get: one reply's JSON, about; older: page back
 
 
+class Responses(Strict):
+    """Stored responses of OpenAI's Responses dialect (POST /v1/responses, api/responses.py)."""
+
+    store: bool = True  # false: nothing is kept, whatever a request's `store` says
+    retention_hours: float = 720.0  # 30 days, as OpenAI keeps them
+    max_per_key: int = 10_000  # stored per key; past it, its oldest go
+    # a conversation continued with previous_response_id, stored, plus the new request: more is refused
+    max_conversation_bytes: int = 16 * 1024 * 1024
+
+
 class Metering(Strict):
     """Budgets, rate limits and spend of virtual keys (tenancy/metering.py, docs/limits.md)."""
 
@@ -252,6 +265,7 @@ class Config(Strict):
     # "service/model". A deployment's own `cost` wins. Local, Ollama and mock services cost 0.
     costs: dict[str, Cost] = {}
     metering: Metering = msgspec.field(default_factory=Metering)
+    responses: Responses = msgspec.field(default_factory=Responses)
     web: Web = msgspec.field(default_factory=Web)
     services: list[Service] = []
     # public model name -> targets (a list, or an object with `targets`)

@@ -30,6 +30,11 @@ def usage(ctx: RequestContext, prompt: int, completion: int) -> None:
     ctx.completion_tokens = completion
 
 
+def prompt(ctx: RequestContext, tokens: int) -> None:
+    """The prompt's count, reported before the answer's (Anthropic's message_start)."""
+    ctx.prompt_tokens = tokens
+
+
 def answered(ctx: RequestContext, prompt: int | None = None, completion: int | None = None) -> None:
     """A whole answer is ready for the client (not a stream): its first token is now."""
     if ctx.first_token_at is None:

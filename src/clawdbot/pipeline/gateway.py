@@ -3,7 +3,7 @@ strategy gives (healthy ones first, open circuits and full services skipped), fa
 retryable errors to the next deployment and then the entry's fallbacks, within a retry budget,
 never once a stream has delivered its first chunk.
 
-Callers: `chat`, `stream`, `forward_openai`, `embed`; then `finish(ctx)` when the request ends
+Callers: `chat`, `stream`, `forward` (a dialect's bytes), `embed`; then `finish(ctx)` when the request ends
 (metrics). Every attempt is recorded in `ctx.attempts`; `attempts_header(ctx)` renders them.
 The config can be swapped at run time (`reload`): see pipeline/runtime.py."""
 
@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from clawdbot.codecs import openai as oa
 from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config
 from clawdbot.core.context import RequestContext
@@ -44,12 +43,15 @@ from clawdbot.routing.notes import Notes
 from clawdbot.routing.resolver import Resolver
 from clawdbot.routing.retry import RetryBudget, backoff, retry_after_seconds
 from clawdbot.routing.router import Route
-from clawdbot.routing.upstream import Deployment
+from clawdbot.routing.upstream import Deployment, Upstream
 
 log = logging.getLogger("clawdbot.gateway")
 T = TypeVar("T")
 Call = Callable[[Deployment], Awaitable[T]]
 Candidates = Iterator[tuple[Deployment, int]]
+# The request's bytes for one upstream of its dialect: the inbound API's edits (the upstream model name
+# when it differs from the client's, and whatever else the dialect needs), made by its codec.
+Rewrite = Callable[[Upstream, str | None], bytes]
 
 
 class Gateway:
@@ -208,6 +210,14 @@ class Gateway:
         except GatewayError:
             return True  # the call itself answers 404
         return not any(d.upstream.ignores_cap for d in route.deps)
+
+    def forwards(self, model: str, dialect: str) -> bool:
+        """May some service of `model`'s route take `dialect`'s bytes as they are (the fast path)?"""
+        try:
+            route = self.runtime.router.route(model)
+        except GatewayError:
+            return False  # the call itself answers 404
+        return any(d.upstream.forwards == dialect for d in route.deps)
 
     def cap_ignored(self, service: str, cap: int, got: int) -> None:
         up = self.runtime.upstreams.get(service)
@@ -451,27 +461,27 @@ class Gateway:
 
         return open_stream
 
-    async def forward_openai(
-        self, body: bytes, req: ChatRequest, ctx: RequestContext
+    async def forward(
+        self, dialect: str, path: str, rewrite: Rewrite, req: ChatRequest, ctx: RequestContext,
+        untranslatable: GatewayError | None = None,
     ) -> RawResponse | ChatResponse | AsyncGenerator[ChatChunk, None]:
-        """OpenAI-dialect request: pass the bytes through when the deployment speaks OpenAI,
-        otherwise translate through the canonical types (decided per attempt)."""
+        """A request in `dialect`, as bytes: passed through (`rewrite` makes the few edits) when the
+        deployment takes that dialect, otherwise translated through the canonical `req` (decided per
+        attempt). `untranslatable`: why `req` cannot stand for the request (it holds what the
+        canonical types cannot): raised for a deployment of another dialect."""
         open_canonical = self._stream_call(req, ctx)
 
         async def call(d: Deployment) -> RawResponse | ChatResponse | tuple[Any, Any]:
             up = d.upstream
-            if not up.passthrough:
+            if up.forwards != dialect:
+                if untranslatable is not None:
+                    raise untranslatable
                 if req.stream:
                     return await open_canonical(d)
                 return await up.provider.chat(msgspec.structs.replace(req, model=d.model), ctx)
-            force_usage = req.stream and not req.include_usage
-            rename = req.limit_field is not None and req.limit_field != up.limit_field
-            out = body
-            if d.model != req.model or force_usage or rename:
-                out = oa.rewrite_request(body, d.model if d.model != req.model else None, force_usage,
-                                         up.limit_field if rename else None)
-            fwd: Passthrough = up.provider  # type: ignore[assignment]  # up.passthrough said so
-            raw = await fwd.forward("/chat/completions", out, req.stream, ctx)
+            out = rewrite(up, d.model if d.model != req.model else None)
+            fwd: Passthrough = up.provider  # type: ignore[assignment]  # up.forwards said so
+            raw = await fwd.forward(path, out, req.stream, ctx)
             if raw.chunks is not None:  # read the first bytes inside the attempt: a failure now fails over
                 try:
                     first = await anext(raw.chunks)

@@ -24,6 +24,7 @@ from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
 from clawdbot.pipeline.reload import ReloadError
 from clawdbot.plugins.base import PluginConfigError
 from clawdbot.plugins.registry import SettingsError, decode_settings
+from clawdbot.state.responses_base import ResponseStore
 from clawdbot.tenancy.errors import ModelNotAllowed
 from clawdbot.tenancy.metering import Metering
 from clawdbot.tenancy.principal import Principal
@@ -60,9 +61,10 @@ def entry_error(exc: EntryError, path: str | None) -> Exception:
 
 class Pipeline:
     def __init__(self, gateway: Gateway, metering: Metering, access: AccessLog, host: PluginHost,
-                 config_path: str | None = None) -> None:
+                 config_path: str | None = None, responses: ResponseStore | None = None) -> None:
         """Raises ConfigError (a plugin entry that cannot be served, at its file:line)."""
         self.gateway = gateway
+        self.responses = responses  # stored responses (api/responses.py); None: none are kept
         self.metering = metering
         self.access = access
         self.host = host
@@ -83,6 +85,8 @@ class Pipeline:
 
     async def close(self) -> None:
         await self.metering.close()  # spend still queued reaches the database (or the journal)
+        if self.responses is not None:
+            await self.responses.close()
         await self.chain.close()
         await self.gateway.close()
 

@@ -1,31 +1,27 @@
 """`type: anthropic` services: Anthropic's Messages API (or a server that speaks it), through the
 same pooled HTTP client as the OpenAI provider. The key goes in `x-api-key` (the service's
 `auth.key`), with `anthropic-version`; answers and streams are translated to canonical types
-(codecs/anthropic_upstream.py); `/v1/models` answers the probe and model discovery."""
+(codecs/anthropic_upstream.py), or, for a client of Anthropic's own dialect, passed through as
+bytes (`forward`, with the client's `anthropic-beta`); `/v1/models` answers the probe and model
+discovery."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator
 
+from clawdbot.codecs import anthropic_raw as ar
 from clawdbot.codecs import anthropic_upstream as au
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.config.schema import Service
+from clawdbot.config.service_types import TYPES
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import UpstreamError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse
-from clawdbot.providers.base import Probe
-from clawdbot.providers.http import UpstreamHTTP, drain
+from clawdbot.providers.base import Probe, RawResponse
+from clawdbot.providers.http import UpstreamHTTP, auth_headers, drain
 
-DEFAULT_BASE = "https://api.anthropic.com"
-
-
-def _headers(svc: Service) -> dict[str, str]:
-    headers = {"anthropic-version": au.VERSION}
-    a = svc.auth
-    if a is not None and a.key and a.type != "none":
-        headers[a.header or "x-api-key"] = a.key
-    return headers
+BETA = b"anthropic-beta"
 
 
 class AnthropicProvider:
@@ -33,8 +29,8 @@ class AnthropicProvider:
 
     def __init__(self, svc: Service) -> None:
         self.name = svc.name
-        self.http = UpstreamHTTP(svc, _headers(svc))
-        base = (svc.endpoint or DEFAULT_BASE).rstrip("/")
+        self.http = UpstreamHTTP(svc, {"anthropic-version": au.VERSION, **auth_headers(svc)})
+        base = (svc.endpoint or TYPES[svc.type].default_endpoint or "").rstrip("/")
         self.http.base = base if base.endswith("/v1") else base + "/v1"
 
     async def close(self) -> None:
@@ -42,6 +38,12 @@ class AnthropicProvider:
 
     def connections(self) -> dict[str, object]:
         return self.http.connections()
+
+    async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> RawResponse:
+        """A client's own Messages request (the fast path): its beta features go along."""
+        beta = ctx.headers.get(BETA) if ctx.headers else None
+        headers = {"anthropic-beta": beta.decode("latin-1")} if beta else None
+        return await self.http.forward(path, body, stream, ctx, ar.read_usage, headers)
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
         deadline = self.http.deadline()

@@ -57,7 +57,7 @@ class Pooled(Protocol):
 
 
 class RawResponse(msgspec.Struct):
-    """An upstream response passed through untouched (the OpenAI-to-OpenAI fast path)."""
+    """An upstream response passed through untouched (the fast path: a client of the service's own dialect)."""
 
     status: int
     content_type: str
@@ -69,6 +69,7 @@ class RawResponse(msgspec.Struct):
 
 @runtime_checkable
 class Passthrough(Protocol):
-    """An upstream that speaks the OpenAI dialect: the request bytes can go through untouched."""
+    """An upstream that takes its dialect's request bytes as they came (the dialect: its service type's,
+    config/service_types.py)."""
 
     async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> RawResponse: ...

@@ -10,9 +10,12 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from clawdbot.config.schema import Service
+from clawdbot.config.service_types import TYPES
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, Overloaded, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from clawdbot.providers.base import Probe
+from clawdbot.core.types import Usage
+from clawdbot.providers.base import Probe, RawResponse
 from clawdbot.providers.http_client import (
     ConnectError,
     IncompleteResponse,
@@ -30,6 +33,15 @@ DONE_GRACE = 0.25  # seconds an upstream may take to end its response after [DON
 HEALTH_CHECK_CONNECTIONS = 1
 # Headers the client writes itself; a service's configured headers cannot replace them.
 _OWN = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
+
+
+def auth_headers(svc: Service) -> dict[str, str]:
+    """The service's `auth.key` in the header its type takes (config/service_types.py: a Bearer token
+    in Authorization, or Anthropic's x-api-key), unless `auth.header` names another."""
+    a = svc.auth
+    if a is None or a.type == "none":
+        return {}
+    return TYPES[svc.type].auth_headers(a.key, a.header)
 
 
 def map_transport_error(exc: BaseException, service: str) -> GatewayError:
@@ -150,6 +162,25 @@ class UpstreamHTTP:
         else:
             parts.append(b"\r\n")
         return b"".join(parts)
+
+    async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext,
+                      read_usage: Callable[[bytes, str], Usage | None],
+                      headers: dict[str, str] | None = None) -> RawResponse:
+        """The fast path's call: the client's bytes up, the upstream's bytes back. A whole body is
+        read and its usage counted (`read_usage`, the dialect's: raises UpstreamError for a body that
+        is not an answer); a stream is returned as its chunks, read by the caller."""
+        deadline = self.deadline()
+        resp = await self.open("POST", path, ctx, body=body, headers=headers)
+        await self.raise_for_status(resp, deadline)
+        ctype = resp.headers.get("Content-Type", "application/json")
+        if not stream:
+            data = await self.read_body(resp, deadline)
+            usage = read_usage(data, self.name)
+            if usage is not None:
+                accounting.usage(ctx, usage.prompt_tokens, usage.completion_tokens)
+            return RawResponse(resp.status, ctype, body=data)
+        return RawResponse(resp.status, ctype, chunks=self.iter_chunks(resp, deadline),
+                           complete=lambda: resp.complete)
 
     async def read_body(self, resp: Response, deadline: float) -> bytes:
         try:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from clawdbot.codecs import ollama as codec
-from clawdbot.config.schema import Auth, Service
+from clawdbot.config.schema import Service
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamError
@@ -26,7 +26,7 @@ from clawdbot.core.types import (
     Usage,
 )
 from clawdbot.providers.base import Probe
-from clawdbot.providers.http import UpstreamHTTP
+from clawdbot.providers.http import UpstreamHTTP, auth_headers
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ class OllamaProvider:
 
     def __init__(self, svc: Service) -> None:
         self.name = svc.name
-        self.http = UpstreamHTTP(svc, auth_headers(svc.auth))
+        self.http = UpstreamHTTP(svc, auth_headers(svc))
         self.http.base = api_root(self.http.base)
         self.num_ctx = _num_ctx(svc)
 
@@ -134,16 +134,6 @@ class _StreamState:
             self.done = True
             if self.tool_calls and chunk.finish_reason == "stop":
                 chunk.finish_reason = "tool_calls"
-
-
-def auth_headers(auth: Auth | None) -> dict[str, str]:
-    """An API key as a header: `Authorization: Bearer <key>` unless the config names another header
-    (Ollama itself has no auth; a reverse proxy in front of it may)."""
-    if auth is None or auth.type == "none" or not auth.key:
-        return {}
-    if auth.header:
-        return {auth.header: auth.key}
-    return {"Authorization": f"Bearer {auth.key}"}
 
 
 def api_root(base: str) -> str:

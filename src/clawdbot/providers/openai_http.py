@@ -9,21 +9,11 @@ from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.config.autodetect import api_base
 from clawdbot.config.schema import Service
-from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import UpstreamError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.providers.base import Probe, RawResponse
-from clawdbot.providers.http import UpstreamHTTP, drain
-
-
-def auth_headers(svc: Service) -> dict[str, str]:
-    a = svc.auth
-    if a is None or not a.key or a.type == "none":
-        return {}
-    if a.header:
-        return {a.header: a.key}
-    return {"Authorization": f"Bearer {a.key}"}
+from clawdbot.providers.http import UpstreamHTTP, auth_headers, drain
 
 
 async def decode_sse(chunks: AsyncGenerator[bytes, None], service: str | None) -> AsyncGenerator[ChatChunk, None]:
@@ -68,20 +58,7 @@ class OpenAIProvider:
     # -- fast path: bytes in, bytes out -------------------------------------------------------
 
     async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> RawResponse:
-        deadline = self.http.deadline()
-        resp = await self.http.open("POST", path, ctx, body=body)
-        await self.http.raise_for_status(resp, deadline)
-        ctype = resp.headers.get("Content-Type", "application/json")
-        if not stream:
-            data = await self.http.read_body(resp, deadline)
-            usage = oa.decode_usage(data)
-            if usage is None:
-                raise UpstreamError(f"service {self.name!r} sent a body that is not a chat completion")
-            if usage.usage is not None:
-                accounting.usage(ctx, usage.usage.prompt_tokens, usage.usage.completion_tokens)
-            return RawResponse(resp.status, ctype, body=data)
-        return RawResponse(resp.status, ctype, chunks=self.http.iter_chunks(resp, deadline),
-                           complete=lambda: resp.complete)
+        return await self.http.forward(path, body, stream, ctx, oa.read_usage)
 
     # -- canonical path -----------------------------------------------------------------------
 

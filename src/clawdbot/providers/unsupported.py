@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from clawdbot.config.schema import Service
+from clawdbot.config.service_types import supported_names
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import NotImplementedByService
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse
@@ -19,7 +20,7 @@ class UnsupportedProvider:
     def _error(self) -> NotImplementedByService:
         return NotImplementedByService(
             f"service {self.name!r} has type {self.kind!r}, which this version of clawdbot accepts in "
-            f"its configuration but cannot call yet (supported now: http/openai, ollama, anthropic, local, mock)",
+            f"its configuration but cannot call yet (supported now: {supported_names()})",
             code="service_type_unsupported",
         )
 

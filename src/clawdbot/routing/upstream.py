@@ -11,6 +11,7 @@ from typing import Any
 
 from clawdbot.config.schema import Deployment as DeploymentConfig
 from clawdbot.config.schema import Service
+from clawdbot.config.service_types import TYPES
 from clawdbot.observability.metrics import ServiceStats
 from clawdbot.providers.base import Embedder, Passthrough, Pooled, Provider
 from clawdbot.routing.breaker import Breaker
@@ -23,8 +24,8 @@ class Upstream:
     health. A config reload keeps the Upstream (warm connections, counters, queue) when the
     service's settings did not change."""
 
-    __slots__ = ("breaker", "connections", "embedder", "health", "ignores_cap", "limit_field", "limiter", "name",
-                 "passthrough", "provider", "stats", "svc")
+    __slots__ = ("breaker", "connections", "embedder", "forwards", "health", "ignores_cap", "limit_field", "limiter",
+                 "name", "provider", "stats", "svc")
 
     def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
                  health: ServiceState) -> None:
@@ -32,7 +33,8 @@ class Upstream:
         self.svc = svc
         self.provider = provider
         # isinstance() against a runtime-checkable Protocol inspects every member: once, here.
-        self.passthrough = isinstance(provider, Passthrough)
+        # The dialect whose requests it takes as bytes (the fast path), None: canonical only.
+        self.forwards = TYPES[svc.type].dialect if isinstance(provider, Passthrough) else None
         self.embedder = isinstance(provider, Embedder)
         # an HTTP service's connection pool numbers (/debug)
         self.connections: Callable[[], dict[str, Any]] | None = (

@@ -9,7 +9,8 @@ from pathlib import Path
 from clawdbot.config.schema import Config
 from clawdbot.state.base import ChatStore
 from clawdbot.state.files import warn_if_shared
-from clawdbot.state.lazy import lazy_chat_store
+from clawdbot.state.lazy import lazy_chat_store, lazy_response_store
+from clawdbot.state.responses_base import ResponseStore
 
 DATABASE_FILE = "clawdbot.db"
 
@@ -40,3 +41,14 @@ def build_chat_store(url: str) -> ChatStore:
     """The SQL chat store, which loads the SQL layer and migrates at its first use (state/lazy.py).
     Raises ValueError for a URL that is not SQLite or PostgreSQL (the message never shows it)."""
     return lazy_chat_store(url)
+
+
+def build_response_store(config: Config, env: Mapping[str, str]) -> ResponseStore:
+    """Stored responses (POST /v1/responses): in the process for `memory://`, else on the SQL
+    database, opened at the first stored response (the SQL layer is not loaded before)."""
+    url = env.get("CLAWDBOT_DATABASE_URL") or config.database_url
+    if url is not None and url.startswith("memory:"):
+        from clawdbot.state.responses_memory import MemoryResponseStore
+
+        return MemoryResponseStore()
+    return lazy_response_store(database_url(config, env))

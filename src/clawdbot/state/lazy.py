@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from clawdbot.state.base import ChatStore
     from clawdbot.state.keys_base import KeyStore
+    from clawdbot.state.responses_base import ResponseStore
     from clawdbot.state.spend_base import SpendStore
     from clawdbot.state.sql import Database
 
@@ -125,3 +126,14 @@ def _sql_spend_store(url: str) -> SpendStore:
 def lazy_spend_store(url: str) -> SpendStore:
     """Raises ValueError for a URL no SQL store understands."""
     return cast("SpendStore", Lazy(url, _sql_spend_store))
+
+
+def _sql_response_store(url: str) -> ResponseStore:
+    from clawdbot.state.responses_sql import SqlResponseStore
+
+    return SqlResponseStore(_database(url))
+
+
+def lazy_response_store(url: str) -> ResponseStore:
+    """Raises ValueError for a URL no SQL store understands."""
+    return cast("ResponseStore", Lazy(url, _sql_response_store))

@@ -25,7 +25,7 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 VERSION_TABLE = "clawdbot_alembic_version"
 # The newest revision in migrations/versions/ (a test checks it against Alembic's head): a schema at
 # it needs no migration, and the gateway then never imports Alembic (state/sql.py upgrade).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 # JSONB on PostgreSQL (indexable, compact); JSON text elsewhere. none_as_null: Python None is SQL NULL,
 # not the JSON literal `null`, so "no usage" is one thing.
@@ -168,4 +168,21 @@ spend = sa.Table(
     sa.Index(None, "user_id", "at"),
     sa.Index(None, "team_id", "at"),
     sa.Index(None, "model", "at"),
+)
+
+
+# --- stored responses (migration 0004): OpenAI's Responses dialect with `store` ----------------
+
+responses = sa.Table(
+    "responses",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # resp_ + 48 hex
+    sa.Column("owner", sa.Text, nullable=False),  # the key id, or "master" / "anonymous"
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("response", Json, nullable=False),
+    sa.Column("input_items", Json, nullable=False),
+    sa.Column("conversation", Json, nullable=False),
+    sa.Index(None, "owner", "created_at"),
+    sa.Index(None, "expires_at"),
 )

@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from clawdbot.config.schema import Config
+from clawdbot.config.service_types import TYPES
 from clawdbot.routing.router import Route
 from clawdbot.routing.upstream import Deployment
 from clawdbot.tenancy.costs import FREE, Price
 
-SELF_HOSTED = frozenset({"local", "ollama", "mock"})  # service types whose tokens cost nothing
 MAX_FALLBACK_DEPTH = 4
 
 
 class Pricing:
     def __init__(self, config: Config) -> None:
         self._costs = {name: Price(c.input, c.output) for name, c in config.costs.items()}
-        self._types = {s.name: s.type for s in config.services}
+        self._free = {s.name for s in config.services if TYPES[s.type].self_hosted}
 
     def of(self, public: str | None, service: str, model: str | None,
            own: tuple[float, float] | None = None) -> Price | None:
@@ -33,7 +33,7 @@ class Pricing:
                 found = self._costs.get(name)
                 if found is not None:
                     return found
-        if self._types.get(service) in SELF_HOSTED:
+        if service in self._free:
             return FREE
         return None
 

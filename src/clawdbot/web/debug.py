@@ -11,13 +11,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from clawdbot.config.schema import Config, Service
+from clawdbot.config.service_types import TYPES
 from clawdbot.core.errors import GatewayError
 from clawdbot.pipeline.gateway import Gateway
-from clawdbot.providers.http import UpstreamHTTP
-from clawdbot.providers.openai_http import auth_headers
+from clawdbot.providers.http import UpstreamHTTP, auth_headers
 
 UPSTREAM_TIMEOUT_S = 2.0
-OPENAI_TYPES = ("http", "openai")
 
 
 def process_entry(gateway: Gateway, role: str, url: str) -> dict[str, Any]:
@@ -87,7 +86,8 @@ class Debug:
         self.gateway = gateway
         self.role = role
         # Only in the split topology is the upstream another clawdbot that can report itself.
-        self.upstreams = [s for s in config.services if role == "gateway" and s.type in OPENAI_TYPES and s.endpoint]
+        self.upstreams = [s for s in config.services if role == "gateway" and TYPES[s.type].dialect == "openai"
+                          and s.endpoint]
 
     def own(self, url: str) -> dict[str, Any]:
         return process_entry(self.gateway, self.role, url)
