@@ -12,6 +12,7 @@ import timeit
 from collections.abc import Callable
 
 from clawdbot.codecs import anthropic as an
+from clawdbot.codecs import anthropic_raw as ar
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs import openai_responses as ro
@@ -34,6 +35,7 @@ RESPONSES_REQUEST = json.dumps({
 }).encode()
 OPENAI_CHUNK = (b'{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m",'
                 b'"choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}')
+ANTHROPIC_DELTA = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"tok "}}'
 OLLAMA_LINE = (b'{"model":"llama3.2","created_at":"2025-06-30T11:02:17.215512804Z",'
                b'"message":{"role":"assistant","content":"tok "},"done":false}')
 
@@ -46,6 +48,7 @@ def cases() -> dict[str, Callable[[], object]]:
     stream = StreamEncoder("m")
     stream.start(10)
     stream.encode(chunk)  # the text block is open: what every later delta costs
+    reader = ar.EventReader()
     shell = rout.Shell(ro.parse(RESPONSES_REQUEST), "m", False)
     events = rout.EventEncoder(shell)
     events.opening(lambda: 10)
@@ -55,6 +58,9 @@ def cases() -> dict[str, Callable[[], object]]:
         "anthropic: parse + validate request": lambda: an.parse_messages_request(ANTHROPIC_REQUEST),
         "anthropic: encode canonical chunk (text_delta)": lambda: stream.encode(chunk),
         "anthropic: encode whole answer": lambda: an.encode_message_response(answer, "m"),
+        "anthropic bytes through: read head + rewrite model": lambda: ar.rewrite_request(
+            ANTHROPIC_REQUEST, "claude-x") if ar.read_head(ANTHROPIC_REQUEST) else None,
+        "anthropic bytes through: read a passed event": lambda: reader.read(ANTHROPIC_DELTA, "s"),
         "responses: parse + validate request": lambda: ro.parse(RESPONSES_REQUEST),
         "responses: encode canonical chunk (output_text.delta)": lambda: events.encode(chunk),
         "responses: encode whole answer": lambda: rout.encode_response(shell, answer),

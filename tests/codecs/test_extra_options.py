@@ -57,3 +57,30 @@ def test_the_embedded_model_takes_logit_bias_and_refuses_reasoning() -> None:
     with pytest.raises(BadRequest) as err:
         completion_params(parsed(reasoning_effort="low"))
     assert err.value.param == "reasoning_effort"
+
+
+def anthropic_parsed(thinking: object) -> ChatRequest:
+    from clawdbot.codecs import anthropic as an
+
+    body = {"model": "m", "max_tokens": 8000, "messages": [{"role": "user", "content": "x"}], "thinking": thinking}
+    return an.parse_messages_request(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(("thinking", "effort"), [
+    ({"type": "enabled", "budget_tokens": 1024}, "low"), ({"type": "enabled", "budget_tokens": 2000}, "medium"),
+    ({"type": "enabled", "budget_tokens": 16000}, "high"), ({"type": "adaptive"}, "medium"),
+    ({"type": "disabled"}, None), (None, None)])
+def test_anthropic_thinking_becomes_a_reasoning_effort(thinking: object, effort: str | None) -> None:
+    req = anthropic_parsed(thinking)
+    assert (req.extra or {}).get("reasoning_effort") == effort
+    if effort is not None:  # and goes on as each upstream takes it
+        assert json.loads(oa.encode_chat_request(req, "max_tokens"))["reasoning_effort"] == effort
+        assert json.loads(ol.encode_chat_request(req, "llama", None))["think"] is True
+
+
+@pytest.mark.parametrize("thinking", [{"type": "enabled"}, {"type": "enabled", "budget_tokens": 0},
+                                      {"type": "sometimes"}])
+def test_a_thinking_setting_that_cannot_be_read_is_refused(thinking: object) -> None:
+    with pytest.raises(BadRequest) as err:
+        anthropic_parsed(thinking)
+    assert (err.value.param or "").startswith("thinking.")

@@ -5,8 +5,9 @@ Inbound mapping: `system` becomes a system message; a user turn's text and image
 each `tool_result` block a tool message; an assistant turn's text its content, `tool_use` blocks
 its tool calls (input as JSON text), `thinking` its reasoning. `tool_choice` any -> required,
 tool -> a forced function. `top_k` has no canonical field: it goes in `extra` (OpenAI-compatible
-upstreams get it as is). `thinking` (a budget for Anthropic's models) is not sent on: a model that
-reasons does so on its own. Server tools (web_search and the like) are refused."""
+upstreams get it as is). `thinking` becomes `reasoning_effort` by its budget (up to 1024 tokens
+low, up to 2048 medium, more high; `adaptive` medium), which each upstream maps or refuses
+(docs/dialects.md). Server tools (web_search and the like) are refused."""
 
 from __future__ import annotations
 
@@ -18,7 +19,17 @@ import msgspec
 from clawdbot.codecs import anthropic_wire as w
 from clawdbot.codecs.openai import decode_error
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
-from clawdbot.core.types import ChatRequest, ChatResponse, ImagePart, Message, Part, TextPart, Tool, ToolCall
+from clawdbot.core.types import (
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+    Usage,
+)
 
 _request_decoder = msgspec.json.Decoder(w.WireMessagesRequest)
 _count_decoder = msgspec.json.Decoder(w.WireCountTokensRequest)
@@ -79,6 +90,9 @@ def parse_messages_request(body: bytes) -> ChatRequest:
     extra: dict[str, Any] = {}
     if wire.top_k is not None:
         extra["top_k"] = wire.top_k
+    effort = thinking_effort(wire.thinking)
+    if effort is not None:
+        extra["reasoning_effort"] = effort
     user = wire.metadata.get("user_id") if wire.metadata else None
     return ChatRequest(
         model=wire.model,
@@ -94,6 +108,23 @@ def parse_messages_request(body: bytes) -> ChatRequest:
         include_usage=True,
         extra=extra or None,
     )
+
+
+def thinking_effort(thinking: dict[str, Any] | None) -> str | None:
+    """Anthropic's `thinking` setting as an OpenAI-style reasoning effort; None when off."""
+    kind = thinking.get("type") if thinking else None
+    if kind == "adaptive":
+        return "medium"
+    if kind != "enabled":
+        if kind not in (None, "disabled"):
+            raise BadRequest(f"thinking.type: {kind!r} is not one of enabled, adaptive, disabled",
+                             param="thinking.type", code="invalid_value")
+        return None
+    budget = thinking.get("budget_tokens") if thinking else None
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise BadRequest("thinking.budget_tokens: a positive integer is required", param="thinking.budget_tokens",
+                         code="invalid_value")
+    return "low" if budget <= 1024 else "medium" if budget <= 2048 else "high"
 
 
 def parse_count_tokens_request(body: bytes) -> ChatRequest:
@@ -243,8 +274,18 @@ def encode_message_response(resp: ChatResponse, model: str) -> bytes:
         "id": message_id(), "type": "message", "role": "assistant", "model": model,
         "content": content_blocks(resp.message), "stop_reason": stop_reason(resp.finish_reason),
         "stop_sequence": None,
-        "usage": {"input_tokens": u.prompt_tokens if u else 0, "output_tokens": u.completion_tokens if u else 0},
+        "usage": usage_json(u),
     })
+
+
+def usage_json(u: Usage | None) -> dict[str, int]:
+    """Anthropic's usage: input_tokens leaves out what the prompt cache held (cache_read_input_tokens)."""
+    if u is None:
+        return {"input_tokens": 0, "output_tokens": 0}
+    out = {"input_tokens": u.prompt_tokens - u.cached_tokens, "output_tokens": u.completion_tokens}
+    if u.cached_tokens:
+        out["cache_read_input_tokens"] = u.cached_tokens
+    return out
 
 
 def encode_count(tokens: int) -> bytes:

@@ -74,7 +74,7 @@ def read_usage(body: bytes, service: str) -> Usage | None:
     if a.type != "message":
         raise UpstreamError(f"service {service!r} sent a body that is not a message")
     u = a.usage
-    return Usage(u.prompt(), u.output_tokens) if u is not None else None
+    return Usage(u.prompt(), u.output_tokens, u.cache_read_input_tokens or 0) if u is not None else None
 
 
 class _Delta(msgspec.Struct, gc=False):

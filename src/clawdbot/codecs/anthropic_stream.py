@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from clawdbot.codecs.anthropic import error_type, message_id, stop_reason
+from clawdbot.codecs.anthropic import error_type, message_id, stop_reason, usage_json
 from clawdbot.core.errors import GatewayError
 from clawdbot.core.types import ChatChunk, Usage
 
@@ -94,7 +94,7 @@ class StreamEncoder:
         u = self.usage
         usage: dict[str, int] = {"output_tokens": u.completion_tokens if u else 0}
         if u is not None:
-            usage["input_tokens"] = u.prompt_tokens
+            usage |= usage_json(u)
         return (self._close()
                 + event("message_delta", {"type": "message_delta",
                                           "delta": {"stop_reason": stop_reason(self.finish), "stop_sequence": None},

@@ -170,7 +170,7 @@ def decode_response(body: bytes) -> ChatResponse:
                   reasoning="".join(thinking) or None)
     u = r.usage
     return ChatResponse(r.id, r.model, 0, msg, FINISH.get(r.stop_reason or "end_turn", "stop"),
-                        Usage(u.prompt(), u.output_tokens) if u else None)
+                        Usage(u.prompt(), u.output_tokens, u.cache_read_input_tokens or 0) if u else None)
 
 
 class _Delta(msgspec.Struct):
@@ -205,6 +205,7 @@ class StreamDecoder:
 
     def __init__(self) -> None:
         self.prompt = 0
+        self.cached = 0
         self.calls: dict[int, int] = {}  # block index -> tool-call index
         self.done = False
 
@@ -217,6 +218,7 @@ class StreamDecoder:
         if kind == "message_start" and ev.message is not None:
             if ev.message.usage is not None:
                 self.prompt = ev.message.usage.prompt()
+                self.cached = ev.message.usage.cache_read_input_tokens or 0
             return ChatChunk(role="assistant", model=ev.message.model or None)
         if kind == "content_block_start" and ev.content_block is not None and ev.content_block.type == "tool_use":
             i = self.calls[ev.index] = len(self.calls)
@@ -234,8 +236,10 @@ class StreamDecoder:
         if kind == "message_delta":
             finish = FINISH.get(ev.delta.stop_reason or "end_turn", "stop") if ev.delta else "stop"
             out = ev.usage.output_tokens if ev.usage else 0
-            prompt = ev.usage.prompt() if ev.usage and ev.usage.input_tokens else self.prompt
-            return ChatChunk(finish_reason=finish, usage=Usage(prompt, out))
+            u = ev.usage
+            prompt, cached = (u.prompt(), u.cache_read_input_tokens or 0) if u and u.input_tokens else \
+                (self.prompt, self.cached)
+            return ChatChunk(finish_reason=finish, usage=Usage(prompt, out, cached))
         if kind == "message_stop":
             self.done = True
             return None

@@ -243,7 +243,11 @@ _models_decoder = msgspec.json.Decoder(w.WireModelList)
 
 
 def _usage(u: w.WireUsage | None) -> Usage | None:
-    return Usage(u.prompt_tokens, u.completion_tokens) if u is not None else None
+    if u is None:
+        return None
+    p, c = u.prompt_tokens_details, u.completion_tokens_details
+    return Usage(u.prompt_tokens, u.completion_tokens, (p.cached_tokens or 0) if p else 0,
+                 (c.reasoning_tokens or 0) if c else 0)
 
 
 def _bad_upstream(what: str, exc: Exception) -> UpstreamError:
@@ -356,9 +360,14 @@ def decode_model_list(body: bytes) -> list[str]:
 # ---- canonical -> OpenAI wire (responses to clients) --------------------------------------------
 
 
-def _usage_json(u: Usage) -> dict[str, int]:
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-            "total_tokens": u.total_tokens}
+def _usage_json(u: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                           "total_tokens": u.total_tokens}
+    if u.cached_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": u.cached_tokens}
+    if u.reasoning_tokens:
+        out["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
+    return out
 
 
 def encode_chat_response(r: ChatResponse, model: str) -> bytes:

@@ -36,8 +36,8 @@ def response_id() -> str:
 def usage_json(u: Usage | None) -> dict[str, Any] | None:
     if u is None:
         return None
-    return {"input_tokens": u.prompt_tokens, "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": u.completion_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+    return {"input_tokens": u.prompt_tokens, "input_tokens_details": {"cached_tokens": u.cached_tokens},
+            "output_tokens": u.completion_tokens, "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
             "total_tokens": u.total_tokens}
 
 
@@ -137,6 +137,7 @@ class EventEncoder:
         self.calls: dict[int, _Call] = {}  # the stream's tool-call index -> its open item
         self.call_order: list[int] = []  # output indexes of the calls
         self.finish: str | None = None
+        self.usage: Usage | None = None  # the upstream's, with its cached and reasoning counts
         self.final: dict[str, Any] | None = None
         self.reasoning: list[str] = []
         self.text: list[str] = []
@@ -215,6 +216,8 @@ class EventEncoder:
                                    {"item_id": call.id, "output_index": call.index, "delta": d.arguments})
         if chunk.finish_reason is not None:
             self.finish = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
         return out
 
     def _close_all(self, status: str) -> bytes:
@@ -237,6 +240,8 @@ class EventEncoder:
         finish = "length" if cut else self.finish
         status = "incomplete" if finish in INCOMPLETE else "completed"
         out = self._close_all(status)
+        if reported and self.usage is not None:  # the count, or the upstream's own with its details
+            usage = self.usage
         self.final = self.shell.object(status, self.output(), usage, finish)
         return out + self._event(f"response.{status}", {"response": self.final})
 

@@ -96,9 +96,19 @@ class WireEmbeddingRequest(msgspec.Struct):
 
 
 # What the gateway reads from an upstream's answer on the fast path: usage only.
+class PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+
+
+class CompletionDetails(msgspec.Struct):
+    reasoning_tokens: int | None = None
+
+
 class WireUsage(msgspec.Struct):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prompt_tokens_details: PromptDetails | None = None
+    completion_tokens_details: CompletionDetails | None = None
 
 
 class UsageOnly(msgspec.Struct):

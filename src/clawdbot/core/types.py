@@ -81,8 +81,10 @@ class ChatRequest(msgspec.Struct):
 
 
 class Usage(msgspec.Struct):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = 0  # all of the prompt, what a cache held included
+    completion_tokens: int = 0  # all of the output, reasoning included
+    cached_tokens: int = 0  # of prompt_tokens, read from the upstream's prompt cache
+    reasoning_tokens: int = 0  # of completion_tokens, spent reasoning (when the upstream says)
 
     @property
     def total_tokens(self) -> int:
