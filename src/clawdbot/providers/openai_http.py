@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any
 
 from clawdbot.codecs import openai as oa
@@ -57,8 +57,9 @@ class OpenAIProvider:
 
     # -- fast path: bytes in, bytes out -------------------------------------------------------
 
-    async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> RawResponse:
-        return await self.http.forward(path, body, stream, ctx, oa.read_usage)
+    def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> Coroutine[Any, Any, RawResponse]:
+        # the HTTP client's coroutine itself: no frame of its own on the hot path
+        return self.http.forward(path, body, stream, ctx, oa.read_usage)
 
     # -- canonical path -----------------------------------------------------------------------
 
