@@ -28,6 +28,8 @@ Fault markers in the last user message (several may be combined):
   fault:linger          stream: after `data: [DONE]`, hold the response open (no terminating chunk)
                         until the client goes away
   fault:linger=MS       stream: end the response only MS milliseconds after `data: [DONE]`
+  fault:gate            stream: after the first content chunk, wait until the test opens the gate
+                        (`up.set_gate(True)`; closed at start): streams proven to be open at once
 
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
@@ -153,6 +155,7 @@ class Faults:
     stall_ms: int = 0
     throttle_ms: int = 0
     linger_ms: int | None = None  # 0: until the client goes away
+    gate: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Faults:
@@ -162,7 +165,7 @@ class Faults:
                 faults.status = int(name)
             elif name in ("slow", "chunks", "prefill", "stall", "throttle", "linger"):
                 setattr(faults, "chunks" if name == "chunks" else f"{name}_ms", int(arg or 0))
-            elif name in ("midstream", "malformed", "hang", "hang_midstream"):
+            elif name in ("midstream", "malformed", "hang", "hang_midstream", "gate"):
                 setattr(faults, name, True)
         return faults
 
@@ -251,6 +254,7 @@ class OpenAIUpstream(ServerThread):
         self.models_in_flight = 0
         self.models_peak = 0
         self._lock = threading.Lock()
+        self._gate_event: asyncio.Event | None = None
         self._requests: deque[RecordedRequest] = deque(maxlen=history)
         self._disconnected: list[str] = []
         self._stopping = False
@@ -304,6 +308,22 @@ class OpenAIUpstream(ServerThread):
             return sum(not t.is_closing() for t in self._transports.values())
 
         return self.call(count())
+
+    def _gate(self) -> asyncio.Event:
+        """`fault:gate`'s gate, on the server's loop."""
+        if self._gate_event is None:
+            self._gate_event = asyncio.Event()
+        return self._gate_event
+
+    def set_gate(self, opened: bool) -> None:
+        async def flip() -> None:
+            gate = self._gate()
+            if opened:
+                gate.set()
+            else:
+                gate.clear()
+
+        self.call(flip())
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -478,6 +498,8 @@ class OpenAIUpstream(ServerThread):
                     await asyncio.sleep(faults.slow_ms / 1000)
                 if i == 1 and faults.stall_ms:
                     await self._pause(request, faults.stall_ms)
+                if i == 2 and faults.gate:  # the role chunk and one content chunk are out
+                    await self._gate().wait()
                 if i == 3 and faults.midstream:  # the role chunk and two content chunks are out
                     return self._drop(request, resp)
                 if i == 3 and faults.hang_midstream:
