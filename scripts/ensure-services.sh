@@ -15,6 +15,10 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "ensure-services: installing Debian's chromium"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+if [ ! -x /usr/bin/promtool ]; then  # `promtool check metrics` on /metrics (tests/e2e/test_metrics.py)
+  echo "ensure-services: installing Debian's prometheus"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
 for i in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p 5432 && break
   sleep 0.2

@@ -237,7 +237,7 @@ class App:
             raise MethodNotAllowed(f"{path} accepts {route.method.replace(' ', ', ')} only.")
         principal = ANONYMOUS
         if route.is_api:
-            principal = await self.authenticate(ex, hdrs, path.startswith("/admin/"))
+            principal = await self.authenticate(ex, hdrs, route.admin or path.startswith("/admin/"))
         elif route.key_optional and b"authorization" in hdrs:
             principal = await self.authenticate(ex, hdrs, False)  # more detail for a caller with a key
         body = b""

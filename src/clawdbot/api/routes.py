@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-from clawdbot.api import admin, chat, completions, endpoints, messages, ollama_api, openapi, responses
+from clawdbot.api import admin, chat, completions, endpoints, messages, metrics, ollama_api, openapi, responses
 from clawdbot.api.exchange import Exchange
 from clawdbot.pipeline.policy import Pipeline
 
@@ -20,6 +20,7 @@ class Route(NamedTuple):
     max_body: int | None = None  # bytes; None: server.max_body_bytes
     key_optional: bool = False  # not is_api, but a key that is sent is checked (and may show more)
     any_content_type: bool = False  # JSON whatever Content-Type says (Ollama's clients and curl -d)
+    admin: bool = False  # with auth on, the master key or an admin key only (as /admin/*)
 
 
 ROUTES: dict[str, Route] = {
@@ -43,6 +44,7 @@ ROUTES: dict[str, Route] = {
     "/readyz": Route("GET", endpoints.readyz, False, False, key_optional=True),
     "/admin/reload": Route("POST", admin.reload, False, True),
     "/openapi.json": Route("GET", openapi.OpenApi(), False, False),
+    "/metrics": Route("GET", metrics.metrics, False, True, admin=True),  # docs/observability.md
 }
 for _p in ("/chat/completions", "/completions", "/embeddings", "/models", "/responses"):
     ROUTES[_p] = ROUTES["/v1" + _p]

@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from clawdbot.observability.requests import RequestMetrics
+
 WINDOW = 256  # samples per percentile window
 EWMA_ALPHA = 0.3  # weight of the newest sample in the moving averages the latency strategy reads
 
@@ -32,6 +34,12 @@ class Window:
             return None
         ordered = sorted(self._values)
         return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))]
+
+    def last(self) -> float | None:
+        return self._values[-1] if self._values else None
+
+    def max(self) -> float | None:
+        return max(self._values) if self._values else None
 
     def mean(self) -> float | None:
         return sum(self._values) / len(self._values) if self._values else None
@@ -110,6 +118,7 @@ class ServiceStats:
 class Metrics:
     def __init__(self) -> None:
         self.services: dict[str, ServiceStats] = {}
+        self.requests = RequestMetrics()  # per request, by operation/service/model/status: /metrics
         self.overhead = Window()  # the gateway's own ms per request (total minus upstream time)
         self.loop_lag = Window(64)
         self.http_in_flight = 0
@@ -153,7 +162,7 @@ class Metrics:
             "ws_connections": self.ws_connections,
             "chats_in_flight": self.chats_in_flight,
             "loop_lag_p50_ms": _r(self.loop_lag.percentile(50)),
-            "loop_lag_max_ms": _r(max(self.loop_lag._values) if len(self.loop_lag) else None),
+            "loop_lag_max_ms": _r(self.loop_lag.max()),
             "overhead_p50_ms": _r(self.overhead.percentile(50)),
             "overhead_p95_ms": _r(self.overhead.percentile(95)),
             "services": self._services(),

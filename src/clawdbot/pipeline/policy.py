@@ -51,6 +51,17 @@ class PluginHost:
         return resp.vectors
 
 
+def label_names(config: Config) -> tuple[set[str], dict[str, str]]:
+    """What /metrics may name (observability/requests.py): the models a client may ask for by a
+    configured name (model entries, service names, their model ids, the entries' service/model
+    targets), and each service's type."""
+    models = set(config.models) | {s.name for s in config.services}
+    models |= {s.model_id for s in config.services if s.model_id}
+    for name in config.models:
+        models.update(t for t in config.model_targets(name) or () if "/" in t)
+    return models, {s.name: s.type for s in config.services}
+
+
 def entry_error(exc: EntryError, path: str | None) -> Exception:
     """A plugin entry that cannot be served, at its file:line when the config came from a file."""
     if path:
@@ -75,6 +86,9 @@ class Pipeline:
             raise entry_error(exc, config_path) from None
         self._plugins_config = gateway.config.plugins
         gateway.reload_checks.append(self._prepare)
+        self.requests = gateway.metrics.requests
+        self.requests.configure(*label_names(gateway.config))
+        gateway.reload_checks.append(self._relabel)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -107,6 +121,9 @@ class Pipeline:
             old.retire(self.gateway.spawn)
 
         return commit
+
+    def _relabel(self, config: Config) -> Callable[[], None]:
+        return lambda: self.requests.configure(*label_names(config))
 
     def check_key_metadata(self, metadata: Any) -> None:
         """A key's `metadata.plugins` overrides, checked before the key is saved: each names a
@@ -180,6 +197,7 @@ class Pipeline:
         if ctx.meter is not None:
             await self.metering.settle(ctx)
         self.gateway.finish(ctx)
+        self.requests.record(ctx, path, status)
         chain: Any = ctx.plugin_chain
         if chain is not None:
             ctx.plugin_chain = None
