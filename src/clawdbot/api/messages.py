@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 
 from clawdbot.api import canonical, encoded, messages_raw
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.metered import read_head
+from clawdbot.api.metered import prompt_estimate
 from clawdbot.codecs import anthropic as an
 from clawdbot.codecs import anthropic_raw as ar
 from clawdbot.codecs.anthropic_stream import StreamEncoder
@@ -50,7 +50,7 @@ async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await ex.json(200, an.encode_message_response(resp, req.model))
 
     def estimate() -> int:
-        return _estimate(body)
+        return prompt_estimate(body, PATH)
 
     enc = StreamEncoder(req.model)
 
@@ -60,13 +60,6 @@ async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     if fast:
         return await messages_raw.answer(ex, pl, body, req, refused, whole, relay, estimate)
     await canonical.answer_with(ex, pl, req, run, whole, relay)
-
-
-def _estimate(body: bytes) -> int:
-    try:
-        return read_head(body, PATH).prompt_estimate()
-    except BadRequest:
-        return 0
 
 
 async def count_tokens(ex: Exchange, pl: Pipeline, body: bytes) -> None:

@@ -156,6 +156,15 @@ _HEADS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
+def prompt_estimate(body: bytes, path: str) -> int:
+    """The prompt's token estimate metering reserved with, for a body `path`'s handler parsed (0 if
+    its head cannot be read, which cannot happen then): what an answer without usage is counted at."""
+    try:
+        return read_head(body, path).prompt_estimate()
+    except BadRequest:
+        return 0
+
+
 def read_head(body: bytes, path: str) -> Head:
     """The head of `body` as `path`'s handler (one of METERED) will read it; BadRequest (naming the field) if it
     cannot be read: such a request would be served without its limits."""

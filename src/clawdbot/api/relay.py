@@ -13,12 +13,12 @@ from collections.abc import AsyncGenerator, Awaitable
 from clawdbot.api import encoded
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
-from clawdbot.api.metered import read_head
+from clawdbot.api.metered import prompt_estimate
 from clawdbot.codecs import openai as oa
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
+from clawdbot.core.errors import GatewayError, UpstreamError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Usage
 from clawdbot.pipeline.gateway import Gateway, attempts_header
 from clawdbot.providers.base import RawResponse
@@ -60,17 +60,10 @@ def plugin_headers(ex: Exchange, added: dict[str, str] | None = None) -> None:
         ex.resp_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in added.items()]
 
 
-def _prompt_estimate(body: bytes) -> int:
-    try:  # the estimate metering reserved with (api/metered.py)
-        return read_head(body, CHAT_PATH).prompt_estimate()
-    except BadRequest:  # cannot happen for a body the handler parsed; counted as nothing then
-        return 0
-
-
 def count_unreported(ctx: RequestContext, body: bytes) -> None:
     """An upstream that sent no usage, or a stream the gateway cut before it came: counted as
     docs/limits.md says (core/accounting.py), the prompt estimated as metering reserved it."""
-    accounting.unreported(ctx, lambda: _prompt_estimate(body))
+    accounting.unreported(ctx, lambda: prompt_estimate(body, CHAT_PATH))
 
 
 def _estimated_usage(ctx: RequestContext, body: bytes) -> Usage:
@@ -142,4 +135,4 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
 
 async def relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, body: bytes) -> None:
     enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
-    await encoded.relay(ex, it, enc, lambda: _prompt_estimate(body))
+    await encoded.relay(ex, it, enc, lambda: prompt_estimate(body, CHAT_PATH))

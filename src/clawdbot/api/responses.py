@@ -16,7 +16,7 @@ import msgspec
 from clawdbot.api import canonical, encoded
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import query_params
-from clawdbot.api.metered import read_head
+from clawdbot.api.metered import prompt_estimate
 from clawdbot.codecs import openai_responses as ro
 from clawdbot.codecs import openai_responses_out as rout
 from clawdbot.core.errors import BadRequest, NotFound
@@ -38,13 +38,6 @@ def owner(ex: Exchange) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _estimate(body: bytes) -> int:
-    try:
-        return read_head(body, PATH).prompt_estimate()
-    except BadRequest:
-        return 0
 
 
 async def create(ex: Exchange, pl: Pipeline, body: bytes) -> None:
@@ -73,7 +66,7 @@ async def create(ex: Exchange, pl: Pipeline, body: bytes) -> None:
 
     async def relay(it: Any) -> None:
         enc = rout.EventEncoder(shell)
-        await encoded.relay(ex, it, enc, lambda: _estimate(body))
+        await encoded.relay(ex, it, enc, lambda: prompt_estimate(body, PATH))
         if store and enc.final is not None:  # the client has it all: stored for previous_response_id
             await _save(ex, pl, shell, enc.final, p, [*history, *p.turn, enc.message()])
 
