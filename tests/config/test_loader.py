@@ -157,8 +157,8 @@ def test_unknown_nested_and_top_level_keys() -> None:
           "did you mean `key`?")
     fails("servces: []\n", 1, "servces", "did you mean `services`?")
     fails("server: {}\nzzz: 1\n", 2, "zzz",
-          "valid keys: server, data_dir, database_url, redis_url, redis_prefix, costs, metering, responses, web, "
-          "services, models")
+          "valid keys: server, data_dir, database_url, redis_url, redis_prefix, costs, metering, metrics, ",
+          "web, services, models, routing, plugins)")
 
 
 def test_wrong_type_names_the_expected_type() -> None:

@@ -1,4 +1,5 @@
-"""The admin API, /admin/api/...: virtual keys, users, teams and the audit log. App.dispatch lets
+"""The admin API, /admin/api/...: virtual keys, users, teams, the audit log, spend and the request
+log (api/admin_requests.py). App.dispatch lets
 only the master key or an admin key through, reads the JSON body, and calls `handle`.
 
 A new key is in the response to its POST and nowhere else, ever: lists and reads show its hint."""
@@ -12,10 +13,13 @@ from typing import Any
 import msgspec
 
 from clawdbot.api.admin_bodies import Body, KeyCreate, KeyFields, TeamCreate, TeamUpdate, UserCreate, UserUpdate
+from clawdbot.api.admin_requests import RequestsApi
 from clawdbot.api.admin_spend import spend_report
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import query_params
+from clawdbot.config.schema import RequestLog as RequestLogSettings
 from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, MethodNotAllowed, NotFound
+from clawdbot.observability.request_log import RequestLog
 from clawdbot.state.ids import new_id
 from clawdbot.state.keys_base import Conflict, KeyRecord, KeyStore, Kind, TeamRecord, UserRecord
 from clawdbot.tenancy.keys import generate, hint
@@ -64,8 +68,10 @@ def _int(q: dict[str, str], name: str, default: int | None) -> int | None:
 
 
 class AdminApi:
-    def __init__(self, tenancy: Tenancy, check_metadata: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, tenancy: Tenancy, check_metadata: Callable[[Any], None] | None = None,
+                 request_log: RequestLog | None = None) -> None:
         self.tenancy = tenancy
+        self.requests = RequestsApi(request_log or RequestLog(RequestLogSettings()))
         # a key's metadata is checked before it is saved (its `plugins` overrides: pipeline/policy.py)
         self.check_metadata = check_metadata or (lambda metadata: None)
 
@@ -80,6 +86,9 @@ class AdminApi:
         method, path = ex.scope["method"], ex.scope["path"]
         parts = path[len(PREFIX):].strip("/").split("/")
         actor = ex.ctx.principal or "master"
+        if parts == ["requests", "stream"]:  # a stream, not one JSON answer
+            await self._only(method, "GET", lambda b, q: self.requests.stream(ex, q))(body, _query(ex))
+            return
         handler = self._route(method, parts, actor)
         status, out = await handler(body, _query(ex))
         await ex.json(status, _encode(out), [(b"cache-control", b"no-store")])
@@ -90,6 +99,10 @@ class AdminApi:
             return self._only(method, "GET", self._audit)
         if head == "spend" and len(parts) == 1:
             return self._only(method, "GET", self._spend)
+        if head == "requests" and len(parts) <= 2:
+            if len(parts) == 1:
+                return self._only(method, "GET", lambda b, q: self._ok(self.requests.list(q)))
+            return self._only(method, "GET", lambda b, q: self._ok(self.requests.get(parts[1])))
         kind = PLURAL.get(head)
         if kind is None or len(parts) > 3 or (len(parts) == 3 and (kind != "key" or parts[2] != "revoke")):
             raise NotFound(f"Unknown admin API path: {PREFIX}{'/'.join(parts)}", code="unknown_url")
@@ -112,6 +125,10 @@ class AdminApi:
         if method != allowed:
             raise MethodNotAllowed(f"This path accepts {allowed} only.")
         return fn
+
+    @staticmethod
+    async def _ok(out: Awaitable[Any]) -> tuple[int, Any]:
+        return 200, await out
 
     async def _list(self, kind: Kind, q: dict[str, str]) -> tuple[int, Any]:
         records = await self.store.list_records(kind, _int(q, "limit", 100) or 0, _int(q, "offset", 0) or 0)

@@ -18,6 +18,7 @@ from clawdbot.api.exchange import Exchange
 from clawdbot.api.hosts import AllowedHosts
 from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
 from clawdbot.api.metered import METERED, read_head
+from clawdbot.api.metrics_listener import MetricsListener
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Server
@@ -30,6 +31,7 @@ from clawdbot.core.errors import (
     Unauthorized,
 )
 from clawdbot.observability.logging import request_id_var
+from clawdbot.observability.tracing import passthrough
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.errors import AdminRequired, TooManyFailedAttempts
 from clawdbot.tenancy.principal import ANONYMOUS, Principal
@@ -87,12 +89,12 @@ class NoExtension:
 
 class App:
     def __init__(self, pipeline: Pipeline, server: Server, tenancy: Tenancy, ext: Extension | None = None,
-                 throttle: AuthThrottle | None = None) -> None:
+                 throttle: AuthThrottle | None = None, metrics_port: int | None = None) -> None:
         self.pipeline = pipeline
         self.gateway = pipeline.gateway
         # Master key and virtual keys (tenancy/); without a master key auth stays off.
         self.tenancy = tenancy
-        self.admin_api = AdminApi(self.tenancy, pipeline.check_key_metadata)
+        self.admin_api = AdminApi(self.tenancy, pipeline.check_key_metadata, pipeline.request_log)
         self.server = server
         self.ext: Extension = ext if ext is not None else NoExtension()
         self.limit = server.max_body_bytes
@@ -100,6 +102,9 @@ class App:
         # failed keys per client address: shared with the chat page's login (web/layer.py)
         self.throttle = throttle if throttle is not None else AuthThrottle(server.auth_failures_burst,
                                                                            server.auth_failures_per_minute)
+        # --metrics-port: /metrics alone, on loopback, without auth (api/metrics_listener.py)
+        self.metrics_listener = (MetricsListener(metrics_port, lambda: self.gateway.metrics)
+                                 if metrics_port is not None else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -121,6 +126,8 @@ class App:
                     await self.tenancy.start()
                     await self.pipeline.start()
                     await self.ext.start()
+                    if self.metrics_listener is not None:
+                        await self.metrics_listener.start()
                 except Exception as exc:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
@@ -135,6 +142,8 @@ class App:
                     await self.ext.close()  # chat runs end (and are stored) while providers still work
                 except Exception:
                     log.exception("web layer shutdown failed")
+                if self.metrics_listener is not None:
+                    await self.metrics_listener.close()
                 await self.pipeline.close()
                 await self.tenancy.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -155,6 +164,11 @@ class App:
         token = request_id_var.set(ctx.request_id)
         ex = Exchange(scope, receive, send, ctx)
         path = scope["path"]
+        tracer = self.pipeline.tracer
+        if tracer is not None:  # the request's spans, parented to the client's traceparent
+            ctx.trace = tracer.start(ctx, path, hdrs)
+        elif b"traceparent" in hdrs:  # tracing off: the client's trace context goes upstream as it is
+            ctx.trace_headers = passthrough(hdrs)
         try:
             await self.dispatch(ex, path, hdrs)
         except asyncio.CancelledError:
@@ -259,6 +273,7 @@ class App:
 
     async def fail(self, ex: Exchange, exc: GatewayError) -> None:
         ex.ctx.error = exc.message
+        ex.ctx.error_code = exc.code
         if ex.started:  # headers already sent: nothing more can be said over HTTP
             ex.status = exc.status
             return

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from clawdbot import __version__
+from clawdbot.api.admin_requests import FILTERS, LIST_PARAMS
 from clawdbot.api.exchange import Exchange
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.spend_base import GROUPS
@@ -143,6 +144,15 @@ def document() -> dict[str, Any]:
         "/admin/api/spend": {"get": _op("Spend, grouped by key, user, team, model, day or service",
                                         _json(_ref("SpendReport")), tag="admin", params=SPEND_PARAMS)},
         "/openapi.json": {"get": _op("This document", _json(OPEN), secured=False, tag="ops")},
+        # the request log (docs/observability.md, Request log)
+        "/admin/api/requests": {"get": _op("The request log, newest first: filters and a cursor", _json(OPEN),
+                                           tag="admin", params=[_param(n, "query") for n in LIST_PARAMS])},
+        "/admin/api/requests/{id}": {"get": _op("One logged request, with its bodies when they were kept",
+                                                _json(OPEN), tag="admin", params=[_param("id")])},
+        "/admin/api/requests/stream": {"get": _op(
+            "Requests as they end (Server-Sent Events, one JSON record per `data:` line)",
+            {"description": "OK", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            tag="admin", params=[_param(n, "query") for n in FILTERS])},
     }
     paths.update(_crud("key", "Key", "KeyCreate", "KeyUpdate", delete=False))
     paths.update(_crud("user", "User", "UserCreate", "UserUpdate", delete=True))

@@ -73,6 +73,7 @@ def _estimated_usage(ctx: RequestContext, body: bytes) -> Usage:
 
 async def end_with_error(ex: Exchange, exc: GatewayError) -> None:
     ex.ctx.error = exc.message
+    ex.ctx.error_code = exc.code
     ex.status = exc.status  # logged as the stream's outcome; the client already has a 200
     await ex.end(oa.encode_stream_error(exc.status, exc.type, exc.message, exc.code))
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from clawdbot import __version__
-from clawdbot.cli import cache_report, keys, serve, spend
+from clawdbot.cli import cache_report, keys, replay, serve, spend, tail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys.register(sub)
     spend.register(sub)
     cache_report.register(sub)
+    tail.register(sub)
+    replay.register(sub)
     return parser
 
 

@@ -35,6 +35,8 @@ def register(sub: Any) -> None:
         p.add_argument("--port", type=int, help=f"port (env CLAWDBOT_PORT; default {port})")
         p.add_argument("--log-format", choices=["text", "json"], help="log line format (default text)")
         p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+        p.add_argument("--metrics-port", type=int,
+                       help="also serve /metrics, without auth, on 127.0.0.1:PORT (env CLAWDBOT_METRICS_PORT)")
         p.set_defaults(func=run, role=role, default_port=port)
 
 
@@ -63,6 +65,17 @@ def resolve_config(args: argparse.Namespace, env: dict[str, str]) -> tuple[Confi
         port = args.port or (int(port_env) if port_env else None) or server.port or args.default_port
     except ValueError:
         raise ValueError(f"CLAWDBOT_PORT must be a port number, not {port_env!r}") from None
+    metrics_env = env.get("CLAWDBOT_METRICS_PORT")
+    try:
+        metrics_port = (getattr(args, "metrics_port", None) or (int(metrics_env) if metrics_env else None)
+                        or config.metrics.port)
+    except ValueError:
+        raise ValueError(f"CLAWDBOT_METRICS_PORT must be a port number, not {metrics_env!r}") from None
+    if metrics_port is not None and not 1 <= metrics_port <= 65535:
+        raise ValueError(f"the metrics port must be in 1..65535, not {metrics_port}")
+    if metrics_port == port:
+        raise ValueError(f"the metrics port cannot be the gateway's own port {port}")
+    config = msgspec.structs.replace(config, metrics=msgspec.structs.replace(config.metrics, port=metrics_port))
     server = msgspec.structs.replace(
         server,
         host=host,
@@ -126,10 +139,13 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     Raises ConfigError (a routing hook that does not load, at its file:line) or ValueError."""
     from clawdbot.api.app import App
     from clawdbot.config.loader import error_at
+    from clawdbot.observability.request_log import RequestLog
+    from clawdbot.observability.tracing import build_tracer
+    from clawdbot.pipeline.capture import BodyCapture
     from clawdbot.pipeline.gateway import Gateway
     from clawdbot.pipeline.policy import Pipeline, PluginHost
     from clawdbot.routing.hook import HookError
-    from clawdbot.state.build import build_response_store, data_dir
+    from clawdbot.state.build import build_request_log_store, build_response_store, data_dir
     from clawdbot.state.redis import redis_prefix, redis_url
     from clawdbot.tenancy.metering_build import build_metering
     from clawdbot.tenancy.service import build_tenancy
@@ -152,12 +168,16 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     config_dir = os.path.dirname(os.path.abspath(watch_path)) if watch_path else os.getcwd()
     host = PluginHost(gateway, str(data_dir(config, env)), config_dir, redis_url(config, env),
                       redis_prefix(config, env))
+    # every request's record (docs/observability.md, Request log): stored only when enabled
+    rl = config.request_log
+    request_log = RequestLog(rl, build_request_log_store(config, env) if rl.enabled else None)
     # the plugins built: ConfigError at file:line
-    pipeline = Pipeline(gateway, metering, access, host, watch_path, build_response_store(config, env))
+    pipeline = Pipeline(gateway, metering, access, host, watch_path, build_response_store(config, env),
+                        request_log=request_log, tracer=build_tracer(config.telemetry, env, role, BodyCapture))
     # failed keys per address, on /v1, the admin API, the login and the socket
     throttle = AuthThrottle(config.server.auth_failures_burst, config.server.auth_failures_per_minute)
     web = build_web(config, pipeline, tenancy, role, env, throttle)
-    return App(pipeline, config.server, tenancy, web, throttle=throttle)
+    return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port)
 
 
 def serve_app(app: App, config: Config) -> int:

@@ -253,6 +253,12 @@ def _check(config: Config, doc: _Document) -> None:
                                          "max_url_bytes", "max_header_bytes", "max_headers",
                                          "auth_failures_burst", "auth_failures_per_minute"))
     _positive(doc, ("responses",), config.responses, ("retention_hours", "max_per_key", "max_conversation_bytes"))
+    _positive(doc, ("metrics",), config.metrics, ("max_key_series",))
+    if config.metrics.port is not None and not 1 <= config.metrics.port <= 65535:
+        raise doc.error(("metrics", "port"), f"port must be in 1..65535, got {config.metrics.port}")
+    ratio = config.telemetry.sample_ratio
+    if ratio is not None and not 0.0 <= ratio <= 1.0:
+        raise doc.error(("telemetry", "sample_ratio"), f"`sample_ratio` must be in 0..1, got {ratio}")
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     first_index: dict[str, int] = {}

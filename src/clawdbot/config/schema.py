@@ -144,6 +144,8 @@ class ModelEntry(Strict):
     # per minute (tenancy/limits.py). None: no limit.
     rpm: int | None = None
     tpm: int | None = None
+    # the request log keeps this model's request and answer bodies (after the plugins' masking)
+    log_bodies: bool = False
 
     def all_deployments(self) -> list[Deployment]:
         out = [parse_target(t) for t in self.targets]
@@ -228,6 +230,15 @@ class Responses(Strict):
     max_conversation_bytes: int = 16 * 1024 * 1024
 
 
+class MetricsSettings(Strict):
+    """GET /metrics (docs/observability.md)."""
+
+    # a second listener on 127.0.0.1 serving only /metrics, without auth (env CLAWDBOT_METRICS_PORT)
+    port: int | None = None
+    key_labels: bool = False  # per key and team series (clawdbot_key_*): one series per key in use
+    max_key_series: int = 1000  # distinct (key, team, status) series; beyond it they count as `other`
+
+
 class Metering(Strict):
     """Budgets, rate limits and spend of virtual keys (tenancy/metering.py, docs/limits.md)."""
 
@@ -235,6 +246,35 @@ class Metering(Strict):
     default_max_tokens: int = 4096
     flush_interval: float = 0.25  # seconds between batches of spend records to the database
     journal_max_mb: int = 64  # local journal of spend the database could not take (then: errors)
+
+
+class RequestLog(Strict):
+    """Every request's record in the state store (observability/request_log.py, docs/observability.md)."""
+
+    enabled: bool = False  # off by default: docs/observability.md says why
+    retention_hours: float = 168.0  # older records are deleted
+    max_rows: int = 200_000  # the table's row budget: past it, the oldest are deleted
+    delete_batch: int = 5_000  # rows deleted per statement (short transactions, no long lock)
+    prune_interval: float = 60.0  # seconds between retention / row-budget passes
+    max_queue: int = 10_000  # records waiting for the writer; a full queue drops (and counts) them
+    batch_size: int = 500  # records per INSERT
+    flush_interval: float = 1.0  # seconds between batches
+    max_body_bytes: int = 64 * 1024  # a logged request or answer body is cut at this size
+    max_subscribers: int = 16  # live streams (`clawdbot tail`) at once
+    subscriber_queue: int = 1_000  # records a live stream may fall behind before it is dropped
+
+
+class Telemetry(Strict):
+    """OpenTelemetry tracing (observability/tracing.py, docs/observability.md "Traces"); needs the
+    `otel` extra. A setting left out here is read by the SDK from its OTEL_* variable."""
+
+    enabled: bool = False  # env CLAWDBOT_TELEMETRY (true/false) wins; OTEL_SDK_DISABLED=true turns it off
+    endpoint: str | None = None  # OTLP/HTTP: a base URL (http://collector:4318) or the full .../v1/traces
+    headers: dict[str, str] = {}  # sent with each export (a collector's token: ${ENV} works)
+    service_name: str | None = None  # default: OTEL_SERVICE_NAME, else clawdbot / clawdbot-proxy / -gateway
+    # share of new traces sampled, 0..1 (a client's sampled flag wins); default: OTEL_TRACES_SAMPLER
+    sample_ratio: float | None = None
+    capture_content: bool = False  # prompts and completions in spans: never unless this is true
 
 
 class PluginEntry(Strict):
@@ -265,7 +305,10 @@ class Config(Strict):
     # "service/model". A deployment's own `cost` wins. Local, Ollama and mock services cost 0.
     costs: dict[str, Cost] = {}
     metering: Metering = msgspec.field(default_factory=Metering)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     responses: Responses = msgspec.field(default_factory=Responses)
+    request_log: RequestLog = msgspec.field(default_factory=RequestLog)
+    telemetry: Telemetry = msgspec.field(default_factory=Telemetry)
     web: Web = msgspec.field(default_factory=Web)
     services: list[Service] = []
     # public model name -> targets (a list, or an object with `targets`)

@@ -65,6 +65,11 @@ class RequestContext(msgspec.Struct):
     tokens_estimated: bool = False
     # the request's headers (dict[bytes, bytes], lower-case names) when it came over HTTP
     headers: Any = None
+    # Tracing (observability/tracing.py): the request's spans when tracing is on (None: off or not
+    # traced), and the `traceparent`/`tracestate` header lines every upstream call carries (the
+    # answering attempt's when tracing is on, else the client's own, passed through as they came)
+    trace: Any = None
+    trace_headers: bytes | None = None
     # Plugins (pipeline/plugins.py), set only when some plugin runs on the request: per-plugin
     # state by plugin name, what each did ("pii: masked 3 items"), response headers they add.
     plugin_state: dict[str, Any] | None = None
@@ -72,6 +77,14 @@ class RequestContext(msgspec.Struct):
     plugin_headers: dict[str, str] | None = None
     # the answer cost nothing (a cache hit): settle charges no spend
     cost_free: bool = False
+    # what settle charged, in micro-dollars (None: the request was not metered)
+    cost_micros: int | None = None
+    # the `fallbacks:` model the gateway moved on to once the asked model's deployments failed
+    fallback: str | None = None
+    # the refusal's machine-readable code (GatewayError.code, e.g. rate_limit_exceeded) when it failed
+    error_code: str | None = None
+    # the request log's body capture (pipeline/capture.py), only when log_bodies applies to it
+    capture: Any = None
     # the plugin chain the request holds (pipeline/plugins.py Chain) until it ends
     plugin_chain: Any = None
     # the end of the request (settle, the service's books, the access log) has run

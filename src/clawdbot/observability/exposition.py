@@ -19,7 +19,9 @@ from prometheus_client.registry import Collector
 from clawdbot.observability.metrics import Metrics
 from clawdbot.observability.requests import NONE, Histogram, Series
 
-GEN_AI = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type", "service"]
+GEN_AI = ["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type", "service",
+          "gen_ai_response_model"]
+CACHE_RESULTS = {"hit": "hit", "semantic-hit": "hit", "miss": "miss"}  # a cache plugin's actions
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -33,6 +35,13 @@ def error_type(status: int) -> str:
 def _buckets(h: Histogram) -> list[tuple[str, float]]:
     bounds = [*(repr(float(b)) for b in h.bounds), "+Inf"]
     return list(zip(bounds, accumulate(h.counts), strict=True))
+
+
+def _counter(name: str, doc: str, labels: list[str], values: dict[tuple[str, str], int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=labels)
+    for key, n in list(values.items()):
+        family.add_metric(list(key), n)
+    return family
 
 
 class GatewayCollector(Collector):
@@ -52,39 +61,94 @@ class GatewayCollector(Collector):
         ttft = HistogramMetricFamily("gen_ai_server_time_to_first_token_seconds",
                                      "Streams: time from the request's arrival to the first output token.",
                                      labels=GEN_AI, unit="seconds")
+        tpot = HistogramMetricFamily("gen_ai_server_time_per_output_token_seconds",
+                                     "Streams: time per output token after the first.", labels=GEN_AI,
+                                     unit="seconds")
         tokens = HistogramMetricFamily("gen_ai_client_token_usage", "Tokens per request, by gen_ai_token_type.",
                                        labels=[*GEN_AI, "gen_ai_token_type"])
         requests = CounterMetricFamily("clawdbot_requests", "Requests by operation, service, model and HTTP status.",
                                        labels=["operation", "service", "model", "status"])
         retries = CounterMetricFamily("clawdbot_retries", "Upstream attempts after a request's first (failover).",
                                       labels=["operation", "model"])
+        spend = CounterMetricFamily("clawdbot_spend_usd", "Spend charged to metered requests, in US dollars.",
+                                    labels=["model", "service"])
         # Series that differ only in a success status (200, 201) share their gen_ai labels: merged.
         merged: dict[tuple[str, ...], Series] = {}
         retried: dict[tuple[str, str], int] = {}
-        for (op, service, model, status), s in list(rm.series.items()):
-            requests.add_metric([op, service, model, str(status) if status else "other"], s.requests)
+        spent: dict[tuple[str, str], int] = {}
+        counted: dict[tuple[str, str, str, str], int] = {}
+        for (op, service, model, status, response_model), s in list(rm.series.items()):
+            ck = (op, service, model, str(status) if status else "other")
+            counted[ck] = counted.get(ck, 0) + s.requests
             if s.retries:
                 retried[(op, model)] = retried.get((op, model), 0) + s.retries
+            if s.spend_micros:
+                spent[(model, service)] = spent.get((model, service), 0) + s.spend_micros
             provider = rm.providers.get(service, NONE)
-            labels = (op, provider, model, error_type(status), service)
+            labels = (op, provider, model, error_type(status), service, response_model)
             into = merged.get(labels)
             if into is None:
                 into = merged[labels] = Series()
             into.requests += s.requests
-            for mine, theirs in ((into.duration, s.duration), (into.ttft, s.ttft),
+            for mine, theirs in ((into.duration, s.duration), (into.ttft, s.ttft), (into.tpot, s.tpot),
                                  (into.input_tokens, s.input_tokens), (into.output_tokens, s.output_tokens)):
                 mine.merge(theirs)
         for key, s in merged.items():
             values = list(key)
             duration.add_metric(values, _buckets(s.duration), s.duration.sum)
-            if any(s.ttft.counts):
-                ttft.add_metric(values, _buckets(s.ttft), s.ttft.sum)
+            for family, h in ((ttft, s.ttft), (tpot, s.tpot)):
+                if any(h.counts):
+                    family.add_metric(values, _buckets(h), h.sum)
             for kind, h in (("input", s.input_tokens), ("output", s.output_tokens)):
                 if any(h.counts):
                     tokens.add_metric([*values, kind], _buckets(h), h.sum)
+        for ck, n in counted.items():
+            requests.add_metric(list(ck), n)
         for (op, model), n in retried.items():
             retries.add_metric([op, model], n)
-        yield from (duration, ttft, tokens, requests, retries)
+        for (model, service), micros in spent.items():
+            spend.add_metric([model, service], micros / 1_000_000)
+        yield from (duration, ttft, tpot, tokens, requests, retries, spend)
+        yield from self._outcomes()
+
+    def _outcomes(self) -> Iterator[Metric]:
+        """Fallbacks, the gateway's own refusals, plugin actions and cache lookups, per key."""
+        rm = self.metrics.requests
+        yield _counter("clawdbot_fallbacks", "Requests that moved on to a `fallbacks:` model.",
+                       ["model", "fallback_model"], rm.fallbacks)
+        yield _counter("clawdbot_rate_limited", "Requests the gateway refused itself (limits, budgets, a full "
+                       "queue), by error code.", ["reason", "model"], rm.refused)
+        actions = dict(rm.plugin_actions)
+        yield _counter("clawdbot_plugin_actions", "What plugins did (pii: masked, content_filter: blocked, ...).",
+                       ["plugin", "action"], actions)
+        lookups: dict[tuple[str, str], int] = {}
+        for (plugin, action), n in actions.items():
+            result = CACHE_RESULTS.get(action)
+            if result is not None:
+                lookups[(plugin, result)] = lookups.get((plugin, result), 0) + n
+        yield _counter("clawdbot_cache_lookups", "Cache plugin lookups by result (hit, miss).", ["plugin", "result"],
+                       lookups)
+        keys = rm.keys
+        if keys is None:
+            return
+        labels = ["key", "team", "status"]
+        by_key = CounterMetricFamily("clawdbot_key_requests", "Requests per virtual key and team.", labels=labels)
+        key_tokens = CounterMetricFamily("clawdbot_key_tokens", "Tokens per virtual key and team.",
+                                         labels=[*labels[:2], "gen_ai_token_type"])
+        key_spend = CounterMetricFamily("clawdbot_key_spend_usd", "Spend per virtual key and team, US dollars.",
+                                        labels=labels[:2])
+        used: dict[tuple[str, str], list[int]] = {}
+        for (key, team, status), ks in list(keys.items()):
+            by_key.add_metric([key, team, str(status)], ks.requests)
+            u = used.setdefault((key, team), [0, 0, 0])
+            u[0] += ks.input_tokens
+            u[1] += ks.output_tokens
+            u[2] += ks.spend_micros
+        for (key, team), (inp, out, micros) in used.items():
+            key_tokens.add_metric([key, team, "input"], inp)
+            key_tokens.add_metric([key, team, "output"], out)
+            key_spend.add_metric([key, team], micros / 1_000_000)
+        yield from (by_key, key_tokens, key_spend)
 
     def _services(self) -> Iterator[Metric]:
         m = self.metrics
@@ -106,7 +170,22 @@ class GatewayCollector(Collector):
         for name, b in breakers.items():
             state.add_metric([name], BREAKER_STATES.get(b.get("state", ""), 0))
             opened.add_metric([name], b.get("opened", 0))
-        yield from (in_flight, answered, failed, state, opened)
+        queued = GaugeMetricFamily("clawdbot_service_queue_depth",
+                                   "Requests waiting for a slot (limits.max_inflight), per service.",
+                                   labels=["service"])
+        pool_wait = GaugeMetricFamily("clawdbot_service_pool_waiting",
+                                      "Requests waiting for an upstream connection (max_pool), per service.",
+                                      labels=["service"])
+        pool_open = GaugeMetricFamily("clawdbot_service_pool_connections", "Upstream connections open, per service.",
+                                      labels=["service"])
+        queues: dict[str, dict[str, Any]] = m.queues() if m.queues is not None else {}
+        for name, q in queues.items():
+            queued.add_metric([name], q.get("queued", 0))
+            pool = q.get("pool")
+            if pool:
+                pool_wait.add_metric([name], pool.get("waiting", 0))
+                pool_open.add_metric([name], pool.get("open", 0))
+        yield from (in_flight, answered, failed, state, opened, queued, pool_wait, pool_open)
 
     def _process(self) -> Iterator[Metric]:
         m = self.metrics
@@ -120,6 +199,20 @@ class GatewayCollector(Collector):
                                 value=m.ws_connections)
         yield GaugeMetricFamily("clawdbot_chat_runs_in_flight", "Chat page runs (answers) in progress.",
                                 value=m.chats_in_flight)
+        if m.request_log is not None:
+            counts = m.request_log()
+            records = CounterMetricFamily("clawdbot_request_log_records",
+                                          "Request log records by outcome: written, dropped (a full queue, a batch "
+                                          "the database refused), pruned (retention, row budget).",
+                                          labels=["outcome"])
+            for outcome in ("written", "dropped", "pruned"):
+                records.add_metric([outcome], counts.get(outcome, 0))
+            yield records
+            yield GaugeMetricFamily("clawdbot_request_log_streams", "Live request streams open (clawdbot tail).",
+                                    value=counts.get("streams_open", 0))
+            yield CounterMetricFamily("clawdbot_request_log_streams_dropped",
+                                      "Live request streams dropped for falling behind.",
+                                      value=counts.get("streams_dropped", 0))
 
 
 def exposition(metrics: Metrics, accept: str) -> tuple[bytes, str]:

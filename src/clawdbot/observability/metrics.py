@@ -130,6 +130,8 @@ class Metrics:
         self.breakers: Callable[[], dict[str, dict[str, Any]]] | None = None
         # Set by the gateway: per-service queues (limiter, connection pool), merged likewise.
         self.queues: Callable[[], dict[str, dict[str, Any]]] | None = None
+        # Set by the pipeline: the request log's records written and dropped (observability/request_log.py)
+        self.request_log: Callable[[], dict[str, int]] | None = None
 
     def service(self, name: str) -> ServiceStats:
         stats = self.services.get(name)

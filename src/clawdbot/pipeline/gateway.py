@@ -32,6 +32,7 @@ from clawdbot.core.errors import (
 )
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from clawdbot.observability.metrics import Metrics
+from clawdbot.observability.tracing import RequestTrace
 from clawdbot.pipeline.attempt import Attempt, Relay, verdict
 from clawdbot.pipeline.reload import Reloader, ReloadError
 from clawdbot.pipeline.runtime import Runtime, build_runtime
@@ -231,6 +232,8 @@ class Gateway:
     def finish(self, ctx: RequestContext) -> None:
         """Close the answering attempt's books when the request ends (a stream ends long after
         the call that opened it returned)."""
+        if ctx.trace is not None:  # the answering attempt's span (observability/otel.py)
+            ctx.trace.attempt_end(ctx)
         if ctx.attempt_started is None or ctx.service is None:
             return
         stats = self.metrics.services.get(ctx.service) or self.metrics.service(ctx.service)
@@ -247,9 +250,15 @@ class Gateway:
                    req: ChatRequest | None = None) -> tuple[T, Attempt]:
         """Try deployments until one answers. Returns its result and its hold on the service,
         which the caller closes when the answer is complete (a stream: at its end)."""
+        if ctx.capture is not None:  # log_bodies (pipeline/capture.py): the request as it goes on
+            ctx.capture.sent(req)
+        trace: RequestTrace | None = ctx.trace
+        t0 = trace.now_ns() if trace is not None else 0
         route = rt.router.route(model)
         self.budget.deposit()
         order = route.order(ctx, stream, req)
+        if trace is not None:  # the routing decision's span
+            trace.routed(t0, route, order, req)
         now = time.monotonic()
         # The common case first: the strategy's pick is healthy, closed and has room.
         dep = order[0]
@@ -353,6 +362,7 @@ class Gateway:
                 fallback = rt.router.route(name)
             except GatewayError:
                 continue
+            ctx.fallback = name  # lazily: set as the first of its deployments is about to be tried
             yield from _healthy_first(fallback.order(ctx, stream, req), 0)
 
     async def _attempt(self, rt: Runtime, dep: Deployment, permit: int, ctx: RequestContext,
@@ -364,10 +374,15 @@ class Gateway:
         ctx.upstream_status = None
         stats = up.stats
         started = ctx.attempt_started = stats.begin()
+        trace: RequestTrace | None = ctx.trace
+        if trace is not None:  # the attempt's CLIENT span; its traceparent goes upstream
+            trace.attempt(dep, ctx)
         try:
             result = await call(dep)
         except BaseException as exc:
             ms = (time.perf_counter() - started) * 1000.0
+            if trace is not None:
+                trace.attempt_failed(exc, ctx)
             ok = verdict(exc)
             if isinstance(exc, Overloaded):  # no upstream connection to be had: our overload, not its error
                 stats.in_flight -= 1
@@ -386,15 +401,20 @@ class Gateway:
                 if wait:
                     up.breaker.throttle(now + min(wait, 3600.0))
             ctx.attempts.append({"service": up.name, "model": dep.model, "where": dep.header_key, "ok": False,
-                                 "error": exc.code or exc.type,
+                                 "fallback": ctx.fallback, "error": exc.code or exc.type,
                                  "status": getattr(exc, "upstream_status", None) or exc.status, "ms": round(ms, 2)})
             if exc.retryable:
                 self.notes.warn(up.name, "service %s failed (%s); trying the next deployment", up.name, exc.message)
             raise
         rt.enter()  # the Attempt's own lease: released by Attempt.close
-        ctx.attempts.append({"service": up.name, "model": dep.model, "where": dep.header_key, "ok": True, "error": None,
+        ctx.attempts.append({"service": up.name, "model": dep.model, "where": dep.header_key, "ok": True,
+                             "fallback": ctx.fallback, "error": None,
                              "status": ctx.upstream_status or 200,
                              "ms": round((time.perf_counter() - started) * 1000.0, 2)})
+        if ctx.capture is not None:  # log_bodies: the answer, kept as it passes
+            result = ctx.capture.took(result)
+        if trace is not None:
+            result = trace.answered(result, ctx)
         return result, Attempt(dep, permit, rt)
 
     # -- the calls -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import asyncio
 import fnmatch
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import msgspec
 
@@ -22,6 +22,9 @@ from clawdbot.core.errors import GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, ToolCallDelta
 from clawdbot.plugins.base import Answer, Host, Plugin, PluginConfigError
 from clawdbot.plugins.registry import SettingsError, build, instantiate
+
+if TYPE_CHECKING:
+    from clawdbot.observability.tracing import RequestTrace
 
 log = logging.getLogger("clawdbot.plugins")
 T = TypeVar("T")
@@ -269,7 +272,15 @@ class Run:
         takes the fast path: bytes through, as without plugins.)"""
         return bool(self.stream_plugins)
 
-    async def pre(self, req: ChatRequest) -> tuple[ChatRequest, Answer | None]:
+    def pre(self, req: ChatRequest) -> Coroutine[Any, Any, tuple[ChatRequest, Answer | None]]:
+        """The pre hooks in order: the request as they changed it, or a plugin's answer. (Not
+        async itself: untraced, the caller awaits `_pre` with no frame in between.)"""
+        trace: RequestTrace | None = self.ctx.trace
+        if trace is None:
+            return self._pre(req)
+        return trace.stage("pre", self, self._pre(req))
+
+    async def _pre(self, req: ChatRequest) -> tuple[ChatRequest, Answer | None]:
         ctx = self.ctx
         ran = self.ran
         for p in self.plugins:
@@ -306,7 +317,13 @@ class Run:
         ctx = self.ctx
         return [p for p in reversed(self.ran) if p.needs == "response" and p.reads_answer(ctx)]
 
-    async def post(self, resp: ChatResponse) -> ChatResponse:
+    def post(self, resp: ChatResponse) -> Coroutine[Any, Any, ChatResponse]:
+        trace: RequestTrace | None = self.ctx.trace
+        if trace is None:
+            return self._post(resp)
+        return trace.stage("post", self, self._post(resp))
+
+    async def _post(self, resp: ChatResponse) -> ChatResponse:
         ctx = self.ctx
         for p in self.stream_plugins:  # those that read answers, in reverse order
             coro = p.post(resp, ctx)

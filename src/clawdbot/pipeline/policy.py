@@ -15,10 +15,14 @@ from typing import Any
 
 from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config
+from clawdbot.config.schema import RequestLog as RequestLogSettings
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import EmbeddingRequest
 from clawdbot.observability.access import AccessLog
+from clawdbot.observability.request_log import RequestLog, body_models
+from clawdbot.observability.tracing import Tracer
+from clawdbot.pipeline.capture import BodyCapture
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
 from clawdbot.pipeline.reload import ReloadError
@@ -72,7 +76,8 @@ def entry_error(exc: EntryError, path: str | None) -> Exception:
 
 class Pipeline:
     def __init__(self, gateway: Gateway, metering: Metering, access: AccessLog, host: PluginHost,
-                 config_path: str | None = None, responses: ResponseStore | None = None) -> None:
+                 config_path: str | None = None, responses: ResponseStore | None = None,
+                 request_log: RequestLog | None = None, tracer: Tracer | None = None) -> None:
         """Raises ConfigError (a plugin entry that cannot be served, at its file:line)."""
         self.gateway = gateway
         self.responses = responses  # stored responses (api/responses.py); None: none are kept
@@ -87,8 +92,16 @@ class Pipeline:
         self._plugins_config = gateway.config.plugins
         gateway.reload_checks.append(self._prepare)
         self.requests = gateway.metrics.requests
-        self.requests.configure(*label_names(gateway.config))
+        self._relabel(gateway.config)()
         gateway.reload_checks.append(self._relabel)
+        # every request's record (observability/request_log.py); None: a log that stores nothing
+        # (the live stream still works)
+        self.request_log = request_log or RequestLog(RequestLogSettings())
+        self.request_log.body_models = body_models(gateway.config)
+        gateway.metrics.request_log = self.request_log.counts
+        # OpenTelemetry spans (observability/tracing.py); None: tracing is off
+        self.tracer = tracer
+        gateway.reload_checks.append(self._log_bodies)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -96,13 +109,17 @@ class Pipeline:
         await self.gateway.start()
         await self.metering.start()
         await self.chain.start()
+        self.request_log.start()
 
     async def close(self) -> None:
         await self.metering.close()  # spend still queued reaches the database (or the journal)
+        await self.request_log.close()  # records still queued are written
         if self.responses is not None:
             await self.responses.close()
         await self.chain.close()
         await self.gateway.close()
+        if self.tracer is not None:
+            await self.tracer.close()  # the spans still buffered are exported
 
     def _prepare(self, config: Config) -> Callable[[], None] | None:
         """A reload: the new plugin chain is built (and refused, with file:line, if it cannot be
@@ -123,11 +140,19 @@ class Pipeline:
         return commit
 
     def _relabel(self, config: Config) -> Callable[[], None]:
-        return lambda: self.requests.configure(*label_names(config))
+        m = config.metrics
+        return lambda: self.requests.configure(*label_names(config), m.key_labels, m.max_key_series)
+
+    def _log_bodies(self, config: Config) -> Callable[[], None]:
+        models = body_models(config)
+        return lambda: setattr(self.request_log, "body_models", models)
 
     def check_key_metadata(self, metadata: Any) -> None:
         """A key's `metadata.plugins` overrides, checked before the key is saved: each names a
         configured plugin instance and is `false`, `true` or settings that plugin accepts."""
+        if isinstance(metadata, dict) and not isinstance(metadata.get("log_bodies", False), bool):
+            raise BadRequest("metadata.log_bodies must be true or false.", param="metadata.log_bodies",
+                             code="invalid_value")
         plugins = metadata.get("plugins") if isinstance(metadata, dict) else None
         if plugins is None:
             return
@@ -160,6 +185,7 @@ class Pipeline:
                     completion_cap: int | None) -> list[tuple[bytes, bytes]]:
         """Allowed models, then rate limits, parallel limits and budgets (tenancy/metering.py).
         Returns the rate-limit headers for the response; raises when the request may not run."""
+        ctx.model = model  # a refusal is logged and counted under the model asked for
         if not principal.may_use(model):
             raise ModelNotAllowed(model, principal.allowed_models or frozenset())
         metering = self.metering
@@ -174,7 +200,11 @@ class Pipeline:
 
     def plugins(self, ctx: RequestContext, model: str) -> Run | None:
         """The plugins that run on this request (None: none, the common case). The chain is held
-        until `end`."""
+        until `end`. The request log's body capture starts here too, when the key or the model
+        has `log_bodies` on."""
+        rl = self.request_log
+        if rl.store is not None and rl.wants_bodies(ctx, model):
+            ctx.capture = BodyCapture(rl.settings.max_body_bytes)
         chain = self.chain
         if not chain:
             return None
@@ -198,8 +228,11 @@ class Pipeline:
             await self.metering.settle(ctx)
         self.gateway.finish(ctx)
         self.requests.record(ctx, path, status)
+        self.request_log.record(ctx, method, path, status)
         chain: Any = ctx.plugin_chain
         if chain is not None:
             ctx.plugin_chain = None
             chain.leave()
         self.access.emit(ctx, method, path, status)
+        if ctx.trace is not None:
+            ctx.trace.end(ctx, status)

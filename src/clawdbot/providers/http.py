@@ -157,6 +157,8 @@ class UpstreamHTTP:
         if ctx is not None:
             rid = ctx.upstream_id()  # always a UUID: no line break to check for
             parts.append(f"{REQUEST_ID_HEADER}: {rid}\r\n".encode("latin-1"))
+            if ctx.trace_headers is not None:  # traceparent (observability/tracing.py), checked lines
+                parts.append(ctx.trace_headers)
         if body is not None:
             parts.append(f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n".encode("latin-1"))
         else:

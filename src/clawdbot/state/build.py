@@ -9,7 +9,8 @@ from pathlib import Path
 from clawdbot.config.schema import Config
 from clawdbot.state.base import ChatStore
 from clawdbot.state.files import warn_if_shared
-from clawdbot.state.lazy import lazy_chat_store, lazy_response_store
+from clawdbot.state.lazy import lazy_chat_store, lazy_request_log_store, lazy_response_store
+from clawdbot.state.request_log_base import RequestLogStore
 from clawdbot.state.responses_base import ResponseStore
 
 DATABASE_FILE = "clawdbot.db"
@@ -52,3 +53,14 @@ def build_response_store(config: Config, env: Mapping[str, str]) -> ResponseStor
 
         return MemoryResponseStore()
     return lazy_response_store(database_url(config, env))
+
+
+def build_request_log_store(config: Config, env: Mapping[str, str]) -> RequestLogStore:
+    """The request log: in the process for `memory://` (at most request_log.max_rows records),
+    else on the SQL database, opened at the first batch written or read."""
+    url = env.get("CLAWDBOT_DATABASE_URL") or config.database_url
+    if url is not None and url.startswith("memory:"):
+        from clawdbot.state.request_log_memory import MemoryRequestLogStore
+
+        return MemoryRequestLogStore(config.request_log.max_rows)
+    return lazy_request_log_store(database_url(config, env))

@@ -25,7 +25,7 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 VERSION_TABLE = "clawdbot_alembic_version"
 # The newest revision in migrations/versions/ (a test checks it against Alembic's head): a schema at
 # it needs no migration, and the gateway then never imports Alembic (state/sql.py upgrade).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 # JSONB on PostgreSQL (indexable, compact); JSON text elsewhere. none_as_null: Python None is SQL NULL,
 # not the JSON literal `null`, so "no usage" is one thing.
@@ -185,4 +185,32 @@ responses = sa.Table(
     sa.Column("conversation", Json, nullable=False),
     sa.Index(None, "owner", "created_at"),
     sa.Index(None, "expires_at"),
+)
+
+
+# --- the request log (migration 0005): one row per request, bounded by retention and a row budget -
+# No foreign keys, as spend: a record outlives the key that made it. `seq` is the insertion order:
+# the ties of `at` in a page, and the oldest rows the row budget deletes. What is filtered on has a
+# column; the rest of the record is one JSON object (`detail`): a row per request is written on the
+# request path's CPU, and SQLite's cost grows with the columns (half as much as 27 columns, measured).
+
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(128), nullable=False),  # the request id (a client may send the same twice)
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("key_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("model", sa.Text, nullable=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("detail", Json, nullable=False),  # the rest of the record (state/request_log_base.py)
+    sa.Column("request_body", sa.Text, nullable=True),  # only with log_bodies, capped
+    sa.Column("response_body", sa.Text, nullable=True),
+    # No index on `id`: request ids are random, and a random key's index dirties a page per row
+    # written (3x the cost of the rest of the row on SQLite, measured). GET by id walks (at, seq) from
+    # the newest: at once for a recent request, at most the row budget for an old one.
+    sa.Index(None, "at", "seq"),
+    sa.Index(None, "key_id", "at"),
+    sa.Index(None, "model", "at"),
 )

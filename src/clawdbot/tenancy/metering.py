@@ -307,6 +307,7 @@ class Metering:
             price = self.pricing.served(ticket.model, ticket.route, ctx.service, ctx.upstream_model)
             if price is not None:
                 cost = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
+        ctx.cost_micros = cost if answered else 0
         p = ticket.principal
         if self.writer is not None and p.key_id is not None and answered:  # first: it must not be lost
             self.writer.record(SpendRecord(

@@ -70,6 +70,8 @@ class ChatRun:
             ctx.tag = identity.tags[0] if identity.tags else None
             prio = identity.metadata.get("priority")
             ctx.priority = str(prio)[:64] if prio is not None else None
+        if pipeline.tracer is not None:  # a root span: the run's trace starts here
+            ctx.trace = pipeline.tracer.start(ctx, "chat.send", None)
         self.task: asyncio.Task[None] | None = None
         self.aborting = False
         self.ending = False  # storing its answer: a cancel now would lose it

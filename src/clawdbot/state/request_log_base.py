@@ -1,0 +1,162 @@
+"""The request log's store contract: one record per request (observability/request_log.py writes
+them in batches), read back newest first with filters and a cursor, and kept bounded: records older
+than the retention and those past the row budget are deleted, oldest first, in batches.
+
+Records are written as rows: tuples of plain values in COLUMNS order, attempts and plugin notes as
+JSON text. The request path builds the row directly (observability/request_log.py), and a row of
+atoms is something the garbage collector stops looking at after its first pass, where a record with
+lists and dicts in it would be walked by every full pass while it waits in the writer's queue.
+
+Times are ms since the epoch; `since <= at < until`."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+MAX_PAGE = 1000
+
+
+class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str  # the request id (X-Request-ID): a client may reuse one, so it is not unique
+    at: int  # when the request began, ms since the epoch
+    method: str
+    path: str
+    status: int  # the HTTP status (499: the client went away)
+    latency_ms: float
+    principal: str | None = None  # the key id, or master / anonymous
+    key_id: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    model: str | None = None  # what the client asked for
+    service: str | None = None  # the service that answered
+    upstream_model: str | None = None
+    stream: bool = False
+    attempts: list[dict[str, Any]] | None = None  # {service, model, ok, error, status, ms}, in order
+    error: str | None = None
+    error_code: str | None = None
+    ttft_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_estimated: bool = False
+    cost_micros: int | None = None  # None: not metered
+    cached: bool = False  # a cache answered (no upstream call, no charge)
+    plugins: list[str] | None = None  # what plugins did: "pii: masked 3 items", "cache: hit"
+    # only with log_bodies: what went upstream (after the plugins' masking) and what came back,
+    # each cut at request_log.max_body_bytes
+    request_body: str | None = None
+    response_body: str | None = None
+    body_truncated: bool = False
+    seq: int | None = None  # the store's own row number (set when read back)
+
+
+Row = tuple[Any, ...]  # a record as written: COLUMNS order
+COLUMNS = ("id", "at", "key_id", "model", "status", "latency_ms", "detail", "request_body", "response_body")
+ROW_FIELDS = ("id", "at", "key_id", "model", "status", "latency_ms")  # the columns a filter reads
+
+
+class Detail(msgspec.Struct, omit_defaults=True, gc=False):
+    """The rest of a record: one JSON object (column `detail`), without the fields left at their
+    defaults."""
+
+    method: str = ""
+    path: str = ""
+    principal: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    service: str | None = None
+    upstream_model: str | None = None
+    stream: bool = False
+    attempts: Any = None
+    error: str | None = None
+    error_code: str | None = None
+    ttft_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    tokens_estimated: bool = False
+    cost_micros: int | None = None
+    cached: bool = False
+    plugins: Any = None
+    body_truncated: bool = False
+
+
+DETAIL_FIELDS = Detail.__struct_fields__
+encode_detail = msgspec.json.Encoder().encode
+_decode = msgspec.json.decode
+
+
+def to_row(r: RequestRecord) -> Row:
+    detail = Detail(**{f: getattr(r, f) for f in DETAIL_FIELDS})
+    return (r.id, r.at, r.key_id, r.model, r.status, r.latency_ms, encode_detail(detail).decode(),
+            r.request_body, r.response_body)
+
+
+def from_row(row: Row, seq: int | None = None) -> RequestRecord:
+    """`row` in COLUMNS order; its detail as JSON text, or already decoded (SQLAlchemy's JSON type)."""
+    id, at, key_id, model, status, latency_ms, detail, request_body, response_body = row
+    fields = _decode(detail) if isinstance(detail, str | bytes) else dict(detail)
+    return RequestRecord(id=id, at=at, key_id=key_id, model=model, status=status, latency_ms=latency_ms,
+                         request_body=request_body, response_body=response_body, seq=seq, **fields)
+
+
+class RequestQuery(msgspec.Struct, kw_only=True):
+    """Filters (all must match) and the page: records strictly older than `cursor` (at, seq)."""
+
+    since: int | None = None
+    until: int | None = None
+    key_id: str | None = None
+    model: str | None = None
+    status: int | None = None  # exactly this status
+    status_class: int | None = None  # 2, 4, 5: 2xx, 4xx, 5xx
+    errors: bool = False  # status >= 400 (or none at all)
+    min_latency_ms: float | None = None
+    cursor: tuple[int, int] | None = None
+    limit: int = 100
+
+
+class RequestPage(msgspec.Struct, kw_only=True):
+    records: list[RequestRecord]
+    next_cursor: tuple[int, int] | None  # None: this was the last page
+
+
+class RequestLogStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, rows: list[Row]) -> None:
+        """All in one transaction."""
+        ...
+
+    async def query(self, q: RequestQuery) -> RequestPage:
+        """Newest first (by `at`, then by insertion), without bodies."""
+        ...
+
+    async def get(self, id: str) -> RequestRecord | None:
+        """The newest record with this request id, bodies included."""
+        ...
+
+    async def prune(self, older_than: int, max_rows: int, batch: int) -> int:
+        """Deletes records with `at < older_than`, then the oldest beyond `max_rows`, `batch` rows
+        per statement. Returns how many went."""
+        ...
+
+
+def matches(r: RequestRecord, q: RequestQuery) -> bool:
+    """`q`'s filters (not its cursor) on one record: the in-process store, the live stream."""
+    if q.since is not None and r.at < q.since:
+        return False
+    if q.until is not None and r.at >= q.until:
+        return False
+    if q.key_id is not None and r.key_id != q.key_id:
+        return False
+    if q.model is not None and r.model != q.model:
+        return False
+    if q.status is not None and r.status != q.status:
+        return False
+    if q.status_class is not None and r.status // 100 != q.status_class:
+        return False
+    if q.errors and 0 < r.status < 400:
+        return False
+    return q.min_latency_ms is None or r.latency_ms >= q.min_latency_ms
