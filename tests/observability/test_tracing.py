@@ -14,7 +14,8 @@ import pytest
 from clawdbot.config.loader import ConfigError, load_config_text
 from clawdbot.config.schema import Telemetry
 from clawdbot.core.context import RequestContext
-from clawdbot.observability.tracing import TelemetryUnavailable, build_tracer, enabled, passthrough
+from clawdbot.observability.tracer_build import build_tracer
+from clawdbot.observability.tracing import TelemetryUnavailable, enabled, passthrough
 
 TP = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 

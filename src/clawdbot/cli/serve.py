@@ -140,7 +140,7 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     from clawdbot.api.app import App
     from clawdbot.config.loader import error_at
     from clawdbot.observability.request_log import RequestLog
-    from clawdbot.observability.tracing import build_tracer
+    from clawdbot.observability.tracer_build import build_tracer
     from clawdbot.pipeline.capture import BodyCapture
     from clawdbot.pipeline.gateway import Gateway
     from clawdbot.pipeline.policy import Pipeline, PluginHost

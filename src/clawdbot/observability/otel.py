@@ -44,8 +44,7 @@ from clawdbot.observability.requests import OPERATIONS
 
 if TYPE_CHECKING:
     from clawdbot.core.types import ChatRequest
-    from clawdbot.routing.router import Route
-    from clawdbot.routing.upstream import Deployment
+    from clawdbot.observability.tracing import Deployment, Route
 
 log = logging.getLogger("clawdbot.tracing")
 T = TypeVar("T")

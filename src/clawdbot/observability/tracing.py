@@ -1,5 +1,5 @@
 """Tracing's hook points, without OpenTelemetry: what the request path calls, the W3C trace context
-a client sent passed through when tracing is off, and the choice, at startup, of a tracer.
+a client sent passed through when tracing is off, and the switch (tracer_build.py builds the tracer).
 
 Off (the default), nothing here imports opentelemetry: a request pays one None check at each hook
 (`ctx.trace`) and, when the client sent a `traceparent`, one check of its shape, after which the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from clawdbot.config.schema import Telemetry
@@ -19,8 +19,6 @@ from clawdbot.config.schema import Telemetry
 if TYPE_CHECKING:
     from clawdbot.core.context import RequestContext
     from clawdbot.core.types import ChatRequest
-    from clawdbot.routing.router import Route
-    from clawdbot.routing.upstream import Deployment
 
 log = logging.getLogger("clawdbot.tracing")
 T = TypeVar("T")
@@ -44,6 +42,29 @@ def passthrough(headers: Mapping[bytes, bytes]) -> bytes | None:
     if ts is not None and _TRACESTATE.fullmatch(ts):
         line += b"tracestate: " + ts + b"\r\n"
     return line
+
+
+class Route(Protocol):
+    """What a span reads of a routing.router.Route (observability stays below routing)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def strategy(self) -> Any: ...
+    @property
+    def fallbacks(self) -> Any: ...
+
+
+class Deployment(Protocol):
+    """What a span reads of a routing.upstream.Deployment: its key, model and upstream (`name`,
+    `svc` with the service's type and endpoint)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def upstream(self) -> Any: ...
 
 
 class RequestTrace(Protocol):
@@ -98,18 +119,3 @@ def enabled(settings: Telemetry, env: Mapping[str, str]) -> bool:
         log.info("tracing is off: OTEL_SDK_DISABLED=true")
         return False
     return on
-
-
-def build_tracer(settings: Telemetry, env: Mapping[str, str], role: str = "serve",
-                 capture: Callable[[int], Any] | None = None) -> Tracer | None:
-    """The process's tracer, or None when tracing is off (then opentelemetry is never imported).
-    `capture(limit)`: what keeps a request's answer as it passes (pipeline/capture.py), for
-    `capture_content`. Raises TelemetryUnavailable when tracing is on and the SDK is not installed."""
-    if not enabled(settings, env):
-        return None
-    try:
-        from clawdbot.observability.otel import OtelTracer
-    except ImportError as exc:
-        raise TelemetryUnavailable(
-            f"telemetry is enabled but the OpenTelemetry SDK cannot be imported ({exc}): {EXTRA_HINT}") from None
-    return OtelTracer(settings, env, role, capture)
