@@ -25,18 +25,24 @@ class Client:
         self.key = key
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.exchange(method, path, body)[0]
+
+    def exchange(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 30,
+                 failed: str | None = None) -> tuple[Any, dict[str, str]]:
+        """The JSON answer and its headers (lower-case names). A refusal raises CliError with the
+        gateway's message, after `failed` (default: the method and path)."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.key}", "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read())
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return json.loads(resp.read()), {k.lower(): v for k, v in resp.headers.items()}
         except urllib.error.HTTPError as exc:
             try:
                 msg = json.loads(exc.read())["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 msg = exc.reason
-            raise CliError(f"{method} {path}: {exc.code} {msg}") from None
+            raise CliError(f"{failed or f'{method} {path}'}: {exc.code} {msg}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise CliError(f"cannot reach the gateway at {self.url}: {getattr(exc, 'reason', exc)}") from None
 

@@ -11,8 +11,6 @@ import json
 import shutil
 import textwrap
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import quote
 
@@ -35,21 +33,9 @@ def register(sub: Any) -> None:
 
 def resend(client: Client, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], float]:
     """POST the chat request through the gateway: its answer, its headers, the time it took (ms)."""
-    req = urllib.request.Request(client.url + CHAT_PATH, data=json.dumps(body).encode(), method="POST", headers={
-        "Authorization": f"Bearer {client.key}", "Content-Type": "application/json"})
     started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(req, timeout=600) as resp:
-            out = json.loads(resp.read())
-            return out, {k.lower(): v for k, v in resp.headers.items()}, (time.perf_counter() - started) * 1000
-    except urllib.error.HTTPError as exc:
-        try:
-            msg = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            msg = exc.reason
-        raise CliError(f"the replayed request failed: {exc.code} {msg}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise CliError(f"cannot reach the gateway at {client.url}: {getattr(exc, 'reason', exc)}") from None
+    out, headers = client.exchange("POST", CHAT_PATH, body, timeout=600, failed="the replayed request failed")
+    return out, headers, (time.perf_counter() - started) * 1000
 
 
 def request_body(rec: dict[str, Any], model: str | None) -> dict[str, Any]:
