@@ -139,7 +139,7 @@ def test_labels_are_bounded(gw: GatewayProcess) -> None:
     assert "other" in values
     names = {k for (_, labels) in samples(text) for k, _ in labels}
     assert names <= {"gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "error_type", "service",
-                     "gen_ai_token_type", "le", "operation", "model", "status", "gen_ai_response_model"}
+                     "gen_ai_token_type", "le", "operation", "model", "status", "gen_ai_response_model", "outcome"}
 
 
 def test_openmetrics_when_asked(gw: GatewayProcess) -> None:

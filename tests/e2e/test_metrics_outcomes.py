@@ -135,6 +135,7 @@ def test_outcomes_are_counted(gw: GatewayProcess) -> None:
     assert delta("clawdbot_key_spend_usd_total", key=key_id, team=team_id) > 0
     # the key's spend is part of the model's (the tight key's one answer is the rest)
     assert delta("clawdbot_key_spend_usd_total", key=key_id, team=team_id) < spent
+    assert total(after, "clawdbot_http_requests_in_flight") == 1  # the scrape that read it
     assert total(after, "clawdbot_service_queue_depth", service="oa") == 0
     assert total(after, "clawdbot_service_pool_waiting", service="oa") == 0
     assert total(after, "clawdbot_service_pool_connections", service="oa") >= 1

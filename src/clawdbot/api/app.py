@@ -169,6 +169,8 @@ class App:
             ctx.trace = tracer.start(ctx, path, hdrs)
         elif b"traceparent" in hdrs:  # tracing off: the client's trace context goes upstream as it is
             ctx.trace_headers = passthrough(hdrs)
+        metrics = self.gateway.metrics
+        metrics.http_in_flight += 1
         try:
             await self.dispatch(ex, path, hdrs)
         except asyncio.CancelledError:
@@ -184,6 +186,7 @@ class App:
             log.exception("unhandled error on %s", path)
             await self.fail(ex, internal_error(ctx.request_id))
         finally:
+            metrics.http_in_flight -= 1
             ex.stop_watching()
             await self.pipeline.end(ctx, scope["method"], path, ex.status)
             request_id_var.reset(token)

@@ -195,6 +195,8 @@ class GatewayCollector(Collector):
                                 value=(lag.last() or 0.0) / 1000.0)
         yield GaugeMetricFamily("clawdbot_event_loop_lag_max_seconds", "The largest lag of the last 64 samples.",
                                 value=(lag.max() or 0.0) / 1000.0)
+        yield GaugeMetricFamily("clawdbot_http_requests_in_flight",
+                                "HTTP requests being answered now (this scrape included).", value=m.http_in_flight)
         yield GaugeMetricFamily("clawdbot_websocket_connections", "Chat page WebSocket connections open.",
                                 value=m.ws_connections)
         yield GaugeMetricFamily("clawdbot_chat_runs_in_flight", "Chat page runs (answers) in progress.",
