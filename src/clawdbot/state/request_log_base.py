@@ -18,22 +18,19 @@ import msgspec
 MAX_PAGE = 1000
 
 
-class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
-    id: str  # the request id (X-Request-ID): a client may reuse one, so it is not unique
-    at: int  # when the request began, ms since the epoch
-    method: str
-    path: str
-    status: int  # the HTTP status (499: the client went away)
-    latency_ms: float
+class Detail(msgspec.Struct, omit_defaults=True, gc=False):
+    """What a record holds beyond its filtered columns: one JSON object (column `detail`), without
+    the fields left at their defaults."""
+
+    method: str = ""
+    path: str = ""
     principal: str | None = None  # the key id, or master / anonymous
-    key_id: str | None = None
     user_id: str | None = None
     team_id: str | None = None
-    model: str | None = None  # what the client asked for
     service: str | None = None  # the service that answered
     upstream_model: str | None = None
     stream: bool = False
-    attempts: list[dict[str, Any]] | None = None  # {service, model, ok, error, status, ms}, in order
+    attempts: Any = None  # [{service, model, ok, error, status, ms, fallback}], in order
     error: str | None = None
     error_code: str | None = None
     ttft_ms: float | None = None
@@ -42,43 +39,29 @@ class RequestRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     tokens_estimated: bool = False
     cost_micros: int | None = None  # None: not metered
     cached: bool = False  # a cache answered (no upstream call, no charge)
-    plugins: list[str] | None = None  # what plugins did: "pii: masked 3 items", "cache: hit"
+    plugins: Any = None  # what plugins did: ["pii: masked 3 items", "cache: hit"]
+    body_truncated: bool = False
+
+
+class RequestRecord(Detail, kw_only=True):
+    """A record as read back: the filtered columns, the detail, the bodies."""
+
+    id: str  # the request id (X-Request-ID): a client may reuse one, so it is not unique
+    at: int  # when the request began, ms since the epoch
+    status: int  # the HTTP status (499: the client went away)
+    latency_ms: float
+    key_id: str | None = None
+    model: str | None = None  # what the client asked for
     # only with log_bodies: what went upstream (after the plugins' masking) and what came back,
     # each cut at request_log.max_body_bytes
     request_body: str | None = None
     response_body: str | None = None
-    body_truncated: bool = False
     seq: int | None = None  # the store's own row number (set when read back)
 
 
 Row = tuple[Any, ...]  # a record as written: COLUMNS order
 COLUMNS = ("id", "at", "key_id", "model", "status", "latency_ms", "detail", "request_body", "response_body")
 ROW_FIELDS = ("id", "at", "key_id", "model", "status", "latency_ms")  # the columns a filter reads
-
-
-class Detail(msgspec.Struct, omit_defaults=True, gc=False):
-    """The rest of a record: one JSON object (column `detail`), without the fields left at their
-    defaults."""
-
-    method: str = ""
-    path: str = ""
-    principal: str | None = None
-    user_id: str | None = None
-    team_id: str | None = None
-    service: str | None = None
-    upstream_model: str | None = None
-    stream: bool = False
-    attempts: Any = None
-    error: str | None = None
-    error_code: str | None = None
-    ttft_ms: float | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    tokens_estimated: bool = False
-    cost_micros: int | None = None
-    cached: bool = False
-    plugins: Any = None
-    body_truncated: bool = False
 
 
 DETAIL_FIELDS = Detail.__struct_fields__
