@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+from clawdbot.state.sql import Database
 
 
 class Startable(Protocol):
@@ -31,6 +36,23 @@ def run_with_store(make: Callable[[], S], body: Callable[[S], Awaitable[T]]) -> 
             await store.close()
 
     return asyncio.run(main())
+
+
+def backends(request: pytest.FixtureRequest, tmp_path: Path, memory: Callable[[], Startable],
+             sql: Callable[[Database], Startable]) -> Iterator[Callable[[Callable[[Any], Awaitable[Any]]], Any]]:
+    """A store fixture's body, parametrised over ["sqlite", "postgresql", "memory"]: yields what
+    runs a test body against a started store of that kind (PostgreSQL: a database of its own)."""
+    if request.param == "memory":
+        yield lambda body: run_with_store(memory, body)
+        return
+    if request.param == "sqlite":
+        db_url = f"sqlite:///{tmp_path / 'store.db'}"
+        yield lambda body: run_with_store(lambda: sql(Database(db_url)), body)
+        return
+    server = request.getfixturevalue("postgres")
+    db_url = server.create()
+    yield lambda body: run_with_store(lambda: sql(Database(db_url)), body)
+    server.drop(sa.make_url(db_url).database or "")
 
 
 def run_children_at_once(script: str, url: str, tmp_path: Path, children: int = 3, timeout: float = 60) -> None:

@@ -11,14 +11,12 @@ from typing import Any
 
 import msgspec
 import pytest
-import sqlalchemy as sa
 
 from clawdbot.state.request_log_base import RequestLogStore, RequestQuery, RequestRecord, Row, to_row
 from clawdbot.state.request_log_memory import MemoryRequestLogStore
 from clawdbot.state.request_log_sql import SqlRequestLogStore
-from clawdbot.state.sql import Database
 from tests.state import test_chat_store as chat_tests
-from tests.state.stores import run_with_store
+from tests.state.stores import backends
 
 postgres = chat_tests.postgres
 
@@ -47,17 +45,7 @@ def bare(r: RequestRecord) -> RequestRecord:
 
 @pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
-    if request.param == "memory":
-        yield lambda body: run_with_store(lambda: MemoryRequestLogStore(1000), body)
-        return
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'requests.db'}"
-        yield lambda body: run_with_store(lambda: SqlRequestLogStore(Database(db_url)), body)
-        return
-    server = request.getfixturevalue("postgres")
-    db_url = server.create()
-    yield lambda body: run_with_store(lambda: SqlRequestLogStore(Database(db_url)), body)
-    server.drop(sa.make_url(db_url).database or "")
+    yield from backends(request, tmp_path, lambda: MemoryRequestLogStore(1000), SqlRequestLogStore)
 
 
 def test_round_trip_with_and_without_bodies(run: Run) -> None:

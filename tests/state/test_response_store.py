@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import sqlalchemy as sa
 
 from clawdbot.state.responses_base import ResponseStore, StoredResponse
 from clawdbot.state.responses_memory import MemoryResponseStore
 from clawdbot.state.responses_sql import SqlResponseStore
-from clawdbot.state.sql import Database
 from tests.state import test_chat_store as chat_tests
-from tests.state.stores import run_with_store
+from tests.state.stores import backends
 
 postgres = chat_tests.postgres
 
@@ -38,17 +36,7 @@ Run = Callable[[Callable[[ResponseStore], Awaitable[Any]]], Any]
 
 @pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
-    if request.param == "memory":
-        yield lambda body: run_with_store(MemoryResponseStore, body)
-        return
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{tmp_path / 'responses.db'}"
-        yield lambda body: run_with_store(lambda: SqlResponseStore(Database(db_url)), body)
-        return
-    server = request.getfixturevalue("postgres")
-    db_url = server.create()
-    yield lambda body: run_with_store(lambda: SqlResponseStore(Database(db_url)), body)
-    server.drop(sa.make_url(db_url).database or "")
+    yield from backends(request, tmp_path, MemoryResponseStore, SqlResponseStore)
 
 
 def test_round_trip_and_owners(run: Run) -> None:
