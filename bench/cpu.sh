@@ -4,6 +4,7 @@
 # whether a change moved the number.
 #   bash bench/cpu.sh [CONFIG] [SECONDS]     CONFIG: a name in bench/configs (default plugins) or a file
 #   STREAM=1 ...                             streamed requests (16 chunks, no gap)
+#   WARMUP_S=15 ...                          a longer warm-up (what loads at first use, e.g. the request log's SQL layer)
 #   PYSPY=/path/to/py-spy ...                also record collapsed stacks (--gil) to /tmp/cpu-<config>.txt
 #   CLAWDBOT_REDIS_URL=... bash bench/cpu.sh keyed    (the keyed config needs its key: see keyed.sh)
 set -euo pipefail
@@ -32,18 +33,24 @@ if [ "$cfg" = keyed ]; then  # the bench key as a virtual key with limits and a 
     -H 'Content-Type: application/json' -d "{\"name\": \"bench\", \"key\": \"$BENCH_KEY\", \"rpm\": 100000000,
     \"tpm\": 2000000000, \"max_parallel\": 100000, \"budget_usd\": 1000000000}"
 fi
+[ -n "${OPEN_DB:-}" ] && curl -s -o /dev/null "http://127.0.0.1:$port/admin/api/requests" -H "Authorization: Bearer sk-bench"
 export BENCH_KEY="${BENCH_KEY:-sk-bench}" BENCH_STREAM="${STREAM:-0}"
-wrk -t1 -c64 -d3s -s "$harness/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+wrk -t1 -c64 -d"${WARMUP_S:-3}s" -s "$harness/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
 ticks() { awk '{print $14+$15}' "/proc/$gw/stat"; }
 t0=$(ticks)
+threads0="$(for t in /proc/$gw/task/*; do echo "$(basename "$t") $(awk '{print $14+$15}' "$t/stat") $(tr -c 'a-zA-Z0-9\n-' _ <"$t/comm") $(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"; done)"
 if [ -n "${PYSPY:-}" ]; then
-  "$PYSPY" record --gil -r 500 -f raw -d "$secs" -p "$gw" -o "/tmp/cpu-$cfg.txt" >/dev/null 2>&1 &
+  "$PYSPY" record ${PYSPY_FLAGS:---gil} -r 500 -f raw -d "$secs" -p "$gw" -o "/tmp/cpu-$cfg.txt" >/dev/null 2>&1 &
   spy=$!
 fi
 out="$(taskset -c 0 wrk -t1 -c64 -d"${secs}s" -s "$harness/post.lua" "http://127.0.0.1:$port/v1/chat/completions")"
 t1=$(ticks)
 [ -n "${spy:-}" ] && wait "$spy" || true
+threads1="$(for t in /proc/$gw/task/*; do echo "$(basename "$t") $(awk '{print $14+$15}' "$t/stat") $(tr -c 'a-zA-Z0-9\n-' _ <"$t/comm") $(awk '/ctxt_switches/ {s += $2} END {print s}' "$t/status")"; done)"
 reqs=$(sed -n 's/.*"requests":\([0-9]*\).*/\1/p' <<<"$out")
 hz=$(getconf CLK_TCK)
 awk -v r="$reqs" -v t=$((t1 - t0)) -v hz="$hz" -v s="$secs" -v c="$cfg" \
   'BEGIN { printf "%s: %d requests in %ss, %.0f rps, gateway CPU %.3f ms/request\n", c, r, s, r/s, t*1000/hz/r }'
+# per thread (the event loop's, and any worker: aiosqlite's writer, the spend journal's), us/request
+join <(sort <<<"$threads0") <(sort <<<"$threads1") | awk -v r="$reqs" -v hz="$(getconf CLK_TCK)" \
+  '{ d = $5 - $2; if (d > 0) printf "  thread %s %s: %.1f us/request, %.2f context switches/request\n", $1, $3, d * 1e6 / hz / r, ($7 - $4) / r }'

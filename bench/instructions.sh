@@ -7,8 +7,9 @@
 #   bash bench/instructions.sh [CHECKOUT] [REQUESTS] [stream]     # default: this checkout, 2000, non-stream
 #   CONFIG=bench/configs/plugins.yaml bash bench/instructions.sh ...  # a config file (its master key: sk-bench)
 #   CONFIG=bench/configs/keyed.yaml CLAWDBOT_REDIS_URL=redis://127.0.0.1:6379/0 ...  # a virtual key (keyed.sh)
+#   WARMUP_S=60 ...   # a longer warm-up: what loads at the first use (the request log's SQL layer) first
 #
-# The gateway (with its .venv) runs under callgrind; after a 5 s warm-up the counters are zeroed,
+# The gateway (with its .venv) runs under callgrind; after a 5 s warm-up (WARMUP_S) the counters are zeroed,
 # REQUESTS requests are sent one after another over one keep-alive connection, and the counters
 # dumped: instructions / REQUESTS is the cost of one request, the mock's share excluded.
 set -euo pipefail
@@ -44,7 +45,7 @@ if [ "$(basename "${CONFIG:-}")" = keyed.yaml ]; then  # the bench key as a virt
     \"tpm\": 2000000000, \"max_parallel\": 100000, \"budget_usd\": 1000000000}"
 fi
 [ "$key" = sk-bench ] || grep -q "\"id\"" "$out/key.json" || { cat "$out/key.json" "$out/gateway.log"; exit 1; }
-BENCH_KEY=$key BENCH_STREAM=$stream wrk -t1 -c8 -d5s -s "$root/../shared/bench/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+BENCH_KEY=$key BENCH_STREAM=$stream wrk -t1 -c8 -d"${WARMUP_S:-5}s" -s "$root/../shared/bench/post.lua" "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
 callgrind_control -z "$gw" >/dev/null 2>&1
 python3 - "$port" "$n" "$stream" "$key" <<'PY'
 import http.client, json, sys

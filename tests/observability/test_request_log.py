@@ -6,6 +6,7 @@ back from whatever dialect it was kept in, and the admin API's query parsing."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -31,7 +32,7 @@ CHAT = "/v1/chat/completions"
 class FakeStore:
     def __init__(self, fail: bool = False) -> None:
         self.batches: list[list[Row]] = []
-        self.prunes: list[tuple[int, int, int]] = []
+        self.prunes: list[int] = []
         self.fail = fail
         self.closed = False
         self.pruned = asyncio.Event()
@@ -42,10 +43,11 @@ class FakeStore:
     async def close(self) -> None:
         self.closed = True
 
-    async def write(self, rows: list[Row]) -> None:
+    async def write(self, rows: list[Row]) -> int:
         if self.fail:
             raise ConnectionError("database down")
         self.batches.append(rows)
+        return len(rows) // 2  # as if the row budget pushed out half as many old ones
 
     async def query(self, q: RequestQuery) -> RequestPage:
         return RequestPage(records=[], next_cursor=None)
@@ -53,10 +55,10 @@ class FakeStore:
     async def get(self, id: str) -> RequestRecord | None:
         return None
 
-    async def prune(self, older_than: int, max_rows: int, batch: int) -> int:
-        self.prunes.append((older_than, max_rows, batch))
+    async def prune(self, older_than: int) -> int:
+        self.prunes.append(older_than)
         self.pruned.set()
-        return 0
+        return 3
 
 
 def ctx(rid: str = "r1", model: str = "chat", identity: Any = None) -> RequestContext:
@@ -114,7 +116,8 @@ def test_which_requests_keep_bodies() -> None:
 def test_writer_batches_prunes_and_flushes_at_close() -> None:
     async def main() -> None:
         store = FakeStore()
-        log = RequestLog(settings(batch_size=2, flush_interval=0.01, max_rows=50, delete_batch=7), store)
+        log = RequestLog(settings(batch_size=2, flush_interval=0.01, retention_hours=2), store)
+        started = time.time()
         log.start()
         for i in range(5):
             log.record(ctx(f"r{i}"), "POST", CHAT, 200)
@@ -124,7 +127,9 @@ def test_writer_batches_prunes_and_flushes_at_close() -> None:
         await log.flush()
         assert [len(b) for b in store.batches] == [2, 2, 1]
         assert [row[0] for b in store.batches for row in b] == [f"r{i}" for i in range(5)]
-        assert store.prunes[0][1:] == (50, 7)
+        # the retention's cutoff: two hours before the pass
+        assert int((started - 7200) * 1000) - 1 <= store.prunes[0] <= (time.time() - 7200) * 1000
+        assert log.pruned == 3 * len(store.prunes) + 1 + 1 + 0  # the passes', and the budget's: 2 // 2, 2 // 2, 1 // 2
         log.record(ctx("last"), "POST", CHAT, 200)
         await log.close()  # what is queued is written before the store closes
         assert store.batches[-1][-1][0] == "last" and store.closed
@@ -259,3 +264,15 @@ def test_query_parsing() -> None:
                 {"stream": "1"}, {"key_id": ""}):
         with pytest.raises(BadRequest):
             parse_query(bad)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("max_rows", 7, "request_log.max_rows must be at least 8"),
+    ("batch_size", 0, "request_log.batch_size must be at least 1"),
+    ("retention_hours", 0.0, "request_log.retention_hours must be more than 0"),
+    ("max_subscribers", -1, "request_log.max_subscribers must be 0 or more"),
+])
+def test_settings_that_cannot_work_are_refused(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RequestLog(settings(**{field: value}), FakeStore())
+    RequestLog(settings(max_rows=8), FakeStore())  # the smallest ring: a row a segment

@@ -31,10 +31,10 @@ from alembic.script import ScriptDirectory
 from clawdbot.config.schema import Config
 from clawdbot.state.build import build_chat_store, database_url
 from clawdbot.state.chat_sql import SqlChatStore
+from clawdbot.state.revision import SCHEMA_HEAD, VERSION_TABLE, SchemaError
 from clawdbot.state.sql import (
     MIGRATIONS,
     Database,
-    SchemaError,
     alembic_config,
     async_url,
     create_engine,
@@ -42,12 +42,12 @@ from clawdbot.state.sql import (
     redact,
     upgrade,
 )
-from clawdbot.state.tables import SCHEMA_HEAD, VERSION_TABLE, metadata
+from clawdbot.state.tables import metadata
 from tests.state.stores import run_children_at_once, run_with_store
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("CLAWDBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-HEAD = "0005"
+HEAD = "0006"
 ID = re.compile(r"^[sm]_[a-z2-7]{16}$")
 
 

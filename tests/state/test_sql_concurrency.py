@@ -15,8 +15,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from clawdbot.state.chat_sql import SqlChatStore
+from clawdbot.state.revision import VERSION_TABLE
 from clawdbot.state.sql import Database, create_engine
-from clawdbot.state.tables import VERSION_TABLE
 from tests.state import test_chat_store as chat_tests
 from tests.state.stores import run_children_at_once
 from tests.state.test_chat_store import scalar

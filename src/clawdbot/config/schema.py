@@ -253,11 +253,11 @@ class RequestLog(Strict):
 
     enabled: bool = False  # off by default: docs/observability.md says why
     retention_hours: float = 168.0  # older records are deleted
-    max_rows: int = 200_000  # the table's row budget: past it, the oldest are deleted
-    delete_batch: int = 5_000  # rows deleted per statement (short transactions, no long lock)
-    prune_interval: float = 60.0  # seconds between retention / row-budget passes
+    # the row budget (at least 8): past it, the oldest go, an eighth of the budget at a time on SQL
+    max_rows: int = 200_000
+    prune_interval: float = 60.0  # seconds between retention passes
     max_queue: int = 10_000  # records waiting for the writer; a full queue drops (and counts) them
-    batch_size: int = 500  # records per INSERT
+    batch_size: int = 2_000  # records a batch (one transaction); a full batch is written at once
     flush_interval: float = 1.0  # seconds between batches
     max_body_bytes: int = 64 * 1024  # a logged request or answer body is cut at this size
     max_subscribers: int = 16  # live streams (`clawdbot tail`) at once

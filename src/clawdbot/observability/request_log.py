@@ -5,7 +5,8 @@ the state store off the request path and streamed live to `clawdbot tail`.
 `record()` (from Pipeline.end, once per request) builds the record's row (a tuple of plain values,
 state/request_log_base.py) and appends it to a bounded in-memory queue: no await, no I/O. A
 background task writes the queue in batches every `flush_interval` (sooner when `batch_size`
-records wait) and prunes the table (retention, row budget) every `prune_interval`. A full queue
+records wait), the store keeping its row budget as it writes, and applies the retention every
+`prune_interval`. A full queue
 drops the record and counts it (`dropped`), and so does a batch the database refused: the log is an
 observer and never blocks or fails a request (spend, which must not be lost, has its own writer and
 journal: tenancy/spend.py)."""
@@ -27,6 +28,7 @@ from clawdbot.observability.request_hub import Hub
 from clawdbot.observability.requests import OPERATIONS
 from clawdbot.state.request_log_base import (
     COLUMNS,
+    SEGMENTS,
     Detail,
     RequestLogStore,
     RequestRecord,
@@ -52,9 +54,11 @@ def check_settings(s: Settings) -> None:
     for name in ("retention_hours", "flush_interval", "prune_interval"):
         if not getattr(s, name) > 0:
             raise ValueError(f"request_log.{name} must be more than 0")
-    for name in ("max_rows", "delete_batch", "max_queue", "batch_size", "max_body_bytes", "subscriber_queue"):
+    for name in ("max_queue", "batch_size", "max_body_bytes", "subscriber_queue"):
         if getattr(s, name) < 1:
             raise ValueError(f"request_log.{name} must be at least 1")
+    if s.max_rows < SEGMENTS:  # the SQL store's ring keeps max_rows // SEGMENTS rows a segment
+        raise ValueError(f"request_log.max_rows must be at least {SEGMENTS}")
     if s.max_subscribers < 0:
         raise ValueError("request_log.max_subscribers must be 0 or more")
 
@@ -74,7 +78,6 @@ class RequestLog:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failing = False
-        self._unpruned = 0  # rows written since the last prune
         # counters for /metrics
         self.written = 0
         self.dropped = 0  # records lost: the queue was full, or the database refused their batch
@@ -154,9 +157,9 @@ class RequestLog:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         s = self.settings
-        # The first prune comes with the first batch written (the database is not opened before
-        # it is needed), or one interval after start; then every interval, and whenever a batch of
-        # deletable rows has been written since the last one.
+        # The first retention pass comes with the first batch written (the database is not opened
+        # before it is needed), or one interval after start; then every interval. The row budget
+        # needs no pass: the store keeps it as it writes.
         next_prune = loop.time() + s.prune_interval
         pruned = False
         while not self._stopping:
@@ -165,7 +168,7 @@ class RequestLog:
             self._wake.clear()
             await self.flush()
             now = loop.time()
-            if now >= next_prune or self._unpruned >= s.delete_batch or (self.written and not pruned):
+            if now >= next_prune or (self.written and not pruned):
                 await self.prune()
                 pruned, next_prune = True, now + s.prune_interval
 
@@ -179,7 +182,7 @@ class RequestLog:
         while queue:
             batch = [queue.popleft() for _ in range(min(self.settings.batch_size, len(queue)))]
             try:
-                await asyncio.wait_for(store.write(batch), WRITE_TIMEOUT_S)
+                pushed_out = await asyncio.wait_for(store.write(batch), WRITE_TIMEOUT_S)
             except Exception as exc:  # any failure: the batch is dropped and counted, never retried for ever
                 self.write_failures += 1
                 self.dropped += len(batch)
@@ -192,7 +195,7 @@ class RequestLog:
                 log.warning("request log: writing again")
                 self._failing = False
             self.written += len(batch)
-            self._unpruned += len(batch)
+            self.pruned += pushed_out
 
     async def prune(self) -> int:
         store = self.store
@@ -200,11 +203,10 @@ class RequestLog:
         s = self.settings
         older_than = int((time.time() - s.retention_hours * 3600) * 1000)
         try:
-            gone = await store.prune(older_than, s.max_rows, s.delete_batch)
+            gone = await store.prune(older_than)
         except Exception as exc:
             log.warning("request log: pruning failed (%s: %s)", type(exc).__name__, exc)
             return 0
-        self._unpruned = 0
         self.pruned += gone
         return gone
 

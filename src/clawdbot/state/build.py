@@ -63,4 +63,5 @@ def build_request_log_store(config: Config, env: Mapping[str, str]) -> RequestLo
         from clawdbot.state.request_log_memory import MemoryRequestLogStore
 
         return MemoryRequestLogStore(config.request_log.max_rows)
-    return lazy_request_log_store(database_url(config, env))
+    s = config.request_log
+    return lazy_request_log_store(database_url(config, env), s.max_rows, s.retention_hours)

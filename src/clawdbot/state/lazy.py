@@ -9,6 +9,7 @@ still stops `clawdbot serve` before it starts."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import weakref
 from collections.abc import Awaitable, Callable
@@ -97,7 +98,7 @@ def settle_heap() -> None:
 _databases: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Database]] = weakref.WeakKeyDictionary()
 
 
-def _database(url: str) -> Database:
+def shared_database(url: str) -> Database:
     """Called by a factory inside `Lazy.store`, so in the loop the database will live in."""
     from clawdbot.state.sql import Database
 
@@ -111,13 +112,13 @@ def _database(url: str) -> Database:
 def _sql_chat_store(url: str) -> ChatStore:
     from clawdbot.state.chat_sql import SqlChatStore
 
-    return SqlChatStore(_database(url))
+    return SqlChatStore(shared_database(url))
 
 
 def _sql_key_store(url: str) -> KeyStore:
     from clawdbot.state.keys_sql import SqlKeyStore
 
-    return SqlKeyStore(_database(url))
+    return SqlKeyStore(shared_database(url))
 
 
 def lazy_chat_store(url: str) -> ChatStore:
@@ -133,7 +134,7 @@ def lazy_key_store(url: str) -> KeyStore:
 def _sql_spend_store(url: str) -> SpendStore:
     from clawdbot.state.spend_sql import SqlSpendStore
 
-    return SqlSpendStore(_database(url))
+    return SqlSpendStore(shared_database(url))
 
 
 def lazy_spend_store(url: str) -> SpendStore:
@@ -144,7 +145,7 @@ def lazy_spend_store(url: str) -> SpendStore:
 def _sql_response_store(url: str) -> ResponseStore:
     from clawdbot.state.responses_sql import SqlResponseStore
 
-    return SqlResponseStore(_database(url))
+    return SqlResponseStore(shared_database(url))
 
 
 def lazy_response_store(url: str) -> ResponseStore:
@@ -152,12 +153,20 @@ def lazy_response_store(url: str) -> ResponseStore:
     return cast("ResponseStore", Lazy(url, _sql_response_store))
 
 
-def _sql_request_log_store(url: str) -> RequestLogStore:
+def _sql_request_log_store(url: str, max_rows: int, retention_hours: float) -> RequestLogStore:
     from clawdbot.state.request_log_sql import SqlRequestLogStore
 
-    return SqlRequestLogStore(_database(url))
+    return SqlRequestLogStore(shared_database(url), max_rows=max_rows, retention_hours=retention_hours)
 
 
-def lazy_request_log_store(url: str) -> RequestLogStore:
-    """Raises ValueError for a URL no SQL store understands."""
-    return cast("RequestLogStore", Lazy(url, _sql_request_log_store))
+def lazy_request_log_store(url: str, max_rows: int, retention_hours: float) -> RequestLogStore:
+    """A SQLite file's log writes without the SQL layer (state/request_log_sqlite.py); any other
+    database's opens SQLAlchemy at its first use. Raises ValueError for a URL no SQL store understands."""
+    from clawdbot.state.request_log_sqlite import SqliteRequestLogStore, sqlite_file
+
+    factory = functools.partial(_sql_request_log_store, max_rows=max_rows, retention_hours=retention_hours)
+    store = cast("RequestLogStore", Lazy(url, factory))
+    path = sqlite_file(url)
+    if path is None:
+        return store
+    return SqliteRequestLogStore(path, store, max_rows=max_rows, retention_hours=retention_hours)

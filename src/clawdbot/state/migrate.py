@@ -9,7 +9,8 @@ import asyncio
 import os
 import sys
 
-from clawdbot.state.sql import MIGRATE_URL_ENV, create_engine, migrate_here
+from clawdbot.state.revision import MIGRATE_URL_ENV
+from clawdbot.state.sql import create_engine, migrate_here
 
 
 async def _main(url: str) -> str:

@@ -1,6 +1,7 @@
 """The request log's store contract: one record per request (observability/request_log.py writes
 them in batches), read back newest first with filters and a cursor, and kept bounded: records older
-than the retention and those past the row budget are deleted, oldest first, in batches.
+than the retention and those past the row budget are deleted, oldest first, in batches (SQL: a
+whole segment of the ring at a time, state/request_log_sql.py).
 
 Records are written as rows: tuples of plain values in COLUMNS order, attempts and plugin notes as
 JSON text. The request path builds the row directly (observability/request_log.py), and a row of
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import msgspec
 
 MAX_PAGE = 1000
+SEGMENTS = 8  # the SQL store's ring of tables (tables.py); the row budget is kept a segment at a time
 
 
 class Detail(msgspec.Struct, omit_defaults=True, gc=False):
@@ -108,8 +110,9 @@ class RequestLogStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def write(self, rows: list[Row]) -> None:
-        """All in one transaction."""
+    async def write(self, rows: list[Row]) -> int:
+        """All in one transaction; the store keeps its row budget as it writes (the oldest records
+        go). Returns how many records that removed."""
         ...
 
     async def query(self, q: RequestQuery) -> RequestPage:
@@ -120,9 +123,9 @@ class RequestLogStore(Protocol):
         """The newest record with this request id, bodies included."""
         ...
 
-    async def prune(self, older_than: int, max_rows: int, batch: int) -> int:
-        """Deletes records with `at < older_than`, then the oldest beyond `max_rows`, `batch` rows
-        per statement. Returns how many went."""
+    async def prune(self, older_than: int) -> int:
+        """Retention: deletes records with `at < older_than` (SQL: a segment at a time, once all of
+        it has expired). Returns how many went."""
         ...
 
 

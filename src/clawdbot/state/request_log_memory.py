@@ -32,9 +32,11 @@ class MemoryRequestLogStore:
     async def close(self) -> None:
         self._rows.clear()
 
-    async def write(self, rows: list[Row]) -> None:
-        seq = self._seq
-        self._rows.extend((next(seq), row) for row in rows)
+    async def write(self, rows: list[Row]) -> int:
+        seq, kept = self._seq, self._rows
+        before = len(kept)
+        kept.extend((next(seq), row) for row in rows)
+        return before + len(rows) - len(kept)  # the oldest, pushed out by the row budget
 
     async def query(self, q: RequestQuery) -> RequestPage:
         limit = min(max(q.limit, 1), MAX_PAGE)
@@ -49,11 +51,11 @@ class MemoryRequestLogStore:
         found = [from_row(row, seq) for seq, row in self._rows if row[0] == id]
         return max(found, key=lambda r: (r.at, r.seq or 0)) if found else None
 
-    async def prune(self, older_than: int, max_rows: int, batch: int) -> int:
+    async def prune(self, older_than: int) -> int:
         """From the oldest end only (records arrive about in time order): a pass costs what it
         deletes, not the whole log."""
         rows, gone = self._rows, 0
-        while rows and (rows[0][1][1] < older_than or len(rows) > max_rows):  # row[1]: `at`
+        while rows and rows[0][1][1] < older_than:  # row[1]: `at`
             rows.popleft()
             gone += 1
         return gone

@@ -1,58 +1,59 @@
-"""The request log on SQL (SQLite or PostgreSQL), table `request_log` (migration 0005).
+"""The request log on SQL (SQLite or PostgreSQL): a ring of SEGMENTS tables (request_log_0 ..) and
+their state (request_log_segments), migration 0006; the ring's rules are in request_log_ring.py.
 
-A batch goes straight to the driver as the rows it was queued as (JSON already encoded), skipping
-SQLAlchemy's per-row parameter processing (~25 us a row: a sixth of what a whole request costs the
-gateway): on PostgreSQL one executemany (asyncpg pipelines it), on SQLite a few multi-row INSERTs
-(one statement per ~1,200 rows: the worker thread lets go of the GIL once per statement, not twice
-per row). Reads go through SQLAlchemy as usual. Pruning deletes `batch` rows per statement, each in
-its own short transaction, chosen through the (at, seq) index or the primary key, so neither a reader nor the
-writer waits long behind it and no statement touches an unbounded number of rows."""
+Writing: one transaction per batch locks the segments' state (PostgreSQL: FOR UPDATE; SQLite: its
+write lock), numbers the rows on from the active segment's last seq and inserts them there. The
+active segment takes `max_rows // SEGMENTS` rows; a batch that would pass that empties the next
+segment in one statement (SQLite: DELETE without WHERE, which frees the table's pages without
+visiting its rows; PostgreSQL: TRUNCATE) and goes on there. So the ring holds at most `max_rows`
+rows, and at least 7/8 of that once it has filled; keeping it bounded costs a statement per
+`max_rows // SEGMENTS` rows, where deleting rows one by one (three indexes each) cost SQLite as much
+as writing them (docs/benchmarks.md).
+
+Retention (`prune`): a segment whose newest row is older than the cutoff is emptied, in its own
+short transaction. The active segment moves on once it is older than retention / (SEGMENTS - 1) and
+the next one holds nothing unexpired, so that under steady traffic no segment spans more than that
+and a record stays between `retention` and about retention * 8/7 (plus the prune interval).
+
+This store does everything through SQLAlchemy: PostgreSQL's log, an in-memory SQLite database's,
+and the reads of a SQLite file's, whose writes go through a connection and thread of their own
+without SQLAlchemy (request_log_sqlite.py). A batch goes to the driver as the rows it was queued
+as (JSON already encoded), skipping SQLAlchemy's per-row parameter processing (~25 us a row): on
+PostgreSQL in one executemany (asyncpg pipelines it) inside run_sync. Reads: one UNION ALL over the
+ring, each table read newest first through its own index."""
 
 from __future__ import annotations
 
-import functools
-import sqlite3
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from clawdbot.state.ids import wall_ms
 from clawdbot.state.request_log_base import COLUMNS as ROW_COLUMNS
 from clawdbot.state.request_log_base import MAX_PAGE, RequestPage, RequestQuery, RequestRecord, Row, from_row
-from clawdbot.state.sql import DatabaseUser
-from clawdbot.state.tables import request_log
+from clawdbot.state.request_log_ring import (
+    RING,
+    SAVE,
+    TABLE,
+    Budget,
+    RingSql,
+    RingStore,
+    Segment,
+    check,
+    insert_sql,
+    numbered,
+    sqlite_inserts,
+)
+from clawdbot.state.sql import Database, DatabaseUser
+from clawdbot.state.tables import request_log_tables
 
-t = request_log
+T = TypeVar("T")
 BODY_COLUMNS = ("request_body", "response_body")
-COLUMNS = tuple(c.name for c in t.columns if c.name not in BODY_COLUMNS)
-LISTED = [t.c[name] for name in COLUMNS]
-WRITTEN = ROW_COLUMNS
+LISTED = tuple(c.name for c in request_log_tables[0].columns if c.name not in BODY_COLUMNS)
 
 
-# the most variables one SQLite statement may hold (SQLITE_MAX_VARIABLE_NUMBER's default)
-SQLITE_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-SQLITE_ROWS = SQLITE_VARIABLES // len(WRITTEN)
-
-
-@functools.lru_cache(maxsize=32)
-def insert_sql(paramstyle: str, rows: int = 1) -> str:
-    """The driver's own INSERT of `rows` rows (SQLite: `?`, asyncpg: `$1`)."""
-    n = len(WRITTEN)
-    if paramstyle == "qmark":
-        values = ", ".join(["(" + ", ".join(["?"] * n) + ")"] * rows)
-    elif paramstyle == "numeric_dollar" and rows == 1:
-        values = "(" + ", ".join(f"${i}" for i in range(1, n + 1)) + ")"
-    elif paramstyle == "format" and rows == 1:
-        values = "(" + ", ".join(["%s"] * n) + ")"
-    else:
-        raise ValueError(f"no INSERT of {rows} rows for paramstyle {paramstyle!r}")
-    return f"INSERT INTO {t.name} ({', '.join(WRITTEN)}) VALUES {values}"
-
-
-def _record(row: sa.RowMapping) -> RequestRecord:
-    return from_row(tuple(row.get(c) for c in ROW_COLUMNS), row["seq"])
-
-
-def where(q: RequestQuery) -> list[sa.ColumnElement[bool]]:
+def where(q: RequestQuery, t: sa.Table) -> list[sa.ColumnElement[bool]]:
     out: list[sa.ColumnElement[bool]] = []
     if q.since is not None:
         out.append(t.c.at >= q.since)
@@ -76,64 +77,73 @@ def where(q: RequestQuery) -> list[sa.ColumnElement[bool]]:
     return out
 
 
-class SqlRequestLogStore(DatabaseUser):
-    async def write(self, rows: list[Row]) -> None:
-        await self.start()
-        if not rows:
+def newest_first(parts: list[sa.Select[Any]], limit: int) -> sa.Select[Any]:
+    """The newest `limit` rows of the ring: each table's newest (through its index), then of them all."""
+    ring = sa.union_all(*(sa.select(p.order_by(p.selected_columns.at.desc(), p.selected_columns.seq.desc())
+                                    .limit(limit).subquery()) for p in parts)).subquery()
+    return sa.select(ring).order_by(ring.c.at.desc(), ring.c.seq.desc()).limit(limit)
+
+
+def _record(row: sa.RowMapping) -> RequestRecord:
+    return from_row(tuple(row.get(c) for c in ROW_COLUMNS), row["seq"])
+
+
+class AlchemyRing:
+    """On SQLAlchemy's synchronous connection (run_sync), inside its write transaction."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
+
+    def ring(self) -> list[Segment]:
+        sql = RING + " FOR UPDATE" if self.postgres else RING
+        return check([Segment(*row) for row in self.conn.execute(sa.text(sql))])
+
+    def newest(self, number: int) -> int | None:
+        value: int | None = self.conn.execute(sa.text(f"SELECT max(at) FROM {TABLE.format(number)}")).scalar()
+        return value
+
+    def empty(self, number: int) -> None:
+        name = TABLE.format(number)
+        self.conn.exec_driver_sql(f"TRUNCATE {name}" if self.postgres else f"DELETE FROM {name}")
+
+    def save(self, seg: Segment) -> None:
+        self.conn.execute(sa.text(SAVE), seg.params())
+
+    def insert(self, seg: Segment, rows: Sequence[Row]) -> None:
+        style = self.conn.dialect.paramstyle
+        if style != "qmark":  # asyncpg: one executemany, pipelined
+            self.conn.exec_driver_sql(insert_sql(seg.number, 1, style), list(numbered(seg, rows)))
             return
+        for sql, params in sqlite_inserts(seg, rows):
+            self.conn.exec_driver_sql(sql, params)
+
+
+class SqlRequestLogStore(DatabaseUser, RingStore):
+    def __init__(self, database: Database, *, max_rows: int = 200_000, retention_hours: float = 168.0,
+                 clock: Callable[[], int] = wall_ms) -> None:
+        super().__init__(database)
+        self.budget = Budget.of(max_rows, retention_hours)
+        self.clock = clock  # ms since the epoch
+
+    async def transaction(self, fn: Callable[[RingSql], T]) -> T:
+        await self.start()
         async with self.database.write() as conn:
-            style = conn.dialect.paramstyle
-            if style != "qmark":
-                await conn.exec_driver_sql(insert_sql(style), rows)
-                return
-            for i in range(0, len(rows), SQLITE_ROWS):
-                chunk = rows[i:i + SQLITE_ROWS]
-                await conn.exec_driver_sql(insert_sql(style, len(chunk)), tuple(v for row in chunk for v in row))
+            return await conn.run_sync(lambda sync: fn(AlchemyRing(sync)))
 
     async def query(self, q: RequestQuery) -> RequestPage:
         await self.start()
         limit = min(max(q.limit, 1), MAX_PAGE)
-        stmt = sa.select(*LISTED).where(*where(q)).order_by(t.c.at.desc(), t.c.seq.desc()).limit(limit + 1)
+        parts = [sa.select(*(t.c[name] for name in LISTED)).where(*where(q, t)) for t in request_log_tables]
         async with self.database.read() as conn:
-            rows = list((await conn.execute(stmt)).mappings())
+            rows = list((await conn.execute(newest_first(parts, limit + 1))).mappings())
         records = [_record(r) for r in rows[:limit]]
         last = records[-1] if len(rows) > limit else None
         return RequestPage(records=records, next_cursor=(last.at, last.seq or 0) if last is not None else None)
 
     async def get(self, id: str) -> RequestRecord | None:
         await self.start()
-        stmt = sa.select(t).where(t.c.id == id).order_by(t.c.at.desc(), t.c.seq.desc()).limit(1)
+        parts = [sa.select(t).where(t.c.id == id) for t in request_log_tables]
         async with self.database.read() as conn:
-            row = (await conn.execute(stmt)).mappings().first()
+            row = (await conn.execute(newest_first(parts, 1))).mappings().first()
         return None if row is None else _record(row)
-
-    async def prune(self, older_than: int, max_rows: int, batch: int) -> int:
-        await self.start()
-        batch = max(batch, 1)
-        gone = 0
-        while True:  # retention: the oldest first, `batch` at a time
-            doomed = sa.select(t.c.seq).where(t.c.at < older_than).order_by(t.c.at).limit(batch)
-            n = await self._delete(doomed)
-            gone += n
-            if n < batch:
-                break
-        # The row budget: `seq` only grows (new rows get more than the highest there is), so the rows
-        # above max(seq) - max_rows are at most max_rows, the newest; the rest go, `batch` at a time.
-        # One index probe, where counting (or OFFSET max_rows) would read the whole budget each pass.
-        # Gaps in seq (PostgreSQL's sequence skips what a failed batch took) only keep fewer.
-        async with self.database.read() as conn:
-            top = (await conn.execute(sa.select(sa.func.max(t.c.seq)))).scalar()
-        edge = top - max(max_rows, 0) if top is not None and top > max_rows else None
-        while edge is not None:
-            n = await self._delete(sa.select(t.c.seq).where(t.c.seq <= edge).order_by(t.c.seq).limit(batch))
-            gone += n
-            if n < batch:
-                break
-        return gone
-
-    async def _delete(self, doomed: sa.Select[Any]) -> int:
-        # DELETE has no LIMIT on PostgreSQL (nor on a default SQLite build): the rows are chosen by
-        # a subquery on an index and deleted by primary key
-        async with self.database.write() as conn:
-            result = await conn.execute(sa.delete(t).where(t.c.seq.in_(doomed.scalar_subquery())))
-        return int(result.rowcount or 0)

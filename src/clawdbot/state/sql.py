@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
-import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from clawdbot.state.files import private_file
-from clawdbot.state.tables import SCHEMA_HEAD, VERSION_TABLE
+from clawdbot.state.revision import SCHEMA_HEAD, VERSION_TABLE, SchemaError, migrate_in_child
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -42,10 +40,6 @@ WAL_RETRY_PAUSE_S = (0.002, 0.1)  # the first and the longest pause between atte
 # database queues on it. Advisory locks are per database, so other databases never contend.
 MIGRATION_LOCK = 0x636C617764626F74
 BEGIN_OPTION = "clawdbot_sqlite_begin"  # execution option: the BEGIN mode of a SQLite transaction
-
-
-class SchemaError(RuntimeError):
-    """The database cannot be brought to the schema this version of clawdbot expects."""
 
 
 def async_url(url: str) -> sa.URL:
@@ -172,7 +166,7 @@ async def upgrade(engine: AsyncEngine) -> str:
         return SCHEMA_HEAD
     if not _shared(engine.url):
         return await migrate_here(engine)
-    await _migrate_in_child(engine.url)
+    await migrate_in_child(engine.url.render_as_string(hide_password=False), redact(engine.url))
     current = set(await _revisions(engine))
     if current != {SCHEMA_HEAD}:
         raise SchemaError(f"the migration left the schema at {', '.join(sorted(current)) or 'nothing'}, "
@@ -191,28 +185,6 @@ def _shared(url: sa.URL) -> bool:
         return True
     db = url.database or ""
     return bool(db) and db != ":memory:" and "mode=memory" not in db and not db.startswith("file::memory:")
-
-
-MIGRATE_TIMEOUT_S = 600.0
-MIGRATE_URL_ENV = "CLAWDBOT_MIGRATE_URL"  # the URL goes to the child in its environment, never in argv
-
-
-async def _migrate_in_child(url: sa.URL) -> None:
-    env = {**os.environ, MIGRATE_URL_ENV: url.render_as_string(hide_password=False)}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "clawdbot.state.migrate", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(MIGRATE_TIMEOUT_S):
-            _, err = await proc.communicate()
-    except BaseException:
-        proc.kill()
-        await proc.wait()
-        raise
-    if proc.returncode != 0:
-        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise SchemaError(f"migrating {redact(url)} failed: {why}")
 
 
 async def migrate_here(engine: AsyncEngine) -> str:

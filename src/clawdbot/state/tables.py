@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from clawdbot.state.request_log_base import SEGMENTS
+
 # Constraint names must be stable: a later migration (and SQLite's batch mode, which rebuilds tables)
 # refers to them by name.
 NAMING_CONVENTION = {
@@ -19,13 +21,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-# Alembic's bookkeeping table, named for clawdbot so a database shared with another Alembic-managed
-# application keeps both histories apart.
-VERSION_TABLE = "clawdbot_alembic_version"
-# The newest revision in migrations/versions/ (a test checks it against Alembic's head): a schema at
-# it needs no migration, and the gateway then never imports Alembic (state/sql.py upgrade).
-SCHEMA_HEAD = "0005"
 
 # JSONB on PostgreSQL (indexable, compact); JSON text elsewhere. none_as_null: Python None is SQL NULL,
 # not the JSON literal `null`, so "no usage" is one thing.
@@ -188,29 +183,49 @@ responses = sa.Table(
 )
 
 
-# --- the request log (migration 0005): one row per request, bounded by retention and a row budget -
-# No foreign keys, as spend: a record outlives the key that made it. `seq` is the insertion order:
-# the ties of `at` in a page, and the oldest rows the row budget deletes. What is filtered on has a
-# column; the rest of the record is one JSON object (`detail`): a row per request is written on the
-# request path's CPU, and SQLite's cost grows with the columns (half as much as 27 columns, measured).
+# --- the request log (migrations 0005, 0006): one row per request, bounded by retention and a row budget
+# A ring of SEGMENTS tables of the same shape (request_log_0 ..): rows go to the active one until it
+# holds its share of the row budget, then the next one is emptied in one statement and becomes active;
+# retention empties a segment once its newest row has expired. Emptying a table costs its pages, not
+# its rows: deleting rows one by one cost as much as writing them (state/request_log_sql.py).
+# No foreign keys, as spend: a record outlives the key that made it. `seq` is the insertion order
+# across the ring (the ties of `at` in a page), given by the writer from request_log_segments. What is
+# filtered on has a column; the rest of the record is one JSON object (`detail`): a row per request is
+# written on the request path's CPU, and SQLite's cost grows with the columns (half as much as 27
+# columns, measured).
 
-request_log = sa.Table(
-    "request_log",
+def _request_log_segment(n: int) -> sa.Table:
+    return sa.Table(
+        f"request_log_{n}",
+        metadata,
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=False),
+        sa.Column("id", sa.String(128), nullable=False),  # the request id (a client may send the same twice)
+        sa.Column("at", sa.BigInteger, nullable=False),
+        sa.Column("key_id", sa.String(ID_LENGTH), nullable=True),
+        sa.Column("model", sa.Text, nullable=True),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("detail", Json, nullable=False),  # the rest of the record (state/request_log_base.py)
+        sa.Column("request_body", sa.Text, nullable=True),  # only with log_bodies, capped
+        sa.Column("response_body", sa.Text, nullable=True),
+        # No index on `id`: request ids are random, and a random key's index dirties a page per row
+        # written (3x the cost of the rest of the row on SQLite, measured). GET by id reads the ring.
+        sa.Index(None, "at", "seq"),
+        sa.Index(None, "key_id", "at"),
+        sa.Index(None, "model", "at"),
+    )
+
+
+request_log_tables = tuple(_request_log_segment(n) for n in range(SEGMENTS))
+
+# One row per segment. The active segment is the one with the highest first_seq; the next seq to
+# write is its first_seq + rows. A writer locks these rows (SQLite: its write transaction) while it
+# writes, so replicas sharing PostgreSQL agree on the active segment and never reuse a seq.
+request_log_segments = sa.Table(
+    "request_log_segments",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(128), nullable=False),  # the request id (a client may send the same twice)
-    sa.Column("at", sa.BigInteger, nullable=False),
-    sa.Column("key_id", sa.String(ID_LENGTH), nullable=True),
-    sa.Column("model", sa.Text, nullable=True),
-    sa.Column("status", sa.Integer, nullable=False),
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("detail", Json, nullable=False),  # the rest of the record (state/request_log_base.py)
-    sa.Column("request_body", sa.Text, nullable=True),  # only with log_bodies, capped
-    sa.Column("response_body", sa.Text, nullable=True),
-    # No index on `id`: request ids are random, and a random key's index dirties a page per row
-    # written (3x the cost of the rest of the row on SQLite, measured). GET by id walks (at, seq) from
-    # the newest: at once for a recent request, at most the row budget for an old one.
-    sa.Index(None, "at", "seq"),
-    sa.Index(None, "key_id", "at"),
-    sa.Index(None, "model", "at"),
+    sa.Column("segment", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),  # the seq of its first row, this time round
+    sa.Column("rows", sa.BigInteger, nullable=False),  # rows in it (seqs first_seq .. first_seq + rows - 1)
+    sa.Column("opened_at", sa.BigInteger, nullable=False),  # when it became active, ms since the epoch
 )

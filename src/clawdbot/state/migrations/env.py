@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context
 
-from clawdbot.state.tables import VERSION_TABLE, metadata
+from clawdbot.state.revision import VERSION_TABLE
+from clawdbot.state.tables import metadata
 
 
 def configure(**kwargs: Any) -> None:
