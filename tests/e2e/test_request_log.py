@@ -329,3 +329,22 @@ def test_row_budget_on_postgresql(tmp_path: Path, openai_upstream: OpenAIUpstrea
             assert until(newest_kept), listing(g, "limit=100")
     finally:
         postgres.drop(sa.make_url(url).database or "")
+
+
+def test_stopping_ends_the_live_streams_first(tmp_path: Path, openai_upstream: OpenAIUpstream) -> None:
+    """SIGTERM with a `clawdbot tail` open: the gateway ends the stream as it begins to stop, so the
+    tail says so and exits 0, and the server's graceful wait is not spent on it (uvicorn cancels
+    what is still open when it runs out, and says so)."""
+    g = serve_config(tmp_path, config(openai_upstream), MASTER).start()
+    tail = cli(g, "tail")
+    try:
+        assert tail.stderr is not None
+        err = Lines(tail.stderr)
+        err.wait_for("following")
+        g.stop()
+        err.wait_for("the gateway ended the stream")
+        assert tail.wait(60) == 0
+        assert "graceful shutdown exceeded" not in g.log() and "Shutting down" in g.log()
+    finally:
+        tail.kill()
+        g.stop()

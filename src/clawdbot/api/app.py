@@ -118,6 +118,11 @@ class App:
                 return
             await self.ext.websocket(scope, receive, send)
 
+    def stopping(self) -> None:
+        """The server stops accepting and waits for open connections before the lifespan's
+        shutdown: end what would otherwise keep it waiting (the live request streams) now."""
+        self.pipeline.request_log.hub.close()
+
     async def lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             msg = await receive()

@@ -184,6 +184,7 @@ def serve_app(app: App, config: Config) -> int:
     import uvicorn
 
     from clawdbot.api.protocol import bounded_protocol
+    from clawdbot.cli.server import StoppingServer
 
     s = config.server
     uv = uvicorn.Config(
@@ -194,6 +195,6 @@ def serve_app(app: App, config: Config) -> int:
         # Chat frames are small JSON: compressing each costs CPU and per-socket memory for little.
         ws="websockets-sansio", ws_max_size=config.web.max_frame_bytes, ws_per_message_deflate=False,
     )
-    server = uvicorn.Server(uv)
+    server = StoppingServer(uv, app.stopping)
     server.run()
     return 0 if server.started else 1
