@@ -42,13 +42,13 @@ def test_the_head_of_a_request_the_canonical_types_cannot_hold() -> None:
 
 
 def test_a_whole_answer_s_usage_counts_the_prompt_cache() -> None:
-    body = (b'{"type":"message","usage":{"input_tokens":10,"output_tokens":3,'
+    body = (b'{"type":"message","model":"claude-x-20260101","usage":{"input_tokens":10,"output_tokens":3,'
             b'"cache_read_input_tokens":100,"cache_creation_input_tokens":20}}')
-    assert ar.read_usage(body, "s") == Usage(130, 3, cached_tokens=100)
+    assert ar.read_answer(body, "s") == (Usage(130, 3, cached_tokens=100), "claude-x-20260101")
     with pytest.raises(UpstreamError, match="not a message"):
-        ar.read_usage(b'{"type":"error","error":{}}', "s")
+        ar.read_answer(b'{"type":"error","error":{}}', "s")
     with pytest.raises(UpstreamError):
-        ar.read_usage(b"<html>", "s")
+        ar.read_answer(b"<html>", "s")
 
 
 def test_the_reader_over_a_recorded_stream() -> None:

@@ -43,6 +43,7 @@ models:
     deployments: [{{service: down, model: gone}}]
     fallbacks: [chat-oa]
   cached: [oa/mock-c]
+  plain: [oa/mock-p]
 plugins:
   - name: cache
     models: [cached]
@@ -191,3 +192,31 @@ def test_metrics_port_refused_when_it_collides(tmp_path: Path, openai_upstream: 
     gw.args += ["--metrics-port", str(gw.port)]
     code, out = gw.run_to_exit()
     assert code == 2 and "metrics port cannot be the gateway's own port" in out, out
+
+
+def test_the_response_model_is_what_the_answer_names(gw: GatewayProcess, openai_upstream: OpenAIUpstream) -> None:
+    """gen_ai.response.model: the model the upstream's answer names (OpenAI names a dated snapshot),
+    on the pass-through path (`plain`: no plugin) and the decoded one (`chat-oa`: the pii plugin
+    restores the answer), whole and streamed."""
+    before = samples(scrape_text(gw))
+    openai_upstream.answer_model = "mock-2026-01-01"
+    try:
+        for model in ("plain", "chat-oa"):
+            client(gw).chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+            with client(gw).chat.completions.create(model=model, stream=True,
+                                                    messages=[{"role": "user", "content": "hi"}]) as stream:
+                assert all(c.model == "mock-2026-01-01" for c in stream)
+    finally:
+        openai_upstream.answer_model = None
+
+    def done(s: Samples) -> bool:
+        return total(s, "gen_ai_server_request_duration_seconds_count", gen_ai_response_model="mock-2026-01-01") >= 4
+
+    after = scrape_until(gw, done)
+    for model, upstream in (("plain", "mock-p"), ("chat-oa", "mock-a")):
+        named = {"gen_ai_request_model": model, "gen_ai_response_model": "mock-2026-01-01"}
+        assert total(after, "gen_ai_server_request_duration_seconds_count", **named) - \
+            total(before, "gen_ai_server_request_duration_seconds_count", **named) == 2
+        asked = {"gen_ai_request_model": model, "gen_ai_response_model": upstream}
+        assert total(after, "gen_ai_server_request_duration_seconds_count", **asked) == \
+            total(before, "gen_ai_server_request_duration_seconds_count", **asked)

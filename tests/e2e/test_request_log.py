@@ -348,3 +348,15 @@ def test_stopping_ends_the_live_streams_first(tmp_path: Path, openai_upstream: O
     finally:
         tail.kill()
         g.stop()
+
+
+def test_the_record_names_the_model_the_answer_named(gw: GatewayProcess, openai_upstream: OpenAIUpstream) -> None:
+    openai_upstream.answer_model = "mock-a-2026-01-01"
+    try:
+        _, rid = ask(gw, "which model?")
+    finally:
+        openai_upstream.answer_model = None
+    rec = record(gw, rid)
+    assert (rec["model"], rec["upstream_model"], rec["response_model"]) == ("chat-plain", "mock-a", "mock-a-2026-01-01")
+    _, plain = ask(gw, "and now?")
+    assert record(gw, plain)["response_model"] == "mock-a"  # what the answer named: the model asked for

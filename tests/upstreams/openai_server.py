@@ -34,6 +34,7 @@ Fault markers in the last user message (several may be combined):
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
   up.delay_ms = 200      wait that long before answering every chat completion (0: off)
+  up.answer_model = "m-2026-01-01"   the `model` answers name (None: the model asked for, as now)
   up.models_delay_ms = 500   wait that long (or until the client goes away) before answering
                          /v1/models; `models_in_flight` counts those waiting, `models_peak`
                          the most that waited at once
@@ -250,6 +251,7 @@ class OpenAIUpstream(ServerThread):
         self.peak_in_flight = 0
         self.fail_status: int | None = None  # switchable: every chat completion fails with this status
         self.delay_ms = 0  # switchable: every chat completion waits this long first
+        self.answer_model: str | None = None  # switchable: the model answers name (OpenAI names a snapshot)
         self.models_delay_ms = 0  # switchable: /v1/models waits this long first
         self.models_in_flight = 0
         self.models_peak = 0
@@ -426,7 +428,7 @@ class OpenAIUpstream(ServerThread):
                                     for t in plan.content], "refusal": None}
         choice = {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": plan.finish}
         reply = {"id": chat_id, "object": "chat.completion", "created": self._created(),
-                 "model": body.get("model"), "choices": [choice], "usage": plan.usage(),
+                 "model": self.answer_model or body.get("model"), "choices": [choice], "usage": plan.usage(),
                  "service_tier": "default", "system_fingerprint": FINGERPRINT}
         if faults.slow_ms:
             await asyncio.sleep(faults.slow_ms / 1000)
@@ -458,7 +460,8 @@ class OpenAIUpstream(ServerThread):
         usage = bool(options.get("include_usage"))
         obfuscate = options.get("include_obfuscation", self.obfuscation)
         head = {"id": chat_id, "object": "chat.completion.chunk", "created": self._created(),
-                "model": body.get("model"), "service_tier": "default", "system_fingerprint": FINGERPRINT}
+                "model": self.answer_model or body.get("model"), "service_tier": "default",
+                "system_fingerprint": FINGERPRINT}
 
         def event(delta: dict[str, Any] | None, finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}

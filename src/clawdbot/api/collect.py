@@ -83,5 +83,7 @@ async def _read(it: AsyncGenerator[ChatChunk, None], ctx: RequestContext) -> Ans
             break
         if chunk.usage is not None:
             accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+        if ctx.response_model is None:
+            accounting.answered_by(ctx, chunk.model)
         answer.add(chunk)
     return answer

@@ -56,6 +56,8 @@ async def relay(ex: Exchange, it: AsyncGenerator[ChatChunk, None], enc: Encoder,
                 break
             if chunk.usage is not None:
                 accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            if ctx.response_model is None:
+                accounting.answered_by(ctx, chunk.model)
             out += enc.encode(chunk)
             if out:
                 await ex.write(out)

@@ -100,6 +100,7 @@ async def relay(ex: Exchange, raw: RawResponse, estimate: Callable[[], int]) -> 
 
 def _count(ex: Exchange, reader: ar.EventReader, complete: bool, estimate: Callable[[], int]) -> None:
     ctx = ex.ctx
+    accounting.answered_by(ctx, reader.model)
     if reader.prompt is not None:
         if complete and reader.output is not None:
             accounting.usage(ctx, reader.prompt, reader.output)

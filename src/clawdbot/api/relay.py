@@ -100,6 +100,8 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
                     break
                 if data is not None:
                     probe = oa.probe_stream_data(data, ctx.service)
+                    if ctx.response_model is None:
+                        accounting.answered_by(ctx, probe.model)
                     if probe.output() and not accounting.output(ctx):  # over the client's (or budget's) cap
                         cut = True
                         break

@@ -59,14 +59,15 @@ def rewrite_request(body: bytes, model: str | None, max_tokens: int | None = Non
 class _Answer(msgspec.Struct):
     type: str = ""
     usage: WireUsage | None = None
+    model: str | None = None
 
 
 _answer = msgspec.json.Decoder(_Answer)
 
 
-def read_usage(body: bytes, service: str) -> Usage | None:
-    """A whole answer's usage (the prompt counts what the prompt cache held); UpstreamError when the
-    body is not a message."""
+def read_answer(body: bytes, service: str) -> tuple[Usage | None, str | None]:
+    """A whole answer's usage (the prompt counts what the prompt cache held) and model; UpstreamError
+    when the body is not a message."""
     try:
         a = _answer.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
@@ -74,7 +75,7 @@ def read_usage(body: bytes, service: str) -> Usage | None:
     if a.type != "message":
         raise UpstreamError(f"service {service!r} sent a body that is not a message")
     u = a.usage
-    return Usage(u.prompt(), u.output_tokens, u.cache_read_input_tokens or 0) if u is not None else None
+    return (Usage(u.prompt(), u.output_tokens, u.cache_read_input_tokens or 0) if u is not None else None), a.model
 
 
 class _Delta(msgspec.Struct, gc=False):
@@ -85,6 +86,7 @@ class _Delta(msgspec.Struct, gc=False):
 
 class _Started(msgspec.Struct, gc=False):
     usage: WireUsage | None = None
+    model: str | None = None
 
 
 class _Error(msgspec.Struct, gc=False):
@@ -111,12 +113,13 @@ class EventReader:
     delta: one token, as docs/limits.md counts), the end (message_stop) or an error event; keeps the
     usage (message_start's prompt, message_delta's output) and which block is open."""
 
-    __slots__ = ("error", "open", "output", "prompt")
+    __slots__ = ("error", "model", "open", "output", "prompt")
 
     def __init__(self) -> None:
         self.prompt: int | None = None
         self.output: int | None = None
         self.open: int | None = None  # the index of the block started and not stopped
+        self.model: str | None = None  # message_start's
         self.error = ""
 
     def read(self, data: bytes, service: str | None) -> int:
@@ -136,6 +139,8 @@ class EventReader:
             u = ev.message.usage if ev.message is not None else None
             if u is not None:
                 self.prompt = u.prompt()
+            if ev.message is not None:
+                self.model = ev.message.model
         elif kind == "message_delta" and ev.usage is not None:
             self.output = ev.usage.output_tokens
             if ev.usage.input_tokens:  # a later API version reports the prompt again at the end

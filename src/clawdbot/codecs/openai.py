@@ -293,12 +293,13 @@ def decode_usage(body: bytes) -> w.UsageOnly | None:
         return None
 
 
-def read_usage(body: bytes, service: str) -> Usage | None:
-    """A passed-through whole answer's usage; UpstreamError when the body is not a chat completion."""
+def read_answer(body: bytes, service: str) -> tuple[Usage | None, str | None]:
+    """A passed-through whole answer's usage and model; UpstreamError when the body is not a chat
+    completion."""
     u = decode_usage(body)
     if u is None:
         raise UpstreamError(f"service {service!r} sent a body that is not a chat completion")
-    return _usage(u.usage)
+    return _usage(u.usage), u.model
 
 
 _probe_decoder = msgspec.json.Decoder(w.ChunkProbe)

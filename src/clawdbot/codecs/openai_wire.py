@@ -248,6 +248,7 @@ class ChunkProbe(msgspec.Struct, gc=False):
 
     choices: list[ProbeChoice] = []
     usage: WireUsage | None = None
+    model: str | None = None
 
     def output(self) -> bool:
         """Content, a tool call or reasoning: one token, as docs/limits.md counts a stream without

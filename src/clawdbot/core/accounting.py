@@ -30,6 +30,16 @@ def usage(ctx: RequestContext, prompt: int, completion: int) -> None:
     ctx.completion_tokens = completion
 
 
+MAX_MODEL_NAME = 256  # an upstream's answer names its model; longer is not a model name
+
+
+def answered_by(ctx: RequestContext, model: str | None) -> None:
+    """The model the upstream's answer names (OpenAI's `model`, Anthropic's message.model): the
+    first one a request sees, for gen_ai.response.model and the request log."""
+    if model and ctx.response_model is None and len(model) <= MAX_MODEL_NAME:
+        ctx.response_model = model
+
+
 def prompt(ctx: RequestContext, tokens: int) -> None:
     """The prompt's count, reported before the answer's (Anthropic's message_start)."""
     ctx.prompt_tokens = tokens

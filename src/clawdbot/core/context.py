@@ -29,6 +29,7 @@ class RequestContext(msgspec.Struct):
     model: str | None = None  # what the client asked for
     service: str | None = None  # which service answered
     upstream_model: str | None = None
+    response_model: str | None = None  # the model the upstream's answer names (gen_ai.response.model), if it does
     upstream_status: int | None = None
     first_token_at: float | None = None
     prompt_tokens: int | None = None

@@ -259,7 +259,7 @@ class Trace:
             return
         self.attempt_span = None
         if ctx.upstream_model:
-            span.set_attribute("gen_ai.response.model", ctx.upstream_model)
+            span.set_attribute("gen_ai.response.model", ctx.response_model or ctx.upstream_model)
         _usage(span, ctx)
         if ctx.cancelled:
             span.set_attribute("clawdbot.cancelled", True)
@@ -296,7 +296,7 @@ class Trace:
             span.update_name(f"{op} {ctx.model}")
             attrs["gen_ai.request.model"] = ctx.model
         if ctx.upstream_model:
-            attrs["gen_ai.response.model"] = ctx.upstream_model
+            attrs["gen_ai.response.model"] = ctx.response_model or ctx.upstream_model
         if self.provider:
             attrs["gen_ai.provider.name"] = self.provider
         if ctx.service:

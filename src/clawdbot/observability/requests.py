@@ -124,7 +124,7 @@ class RequestMetrics:
             model = OTHER
         if not 100 <= status <= 599:
             status = 0
-        response_model = ctx.upstream_model
+        response_model = ctx.response_model or ctx.upstream_model  # what the answer named, else what was asked
         if response_model is None or ctx.service is None:
             response_model = NONE
         elif response_model not in self.response_models:

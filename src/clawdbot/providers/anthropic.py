@@ -43,7 +43,7 @@ class AnthropicProvider:
         """A client's own Messages request (the fast path): its beta features go along."""
         beta = ctx.headers.get(BETA) if ctx.headers else None
         headers = {"anthropic-beta": beta.decode("latin-1")} if beta else None
-        return await self.http.forward(path, body, stream, ctx, ar.read_usage, headers)
+        return await self.http.forward(path, body, stream, ctx, ar.read_answer, headers)
 
     async def chat(self, req: ChatRequest, ctx: RequestContext) -> ChatResponse:
         deadline = self.http.deadline()

@@ -166,20 +166,22 @@ class UpstreamHTTP:
         return b"".join(parts)
 
     async def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext,
-                      read_usage: Callable[[bytes, str], Usage | None],
+                      read_answer: Callable[[bytes, str], tuple[Usage | None, str | None]],
                       headers: dict[str, str] | None = None) -> RawResponse:
         """The fast path's call: the client's bytes up, the upstream's bytes back. A whole body is
-        read and its usage counted (`read_usage`, the dialect's: raises UpstreamError for a body that
-        is not an answer); a stream is returned as its chunks, read by the caller."""
+        read, its usage counted and its model noted (`read_answer`, the dialect's: raises
+        UpstreamError for a body that is not an answer); a stream is returned as its chunks, read by
+        the caller."""
         deadline = self.deadline()
         resp = await self.open("POST", path, ctx, body=body, headers=headers)
         await self.raise_for_status(resp, deadline)
         ctype = resp.headers.get("Content-Type", "application/json")
         if not stream:
             data = await self.read_body(resp, deadline)
-            usage = read_usage(data, self.name)
+            usage, model = read_answer(data, self.name)
             if usage is not None:
                 accounting.usage(ctx, usage.prompt_tokens, usage.completion_tokens)
+            accounting.answered_by(ctx, model)
             return RawResponse(resp.status, ctype, body=data)
         return RawResponse(resp.status, ctype, chunks=self.iter_chunks(resp, deadline),
                            complete=lambda: resp.complete)

@@ -59,7 +59,7 @@ class OpenAIProvider:
 
     def forward(self, path: str, body: bytes, stream: bool, ctx: RequestContext) -> Coroutine[Any, Any, RawResponse]:
         # the HTTP client's coroutine itself: no frame of its own on the hot path
-        return self.http.forward(path, body, stream, ctx, oa.read_usage)
+        return self.http.forward(path, body, stream, ctx, oa.read_answer)
 
     # -- canonical path -----------------------------------------------------------------------
 

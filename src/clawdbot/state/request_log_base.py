@@ -43,6 +43,7 @@ class Detail(msgspec.Struct, omit_defaults=True, gc=False):
     cached: bool = False  # a cache answered (no upstream call, no charge)
     plugins: Any = None  # what plugins did: ["pii: masked 3 items", "cache: hit"]
     body_truncated: bool = False
+    response_model: str | None = None  # the model the upstream's answer named, when it named one
 
 
 class RequestRecord(Detail, kw_only=True):

@@ -131,6 +131,8 @@ class ChatRun:
             async for chunk in stream:
                 if chunk.usage is not None:
                     accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                if ctx.response_model is None:
+                    accounting.answered_by(ctx, chunk.model)
                 if (chunk.reasoning or chunk.content) and not accounting.output(ctx):
                     break  # over what the key's budget reserved: the answer ends here
                 if chunk.reasoning:
