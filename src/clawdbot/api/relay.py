@@ -99,9 +99,11 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
                     done = True
                     break
                 if data is not None:
-                    probe = oa.probe_stream_data(data, ctx.service)
                     if ctx.response_model is None:
-                        accounting.answered_by(ctx, probe.model)
+                        probe = oa.probe_stream_data(data, ctx.service, model=True)
+                        accounting.answered_by(ctx, getattr(probe, "model", None))
+                    else:
+                        probe = oa.probe_stream_data(data, ctx.service)
                     if probe.output() and not accounting.output(ctx):  # over the client's (or budget's) cap
                         cut = True
                         break

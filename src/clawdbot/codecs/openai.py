@@ -303,12 +303,14 @@ def read_answer(body: bytes, service: str) -> tuple[Usage | None, str | None]:
 
 
 _probe_decoder = msgspec.json.Decoder(w.ChunkProbe)
+_model_probe_decoder = msgspec.json.Decoder(w.ModelProbe)
 
 
-def probe_stream_data(data: bytes, service: str | None) -> w.ChunkProbe:
-    """Check one passed-through SSE payload is a JSON object and read its usage."""
+def probe_stream_data(data: bytes, service: str | None, model: bool = False) -> w.ChunkProbe:
+    """Check one passed-through SSE payload is a JSON object and read its usage (and, with `model`,
+    the model it names: a w.ModelProbe)."""
     try:
-        return _probe_decoder.decode(data)
+        return (_model_probe_decoder if model else _probe_decoder).decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
         raise UpstreamError(f"service {service!r} sent a malformed stream event: {str(exc)[:120]}") from None
 

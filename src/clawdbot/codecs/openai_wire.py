@@ -248,7 +248,6 @@ class ChunkProbe(msgspec.Struct, gc=False):
 
     choices: list[ProbeChoice] = []
     usage: WireUsage | None = None
-    model: str | None = None
 
     def output(self) -> bool:
         """Content, a tool call or reasoning: one token, as docs/limits.md counts a stream without
@@ -270,3 +269,10 @@ class ChunkProbe(msgspec.Struct, gc=False):
             return True
         v = d.reasoning
         return len(v) > 2 and v != _NULL
+
+
+class ModelProbe(ChunkProbe, gc=False):
+    """ChunkProbe that also reads the event's `model`: only until a request has one (relay.py), so
+    the other events of a stream do not decode the string."""
+
+    model: str | None = None
