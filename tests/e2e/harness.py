@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -101,13 +101,17 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def wait_for_log(self, needle: str, timeout: float = 10.0) -> str:
+        return self.wait_until(lambda text: needle in text, timeout, repr(needle))
+
+    def wait_until(self, done: Callable[[str], bool], timeout: float = 10.0, what: str = "the condition") -> str:
+        """The log once `done(log)` holds (polled: the gateway writes it, the test reads it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log()
-            if needle in text:
+            if done(text):
                 return text
             time.sleep(0.05)
-        raise AssertionError(f"{needle!r} not in the log after {timeout}s:\n{self.log()[-4000:]}")
+        raise AssertionError(f"{what} not in the log after {timeout}s:\n{self.log()[-4000:]}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

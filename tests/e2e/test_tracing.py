@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -365,3 +366,49 @@ def test_split_topology_is_one_trace(tmp_path: Path, openai_upstream: OpenAIUpst
     rec = upstream_request(openai_upstream, proxy_server.attributes["clawdbot.request_id"])
     assert upstream_context(rec) == (root.trace_id, proxy_attempt.span_id)
     assert SECRET not in everything(trace)
+
+
+def test_a_reload_turns_tracing_on_and_moves_it(tmp_path: Path, openai_upstream: OpenAIUpstream) -> None:
+    """`telemetry:` is reloaded like the rest of the config (SIGHUP here): off -> on (to one
+    receiver) -> another receiver. A stream that began before a reload ends its spans with the
+    tracer it began with, which closes (and exports) once that stream is over."""
+    services = f"services:\n  - {{name: oa, type: openai, endpoint: {openai_upstream.base_url}}}\n"
+
+    def traced(rx: OtlpReceiver) -> str:
+        return f"telemetry: {{enabled: true, endpoint: {rx.url}}}\n" + services
+
+    def reload(g: GatewayProcess, text: str) -> None:
+        done = g.log().count("config reloaded (SIGHUP)")
+        (tmp_path / "moving.yaml").write_text(text)
+        assert g.proc is not None
+        g.proc.send_signal(signal.SIGHUP)
+        g.wait_until(lambda log: log.count("config reloaded (SIGHUP)") > done)
+
+    def ask(g: GatewayProcess, tp: str) -> None:
+        client(g, tp).chat.completions.create(model="oa/mock-a", messages=[{"role": "user", "content": "hi"}])
+
+    with OtlpReceiver() as first, OtlpReceiver() as second, start(tmp_path, services, "moving") as g:
+        off_id, off_tp = new_traceparent()
+        ask(g, off_tp)
+        reload(g, traced(first))
+        on_id, on_tp = new_traceparent()
+        ask(g, on_tp)
+        assert trace_of(first, on_id)
+        # a stream held open by the upstream across the next reload
+        openai_upstream.set_gate(False)
+        held_id, held_tp = new_traceparent()
+        stream = client(g, held_tp).chat.completions.create(
+            model="oa/mock-a", stream=True, messages=[{"role": "user", "content": "fault:gate hold"}])
+        chunks = iter(stream)
+        next(chunks)
+        reload(g, traced(second))
+        moved_id, moved_tp = new_traceparent()
+        ask(g, moved_tp)
+        assert trace_of(second, moved_id)
+        openai_upstream.set_gate(True)
+        assert list(chunks)  # the rest of the held stream
+        held = trace_of(first, held_id)  # its tracer closed after it ended, exporting it
+        assert any(s.kind == "CLIENT" for s in held)
+        assert not first.trace(moved_id) and not second.trace(held_id)
+        assert not first.trace(off_id) and not second.trace(off_id)
+        assert "Traceback" not in g.log()

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from clawdbot.config.schema import Config
+from clawdbot.config.schema import Config, Telemetry
 from clawdbot.config.service_types import TYPES
 from clawdbot.observability.access import AccessLog
 
 if TYPE_CHECKING:
     from clawdbot.api.app import App
+    from clawdbot.observability.tracing import Tracer
 
 ROLES = {
     "serve": (18789, "run the whole gateway in one process (default 127.0.0.1:18789)"),
@@ -172,8 +173,11 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     rl = config.request_log
     request_log = RequestLog(rl, build_request_log_store(config, env) if rl.enabled else None)
     # the plugins built: ConfigError at file:line
+    def tracer_for(settings: Telemetry) -> Tracer | None:
+        return build_tracer(settings, env, role, BodyCapture)
+
     pipeline = Pipeline(gateway, metering, access, host, watch_path, build_response_store(config, env),
-                        request_log=request_log, tracer=build_tracer(config.telemetry, env, role, BodyCapture))
+                        request_log=request_log, tracer=tracer_for(config.telemetry), tracer_factory=tracer_for)
     # failed keys per address, on /v1, the admin API, the login and the socket
     throttle = AuthThrottle(config.server.auth_failures_burst, config.server.auth_failures_per_minute)
     web = build_web(config, pipeline, tenancy, role, env, throttle)

@@ -18,6 +18,7 @@ completions) goes into spans only with `telemetry.capture_content`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("clawdbot.tracing")
 T = TypeVar("T")
 SHUTDOWN_WAIT = 5.0  # seconds the shutdown waits for the last export
+RETIRE_WAIT = 600.0  # seconds a tracer a reload replaced waits for its requests in flight
 CONTENT_LIMIT = 64 * 1024  # bytes of prompt or completion kept in a span (capture_content)
 SERVICE_NAMES = {"serve": "clawdbot", "proxy": "clawdbot-proxy", "gateway": "clawdbot-gateway"}
 _INTERNAL, _CLIENT, _SERVER = SpanKind.INTERNAL, SpanKind.CLIENT, SpanKind.SERVER
@@ -96,6 +98,8 @@ class OtelTracer:
         self.capture = capture if settings.capture_content else None
         self._addresses: dict[str, tuple[str, int] | None] = {}
         self._closed = False
+        self.open = 0  # requests traced and not ended
+        self._idle: asyncio.Event | None = None  # set when `open` falls to 0 while retiring
         log.info("tracing on: OTLP/HTTP to %s (service %s)", getattr(exporter, "_endpoint", "?"),
                  self.provider.resource.attributes.get(SERVICE_NAME))
 
@@ -118,7 +122,22 @@ class OtelTracer:
             attrs["clawdbot.entry"] = path  # the chat page: chat.send over the WebSocket
         span = self.tracer.start_span(op if ctx.model is None else f"{op} {ctx.model}", context=parent,
                                       kind=_SERVER, attributes=attrs, start_time=wall_ns(ctx.started))
+        self.open += 1
         return Trace(self, span, op)
+
+    def ended(self) -> None:
+        self.open -= 1
+        if self.open <= 0 and self._idle is not None:
+            self._idle.set()
+
+    async def retire(self) -> None:
+        """A reload replaced this tracer: its requests in flight end their spans here, then it closes
+        (after RETIRE_WAIT at most: a request that never ended must not keep it for ever)."""
+        if self.open > 0:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), RETIRE_WAIT)
+        await self.close()
 
     def address(self, endpoint: str | None) -> tuple[str, int] | None:
         if not endpoint:
@@ -320,6 +339,7 @@ class Trace:
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR, str(status)))
         span.end()
+        self.tracer.ended()
 
 
 def _usage(span: Span, ctx: RequestContext) -> None:

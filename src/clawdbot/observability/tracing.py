@@ -102,6 +102,9 @@ class Tracer(Protocol):
     async def close(self) -> None:
         """Export what is buffered and stop (at shutdown)."""
 
+    async def retire(self) -> None:
+        """A reload replaced this tracer: close it once the requests it traces have ended (bounded)."""
+
 
 class TelemetryUnavailable(ValueError):
     """`telemetry.enabled` without the `otel` extra: said at startup, in one line."""

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 from clawdbot.config.loader import error_at
-from clawdbot.config.schema import Config
+from clawdbot.config.schema import Config, Telemetry
 from clawdbot.config.schema import RequestLog as RequestLogSettings
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import EmbeddingRequest
 from clawdbot.observability.access import AccessLog
 from clawdbot.observability.request_log import RequestLog, body_models
-from clawdbot.observability.tracing import Tracer
+from clawdbot.observability.tracing import TelemetryUnavailable, Tracer
 from clawdbot.pipeline.capture import BodyCapture
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.plugins import Chain, EntryError, Run, build_chain
@@ -77,7 +77,8 @@ def entry_error(exc: EntryError, path: str | None) -> Exception:
 class Pipeline:
     def __init__(self, gateway: Gateway, metering: Metering, access: AccessLog, host: PluginHost,
                  config_path: str | None = None, responses: ResponseStore | None = None,
-                 request_log: RequestLog | None = None, tracer: Tracer | None = None) -> None:
+                 request_log: RequestLog | None = None, tracer: Tracer | None = None,
+                 tracer_factory: Callable[[Telemetry], Tracer | None] | None = None) -> None:
         """Raises ConfigError (a plugin entry that cannot be served, at its file:line)."""
         self.gateway = gateway
         self.responses = responses  # stored responses (api/responses.py); None: none are kept
@@ -99,8 +100,12 @@ class Pipeline:
         self.request_log = request_log or RequestLog(RequestLogSettings())
         self.request_log.body_models = body_models(gateway.config)
         gateway.metrics.request_log = self.request_log.counts
-        # OpenTelemetry spans (observability/tracing.py); None: tracing is off
+        # OpenTelemetry spans (observability/tracing.py); None: tracing is off. A reload that
+        # changes `telemetry:` builds a new tracer with `tracer_factory` and retires the old one.
         self.tracer = tracer
+        self._tracer_factory = tracer_factory
+        self._telemetry = gateway.config.telemetry
+        gateway.reload_checks.append(self._retrace)
         gateway.reload_checks.append(self._log_bodies)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -136,6 +141,24 @@ class Pipeline:
             self._plugins_config = config.plugins
             self.gateway.spawn(chain.start())
             old.retire(self.gateway.spawn)
+
+        return commit
+
+    def _retrace(self, config: Config) -> Callable[[], None] | None:
+        """A reload that changes `telemetry:`: the new tracer (refused when the extra is missing)
+        serves the requests that start after it; the old one closes once its own have ended."""
+        if config.telemetry == self._telemetry or self._tracer_factory is None:
+            return None
+        try:
+            tracer = self._tracer_factory(config.telemetry)
+        except TelemetryUnavailable as exc:
+            raise ReloadError(f"the new config cannot be served: {exc}") from None
+
+        def commit() -> None:
+            old, self.tracer = self.tracer, tracer
+            self._telemetry = config.telemetry
+            if old is not None:
+                self.gateway.spawn(old.retire())
 
         return commit
 
