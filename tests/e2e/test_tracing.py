@@ -59,9 +59,14 @@ models:
     targets: [bad/mock-f]
     retries: 1
     fallbacks: [chat-oa]
+  semantic: [oa/mock-s]
+  embed: [oa/text-embedding-3-small]
 plugins:
   - name: pii
     models: [guarded]
+  - name: semantic_cache
+    models: [semantic]
+    with: {{embedding_model: embed, threshold: 0.999}}
 """
 
 
@@ -412,3 +417,35 @@ def test_a_reload_turns_tracing_on_and_moves_it(tmp_path: Path, openai_upstream:
         assert not first.trace(moved_id) and not second.trace(held_id)
         assert not first.trace(off_id) and not second.trace(off_id)
         assert "Traceback" not in g.log()
+
+
+def test_a_streamed_answer_s_chunk_hooks_are_one_span(gw: GatewayProcess, rx: OtlpReceiver) -> None:
+    trace_id, tp = new_traceparent()
+    with client(gw, tp).chat.completions.create(
+            model="guarded", stream=True, messages=[{"role": "user", "content": "mail ann@example.com please"}]) as s:
+        text = "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+    assert "ann@example.com" in text  # masked upstream, restored chunk by chunk
+    spans = trace_of(rx, trace_id)
+    server = one(spans, lambda s: s.kind == "SERVER")
+    hooks = one(spans, lambda s: s.name == "plugins stream")
+    assert hooks.parent_span_id == server.span_id
+    assert hooks.attributes["clawdbot.plugins"] == ["pii"] and hooks.attributes["clawdbot.plugin.chunks"] >= 2
+    assert hooks.attributes["clawdbot.plugin.hook_ms"] >= 0
+    attempt = one(spans, lambda s: s.kind == "CLIENT")
+    assert attempt.start_ns <= hooks.start_ns <= hooks.end_ns <= server.end_ns
+
+
+def test_the_semantic_cache_s_embedding_is_a_span(gw: GatewayProcess, rx: OtlpReceiver) -> None:
+    trace_id, tp = new_traceparent()
+    question = os.urandom(8).hex()
+    client(gw, tp).chat.completions.create(model="semantic", messages=[{"role": "user", "content": question}])
+    spans = trace_of(rx, trace_id)
+    server = one(spans, lambda s: s.kind == "SERVER")
+    embedding = one(spans, lambda s: s.name == "embeddings embed")
+    chat = one(spans, lambda s: s.kind == "CLIENT" and s.name != "embeddings embed")
+    assert embedding.kind == "CLIENT" and embedding.parent_span_id == server.span_id
+    assert embedding.attributes["gen_ai.operation.name"] == "embeddings"
+    assert embedding.attributes["clawdbot.service"] == "oa"
+    assert embedding.attributes["gen_ai.response.model"] == "text-embedding-3-small"
+    assert embedding.attributes["gen_ai.usage.input_tokens"] > 0
+    assert embedding.end_ns <= chat.start_ns  # looked up before the model was asked

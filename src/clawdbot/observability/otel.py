@@ -303,6 +303,27 @@ class Trace:
             span.set_attribute("clawdbot.plugin.answered_by", run.plugins[len(run.ran)].id)
         return out
 
+    def side_call(self, op: str, model: str, sub: RequestContext, started_ns: int, exc: BaseException | None) -> None:
+        attrs: dict[str, Any] = {"gen_ai.operation.name": op, "gen_ai.request.model": model}
+        if sub.service:
+            attrs["clawdbot.service"] = sub.service
+        if sub.upstream_model:
+            attrs["gen_ai.response.model"] = sub.response_model or sub.upstream_model
+        span = self._child(f"{op} {model}", _CLIENT, attrs, start=started_ns)
+        _usage(span, sub)
+        if exc is not None:
+            kind = (exc.code or exc.type) if isinstance(exc, GatewayError) else type(exc).__name__
+            span.set_attribute("error.type", kind)
+            span.set_status(Status(StatusCode.ERROR, kind))
+        span.end()
+
+    def stream_hooks(self, plugins: list[str], chunks: int, hook_ns: int, first_ns: int, last_ns: int) -> None:
+        span = self._child("plugins stream", _INTERNAL, {"clawdbot.plugin.stage": "stream", "clawdbot.plugins": plugins,
+                                                         "clawdbot.plugin.chunks": chunks,
+                                                         "clawdbot.plugin.hook_ms": round(hook_ns / 1e6, 3)},
+                           start=first_ns)
+        span.end(end_time=last_ns)
+
     # -- the end -------------------------------------------------------------------------------
 
     def end(self, ctx: RequestContext, status: int) -> None:

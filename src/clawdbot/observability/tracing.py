@@ -90,6 +90,14 @@ class RequestTrace(Protocol):
     def stage(self, name: str, plugins: Any, coro: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
         """A plugin stage (`pre`, `post`) as a span around `coro`."""
 
+    def side_call(self, op: str, model: str, sub: RequestContext, started_ns: int, exc: BaseException | None) -> None:
+        """A call a plugin made through the gateway for this request (the semantic cache's
+        embedding): one CLIENT span from `started_ns` to now; `sub` is the call's own context."""
+
+    def stream_hooks(self, plugins: list[str], chunks: int, hook_ns: int, first_ns: int, last_ns: int) -> None:
+        """The chunk and stream-end hooks of a streamed answer: one span from the first chunk to
+        the end (not one per chunk), with the time spent in the hooks and the chunks they saw."""
+
     def end(self, ctx: RequestContext, status: int) -> None:
         """The request is over: the SERVER span gets its GenAI attributes, first token and status."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -399,6 +400,10 @@ class Run:
         """`it` through the chunk hooks, then what plugins held back. The stream-end hooks run only
         when the stream ended normally: a stream cut, failed or abandoned skips them (a cache does
         not store it)."""
+        if self.ctx.trace is not None:
+            async for traced in self._traced_stream(it, self.ctx.trace):
+                yield traced
+            return
         try:
             async for chunk in it:
                 out = self.chunk(chunk)
@@ -408,3 +413,29 @@ class Run:
                 yield held
         finally:
             await it.aclose()
+
+    async def _traced_stream(self, it: AsyncGenerator[ChatChunk, None],
+                             trace: RequestTrace) -> AsyncGenerator[ChatChunk, None]:
+        """`stream`, timing the hooks for one span (RequestTrace.stream_hooks), ended or not."""
+        clock = time.perf_counter_ns
+        chunks = spent = 0
+        first = 0
+        try:
+            async for chunk in it:
+                if not chunks:
+                    first = trace.now_ns()
+                chunks += 1
+                t = clock()
+                out = self.chunk(chunk)
+                spent += clock() - t
+                if out is not None:
+                    yield out
+            t = clock()
+            tail = self.stream_end()
+            spent += clock() - t
+            for held in tail:
+                yield held
+        finally:
+            await it.aclose()
+            if chunks:
+                trace.stream_hooks([p.id for p in self.stream_plugins], chunks, spent, first, trace.now_ns())

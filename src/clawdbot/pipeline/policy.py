@@ -16,6 +16,7 @@ from typing import Any
 from clawdbot.config.loader import error_at
 from clawdbot.config.schema import Config, Telemetry
 from clawdbot.config.schema import RequestLog as RequestLogSettings
+from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import EmbeddingRequest
@@ -51,7 +52,18 @@ class PluginHost:
         # its own context: the embedding call must not overwrite the chat request's service and counts
         sub = RequestContext(ctx.request_id, upstream_request_id=ctx.upstream_request_id, principal=ctx.principal,
                              identity=ctx.identity)
-        resp = await self._gateway.embed(EmbeddingRequest(model=model, input=inputs), sub)
+        trace = ctx.trace
+        if trace is None:
+            return (await self._gateway.embed(EmbeddingRequest(model=model, input=inputs), sub)).vectors
+        started = trace.now_ns()
+        try:
+            resp = await self._gateway.embed(EmbeddingRequest(model=model, input=inputs), sub)
+        except BaseException as exc:
+            trace.side_call("embeddings", model, sub, started, exc)
+            raise
+        sub.prompt_tokens = resp.usage.prompt_tokens
+        accounting.answered_by(sub, resp.model)
+        trace.side_call("embeddings", model, sub, started, None)
         return resp.vectors
 
 
