@@ -15,6 +15,7 @@ from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
 from clawdbot.api.metered import prompt_estimate
 from clawdbot.codecs import openai as oa
+from clawdbot.codecs.openai_wire import ChunkProbe
 from clawdbot.codecs.sse import EventSplitter, event_data
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
@@ -100,8 +101,9 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
                     break
                 if data is not None:
                     if ctx.response_model is None:
-                        probe = oa.probe_stream_data(data, ctx.service, model=True)
-                        accounting.answered_by(ctx, getattr(probe, "model", None))
+                        named = oa.probe_stream_model(data, ctx.service)
+                        accounting.answered_by(ctx, named.model)
+                        probe: ChunkProbe = named
                     else:
                         probe = oa.probe_stream_data(data, ctx.service)
                     if probe.output() and not accounting.output(ctx):  # over the client's (or budget's) cap

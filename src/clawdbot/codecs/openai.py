@@ -306,13 +306,24 @@ _probe_decoder = msgspec.json.Decoder(w.ChunkProbe)
 _model_probe_decoder = msgspec.json.Decoder(w.ModelProbe)
 
 
-def probe_stream_data(data: bytes, service: str | None, model: bool = False) -> w.ChunkProbe:
-    """Check one passed-through SSE payload is a JSON object and read its usage (and, with `model`,
-    the model it names: a w.ModelProbe)."""
+def probe_stream_data(data: bytes, service: str | None) -> w.ChunkProbe:
+    """Check one passed-through SSE payload is a JSON object and read its usage."""
     try:
-        return (_model_probe_decoder if model else _probe_decoder).decode(data)
+        return _probe_decoder.decode(data)  # per event: no frame between the caller and the decoder
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
-        raise UpstreamError(f"service {service!r} sent a malformed stream event: {str(exc)[:120]}") from None
+        raise _malformed_event(service, exc) from None
+
+
+def probe_stream_model(data: bytes, service: str | None) -> w.ModelProbe:
+    """probe_stream_data, also reading the model the event names (until one has: relay.py)."""
+    try:
+        return _model_probe_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+        raise _malformed_event(service, exc) from None
+
+
+def _malformed_event(service: str | None, exc: Exception) -> UpstreamError:
+    return UpstreamError(f"service {service!r} sent a malformed stream event: {str(exc)[:120]}")
 
 
 def decode_stream_data(data: bytes) -> ChatChunk | None:
