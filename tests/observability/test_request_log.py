@@ -276,3 +276,17 @@ def test_settings_that_cannot_work_are_refused(field: str, value: Any, message: 
     with pytest.raises(ValueError, match=message):
         RequestLog(settings(**{field: value}), FakeStore())
     RequestLog(settings(max_rows=8), FakeStore())  # the smallest ring: a row a segment
+
+
+def test_the_response_model_is_the_first_an_answer_names_and_bounded() -> None:
+    from clawdbot.core import accounting
+
+    c = ctx()
+    accounting.answered_by(c, "x" * 257)  # not a model name: an upstream's junk never becomes a label
+    accounting.answered_by(c, "")
+    accounting.answered_by(c, None)
+    assert c.response_model is None
+    accounting.answered_by(c, "mock-a-2026-01-01")
+    accounting.answered_by(c, "mock-a-later")  # a later event does not rename it
+    assert c.response_model == "mock-a-2026-01-01"
+    assert build_record(c, "POST", CHAT, 200).response_model == "mock-a-2026-01-01"
