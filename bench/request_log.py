@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from before_after import MOCK, cpu_seconds, quiet, started, wait_ready, wrk  # noqa: E402
+from before_after import MOCK, cpu_seconds, quiet, started, wait_ready, wrk
 
 HERE = Path(__file__).resolve().parent
 CONFIG = """server:

@@ -27,6 +27,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.observability.request_hub import Hub
 from clawdbot.observability.requests import OPERATIONS
 from clawdbot.state.request_log_base import (
+    CHAT_PATH,
     COLUMNS,
     SEGMENTS,
     Detail,
@@ -220,10 +221,12 @@ def build_row(ctx: RequestContext, method: str, path: str, status: int, cut: boo
     if error is not None and len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS]
     ttft = ctx.first_token_at
+    if path == CHAT_PATH:  # the default's own object, which the encoder leaves out
+        path = CHAT_PATH
     detail = Detail(
         method, path, ctx.principal, p.user_id if p is not None else None, p.team_id if p is not None else None,
         ctx.service, ctx.upstream_model, ctx.stream, ctx.attempts or None, error, ctx.error_code,
-        (ttft - started) * 1000.0 if ttft is not None else None, ctx.prompt_tokens, ctx.completion_tokens,
+        round((ttft - started) * 1000.0, 3) if ttft is not None else None, ctx.prompt_tokens, ctx.completion_tokens,
         ctx.tokens_estimated, ctx.cost_micros, ctx.cost_free, ctx.plugin_notes or None, cut,
         ctx.response_model)
     return (ctx.request_id, int((time.time() - elapsed) * 1000), p.key_id if p is not None else None, ctx.model,

@@ -17,15 +17,18 @@ from typing import Any, Protocol
 import msgspec
 
 MAX_PAGE = 1000
+CHAT_PATH = "/v1/chat/completions"  # the default of Detail.path
 SEGMENTS = 8  # the SQL store's ring of tables (tables.py); the row budget is kept a segment at a time
 
 
 class Detail(msgspec.Struct, omit_defaults=True, gc=False):
     """What a record holds beyond its filtered columns: one JSON object (column `detail`), without
-    the fields left at their defaults."""
+    the fields left at their defaults. The defaults are the common case (a POST to chat
+    completions), so that most records leave them out: every byte of a row is written on the
+    gateway's CPU when the log is a SQLite file (~0.5 us a row for 100 bytes, measured)."""
 
-    method: str = ""
-    path: str = ""
+    method: str = "POST"
+    path: str = CHAT_PATH  # msgspec omits a default by identity: the writer passes this very object
     principal: str | None = None  # the key id, or master / anonymous
     user_id: str | None = None
     team_id: str | None = None
