@@ -50,8 +50,10 @@ class GatewayProcess:
         log_path: Path,
         env: dict[str, str] | None = None,
         port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.cwd = cwd
         self.args = [*args, "--port", str(self.port)]
         self.log_path = log_path
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}
@@ -68,7 +70,7 @@ class GatewayProcess:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "clawdbot", *self.args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+            stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

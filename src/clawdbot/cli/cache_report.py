@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clawdbot.cli.admin_http import DEFAULT_URL, Client, CliError
-from clawdbot.cli.keys import table
+from clawdbot.cli.output import table
 
 THRESHOLDS = (0.80, 0.85, 0.90, 0.95, 0.98)
 MAX_PROMPTS = 2000  # the replay compares every prompt with every earlier one: O(n^2) dot products

@@ -13,6 +13,7 @@ from typing import Any
 
 from clawdbot.cli.admin_http import Client, CliError, add_options
 from clawdbot.cli.admin_http import run as run_admin
+from clawdbot.cli.output import table
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 LIST_COLUMNS = ("id", "name", "hint", "models", "rpm", "tpm", "budget", "expires", "status")
@@ -140,17 +141,6 @@ def row(key: dict[str, Any]) -> dict[str, str]:
 
 def _num(v: int | None) -> str:
     return "-" if v is None else str(v)
-
-
-def table(rows: list[dict[str, str]], columns: tuple[str, ...], right: tuple[str, ...] = ()) -> str:
-    """Columns named in `right` (numbers) are aligned right, header included."""
-    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
-
-    def line(cells: dict[str, str]) -> str:
-        return "  ".join(cells[c].rjust(widths[c]) if c in right else cells[c].ljust(widths[c])
-                         for c in columns).rstrip()
-
-    return "\n".join([line({c: c.upper() for c in columns}), *(line(r) for r in rows)])
 
 
 def vertical(record: dict[str, Any], skip: tuple[str, ...] = ()) -> str:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from clawdbot import __version__
-from clawdbot.cli import cache_report, keys, replay, serve, spend, tail
+from clawdbot.cli import cache_report, config_cmd, init, keys, replay, serve, spend, tail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clawdbot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve.register(sub)
+    init.register(sub)
+    config_cmd.register(sub)
     keys.register(sub)
     spend.register(sub)
     cache_report.register(sub)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from clawdbot.api.app import App
     from clawdbot.observability.tracing import Tracer
 
+DEFAULT_FILE = "clawdbot.yaml"  # in the working directory: what `clawdbot init` writes
 ROLES = {
     "serve": (18789, "run the whole gateway in one process (default 127.0.0.1:18789)"),
     "proxy": (8080, "run the proxy layer alone (default 127.0.0.1:8080)"),
@@ -31,7 +32,7 @@ ROLES = {
 def register(sub: Any) -> None:
     for role, (port, help_) in ROLES.items():
         p = sub.add_parser(role, help=help_, description=help_)
-        p.add_argument("--config", help="YAML config file (env CLAWDBOT_CONFIG)")
+        p.add_argument("--config", help=f"YAML config file (env CLAWDBOT_CONFIG; default ./{DEFAULT_FILE} if present)")
         p.add_argument("--host", help="bind address (env CLAWDBOT_HOST; default 127.0.0.1)")
         p.add_argument("--port", type=int, help=f"port (env CLAWDBOT_PORT; default {port})")
         p.add_argument("--log-format", choices=["text", "json"], help="log line format (default text)")
@@ -50,11 +51,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def config_path(args: argparse.Namespace, env: dict[str, str]) -> str | None:
+    """--config, else CLAWDBOT_CONFIG, else ./clawdbot.yaml when there is one; None: detect a backend."""
+    path: str | None = getattr(args, "config", None) or env.get("CLAWDBOT_CONFIG")
+    if path:
+        return path
+    return DEFAULT_FILE if os.path.isfile(DEFAULT_FILE) else None
+
+
 def resolve_config(args: argparse.Namespace, env: dict[str, str]) -> tuple[Config, str]:
     from clawdbot.config.autodetect import detect
     from clawdbot.config.loader import load_config
 
-    path = args.config or env.get("CLAWDBOT_CONFIG")
+    path = config_path(args, env)
     if path:
         config, origin = load_config(path, env), f"config: {path}"
     else:
@@ -117,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         note = "" if TYPES[svc.type].supported else " (not supported yet: requests to it answer 501)"
         log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
     # Hot reload (SIGHUP, POST /admin/reload, file watch) reads the file again the same way.
-    path = args.config or env.get("CLAWDBOT_CONFIG")
+    path = config_path(args, env)
     reload_config = (lambda: resolve_config(args, env)[0]) if path else None
     try:
         app = build_app(config, AccessLog(s.log_format, handler.write_line), args.role, env,

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from clawdbot.cli.admin_http import Client, add_options, run
-from clawdbot.cli.keys import table
+from clawdbot.cli.output import table
 from clawdbot.state.spend_base import GROUPS
 
 NUMBERS = ("requests", "prompt", "completion", "cost")
