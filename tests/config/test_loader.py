@@ -294,3 +294,65 @@ def test_load_config_reports_the_real_file_name(tmp_path: Path) -> None:
 
 def test_odd_keys_are_quoted_in_paths() -> None:
     fails("models:\n  'a.b c': 5\n", 2, 'models["a.b c"]', "expected")
+
+
+def test_local_settings_load() -> None:
+    c = load("""
+        services:
+          - name: l
+            type: local
+            model: gemma-3-270m
+            chat_format: transcript
+            system_prompt: Answer briefly.
+            sampling: {temperature: 0.5, repeat_penalty: 1.2, top_k: 20}
+        """)
+    svc = c.services[0]
+    assert (svc.model, svc.chat_format, svc.system_prompt) == ("gemma-3-270m", "transcript", "Answer briefly.")
+    assert svc.sampling is not None and svc.sampling.repeat_penalty == 1.2 and svc.sampling.top_k == 20
+
+
+def test_local_only_settings_are_refused_elsewhere() -> None:
+    fails("""
+        services:
+          - name: o
+            type: openai
+            endpoint: http://h/v1
+            chat_format: chatml
+        """, 6, "services[0].chat_format", "applies to local services", "not type `openai`")
+
+
+def test_unknown_packaged_model_suggests_one() -> None:
+    fails("""
+        services:
+          - name: l
+            type: local
+            model: smollm2-135m
+        """, 5, "services[0].model", "no packaged model `smollm2-135m`", "smollm2-135m-instruct", "model_path")
+
+
+def test_packaged_model_and_path_exclude_each_other() -> None:
+    fails("""
+        services:
+          - name: l
+            type: local
+            model: gemma-3-270m
+            model_path: /m.gguf
+        """, 5, "services[0].model", "not both")
+
+
+def test_sampling_out_of_range() -> None:
+    fails("""
+        services:
+          - name: l
+            type: local
+            sampling: {top_p: 1.5}
+        """, 5, "services[0].sampling.top_p", "must be in 0.0..1.0")
+
+
+def test_chat_format_is_one_of_three() -> None:
+    fails("""
+        services:
+          - name: l
+            type: local
+            chat_format: llama-2
+        """, 5, "services[0].chat_format", "template", "chatml", "transcript")

@@ -91,19 +91,26 @@ def test_seed_config_loads_and_serves(tmp_path: Path) -> None:
 
 
 def test_embedded_local_model_streams(tmp_path: Path) -> None:
+    """With nothing configured and nothing to detect, `serve` answers with the instruction-tuned
+    SmolLM2 (the default model of the page and /v1/models' first), and Gemma 3 270M, a base model,
+    stays selectable by its name."""
     pytest.importorskip("llama_cpp", reason="the `local` extra (llama-cpp-python) is not installed")
     gw = GatewayProcess(["serve"], tmp_path / "local.log", {"CLAWDBOT_DATA_DIR": str(tmp_path)})
     with gw:
-        assert "embedded local model" in gw.log()
+        assert "embedded local model 'smollm2-135m-instruct'" in gw.log()
         c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0, timeout=300)
         models = {m.id: m for m in c.models.list()}
-        assert "gemma-3-270m" in models
+        assert {"smollm2-135m-instruct", "gemma-3-270m"} <= set(models)
+        assert "Instruction-tuned" in json.dumps(models["smollm2-135m-instruct"].model_dump())
         assert "BASE model" in json.dumps(models["gemma-3-270m"].model_dump())
         stream = c.chat.completions.create(
-            model="gemma-3-270m", stream=True, stream_options={"include_usage": True}, max_tokens=24,
-            messages=[{"role": "user", "content": "The capital of France is"}])
+            model="smollm2-135m-instruct", stream=True, stream_options={"include_usage": True}, max_tokens=24,
+            temperature=0, messages=[{"role": "user", "content": "What is the capital of France?"}])
         chunks = list(stream)
         pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-        assert len(pieces) >= 2 and "".join(pieces).strip()
+        assert len(pieces) >= 2 and "Paris" in "".join(pieces)
         usage = [c.usage for c in chunks if c.usage]
         assert usage and usage[0].prompt_tokens > 0 and 0 < usage[0].completion_tokens <= 24
+        base = c.chat.completions.create(model="gemma-3-270m", max_tokens=8,
+                                         messages=[{"role": "user", "content": "The capital of France is"}])
+        assert base.model == "gemma-3-270m" and base.choices[0].message.content

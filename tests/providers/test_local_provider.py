@@ -21,13 +21,13 @@ needs_llama = pytest.mark.skipif(
     reason="llama-cpp-python is not installed (pip install 'clawdbot[local]')",
 )
 
-MODEL_FILE = "gemma-3-270m-q4_k_m.gguf"
+MODEL_FILE = "gemma-3-270m"  # the packaged model's name (config/local_models.py)
 # Greedy decoding makes the model's answer repeatable; this prompt runs to max_tokens.
 LONG = "Explain how a car engine works in detail."
 
 
 def provider() -> LocalProvider:
-    return LocalProvider(Service(name="local", type="local", n_ctx=1024))
+    return LocalProvider(Service(name="local", type="local", model="gemma-3-270m", n_ctx=1024))
 
 
 def request(text: str = LONG, max_tokens: int | None = 48, stream: bool = True) -> ChatRequest:

