@@ -147,8 +147,6 @@ class _Model:
     def generate(self, req: ChatRequest, run: _Run) -> Iterator[str]:
         """Runs in the worker thread: yields content deltas, fills in `run`."""
         messages = with_system(to_llama_messages(req.messages), self.system_prompt)
-        res = self.formatter(messages=messages)
-        run.prompt_tokens = len(self.count(res.prompt, add_bos=not res.added_special))
         parts: list[str] = []
         params = completion_params(req, self.sampling)
         chunks = self.llm.create_chat_completion(messages=messages, stream=True, **params)
@@ -160,6 +158,10 @@ class _Model:
                     yield text
                 if choice.get("finish_reason"):
                     run.finish_reason = choice["finish_reason"]
+        # Counted once the answer is out, not before its first token: formatting and tokenizing the
+        # prompt again cost every request's time to first token (bench/local_vs_raw.py).
+        res = self.formatter(messages=messages)
+        run.prompt_tokens = len(self.count(res.prompt, add_bos=not res.added_special))
         run.completion_tokens = len(self.count("".join(parts), add_bos=False))
 
     def count(self, text: str, add_bos: bool) -> list[int]:
