@@ -9,7 +9,8 @@ Both sides prompt in ChatML without a system prompt (clawdbot's default for Smol
 sampling (temperature 0, repeat penalty 1.1), and load without ggml's extra buffer types on a CPU
 with AMX as clawdbot does (providers/local.py), so the tokens are the same.
 
-    .venv/bin/python bench/local_vs_raw.py [--rounds 8] [--threads 2] [--max-tokens 128] [--model PATH]"""
+    .venv/bin/python bench/local_vs_raw.py [--rounds 8] [--threads 2] [--max-tokens 128] [--model PATH]
+                                           [--gap-ms 200]"""
 
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--model", help="a GGUF file (default: the packaged SmolLM2)")
     ap.add_argument("--port", type=int, default=18797)
+    ap.add_argument("--gap-ms", type=float, default=200.0,
+                    help="idle time before each round: llama.cpp's OpenMP threads spin a while after a "
+                         "generation, and would take CPU from the other side's next round")
     a = ap.parse_args()
     path = a.model or locate(SMOLLM2)
     with _extra_buffers(llama_cpp, not cpu_has_amx()):
@@ -104,6 +108,7 @@ def main() -> None:
             for i in range(a.rounds):
                 order = (raw_round, gateway_round) if i % 2 == 0 else (gateway_round, raw_round)
                 for fn in order:
+                    time.sleep(a.gap_ms / 1000.0)
                     if fn is raw_round:
                         raw.append(raw_round(llm, a.max_tokens))
                     else:

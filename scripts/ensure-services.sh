@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs from the machine: PostgreSQL and Redis running on loopback, and
-# Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
+# Debian's Chromium for the browser tests (Playwright cannot download its own browser here), and
+# the other Debian programs tests drive (promtool, tmux).
 set -uo pipefail
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -18,6 +19,10 @@ fi
 if [ ! -x /usr/bin/promtool ]; then  # `promtool check metrics` on /metrics (tests/e2e/test_metrics.py)
   echo "ensure-services: installing Debian's prometheus"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+fi
+if [ ! -x /usr/bin/tmux ]; then  # the terminal tests of `clawdbot chat`, `bench` and `models pull` (tests/cli/)
+  echo "ensure-services: installing Debian's tmux"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
 fi
 for i in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p 5432 && break
