@@ -17,6 +17,13 @@ Fault modes, chosen per request by markers in the last user message:
   fault:slow=MS           wait MS milliseconds before every line
   replay:chat_stream      send a recorded capture from tests/fixtures/ollama/ verbatim
 
+Model management, as `clawdbot models` uses it: POST /api/pull streams Ollama's progress lines
+(`pulling manifest`, then per layer `pulling <12 hex>` with digest, total and a growing completed,
+then `verifying sha256 digest`, `writing manifest`, `success`) and adds the model to /api/tags; a
+name starting with `no-such` gets `pulling manifest` and then an `{"error": ...}` line, as Ollama
+answers a name its library lacks. `pull_delay` (seconds) paces the lines. POST /api/show and
+DELETE /api/delete answer for the models /api/tags lists.
+
 Use it from a test with `with OllamaTestServer() as server: ... server.url ... server.last_request`,
 or run it alone: `python -m tests.upstreams.ollama_server --port 11434`.
 """
@@ -212,7 +219,10 @@ class OllamaTestServer:
         self.port = port
         self.requests: deque[Recorded] = deque(maxlen=64)  # bounded: a long test run must not grow
         self.fixtures = {p.name: p.read_bytes() for p in FIXTURES.iterdir() if p.is_file()}
-        self.models = [m["name"] for m in json.loads(self.fixtures["tags.json"])["models"]]
+        self._tags = json.loads(self.fixtures["tags.json"])["models"]
+        self.models = [m["name"] for m in self._tags]
+        self._tags_changed = False  # until a pull or delete, /api/tags is the recorded capture verbatim
+        self.pull_delay = 0.0  # seconds before each /api/pull line
         self._chat_keys = json.loads(self.fixtures["chat.json"])
         self._line_keys = json.loads(self.fixtures["chat_stream.ndjson"].splitlines()[0])
         self._embed_keys = json.loads(self.fixtures["embed.json"])
@@ -243,6 +253,9 @@ class OllamaTestServer:
         app.router.add_get("/api/tags", self.tags)
         app.router.add_post("/api/chat", self.chat)
         app.router.add_post("/api/embed", self.embed)
+        app.router.add_post("/api/pull", self.pull)
+        app.router.add_post("/api/show", self.show)
+        app.router.add_delete("/api/delete", self.delete)
         return app
 
     def start(self) -> str:
@@ -311,7 +324,83 @@ class OllamaTestServer:
 
     async def tags(self, request: web.Request) -> web.Response:
         self._record(request, b"", None)
+        if self._tags_changed:
+            return self._json(200, {"models": self._tags})
         return web.Response(body=self.fixtures["tags.json"], headers={"Content-Type": JSON_TYPE})
+
+    # model management: /api/pull, /api/show, /api/delete
+
+    async def _named_body(self, request: web.Request) -> tuple[str, dict[str, Any], web.Response | None]:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self._record(request, raw, body)
+        if not raw:
+            return "", {}, self._error(400, "missing request body")
+        if not isinstance(body, dict):
+            return "", {}, self._error(400, "invalid character in request body: not a JSON object")
+        name = str(body.get("model") or body.get("name") or "")
+        if not _NAME.fullmatch(name):
+            return name, body, self._error(400, f"name {name!r} is invalid".replace("'", '"'))
+        return name, body, None
+
+    async def pull(self, request: web.Request) -> web.StreamResponse:
+        name, body, error = await self._named_body(request)
+        if error is not None:
+            return error
+        lines = pull_lines(name)
+        if body.get("stream", True) is False:
+            failed = next((line for line in lines if "error" in line), None)
+            if failed is None:
+                self._installed(name)
+            return self._json(500 if failed else 200, failed or {"status": "success"})
+        resp = web.StreamResponse(status=200, headers={"Content-Type": NDJSON_TYPE})
+        await resp.prepare(request)
+        try:
+            for line in lines:
+                if self.pull_delay:
+                    await asyncio.sleep(self.pull_delay)
+                if line.get("status") == "success":
+                    self._installed(name)
+                await resp.write(go_json(line) + b"\n")
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass
+        return resp
+
+    async def show(self, request: web.Request) -> web.Response:
+        name, _, error = await self._named_body(request)
+        if error is not None:
+            return error
+        tag = self._tag(name)
+        if tag is None:
+            return self._error(404, f"model '{name}' not found")
+        return self._json(200, show_document(tag))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        name, _, error = await self._named_body(request)
+        if error is not None:
+            return error
+        tag = self._tag(name)
+        if tag is None:
+            return self._error(404, f"model '{name}' not found")
+        self._tags = [t for t in self._tags if t is not tag]
+        self.models = [t["name"] for t in self._tags]
+        self._tags_changed = True
+        return web.Response(status=200)
+
+    def _tag(self, name: str) -> dict[str, Any] | None:
+        want = self._canonical(name)
+        return next((t for t in self._tags if t["name"] == want), None)
+
+    def _installed(self, name: str) -> None:
+        name = self._canonical(name)
+        if self._tag(name) is None:
+            self._tags.insert(0, tag_entry(name))
+            self.models = [t["name"] for t in self._tags]
+            self._tags_changed = True
 
     async def embed(self, request: web.Request) -> web.Response:
         body, error = await self._body(request)
@@ -466,6 +555,86 @@ class OllamaTestServer:
 
     def _error(self, status: int, message: str) -> web.Response:
         return self._json(status, {"error": message})
+
+
+# --- model management replies --------------------------------------------------------------------
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*(?::[A-Za-z0-9._-]+)?")
+LAYERS = (  # a library model's layers: the weights, then template, licence, parameters (Ollama's order)
+    ("application/vnd.ollama.image.model", 0),
+    ("application/vnd.ollama.image.template", 1429),
+    ("application/vnd.ollama.image.license", 7711),
+    ("application/vnd.ollama.image.params", 96),
+)
+PULL_STEPS = 5  # progress lines of the weights layer, completed growing to total
+
+
+def layer_digest(name: str, i: int) -> str:
+    return "sha256:" + hashlib.sha256(f"{name}:{i}".encode()).hexdigest()
+
+
+def model_size(name: str) -> int:
+    """The weights' size in bytes, deterministic per name (a few hundred MB)."""
+    return 200_000_000 + int(hashlib.sha256(name.encode()).hexdigest()[:6], 16) * 37
+
+
+def pull_lines(name: str) -> list[dict[str, Any]]:
+    """Ollama's /api/pull stream (server/images.go PullModel, server/download.go): api.ProgressResponse
+    is {status, digest omitempty, total omitempty, completed omitempty}; a layer's status is
+    `pulling ` and 12 hex digits of its digest; an error ends the stream as {"error": ...}."""
+    lines: list[dict[str, Any]] = [{"status": "pulling manifest"}]
+    if name.split("/")[-1].startswith("no-such"):
+        return [*lines, {"error": "pull model manifest: file does not exist"}]
+    for i, (_, size) in enumerate(LAYERS):
+        digest, total = layer_digest(name, i), size or model_size(name)
+        steps = PULL_STEPS if i == 0 else 1
+        first = {"status": f"pulling {digest[7:19]}", "digest": digest, "total": total}
+        lines.append(first)  # completed 0: left out (omitempty)
+        lines += [{**first, "completed": total * k // steps} for k in range(1, steps + 1)]
+    return [*lines, {"status": "verifying sha256 digest"}, {"status": "writing manifest"}, {"status": "success"}]
+
+
+def tag_entry(name: str) -> dict[str, Any]:
+    """A pulled model as /api/tags lists it (the recorded capture's key order)."""
+    family = re.split(r"[^a-z]", name.lower())[0] or "llama"
+    return {
+        "name": name, "model": name, "modified_at": created_at(), "size": sum(s or model_size(name) for _, s in LAYERS),
+        "digest": hashlib.sha256(f"manifest:{name}".encode()).hexdigest(),
+        "details": {"parent_model": "", "format": "gguf", "family": family, "families": [family],
+                    "parameter_size": "1.2B", "quantization_level": "Q8_0"},
+    }
+
+
+def show_document(tag: dict[str, Any]) -> dict[str, Any]:
+    """/api/show's answer (api.ShowResponse field order: license, modelfile, parameters, template,
+    details, model_info, capabilities, modified_at; model_info is a map: keys sorted)."""
+    name, details = tag["name"], tag["details"]
+    family = details.get("family") or "llama"
+    embedding = family in ("bert", "nomic")
+    template = "" if embedding else (
+        "<|start_header_id|>system<|end_header_id|>\n\n{{ if .System }}{{ .System }}{{ end }}<|eot_id|>"
+        "{{ range .Messages }}<|start_header_id|>{{ .Role }}<|end_header_id|>\n\n{{ .Content }}<|eot_id|>"
+        "{{ end }}<|start_header_id|>assistant<|end_header_id|>\n\n")
+    params = {} if embedding else {"stop": ['"<|start_header_id|>"', '"<|end_header_id|>"', '"<|eot_id|>"'],
+                                   "temperature": ["0.6"]}
+    parameters = "\n".join(f"{k:<30} {v}" for k, vs in params.items() for v in vs)
+    license_text = f"{name} LICENSE AGREEMENT\nVersion 1.0\n\nYou may use, copy and modify this model.\n"
+    blob = layer_digest(name, 0).replace(":", "-")
+    modelfile = (f"# Modelfile generated by \"ollama show\"\n# To build a new Modelfile based on this, replace "
+                 f"FROM with:\n# FROM {name}\n\nFROM /root/.ollama/models/blobs/{blob}\n"
+                 f'TEMPLATE """{template}"""\n'
+                 + "".join(f"PARAMETER {k} {v}\n" for k, vs in params.items() for v in vs)
+                 + f'LICENSE """{license_text}"""\n')
+    values: dict[str, Any] = {
+        "license": license_text, "modelfile": modelfile, "parameters": parameters, "template": template,
+        "details": details,
+        "model_info": sorted_map({"general.architecture": family, "general.parameter_count": 1235814432,
+                                  f"{family}.context_length": 8192 if embedding else 131072,
+                                  f"{family}.embedding_length": 2048}),
+        "capabilities": ["embedding"] if embedding else ["completion", "tools"],
+        "modified_at": tag["modified_at"],
+    }
+    return {k: v for k, v in values.items() if v not in ("", None)}  # omitempty
 
 
 def vector(text: str, dims: int) -> list[float]:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from clawdbot import __version__
-from clawdbot.cli import bench, cache_report, chat, config_cmd, doctor, init, keys, replay, serve, spend, tail
+from clawdbot.cli import bench, cache_report, chat, config_cmd, doctor, init, keys, models, replay, serve, spend, tail
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,12 +18,13 @@ def build_parser() -> argparse.ArgumentParser:
     config_cmd.register(sub)
     doctor.register(sub)
     chat.register(sub)
-    bench.register(sub)
     keys.register(sub)
     spend.register(sub)
     cache_report.register(sub)
     tail.register(sub)
     replay.register(sub)
+    models.register(sub)
+    bench.register(sub)
     return parser
 
 

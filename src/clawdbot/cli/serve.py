@@ -110,6 +110,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"clawdbot: {exc}", file=sys.stderr)
         return 2
     s = config.server
+    # The data directory is fixed at start. Exported (when the environment does not set it) so that
+    # what finds files there without the config sees the same one: a local service's pulled models
+    # (config/local_models.py models_dir).
+    os.environ.setdefault("CLAWDBOT_DATA_DIR", config.data_dir)
     if not is_loopback(s.host) and not s.master_key:
         print(
             f"clawdbot: refusing to bind {s.host}:{s.port} without a master key. Anyone who can reach "

