@@ -2,7 +2,8 @@
 llama-cpp-python in this process and by `clawdbot serve` (a `local` service on the same file) over
 HTTP, in alternating rounds. Per side, medians over the rounds of:
 
-  ttft_ms     request made -> first content (raw: the call; clawdbot: the HTTP request written)
+  ttft_ms     request made -> first content (raw: the call; clawdbot: the HTTP request written on a
+              kept-alive socket, to the event's bytes read)
   tok_s       completion tokens after the first / (last content - first content)
 
 Both sides prompt in ChatML without a system prompt (clawdbot's default for SmolLM2) with the same
@@ -10,14 +11,14 @@ sampling (temperature 0, repeat penalty 1.1), and load without ggml's extra buff
 with AMX as clawdbot does (providers/local.py), so the tokens are the same.
 
     .venv/bin/python bench/local_vs_raw.py [--rounds 8] [--threads 2] [--max-tokens 128] [--model PATH]
-                                           [--gap-ms 200]"""
+                                           [--gap-ms 200] [--stream-interval S]"""
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -46,25 +47,41 @@ def raw_round(llm: llama_cpp.Llama, max_tokens: int) -> tuple[float, float, int]
     return (first - started) * 1000.0, (n - 1) / (last - first), n
 
 
-def gateway_round(conn: http.client.HTTPConnection, max_tokens: int) -> tuple[float, float, int]:
-    body = json.dumps({"model": "m", "stream": True, "max_tokens": max_tokens, "temperature": 0.0,
-                       "stream_options": {"include_usage": True},
-                       "messages": [{"role": "user", "content": PROMPT}]})
-    started = time.perf_counter()
-    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
-    resp = conn.getresponse()
-    first = last = 0.0
-    tokens = 0
-    for line in resp:
-        if not line.startswith(b"data: {"):
-            continue
-        event = json.loads(line[6:])
-        if event.get("usage"):
-            tokens = event["usage"]["completion_tokens"]
-        if event["choices"] and event["choices"][0]["delta"].get("content"):
-            last = time.perf_counter()
-            first = first or last
-    return (first - started) * 1000.0, (tokens - 1) / (last - first), tokens
+class Client:
+    """HTTP/1.1 on one kept-alive socket, read as it arrives: the gateway's time, not a client
+    library's (http.client's header parsing alone costs a few hundred microseconds)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.port = port
+
+    def round(self, max_tokens: int) -> tuple[float, float, int]:
+        body = json.dumps({"model": "m", "stream": True, "max_tokens": max_tokens, "temperature": 0.0,
+                           "stream_options": {"include_usage": True},
+                           "messages": [{"role": "user", "content": PROMPT}]}).encode()
+        head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        started = time.perf_counter()
+        self.sock.sendall(head + body)
+        first = last = 0.0
+        tokens = 0
+        buf = b""
+        while not buf.endswith(b"\r\n0\r\n\r\n"):  # the chunked body's end
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the gateway closed the connection")
+            now = time.perf_counter()
+            buf += data
+            for line in data.split(b"\n"):
+                if line.startswith(b"data: {"):
+                    event = json.loads(line[6:])
+                    if event.get("usage"):
+                        tokens = event["usage"]["completion_tokens"]
+                    if event["choices"] and event["choices"][0]["delta"].get("content"):
+                        last = now
+                        first = first or now
+        return (first - started) * 1000.0, (tokens - 1) / (last - first), tokens
 
 
 def main() -> None:
@@ -74,6 +91,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--model", help="a GGUF file (default: the packaged SmolLM2)")
     ap.add_argument("--port", type=int, default=18797)
+    ap.add_argument("--stream-interval", type=float, help="the local service's stream_interval (default: its own)")
     ap.add_argument("--gap-ms", type=float, default=200.0,
                     help="idle time before each round: llama.cpp's OpenMP threads spin a while after a "
                          "generation, and would take CPU from the other side's next round")
@@ -87,32 +105,29 @@ def main() -> None:
         config = Path(tmp) / "local.yaml"
         config.write_text(f"services:\n  - name: m\n    type: local\n    model_path: {path}\n"
                           f"    chat_format: chatml\n    n_threads: {a.threads}\n    n_ctx: 2048\n"
-                          f"    sampling: {{repeat_penalty: 1.1}}\n")
+                          f"    sampling: {{repeat_penalty: 1.1}}\n"
+                          + (f"    stream_interval: {a.stream_interval}\n" if a.stream_interval is not None else ""))
         env = {**os.environ, "CLAWDBOT_DATA_DIR": tmp}
         gw = subprocess.Popen([sys.executable, "-m", "clawdbot", "serve", "--config", str(config), "--port",
                                str(a.port), "--log-level", "warning"], env=env)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=300)
-            for _ in range(200):
+            for _ in range(300):
                 try:
-                    conn.request("GET", "/healthz")
-                    conn.getresponse().read()
+                    client = Client(a.port)
                     break
                 except OSError:
-                    conn.close()
-                    time.sleep(0.1)
+                    time.sleep(0.1)  # waiting for the gateway to listen
             raw_round(llm, 8)  # warm-ups: both models loaded, caches filled
-            gateway_round(conn, 8)
+            client.round(8)
             raw: list[tuple[float, float, int]] = []
             via: list[tuple[float, float, int]] = []
             for i in range(a.rounds):
-                order = (raw_round, gateway_round) if i % 2 == 0 else (gateway_round, raw_round)
-                for fn in order:
+                for side in ("raw", "via") if i % 2 == 0 else ("via", "raw"):
                     time.sleep(a.gap_ms / 1000.0)
-                    if fn is raw_round:
+                    if side == "raw":
                         raw.append(raw_round(llm, a.max_tokens))
                     else:
-                        via.append(gateway_round(conn, a.max_tokens))
+                        via.append(client.round(a.max_tokens))
         finally:
             gw.terminate()
             gw.wait(30)

@@ -108,3 +108,45 @@ def test_a_system_prompt_reaches_the_model() -> None:
 
     bare = asyncio.run(prompt_tokens(None))
     assert asyncio.run(prompt_tokens("You answer in one short sentence.")) >= bare + 7
+
+
+@needs_llama
+def test_stream_interval_groups_tokens_without_changing_the_answer() -> None:
+    """Every token its own event (0), or the first at once and the rest every second (1.0): the
+    same text, in fewer events."""
+    async def events(interval: float) -> list[str]:
+        p = LocalProvider(Service(name="l", type="local", n_threads=2, stream_interval=interval))
+        try:
+            req = ChatRequest(model="m", messages=[Message("user", "Count from one to twenty.")], max_tokens=40,
+                              temperature=0.0, stream=True)
+            return [c.content async for c in p.stream(req, RequestContext("r")) if c.content]
+        finally:
+            await p.close()
+
+    each = asyncio.run(events(0.0))
+    grouped = asyncio.run(events(1.0))
+    assert "".join(each) == "".join(grouped)
+    assert len(each) >= 20 and len(grouped) <= 3  # a 135M model writes 40 tokens in well under 2 s here
+    assert grouped[0] == each[0]  # the first token is not held back
+
+
+@needs_llama
+def test_the_completion_cap_stops_the_model_itself() -> None:
+    """A cap below max_tokens (a budget's reservation) ends generation there, so an event holding
+    several tokens never carries the stream past it."""
+    async def main() -> tuple[str, int]:
+        p = LocalProvider(Service(name="l", type="local", n_threads=2, stream_interval=1.0))
+        ctx = RequestContext("r")
+        ctx.completion_cap = 5
+        try:
+            req = ChatRequest(model="m", messages=[Message("user", "Count from one to twenty.")], max_tokens=40,
+                              temperature=0.0, stream=True)
+            chunks = [c async for c in p.stream(req, ctx)]
+        finally:
+            await p.close()
+        usage = chunks[-1].usage
+        assert usage is not None
+        return chunks[-1].finish_reason or "", usage.completion_tokens
+
+    finish, tokens = asyncio.run(main())
+    assert finish == "length" and tokens <= 5

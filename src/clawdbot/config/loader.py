@@ -304,6 +304,9 @@ def _check_local(doc: _Document, at: KeyPath, svc: Service) -> None:
         if svc.model not in PACKAGED:
             raise doc.error((*at, "model"), f"no packaged model `{svc.model}`{_did_you_mean(svc.model, PACKAGED)} "
                                             f"(known: {', '.join(PACKAGED)}; any other GGUF file: `model_path`)")
+    if svc.stream_interval is not None and not 0.0 <= svc.stream_interval <= 1.0:
+        raise doc.error((*at, "stream_interval"), f"`stream_interval` must be in 0..1 (seconds), got "
+                                                  f"{svc.stream_interval}")
     s = svc.sampling
     if s is not None:
         ranges = {"temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "top_k": (0, 1_000_000), "min_p": (0.0, 1.0),

@@ -13,7 +13,8 @@ LimitField = Literal["max_tokens", "max_completion_tokens"]
 # local: how a chat becomes the prompt (providers/local.py): the GGUF's own Jinja template, ChatML
 # with no system block unless there is a system message, or a User:/Assistant: transcript (base models)
 ChatFormat = Literal["template", "chatml", "transcript"]
-LOCAL_ONLY = ("model", "chat_format", "system_prompt", "sampling")  # settings only a local service takes
+# settings only a local service takes
+LOCAL_ONLY = ("model", "chat_format", "system_prompt", "sampling", "stream_interval")
 if TYPE_CHECKING:
     ServiceType = str
 else:  # the names of config/service_types.py, checked (and listed in errors) when the config is decoded
@@ -90,6 +91,9 @@ class Service(Strict):
     system_prompt: str | None = None
     # local: sampling defaults (None: the packaged model's, else llama.cpp's)
     sampling: Sampling | None = None
+    # local: seconds between hand-overs of a stream's tokens to the event loop (the first at once);
+    # None: 0.04; 0: every token. Each costs the model's cores ~0.4 ms (providers/local.py)
+    stream_interval: float | None = None
     # local: llama.cpp settings
     n_ctx: int = 2048
     n_threads: int | None = None

@@ -36,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from clawdbot.config.local_models import DEFAULT, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, locate
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
@@ -47,6 +49,11 @@ from clawdbot.providers.thread_stream import ThreadStream
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_MAX_QUEUE = 32
 STREAM_BUFFER = 64  # chunks the worker may run ahead of a slow client before it blocks
+# A stream's tokens reach the event loop at most this often (the first at once). Each hand-over
+# stops the model for ~0.4 ms (ThreadStream lockstep: the loop's turn, on caches the model's weights
+# just swept): per token that cost SmolLM2 3-4% of its tokens/s against raw llama-cpp-python, every
+# 40 ms about 1% (bench/local_vs_raw.py, docs/benchmarks.md).
+STREAM_INTERVAL_S = 0.04
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
 
 _ROLES = {"system": "system", "developer": "system", "assistant": "assistant"}  # others speak as user
@@ -138,11 +145,12 @@ class _Model:
     """A loaded Llama and the chat formatter it uses (kept to count prompt tokens exactly)."""
 
     def __init__(self, llm: Any, formatter: Any, system_prompt: str | None = None,
-                 sampling: dict[str, float] | None = None) -> None:
+                 sampling: dict[str, float] | None = None, interval: float = STREAM_INTERVAL_S) -> None:
         self.llm = llm
         self.formatter = formatter
         self.system_prompt = system_prompt
         self.sampling = sampling or {}
+        self.interval = interval
 
     def generate(self, req: ChatRequest, run: _Run) -> Iterator[str]:
         """Runs in the worker thread: yields content deltas, fills in `run`."""
@@ -150,14 +158,23 @@ class _Model:
         parts: list[str] = []
         params = completion_params(req, self.sampling)
         chunks = self.llm.create_chat_completion(messages=messages, stream=True, **params)
+        waiting: list[str] = []  # tokens not handed over yet
+        handed = 0.0  # when the last were: the first token goes at once
         with contextlib.closing(chunks):
             for chunk in chunks:
                 choice = chunk["choices"][0]
                 if text := choice["delta"].get("content"):
                     parts.append(text)
-                    yield text
+                    waiting.append(text)
+                    now = time.perf_counter()
+                    if now - handed >= self.interval:
+                        yield "".join(waiting)
+                        waiting.clear()
+                        handed = now
                 if choice.get("finish_reason"):
                     run.finish_reason = choice["finish_reason"]
+        if waiting:
+            yield "".join(waiting)
         # Counted once the answer is out, not before its first token: formatting and tokenizing the
         # prompt again cost every request's time to first token (bench/local_vs_raw.py).
         res = self.formatter(messages=messages)
@@ -222,6 +239,7 @@ class Setup:
             sampling.update({k: getattr(svc.sampling, k) for k in SAMPLING if getattr(svc.sampling, k) is not None})
         self.sampling = sampling
         self.model_name = p.name if p is not None else Path(svc.model_path or "").name
+        self.interval = STREAM_INTERVAL_S if svc.stream_interval is None else svc.stream_interval
 
     def file(self) -> str:
         if self.path is not None:
@@ -260,7 +278,7 @@ def _load_model(setup: Setup, n_ctx: int, n_threads: int) -> _Model:
     else:
         formatter = transcript_prompt
     llm.chat_handler = llama_cpp.llama_chat_format.chat_formatter_to_chat_completion_handler(formatter)
-    return _Model(llm, formatter, setup.system_prompt, setup.sampling)
+    return _Model(llm, formatter, setup.system_prompt, setup.sampling, setup.interval)
 
 
 class LocalProvider:
@@ -328,8 +346,13 @@ class LocalProvider:
         if model is None or self._closed:
             raise UpstreamUnavailable(f"service {self.name!r} is closed")
         ctx.upstream_model = self.model_name
+        # The completion cap (a budget's or a limit's reservation) is counted in events downstream, and
+        # an event here may hold several tokens (STREAM_INTERVAL_S): the model stops at it itself.
+        cap = ctx.completion_cap
+        if cap is not None and (req.max_tokens is None or cap < req.max_tokens):
+            req = msgspec.structs.replace(req, max_tokens=max(cap, 1))
         loop = asyncio.get_running_loop()
-        bridge: ThreadStream[str] = ThreadStream(loop, STREAM_BUFFER)
+        bridge: ThreadStream[str] = ThreadStream(loop, STREAM_BUFFER, lockstep=True)
         run = _Run()
         job = loop.run_in_executor(self._executor, bridge.fill, lambda: model.generate(req, run))
         self._active = bridge

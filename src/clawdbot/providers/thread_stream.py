@@ -4,6 +4,12 @@ The worker hands each item to the event loop with `call_soon_threadsafe`; a sema
 `maxsize` slots makes the worker block while the consumer is `maxsize` items behind, so memory stays
 bounded however slow the client is. When the consumer goes away it calls `stop()`: the flag is set
 and one slot released, so a worker blocked on a full queue wakes at once and ends the iterator.
+
+`lockstep`: after handing over an item the worker waits until the consumer asks for the next one,
+so the two never run at once. For a producer that keeps every core busy between items (llama.cpp
+decoding a token on all its threads), the consumer's turn then takes a core nobody computes on,
+instead of pre-empting a thread the others wait for at their next barrier; the item reaches the
+client without waiting for the scheduler to find the consumer a core (bench/local_vs_raw.py).
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ class _End:
 
 
 class ThreadStream(Generic[T]):
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = 64) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int = 64, lockstep: bool = False) -> None:
         self._loop = loop
+        self._lockstep = lockstep
+        self._asked = threading.Semaphore(0)  # lockstep: the consumer asked for the item after the last
+        self._handed = False  # lockstep, consumer side: an item was handed over since the last ask
         # One spare place for the end marker, which never waits for a slot.
         self._queue: asyncio.Queue[T | _End] = asyncio.Queue(maxsize + 1)
         self._slots = threading.Semaphore(maxsize)
@@ -54,7 +63,11 @@ class ThreadStream(Generic[T]):
         if self.stopped.is_set():
             return False
         self._slots.acquire()  # blocks while the consumer is maxsize items behind
-        return not self.stopped.is_set() and self._send(item)
+        if self.stopped.is_set() or not self._send(item):
+            return False
+        if self._lockstep:
+            self._asked.acquire()  # until the consumer is done with it (or stops)
+        return not self.stopped.is_set()
 
     def _send(self, item: T | _End) -> bool:
         try:
@@ -71,11 +84,15 @@ class ThreadStream(Generic[T]):
         if not self.stopped.is_set():
             self.stopped.set()
             self._slots.release()
+            self._asked.release()
 
     def __aiter__(self) -> ThreadStream[T]:
         return self
 
     async def __anext__(self) -> T:
+        if self._handed:  # lockstep: done with the last item; the worker goes on
+            self._handed = False
+            self._asked.release()
         item = await self._queue.get()
         if isinstance(item, _End):
             self._queue.put_nowait(item)  # iterating again after the end stays at the end
@@ -83,4 +100,5 @@ class ThreadStream(Generic[T]):
                 raise item.exc
             raise StopAsyncIteration
         self._slots.release()
+        self._handed = self._lockstep
         return item
