@@ -31,7 +31,7 @@ from clawdbot.config.catalogue import canonical
 from clawdbot.config.local_models import PACKAGED, PackagedModel
 
 if TYPE_CHECKING:
-    from clawdbot.cli.models import Context
+    from clawdbot.cli.models_context import Context
     from clawdbot.cli.output import Output
 
 CHUNK = 1 << 20
