@@ -192,9 +192,9 @@ class ContentFilter(Plugin):
     # -- hooks ---------------------------------------------------------------------------------
 
     async def pre(self, request: ChatRequest, ctx: RequestContext) -> ChatRequest | Answer | None:
-        self._refresh()
+        rules = self.input_rules  # read before a due reload is scheduled: this request keeps them,
+        self._refresh()  # whenever the worker thread swaps in the new ones
         changed: ChatRequest | None = None
-        rules = self.input_rules
         if rules:
             if rules.action == "block":
                 for message in request.messages:
@@ -231,8 +231,8 @@ class ContentFilter(Plugin):
         raise self._refuse(ctx, "input", "injection", what)
 
     async def post(self, response: ChatResponse, ctx: RequestContext) -> ChatResponse | None:
+        rules = self.output_rules  # before a due reload is scheduled, as in `pre`
         self._refresh()
-        rules = self.output_rules
         if not rules:
             return None
         message = response.message
