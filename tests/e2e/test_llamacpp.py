@@ -151,9 +151,12 @@ def test_a_budget_bounds_a_non_stream_answer_the_upstream_does_not_limit(gw: Gat
     assert line["status"] == 200 and line["completion_tokens"] == 5
 
 
-def test_streams_without_usage_are_counted_logged_and_charged(gw: GatewayProcess) -> None:
+def test_streams_without_usage_are_counted_logged_and_charged(gw: GatewayProcess, llama_server: LlamaServer) -> None:
     # The server ignores stream_options: the gateway counts one token per content event and
     # estimates the prompt (docs/limits.md), for the budget, the TPM window, the spend and the log.
+    # The previous test's cut stream may still be generating there; a request meeting it came back
+    # empty under load (the server's interrupt_requests), so it is let finish first.
+    llama_server.settle()
     made = create_key(gw, name="counted", budget_usd=1000, budget_period="total", tpm=100000)
     raw = client(gw, made["key"]).chat.completions.with_raw_response.create(
         model="gemma", messages=SHORT, max_tokens=4, temperature=0, stream=True)

@@ -19,6 +19,7 @@ What it is run with, and why:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -79,6 +80,17 @@ class LlamaServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"llama_cpp.server not ready after {timeout}s:\n{self.log()}")
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """A one-token completion straight to the server. It runs one generation at a time, so this
+        returns only once a generation left over from a client that went away (a stream the
+        gateway cut) has ended; a test that needs the server to itself calls it first."""
+        body = json.dumps({"model": self.MODEL, "max_tokens": 1,
+                           "messages": [{"role": "user", "content": "hi"}]}).encode()
+        req = urllib.request.Request(self.base_url + "/chat/completions", body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
 
     def _ready(self) -> bool:
         try:
