@@ -19,7 +19,7 @@ import tempfile
 from typing import Any
 
 from clawdbot.cli.output import Output
-from clawdbot.cli.serve import DEFAULT_FILE, config_path, is_loopback, resolve_config
+from clawdbot.cli.serve import DEFAULT_FILE, config_path, is_loopback, resolved_or_said
 from clawdbot.config.schema import Config, ModelEntry
 
 PLACEHOLDER = "change-me"  # what `clawdbot init` writes into .env.example for a secret
@@ -154,18 +154,13 @@ def show(args: argparse.Namespace) -> int:
     import yaml
 
     from clawdbot.config.dump import masked, plain
-    from clawdbot.config.loader import ConfigError
 
     out = Output(args.json)
     env = dict(os.environ)
-    try:
-        config, origin = resolve_config(args, env)
-    except ConfigError as exc:
-        print(f"clawdbot: configuration error: {exc}", file=sys.stderr)
+    resolved = resolved_or_said(args, env)
+    if resolved is None:
         return 1
-    except ValueError as exc:
-        print(f"clawdbot: {exc}", file=sys.stderr)
-        return 1
+    config, origin = resolved
     doc = masked(plain(with_env(config, env), full=not args.changed))
     if args.json:
         out.data(doc)

@@ -22,7 +22,7 @@ from clawdbot.cli.admin_http import DEFAULT_URL, CliError
 from clawdbot.cli.models_context import Context, Usage
 from clawdbot.cli.ollama_client import OllamaClient
 from clawdbot.cli.output import Output
-from clawdbot.cli.serve import DEFAULT_FILE, resolve_config
+from clawdbot.cli.serve import DEFAULT_FILE, resolved_or_said
 from clawdbot.config import catalogue, local_models
 from clawdbot.config.catalogue import Entry, canonical
 from clawdbot.config.local_models import PACKAGED, PackagedModel
@@ -63,19 +63,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clawdbot.config.loader import ConfigError
-
     env = dict(os.environ)
     out = Output(args.json)
-    try:
-        config, _ = resolve_config(args, env)
-    except ConfigError as exc:
-        print(f"clawdbot: configuration error: {exc}", file=sys.stderr)
+    resolved = resolved_or_said(args, env)
+    if resolved is None:
         return 2
-    except ValueError as exc:
-        print(f"clawdbot: {exc}", file=sys.stderr)
-        return 2
-    ctx = Context(args, out, env, config)
+    ctx = Context(args, out, env, resolved[0])
     try:
         code: int = args.action(ctx)
     except Usage as exc:

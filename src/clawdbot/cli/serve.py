@@ -97,18 +97,27 @@ def resolve_config(args: argparse.Namespace, env: dict[str, str]) -> tuple[Confi
     return msgspec.structs.replace(config, server=server), origin
 
 
+def resolved_or_said(args: argparse.Namespace, env: dict[str, str]) -> tuple[Config, str] | None:
+    """resolve_config; None when the config cannot be used, the reason said on stderr."""
+    from clawdbot.config.loader import ConfigError
+
+    try:
+        return resolve_config(args, env)
+    except ConfigError as exc:
+        print(f"clawdbot: configuration error: {exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"clawdbot: {exc}", file=sys.stderr)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from clawdbot.config.loader import ConfigError
 
     env = dict(os.environ)
-    try:
-        config, origin = resolve_config(args, env)
-    except ConfigError as exc:
-        print(f"clawdbot: configuration error: {exc}", file=sys.stderr)
+    resolved = resolved_or_said(args, env)
+    if resolved is None:
         return 2
-    except ValueError as exc:
-        print(f"clawdbot: {exc}", file=sys.stderr)
-        return 2
+    config, origin = resolved
     s = config.server
     # The data directory is fixed at start. Exported (when the environment does not set it) so that
     # what finds files there without the config sees the same one: a local service's pulled models
