@@ -370,22 +370,28 @@ class OllamaTestServer:
             pass
         return resp
 
-    async def show(self, request: web.Request) -> web.Response:
+    async def _named_tag(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+        """The pulled model a body names, or the error Ollama answers (a bad body, 404)."""
         name, _, error = await self._named_body(request)
         if error is not None:
-            return error
+            return None, error
         tag = self._tag(name)
         if tag is None:
-            return self._error(404, f"model '{name}' not found")
+            return None, self._error(404, f"model '{name}' not found")
+        return tag, None
+
+    async def show(self, request: web.Request) -> web.Response:
+        tag, error = await self._named_tag(request)
+        if tag is None:
+            assert error is not None
+            return error
         return self._json(200, show_document(tag))
 
     async def delete(self, request: web.Request) -> web.Response:
-        name, _, error = await self._named_body(request)
-        if error is not None:
-            return error
-        tag = self._tag(name)
+        tag, error = await self._named_tag(request)
         if tag is None:
-            return self._error(404, f"model '{name}' not found")
+            assert error is not None
+            return error
         self._tags = [t for t in self._tags if t is not tag]
         self.models = [t["name"] for t in self._tags]
         self._tags_changed = True

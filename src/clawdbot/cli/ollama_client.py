@@ -55,12 +55,7 @@ class OllamaClient:
                 for raw in resp:
                     if not raw.strip():
                         continue
-                    try:
-                        event = json.loads(raw)
-                    except ValueError:
-                        raise CliError(f"{self._where()}: not a JSON line in the pull stream: {raw[:80]!r}") from None
-                    if not isinstance(event, dict):
-                        raise CliError(f"{self._where()}: not a JSON object in the pull stream")
+                    event = self._object(raw, f"a line of the pull stream ({raw[:80]!r})")
                     if "error" in event:
                         raise CliError(f"{self._where()}: pull {model}: {event['error']}")
                     yield event
@@ -73,12 +68,16 @@ class OllamaClient:
     def _json(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         with self._open(method, path, body, TIMEOUT) as resp:
             data = resp.read()
+        return self._object(data, f"the answer to {method} {path}")
+
+    def _object(self, data: bytes, what: str) -> dict[str, Any]:
+        """`data` as a JSON object; CliError naming `what` when it is not one."""
         try:
             out = json.loads(data)
         except ValueError:
-            raise CliError(f"{self._where()}: {method} {path} did not answer JSON") from None
+            raise CliError(f"{self._where()}: {what} is not JSON") from None
         if not isinstance(out, dict):
-            raise CliError(f"{self._where()}: {method} {path} did not answer a JSON object")
+            raise CliError(f"{self._where()}: {what} is not a JSON object")
         return out
 
     def _open(self, method: str, path: str, body: dict[str, Any] | None, timeout: float) -> Any:
