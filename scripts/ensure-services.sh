@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs from the machine: PostgreSQL and Redis running on loopback, and
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser here), and
-# the other Debian programs tests drive (promtool, tmux).
+# the other Debian programs tests drive (promtool, tmux, tinyproxy).
 set -uo pipefail
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -23,6 +23,10 @@ fi
 if [ ! -x /usr/bin/tmux ]; then  # the terminal tests of `clawdbot chat`, `bench` and `models pull` (tests/cli/)
   echo "ensure-services: installing Debian's tmux"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+fi
+if [ ! -x /usr/bin/tinyproxy ]; then  # the outbound proxy tests of the upstream client (tests/providers/)
+  echo "ensure-services: installing Debian's tinyproxy"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null
 fi
 for i in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p 5432 && break

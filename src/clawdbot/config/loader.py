@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 import yaml
 
+from clawdbot.config import upstream
 from clawdbot.config.local_models import PACKAGED
 from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
@@ -272,6 +273,9 @@ def _check(config: Config, doc: _Document) -> None:
             raise doc.error((*at, "name"), f"duplicate service name `{svc.name}` (first at line {first})")
         first_index[svc.name] = i
         _check_endpoint(doc, at, svc)
+        wrong = upstream.problem(svc)
+        if wrong is not None:
+            raise doc.error((*at, *wrong[0]), wrong[1])
         if svc.auth is not None and svc.auth.type == "header" and not svc.auth.header:
             raise doc.error((*at, "auth", "header"), "auth type `header` needs `header` (the header's name)")
         _positive(doc, (*at, "timeouts"), svc.timeouts, ("connect", "first_byte", "total", "idle"))

@@ -40,6 +40,14 @@ class Timeouts(Strict):
     idle: float | None = 60.0  # seconds of silence allowed between two body chunks (None: no limit)
 
 
+class UpstreamTLS(Strict):
+    """How an https service is verified and how the gateway proves itself (providers/http_transport.py)."""
+
+    ca_bundle: str | None = None  # PEM file of the CAs to trust instead of the system's (a private CA)
+    client_cert: str | None = None  # PEM certificate (chain) sent for mutual TLS
+    client_key: str | None = None  # its private key, when not in client_cert's file
+
+
 class Sampling(Strict):
     """A local model's sampling defaults; a request's own settings win (llama.cpp's names)."""
 
@@ -100,6 +108,14 @@ class Service(Strict):
     # idle keep-alive upstream connections kept (http, openai, ollama); never a limit on requests in
     # flight: limits.max_inflight bounds those and the open connections (providers/http_pool.py)
     max_pool: int = 64
+    # http, openai, ollama, anthropic: an outbound HTTP proxy (http://[user:pass@]host:port; https
+    # services go through a CONNECT tunnel); None: HTTP_PROXY/HTTPS_PROXY/NO_PROXY from the
+    # environment (loopback never proxied); "direct": none, whatever the environment says
+    proxy: str | None = None
+    tls: UpstreamTLS | None = None
+    # bytes of an upstream's response body held at once (a whole answer, gzip decoded, or one
+    # stream line); more is a 502 that says so (providers/http_client.py)
+    max_response_bytes: int = 64 * 1024 * 1024
     breaker: Breaker = msgspec.field(default_factory=Breaker)
     limits: Limits = msgspec.field(default_factory=Limits)
     # seconds between active health checks (None: server.discovery_interval)

@@ -1,6 +1,11 @@
 """The one HTTP client every HTTP provider uses: a pooled connection set per service (http_client.py),
-the four timeouts (connect, first byte, idle gap between body chunks, total) and the single place where
-transport exceptions become typed gateway errors."""
+the four timeouts (connect, first byte, idle gap between body chunks, total), the route to the
+origin (direct, proxied, TLS settings: http_transport.py) and the single place where transport
+exceptions become typed gateway errors.
+
+Everything written upstream is checked for response splitting: header names are tokens, values and
+the request target hold no CR, LF or NUL (a client's value that fails is a 400, a configured one
+fails the config check)."""
 
 from __future__ import annotations
 
@@ -11,9 +16,17 @@ from typing import Any
 
 from clawdbot.config.schema import Service
 from clawdbot.config.service_types import TYPES
+from clawdbot.config.upstream import UnsafeHeader, check_header
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import GatewayError, Overloaded, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from clawdbot.core.errors import (
+    BadRequest,
+    GatewayError,
+    Overloaded,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from clawdbot.core.types import Usage
 from clawdbot.providers.base import Probe, RawResponse
 from clawdbot.providers.http_client import (
@@ -22,8 +35,10 @@ from clawdbot.providers.http_client import (
     PoolExhausted,
     RemoteProtocolError,
     Response,
+    ResponseTooLarge,
 )
 from clawdbot.providers.http_pool import Pool, PoolStats
+from clawdbot.providers.http_transport import Opener, route
 from clawdbot.providers.upstream_errors import status_error
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -53,12 +68,16 @@ def map_transport_error(exc: BaseException, service: str) -> GatewayError:
     if isinstance(exc, TimeoutError):
         detail = f" ({exc})" if str(exc) else ""
         return UpstreamTimeout(f"service {service!r} timed out{detail}")
-    if isinstance(exc, ConnectError | ConnectionRefusedError):
+    if isinstance(exc, ConnectError):  # its message: our words and the OS's or TLS's reason
+        return UpstreamUnavailable(f"service {service!r} is unreachable: {exc}")
+    if isinstance(exc, ConnectionRefusedError):
         return UpstreamUnavailable(f"service {service!r} is unreachable: connection refused or failed")
+    if isinstance(exc, ResponseTooLarge):
+        return UpstreamError(f"service {service!r} sent a response too large to take: {exc}")
     if isinstance(exc, IncompleteResponse | ConnectionResetError):
         return UpstreamError(f"service {service!r} closed the connection before the response was complete")
     if isinstance(exc, RemoteProtocolError):
-        return UpstreamError(f"service {service!r} sent a malformed HTTP response")
+        return UpstreamError(f"service {service!r} sent a malformed HTTP response ({exc})")
     return UpstreamError(f"service {service!r} failed: {type(exc).__name__}")
 
 
@@ -67,8 +86,13 @@ class UpstreamHTTP:
     first-byte timeout; the caller reads the body with `read_body()` or `iter_lines()` /
     `iter_chunks()`, which enforce the total deadline."""
 
-    def __init__(self, svc: Service, base_headers: dict[str, str] | None = None) -> None:
+    def __init__(self, svc: Service, base_headers: dict[str, str] | None = None,
+                 opener: Opener | None = None) -> None:
+        """`opener`: how connections are made (http_transport.py); None: the service's route
+        (direct, or through its proxy, with its TLS settings). Tests pass scripted ones."""
         self.svc = svc
+        self._opener = opener
+        self._target = ""  # what goes before a path on the request line
         self.name = svc.name
         self.headers = dict(svc.headers)
         if base_headers:
@@ -95,10 +119,23 @@ class UpstreamHTTP:
             svc = self.svc
             lim = svc.limits
             ceiling = None if lim.max_inflight is None else lim.max_inflight + HEALTH_CHECK_CONNECTIONS
-            self._pool = Pool(self._base, max_idle=svc.max_pool, max_open=ceiling,
-                              connect_timeout=svc.timeouts.connect, max_queue=lim.max_queue,
-                              queue_timeout=lim.queue_timeout, stats=self.pool_stats)
-            self._static = _encode_static(self.headers, self._pool.authority)
+            opener, extra = self._opener, {}
+            absolute = False
+            if opener is None:
+                try:
+                    r = route(self._base, svc.proxy, svc.tls)
+                except (ValueError, OSError) as exc:  # a proxy from the environment that cannot be used
+                    raise ConnectError(f"no route to the service: {exc}") from None
+                opener, absolute = r.opener, r.absolute
+                if r.proxy_auth:
+                    extra["Proxy-Authorization"] = r.proxy_auth
+            pool = self._pool = Pool(self._base, max_idle=svc.max_pool, max_open=ceiling,
+                                     connect_timeout=svc.timeouts.connect, max_queue=lim.max_queue,
+                                     queue_timeout=lim.queue_timeout, stats=self.pool_stats, opener=opener,
+                                     limit=svc.max_response_bytes)
+            # through an HTTP proxy, the request line names the whole URL (absolute form)
+            self._target = (f"http://{pool.authority}" if absolute else "") + pool.prefix
+            self._static = _encode_static({**self.headers, **extra}, pool.authority)
         return self._pool
 
     def connections(self) -> dict[str, Any]:
@@ -126,10 +163,12 @@ class UpstreamHTTP:
         t = self.svc.timeouts
         try:
             pool = self.pool()
-            head = self._head(method, pool.prefix + path, ctx, body, headers)
+            head = self._head(method, self._target + _path(path), ctx, body, headers)
             # the gateway's own calls (no request context: health checks) never wait for a connection
             resp = await pool.request(head, body, t.first_byte if timeout is None else timeout, t.idle,
-                                      wait=ctx is not None)
+                                      wait=ctx is not None, replayable=method in _REPLAYABLE)
+        except UnsafeHeader as exc:
+            raise BadRequest(f"cannot send this request to service {self.name!r}: {exc}") from None
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -150,7 +189,7 @@ class UpstreamHTTP:
             merged.update((k.lower(), (k, v)) for k, v in headers.items())
             static = _encode_static(dict(merged.values()), self.pool().authority)
             ctype = merged.get("content-type", ("", ctype))[1]
-            _check("Content-Type", ctype)
+            check_header("Content-Type", ctype)
         else:
             static = self._static
         parts = [f"{method} {target} HTTP/1.1\r\n".encode(), static]
@@ -224,8 +263,10 @@ class UpstreamHTTP:
             resp.release()  # to the pool only if the response is complete and error-free; else closed
 
     async def iter_lines(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
-        """Complete lines (without the newline) as they arrive; a final unterminated line too."""
+        """Complete lines (without the newline) as they arrive; a final unterminated line too. A
+        line longer than the service's max_response_bytes is a 502, not a growing buffer."""
         buf = b""
+        limit = self.svc.max_response_bytes
         async for chunk in self.iter_chunks(resp, deadline):
             buf += chunk
             while True:
@@ -234,6 +275,8 @@ class UpstreamHTTP:
                     break
                 line, buf = buf[:nl], buf[nl + 1 :]
                 yield line.rstrip(b"\r")
+            if len(buf) > limit:
+                raise map_transport_error(ResponseTooLarge(limit), self.name)
         if buf.strip():
             yield buf
 
@@ -286,9 +329,12 @@ def _loop_deadline(monotonic_deadline: float) -> float:
     return loop.time() + (monotonic_deadline - time.monotonic())
 
 
-def _check(name: str, value: str) -> None:
-    if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-        raise ValueError(f"header {name!r} contains a line break")
+_REPLAYABLE = frozenset({"GET", "HEAD"})
+def _path(path: str) -> str:
+    """A request target: no whitespace, control characters or non-ASCII (those go percent-encoded)."""
+    if not path.isascii() or not path.isprintable() or " " in path:
+        raise UnsafeHeader(f"request path {path[:60]!r} contains a space, control or non-ASCII character")
+    return path
 
 
 def _encode_static(headers: dict[str, str], authority: str) -> bytes:
@@ -301,6 +347,6 @@ def _encode_static(headers: dict[str, str], authority: str) -> bytes:
     for k, v in headers.items():
         if k.lower() in _OWN:
             continue
-        _check(k, v)
+        check_header(k, v)
         lines.append(f"{k}: {v}\r\n")
     return "".join(lines).encode("latin-1")

@@ -1,6 +1,12 @@
 """A lean HTTP/1.1 client for upstream calls: asyncio Protocols, httptools' response parser and a
-bounded keep-alive pool per origin. Only what a gateway needs (no redirects, cookies, proxies);
-aiohttp's general-purpose client cost ~3x more CPU per proxied request.
+bounded keep-alive pool per origin. Only what a gateway needs (no redirects or cookies; proxies and
+TLS are the openers' business, http_transport.py); aiohttp's general-purpose client cost ~3x more
+CPU per proxied request.
+
+Bounds on what an upstream can make the gateway hold: the status line and headers together at most
+MAX_HEAD bytes (1xx interim responses included) and MAX_HEADERS fields; a body at most
+`Response.limit` bytes buffered at once (after gzip/deflate decoding: a compressed bomb stops at
+the limit, not at the end of the input).
 
 Lifecycle: `Pool.request()` (http_pool.py) returns a `Response` once its headers arrived. The
 caller reads the body (`read()` or `read_chunk()`) and then calls `release()`, which returns the
@@ -18,6 +24,9 @@ from typing import Protocol, overload
 import httptools
 
 HIGH_WATER = 256 * 1024  # body bytes buffered for a slow consumer before the socket is paused
+MAX_HEAD = 64 * 1024  # bytes of status line and headers, interim (1xx) responses included
+MAX_HEADERS = 128  # header fields of one response
+DEFAULT_LIMIT = 64 * 1024 * 1024  # body bytes held at once (a service's max_response_bytes)
 
 
 class TransportError(Exception):
@@ -52,6 +61,14 @@ class RemoteProtocolError(TransportError):  # the upstream does not speak HTTP/1
 
 class IncompleteResponse(TransportError):  # closed before the response was complete
     pass
+
+
+class ResponseTooLarge(TransportError):
+    """The body (decoded) outgrew `Response.limit` while it was held; the connection is dropped."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the response body exceeds {limit} bytes (max_response_bytes)")
+        self.limit = limit
 
 
 class RemoteDisconnected(IncompleteResponse):
@@ -109,12 +126,15 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.served = 0  # responses started on this connection
         self.idle_since = 0.0
+        self.fd = -1  # the socket's descriptor (-1: none, as in the tests' scripted transports)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:
+            self.fd = sock.fileno()
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
         resp = self.resp
@@ -126,6 +146,13 @@ class Connection(asyncio.Protocol):
             resp.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             resp.fail(RemoteProtocolError(f"malformed HTTP response: {exc}"))
+            self.close()
+            return
+        if resp.status == 0:  # still in the headers (or between interim responses)
+            resp.head_bytes += len(data)
+            if resp.head_bytes > MAX_HEAD:
+                resp.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
+        if resp._error is not None:
             self.close()
 
     def eof_received(self) -> bool:
@@ -156,8 +183,8 @@ class Response:
     """One response; also the httptools parser's callback target."""
 
     __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_idle",
-                 "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter", "got_bytes",
-                 "headers", "keep_alive", "parser", "pool_wait", "status", "until_close")
+                 "_field_bytes", "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter", "got_bytes",
+                 "head_bytes", "headers", "keep_alive", "limit", "parser", "pool_wait", "status", "until_close")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn
@@ -167,6 +194,9 @@ class Response:
         self.keep_alive = False
         self.until_close = False
         self.got_bytes = False
+        self.head_bytes = 0  # bytes received while the head was incomplete (what the parser may hold)
+        self._field_bytes = 0  # bytes of the status text and header fields parsed
+        self.limit = DEFAULT_LIMIT
         self.pool_wait = 0.0  # seconds the request waited for a connection (the pool was at its ceiling)
         self._raw: list[tuple[bytes, bytes]] = []
         self._chunks: list[bytes] = []
@@ -186,12 +216,26 @@ class Response:
 
     # -- parser callbacks ----------------------------------------------------------------------
 
+    def on_status(self, status: bytes) -> None:
+        self._count_head(len(status) + 17)  # "HTTP/1.1 200 " + reason + CRLF, and the head's blank line
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self._raw) >= MAX_HEADERS:
+            self.fail(RemoteProtocolError(f"the response has more than {MAX_HEADERS} header fields"))
+            return
+        self._count_head(len(name) + len(value) + 4)
         self._raw.append((name, value))
+
+    def _count_head(self, n: int) -> None:
+        self._field_bytes += n
+        if self._field_bytes > MAX_HEAD:
+            self.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
 
     def on_headers_complete(self) -> None:
         assert self.parser is not None
         status = self.parser.get_status_code()
+        if self._error is not None:
+            return
         if status < 200:  # 1xx: an interim response; the real one follows
             self._raw = []
             return
@@ -215,12 +259,22 @@ class Response:
             else:  # the first body bytes: the first-byte deadline is met, the idle gap starts now
                 self._first_body(self._loop)
         self._body_seen = True
+        if self._error is not None:
+            return
         if self._decoder is not None:
-            body = self._decoder.decompress(body)
+            room = self.limit - self._buffered
+            try:
+                body = self._decoder.decompress(body, room + 1)  # never more than one byte past the limit
+            except zlib.error:
+                self._give_up(RemoteProtocolError("the response's compressed body is corrupt"))
+                return
             if not body:
                 return
         self._chunks.append(body)
         self._buffered += len(body)
+        if self._buffered > self.limit:
+            self._give_up(ResponseTooLarge(self.limit))
+            return
         if self._buffered > HIGH_WATER and not self._read_all and not self._paused and self._conn:
             self._paused = True
             self._conn.pause()
@@ -229,8 +283,14 @@ class Response:
     def on_message_complete(self) -> None:
         if self.status == 0:  # the end of a 1xx
             return
+        if self._error is not None:
+            return
         if self._decoder is not None:
-            tail = self._decoder.flush()
+            try:
+                tail = self._decoder.flush()
+            except zlib.error:
+                self._give_up(RemoteProtocolError("the response's compressed body is corrupt"))
+                return
             if tail:
                 self._chunks.append(tail)
         self._done = True
@@ -259,6 +319,13 @@ class Response:
             self._error = exc
         self._stop_idle()
         self._wake()
+
+    def _give_up(self, exc: TransportError) -> None:
+        """A response that cannot be read on: keep nothing more of it, stop reading its socket."""
+        self._chunks, self._buffered = [], 0
+        self.fail(exc)
+        if self._conn is not None:
+            self._conn.pause()
 
     def watch(self, first_deadline: float, idle: float | None) -> None:
         """Fail with ReadTimeout when no body bytes came by `first_deadline` (loop time), or, once

@@ -12,7 +12,20 @@ A request that finds `max_open` reached waits, FIFO, at most `max_queue` of them
 `queue_timeout` seconds (the limiter's rules); the wait is counted (`PoolStats`, the response's
 `pool_wait`), and giving up raises PoolExhausted: local overload, never the upstream's failure.
 The gateway's own calls (health checks) pass `wait=False`: they open a connection beyond the
-ceiling rather than wait, so a service busy with requests is never reported down for it."""
+ceiling rather than wait, so a service busy with requests is never reported down for it.
+
+Sending a request again (the rule; a model may generate, and bill, twice otherwise). A request is
+re-sent on a fresh connection, once, only when it provably never reached the server:
+
+- the connection it was handed was already closed (nothing was written), or
+- the write failed at once (the server had reset the connection: not one byte left), or
+- the request is replayable (GET, HEAD: the gateway's model lists and probes) and a reused
+  keep-alive connection closed before the first byte of the response.
+
+A POST that was written and then met a closed connection is never re-sent here: the client gets a
+502 that says so, and only the router's configured retries and fallbacks (routing.md) may try it
+again. Idle connections are checked before reuse (closed, past KEEPALIVE_EXPIRY, or readable:
+an idle connection with bytes or an end-of-file waiting is dead) so that case stays rare."""
 
 from __future__ import annotations
 
@@ -20,11 +33,13 @@ import asyncio
 import collections
 import contextlib
 import errno
-import ssl
+import select
 from typing import Any
 from urllib.parse import urlsplit
 
+from clawdbot.config.upstream import tls_context
 from clawdbot.providers.http_client import (
+    DEFAULT_LIMIT,
     ConnectError,
     Connection,
     ConnectTimeout,
@@ -32,6 +47,7 @@ from clawdbot.providers.http_client import (
     RemoteDisconnected,
     Response,
 )
+from clawdbot.providers.http_transport import Direct, Opener, ProxyRefused
 
 KEEPALIVE_EXPIRY = 4.0  # seconds; below the 5 s idle timeout of uvicorn (vLLM) and most servers
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
@@ -52,7 +68,8 @@ class Pool:
     """Connections to one origin; see the module's docstring for its two bounds."""
 
     def __init__(self, url: str, *, max_idle: int, max_open: int | None, connect_timeout: float,
-                 max_queue: int = 64, queue_timeout: float = 10.0, stats: PoolStats | None = None) -> None:
+                 max_queue: int = 64, queue_timeout: float = 10.0, stats: PoolStats | None = None,
+                 opener: Opener | None = None, limit: int = DEFAULT_LIMIT) -> None:
         u = urlsplit(url)
         if u.scheme not in ("http", "https") or not u.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -69,7 +86,8 @@ class Pool:
         self.queue_timeout = queue_timeout
         self.connect_timeout = connect_timeout
         self.stats = stats or PoolStats()
-        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
+        self.limit = limit  # body bytes a response may hold at once (Response.limit)
+        self.opener: Opener = opener or Direct(self.host, self.port, tls_context(None) if self.tls else None)
         self._idle: collections.deque[Connection] = collections.deque()  # most recently used on the right
         self._waiters: collections.deque[asyncio.Future[Connection | None]] = collections.deque()
         self.size = 0  # open or opening connections, idle ones included
@@ -81,10 +99,11 @@ class Pool:
                 "refused": st.refused, "opened": st.opened, "max_idle": self.max_idle, "max_open": self.max_open}
 
     async def request(self, head: bytes, body: bytes | None, first_byte: float, idle: float | None,
-                      wait: bool = True) -> Response:
+                      wait: bool = True, replayable: bool = False) -> Response:
         """Send one request (`head` ends with the blank line) and wait for the response headers.
         The headers and the first body bytes must come within `first_byte` seconds of sending;
-        after that at most `idle` seconds may pass between body bytes (Response.watch)."""
+        after that at most `idle` seconds may pass between body bytes (Response.watch). When it is
+        sent twice: the module's docstring."""
         loop = asyncio.get_running_loop()
         waited = 0.0
         for attempt in (0, 1):
@@ -93,17 +112,23 @@ class Pool:
             reused = conn.served > 0
             conn.served += 1
             resp = conn.resp = Response(conn)
+            resp.limit = self.limit
             resp.pool_wait = waited
-            if conn.closed:  # the server closed it after it was handed over: fails now, retried below
-                resp.lost(None)
-            assert conn.transport is not None
+            transport = conn.transport
+            assert transport is not None
+            if conn.closed or transport.is_closing():  # closed since it was handed over: nothing written
+                resp.close()
+                if attempt == 0:
+                    continue
+                raise RemoteDisconnected("the connection closed before the request was sent")
             deadline = loop.time() + first_byte
-            conn.transport.write(head + body if body else head)
+            transport.write(head + body if body else head)
+            unsent = transport.is_closing()  # the write failed at once: no byte of it left
             try:
                 await resp.wait_headers(deadline)
             except RemoteDisconnected:
                 resp.close()
-                if reused and attempt == 0:
+                if attempt == 0 and (unsent or (reused and replayable)):
                     continue
                 raise
             except BaseException:
@@ -125,7 +150,7 @@ class Pool:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY:
                 assert conn.transport is not None
-                if not conn.transport.is_closing():
+                if not conn.transport.is_closing() and _quiet(conn.fd):
                     return conn, 0.0
             self.drop(conn)
         waited = 0.0
@@ -178,13 +203,11 @@ class Pool:
                     waiters.remove(fut)
 
     async def _connect(self) -> Connection:
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self), self.host, self.port, ssl=self._ssl,
-                    server_hostname=self.host if self._ssl else None,
-                )
+                conn = await self.opener.open(lambda: Connection(self))
+        except ProxyRefused as exc:
+            raise ConnectError(str(exc)) from None
         except TimeoutError:
             raise ConnectTimeout(f"could not connect to {self.authority} within {self.connect_timeout:g}s") from None
         except OSError as exc:
@@ -243,6 +266,16 @@ class Pool:
                 w.set_exception(ConnectError("the client was closed"))
         while self._idle:
             self.drop(self._idle.pop())
+
+
+def _quiet(fd: int) -> bool:
+    """Nothing to read on an idle connection: no end-of-file, no stray bytes (either means it is
+    dead). A zero-timeout poll(2), about a microsecond; -1 (no socket) passes."""
+    if fd < 0:
+        return True
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return not p.poll(0)
 
 
 def _expire_wait(fut: asyncio.Future[Connection | None], size: int | None, timeout: float) -> None:
