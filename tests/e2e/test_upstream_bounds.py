@@ -65,8 +65,8 @@ def _json_response(body: bytes, gzipped: bool = False) -> bytes:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    text = '{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "' \
-        + "y" * 400_000 + '"}, "finish_reason": "stop"}]}'
+    text = ('{"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": '
+            '{"role": "assistant", "content": "' + "y" * 400_000 + '"}, "finish_reason": "stop"}]}')
     big = Flood(_json_response(text.encode()))
     bomb = Flood(_json_response(gzip.compress(b" " * 30_000_000), gzipped=True))
     with OpenAIUpstream() as healthy:

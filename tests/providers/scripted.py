@@ -8,6 +8,7 @@ and Content-Length body) and records it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -97,9 +98,8 @@ class Server:
         self._tasks.add(task)
         self._writers.add(writer)
         try:
-            await self.script(peer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                await self.script(peer)
         finally:
             self._tasks.discard(task)
             self._writers.discard(writer)
@@ -207,7 +207,5 @@ class MemoryOpener:
         return conn
 
     async def _run(self, peer: Peer) -> None:
-        try:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
             await self.script(peer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass

@@ -128,7 +128,8 @@ def test_headers_that_never_come_are_a_first_byte_timeout() -> None:
 
 @pytest.mark.parametrize("head", [
     b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (MAX_HEAD + 1) + b"\r\nContent-Length: 2\r\n\r\n{}",
-    b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(MAX_HEADERS + 1)) + b"Content-Length: 2\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
+    + b"Content-Length: 2\r\n\r\n{}",
     b"HTTP/1.1 200 " + b"O" * (MAX_HEAD + 1) + b"\r\nContent-Length: 2\r\n\r\n{}",
     b"HTTP/1.1 100 Continue\r\n\r\n" * (MAX_HEAD // 20) + OK,
 ], ids=["header-value", "header-count", "status-line", "endless-1xx"])
@@ -206,10 +207,14 @@ def test_a_corrupt_gzip_body_is_a_clear_502() -> None:
     run(main)
 
 
-def test_a_stream_line_over_the_limit_is_refused_not_buffered() -> None:
+@pytest.mark.parametrize(("ctype", "unit"), [(b"application/x-ndjson", b"x" * 50_000),
+                                             (b"text/event-stream", b"data: " + b"x" * 49_993 + b"\n")])
+def test_a_stream_line_or_event_over_the_limit_is_refused_not_buffered(ctype: bytes, unit: bytes) -> None:
+    """Ten 50 KB pieces with no end of line (NDJSON) or of event (SSE: lines, never a blank one)."""
+
     async def main() -> None:
-        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
-        line = b"x" * 50_000
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % ctype
+        line = unit
         chunks = [b"%x\r\n%s\r\n" % (len(line), line)] * 10  # 500 KB and never a newline
 
         async def script(peer: Peer) -> None:
@@ -226,7 +231,7 @@ def test_a_stream_line_over_the_limit_is_refused_not_buffered() -> None:
             try:
                 resp = await http.open("POST", "/x", RequestContext("t"), body=b"{}")
                 with pytest.raises(UpstreamError, match="exceeds 200000 bytes"):
-                    async for _ in http.iter_lines(resp, time.monotonic() + 10):
+                    async for _ in http.iter_chunks(resp, time.monotonic() + 10):
                         pass
             finally:
                 await http.close()

@@ -141,7 +141,7 @@ def test_proxy_credentials_from_the_url_and_a_clear_error_without_them(auth_prox
                     await http.close()
             refused = client(secure.url, proxy=bad, tls=tls)
             try:
-                with pytest.raises(UpstreamUnavailable, match="refused the tunnel.*407") as err:
+                with pytest.raises(UpstreamUnavailable, match=r"refused the tunnel.*407") as err:
                     await fetch(refused)
                 assert "s3cr" not in str(err.value)
             finally:
@@ -158,7 +158,8 @@ def test_proxy_credentials_from_the_url_and_a_clear_error_without_them(auth_prox
 
 
 def test_the_environment_picks_the_proxy_and_no_proxy_and_loopback_bypass_it() -> None:
-    env = {"HTTPS_PROXY": "http://corp:3128", "http_proxy": "http://plain:8080", "NO_PROXY": "internal.example,.svc,10.0.0.0/8,[::2]:8443"}
+    env = {"HTTPS_PROXY": "http://corp:3128", "http_proxy": "http://plain:8080",
+           "NO_PROXY": "internal.example,.svc,10.0.0.0/8,[::2]:8443"}
     assert proxy_for("https://api.openai.com/v1", None, env) == parse_proxy("http://corp:3128")
     assert proxy_for("http://vllm.example:8000", None, env) == parse_proxy("http://plain:8080")
     for direct in ("https://internal.example", "https://a.b.internal.example", "http://x.svc:80",
@@ -179,7 +180,8 @@ def test_proxy_urls_are_checked_and_never_show_their_credentials() -> None:
     assert p.display == "proxy.example:3128" and p.auth == "Basic dUB4OnA6dw=="  # base64("u@x:p:w")
     assert parse_proxy("proxy.example").port == 80
     for bad, why in (("https://p:443", "only http://"), ("socks5://p:1080", "only http://"),
-                     ("http://:3128", "no host"), ("http://p:3128/path", "without a path"), ("http://p:99999", "out of range")):
+                     ("http://:3128", "no host"), ("http://p:3128/path", "without a path"),
+                     ("http://p:99999", "out of range")):
         with pytest.raises(ValueError, match=why):
             parse_proxy(bad)
 

@@ -247,13 +247,23 @@ class UpstreamHTTP:
 
     async def iter_chunks(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
         """Raw body chunks as they arrive. Stopping early closes the connection, unless the response
-        had already ended (a caller that stops at an SSE stream's [DONE] usually finds it has)."""
+        had already ended (a caller that stops at an SSE stream's [DONE] usually finds it has).
+        An SSE event (or, other types, a line) longer than max_response_bytes is a 502: its reader
+        would have to hold all of it."""
         loop_deadline = _loop_deadline(deadline)
+        limit = self.svc.max_response_bytes
+        # what a reader must hold before it can act: an SSE event, else a line (NDJSON)
+        sep = b"\n\n" if "event-stream" in resp.headers.get("content-type", "") else b"\n"
+        pending = 0  # bytes since the last separator (one split across chunks counts a byte or two more)
         try:
             while True:
                 chunk = await resp.read_chunk(loop_deadline)
                 if not chunk:
                     break
+                end = max(chunk.rfind(sep), chunk.rfind(b"\n\r\n")) if sep == b"\n\n" else chunk.rfind(sep)
+                pending = pending + len(chunk) if end < 0 else len(chunk) - end - 1
+                if pending > limit:
+                    raise ResponseTooLarge(limit)
                 yield chunk
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
@@ -263,10 +273,8 @@ class UpstreamHTTP:
             resp.release()  # to the pool only if the response is complete and error-free; else closed
 
     async def iter_lines(self, resp: Response, deadline: float) -> AsyncGenerator[bytes, None]:
-        """Complete lines (without the newline) as they arrive; a final unterminated line too. A
-        line longer than the service's max_response_bytes is a 502, not a growing buffer."""
+        """Complete lines (without the newline) as they arrive; a final unterminated line too."""
         buf = b""
-        limit = self.svc.max_response_bytes
         async for chunk in self.iter_chunks(resp, deadline):
             buf += chunk
             while True:
@@ -275,8 +283,6 @@ class UpstreamHTTP:
                     break
                 line, buf = buf[:nl], buf[nl + 1 :]
                 yield line.rstrip(b"\r")
-            if len(buf) > limit:
-                raise map_transport_error(ResponseTooLarge(limit), self.name)
         if buf.strip():
             yield buf
 

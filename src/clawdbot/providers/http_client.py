@@ -182,9 +182,10 @@ class Connection(asyncio.Protocol):
 class Response:
     """One response; also the httptools parser's callback target."""
 
-    __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_idle",
-                 "_field_bytes", "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter", "got_bytes",
-                 "head_bytes", "headers", "keep_alive", "limit", "parser", "pool_wait", "status", "until_close")
+    __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_field_bytes",
+                 "_idle", "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter",
+                 "got_bytes", "head_bytes", "headers", "keep_alive", "limit", "parser", "pool_wait", "status",
+                 "until_close")
 
     def __init__(self, conn: Connection) -> None:
         self._conn: Connection | None = conn

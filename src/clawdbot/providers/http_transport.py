@@ -106,10 +106,10 @@ class Tunnel:
         transport, answer = await loop.create_connection(_Answer, self.proxy.host, self.proxy.port)
         try:
             target = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-            head = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
+            ask = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n"
             if self.proxy.auth:
-                head += f"Proxy-Authorization: {self.proxy.auth}\r\n"
-            transport.write((head + "\r\n").encode("latin-1"))
+                ask += f"Proxy-Authorization: {self.proxy.auth}\r\n"
+            transport.write((ask + "\r\n").encode("latin-1"))
             head = await answer.done
             status = _status(head)
             if not 200 <= status[0] < 300:
