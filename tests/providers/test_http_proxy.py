@@ -92,6 +92,7 @@ def test_plain_http_goes_through_the_proxy_in_absolute_form(proxy: Tinyproxy) ->
             try:
                 assert await fetch(http, "/chat") == b"{}"
                 assert http.connections()["opened"] == 1
+                assert http.connections()["via"] == f"127.0.0.1:{proxy.port}"  # as /debug shows it
             finally:
                 await http.close()
             (req,) = srv.requests

@@ -93,6 +93,7 @@ class UpstreamHTTP:
         self.svc = svc
         self._opener = opener
         self._target = ""  # what goes before a path on the request line
+        self._via: str | None = None  # the proxy (host:port) requests go through
         self.name = svc.name
         self.headers = dict(svc.headers)
         if base_headers:
@@ -126,7 +127,7 @@ class UpstreamHTTP:
                     r = route(self._base, svc.proxy, svc.tls)
                 except (ValueError, OSError) as exc:  # a proxy from the environment that cannot be used
                     raise ConnectError(f"no route to the service: {exc}") from None
-                opener, absolute = r.opener, r.absolute
+                opener, absolute, self._via = r.opener, r.absolute, r.via
                 if r.proxy_auth:
                     extra["Proxy-Authorization"] = r.proxy_auth
             pool = self._pool = Pool(self._base, max_idle=svc.max_pool, max_open=ceiling,
@@ -139,8 +140,9 @@ class UpstreamHTTP:
         return self._pool
 
     def connections(self) -> dict[str, Any]:
-        """The pool's numbers for /debug (open, idle, waiting, waits, refused, opened, limits)."""
-        return self.pool().snapshot()
+        """The pool's numbers for /debug (open, idle, waiting, waits, refused, opened, limits) and
+        the proxy it goes through (`via`, null: direct)."""
+        return {**self.pool().snapshot(), "via": self._via}
 
     async def close(self) -> None:
         if self._pool is not None:

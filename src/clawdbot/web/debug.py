@@ -46,11 +46,12 @@ def process_entry(gateway: Gateway, role: str, url: str) -> dict[str, Any]:
 
 def _pool(p: dict[str, Any] | None) -> dict[str, Any] | None:
     """The connection pool's numbers (HTTP services): open, idle, waiting, waits, refused, opened,
-    maxIdle, maxOpen (null: no ceiling)."""
+    maxIdle, maxOpen (null: no ceiling), via (the outbound proxy, null: direct)."""
     if p is None:
         return None
     return {"open": p["open"], "idle": p["idle"], "waiting": p["waiting"], "waits": p["waits"],
-            "refused": p["refused"], "opened": p["opened"], "maxIdle": p["max_idle"], "maxOpen": p["max_open"]}
+            "refused": p["refused"], "opened": p["opened"], "maxIdle": p["max_idle"], "maxOpen": p["max_open"],
+            "via": p.get("via")}
 
 
 def _r(v: float | None) -> float | None:
