@@ -255,17 +255,20 @@ class UpstreamHTTP:
         loop_deadline = _loop_deadline(deadline)
         limit = self.svc.max_response_bytes
         # what a reader must hold before it can act: an SSE event, else a line (NDJSON)
-        sep = b"\n\n" if "event-stream" in resp.headers.get("content-type", "") else b"\n"
-        pending = 0  # bytes since the last separator (one split across chunks counts a byte or two more)
+        sse = "event-stream" in resp.headers.get("content-type", "")
+        sep = b"\n\n" if sse else b"\n"
+        pending = 0  # bytes since a chunk with a separator (counted whole: within a chunk of the limit)
         try:
             while True:
                 chunk = await resp.read_chunk(loop_deadline)
                 if not chunk:
                     break
-                end = max(chunk.rfind(sep), chunk.rfind(b"\n\r\n")) if sep == b"\n\n" else chunk.rfind(sep)
-                pending = pending + len(chunk) if end < 0 else len(chunk) - end - 1
-                if pending > limit:
-                    raise ResponseTooLarge(limit)
+                if sep in chunk or (sse and b"\n\r\n" in chunk):
+                    pending = 0
+                else:
+                    pending += len(chunk)
+                    if pending > limit:
+                        raise ResponseTooLarge(limit)
                 yield chunk
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):

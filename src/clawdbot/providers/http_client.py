@@ -218,19 +218,21 @@ class Response:
     # -- parser callbacks ----------------------------------------------------------------------
 
     def on_status(self, status: bytes) -> None:
-        self._count_head(len(status) + 17)  # "HTTP/1.1 200 " + reason + CRLF, and the head's blank line
+        self._field_bytes += len(status) + 17  # "HTTP/1.1 200 " + reason + CRLF, and the head's blank line
+        if self._field_bytes > MAX_HEAD:
+            self._head_too_large()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self._raw) >= MAX_HEADERS:
             self.fail(RemoteProtocolError(f"the response has more than {MAX_HEADERS} header fields"))
             return
-        self._count_head(len(name) + len(value) + 4)
         self._raw.append((name, value))
-
-    def _count_head(self, n: int) -> None:
-        self._field_bytes += n
+        self._field_bytes += len(name) + len(value) + 4  # ": " and CRLF
         if self._field_bytes > MAX_HEAD:
-            self.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
+            self._head_too_large()
+
+    def _head_too_large(self) -> None:
+        self.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
 
     def on_headers_complete(self) -> None:
         assert self.parser is not None

@@ -51,6 +51,7 @@ from clawdbot.providers.http_transport import Direct, Opener, ProxyRefused
 
 KEEPALIVE_EXPIRY = 4.0  # seconds; below the 5 s idle timeout of uvicorn (vLLM) and most servers
 _OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
+_POLL = select.poll()  # _quiet()'s: one fd at a time, on the event loop's thread
 
 
 class PoolStats:
@@ -273,9 +274,11 @@ def _quiet(fd: int) -> bool:
     dead). A zero-timeout poll(2), about a microsecond; -1 (no socket) passes."""
     if fd < 0:
         return True
-    p = select.poll()
-    p.register(fd, select.POLLIN)
-    return not p.poll(0)
+    _POLL.register(fd, select.POLLIN)
+    try:
+        return not _POLL.poll(0)
+    finally:
+        _POLL.unregister(fd)
 
 
 def _expire_wait(fut: asyncio.Future[Connection | None], size: int | None, timeout: float) -> None:
