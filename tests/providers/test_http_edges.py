@@ -131,7 +131,7 @@ def test_headers_that_never_come_are_a_first_byte_timeout() -> None:
     b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(MAX_HEADERS + 1))
     + b"Content-Length: 2\r\n\r\n{}",
     b"HTTP/1.1 200 " + b"O" * (MAX_HEAD + 1) + b"\r\nContent-Length: 2\r\n\r\n{}",
-    b"HTTP/1.1 100 Continue\r\n\r\n" * (MAX_HEAD // 20) + OK,
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 17 + OK,
 ], ids=["header-value", "header-count", "status-line", "endless-1xx"])
 def test_oversize_status_lines_and_headers_are_refused(head: bytes) -> None:
     async def main() -> None:
@@ -140,7 +140,7 @@ def test_oversize_status_lines_and_headers_are_refused(head: bytes) -> None:
             try:
                 with pytest.raises(UpstreamError, match="malformed HTTP response") as err:
                     await fetch(http)
-                assert "exceed" in str(err.value) or "more than" in str(err.value)
+                assert "exceed" in str(err.value) or "more than" in str(err.value)  # the reason, not only "malformed"
                 assert http.connections()["open"] == 0  # the connection was dropped
             finally:
                 await http.close()

@@ -4,7 +4,7 @@ TLS are the openers' business, http_transport.py); aiohttp's general-purpose cli
 CPU per proxied request.
 
 Bounds on what an upstream can make the gateway hold: the status line and headers together at most
-MAX_HEAD bytes (1xx interim responses included) and MAX_HEADERS fields; a body at most
+MAX_HEAD bytes, MAX_HEADERS fields and MAX_INTERIM 1xx responses before the final one; a body at most
 `Response.limit` bytes buffered at once (after gzip/deflate decoding: a compressed bomb stops at
 the limit, not at the end of the input).
 
@@ -26,6 +26,7 @@ import httptools
 HIGH_WATER = 256 * 1024  # body bytes buffered for a slow consumer before the socket is paused
 MAX_HEAD = 64 * 1024  # bytes of status line and headers, interim (1xx) responses included
 MAX_HEADERS = 128  # header fields of one response
+MAX_INTERIM = 16  # 1xx responses before the final one
 DEFAULT_LIMIT = 64 * 1024 * 1024  # body bytes held at once (a service's max_response_bytes)
 
 
@@ -142,16 +143,19 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         resp.got_bytes = True
+        if resp.status == 0:  # in a head: count it before the parser holds it
+            end = data.find(b"\r\n\r\n")
+            resp.head_bytes += len(data) if end < 0 else end + 4
+            if resp.head_bytes > MAX_HEAD:
+                resp.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
+                self.close()
+                return
         try:
             resp.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             resp.fail(RemoteProtocolError(f"malformed HTTP response: {exc}"))
             self.close()
             return
-        if resp.status == 0:  # still in the headers (or between interim responses)
-            resp.head_bytes += len(data)
-            if resp.head_bytes > MAX_HEAD:
-                resp.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
         if resp._error is not None:
             self.close()
 
@@ -182,8 +186,8 @@ class Connection(asyncio.Protocol):
 class Response:
     """One response; also the httptools parser's callback target."""
 
-    __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_field_bytes",
-                 "_idle", "_idle_timer", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter",
+    __slots__ = ("_body_seen", "_buffered", "_chunks", "_conn", "_decoder", "_done", "_error", "_idle",
+                 "_idle_timer", "_interim", "_last", "_loop", "_paused", "_raw", "_read_all", "_timer", "_waiter",
                  "got_bytes", "head_bytes", "headers", "keep_alive", "limit", "parser", "pool_wait", "status",
                  "until_close")
 
@@ -195,8 +199,8 @@ class Response:
         self.keep_alive = False
         self.until_close = False
         self.got_bytes = False
-        self.head_bytes = 0  # bytes received while the head was incomplete (what the parser may hold)
-        self._field_bytes = 0  # bytes of the status text and header fields parsed
+        self.head_bytes = 0  # bytes of status lines and headers received (data_received)
+        self._interim = 0  # 1xx responses before this one
         self.limit = DEFAULT_LIMIT
         self.pool_wait = 0.0  # seconds the request waited for a connection (the pool was at its ceiling)
         self._raw: list[tuple[bytes, bytes]] = []
@@ -217,22 +221,11 @@ class Response:
 
     # -- parser callbacks ----------------------------------------------------------------------
 
-    def on_status(self, status: bytes) -> None:
-        self._field_bytes += len(status) + 17  # "HTTP/1.1 200 " + reason + CRLF, and the head's blank line
-        if self._field_bytes > MAX_HEAD:
-            self._head_too_large()
-
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self._raw) >= MAX_HEADERS:
             self.fail(RemoteProtocolError(f"the response has more than {MAX_HEADERS} header fields"))
             return
         self._raw.append((name, value))
-        self._field_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._field_bytes > MAX_HEAD:
-            self._head_too_large()
-
-    def _head_too_large(self) -> None:
-        self.fail(RemoteProtocolError(f"the response's status line and headers exceed {MAX_HEAD} bytes"))
 
     def on_headers_complete(self) -> None:
         assert self.parser is not None
@@ -241,6 +234,9 @@ class Response:
             return
         if status < 200:  # 1xx: an interim response; the real one follows
             self._raw = []
+            self._interim += 1
+            if self._interim > MAX_INTERIM:
+                self.fail(RemoteProtocolError(f"more than {MAX_INTERIM} interim (1xx) responses"))
             return
         self.headers = headers = Headers(self._raw)
         self.keep_alive = self.parser.should_keep_alive()
