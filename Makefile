@@ -25,4 +25,5 @@ lint: install-dev
 
 test: install-dev lint
 	bash scripts/ensure-services.sh
+	bash scripts/audit.sh --ci
 	bash scripts/run-tests.sh

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tests.secrets import gateways as secrets_scan  # the session-end leak scan collects each gateway's output
 from tests.upstreams.openai_server import OpenAIUpstream
 
 
@@ -67,6 +68,7 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> GatewayProcess:
+        secrets_scan.started(self)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "clawdbot", *self.args],
@@ -75,6 +77,7 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                secrets_scan.stopped(self)
                 raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
             if self._healthy():
                 return self
@@ -117,6 +120,7 @@ class GatewayProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            secrets_scan.stopping(self)
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(15)
@@ -125,6 +129,7 @@ class GatewayProcess:
                 self.proc.wait(5)
         if self.proc is not None:
             self._log.close()
+            secrets_scan.stopped(self)
 
     def __enter__(self) -> GatewayProcess:
         return self.start()

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from clawdbot.core.errors import GatewayError, UpstreamError
 from clawdbot.pipeline.runtime import Runtime
+from clawdbot.routing.credentials import scrub
 from clawdbot.routing.upstream import Deployment
 
 T = TypeVar("T")
@@ -80,6 +81,8 @@ class Relay(AsyncGenerator[T, None], Generic[T]):
             self._attempt.close(True)
             raise
         except BaseException as exc:
+            if isinstance(exc, GatewayError):  # an error mid-stream: as _attempt does for the call's
+                scrub(exc, self._attempt.dep.upstream.secrets)
             self._attempt.close(verdict(exc))
             raise
 

@@ -38,6 +38,7 @@ from clawdbot.pipeline.reload import Reloader, ReloadError
 from clawdbot.pipeline.runtime import Runtime, build_runtime
 from clawdbot.providers.base import Embedder, Passthrough, Provider, RawResponse
 from clawdbot.routing.breaker_redis import build_breakers
+from clawdbot.routing.credentials import scrub
 from clawdbot.routing.health import HealthMonitor, Probed
 from clawdbot.routing.hook import HookError
 from clawdbot.routing.notes import Notes
@@ -122,7 +123,7 @@ class Gateway:
     def adopt(self, rt: Runtime) -> list[str]:
         """Point health checks, breakers and metrics at `rt`'s services. Returns the new ones."""
         interval = rt.config.server.discovery_interval
-        targets = {n: Probed(u.provider, u.svc.health_interval or interval, u.svc.discover)
+        targets = {n: Probed(u.provider, u.svc.health_interval or interval, u.svc.discover, u.secrets)
                    for n, u in rt.upstreams.items()}
         new = self.monitor.update(targets, [u.health for u in rt.upstreams.values()])
         self.breakers.retain(rt.upstreams)
@@ -380,6 +381,8 @@ class Gateway:
         try:
             result = await call(dep)
         except BaseException as exc:
+            if isinstance(exc, GatewayError):  # before its message is logged, counted or answered
+                scrub(exc, up.secrets)
             ms = (time.perf_counter() - started) * 1000.0
             if trace is not None:
                 trace.attempt_failed(exc, ctx)

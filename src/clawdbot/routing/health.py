@@ -18,6 +18,7 @@ from collections.abc import Iterable
 import msgspec
 
 from clawdbot.providers.base import Prober, Provider
+from clawdbot.routing.credentials import redact
 
 log = logging.getLogger("clawdbot.health")
 
@@ -39,6 +40,7 @@ class Probed(msgspec.Struct):
     provider: Provider
     interval: float  # seconds between probes; 0: only at start
     discover: bool  # its reported models are routable
+    secrets: tuple[str, ...] = ()  # its credentials: never in a probe's detail (routing/credentials.py)
 
 
 class HealthMonitor:
@@ -120,11 +122,12 @@ class HealthMonitor:
             state.reachable, state.checked_at = True, time.time()
             return state
         result = await target.provider.probe()
+        detail = redact(result.detail, target.secrets) if result.detail else result.detail
         if state.reachable is not False and not result.ok:
-            log.warning("service %s is unreachable: %s", name, result.detail)
+            log.warning("service %s is unreachable: %s", name, detail)
         elif state.reachable is False and result.ok:
             log.info("service %s is reachable again", name)
-        state.reachable, state.latency_ms, state.detail = result.ok, result.latency_ms, result.detail
+        state.reachable, state.latency_ms, state.detail = result.ok, result.latency_ms, detail
         state.checked_at = time.time()
         if result.models is not None and target.discover and result.models != state.models:
             state.models = result.models

@@ -15,6 +15,7 @@ from clawdbot.config.service_types import TYPES
 from clawdbot.observability.metrics import ServiceStats
 from clawdbot.providers.base import Embedder, Passthrough, Pooled, Provider
 from clawdbot.routing.breaker import Breaker
+from clawdbot.routing.credentials import credentials
 from clawdbot.routing.health import ServiceState
 from clawdbot.routing.limiter import Limiter, Unlimited
 
@@ -25,13 +26,14 @@ class Upstream:
     service's settings did not change."""
 
     __slots__ = ("breaker", "connections", "embedder", "forwards", "health", "ignores_cap", "limit_field", "limiter",
-                 "name", "provider", "stats", "svc")
+                 "name", "provider", "secrets", "stats", "svc")
 
     def __init__(self, svc: Service, provider: Provider, breaker: Breaker, stats: ServiceStats,
                  health: ServiceState) -> None:
         self.name = svc.name
         self.svc = svc
         self.provider = provider
+        self.secrets = credentials(svc)  # never in what the gateway says about the service (credentials.py)
         # isinstance() against a runtime-checkable Protocol inspects every member: once, here.
         # The dialect whose requests it takes as bytes (the fast path), None: canonical only.
         self.forwards = TYPES[svc.type].dialect if isinstance(provider, Passthrough) else None
