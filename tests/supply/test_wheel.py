@@ -29,7 +29,8 @@ EXTRAS = {"local", "postgres", "redis", "semantic", "presidio", "otel", "plot"} 
 
 # Files other than Python source that belong in the package, by pattern (relative to clawdbot/).
 DATA = ("web/static/*.html", "web/static/*.css", "web/static/*.svg", "web/static/js/*.js",
-        "cli/templates/*.yaml", "cli/templates/*.yml", "config/catalogue.json", "state/migrations/script.py.mako")
+        "cli/templates/*.yaml", "cli/templates/*.yml", "config/catalogue.json", "state/migrations/script.py.mako",
+        "py.typed")  # PEP 561: the package's annotations are for plugin authors too
 MAX_FILE_BYTES = 64 * 1024  # a module past ~800 lines must be split anyway (ARCHITECTURE.md)
 LARGE_OK: dict[str, str] = {}  # path -> why it may be bigger (none today)
 MAX_WHEEL_BYTES = 2 * 1024 * 1024
@@ -75,7 +76,7 @@ def test_only_the_package_and_its_metadata(wheel: Path) -> None:
     outside = [n for n in names if not n.startswith(("clawdbot/", f"{DIST_INFO}/"))]
     assert outside == [], "files outside the package"
     meta = sorted(PurePosixPath(n).name for n in names if n.startswith(f"{DIST_INFO}/"))
-    assert meta == ["METADATA", "RECORD", "WHEEL", "entry_points.txt"]
+    assert meta == ["LICENSE", "METADATA", "RECORD", "WHEEL", "entry_points.txt"]  # licenses/LICENSE
 
 
 def test_nothing_that_never_belongs(wheel: Path) -> None:
