@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from clawdbot.codecs import anthropic_wire as w
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.codecs.openai import decode_error
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
@@ -74,7 +75,7 @@ def encode_error(exc: GatewayError, status: int) -> bytes:
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
         return decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
 
 
@@ -93,6 +94,8 @@ def parse_messages_request(body: bytes) -> ChatRequest:
     effort = thinking_effort(wire.thinking)
     if effort is not None:
         extra["reasoning_effort"] = effort
+    if wire.tool_choice and wire.tool_choice.get("disable_parallel_tool_use") is True:
+        extra["parallel_tool_calls"] = False  # OpenAI's name for it, which each upstream maps or refuses
     user = wire.metadata.get("user_id") if wire.metadata else None
     return ChatRequest(
         model=wire.model,
@@ -264,7 +267,7 @@ def tool_input(arguments: str) -> Any:
     """A tool call's arguments as the JSON object Anthropic carries (a model's broken JSON: as a string)."""
     try:
         return msgspec.json.decode(arguments) if arguments else {}
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         return {"_raw": arguments}
 
 

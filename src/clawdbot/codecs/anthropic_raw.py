@@ -10,6 +10,8 @@ import msgspec
 
 from clawdbot.codecs.anthropic_stream import event
 from clawdbot.codecs.anthropic_wire import Usage as WireUsage
+from clawdbot.codecs.decoding import DECODE_ERRORS
+from clawdbot.codecs.openai import decode_error
 from clawdbot.core.errors import UpstreamError
 from clawdbot.core.types import ChatRequest, Usage
 
@@ -37,7 +39,7 @@ _head = msgspec.json.Decoder(Head)
 def read_head(body: bytes) -> Head | None:
     try:
         head = _head.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+    except DECODE_ERRORS:
         return None
     return head if head.model and head.max_tokens >= 1 and head.messages else None
 
@@ -48,7 +50,10 @@ def rewrite_request(body: bytes, model: str | None, max_tokens: int | None = Non
     between top-level fields may change."""
     if model is None and max_tokens is None:
         return body
-    fields = _fields.decode(body)
+    try:
+        fields = _fields.decode(body)
+    except DECODE_ERRORS as exc:  # bad UTF-8 in a key read_head skipped (an unknown one)
+        raise decode_error(exc) from None
     if model is not None:
         fields["model"] = msgspec.Raw(_encode(model))
     if max_tokens is not None:
@@ -70,7 +75,7 @@ def read_answer(body: bytes, service: str) -> tuple[Usage | None, str | None]:
     when the body is not a message."""
     try:
         a = _answer.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except DECODE_ERRORS:
         a = _Answer()
     if a.type != "message":
         raise UpstreamError(f"service {service!r} sent a body that is not a message")
@@ -125,7 +130,7 @@ class EventReader:
     def read(self, data: bytes, service: str | None) -> int:
         try:
             ev = _event.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+        except DECODE_ERRORS as exc:
             raise UpstreamError(f"service {service!r} sent a malformed stream event: {str(exc)[:120]}") from None
         kind = ev.type
         if kind == "content_block_delta":
@@ -143,7 +148,7 @@ class EventReader:
                 self.model = ev.message.model
         elif kind == "message_delta" and ev.usage is not None:
             self.output = ev.usage.output_tokens
-            if ev.usage.input_tokens:  # a later API version reports the prompt again at the end
+            if ev.usage.prompt():  # a later API version reports the prompt (cache reads included) again
                 self.prompt = ev.usage.prompt()
         elif kind == "message_stop":
             return STOP

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from clawdbot.codecs.anthropic_wire import Usage as WireUsage
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import BadRequest, UpstreamError
 from clawdbot.core.types import (
     ChatChunk,
@@ -52,13 +53,15 @@ def _blocks(m: Message) -> list[dict[str, Any]]:
         return []
     if isinstance(c, str):
         return [{"type": "text", "text": c}] if c else []
-    return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else _image(p) for p in c]
+    # the API refuses an empty text block, in a list of parts as in a plain string
+    return [{"type": "text", "text": p.text} if isinstance(p, TextPart) else _image(p) for p in c
+            if not isinstance(p, TextPart) or p.text]
 
 
 def _arguments(text: str) -> Any:
     try:
         return msgspec.json.decode(text) if text else {}
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         raise BadRequest("a tool call's arguments are not JSON; Anthropic takes them as an object",
                          param="messages", code="invalid_value") from None
 
@@ -78,7 +81,11 @@ def encode_request(req: ChatRequest, model: str, default_max_tokens: int = DEFAU
         if not blocks:
             return
         if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
+            content = turns[-1]["content"]
+            # A user turn's tool_result blocks come before its other blocks, or the API refuses it
+            at = next((i for i, b in enumerate(content) if b["type"] != "tool_result"), len(content)) \
+                if blocks[0]["type"] == "tool_result" else len(content)
+            content[at:at] = blocks
         else:
             turns.append({"role": role, "content": blocks})
 
@@ -160,7 +167,7 @@ def _bad(what: str, exc: Exception) -> UpstreamError:
 def decode_response(body: bytes) -> ChatResponse:
     try:
         r = _message.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise _bad("message", exc) from None
     texts = [b.text or "" for b in r.content if b.type == "text"]
     thinking = [b.thinking or "" for b in r.content if b.type == "thinking"]
@@ -212,7 +219,7 @@ class StreamDecoder:
     def decode(self, data: bytes) -> ChatChunk | None:
         try:
             ev = _event.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise _bad("stream event", exc) from None
         kind = ev.type
         if kind == "message_start" and ev.message is not None:
@@ -237,7 +244,8 @@ class StreamDecoder:
             finish = FINISH.get(ev.delta.stop_reason or "end_turn", "stop") if ev.delta else "stop"
             out = ev.usage.output_tokens if ev.usage else 0
             u = ev.usage
-            prompt, cached = (u.prompt(), u.cache_read_input_tokens or 0) if u and u.input_tokens else \
+            # a prompt all read from the cache is input_tokens 0 with cache_read_input_tokens
+            prompt, cached = (u.prompt(), u.cache_read_input_tokens or 0) if u and u.prompt() else \
                 (self.prompt, self.cached)
             return ChatChunk(finish_reason=finish, usage=Usage(prompt, out, cached))
         if kind == "message_stop":
@@ -253,7 +261,7 @@ class StreamDecoder:
 def decode_models(body: bytes) -> list[str]:
     try:
         data = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except DECODE_ERRORS as exc:
         raise _bad("model list", exc) from None
     items = data.get("data") if isinstance(data, dict) else None
     return [m["id"] for m in items or () if isinstance(m, dict) and isinstance(m.get("id"), str)]

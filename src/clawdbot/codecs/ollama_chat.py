@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
     ChatChunk,
@@ -73,6 +74,7 @@ _ROLES = {"developer": "system"}
 _FINISH = {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}
 # canonical finish_reason -> done_reason. Ollama reports a tool-call turn as an ordinary "stop".
 _DONE = {"length": "length"}
+_LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59Z: the last time RFC 3339 (and Go's parser) can write
 
 
 # --- canonical -> Ollama request ------------------------------------------------------------------
@@ -96,7 +98,7 @@ def encode_chat_request(req: ChatRequest, model: str, num_ctx: int | None) -> by
     think = _think(extra)
     if think is not None:
         body["think"] = think
-    if isinstance(extra.get("keep_alive"), str | int):
+    if isinstance(extra.get("keep_alive"), str | int | float):  # "5m", or seconds (Ollama takes 1.5)
         body["keep_alive"] = extra["keep_alive"]
     options = _options(req, num_ctx, extra)
     if options:
@@ -162,7 +164,7 @@ def _arguments_object(text: str, error: type[GatewayError]) -> dict[str, Any]:
         return {}
     try:
         value = msgspec.json.decode(text)
-    except (msgspec.DecodeError, RecursionError):
+    except DECODE_ERRORS:
         value = None
     if not isinstance(value, dict):
         raise error(f"tool call arguments must be a JSON object for Ollama, got {text[:80]!r}")
@@ -286,7 +288,7 @@ def _decode(data: bytes) -> _Reply:
         reply = _DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise UpstreamError(f"Ollama sent JSON that is not a chat reply ({exc}): {_snippet(data)}") from exc
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamError(f"Ollama sent a line that is not valid JSON: {_snippet(data)}") from exc
     if reply.error is not None:
         text = reply.error if isinstance(reply.error, str) else _ENCODER.encode(reply.error).decode()
@@ -314,7 +316,7 @@ def _unix(created_at: str | None) -> int:
     if created_at:
         try:
             return int(datetime.fromisoformat(created_at).timestamp())
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # not ISO 8601, or a year the platform cannot place
             pass
     return int(time.time())
 
@@ -378,5 +380,7 @@ def _metrics(usage: Usage | None) -> dict[str, int]:
 def rfc3339(unix_ns: int) -> str:
     """Go's time.RFC3339Nano in UTC, as Ollama writes created_at: trailing zeros of the fraction cut."""
     seconds, nanos = divmod(unix_ns, 1_000_000_000)
+    if not 0 <= seconds <= _LAST_SECOND:  # an upstream's `created` before 1970 or past RFC 3339's year 9999
+        seconds, nanos = min(max(seconds, 0), _LAST_SECOND), 0
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
     return stamp + (f".{nanos:09d}".rstrip("0") if nanos else "") + "Z"

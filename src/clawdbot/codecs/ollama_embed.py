@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import UpstreamError
 from clawdbot.core.types import EmbeddingRequest, EmbeddingResponse, Usage
 
@@ -65,5 +66,5 @@ def decode_tags(body: bytes) -> list[str]:
 def _decode(decoder: msgspec.json.Decoder[T], body: bytes, what: str) -> T:
     try:
         return decoder.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise UpstreamError(f"Ollama sent something that is not {what}: {exc}") from exc

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from clawdbot.codecs import ollama_chat as ol
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.codecs.ollama_chat import rfc3339
 from clawdbot.codecs.openai import decode_error
 from clawdbot.core.errors import BadRequest, GatewayError
@@ -116,7 +117,7 @@ class ModelBody(msgspec.Struct):  # /api/show
 def _decode(kind: type[Any], body: bytes) -> Any:
     try:
         return msgspec.json.decode(body, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
 
 

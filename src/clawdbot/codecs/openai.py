@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from clawdbot.codecs import openai_wire as w
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
     ChatChunk,
@@ -39,10 +40,12 @@ _at_re = re.compile(r"^(?P<msg>.*?)(?: - at `\$\.?(?P<path>[^`]*)`)?$", re.S)
 # ---- inbound: client request bytes -> canonical -------------------------------------------------
 
 
-def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError | UnicodeDecodeError) -> BadRequest:
+def decode_error(exc: msgspec.DecodeError | UnicodeError | RecursionError) -> BadRequest:
     """A msgspec error as a 400 that names the field."""
-    if isinstance(exc, UnicodeDecodeError):
+    if isinstance(exc, UnicodeError):
         return BadRequest("The request body is not valid UTF-8.", code="invalid_encoding")
+    if isinstance(exc, RecursionError):  # only a body that skipped codecs/bounds.py's check gets here
+        return BadRequest("The JSON body is nested too deeply.", code="json_too_deep")
     m = _at_re.match(str(exc))
     msg = m.group("msg") if m else str(exc)
     path = (m.group("path") if m else None) or None
@@ -66,7 +69,7 @@ def decode_error(exc: msgspec.DecodeError | msgspec.ValidationError | UnicodeDec
 def parse_chat_request(body: bytes) -> tuple[w.WireChatRequest, ChatRequest]:
     try:
         wire = _chat_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
     return wire, to_canonical(wire)
 
@@ -158,7 +161,7 @@ def _message(i: int, m: w.WireMessage) -> Message:
 def parse_embedding_request(body: bytes) -> EmbeddingRequest:
     try:
         wire = _embed_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
     inp = wire.input
     if isinstance(inp, str):
@@ -257,7 +260,7 @@ def _bad_upstream(what: str, exc: Exception) -> UpstreamError:
 def decode_chat_response(body: bytes) -> ChatResponse:
     try:
         r = _resp_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise _bad_upstream("chat completion", exc) from None
     if not r.choices:
         raise UpstreamError("upstream sent a chat completion without choices")
@@ -278,7 +281,7 @@ def decode_whole(body: bytes) -> tuple[ChatResponse, bool]:
     may be relayed when no plugin changed the answer."""
     try:
         r = _exact_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except DECODE_ERRORS:
         return decode_chat_response(body), False
     m = r.choices[0].message
     calls = [ToolCall(t.id, t.function.name, t.function.arguments) for t in m.tool_calls] if m.tool_calls else None
@@ -289,7 +292,7 @@ def decode_whole(body: bytes) -> tuple[ChatResponse, bool]:
 def decode_usage(body: bytes) -> w.UsageOnly | None:
     try:
         return _usage_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except DECODE_ERRORS:
         return None
 
 
@@ -310,7 +313,7 @@ def probe_stream_data(data: bytes, service: str | None) -> w.ChunkProbe:
     """Check one passed-through SSE payload is a JSON object and read its usage."""
     try:
         return _probe_decoder.decode(data)  # per event: no frame between the caller and the decoder
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise _malformed_event(service, exc) from None
 
 
@@ -318,7 +321,7 @@ def probe_stream_model(data: bytes, service: str | None) -> w.ModelProbe:
     """probe_stream_data, also reading the model the event names (until one has: relay.py)."""
     try:
         return _model_probe_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise _malformed_event(service, exc) from None
 
 
@@ -332,7 +335,7 @@ def decode_stream_data(data: bytes) -> ChatChunk | None:
         return None
     try:
         c = _chunk_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise _bad_upstream("stream chunk", exc) from None
     if c.error is not None:
         msg = c.error if isinstance(c.error, str) else (c.error.message or "error")
@@ -358,7 +361,7 @@ def decode_stream_data(data: bytes) -> ChatChunk | None:
 def decode_embedding_response(body: bytes) -> EmbeddingResponse:
     try:
         r = _embed_resp_decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise _bad_upstream("embeddings response", exc) from None
     vectors = [d.embedding for d in sorted(r.data, key=lambda d: d.index)]
     return EmbeddingResponse(r.model, vectors, _usage(r.usage) or Usage())
@@ -367,7 +370,7 @@ def decode_embedding_response(body: bytes) -> EmbeddingResponse:
 def decode_model_list(body: bytes) -> list[str]:
     try:
         return [m.id for m in _models_decoder.decode(body).data]
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except DECODE_ERRORS as exc:
         raise _bad_upstream("model list", exc) from None
 
 
@@ -465,7 +468,7 @@ def closing_events(last_event: bytes, finish_reason: str | None, usage: Usage | 
     upstream sent none, or the cut came before it)."""
     try:
         head = _head_decoder.decode(last_event)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+    except DECODE_ERRORS:
         head = _ChunkHead()
     enc = ChunkEncoder(head.id, head.model, head.created, usage is not None)
     enc.sent_role = True
@@ -522,7 +525,10 @@ def rewrite_request(body: bytes, model: str | None, force_usage: bool, limit_fie
     the upstream honours (`limit_field`), and `stream: true` (a non-stream answer the gateway
     collects from a stream it can cut: api/collect.py); `limit`: the output limit to send when the
     client sent none (what a budget reserved), as `max_tokens`."""
-    data = msgspec.json.decode(body)
+    try:
+        data = msgspec.json.decode(body)
+    except DECODE_ERRORS as exc:  # bad UTF-8 in a field the typed decoder skipped (an unknown key)
+        raise decode_error(exc) from None
     if limit is not None and data.get("max_tokens") is None and data.get("max_completion_tokens") is None:
         data["max_tokens"] = limit
     if model is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.codecs.openai import SSE_TYPE, decode_error, encode_stream_error
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, Usage
@@ -48,7 +49,7 @@ class CompletionBody(msgspec.Struct):
 def parse(body: bytes) -> ChatRequest:
     try:
         b = msgspec.json.decode(body, type=CompletionBody)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
     if not b.model:
         raise BadRequest("'model' must not be empty.", param="model", code="invalid_value")

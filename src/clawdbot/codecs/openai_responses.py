@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.codecs.openai import decode_error
 from clawdbot.core.errors import BadRequest
 from clawdbot.core.types import ChatRequest, ImagePart, Message, Part, TextPart, Tool, ToolCall
@@ -106,7 +107,7 @@ def _unsupported(what: str, param: str, why: str) -> BadRequest:
 def parse(body: bytes) -> Parsed:
     try:
         b = msgspec.json.decode(body, type=ResponsesBody)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
     _refuse_unsupported(b)
     items = [{"type": "message", "role": "user", "content": b.input}] if isinstance(b.input, str) else b.input
@@ -217,7 +218,8 @@ def _str(item: dict[str, Any], key: str, where: str, required: bool = True) -> s
 
 
 def _message(item: dict[str, Any], where: str) -> Message:
-    role = ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    given = item.get("role")
+    role = ROLES.get(given) if isinstance(given, str) else None  # a list or object is no role (nor hashable)
     if role is None:
         raise _bad(f"'{where}.role' must be one of user, system, developer, assistant.", f"{where}.role")
     content = item.get("content")

@@ -15,7 +15,13 @@ class EventSplitter:
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
+            # A line ends in CRLF, LF or a lone CR (the SSE spec): all become LF, once. A CR at the end
+            # may be half of a CRLF whose LF is in the next chunk: it waits for it. (Replacing only
+            # CRLF made "\r\r\n" a new CRLF the next feed replaced again: events then depended on
+            # where the chunks were cut.)
+            held = buf.endswith(b"\r")
+            buf = buf[:-1] if held else buf
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
         events = buf.split(b"\n\n")
         self._buf = events.pop()
         return [e for e in events if e]

@@ -37,6 +37,10 @@ _MSGSPEC_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
 _HOOK = re.compile(r"[\w./-]+:[A-Za-z_][A-Za-z0-9_]*")
 _SPAN = re.compile(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}")
 _CLOCK = re.compile(r"(\d{1,2}):(\d{2})")
+# Values built from one document, aliases expanded: far above any real config, far below what a
+# few nested aliases (`b: [*a, *a, ...]`, "billion laughs") expand to before memory runs out.
+MAX_VALUES = 200_000
+_LINE_BREAKS = ("\n", "\r", "\x85", "\u2028", "\u2029")  # PyYAML's (after "\r\n" is one)
 
 
 class ConfigError(Exception):
@@ -69,8 +73,21 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     except OSError as e:
         raise ConfigError(filename, None, "", f"cannot read config file: {e.strerror}") from e
     except UnicodeDecodeError as e:
-        raise ConfigError(filename, None, "", f"config file is not UTF-8: {e.reason}") from e
+        raise ConfigError(filename, _undecodable_line(filename), "", f"config file is not UTF-8: {e.reason}") from e
     return load_config_text(text, filename, env)
+
+
+def _undecodable_line(filename: str) -> int | None:
+    """The line of the first byte that is not UTF-8 (the text reader's error counts from its buffer)."""
+    try:
+        with open(filename, "rb") as f:
+            data = f.read()
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return data.count(b"\n", 0, e.start) + 1
+    except OSError:
+        pass
+    return None  # the file changed meanwhile
 
 
 def load_config_text(text: str, filename: str = "<config>", env: Mapping[str, str] | None = None) -> Config:
@@ -112,6 +129,7 @@ class _Document:
         self.key_lines: dict[KeyPath, int] = {}
         self._scalars = yaml.constructor.SafeConstructor()
         self._active: set[int] = set()
+        self._values = 0
 
     def error(self, path: KeyPath, message: str, *, key: bool = False) -> ConfigError:
         return ConfigError(self.file, self.line_of(path, key=key), _format_path(path), message)
@@ -127,6 +145,11 @@ class _Document:
     def parse(self, text: str) -> Any:
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except RecursionError:
+            raise ConfigError(self.file, _deepest_line(text), "", "invalid YAML: nested too deeply") from None
+        except yaml.reader.ReaderError as e:  # a character YAML does not allow: a position, no mark
+            message = f"invalid YAML: character #x{e.character:04x} is not allowed ({e.reason})"
+            raise ConfigError(self.file, _line_at(text, e.position), "", message) from e
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -142,12 +165,18 @@ class _Document:
             line = root.start_mark.line + 1
             message = "the top level must be a mapping (server:, services:, models:)"
             raise ConfigError(self.file, line, "", message)
-        return self._build(root, ())
+        try:
+            return self._build(root, ())
+        except RecursionError:  # aliases can nest deeper than the text does
+            raise ConfigError(self.file, _deepest_line(text), "", "invalid YAML: nested too deeply") from None
 
     def _build(self, node: yaml.Node, path: KeyPath) -> Any:
         self.lines[path] = node.start_mark.line + 1
         if id(node) in self._active:
             raise self.error(path, "recursive YAML alias")
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise self.error(path, f"the document expands to more than {MAX_VALUES} values (nested YAML aliases?)")
         self._active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
@@ -156,13 +185,28 @@ class _Document:
                 return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
             if node.tag == _STR_TAG:
                 return self._substitute(str(node.value), path)
-            return self._scalars.construct_object(node)
+            return self._scalar(node, path)
         finally:
             self._active.discard(id(node))
 
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        try:
+            return self._scalars.construct_object(node)
+        except yaml.YAMLError as e:  # an unknown tag (`!!python/...`), bad `!!binary`
+            problem = e.problem if isinstance(e, yaml.MarkedYAMLError) and e.problem else str(e)
+            raise self.error(path, f"invalid YAML: {problem}") from None
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # PyYAML's constructors fail so on a value their tag cannot read (`2024-13-45`, `!!int x`)
+            raise self.error(path, f"invalid YAML: `{node.value}` is not a valid {node.tag.rpartition(':')[2]}") \
+                from None
+
     def _build_mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[str, Any]:
         explicit = sum(1 for k, _ in node.value if k.tag != _MERGE_TAG)
-        self._scalars.flatten_mapping(node)  # resolves `<<: *anchor`; merged pairs come first
+        try:
+            self._scalars.flatten_mapping(node)  # resolves `<<: *anchor`; merged pairs come first
+        except yaml.MarkedYAMLError as e:  # `<<:` given something other than a mapping or list of them
+            line = e.problem_mark.line + 1 if e.problem_mark is not None else self.line_of(path)
+            raise ConfigError(self.file, line, _format_path(path), f"invalid YAML: {e.problem}") from None
         first_explicit = len(node.value) - explicit
         out: dict[str, Any] = {}
         explicit_keys: set[str] = set()
@@ -407,7 +451,7 @@ def _check_routing(doc: _Document, config: Config) -> None:
     r = config.routing
     try:
         zoneinfo.ZoneInfo(r.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory, a name too long
         hint = "(like Asia/Shanghai, UTC)"
         raise doc.error(("routing", "timezone"), f"unknown time zone `{r.timezone}` {hint}") from None
     for name, spans in r.windows.items():
@@ -477,6 +521,30 @@ def _literal_values(tp: Any) -> list[Any]:
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f", did you mean `{close[0]}`?" if close else ""
+
+
+def _line_at(text: str, index: int) -> int:
+    """The line (from 1) of `text[index]`, counting line breaks as PyYAML's marks do."""
+    head = text[:index].replace("\r\n", "\n")
+    return 1 + sum(head.count(c) for c in _LINE_BREAKS)
+
+
+def _deepest_line(text: str) -> int:
+    """The line where `text` first reaches its deepest nesting (PyYAML's event parser is not recursive:
+    it reads what its composer could not), or as far as it is valid YAML."""
+    depth = deepest = 0
+    line = 1
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > deepest and event.start_mark is not None:
+                    deepest, line = depth, event.start_mark.line + 1
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return line
 
 
 def _format_path(path: KeyPath) -> str:

@@ -258,6 +258,7 @@ class UpstreamHTTP:
         sse = "event-stream" in resp.headers.get("content-type", "")
         sep = b"\n\n" if sse else b"\n"
         pending = 0  # bytes since a chunk with a separator (counted whole: within a chunk of the limit)
+        tail = b""  # the last two bytes of the chunk before: a separator may straddle two chunks
         try:
             while True:
                 chunk = await resp.read_chunk(loop_deadline)
@@ -266,9 +267,14 @@ class UpstreamHTTP:
                 if sep in chunk or (sse and b"\n\r\n" in chunk):
                     pending = 0
                 else:
-                    pending += len(chunk)
-                    if pending > limit:
-                        raise ResponseTooLarge(limit)
+                    joint = tail + chunk[:2]
+                    if sep in joint or (sse and b"\n\r\n" in joint):
+                        pending = len(chunk)
+                    else:
+                        pending += len(chunk)
+                        if pending > limit:
+                            raise ResponseTooLarge(limit)
+                tail = chunk[-2:]
                 yield chunk
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):

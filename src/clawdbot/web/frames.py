@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from clawdbot.codecs.bounds import check_json_shape
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import BadRequest
 
 _encode = msgspec.json.Encoder().encode
@@ -52,7 +53,7 @@ def parse_request(text: str | bytes, max_depth: int = 64, max_items: int = 100_0
         raise BadFrame(exc.message, None) from None
     try:
         obj = _decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except DECODE_ERRORS:  # a str frame with a lone surrogate too (UnicodeEncodeError)
         raise BadFrame("The frame is not JSON.", None) from None
     if not isinstance(obj, dict):
         raise BadFrame("The frame must be a JSON object.", None)

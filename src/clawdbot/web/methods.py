@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
@@ -40,9 +40,13 @@ class NoParams(P):
     pass
 
 
+# a time in ms since the epoch, as the stores keep them: an SQL INTEGER (64 bits) holds it
+Millis = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 class ListParams(P):
     limit: int = 50
-    before: int | None = None
+    before: Millis | None = None
 
 
 class SessionParams(P):
@@ -51,7 +55,7 @@ class SessionParams(P):
 
 class GetParams(P):
     session_id: str
-    before: int | None = None  # createdAt of the oldest message already shown: the page before it
+    before: Millis | None = None  # createdAt of the oldest message already shown: the page before it
 
 
 class CreateParams(P):

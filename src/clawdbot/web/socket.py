@@ -146,7 +146,7 @@ class Socket:
         # Also enforced by the server (uvicorn's ws_max_size), which never buffers such a frame.
         n = len(data)
         if isinstance(data, str) and self.max_frame // 4 < n <= self.max_frame:
-            n = len(data.encode())
+            n = len(data.encode("utf-8", "surrogatepass"))  # a lone surrogate counts, it does not raise
         return n > self.max_frame
 
     def _push(self, frame: bytes) -> None:
