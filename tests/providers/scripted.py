@@ -137,6 +137,8 @@ class _MemoryTransport(asyncio.Transport):
         self._to_server = to_server
         self._closing = False
         self.protocol: Connection | None = None
+        self.paused = False
+        self.held: list[bytes] = []  # what the script wrote while the client had reading paused
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._closing:
@@ -154,10 +156,19 @@ class _MemoryTransport(asyncio.Transport):
             asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
 
     def pause_reading(self) -> None:
-        pass
+        self.paused = True
 
     def resume_reading(self) -> None:
-        pass
+        self.paused = False
+        held, self.held = self.held, []
+        for data in held:
+            asyncio.get_running_loop().call_soon(self._deliver, data)
+
+    def _deliver(self, data: bytes) -> None:
+        if self.paused:
+            self.held.append(data)
+        elif not self._closing and self.protocol is not None:
+            self.protocol.data_received(data)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
@@ -170,8 +181,9 @@ class _MemoryWriter:
         self.transport, self.conn = transport, conn
 
     def write(self, data: bytes) -> None:
+        """Delivered whole, in one data_received (or held while the client has reading paused)."""
         if not self.transport.is_closing():
-            asyncio.get_running_loop().call_soon(self.conn.data_received, data)
+            asyncio.get_running_loop().call_soon(self.transport._deliver, data)
 
     async def drain(self) -> None:
         await asyncio.sleep(0)

@@ -377,6 +377,30 @@ def test_a_write_that_fails_at_once_is_sent_again_through_the_transport_seam() -
     run(main)
 
 
+def test_a_big_body_that_ends_while_reading_is_paused_leaves_a_reusable_connection() -> None:
+    """A body past the pause mark (HIGH_WATER) whose end comes in the same read: the response is
+    complete while reading is paused. Its connection must go back to the pool reading again, or
+    the next request on it waits for an answer it cannot see (found by schemathesis: a 504)."""
+    big = b"HTTP/1.1 200 OK\r\nContent-Length: 400000\r\n\r\n" + b"x" * 400_000
+
+    async def script(peer: Peer) -> None:
+        while True:
+            await peer.request()
+            peer.write(big)  # one data_received on the client's side
+
+    async def main() -> None:
+        opener = MemoryOpener(script)
+        http = UpstreamHTTP(service("http://scripted.invalid"), opener=opener)
+        try:
+            assert len(await fetch(http)) == 400_000
+            assert len(await fetch(http, timeout=2)) == 400_000
+            assert opener.connections == 1
+        finally:
+            await http.close()
+
+    run(main)
+
+
 def test_the_transport_seam_carries_a_scripted_stream_through_the_real_parser() -> None:
     events = [b'data: {"n": %d}\n\n' % i for i in range(5)] + [b"data: [DONE]\n\n"]
 

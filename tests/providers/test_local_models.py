@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -124,9 +125,13 @@ def test_stream_interval_groups_tokens_without_changing_the_answer() -> None:
             await p.close()
 
     each = asyncio.run(events(0.0))
+    started = time.monotonic()
     grouped = asyncio.run(events(1.0))
+    took = time.monotonic() - started
     assert "".join(each) == "".join(grouped)
-    assert len(each) >= 20 and len(grouped) <= 3  # a 135M model writes 40 tokens in well under 2 s here
+    # the first at once, then one hand-over a second at most (however slow a loaded machine makes it)
+    assert len(each) >= 20 and len(grouped) <= 2 + int(took), (len(grouped), took)
+    assert len(grouped) < len(each) // 4
     assert grouped[0] == each[0]  # the first token is not held back
 
 

@@ -467,6 +467,9 @@ class Response:
         self._stop_idle()
         conn.resp = None
         if reusable and self._done and self.keep_alive and self._error is None and not conn.closed:
+            if self._paused:  # the end came in while a big body held reading paused: reading resumes
+                self._paused = False
+                conn.resume()
             conn.pool.put(conn)
         else:
             conn.pool.drop(conn)
