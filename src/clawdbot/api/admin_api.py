@@ -7,18 +7,23 @@ A new key is in the response to its POST and nowhere else, ever: lists and reads
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from msgspec import UnsetType
 
 from clawdbot.api.admin_bodies import Body, KeyCreate, KeyFields, TeamCreate, TeamUpdate, UserCreate, UserUpdate
+from clawdbot.api.admin_queries import AuditQuery, PageQuery
 from clawdbot.api.admin_requests import RequestsApi
 from clawdbot.api.admin_spend import spend_report
+from clawdbot.api.errors import method_not_allowed
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.http import query_params
+from clawdbot.api.http import decode_query, query_params
+from clawdbot.api.integral import parse_lax
+from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.config.schema import RequestLog as RequestLogSettings
-from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, MethodNotAllowed, NotFound
+from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, NotFound
 from clawdbot.observability.request_log import RequestLog
 from clawdbot.state.ids import new_id
 from clawdbot.state.keys_base import Conflict, KeyRecord, KeyStore, Kind, TeamRecord, UserRecord
@@ -38,14 +43,18 @@ class ConflictError(GatewayError):
 
 
 def _decode(body: bytes, kind: type[Body]) -> Any:
+    return parse_lax(lambda raw: _strict(raw, kind), body or b"{}")[0]  # 5.0 is an integer (api/integral.py)
+
+
+def _strict(body: bytes, kind: type[Body]) -> Any:
     try:
-        return msgspec.json.decode(body or b"{}", type=kind)
+        return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         # msgspec ends its message with "- at `$.field`": name the field as OpenAI's `param`
         at = str(exc).rpartition("- at `$.")[2].rstrip("`")
         param = at.split(".")[0].split("[")[0] if "- at `$." in str(exc) else None
         raise BadRequest(f"Invalid request body: {exc}", param=param, code="invalid_body") from None
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:  # not JSON, not UTF-8, or nested past the interpreter's limit
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
 
 
@@ -53,18 +62,27 @@ def _query(ex: Exchange) -> dict[str, str]:
     return query_params(ex.scope)
 
 
-MAX_QUERY_INT = 2**63 - 1  # a database integer
+# The paths under PREFIX ({id}: one segment naming a record) and the methods each answers; a table,
+# so that /openapi.json can be held to it (tests/api/test_openapi_routes.py).
+ROUTES: dict[str, tuple[str, ...]] = {
+    "keys": ("GET", "POST"), "keys/{id}": ("GET", "PATCH"), "keys/{id}/revoke": ("POST",),
+    "users": ("GET", "POST"), "users/{id}": ("GET", "PATCH", "DELETE"),
+    "teams": ("GET", "POST"), "teams/{id}": ("GET", "PATCH", "DELETE"),
+    "audit": ("GET",), "spend": ("GET",),
+    "requests": ("GET",), "requests/stream": ("GET",), "requests/{id}": ("GET",),
+}
 
 
-def _int(q: dict[str, str], name: str, default: int | None) -> int | None:
-    if name not in q:
-        return default
-    text = q[name]
-    # never parse a 4,000-digit number: 19 digits hold every 64-bit integer
-    value = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else -1
-    if not 0 <= value <= MAX_QUERY_INT:
-        raise BadRequest(f"Query parameter {name!r} must be an integer from 0 to {MAX_QUERY_INT}.", param=name)
-    return value
+def template(parts: list[str]) -> str | None:
+    """The ROUTES entry a path's segments match (a literal before an {id}), or None. An empty
+    segment (`keys/`) names nothing."""
+    if "" in parts:
+        return None
+    literal = "/".join(parts)
+    if literal in ROUTES:
+        return literal
+    with_id = "/".join([parts[0], "{id}", *parts[2:]]) if len(parts) > 1 else None
+    return with_id if with_id in ROUTES else None
 
 
 class AdminApi:
@@ -84,54 +102,44 @@ class AdminApi:
 
     async def handle(self, ex: Exchange, body: bytes) -> None:
         method, path = ex.scope["method"], ex.scope["path"]
-        parts = path[len(PREFIX):].strip("/").split("/")
-        actor = ex.ctx.principal or "master"
-        if parts == ["requests", "stream"]:  # a stream, not one JSON answer
-            await self._only(method, "GET", lambda b, q: self.requests.stream(ex, q))(body, _query(ex))
+        parts = path[len(PREFIX):].split("/")
+        route = template(parts)
+        if route is None:
+            raise NotFound(f"Unknown admin API path: {path}", code="unknown_url")
+        if method not in ROUTES[route]:
+            raise method_not_allowed(ROUTES[route])
+        q = _query(ex)
+        if route == "requests/stream":  # a stream, not one JSON answer
+            await self.requests.stream(ex, q)
             return
-        handler = self._route(method, parts, actor)
-        status, out = await handler(body, _query(ex))
+        status, out = await self._call(route, method, parts, ex.ctx.principal or "master", body, q)
         await ex.json(status, _encode(out), [(b"cache-control", b"no-store")])
 
-    def _route(self, method: str, parts: list[str], actor: str) -> Callable[[bytes, dict[str, str]], Awaitable[Any]]:
-        head = parts[0]
-        if head == "audit" and len(parts) == 1:
-            return self._only(method, "GET", self._audit)
-        if head == "spend" and len(parts) == 1:
-            return self._only(method, "GET", self._spend)
-        if head == "requests" and len(parts) <= 2:
-            if len(parts) == 1:
-                return self._only(method, "GET", lambda b, q: self._ok(self.requests.list(q)))
-            return self._only(method, "GET", lambda b, q: self._ok(self.requests.get(parts[1])))
-        kind = PLURAL.get(head)
-        if kind is None or len(parts) > 3 or (len(parts) == 3 and (kind != "key" or parts[2] != "revoke")):
-            raise NotFound(f"Unknown admin API path: {PREFIX}{'/'.join(parts)}", code="unknown_url")
-        if len(parts) == 1:
-            table = {"GET": lambda b, q: self._list(kind, q), "POST": lambda b, q: self._create(kind, actor, b)}
-        elif len(parts) == 3:
-            table = {"POST": lambda b, q: self._revoke(actor, parts[1])}
-        else:
-            table = {"GET": lambda b, q: self._get(kind, parts[1]),
-                     "PATCH": lambda b, q: self._update(kind, actor, parts[1], b)}
-            if kind != "key":
-                table["DELETE"] = lambda b, q: self._delete(kind, actor, parts[1])
-        if method not in table:
-            raise MethodNotAllowed(f"This path accepts {', '.join(table)} only.")
-        return table[method]
-
-    @staticmethod
-    def _only(method: str, allowed: str, fn: Callable[[bytes, dict[str, str]], Awaitable[Any]]
-              ) -> Callable[[bytes, dict[str, str]], Awaitable[Any]]:
-        if method != allowed:
-            raise MethodNotAllowed(f"This path accepts {allowed} only.")
-        return fn
-
-    @staticmethod
-    async def _ok(out: Awaitable[Any]) -> tuple[int, Any]:
-        return 200, await out
+    async def _call(self, route: str, method: str, parts: list[str], actor: str, body: bytes,
+                    q: dict[str, str]) -> tuple[int, Any]:
+        id = parts[1] if len(parts) > 1 else ""
+        if route == "audit":
+            return await self._audit(q)
+        if route == "spend":
+            return await self._spend(q)
+        if route == "requests":
+            return 200, await self.requests.list(q)
+        if route == "requests/{id}":
+            return 200, await self.requests.get(id)
+        if route == "keys/{id}/revoke":
+            return await self._revoke(actor, id)
+        kind = PLURAL[parts[0]]
+        if route == parts[0]:  # the list
+            return await (self._list(kind, q) if method == "GET" else self._create(kind, actor, body))
+        if method == "GET":
+            return await self._get(kind, id)
+        if method == "PATCH":
+            return await self._update(kind, actor, id, body)
+        return await self._delete(kind, actor, id)
 
     async def _list(self, kind: Kind, q: dict[str, str]) -> tuple[int, Any]:
-        records = await self.store.list_records(kind, _int(q, "limit", 100) or 0, _int(q, "offset", 0) or 0)
+        page = decode_query(q, PageQuery)
+        records = await self.store.list_records(kind, page.limit, page.offset)
         return 200, {"object": "list", "data": records}
 
     async def _get(self, kind: Kind, id: str) -> tuple[int, Any]:
@@ -191,11 +199,12 @@ class AdminApi:
         await self.tenancy.changed()  # its keys lose its limits
         return 200, {"id": id, "deleted": True}
 
-    async def _audit(self, body: bytes, q: dict[str, str]) -> tuple[int, Any]:
-        entries = await self.store.audit(_int(q, "limit", 100) or 0, _int(q, "before", None))
+    async def _audit(self, q: dict[str, str]) -> tuple[int, Any]:
+        p = decode_query(q, AuditQuery)
+        entries = await self.store.audit(p.limit, None if isinstance(p.before, UnsetType) else p.before)
         return 200, {"object": "list", "data": entries, "next_before": entries[-1].at if entries else None}
 
-    async def _spend(self, body: bytes, q: dict[str, str]) -> tuple[int, Any]:
+    async def _spend(self, q: dict[str, str]) -> tuple[int, Any]:
         if self.tenancy.spend is None:
             raise Forbidden("Spend reports need a master key and a SQL database (not memory://).",
                             code="spend_unavailable")

@@ -5,33 +5,40 @@
     GET /admin/api/requests/stream    records as requests end (Server-Sent Events): `clawdbot tail`
 
 Filters: `since`, `until` (ms since the epoch, or an ISO 8601 date or time, UTC unless it says
-otherwise; since <= at < until), `key_id`, `model`, `status` (200, or a class: 4xx), `errors`
-(true: status 400 and up, or none), `min_latency_ms`; the list also takes `limit` (1-1000) and
-`cursor` (the `next_cursor` of the page before). Unknown parameters and bad values are refused
-with 400 and the parameter named, never ignored."""
+otherwise; since <= at < until, and until after since), `key_id`,
+`model`, `status` (200, or a class: 4xx), `errors` (true: status 400 and up, or none),
+`min_latency_ms`; the list also takes `limit` (1-1000) and `cursor` (the `next_cursor` of the page
+before), the stream `timeout_s`. The structs in api/admin_queries.py are the check and the
+document. Unknown parameters and bad values are refused with 400 and the parameter named, never
+ignored."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import datetime as dt
 import json
-import math
+import time
 from typing import Any
 
 import msgspec
+from msgspec import UnsetType
 
+from clawdbot.api.admin_queries import (
+    RequestsQuery,
+    StreamQuery,
+    decode_cursor,
+    encode_cursor,
+    request_query,
+)
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.http import SSE
-from clawdbot.core.errors import BadRequest, Forbidden, GatewayError, NotFound
+from clawdbot.api.http import SSE, decode_query
+from clawdbot.core.errors import Forbidden, GatewayError, NotFound
 from clawdbot.observability.request_hub import TooManySubscribers
 from clawdbot.observability.request_log import RequestLog
-from clawdbot.state.request_log_base import MAX_PAGE, RequestLogStore, RequestQuery, RequestRecord
+from clawdbot.state.request_log_base import RequestLogStore, RequestQuery, RequestRecord
 
-FILTERS = ("key_id", "model", "status", "errors", "min_latency_ms")
-LIST_PARAMS = ("since", "until", *FILTERS, "limit", "cursor")
+__all__ = ["RequestsApi", "answer_text", "decode_cursor", "encode_cursor", "parse_query", "record_json"]
+
 MICROS_PER_USD = 1_000_000
 KEEPALIVE_S = 15.0  # a comment line this often: proxies keep the stream open, a gone client is noticed
 _encode = msgspec.json.Encoder().encode
@@ -43,99 +50,9 @@ class TooManyStreams(GatewayError):
     code = "too_many_streams"
 
 
-def _bad(name: str, why: str) -> BadRequest:
-    return BadRequest(f"Query parameter {name!r} {why}.", param=name, code="invalid_query")
-
-
-def _time(q: dict[str, str], name: str) -> int | None:
-    text = q.get(name)
-    if text is None:
-        return None
-    if text.isascii() and text.isdigit():
-        if len(text) > 15:
-            raise _bad(name, "is out of range")
-        return int(text)
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise _bad(name, "must be ms since the epoch or an ISO 8601 date or time (2026-03-01T12:00:00Z)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1000)
-
-
-def _status(q: dict[str, str]) -> tuple[int | None, int | None]:
-    text = q.get("status")
-    if text is None:
-        return None, None
-    low = text.lower()
-    if len(low) == 3 and low[0] in "12345" and low[1:] == "xx":
-        return None, int(low[0])
-    if text.isascii() and text.isdigit() and len(text) == 3 and 100 <= int(text) <= 599:
-        return int(text), None
-    raise _bad("status", "must be an HTTP status (200) or a class (2xx, 4xx, 5xx)")
-
-
-def _errors(q: dict[str, str]) -> bool:
-    text = q.get("errors", "false").lower()
-    if text not in ("true", "false", "1", "0"):
-        raise _bad("errors", "must be true or false")
-    return text in ("true", "1")
-
-
-def _latency(q: dict[str, str]) -> float | None:
-    text = q.get("min_latency_ms")
-    if text is None:
-        return None
-    try:
-        value = float(text) if len(text) <= 20 else math.nan
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < math.inf:
-        raise _bad("min_latency_ms", "must be a number of milliseconds, 0 or more")
-    return value
-
-
-def _limit(q: dict[str, str]) -> int:
-    text = q.get("limit", "100")
-    if not (text.isascii() and text.isdigit() and len(text) <= 9) or not 1 <= int(text) <= MAX_PAGE:
-        raise _bad("limit", f"must be an integer from 1 to {MAX_PAGE}")
-    return int(text)
-
-
-def encode_cursor(cursor: tuple[int, int] | None) -> str | None:
-    if cursor is None:
-        return None
-    return base64.urlsafe_b64encode(f"{cursor[0]}.{cursor[1]}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-        at, seq = raw.split(".")
-        if not (at.isdigit() and seq.isdigit() and len(at) <= 18 and len(seq) <= 18):
-            raise ValueError(raw)
-        return int(at), int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise _bad("cursor", "is not a cursor this API gave out (pass `next_cursor` as it came)") from None
-
-
-def parse_query(q: dict[str, str], allowed: tuple[str, ...] = LIST_PARAMS) -> RequestQuery:
-    for name in q:
-        if name not in allowed:
-            raise BadRequest(f"Unknown query parameter {name!r} (known: {', '.join(allowed)}).",
-                             param=name, code="invalid_query")
-    since, until = _time(q, "since"), _time(q, "until")
-    if since is not None and until is not None and until <= since:
-        raise _bad("until", "must be after 'since'")
-    status, status_class = _status(q)
-    for name in ("key_id", "model"):
-        if name in q and not 0 < len(q[name]) <= 256:
-            raise _bad(name, "must be 1 to 256 characters")
-    cursor = q.get("cursor")
-    return RequestQuery(since=since, until=until, key_id=q.get("key_id"), model=q.get("model"), status=status,
-                        status_class=status_class, errors=_errors(q), min_latency_ms=_latency(q),
-                        cursor=decode_cursor(cursor) if cursor is not None else None, limit=_limit(q))
+def parse_query(q: dict[str, str], kind: type[RequestsQuery] | type[StreamQuery] = RequestsQuery) -> RequestQuery:
+    """The list's (or the stream's) parameters as the store's query; 400 naming the parameter."""
+    return request_query(decode_query(q, kind))
 
 
 def record_json(rec: RequestRecord, bodies: bool = False) -> dict[str, Any]:
@@ -186,8 +103,11 @@ class RequestsApi:
 
     async def stream(self, ex: Exchange, q: dict[str, str]) -> None:
         """Server-Sent Events: one `data:` line of JSON per record (no bodies), a comment line to
-        begin and every KEEPALIVE_S; a reader that falls behind gets `event: dropped` and the end."""
-        query = parse_query(q, FILTERS)
+        begin and every KEEPALIVE_S; a reader that falls behind gets `event: dropped` and the end.
+        With `timeout_s` the stream ends (`event: end`) that many seconds after it began."""
+        params = decode_query(q, StreamQuery)
+        query = request_query(params)
+        deadline = None if isinstance(params.timeout_s, UnsetType) else time.monotonic() + params.timeout_s
         try:
             sub = self.log.hub.subscribe(query)
         except TooManySubscribers as exc:
@@ -197,10 +117,15 @@ class RequestsApi:
             await ex.start(200, SSE, [(b"cache-control", b"no-store"), (b"x-accel-buffering", b"no")])
             await ex.write(b": request log stream\n\n")
             while True:
+                left = KEEPALIVE_S if deadline is None else min(KEEPALIVE_S, deadline - time.monotonic())
+                if left <= 0:
+                    await ex.write(b"event: end\ndata: {\"reason\": \"timeout_s\"}\n\n")
+                    break
                 try:
-                    rec = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                    rec = await asyncio.wait_for(sub.queue.get(), left)
                 except TimeoutError:
-                    await ex.write(b": keep-alive\n\n")
+                    if deadline is None or deadline > time.monotonic():
+                        await ex.write(b": keep-alive\n\n")
                     continue
                 if rec is None:
                     break

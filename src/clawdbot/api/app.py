@@ -13,7 +13,7 @@ from typing import Protocol
 from clawdbot.api import routes
 from clawdbot.api.admin_api import PREFIX as ADMIN_API
 from clawdbot.api.admin_api import AdminApi
-from clawdbot.api.errors import error_body_for, error_status, internal_error
+from clawdbot.api.errors import error_body_for, error_status, internal_error, method_not_allowed
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.hosts import AllowedHosts
 from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
@@ -26,7 +26,6 @@ from clawdbot.core.context import RequestContext, new_request_id
 from clawdbot.core.errors import (
     BadRequest,
     GatewayError,
-    MethodNotAllowed,
     NotFound,
     Unauthorized,
 )
@@ -256,7 +255,7 @@ class App:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
         method = ex.scope["method"]
         if method != route.method and method not in route.method.split(" "):
-            raise MethodNotAllowed(f"{path} accepts {route.method.replace(' ', ', ')} only.")
+            raise method_not_allowed(route.method.split(" "), path)
         principal = ANONYMOUS
         if route.is_api:
             principal = await self.authenticate(ex, hdrs, route.admin or path.startswith("/admin/"))

@@ -9,7 +9,9 @@ import msgspec
 from clawdbot.api.collect import collect
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.http import SSE
+from clawdbot.api.integral import parse_lax
 from clawdbot.api.relay import completion_id, forward, plugin_headers, relay_canonical, relay_raw, trace_headers
+from clawdbot.api.request_bounds import check_output_limit
 from clawdbot.codecs import openai as oa
 from clawdbot.core import accounting
 from clawdbot.core.errors import BadRequest, GatewayError
@@ -21,7 +23,9 @@ from clawdbot.providers.base import RawResponse
 
 
 async def chat_completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    wire, req = oa.parse_chat_request(body)
+    (wire, req), body = parse_lax(oa.parse_chat_request, body)
+    check_output_limit(wire.max_tokens, "max_tokens")  # both: the codec checks only the one that wins
+    check_output_limit(wire.max_completion_tokens, "max_completion_tokens")
     limit = pl.gateway.config.server.max_messages
     if len(req.messages) > limit:
         raise BadRequest(f"Invalid 'messages': array too long. Expected an array with maximum length {limit}, "

@@ -8,6 +8,8 @@ import time
 
 from clawdbot.api import canonical, encoded
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.integral import parse_lax
+from clawdbot.api.request_bounds import check_output_limit
 from clawdbot.codecs import openai_completions as oc
 from clawdbot.core.types import ChatResponse
 from clawdbot.pipeline.policy import Pipeline
@@ -15,7 +17,8 @@ from clawdbot.tenancy.costs import estimate_text_tokens
 
 
 async def completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    req = oc.parse(body)
+    req, _ = parse_lax(oc.parse, body)
+    check_output_limit(req.max_tokens, "max_tokens")
     ctx = ex.ctx
     ctx.model, ctx.stream = req.model, req.stream
     ctx.completion_cap = req.max_tokens  # always set (16 by default): a budget reserved the same

@@ -7,6 +7,8 @@ import time
 import msgspec
 
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.integral import parse_lax
+from clawdbot.api.request_bounds import check_dimensions
 from clawdbot.codecs import openai as oa
 from clawdbot.core.errors import GatewayError, ModelNotFound
 from clawdbot.core.types import ModelInfo
@@ -53,7 +55,8 @@ async def retrieve_model(ex: Exchange, pl: Pipeline, body: bytes) -> None:
 
 
 async def embeddings(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    req = oa.parse_embedding_request(body)
+    req, _ = parse_lax(oa.parse_embedding_request, body)
+    check_dimensions(req.dimensions)
     ex.ctx.model = req.model
     resp = await pl.gateway.embed(req, ex.ctx)
     if ex.ctx.service:

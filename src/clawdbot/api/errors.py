@@ -3,9 +3,11 @@ the request's path speaks (Anthropic's under /v1/messages, Ollama's under /api/)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
-from clawdbot.core.errors import GatewayError, UpstreamError
+from clawdbot.core.errors import GatewayError, MethodNotAllowed, UpstreamError
 
 _encode = msgspec.json.Encoder().encode
 
@@ -43,3 +45,9 @@ def error_status(exc: GatewayError) -> int:
 def internal_error(request_id: str) -> GatewayError:
     return GatewayError(f"The gateway failed to handle this request (request id {request_id}); "
                         f"the details are in its log.", code="internal_error")
+
+
+def method_not_allowed(methods: Iterable[str], path: str = "This path") -> MethodNotAllowed:
+    """405 with `Allow` (RFC 9110: a 405 names the methods the path does accept)."""
+    names = ", ".join(methods)
+    return MethodNotAllowed(f"{path} accepts {names} only.", headers={"Allow": names})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
@@ -81,6 +82,31 @@ async def deny(scope: Scope, send: Send, status: int, code: str, message: str) -
 
 
 def query_params(scope: Mapping[str, Any]) -> dict[str, str]:
-    """The request's query string, each name's last value."""
+    """The request's query string, each name's last value. A name given without a value
+    (`?limit=`) is there with "": an empty value is a value, checked like any other."""
     raw = scope.get("query_string", b"").decode("latin-1")
-    return {k: v[-1] for k, v in parse_qs(raw).items()}
+    return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
+Q = TypeVar("Q", bound=msgspec.Struct)
+_UNKNOWN = re.compile(r"unknown field `(?P<name>[^`]*)`")
+_AT = re.compile(r"^(?P<msg>.*?) - at `\$\.(?P<name>[^`]*)`$", re.S)
+
+
+def decode_query(q: Mapping[str, str], kind: type[Q]) -> Q:
+    """The query parameters as the struct `kind` (strings converted to its field types, unknown
+    names refused): the struct is both the check and, through api/openapi_params.py, what
+    /openapi.json says of them. Every failure is a 400 naming the parameter."""
+    try:
+        return msgspec.convert(q, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        unknown = _UNKNOWN.search(text)
+        if unknown is not None:
+            name = unknown.group("name")
+            known = ", ".join(kind.__struct_fields__) or "none"
+            raise BadRequest(f"Unknown query parameter {name!r} (known: {known}).", param=name,
+                             code="invalid_query") from None
+        at = _AT.match(text)
+        name, msg = (at.group("name"), at.group("msg")) if at else (None, text)
+        raise BadRequest(f"Query parameter {name!r}: {msg}.", param=name, code="invalid_query") from None

@@ -15,7 +15,9 @@ from collections.abc import AsyncGenerator
 
 from clawdbot.api import canonical, encoded, messages_raw
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.integral import parse_lax
 from clawdbot.api.metered import prompt_estimate
+from clawdbot.api.request_bounds import check_output_limit
 from clawdbot.codecs import anthropic as an
 from clawdbot.codecs import anthropic_raw as ar
 from clawdbot.codecs.anthropic_stream import StreamEncoder
@@ -30,13 +32,14 @@ PATH = "/v1/messages"
 async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     refused: BadRequest | None = None
     try:
-        req = an.parse_messages_request(body)
+        req, body = parse_lax(an.parse_messages_request, body)
         count = len(req.messages)
     except BadRequest as exc:  # perhaps only the canonical types cannot hold it
         head = ar.read_head(body)
         if head is None:
             raise
         req, count, refused = head.request(), len(head.messages), exc
+    check_output_limit(req.max_tokens, "max_tokens")
     ctx = ex.ctx
     ctx.model, ctx.stream = req.model, req.stream
     ctx.completion_cap = req.max_tokens  # required in this dialect; a budget reserved the same
@@ -65,7 +68,7 @@ async def messages(ex: Exchange, pl: Pipeline, body: bytes) -> None:
 async def count_tokens(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     """An estimate (the gateway's own: characters / 4 plus per-message overhead, as metering
     reserves with); no upstream is asked. The model must be one the gateway serves."""
-    req = an.parse_count_tokens_request(body)
+    req, _ = parse_lax(an.parse_count_tokens_request, body)
     pl.gateway.resolver.resolve(req.model)  # ModelNotFound (404) for a model nobody serves
     turns: list[dict[str, object]] = [{"role": m.role, "content": m.text(),
                                        "tool_calls": [c.arguments for c in m.tool_calls or ()]}

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.api.integral import integral_floats
 from clawdbot.codecs.openai import decode_error
 from clawdbot.core.errors import BadRequest
 from clawdbot.tenancy.costs import estimate_prompt_tokens, estimate_text_tokens
@@ -168,10 +169,17 @@ def prompt_estimate(body: bytes, path: str) -> int:
 def read_head(body: bytes, path: str) -> Head:
     """The head of `body` as `path`'s handler (one of METERED) will read it; BadRequest (naming the field) if it
     cannot be read: such a request would be served without its limits."""
+    decoder = _HEADS.get(path, _EMBEDDINGS)
     try:
-        head: Head = _HEADS.get(path, _EMBEDDINGS).decode(body)
+        head: Head = decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
-        raise decode_error(exc) from None
+        fixed = integral_floats(body)  # 5.0 for max_tokens: an integer, as the handler will read it
+        if fixed is None:
+            raise decode_error(exc) from None
+        try:
+            head = decoder.decode(fixed)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as again:
+            raise decode_error(again) from None
     if not head.model:
         raise BadRequest("'model' must not be empty.", param="model", code="invalid_value")
     return head

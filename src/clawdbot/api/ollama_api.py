@@ -10,6 +10,8 @@ import msgspec
 
 from clawdbot.api import canonical, encoded
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.integral import parse_lax
+from clawdbot.api.request_bounds import check_dimensions, check_output_limit
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import ollama_inbound as oi
 from clawdbot.core import accounting
@@ -19,15 +21,16 @@ from clawdbot.tenancy.costs import estimate_prompt_tokens
 
 
 async def chat(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    await _serve(ex, pl, oi.parse_chat(body), generate=False)
+    await _serve(ex, pl, parse_lax(oi.parse_chat, body)[0], generate=False)
 
 
 async def generate(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    req, _ = oi.parse_generate(body)
+    (req, _), _ = parse_lax(oi.parse_generate, body)
     await _serve(ex, pl, req, generate=True)
 
 
 async def _serve(ex: Exchange, pl: Pipeline, req: ChatRequest, generate: bool) -> None:
+    check_output_limit(req.max_tokens, "options.num_predict")
     ctx = ex.ctx
     ctx.model, ctx.stream = req.model, req.stream
     budget_cap = ctx.completion_cap
@@ -55,7 +58,8 @@ def _estimate(req: ChatRequest) -> int:
 
 
 async def embed(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    req = oi.parse_embed(body)
+    req, _ = parse_lax(oi.parse_embed, body)
+    check_dimensions(req.dimensions)
     ex.ctx.model = req.model
     resp = await pl.gateway.embed(req, ex.ctx)
     accounting.answered(ex.ctx, resp.usage.prompt_tokens, 0)
@@ -64,7 +68,7 @@ async def embed(ex: Exchange, pl: Pipeline, body: bytes) -> None:
 
 
 async def embeddings(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    req = oi.parse_embeddings(body)
+    req, _ = parse_lax(oi.parse_embeddings, body)
     ex.ctx.model = req.model
     resp = await pl.gateway.embed(req, ex.ctx)
     accounting.answered(ex.ctx, resp.usage.prompt_tokens, 0)
@@ -89,7 +93,7 @@ async def ps(ex: Exchange, pl: Pipeline, body: bytes) -> None:
 
 
 async def show(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    name = oi.parse_model(body)
+    name, _ = parse_lax(oi.parse_model, body)
     pl.gateway.resolver.resolve(name)  # 404 for a model nobody serves
     info = {m.id: m.description for m in pl.gateway.resolver.models()}
     await ex.json(200, oi.encode_show(name, info.get(name)))

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from clawdbot.api import canonical, encoded
+from clawdbot.api.errors import method_not_allowed
 from clawdbot.api.exchange import Exchange
-from clawdbot.api.http import query_params
+from clawdbot.api.http import decode_query, query_params
+from clawdbot.api.integral import parse_lax
 from clawdbot.api.metered import prompt_estimate
+from clawdbot.api.request_bounds import check_output_limit
 from clawdbot.codecs import openai_responses as ro
 from clawdbot.codecs import openai_responses_out as rout
 from clawdbot.core.errors import BadRequest, NotFound
@@ -25,7 +29,6 @@ from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.responses_base import StoredResponse
 
 PATH = "/v1/responses"
-PREFIX = PATH + "/"
 MAX_ITEMS_PAGE = 100
 log = logging.getLogger("clawdbot.responses")
 _encode = msgspec.json.Encoder().encode
@@ -41,7 +44,8 @@ def _now_ms() -> int:
 
 
 async def create(ex: Exchange, pl: Pipeline, body: bytes) -> None:
-    p = ro.parse(body)
+    p, body = parse_lax(ro.parse, body)
+    check_output_limit(p.chat.max_tokens, "max_output_tokens")
     ctx = ex.ctx
     settings = pl.gateway.config.responses
     ctx.model, ctx.stream = p.chat.model, p.chat.stream
@@ -113,9 +117,12 @@ async def _save(ex: Exchange, pl: Pipeline, shell: rout.Shell, obj: dict[str, An
 
 async def stored(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     path: str = ex.scope["path"]
-    rid, _, sub = path[path.index(PREFIX) + len(PREFIX):].partition("/")
-    if not rid or sub not in ("", "input_items") or (sub and ex.scope["method"] != "GET"):
+    # /v1/responses/{id}[/input_items], or the same without /v1 (api/routes.py routes both here)
+    rid, _, sub = path.split("/responses/", 1)[1].partition("/")
+    if not rid or sub not in ("", "input_items"):
         raise NotFound(f"Unknown path: {path}", code="unknown_url")
+    if sub and ex.scope["method"] != "GET":  # routes.py routes it GET only: never reached
+        raise method_not_allowed(["GET"], path)
     missing = NotFound(f"Response with id '{rid}' not found.", param="response_id")
     if pl.responses is None:
         raise missing
@@ -127,30 +134,30 @@ async def stored(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     if rec is None:
         raise missing
     if sub == "input_items":
-        return await ex.json(200, _encode(_items_page(rec, query_params(ex.scope))))
+        return await ex.json(200, _encode(_items_page(rec, decode_query(query_params(ex.scope), InputItemsQuery))))
     if query_params(ex.scope).get("stream") in ("true", "1"):
         raise BadRequest("Streaming a stored response again is not supported; GET it without 'stream'.",
                          param="stream", code="unsupported_parameter")
     await ex.json(200, _encode(rec.response))
 
 
-def _items_page(rec: StoredResponse, q: dict[str, str]) -> dict[str, Any]:
-    order = q.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise BadRequest("'order' must be asc or desc.", param="order", code="invalid_value")
-    try:
-        limit = int(q.get("limit", "20")[:4])
-    except ValueError:
-        raise BadRequest("'limit' must be a number from 1 to 100.", param="limit", code="invalid_value") from None
-    if not 1 <= limit <= MAX_ITEMS_PAGE:
-        raise BadRequest("'limit' must be a number from 1 to 100.", param="limit", code="invalid_value")
-    items = rec.input_items if order == "asc" else rec.input_items[::-1]
-    after = q.get("after")
-    if after is not None:
+class InputItemsQuery(msgspec.Struct, kw_only=True):
+    """GET /v1/responses/{id}/input_items (OpenAI's: other parameters are let through, unread)."""
+
+    limit: Annotated[int, Meta(ge=1, le=MAX_ITEMS_PAGE)] = 20
+    order: Literal["asc", "desc"] = "desc"
+    after: Annotated[str, Meta(min_length=1, description="an item id: the page starts after it")] | UnsetType \
+        = UNSET
+
+
+def _items_page(rec: StoredResponse, q: InputItemsQuery) -> dict[str, Any]:
+    items = rec.input_items if q.order == "asc" else rec.input_items[::-1]
+    if not isinstance(q.after, UnsetType):
         ids = [i.get("id") for i in items]
-        if after not in ids:
-            raise BadRequest(f"No input item with id '{after}'.", param="after", code="invalid_value")
-        items = items[ids.index(after) + 1:]
+        if q.after not in ids:
+            raise NotFound(f"No input item with id '{q.after}'.", param="after", code="item_not_found")
+        items = items[ids.index(q.after) + 1:]
+    limit = q.limit
     page = items[:limit]
     return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
             "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit}

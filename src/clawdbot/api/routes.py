@@ -55,6 +55,7 @@ MODEL_ROUTE = Route("GET", endpoints.retrieve_model, False, True)
 # GET / DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items (stored responses)
 RESPONSE_PREFIXES = ("/v1/responses/", "/responses/")
 RESPONSE_ROUTE = Route("GET DELETE", responses.stored, False, True)
+RESPONSE_ITEMS_ROUTE = Route("GET", responses.stored, False, True)
 
 
 def find(path: str) -> Route | None:
@@ -63,5 +64,17 @@ def find(path: str) -> Route | None:
         if path.startswith(MODEL_PREFIXES):
             return MODEL_ROUTE
         if path.startswith(RESPONSE_PREFIXES):
-            return RESPONSE_ROUTE
+            return RESPONSE_ITEMS_ROUTE if path.endswith("/input_items") else RESPONSE_ROUTE
     return route
+
+
+# Paths with a parameter, as /openapi.json names them: the route find() gives for each (a test holds
+# the document and these tables to each other: tests/api/test_openapi_routes.py).
+TEMPLATES: dict[str, Route] = {
+    "/v1/models/{id}": MODEL_ROUTE,
+    "/models/{id}": MODEL_ROUTE,
+    "/v1/responses/{id}": RESPONSE_ROUTE,
+    "/responses/{id}": RESPONSE_ROUTE,
+    "/v1/responses/{id}/input_items": RESPONSE_ITEMS_ROUTE,
+    "/responses/{id}/input_items": RESPONSE_ITEMS_ROUTE,
+}
