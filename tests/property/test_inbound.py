@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
@@ -75,9 +74,6 @@ def test_a_body_is_read_or_refused_with_a_400(request: tuple[str, bytes]) -> Non
         client_error(exc)
 
 
-@pytest.mark.xfail(strict=True, raises=GatewayError, reason=(
-    "api/metered.py reads /api/embed and /api/embeddings with one head type (OllamaEmbedHead: input and prompt), so a "
-    "field only the other route reads refuses a metered caller's body the handler serves (issue 14 report)"))
 @given(requests())
 @example(("/api/embed", b'{"model":"m","input":"x","prompt":1}'))
 @example(("/api/embeddings", b'{"model":"m","prompt":"x","input":{}}'))

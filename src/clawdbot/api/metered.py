@@ -107,12 +107,22 @@ class OllamaGenerateHead(Head):
 
 
 class OllamaEmbedHead(Head):
+    """/api/embed: `input`, a text or a list (its `prompt`, if any, is not read: not typed here)."""
+
     input: str | list[Any] = ""
-    prompt: str = ""  # /api/embeddings
 
     def prompt_estimate(self) -> int:
         values = [self.input] if isinstance(self.input, str) else self.input
-        return sum(estimate_text_tokens(v) for v in [*values, self.prompt] if isinstance(v, str))
+        return sum(estimate_text_tokens(v) for v in values if isinstance(v, str))
+
+
+class OllamaEmbeddingsHead(Head):
+    """/api/embeddings (the older route): one `prompt`."""
+
+    prompt: str = ""
+
+    def prompt_estimate(self) -> int:
+        return estimate_text_tokens(self.prompt)
 
 
 class ResponsesHead(Head):
@@ -152,7 +162,8 @@ _HEADS: dict[str, msgspec.json.Decoder[Any]] = {
     **dict.fromkeys(COMPLETIONS, msgspec.json.Decoder(CompletionHead)),
     **dict.fromkeys(OLLAMA_CHAT, msgspec.json.Decoder(OllamaChatHead)),
     **dict.fromkeys(OLLAMA_GENERATE, msgspec.json.Decoder(OllamaGenerateHead)),
-    **dict.fromkeys(OLLAMA_EMBED, msgspec.json.Decoder(OllamaEmbedHead)),
+    "/api/embed": msgspec.json.Decoder(OllamaEmbedHead),
+    "/api/embeddings": msgspec.json.Decoder(OllamaEmbeddingsHead),
     **dict.fromkeys(RESPONSES, msgspec.json.Decoder(ResponsesHead)),
 }
 
