@@ -16,7 +16,7 @@ set -euo pipefail
 root="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 n="${2:-2000}"
 stream=$([ "${3:-}" = "stream" ] && echo 1 || echo 0)
-port=18899
+port=${PORT:-$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")}  # a free one: two runs at once must not collide
 out="$(mktemp -d)"
 mock_pid=""
 if ! curl -sf http://127.0.0.1:18000/health >/dev/null; then

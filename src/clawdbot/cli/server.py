@@ -6,10 +6,13 @@ shutdown, and a live stream (`clawdbot tail`) never ends by itself: without this
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+
+from clawdbot.observability.logging import flush_logs
 
 
 class StoppingServer(uvicorn.Server):
@@ -26,3 +29,13 @@ class StoppingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
         if self._loop is not None:  # a signal handler runs between any two bytecodes: into the loop
             self._loop.call_soon_threadsafe(self._stopping)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                # uvicorn re-raises a SIGTERM once this block is left: its default action ends the
+                # process without atexit, so the log's last batch is written here
+                flush_logs()

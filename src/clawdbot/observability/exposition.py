@@ -201,6 +201,9 @@ class GatewayCollector(Collector):
                                 value=m.ws_connections)
         yield GaugeMetricFamily("clawdbot_chat_runs_in_flight", "Chat page runs (answers) in progress.",
                                 value=m.chats_in_flight)
+        yield CounterMetricFamily("clawdbot_log_lines_dropped",
+                                  "Log lines dropped because the log's reader (stderr, a file) fell behind "
+                                  "or failed.", value=m.log_lines().get("dropped", 0))
         if m.request_log is not None:
             counts = m.request_log()
             records = CounterMetricFamily("clawdbot_request_log_records",

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from clawdbot.observability.logging import log_stats
 from clawdbot.observability.requests import RequestMetrics
 
 WINDOW = 256  # samples per percentile window
@@ -132,6 +133,8 @@ class Metrics:
         self.queues: Callable[[], dict[str, dict[str, Any]]] | None = None
         # Set by the pipeline: the request log's records written and dropped (observability/request_log.py)
         self.request_log: Callable[[], dict[str, int]] | None = None
+        # The log writer's counts (observability/logging.py): the process's root handler by default
+        self.log_lines: Callable[[], dict[str, int]] = log_stats
 
     def service(self, name: str) -> ServiceStats:
         stats = self.services.get(name)
