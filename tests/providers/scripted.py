@@ -118,6 +118,32 @@ class _Recording(Peer):
         return req
 
 
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """A test's coroutine on a fresh loop, bounded."""
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+async def ok(peer: Peer) -> None:
+    """A script: `{}` for every request on the connection (kept alive)."""
+    while True:
+        await peer.request()
+        peer.write(OK)
+        await peer.drain()
+
+
+async def fetch_json(http: UpstreamHTTP, path: str = "/x") -> bytes:
+    """One POST through the client; the whole body."""
+    import time
+
+    from clawdbot.core.context import RequestContext
+
+    resp = await http.open("POST", path, RequestContext("t"), body=b"{}")
+    return await http.read_body(resp, time.monotonic() + 10)
+
+
 def service(url: str, **kw: object) -> Service:
     return msgspec.convert({"name": "svc", "type": "openai", "endpoint": url, **kw}, Service)
 

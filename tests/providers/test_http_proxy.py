@@ -4,13 +4,12 @@ which proxy the environment picks (HTTP(S)_PROXY, NO_PROXY, loopback never)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import UpstreamUnavailable
 from clawdbot.providers.http import UpstreamHTTP
 from tests.e2e.harness import free_port
-from tests.providers.scripted import Peer, Server, client
+from tests.providers.scripted import Server, client, fetch_json, ok, run
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 
@@ -69,20 +68,17 @@ def auth_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tinyproxy]:
     p.stop()
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(main(), 30))
-
-
-async def ok(peer: Peer) -> None:
-    while True:
-        await peer.request()
-        peer.write(OK)
-        await peer.drain()
-
-
 async def fetch(http: UpstreamHTTP, path: str = "/v1/x") -> bytes:
-    resp = await http.open("POST", path, RequestContext("t"), body=b"{}")
-    return await http.read_body(resp, time.monotonic() + 10)
+    return await fetch_json(http, path)
+
+
+def tls_origin(tmp_path: Path) -> tuple[ssl.SSLContext, dict[str, str]]:
+    """A server context for `localhost` from a fresh test CA, and the `tls` settings that trust it."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(ctx)
+    return ctx, {"ca_bundle": str(tmp_path / "ca.pem")}
 
 
 def test_plain_http_goes_through_the_proxy_in_absolute_form(proxy: Tinyproxy) -> None:
@@ -104,14 +100,11 @@ def test_plain_http_goes_through_the_proxy_in_absolute_form(proxy: Tinyproxy) ->
 
 
 def test_https_goes_through_a_connect_tunnel_with_tls_to_the_origin(proxy: Tinyproxy, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(ctx)
+    ctx, tls = tls_origin(tmp_path)
 
     async def main() -> None:
         async with Server(ok, tls=ctx) as srv:
-            http = client(srv.url, proxy=f"http://127.0.0.1:{proxy.port}", tls={"ca_bundle": str(tmp_path / "ca.pem")})
+            http = client(srv.url, proxy=f"http://127.0.0.1:{proxy.port}", tls=tls)
             try:
                 assert await fetch(http) == b"{}"
                 assert await fetch(http) == b"{}"  # the tunnel is a kept-alive connection like any other
@@ -124,16 +117,12 @@ def test_https_goes_through_a_connect_tunnel_with_tls_to_the_origin(proxy: Tinyp
 
 
 def test_proxy_credentials_from_the_url_and_a_clear_error_without_them(auth_proxy: Tinyproxy, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(ctx)
+    ctx, tls = tls_origin(tmp_path)
     good = f"http://alice:s3cret%2Dpw@127.0.0.1:{auth_proxy.port}"  # percent-encoded, as URLs may be
     bad = f"http://127.0.0.1:{auth_proxy.port}"
 
     async def main() -> None:
         async with Server(ok) as plain, Server(ok, tls=ctx) as secure:
-            tls = {"ca_bundle": str(tmp_path / "ca.pem")}
             for srv, extra in ((plain, {}), (secure, {"tls": tls})):
                 http = client(srv.url, proxy=good, **extra)
                 try:

@@ -4,37 +4,19 @@ wants a certificate the gateway does not have."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trustme
 
-from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError, UpstreamUnavailable
 from clawdbot.providers.http import UpstreamHTTP
-from tests.providers.scripted import Peer, Server, client
-
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-
-
-def run(main: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(main(), 30))
-
-
-async def ok(peer: Peer) -> None:
-    while True:
-        await peer.request()
-        peer.write(OK)
-        await peer.drain()
+from tests.providers.scripted import Server, client, fetch_json, ok, run
 
 
 async def fetch(http: UpstreamHTTP) -> bytes:
-    resp = await http.open("POST", "/x", RequestContext("t"), body=b"{}")
-    return await http.read_body(resp, time.monotonic() + 10)
+    return await fetch_json(http)
 
 
 @pytest.fixture(scope="module")

@@ -127,29 +127,33 @@ def window(since: int | None, until: int | None) -> tuple[int | None, int | None
     return since, until
 
 
+def _ms_or_day(text: str) -> tuple[int, bool] | None:
+    """(ms, False) for ms since the epoch, (the day's start in ms, True) for a date, else None."""
+    ms = _ms(text)
+    if ms is not None:
+        return ms, False
+    day = _date_ms(text)
+    return None if day is None else (day, True)
+
+
 def spend_bound(name: str, text: str | UnsetType, day_end: bool) -> int | None:
     """`since` or `until` of a spend report in ms; a date's `until` is its day's end (exclusive)."""
     if isinstance(text, UnsetType):
         return None
-    ms = _ms(text)
-    if ms is not None:
-        return ms
-    day = _date_ms(text)
-    if day is None:
+    got = _ms_or_day(text)
+    if got is None:
         raise _bad(name, f"must be ms since the epoch (up to {MAX_MS_DIGITS} digits) or a date (YYYY-MM-DD)")
-    return day + DAY_MS if day_end else day
+    ms, is_day = got
+    return ms + DAY_MS if is_day and day_end else ms
 
 
 def log_bound(name: str, text: str | UnsetType) -> int | None:
     """`since` or `until` of the request log in ms."""
     if isinstance(text, UnsetType):
         return None
-    ms = _ms(text)
-    if ms is not None:
-        return ms
-    day = _date_ms(text)
-    if day is not None:
-        return day
+    got = _ms_or_day(text)
+    if got is not None:
+        return got[0]
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
