@@ -39,6 +39,18 @@ def openai_upstreams(*names: str) -> Iterator[dict[str, OpenAIUpstream]]:
             s.stop()
 
 
+def healthy(port: int, timeout: float = 1.0) -> bool:
+    """GET /healthz on 127.0.0.1:port answers 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/healthz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 def closed_port() -> int:
     """A port nothing listens on (connections are refused)."""
     return free_port()
@@ -86,14 +98,7 @@ class GatewayProcess:
         raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log()}")
 
     def _healthy(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-        try:
-            conn.request("GET", "/healthz")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            conn.close()
+        return healthy(self.port)
 
     def run_to_exit(self, timeout: float = 30.0) -> tuple[int, str]:
         """For commands expected to refuse to start: exit code and output."""

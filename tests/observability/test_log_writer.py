@@ -25,7 +25,7 @@ import openai
 import pytest
 
 from clawdbot.observability.logging import EXIT_TIMEOUT, LINE_COST, BufferedHandler, TextFormatter
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, healthy
 from tests.upstreams.openai_server import OpenAIUpstream
 
 MASTER = "sk-test-master-log-writer-0123"
@@ -271,7 +271,7 @@ models:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT,
                             start_new_session=True)
     try:
-        wait_until(lambda: healthy(port) or proc.poll() is not None, 60, "the gateway's /healthz")
+        wait_until(lambda: healthy(port, timeout=2) or proc.poll() is not None, 60, "the gateway's /healthz")
         assert proc.poll() is None, "the gateway exited"
         yield proc, port
     finally:
@@ -282,15 +282,6 @@ models:
         proc.stderr.close()
 
 
-def healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 def dropped_metric(port: int) -> float:

@@ -125,7 +125,7 @@ def damaged(draw: st.DrawFn, data: bytes) -> bytes:
     return bytes(out)
 
 
-def _slots(doc: Json) -> list[tuple[Any, Any]]:
+def slots_of(doc: Json) -> list[tuple[Any, Any]]:
     """Every (container, key or index) inside `doc`, to pick one to change."""
     out: list[tuple[Any, Any]] = []
     stack = [doc]
@@ -146,7 +146,7 @@ def mutated(draw: st.DrawFn, seeds: st.SearchStrategy[Json], keys: Sequence[str]
     doc = copy.deepcopy(draw(seeds))
     replacement = st.one_of(json_values, scalars, deep(), st.sampled_from(NUMBER_LITERALS).map(Raw))
     for _ in range(draw(st.integers(1, 4))):
-        slots = _slots(doc)
+        slots = slots_of(doc)
         if not slots or draw(st.integers(0, 19)) == 0:
             return draw(replacement)  # the whole document
         node, key = draw(st.sampled_from(slots))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from clawdbot.config.loader import ConfigError, load_config, load_config_text
 from clawdbot.config.schema import Config
-from tests.property.strategies import ODD_STRINGS, any_text, big_ints
+from tests.property.strategies import ODD_STRINGS, any_text, big_ints, slots_of
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE = "clawdbot.yaml"
@@ -68,23 +67,12 @@ yaml_values = st.recursive(yaml_scalars, lambda kids: st.lists(kids, max_size=4)
                                kids, max_size=4), max_leaves=12)
 
 
-def _slots(doc: Any) -> list[tuple[Any, Any]]:
-    out, stack = [], [doc]
-    while stack:
-        node = stack.pop()
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        for k, v in items:
-            out.append((node, k))
-            stack.append(v)
-    return out
-
-
 @st.composite
 def changed_configs(draw: st.DrawFn) -> str:
     """A valid config with a few of its values replaced, removed or given a sibling, dumped again."""
     doc = copy.deepcopy(yaml.safe_load(draw(seeds)))
     for _ in range(draw(st.integers(1, 4))):
-        slots = _slots(doc)
+        slots = slots_of(doc)
         if not slots:
             break
         node, key = draw(st.sampled_from(slots))
