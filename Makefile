@@ -25,6 +25,7 @@ lint: install-dev
 
 test: install-dev lint
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-peers.sh
 	bash scripts/audit.sh --ci
 	bash scripts/run-tests.sh
 
@@ -32,6 +33,7 @@ test: install-dev lint
 # generated inputs, tests/property/README.md), then the API fuzzing with more examples.
 nightly: install-dev
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-peers.sh
 	CLAWDBOT_HYPOTHESIS_PROFILE=nightly bash scripts/run-tests.sh tests/property --hypothesis-show-statistics
 	CLAWDBOT_FUZZ_EXAMPLES=100 bash scripts/run-tests.sh tests/e2e/test_schemathesis.py
 

@@ -98,10 +98,9 @@ def test_validate_touches_no_data_directory(tmp_path: Path) -> None:
 
 def test_validate_warns_about_what_would_start_but_not_work(tmp_path: Path) -> None:
     (tmp_path / "c.yaml").write_text("server: {master_key: change-me-clawdbot-master-key}\n"
-                                     "services:\n  - name: g\n    type: grpc\n    endpoint: h:1\n")
+                                     "services:\n  - name: g\n    type: mock\n")
     r = clawdbot("config", "validate", "c.yaml", cwd=tmp_path)
     assert r.returncode == 0
-    assert "[warn] service g: type grpc is not supported yet" in r.stdout
     assert "server.master_key still holds the placeholder" in r.stdout
 
 

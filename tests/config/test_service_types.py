@@ -1,5 +1,5 @@
 """config/service_types.py: one table of service types, read by the schema, the loader, the
-providers' registry, pricing and the 501 of types that cannot be called yet."""
+providers' registry and pricing."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from clawdbot.config.loader import ConfigError, load_config_text
 from clawdbot.config.schema import Service
-from clawdbot.config.service_types import TYPES, supported_names
+from clawdbot.config.service_types import TYPES
 
 
 def test_the_schema_accepts_exactly_the_table_s_types() -> None:
@@ -31,6 +31,8 @@ def test_endpoint_rules_come_from_the_table() -> None:
     with pytest.raises(ConfigError, match="is required for type `ollama`"):
         load_config_text("services:\n  - name: a\n    type: ollama\n", "t.yaml")
     load_config_text("services:\n  - name: a\n    type: grpc\n    endpoint: host:50051\n", "t.yaml")  # not a URL
+    with pytest.raises(ConfigError, match="not a gRPC address"):
+        load_config_text("services:\n  - name: a\n    type: grpc\n    endpoint: http://host:50051\n", "t.yaml")
 
 
 def test_auth_headers_per_type() -> None:
@@ -39,6 +41,3 @@ def test_auth_headers_per_type() -> None:
     assert TYPES["http"].auth_headers("k", "Authorization") == {"Authorization": "k"}  # named: raw
     assert TYPES["ollama"].auth_headers(None, None) == {}
 
-
-def test_supported_names_leave_out_grpc() -> None:
-    assert "grpc" not in supported_names() and "anthropic" in supported_names()

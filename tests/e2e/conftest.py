@@ -62,7 +62,7 @@ services:
     timeouts: {{connect: 1, first_byte: 1, total: 2}}
   - name: future
     type: grpc
-    endpoint: 127.0.0.1:50051
+    endpoint: 127.0.0.1:{closed_port()}
     metadata: {{model_id: llama-3-7b}}
 models:
   chat-oa: [oa/mock-a]

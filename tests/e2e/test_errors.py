@@ -195,11 +195,11 @@ def test_malformed_upstream_body_is_502(client: openai.OpenAI, model: str) -> No
     assert info.value.status_code == 502
 
 
-def test_unsupported_service_type_fails_clearly(client: openai.OpenAI) -> None:
+def test_a_grpc_service_that_is_down_fails_clearly(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         client.chat.completions.create(model="llama-3-7b", messages=[{"role": "user", "content": "x"}])
-    assert info.value.status_code == 501
-    assert "grpc" in str(info.value.message)
+    assert info.value.status_code == 503
+    assert "'future' is unavailable (gRPC UNAVAILABLE" in str(info.value.message)
 
 
 @pytest.mark.parametrize("model", ["chat-oa", "chat-ol"])

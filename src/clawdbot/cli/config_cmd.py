@@ -74,12 +74,8 @@ def summary(config: Config) -> dict[str, Any]:
 
 def warnings(config: Config) -> list[str]:
     """What would start but is probably not what was meant."""
-    from clawdbot.config.service_types import TYPES
 
     out = []
-    for svc in config.services:
-        if not TYPES[svc.type].supported:
-            out.append(f"service {svc.name}: type {svc.type} is not supported yet (its requests answer 501)")
     if not config.services:
         out.append("no services: every model request will fail (run `clawdbot init` for a starting point)")
     routed = {t.split("/", 1)[0] for name in config.models for t in (config.model_targets(name) or [])}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from clawdbot import __version__
@@ -29,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # grpc's C core (type: grpc services) writes connection events such as a server's GOAWAY to
+    # stderr at INFO, outside the gateway's log format; the provider reports what matters itself
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

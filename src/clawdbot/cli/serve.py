@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from clawdbot.config.schema import Config, Telemetry
-from clawdbot.config.service_types import TYPES
 from clawdbot.observability.access import AccessLog
 
 if TYPE_CHECKING:
@@ -136,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger(f"clawdbot.{args.role}")
     log.info("%s", origin)
     for svc in config.services:
-        note = "" if TYPES[svc.type].supported else " (not supported yet: requests to it answer 501)"
-        log.info("service %s: type=%s endpoint=%s%s", svc.name, svc.type, svc.endpoint or "-", note)
+        log.info("service %s: type=%s endpoint=%s", svc.name, svc.type, svc.endpoint or "-")
     # Hot reload (SIGHUP, POST /admin/reload, file watch) reads the file again the same way.
     path = config_path(args, env)
     reload_config = (lambda: resolve_config(args, env)[0]) if path else None

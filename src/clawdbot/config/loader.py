@@ -19,7 +19,9 @@ import msgspec
 import yaml
 
 from clawdbot.config import upstream
+from clawdbot.config.grpc_schema import Tensor, grpc_target
 from clawdbot.config.local_models import PACKAGED
+from clawdbot.config.prompt_templates import template_problem
 from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
 
@@ -326,6 +328,7 @@ def _check(config: Config, doc: _Document) -> None:
         _positive(doc, at, svc, ("max_pool", "n_ctx", "n_threads", "health_interval"))
         _check_resilience(doc, at, svc)
         _check_local(doc, at, svc)
+        _check_grpc(doc, at, svc)
         if svc.max_tokens_field is not None and not TYPES[svc.type].limit_field:
             takes = " or ".join(f"`{t.name}`" for t in TYPES.values() if t.limit_field)
             raise doc.error((*at, "max_tokens_field"),
@@ -337,6 +340,34 @@ def _check(config: Config, doc: _Document) -> None:
             _check_targets(doc, ("models", name), name, entry, first_index, empty_ok=False)
         else:
             _check_entry(doc, config, name, entry, first_index)
+
+
+GRPC_RESERVED = frozenset({"content-type", "te", "host", "connection", "user-agent", "transfer-encoding", "upgrade"})
+
+
+def _check_grpc(doc: _Document, at: KeyPath, svc: Service) -> None:
+    if svc.type == "grpc":
+        for name in svc.headers:
+            low = name.lower()
+            if low.startswith(("grpc-", ":")) or low in GRPC_RESERVED or low.endswith("-bin"):
+                raise doc.error((*at, "headers", name), f"`{name}` cannot be sent as gRPC metadata (reserved by "
+                                                        f"gRPC/HTTP2, or binary)")
+    g = svc.grpc
+    if g is None:
+        return
+    if svc.type != "grpc":
+        raise doc.error((*at, "grpc"), f"`grpc` applies to gRPC services (type `grpc`), not type `{svc.type}`")
+    _positive(doc, (*at, "grpc"), g, ("max_streams", "max_channels"))
+    if g.keepalive < 0:
+        raise doc.error((*at, "grpc", "keepalive"), "`keepalive` must be 0 (none) or positive")
+    tensors: dict[KeyPath, Tensor | None] = {("input",): g.input, **{("settings", k): v for k, v in g.settings.items()}}
+    for key, t in tensors.items():
+        if t is not None and (not t.name or any(n <= 0 for n in t.shape or [])):
+            raise doc.error((*at, "grpc", *key), "a tensor needs a `name` and a shape of positive sizes")
+    if g.chat_template is not None:
+        problem = template_problem(g.chat_template)
+        if problem is not None:
+            raise doc.error((*at, "grpc", "chat_template"), problem)
 
 
 def _check_local(doc: _Document, at: KeyPath, svc: Service) -> None:
@@ -474,6 +505,12 @@ def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:
         return
     if not svc.endpoint:
         raise doc.error(path, f"`endpoint` is required for type `{svc.type}`")
+    if takes == "grpc":
+        try:
+            grpc_target(svc.endpoint)
+        except ValueError as exc:
+            raise doc.error(path, str(exc)) from None
+        return
     try:
         url = urlsplit(svc.endpoint)
         # reading .port raises ValueError for a malformed or out-of-range port

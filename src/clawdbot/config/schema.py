@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from clawdbot.config import service_types
+from clawdbot.config.grpc_schema import GrpcSettings
 
 LimitField = Literal["max_tokens", "max_completion_tokens"]
 # local: how a chat becomes the prompt (providers/local.py): the GGUF's own Jinja template, ChatML
@@ -116,6 +117,8 @@ class Service(Strict):
     # bytes of an upstream's response body held at once (a whole answer, gzip decoded, or one
     # stream line); more is a 502 that says so (providers/http_client.py)
     max_response_bytes: int = 64 * 1024 * 1024
+    # grpc: tensors, presets, prompt template, streams per channel (config/grpc_schema.py, docs/grpc.md)
+    grpc: GrpcSettings | None = None
     breaker: Breaker = msgspec.field(default_factory=Breaker)
     limits: Limits = msgspec.field(default_factory=Limits)
     # seconds between active health checks (None: server.discovery_interval)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Endpoint = Literal["required", "optional", "ignored", "none"]
+Endpoint = Literal["required", "optional", "ignored", "none", "grpc"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +20,10 @@ class ServiceType:
     provider: str  # "module:Class", constructed as cls(service)
     # the wire dialect spoken upstream: a client of the same dialect gets the byte fast path
     dialect: str
-    summary: str  # for people: docs, start-up lines, the 501 of an unsupported type
+    summary: str  # for people: docs and start-up lines
     # `endpoint`: required (an http(s) URL), optional (an http(s) URL when given, else
-    # `default_endpoint`), ignored (not a URL: not checked), none (refused: runs in-process)
+    # `default_endpoint`), ignored (not a URL: not checked), none (refused: runs in-process),
+    # grpc (required: host:port, grpc:// or grpcs://)
     endpoint: Endpoint = "required"
     # where a server of the type listens unless told: the default of an optional endpoint, and
     # where autodetection looks for one (config/autodetect.py)
@@ -33,7 +34,6 @@ class ServiceType:
     models: str | None = None  # how the served models are discovered (its provider's probe)
     limit_field: bool = False  # takes `max_tokens_field` (the output limit's name upstream)
     self_hosted: bool = False  # its tokens cost nothing unless a cost is configured (pricing)
-    supported: bool = True  # False: accepted so configs load; every request answers 501
 
     def auth_headers(self, key: str | None, header: str | None) -> dict[str, str]:
         """The key as this type sends it (`header`: the config's own header name)."""
@@ -58,13 +58,10 @@ TYPES: dict[str, ServiceType] = {t.name: t for t in (
                 endpoint="none", models="its model file", self_hosted=True),
     ServiceType("mock", "clawdbot.providers.mock:MockProvider", "mock", "a deterministic in-process model",
                 endpoint="ignored", models="its one model", self_hosted=True),
-    ServiceType("grpc", "clawdbot.providers.unsupported:UnsupportedProvider", "grpc", "gRPC model servers",
-                endpoint="ignored", supported=False),
+    ServiceType("grpc", "clawdbot.providers.oip.provider:GrpcProvider", "grpc",
+                "an Open Inference Protocol (KServe v2) gRPC server: Triton, MLServer", endpoint="grpc",
+                models="ModelReady and RepositoryIndex", self_hosted=True),
 )}
 
 NAMES = tuple(TYPES)
 
-
-def supported_names() -> str:
-    """`http, openai, ollama, ...`: the types this version can call."""
-    return ", ".join(t.name for t in TYPES.values() if t.supported)

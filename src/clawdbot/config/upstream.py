@@ -53,8 +53,8 @@ def problem(svc: Service) -> tuple[tuple[str, ...], str] | None:
     tls = svc.tls
     if tls is None:
         return None
-    if urlsplit(svc.endpoint or "").scheme != "https":
-        return ("tls",), "`tls` applies to https endpoints"
+    if urlsplit(svc.endpoint or "").scheme not in ("https", "grpcs"):
+        return ("tls",), "`tls` applies to https and grpcs endpoints"
     if tls.client_key and not tls.client_cert:
         return ("tls", "client_key"), "`client_key` needs `client_cert`"
     for field in ("ca_bundle", "client_cert", "client_key"):
