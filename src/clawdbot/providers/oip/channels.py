@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -30,9 +30,25 @@ from clawdbot.core.errors import Overloaded
 
 
 @dataclass
-class _Slot:
+class Slot:
+    """A channel, its calls in flight, and its multi-callables (made once: one per method)."""
+
     channel: grpc.aio.Channel
     streams: int = 0
+    methods: dict[str, Any] = field(default_factory=dict)
+
+    def stream_stream(self, path: str, serializer: Callable[[Any], bytes]) -> Any:
+        m = self.methods.get(path)
+        if m is None:
+            m = self.methods[path] = self.channel.stream_stream(path, request_serializer=serializer)
+        return m
+
+    def unary_unary(self, path: str, serializer: Callable[[Any], bytes], deserializer: Callable[[bytes], Any]) -> Any:
+        m = self.methods.get(path)
+        if m is None:
+            m = self.methods[path] = self.channel.unary_unary(path, request_serializer=serializer,
+                                                              response_deserializer=deserializer)
+        return m
 
 
 def _read(path: str | None) -> bytes | None:
@@ -92,20 +108,20 @@ class Channels:
         self.wait_timeout = svc.limits.queue_timeout
         self._options = channel_options(svc, target, g)
         self._credentials = credentials(svc) if target.tls else None
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._freed: asyncio.Event | None = None
         self.waits = 0  # calls that found every stream taken (for /debug)
 
-    def _open(self) -> _Slot:
+    def _open(self) -> Slot:
         if self._credentials is not None:
             ch = grpc.aio.secure_channel(self.target.address, self._credentials, options=self._options)
         else:
             ch = grpc.aio.insecure_channel(self.target.address, options=self._options)
-        slot = _Slot(ch)
+        slot = Slot(ch)
         self._slots.append(slot)
         return slot
 
-    def _free_slot(self) -> _Slot | None:
+    def _free_slot(self) -> Slot | None:
         best = min(self._slots, key=lambda s: s.streams, default=None)
         if best is not None and best.streams < self.max_streams:
             return best
@@ -114,20 +130,20 @@ class Channels:
         return None
 
     @contextlib.asynccontextmanager
-    async def stream(self) -> AsyncIterator[grpc.aio.Channel]:
+    async def stream(self) -> AsyncIterator[Slot]:
         """A channel with a stream free for one call, held until the block ends."""
         slot = self._free_slot()
         if slot is None:
             slot = await self._wait()
         slot.streams += 1
         try:
-            yield slot.channel
+            yield slot
         finally:
             slot.streams -= 1
             if self._freed is not None:
                 self._freed.set()
 
-    async def _wait(self) -> _Slot:
+    async def _wait(self) -> Slot:
         self.waits += 1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout

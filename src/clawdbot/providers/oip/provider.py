@@ -35,6 +35,7 @@ from clawdbot.providers.oip.stops import StopScanner
 from clawdbot.providers.oip.tensors import infer_request, output_text, parameter, top_level_fields
 
 SERVICE = "/inference.GRPCInferenceService/"
+STREAM_INFER = SERVICE + "ModelStreamInfer"
 PROBE_TIMEOUT_S = 5.0
 _ROLES = {"system": "system", "developer": "system", "assistant": "assistant"}  # others speak as user
 
@@ -74,6 +75,35 @@ def _refuse_unsupported(req: ChatRequest) -> None:
     if rf and rf.get("type") not in (None, "text"):
         raise BadRequest("gRPC inference services have no JSON mode: 'response_format' cannot be honoured.",
                          param="response_format", code="unsupported_parameter")
+
+
+class Watchdog:
+    """Cancels a call that has been silent too long: one timer for the whole call, moved on by each
+    response with a float assignment (asyncio.wait_for around every read costs a task each: ~20 us
+    a streamed token, docs/benchmarks.md). `fired` tells the read's CancelledError from a caller's."""
+
+    def __init__(self, call: Any, wait: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.call = call
+        self.wait = wait
+        self.deadline = self.loop.time() + wait
+        self.moved = False  # a response came: the wait is now the idle gap
+        self.fired = False
+        self._timer = self.loop.call_at(self.deadline, self._check)
+
+    def move(self, wait: float) -> None:
+        self.wait, self.moved = wait, True
+        self.deadline = self.loop.time() + wait
+
+    def _check(self) -> None:
+        if self.loop.time() < self.deadline:
+            self._timer = self.loop.call_at(self.deadline, self._check)
+            return
+        self.fired = True
+        self.call.cancel()
+
+    def stop(self) -> None:
+        self._timer.cancel()
 
 
 @dataclass
@@ -202,25 +232,26 @@ class GrpcProvider:
         sent = ""  # cumulative servers: the text so far
         started = False
         t = self.timeouts
-        async with self.channels.stream() as channel:
-            call: grpc.aio.StreamStreamCall[pb.ModelInferRequest, bytes] = channel.stream_stream(
-                SERVICE + "ModelStreamInfer", request_serializer=_serialize)(metadata=self._call_metadata(ctx),
-                                                                             timeout=t.total)
+        async with self.channels.stream() as slot:
+            call: grpc.aio.StreamStreamCall[pb.ModelInferRequest, bytes] = slot.stream_stream(
+                STREAM_INFER, _serialize)(metadata=self._call_metadata(ctx), timeout=t.total)
+            idle = t.idle if t.idle is not None else t.total
+            watchdog = Watchdog(call, t.first_byte)
             try:
                 await call.write(request)
                 await call.done_writing()
-                wait, answered = t.first_byte, False
                 while True:
                     try:
-                        data = await asyncio.wait_for(call.read(), wait)
-                    except TimeoutError:
-                        what = "idle for {:g} s mid-stream (timeouts.idle)" if answered else \
+                        data = await call.read()
+                    except asyncio.CancelledError:
+                        if not watchdog.fired:
+                            raise
+                        what = "idle for {:g} s mid-stream (timeouts.idle)" if watchdog.moved else \
                             "no first response within {:g} s (timeouts.first_byte)"
-                        raise UpstreamTimeout(f"service {self.name!r}: " + what.format(wait)) from None
+                        raise UpstreamTimeout(f"service {self.name!r}: " + what.format(watchdog.wait)) from None
                     if not isinstance(data, bytes):  # grpc.aio.EOF: the server ended the call
                         break
-                    answered = True
-                    wait = t.idle if t.idle is not None else t.total
+                    watchdog.move(idle)
                     resp = self._response(data)
                     answer.read(resp.parameters)
                     text = output_text(resp, self.shape.output, self.name) or ""
@@ -236,6 +267,7 @@ class GrpcProvider:
             except grpc.aio.AioRpcError as exc:
                 raise rpc_error(self.name, exc) from None
             finally:
+                watchdog.stop()
                 if not call.done():
                     call.cancel()
         tail = stops.flush()
@@ -250,9 +282,8 @@ class GrpcProvider:
         request, stops = prepared.request, prepared.stops
         answer = _Answer()
         t = self.timeouts
-        async with self.channels.stream() as channel:
-            call = channel.unary_unary(SERVICE + "ModelInfer", request_serializer=_serialize,
-                                       response_deserializer=pb.ModelInferResponse.FromString)
+        async with self.channels.stream() as slot:
+            call = slot.unary_unary(SERVICE + "ModelInfer", _serialize, pb.ModelInferResponse.FromString)
             try:
                 resp = await call(request, metadata=self._call_metadata(ctx), timeout=min(t.total, t.first_byte))
             except grpc.aio.AioRpcError as exc:
@@ -272,9 +303,8 @@ class GrpcProvider:
     # -- health and discovery --------------------------------------------------------------------
 
     async def _unary(self, method: str, request: Any, response: Any, limit: float) -> Any:
-        async with self.channels.stream() as channel:
-            call = channel.unary_unary(SERVICE + method, request_serializer=_serialize,
-                                       response_deserializer=response.FromString)
+        async with self.channels.stream() as slot:
+            call = slot.unary_unary(SERVICE + method, _serialize, response.FromString)
             return await call(request, metadata=self.metadata, timeout=limit)
 
     async def probe(self) -> Probe:
