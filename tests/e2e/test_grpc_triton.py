@@ -152,3 +152,20 @@ services:
             assert "".join(parts) == r.choices[0].message.content
             r2 = c.chat.completions.create(model="text_generator_v2", messages=SAY)  # type: ignore[arg-type]
             assert r2.choices[0].message.content
+
+
+def test_mutual_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    with TritonPeer(tmp_path, tls=True, mtls=True) as peer:
+        ca, cert = peer.ca_path, peer.client_path
+        with_cert = f"    tls: {{ca_bundle: {ca}, client_cert: {cert}}}\n"
+        config = ("server:\n  master_key: ${TEST_MASTER_KEY}\nservices:\n"
+                  + svc("mtls", f"grpcs://localhost:{peer.port}", extra=with_cert)
+                  + svc("no_cert", f"grpcs://localhost:{peer.port}", extra=f"    tls: {{ca_bundle: {ca}}}\n")
+                  + "models:\n  mtls: [mtls/ensemble]\n  no-cert: [no_cert/ensemble]\n")
+        with serve_config(tmp_path, config, MASTER) as gw:
+            c = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER, max_retries=0, timeout=60)
+            parts, _, _ = stream(c, model="mtls", messages=SAY)
+            assert "".join(parts) == "hello there general kenobi"
+            with pytest.raises(openai.APIStatusError) as info:
+                c.chat.completions.create(model="no-cert", messages=SAY)  # type: ignore[arg-type]
+            assert info.value.status_code == 503 and "no_cert" in info.value.message

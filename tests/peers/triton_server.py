@@ -29,6 +29,7 @@ import asyncio
 import signal
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -267,13 +268,15 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
 
 
-async def serve(args: argparse.Namespace, tls: tuple[bytes, bytes] | None) -> None:
+async def serve(args: argparse.Namespace, tls: tuple[bytes, bytes] | None, client_ca: bytes | None) -> None:
     interceptors = [BearerAuth(args.require_key)] if args.require_key else []
     server = grpc.aio.server(interceptors=interceptors)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(TritonShaped(args.delay), server)
     address = f"127.0.0.1:{args.port}"
     if tls is not None:
-        port = server.add_secure_port(address, grpc.ssl_server_credentials([tls]))
+        credentials = grpc.ssl_server_credentials([tls], root_certificates=client_ca,
+                                                  require_client_auth=client_ca is not None)
+        port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
     await server.start()
@@ -291,6 +294,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed on the READY line)")
     parser.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", help="PEM CA: clients must show a certificate it issued (mutual TLS)")
     parser.add_argument("--require-key", help="every RPC must carry `authorization: Bearer KEY`")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each streamed word")
     parser.add_argument("--alias", action="append", default=[], help="another name the ensemble answers to")
@@ -302,7 +306,8 @@ def main() -> None:
     if args.tls_cert:
         with open(args.tls_key, "rb") as key, open(args.tls_cert, "rb") as cert:
             tls = (key.read(), cert.read())
-    asyncio.run(serve(args, tls))
+    client_ca = Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None
+    asyncio.run(serve(args, tls, client_ca))
 
 
 if __name__ == "__main__":

@@ -105,7 +105,10 @@ class _Peer:
         """A plain grpc channel to the peer, TLS when it serves TLS."""
         if self.ca_path is None:
             return grpc.insecure_channel(self.target)
-        creds = grpc.ssl_channel_credentials(root_certificates=self.ca_path.read_bytes())
+        client = getattr(self, "client_path", None) if getattr(self, "mtls", False) else None
+        pem = client.read_bytes() if client is not None else None
+        creds = grpc.ssl_channel_credentials(root_certificates=self.ca_path.read_bytes(), private_key=pem,
+                                             certificate_chain=pem)
         return grpc.secure_channel(self.target, creds,
                                    options=[("grpc.ssl_target_name_override", self.server_name or "localhost")])
 
@@ -217,9 +220,11 @@ names the ensemble answers to."""
     MODEL = "ensemble"
 
     def __init__(self, workdir: Path, *, tls: bool = False, require_key: str | None = None, delay: float = 0.0,
-                 port: int | None = None, aliases: tuple[str, ...] = ()) -> None:
+                 port: int | None = None, aliases: tuple[str, ...] = (), mtls: bool = False) -> None:
         super().__init__(workdir, port)
         self.aliases = aliases
+        self.mtls = mtls  # with tls: clients must show a certificate from the same CA (client_path)
+        self.client_path: Path | None = None
         self.tls = tls
         self.key = require_key
         self.delay = delay
@@ -242,12 +247,18 @@ names the ensemble answers to."""
         cert.private_key_pem.write_to_path(str(self.key_path))
         self.cert_path.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
         self.server_name = "localhost"
+        client = ca.issue_cert("clawdbot-client")  # the certificate and its key in one PEM
+        self.client_path = certdir / "client.pem"
+        self.client_path.write_bytes(client.private_key_pem.bytes()
+                                     + b"".join(blob.bytes() for blob in client.cert_chain_pems))
 
     def args(self) -> list[str]:
         args = [str(peer_python()), str(PEERS / "triton_server.py"), "--port", str(self.port),
                 "--delay", str(self.delay)]
         if self.cert_path is not None and self.key_path is not None:
             args += ["--tls-cert", str(self.cert_path), "--tls-key", str(self.key_path)]
+            if self.mtls:
+                args += ["--tls-client-ca", str(self.ca_path)]
         if self.key:
             args += ["--require-key", self.key]
         for alias in self.aliases:
