@@ -51,6 +51,32 @@ def healthy(port: int, timeout: float = 1.0) -> bool:
         conn.close()
 
 
+def wait_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], name: str, log: Callable[[], str],
+               timeout: float, poll: float = 0.1) -> bool:
+    """Polls `ready` until it holds (True) or `timeout` passes (False); a process that exits first
+    is an error that shows its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:  # polls for readiness with a deadline
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log()}")
+        if ready():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def stop_group(proc: subprocess.Popen[bytes] | None, grace: float = 15.0) -> None:
+    """SIGTERM to the process group of a process started with start_new_session, SIGKILL after `grace`."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
 def closed_port() -> int:
     """A port nothing listens on (connections are refused)."""
     return free_port()
@@ -86,14 +112,12 @@ class GatewayProcess:
             [sys.executable, "-m", "clawdbot", *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.cwd,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                secrets_scan.stopped(self)
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
-            if self._healthy():
+        try:
+            if wait_ready(self.proc, self._healthy, "gateway", self.log, timeout, poll=0.05):
                 return self
-            time.sleep(0.05)  # polling for readiness, not synchronising on a guess
+        except RuntimeError:
+            secrets_scan.stopped(self)
+            raise
         self.stop()
         raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log()}")
 
@@ -126,12 +150,7 @@ class GatewayProcess:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             secrets_scan.stopping(self)
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+            stop_group(self.proc)
         if self.proc is not None:
             self._log.close()
             secrets_scan.stopped(self)

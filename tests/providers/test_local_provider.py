@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
+from clawdbot.codecs.text_turns import text_turns
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import UpstreamUnavailable
 from clawdbot.core.types import ChatChunk, ChatRequest, Message
 from clawdbot.providers.base import Prober, Provider
-from clawdbot.providers.local import DEFAULT_MAX_TOKENS, LocalProvider, completion_params, to_llama_messages
+from clawdbot.providers.local import DEFAULT_MAX_TOKENS, LocalProvider, completion_params
 
 needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
@@ -59,7 +60,7 @@ class Ticker:
 
 def test_messages_and_params() -> None:
     msgs = [Message("developer", "be brief"), Message("system", "be kind"), Message("user", "hi")]
-    assert to_llama_messages(msgs) == [
+    assert text_turns(msgs) == [
         {"role": "system", "content": "be brief\n\nbe kind"},
         {"role": "user", "content": "hi"},
     ]

@@ -21,13 +21,12 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
 import grpc
 
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, stop_group, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ROOT / "tests" / "peers"
@@ -91,13 +90,8 @@ class _Peer:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT, env=self.env(),
                                      cwd=self.cwd(), start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # polls for readiness with a deadline
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            if self._ready():
-                return self
-            time.sleep(0.1)
+        if wait_ready(self.proc, self._ready, self.name, self.log, timeout):
+            return self
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout}s:\n{self.log()}")
 
@@ -144,13 +138,7 @@ class _Peer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_group(self.proc)
         self._close_log()
 
     def kill(self) -> None:

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import BinaryIO, Self
 
-from tests.e2e.harness import free_port
+from tests.e2e.harness import free_port, stop_group, wait_ready
 
 
 def model_file() -> Path:
@@ -71,13 +69,8 @@ class LlamaServer:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its access log is read while it runs
         self.proc = subprocess.Popen(self.args(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:  # polls for readiness with a deadline
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}:\n{self.log()}")
-            if self._ready():
-                return self
-            time.sleep(0.1)
+        if wait_ready(self.proc, self._ready, "llama_cpp.server", self.log, timeout):
+            return self
         self.stop()
         raise RuntimeError(f"llama_cpp.server not ready after {timeout}s:\n{self.log()}")
 
@@ -107,13 +100,7 @@ class LlamaServer:
         return self.log().count(f'"POST {path} HTTP/1.1"')
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_group(self.proc)
         if self._log is not None:
             self._log.close()
             self._log = None

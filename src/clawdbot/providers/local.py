@@ -38,6 +38,7 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.codecs.text_turns import text_turns
 from clawdbot.config.local_models import DEFAULT, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, locate
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
@@ -56,22 +57,8 @@ STREAM_BUFFER = 64  # chunks the worker may run ahead of a slow client before it
 STREAM_INTERVAL_S = 0.04
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
 
-_ROLES = {"system": "system", "developer": "system", "assistant": "assistant"}  # others speak as user
 _LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
 _PARAMS = ("temperature", "top_p", "stop", "seed", "frequency_penalty", "presence_penalty")
-
-
-def to_llama_messages(messages: list[Message]) -> list[dict[str, str]]:
-    """Canonical messages as llama-cpp dicts; consecutive turns of one role are merged, since strict
-    templates (Gemma's among them) insist that user and assistant alternate."""
-    out: list[dict[str, str]] = []
-    for msg in messages:
-        role = _ROLES.get(msg.role, "user")
-        if out and out[-1]["role"] == role:
-            out[-1]["content"] += "\n\n" + msg.text()
-        else:
-            out.append({"role": role, "content": msg.text()})
-    return out
 
 
 def with_system(messages: list[dict[str, str]], prompt: str | None) -> list[dict[str, str]]:
@@ -154,7 +141,7 @@ class _Model:
 
     def generate(self, req: ChatRequest, run: _Run) -> Iterator[str]:
         """Runs in the worker thread: yields content deltas, fills in `run`."""
-        messages = with_system(to_llama_messages(req.messages), self.system_prompt)
+        messages = with_system(text_turns(req.messages), self.system_prompt)
         parts: list[str] = []
         params = completion_params(req, self.sampling)
         chunks = self.llm.create_chat_completion(messages=messages, stream=True, **params)

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from clawdbot.codecs.text_turns import text_turns
 from clawdbot.config.grpc_schema import GrpcSettings, grpc_target
 from clawdbot.config.prompt_templates import TemplateError
 from clawdbot.config.schema import Service
@@ -37,25 +38,11 @@ from clawdbot.providers.oip.tensors import infer_request, output_text, parameter
 SERVICE = "/inference.GRPCInferenceService/"
 STREAM_INFER = SERVICE + "ModelStreamInfer"
 PROBE_TIMEOUT_S = 5.0
-_ROLES = {"system": "system", "developer": "system", "assistant": "assistant"}  # others speak as user
 
 
 def _serialize(message: Any) -> bytes:
     data: bytes = message.SerializeToString()
     return data
-
-
-def chat_messages(req: ChatRequest) -> list[dict[str, str]]:
-    """The chat as template input; consecutive turns of one role merged (strict templates insist
-    that user and assistant alternate). Text only: tools and images are refused before this."""
-    out: list[dict[str, str]] = []
-    for msg in req.messages:
-        role = _ROLES.get(msg.role, "user")
-        if out and out[-1]["role"] == role:
-            out[-1]["content"] += "\n\n" + msg.text()
-        else:
-            out.append({"role": role, "content": msg.text()})
-    return out
 
 
 def _refuse_unsupported(req: ChatRequest) -> None:
@@ -187,7 +174,7 @@ class GrpcProvider:
         _refuse_unsupported(req)
         shape = self.shape
         try:
-            prompt = shape.template.render(chat_messages(req), shape.bos_token, shape.eos_token)
+            prompt = shape.template.render(text_turns(req.messages), shape.bos_token, shape.eos_token)
         except TemplateError as exc:
             raise BadRequest(f"service {self.name!r}: {exc}") from None
         max_tokens = req.max_tokens
