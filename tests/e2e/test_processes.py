@@ -84,9 +84,10 @@ def test_seed_config_loads_and_serves(tmp_path: Path) -> None:
         c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
         ids = {m.id for m in c.models.list()}
         assert {"text_generator_v1", "text_generator_v2", "llama-3-7b"} <= ids
-        with pytest.raises(openai.APIStatusError) as info:
+        with pytest.raises(openai.APIStatusError) as info:  # a gRPC service whose host does not resolve here
             c.chat.completions.create(model="text_generator_v1", messages=[{"role": "user", "content": "x"}])
-        assert info.value.status_code == 501
+        assert info.value.status_code == 503
+        assert "'text_generator_v1' is unavailable (gRPC UNAVAILABLE" in info.value.message
         assert "sk-seed" not in gw.log()
 
 

@@ -121,7 +121,7 @@ def test_tls_settings_are_checked_when_the_config_loads(tmp_path: Path, files: d
     missing = load("    endpoint: https://h.example\n    tls:\n      ca_bundle: /nonexistent/ca.pem\n")
     assert "c.yaml:6" in missing and "no such file" in missing
     plain = load(f"    endpoint: http://h.example\n    tls:\n      ca_bundle: {files['ca']}\n")
-    assert "applies to https endpoints" in plain
+    assert "applies to https and grpcs endpoints" in plain
     key_only = load(f"    endpoint: https://h.example\n    tls:\n      client_key: {files['key']}\n")
     assert "needs `client_cert`" in key_only
     garbage = tmp_path / "garbage.pem"

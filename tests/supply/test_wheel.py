@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 DIST_INFO = f"clawdbot-{VERSION}.dist-info"
-EXTRAS = {"local", "postgres", "redis", "semantic", "presidio", "otel", "plot"}  # docs/configuration.md names each
+# docs/configuration.md names each
+EXTRAS = {"local", "postgres", "redis", "semantic", "presidio", "otel", "plot", "grpc"}
 
 # Files other than Python source that belong in the package, by pattern (relative to clawdbot/).
 DATA = ("web/static/*.html", "web/static/*.css", "web/static/*.svg", "web/static/js/*.js",
         "cli/templates/*.yaml", "cli/templates/*.yml", "config/catalogue.json", "state/migrations/script.py.mako",
+        "providers/oip/open_inference.proto", "providers/oip/open_inference_pb2.pyi",  # the messages' source and types
         "py.typed")  # PEP 561: the package's annotations are for plugin authors too
 MAX_FILE_BYTES = 64 * 1024  # a module past ~800 lines must be split anyway (ARCHITECTURE.md)
 LARGE_OK: dict[str, str] = {}  # path -> why it may be bigger (none today)
