@@ -100,9 +100,11 @@ class AdminApi:
                             code="keys_unavailable")
         return self.tenancy.store
 
-    async def handle(self, ex: Exchange, body: bytes) -> None:
+    async def handle(self, ex: Exchange, body: bytes, rest: str | None = None) -> None:
+        """`rest`: the path after the API's prefix, when the call came in under another (the
+        control panel's /panel/api/admin/)."""
         method, path = ex.scope["method"], ex.scope["path"]
-        parts = path[len(PREFIX):].split("/")
+        parts = (path[len(PREFIX):] if rest is None else rest).split("/")
         route = template(parts)
         if route is None:
             raise NotFound(f"Unknown admin API path: {path}", code="unknown_url")

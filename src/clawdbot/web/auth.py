@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import time
 from collections.abc import Mapping
 
@@ -27,6 +28,7 @@ _VERSION = "v1"
 # A purpose label for the key derivation: the master key itself never signs anything, so a token
 # can never be replayed as (or reveal anything about) the key.
 _PURPOSE = b"clawdbot web session cookie v1"
+_CSRF_PURPOSE = b"clawdbot web csrf token v1"
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -53,6 +55,9 @@ class Authenticator:
         self._bearer = f"Bearer {master_key}".encode() if master_key else None
         self._master = master_key.encode() if master_key else b""
         self._key = hmac.new(self._master, _PURPOSE, hashlib.sha256).digest() if master_key else b""
+        # CSRF tokens: tied to the session cookie (or, without auth, to this process)
+        self._csrf_key = (hmac.new(self._master, _CSRF_PURPOSE, hashlib.sha256).digest() if master_key
+                          else os.urandom(32))
 
     def check_key(self, given: str) -> bool:
         return self.required and hmac.compare_digest(given.encode(), self._master)
@@ -93,6 +98,24 @@ class Authenticator:
             return ADMIN
         token = cookie_value(headers.get(b"cookie", b""), COOKIE)
         return self.verify(token) if token else None
+
+    def csrf(self, headers: Mapping[bytes, bytes]) -> str | None:
+        """The token a page must send back in X-Clawdbot-CSRF on every write: an HMAC of its session
+        cookie (of nothing, without auth), so another site can neither read nor make it. None
+        without a session."""
+        if not self.required:
+            source = b"local"
+        else:
+            token = cookie_value(headers.get(b"cookie", b""), COOKIE)
+            if not token:
+                return None
+            source = token.encode()
+        return _b64(hmac.new(self._csrf_key, source, hashlib.sha256).digest())
+
+    def csrf_ok(self, headers: Mapping[bytes, bytes]) -> bool:
+        want = self.csrf(headers)
+        given = headers.get(b"x-clawdbot-csrf")
+        return want is not None and given is not None and hmac.compare_digest(given, want.encode())
 
     def set_cookie(self, principal: Principal, secure: bool) -> bytes:
         return _cookie(self.issue(principal), TTL_S, secure)

@@ -20,6 +20,7 @@ from clawdbot.tenancy.throttle import AuthThrottle, client_address
 from clawdbot.web.auth import ADMIN, Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import Debug
 from clawdbot.web.hub import Hub
+from clawdbot.web.panel import Panel
 from clawdbot.web.socket import own_url, serve_socket
 from clawdbot.web.static_files import StaticFile, StaticFiles
 
@@ -53,8 +54,10 @@ class WebLayer:
         self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle)
         self.auth = Authenticator(config.server.master_key)
         self.static = StaticFiles()
+        self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins)
         self.routes: dict[str, Route] = {
             "/": Route("GET", self.index, False, False),
+            "/panel": Route("GET", self.panel_page, False, False),
             "/auth/login": Route("POST", self.login, True, False, max_body=LOGIN_BODY_BYTES),
             "/auth/logout": Route("POST", self.logout, False, False),
             "/auth/status": Route("GET", self.auth_status, False, False),
@@ -63,7 +66,7 @@ class WebLayer:
         self._static_route = Route("GET", self.static_file, False, False)
 
     def route(self, path: str) -> Route | None:
-        found = self.routes.get(path)
+        found = self.routes.get(path) or self.panel.route(path)
         if found is not None:
             return found
         # The page links its files relatively (app.css, js/main.js), so they are served beside
@@ -74,8 +77,10 @@ class WebLayer:
 
     async def start(self) -> None:
         await self.hub.start()
+        self.panel.start()
 
     async def close(self) -> None:
+        await self.panel.close()
         await self.hub.close()
 
     async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -89,6 +94,9 @@ class WebLayer:
 
     async def index(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._file(ex, "index.html")
+
+    async def panel_page(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        await self._file(ex, "panel.html")
 
     async def static_file(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         path: str = ex.scope["path"]
@@ -158,10 +166,13 @@ class WebLayer:
                       [(b"set-cookie", self.auth.clear_cookie(_secure(ex))), (b"cache-control", b"no-store")])
 
     async def auth_status(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
-        who = self.auth.principal(_headers(ex))
+        hdrs = _headers(ex)
+        who = self.auth.principal(hdrs)
         out: dict[str, object] = {"required": self.auth.required, "authenticated": who is not None}
         if who is not None:
             out["user"] = who.user
+            out["role"] = await self.panel.role(who)  # the control panel's: admin, viewer or null
+            out["csrf"] = self.auth.csrf(hdrs)
         await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
 
     async def debug_stats(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:

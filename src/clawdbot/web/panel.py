@@ -1,0 +1,148 @@
+"""The control panel (docs/panel.md): its page, its overview data and the admin API under the page's
+session, on the web layer's port.
+
+Roles: `admin` is the master key, or a virtual key that may use the admin API (metadata `role:
+admin`); `viewer` is a virtual key with metadata `panel_role: viewer` (reads everything the admin
+API shows, changes nothing; the API never returns a key's secret after its creation). Without a
+master key (loopback only) the local user is admin. Any other key has no panel.
+
+The panel's calls to `/panel/api/admin/<path>` are the admin API's `/admin/api/<path>`, with the
+caller taken from the session cookie instead of a Bearer token. Writes need the CSRF token of
+`/auth/status` in `X-Clawdbot-CSRF` and a same-origin (or no) Origin; changes are audited by the
+admin API under the session's user, as for a key."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from clawdbot.api.admin_api import AdminApi
+from clawdbot.api.exchange import Exchange
+from clawdbot.api.routes import Route
+from clawdbot.codecs.bounds import check_json_shape
+from clawdbot.config.schema import Config, Deployment, ModelEntry
+from clawdbot.core.errors import BadRequest, Forbidden, Unauthorized
+from clawdbot.observability.timeline import Timeline
+from clawdbot.pipeline.policy import Pipeline
+from clawdbot.tenancy.service import Tenancy
+from clawdbot.web.auth import Authenticator, Principal, origin_allowed
+from clawdbot.web.debug import process_entry
+
+PREFIX = "/panel/api/admin/"
+ADMIN_BODY_BYTES = 64 * 1024  # as the admin API's own bound (api/app.py)
+READS = ("GET", "HEAD")
+_encode = msgspec.json.Encoder().encode
+
+
+class Panel:
+    def __init__(self, config: Config, pipeline: Pipeline, tenancy: Tenancy, auth: Authenticator,
+                 allowed_origins: frozenset[str]) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.tenancy = tenancy
+        self.auth = auth
+        self.allowed_origins = allowed_origins
+        self.admin_api = AdminApi(tenancy, pipeline.check_key_metadata, pipeline.request_log)
+        self.timeline = Timeline(pipeline.gateway.metrics.requests)
+        self.routes = {
+            "/panel/api/overview": Route("GET", self.overview, False, False),
+        }
+        self.admin_route = Route("GET POST PATCH DELETE", self.admin, False, False)
+
+    def route(self, path: str) -> Route | None:
+        found = self.routes.get(path)
+        if found is not None:
+            return found
+        return self.admin_route if path.startswith(PREFIX) else None
+
+    def start(self) -> None:
+        self.timeline.start()
+
+    async def close(self) -> None:
+        await self.timeline.close()
+
+    # -- who may do what ---------------------------------------------------------------------
+
+    async def role(self, who: Principal | None) -> str | None:
+        """admin, viewer or None (no panel) for a session's principal."""
+        if who is None:
+            return None
+        if who.kind in ("local", "admin"):
+            return "admin"
+        if who.key_hash is None:
+            return None
+        try:
+            p = await self.tenancy.authn.resolve_hash(who.key_hash)
+        except Unauthorized:  # revoked or expired since the login: the cookie is worth nothing now
+            return None
+        if p.is_admin:
+            return "admin"
+        return "viewer" if p.metadata.get("panel_role") == "viewer" else None
+
+    async def _caller(self, ex: Exchange, write: bool) -> tuple[Principal, str]:
+        hdrs = dict(ex.scope["headers"])
+        who = self.auth.principal(hdrs)
+        if who is None:
+            raise Unauthorized("Log in first (POST /auth/login).", code="login_required")
+        role = await self.role(who)
+        if role is None:
+            raise Forbidden("This key has no access to the control panel (it needs the admin role, or "
+                            "metadata panel_role: viewer).", code="panel_forbidden")
+        if write:
+            if not origin_allowed(hdrs, self.allowed_origins):
+                raise Forbidden("This origin may not change the gateway.", code="forbidden_origin")
+            if not self.auth.csrf_ok(hdrs):
+                raise Forbidden("Send the X-Clawdbot-CSRF token of /auth/status with every change.",
+                                code="csrf_failed")
+            if role != "admin":
+                raise Forbidden("A viewer may not change anything.", code="panel_read_only")
+        return who, role
+
+    # -- the overview -------------------------------------------------------------------------
+
+    async def overview(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        await self._caller(ex, write=False)
+        gateway = pl.gateway
+        entry = process_entry(gateway, "panel", "")
+        services = [{
+            "name": name, "type": s["type"], "reachable": s["reachable"], "latency_ms": s["probeLatencyMs"],
+            "breaker": s["circuit"] or "closed", "inflight": s["inFlight"], "queued": s["queued"],
+            "detail": s["lastError"], "checked_at": gateway.monitor.states[name].checked_at,
+        } for name, s in entry["services"].items()]
+        out = {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": self.timeline.series(),
+               "services": services, "models": self._models(gateway.config)}
+        await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
+
+    def _models(self, config: Config) -> list[dict[str, Any]]:
+        served = self.timeline.route_requests()
+        out = []
+        for name, entry in config.models.items():
+            e = entry if isinstance(entry, ModelEntry) else ModelEntry(targets=list(entry))
+            deps = [d if isinstance(d, Deployment) else _target(d) for d in (e.deployments or [])]
+            deps += [_target(t) for t in e.targets]
+            out.append({"name": name, "strategy": e.strategy, "fallbacks": e.fallbacks, "deployments": [
+                {"service": d.service, "model": d.model, "weight": d.weight, "priority": d.priority,
+                 "requests": served.get((name, d.service), 0)} for d in deps]})
+        return out
+
+    # -- the admin API under the session ------------------------------------------------------
+
+    async def admin(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        method = ex.scope["method"]
+        who, _ = await self._caller(ex, write=method not in READS)
+        if method in ("POST", "PATCH"):
+            if not dict(ex.scope["headers"]).get(b"content-type", b"").startswith(b"application/json"):
+                raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
+                                 param="Content-Type", code="invalid_content_type")
+            body = await ex.body(ADMIN_BODY_BYTES)
+            s = self.config.server
+            check_json_shape(body, s.max_json_depth, s.max_json_items)
+        ex.ctx.principal = who.user  # the audit log's actor
+        await self.admin_api.handle(ex, body, ex.scope["path"][len(PREFIX):])
+
+
+def _target(text: str) -> Deployment:
+    service, _, model = text.partition("/")
+    return Deployment(service=service, model=model or None)
