@@ -34,6 +34,9 @@ def served(app: App) -> dict[str, set[str]]:
     out = {path: methods(r) for path, r in {**routes.ROUTES, **routes.TEMPLATES}.items()}
     out |= {admin_api.PREFIX + t: {m.lower() for m in ms} for t, ms in admin_api.ROUTES.items()}
     out |= {path: methods(r) for path, r in getattr(app.ext, "routes", {}).items()}  # WebLayer's table
+    panel = getattr(app.ext, "panel", None)  # the control panel's own (its /panel/api/admin/ mirror is the admin API)
+    if panel is not None:
+        out |= {path: methods(r) for path, r in panel.routes.items()}
     stats = app.ext.route("/debug/stats")  # the proxy's StatsOnly has only this one
     if stats is not None:
         out["/debug/stats"] = methods(stats)
@@ -56,7 +59,7 @@ def test_every_route_is_documented_and_every_operation_is_a_route(tmp_path: Path
 
 def test_the_web_layer_is_documented_only_where_it_serves(tmp_path: Path) -> None:
     serve, proxy = documented(built(tmp_path / "s", "serve")), documented(built(tmp_path / "p", "proxy"))
-    page = {"/", "/auth/login", "/auth/logout", "/auth/status"}
+    page = {"/", "/auth/login", "/auth/logout", "/auth/status", "/panel", "/panel/api/overview"}
     assert page <= set(serve) and not page & set(proxy)
     assert "/debug/stats" in serve and "/debug/stats" in proxy
 

@@ -211,6 +211,11 @@ def _web() -> Iterator[tuple[str, str, Op]]:
                                      tag="web")
     yield "/auth/status", "get", Op("authStatus", "Who the session cookie says this is", _ok(session), PUBLIC,
                                     auth="none", tag="web")
+    yield "/panel", "get", Op("panelPage", "The control panel (docs/panel.md)", page, PUBLIC, auth="none", tag="web")
+    yield "/panel/api/overview", "get", Op(
+        "panelOverview", "The panel's overview: the last hour in 10 s buckets, services, routes (the session's "
+        "cookie; the panel's other calls are the admin API under /panel/api/admin/, docs/panel.md)",
+        _ok(ref("PanelOverview")), (400, 401, 403), auth="none", tag="web")
 
 
 SECURITY: dict[str, list[dict[str, list[str]]] | None] = {

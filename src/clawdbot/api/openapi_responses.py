@@ -100,7 +100,14 @@ SCHEMAS: dict[str, Schema] = {
     "RequestLog": listing(ref("RequestRecord"), next_cursor=NULL_STRING),
     # the chat page's login (web/auth.py)
     "LoginBody": obj({"key": {"type": "string", "description": "the master key or a virtual key"}}, ["key"]),
-    "Session": obj({"required": BOOLEAN, "authenticated": BOOLEAN, "user": STRING}, ["required", "authenticated"]),
+    "Session": obj({"required": BOOLEAN, "authenticated": BOOLEAN, "user": STRING,
+                    # the control panel's role (null: none) and the token its writes send back (web/panel.py)
+                    "role": nullable({"type": "string", "enum": ["admin", "viewer"]}), "csrf": nullable(STRING)},
+                   ["required", "authenticated"]),
+    "PanelOverview": obj({"now": NUMBER, "bucket_s": NUMBER, "series": {"type": "object"},
+                          "services": {"type": "array", "items": {"type": "object"}},
+                          "models": {"type": "array", "items": {"type": "object"}}},
+                         ["now", "bucket_s", "series", "services", "models"]),
 }
 
 
