@@ -106,3 +106,9 @@ class KeyStore(Protocol):
     async def audit(self, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
         """Newest first; `before` pages by `at`."""
         ...
+
+    async def note(self, actor: str, action: str, target: str | None, before: dict[str, Any] | None,
+                   after: dict[str, Any] | None) -> None:
+        """An audit entry for a change made outside the store (the control panel's config edits:
+        action `config.<verb>`)."""
+        ...

@@ -169,6 +169,14 @@ class SqlKeyStore(DatabaseUser):
             await self._audit(conn, actor, f"{kind}.delete", id, before, None)
         return True
 
+    async def note(self, actor: str, action: str, target: str | None, before: dict[str, Any] | None,
+                   after: dict[str, Any] | None) -> None:
+        await self.start()
+        async with self.database.write() as conn:
+            await conn.execute(audit_log.insert().values(
+                id=new_id("a"), at=self._clock(), actor=actor, action=action,
+                target_type=action.partition(".")[0], target_id=target, before=before, after=after))
+
     async def audit(self, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
         await self.start()
         query = sa.select(audit_log)

@@ -32,4 +32,4 @@ def build_web(config: Config, pipeline: Pipeline, tenancy: Tenancy, role: str, e
     and on the API count together."""
     if not config.web.enabled:
         return StatsOnly(config, pipeline.gateway, role)
-    return WebLayer(config, pipeline, open_store(config, env), role, tenancy, throttle)
+    return WebLayer(config, pipeline, open_store(config, env), role, tenancy, throttle, env)

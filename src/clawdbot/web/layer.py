@@ -4,6 +4,8 @@ socket, only its numbers for the gateway in front of it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 from clawdbot.api.exchange import Exchange
@@ -46,7 +48,7 @@ async def _stats(ex: Exchange, debug: Debug) -> None:
 
 class WebLayer:
     def __init__(self, config: Config, pipeline: Pipeline, store: ChatStore, role: str, tenancy: Tenancy,
-                 throttle: AuthThrottle | None = None) -> None:
+                 throttle: AuthThrottle | None = None, env: Mapping[str, str] | None = None) -> None:
         srv = config.server  # an AuthThrottle is falsy while empty: compare with None
         self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,
                                                                            srv.auth_failures_per_minute)
@@ -54,7 +56,7 @@ class WebLayer:
         self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle)
         self.auth = Authenticator(config.server.master_key)
         self.static = StaticFiles()
-        self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins)
+        self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins, env)
         self.routes: dict[str, Route] = {
             "/": Route("GET", self.index, False, False),
             "/panel": Route("GET", self.panel_page, False, False),

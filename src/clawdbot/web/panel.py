@@ -13,49 +13,61 @@ admin API under the session's user, as for a key."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from clawdbot.api.admin_api import AdminApi
+from clawdbot.api.admin_api import AdminApi, ConflictError
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
+from clawdbot.config.edit import EditRefused, ModelEdit, plan, write
 from clawdbot.config.schema import Config, Deployment, ModelEntry
 from clawdbot.core.errors import BadRequest, Forbidden, Unauthorized
 from clawdbot.observability.timeline import Timeline
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.web.auth import Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import process_entry
 
 PREFIX = "/panel/api/admin/"
+MODELS = "/panel/api/models/"
 ADMIN_BODY_BYTES = 64 * 1024  # as the admin API's own bound (api/app.py)
 READS = ("GET", "HEAD")
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("clawdbot.panel")
 
 
 class Panel:
     def __init__(self, config: Config, pipeline: Pipeline, tenancy: Tenancy, auth: Authenticator,
-                 allowed_origins: frozenset[str]) -> None:
+                 allowed_origins: frozenset[str], env: Mapping[str, str] | None = None) -> None:
         self.config = config
+        self.env = env if env is not None else {}  # ${VAR} in an edited file, as at start
         self.pipeline = pipeline
         self.tenancy = tenancy
         self.auth = auth
         self.allowed_origins = allowed_origins
         self.admin_api = AdminApi(tenancy, pipeline.check_key_metadata, pipeline.request_log)
         self.timeline = Timeline(pipeline.gateway.metrics.requests)
+        self._editing = asyncio.Lock()
         self.routes = {
             "/panel/api/overview": Route("GET", self.overview, False, False),
         }
         self.admin_route = Route("GET POST PATCH DELETE", self.admin, False, False)
+        self.models_route = Route("POST", self.edit_model, True, False, max_body=ADMIN_BODY_BYTES)
 
     def route(self, path: str) -> Route | None:
         found = self.routes.get(path)
         if found is not None:
             return found
-        return self.admin_route if path.startswith(PREFIX) else None
+        if path.startswith(PREFIX):
+            return self.admin_route
+        return self.models_route if path.startswith(MODELS) else None
 
     def start(self) -> None:
         self.timeline.start()
@@ -141,6 +153,68 @@ class Panel:
             check_json_shape(body, s.max_json_depth, s.max_json_items)
         ex.ctx.principal = who.user  # the audit log's actor
         await self.admin_api.handle(ex, body, ex.scope["path"][len(PREFIX):])
+
+    # -- routes: an edit of one `models:` entry, previewed, then written and hot-reloaded --------
+
+    async def edit_model(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        who, _ = await self._caller(ex, write=True)
+        name = ex.scope["path"][len(MODELS):]
+        if not name or "/" in name:
+            raise BadRequest("Name one model: POST /panel/api/models/<name>.", code="invalid_value")
+        try:
+            req = msgspec.json.decode(body, type=EditBody)
+        except msgspec.ValidationError as exc:
+            raise BadRequest(f"Invalid edit: {exc}", code="invalid_value") from None
+        except msgspec.DecodeError:
+            raise BadRequest('Send {"entry": {...} or null, "apply": true|false}.', code="invalid_json") from None
+        gateway = pl.gateway
+        try:
+            outcome, text = await asyncio.to_thread(plan, gateway.reloader.path, name, req.entry, self.env)
+        except EditRefused as exc:
+            raise ConflictError(str(exc), code="config_read_only") from None
+        out: dict[str, Any] = msgspec.structs.asdict(outcome)
+        if req.apply and outcome.valid and outcome.diff:
+            out.update(await self._apply(gateway, who.user, name, req.entry, text))
+        await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
+
+    async def _apply(self, gateway: Gateway, actor: str, name: str, entry: ModelEdit | None,
+                     text: str) -> dict[str, Any]:
+        path = gateway.reloader.path
+        assert path is not None
+        before = gateway.config.models.get(name)
+        async with self._editing:  # one edit at a time: each reads the file the last one wrote
+            old = await asyncio.to_thread(_read, path)
+            await asyncio.to_thread(write, path, text)
+            ok, detail = await gateway.reloader.reload(f"control panel: models.{name} by {actor}")
+            if not ok:  # the running config keeps serving; the file goes back to what it held
+                await asyncio.to_thread(write, path, old)
+                return {"applied": False, "error": f"the reload refused it: {detail}"}
+        log.info("control panel: models.%s %s by %s", name, "removed" if entry is None else "changed", actor)
+        store = self.tenancy.store
+        if store is not None:
+            try:
+                await store.note(actor, "config.update", f"models.{name}", _plain(before), _plain(entry))
+            except Exception as exc:  # the change is made: say that its audit entry is missing, never undo it
+                log.error("control panel: the audit entry of models.%s could not be written: %s", name, exc)
+                return {"applied": True, "reload": detail, "warning": "the change is not in the audit log"}
+        return {"applied": True, "reload": detail}
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _plain(value: Any) -> dict[str, Any] | None:
+    """An entry as the audit log keeps it."""
+    if value is None:
+        return None
+    return {"entry": msgspec.to_builtins(value)}
+
+
+class EditBody(msgspec.Struct, forbid_unknown_fields=True):
+    entry: ModelEdit | None  # null: remove the entry
+    apply: bool = False  # false: only the diff and whether the loader takes it
 
 
 def _target(text: str) -> Deployment:

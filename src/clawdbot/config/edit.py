@@ -1,0 +1,191 @@
+"""Edits of the config file made from the control panel: one `models:` entry at a time, written back
+with the file's comments, order and layout kept (ruamel.yaml's round trip), checked by the same
+loader as a start or a reload before anything is written, and shown as a unified diff first.
+
+An edit changes what the panel edits (strategy, fallbacks, the deployments' order, weights and
+priorities, deployments added or removed) and keeps everything else the entry had: its rules, hook,
+log_bodies, a deployment's tags, cost and max_inflight."""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import msgspec
+
+from clawdbot.config.loader import ConfigError, load_config_text
+from clawdbot.config.schema import Config, Strategy
+
+
+class DeploymentEdit(msgspec.Struct, forbid_unknown_fields=True):
+    service: str
+    model: str | None = None
+    weight: float = 1.0
+    priority: int = 0
+
+
+class ModelEdit(msgspec.Struct, forbid_unknown_fields=True):
+    deployments: list[DeploymentEdit]
+    strategy: Strategy = "ordered"
+    fallbacks: list[str] = []
+
+
+class EditRefused(Exception):
+    """The file cannot be edited (none, not writable); the message says why."""
+
+
+class Outcome(msgspec.Struct):
+    diff: str
+    valid: bool
+    error: str | None = None
+    applied: bool = False
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    y = YAML()  # round trip: comments, key order, quotes and flow styles survive
+    y.preserve_quotes = True
+    y.width = 4096
+    return y
+
+
+def _target(d: Any) -> tuple[str, str | None]:
+    if isinstance(d, str):
+        service, _, model = d.partition("/")
+        return service, model or None
+    return str(d.get("service")), d.get("model")
+
+
+def _entry(old: Any, edit: ModelEdit) -> Any:
+    """The new entry: the short list form when nothing but the order is said (and the entry was
+    short), else the mapping, keeping the old entry's other keys and each kept deployment's other
+    fields."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    plain = (edit.strategy == "ordered" and not edit.fallbacks
+             and all(d.weight == 1.0 and d.priority == 0 for d in edit.deployments))
+    if plain and (old is None or isinstance(old, list)):
+        seq = CommentedSeq(f"{d.service}/{d.model}" if d.model else d.service for d in edit.deployments)
+        style = getattr(old, "fa", None)
+        if style is not None and style.flow_style():
+            seq.fa.set_flow_style()  # [a/x, b/y] stays on its line
+        return seq
+    entry = CommentedMap() if not isinstance(old, MutableMapping) else old
+    before: dict[tuple[str, str | None], Any] = {}
+    if isinstance(old, MutableMapping):
+        for d in [*old.get("targets", []), *old.get("deployments", [])]:
+            before[_target(d)] = d
+        entry.pop("targets", None)
+    elif isinstance(old, list):
+        before = {_target(d): d for d in old}
+    deployments = CommentedSeq()
+    for d in edit.deployments:
+        kept = before.get((d.service, d.model))
+        item = kept if isinstance(kept, MutableMapping) else CommentedMap()
+        item["service"] = d.service
+        if d.model:
+            item["model"] = d.model
+        else:
+            item.pop("model", None)
+        for field, value, default in (("weight", d.weight, 1.0), ("priority", d.priority, 0)):
+            if field in item or value != default:  # a field the file spelt out stays spelt out
+                item[field] = int(value) if float(value).is_integer() else value
+        deployments.append(item)
+    entry["deployments"] = deployments
+    if edit.strategy != "ordered":
+        entry["strategy"] = edit.strategy
+    else:
+        entry.pop("strategy", None)
+    if edit.fallbacks:
+        entry["fallbacks"] = list(edit.fallbacks)
+    else:
+        entry.pop("fallbacks", None)
+    return entry
+
+
+_NESTED = re.compile(r"^[A-Za-z_][\w-]*:[ \t]*(#.*)?\n( +)[A-Za-z_]", re.M)
+
+
+def _mapping_indent(text: str) -> int:
+    """How far the file indents a mapping under a top-level key (2 unless it says otherwise)."""
+    m = _NESTED.search(text)
+    return len(m.group(2)) if m else 2
+
+
+def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
+    """The file's text with `models.<name>` set to `edit` (None: removed)."""
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    y = _yaml()
+    data = None
+    if text.strip():
+        # the file's own indentation, kept: a sequence's (where its dash and its items sit), a mapping's
+        _, seq_indent, dash = load_yaml_guess_indent(text)
+        y.indent(mapping=_mapping_indent(text), sequence=seq_indent or 2, offset=dash or 0)
+        data = y.load(text)
+    if data is None:
+        data = CommentedMap()
+    if not isinstance(data, MutableMapping):
+        raise EditRefused("the config file's top level is not a mapping")
+    models = data.get("models")
+    if models is None:
+        models = data["models"] = CommentedMap()
+    if not isinstance(models, MutableMapping):
+        raise EditRefused("the config file's `models` is not a mapping")
+    if edit is None:
+        models.pop(name, None)
+    else:
+        models[name] = _entry(models.get(name), edit)
+    out = io.StringIO()
+    y.dump(data, out)
+    return out.getvalue()
+
+
+def writable(path: str | None) -> str:
+    """The config file to edit, or EditRefused saying why there is none to edit."""
+    if path is None:
+        raise EditRefused("this gateway runs without a config file (its routes come from the environment or "
+                          "autodetection): write a clawdbot.yaml (`clawdbot init`) to edit routes here")
+    if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        raise EditRefused(f"{path} is read-only for the gateway: edit it where it is kept, or make it writable")
+    return path
+
+
+def plan(path: str | None, name: str, edit: ModelEdit | None, env: Mapping[str, str]) -> tuple[Outcome, str]:
+    """What the edit would change (a unified diff), and whether the loader accepts the result."""
+    target = writable(path)
+    with open(target, encoding="utf-8") as f:
+        old = f.read()
+    new = edit_model(old, name, edit)
+    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), target, target))
+    try:
+        check(new, target, env)
+    except ConfigError as exc:
+        return Outcome(diff, False, str(exc)), new
+    return Outcome(diff, True), new
+
+
+def check(text: str, path: str, env: Mapping[str, str]) -> Config:
+    return load_config_text(text, path, env)
+
+
+def write(path: str, text: str) -> None:
+    """The whole file replaced at once (a temporary file beside it, renamed over it), its mode kept."""
+    mode = os.stat(path).st_mode & 0o777
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".clawdbot-edit-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,120 @@
+"""Route edits from the control panel (web/panel.py, config/edit.py) against a real gateway process
+and two test upstreams: a preview changes nothing, a bad edit is refused with the loader's file:line
+error, an applied edit is written with the file's comments kept, hot-reloaded, audited, and moves
+the traffic; a gateway without a config file refuses edits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.harness import GatewayProcess, openai_upstreams
+from tests.upstreams.openai_server import OpenAIUpstream
+from tests.web.conftest import MASTER_KEY
+from tests.web.test_panel_api import Session
+
+
+def config(a: OpenAIUpstream, b: OpenAIUpstream) -> str:
+    return f"""# the gateway of the panel tests
+server:
+  master_key: {MASTER_KEY}   # never in a real file
+services:
+  - name: a
+    type: openai
+    endpoint: {a.url}/v1
+  - name: b
+    type: openai
+    endpoint: {b.url}/v1
+models:
+  # the one the panel edits
+  split:
+    strategy: weighted
+    deployments:
+      - {{service: a, model: mock-a, weight: 1}}
+      - {{service: b, model: mock-a, weight: 1}}
+    log_bodies: false   # kept through edits
+"""
+
+
+@pytest.fixture(scope="module")
+def ups() -> Iterator[dict[str, OpenAIUpstream]]:
+    with openai_upstreams("a", "b") as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, OpenAIUpstream]) -> Iterator[GatewayProcess]:
+    d = tmp_path_factory.mktemp("panel-edit")
+    (d / "clawdbot.yaml").write_text(config(ups["a"], ups["b"]))
+    with GatewayProcess(["serve", "--config", str(d / "clawdbot.yaml")], d / "gateway.log",
+                        {"CLAWDBOT_DATA_DIR": str(d)}) as g:
+        yield g
+
+
+def path_of(gw: GatewayProcess) -> Path:
+    return Path(gw.args[gw.args.index("--config") + 1])
+
+
+def entry(weight_a: float, weight_b: float, service_b: str = "b") -> dict[str, Any]:
+    return {"strategy": "weighted", "deployments": [{"service": "a", "model": "mock-a", "weight": weight_a},
+                                                     {"service": service_b, "model": "mock-a", "weight": weight_b}]}
+
+
+def test_a_preview_shows_the_diff_and_writes_nothing(gw: GatewayProcess) -> None:
+    before = path_of(gw).read_text()
+    status, out = Session(gw, MASTER_KEY).send("POST", "/panel/api/models/split", {"entry": entry(0, 1)})
+    assert status == 200 and out["valid"] and not out["applied"]
+    assert "-      - {service: a, model: mock-a, weight: 1}" in out["diff"]
+    assert "+      - {service: a, model: mock-a, weight: 0}" in out["diff"]
+    assert path_of(gw).read_text() == before
+
+
+def test_an_edit_the_loader_refuses_is_not_written(gw: GatewayProcess) -> None:
+    before = path_of(gw).read_text()
+    status, out = Session(gw, MASTER_KEY).send("POST", "/panel/api/models/split",
+                                               {"entry": entry(1, 1, service_b="nope"), "apply": True})
+    assert status == 200 and not out["valid"] and not out["applied"]
+    assert "clawdbot.yaml:" in out["error"] and "nope" in out["error"]
+    assert path_of(gw).read_text() == before
+
+
+def test_an_applied_edit_moves_the_traffic_and_keeps_the_file_s_comments(
+        gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    s = Session(gw, MASTER_KEY)
+    status, out = s.send("POST", "/panel/api/models/split", {"entry": entry(0, 1), "apply": True})
+    assert status == 200 and out["applied"], out
+    text = path_of(gw).read_text()
+    assert "# the one the panel edits" in text and "log_bodies: false   # kept through edits" in text
+    assert "{service: a, model: mock-a, weight: 0}" in text
+    before = {n: u.request_count for n, u in ups.items()}
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    for _ in range(6):
+        c.chat.completions.create(model="split", messages=[{"role": "user", "content": "hi"}])
+    assert ups["b"].request_count - before["b"] == 6 and ups["a"].request_count == before["a"]
+    [split] = [m for m in s.get("/panel/api/overview")[1]["models"] if m["name"] == "split"]
+    assert [d["weight"] for d in split["deployments"]] == [0.0, 1.0]
+    status, audit = s.get("/panel/api/admin/audit")
+    assert any(e["action"] == "config.update" and e["target_id"] == "models.split" and e["actor"] == "admin"
+               for e in audit["data"]), json.dumps(audit)[:2000]
+
+
+def test_a_viewer_cannot_edit(gw: GatewayProcess) -> None:
+    admin = Session(gw, MASTER_KEY)
+    status, key = admin.send("POST", "/panel/api/admin/keys", {"name": "v", "metadata": {"panel_role": "viewer"}})
+    assert status == 201
+    status, out = Session(gw, key["key"]).send("POST", "/panel/api/models/split", {"entry": entry(1, 1)})
+    assert status == 403 and out["error"]["code"] == "panel_read_only"
+
+
+def test_without_a_config_file_routes_cannot_be_edited(tmp_path: Path, ups: dict[str, OpenAIUpstream]) -> None:
+    env = {"CLAWDBOT_MODEL_ENDPOINT": ups["a"].url + "/v1", "CLAWDBOT_MASTER_KEY": MASTER_KEY,
+           "CLAWDBOT_DATA_DIR": str(tmp_path)}
+    with GatewayProcess(["serve"], tmp_path / "gateway.log", env, cwd=tmp_path) as g:
+        status, out = Session(g, MASTER_KEY).send("POST", "/panel/api/models/x", {"entry": entry(1, 1)})
+    assert status == 409 and out["error"]["code"] == "config_read_only"
+    assert "without a config file" in out["error"]["message"]
