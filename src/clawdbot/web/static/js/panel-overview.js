@@ -1,0 +1,130 @@
+// Overview: a card per service (a dead one or an open breaker stands out) and the last hour's
+// charts, from GET /panel/api/overview every 2 s while the tab is open and the page visible.
+
+import { h, clear } from "./dom.js";
+import { LineChart } from "./panel-chart.js";
+import { fmtMs, fmtInt, orDash } from "./panel-format.js";
+import { showError } from "./panel-table.js";
+
+const POLL_MS = 2000;
+
+const CHARTS = [
+  { key: "requests", title: "Requests", unit: "req/s", series: [{ label: "req/s" }] },
+  { key: "errors", title: "Error rate", unit: "%", series: [{ label: "errors" }] },
+  { key: "latency", title: "Latency", unit: "ms", series: [{ label: "p50" }, { label: "p99" }] },
+  { key: "ttft", title: "Time to first token (p50)", unit: "ms", series: [{ label: "p50" }] },
+  { key: "tokens", title: "Output tokens", unit: "tok/s", series: [{ label: "tok/s" }] },
+];
+
+function serviceState(s) {
+  if (!s.reachable) return "down";
+  if (s.breaker === "open") return "open";
+  if (s.breaker === "half_open") return "half_open";
+  return "ok";
+}
+
+const PILL = {
+  ok: ["up", "ok"], down: ["unreachable", "bad"], open: ["breaker open", "bad"], half_open: ["half-open", "warn"],
+};
+
+function ago(seconds, now) {
+  if (typeof seconds !== "number") return "–";
+  const d = Math.max(0, Math.round(now - seconds));
+  return d < 60 ? `${d} s ago` : `${Math.round(d / 60)} min ago`;
+}
+
+function serviceCard(s, now) {
+  const state = serviceState(s);
+  const [pill, kind] = PILL[state];
+  const breakerCls = s.breaker === "open" ? "bad" : s.breaker === "half_open" ? "warn" : null;
+  return h("li", { class: "service-card", dataset: { service: s.name, state } },
+    h("div", { class: "service-head" },
+      h("h3", null, s.name),
+      h("span", { class: "service-type" }, orDash(s.type)),
+      h("span", { class: `status-pill ${kind}` }, pill)),
+    h("dl", { class: "kv" },
+      h("dt", null, "Reachable"), h("dd", { class: s.reachable ? null : "bad" }, s.reachable ? "yes" : "no"),
+      h("dt", null, "Breaker"), h("dd", { class: breakerCls }, orDash(s.breaker).replace("_", "-")),
+      h("dt", null, "In flight"), h("dd", null, fmtInt(s.inflight)),
+      h("dt", null, "Queued"), h("dd", { class: s.queued > 0 ? "warn" : null }, fmtInt(s.queued)),
+      h("dt", null, "Probe"), h("dd", null, fmtMs(s.latency_ms)),
+      h("dt", null, "Checked"), h("dd", null, ago(s.checked_at, now))),
+    s.detail ? h("p", { class: "service-detail" }, s.detail) : null);
+}
+
+// The overview's series as the charts' values. Each `t` is the end of its bucket (the last: now,
+// the bucket still filling), so a bucket spans from the `t` before it; rates divide by that span
+// (at least 1 s: a bucket a moment old would otherwise show a spike).
+export function chartValues(o) {
+  const s = o.series || {};
+  const t = s.t || [];
+  const bs = o.bucket_s || 10;
+  const span = (i) => Math.max(1, i > 0 ? t[i] - t[i - 1] : bs);
+  const col = (name) => s[name] || [];
+  const num = (v) => (typeof v === "number" ? v : null);
+  const rate = (name) => t.map((_, i) => (num(col(name)[i]) === null ? null : col(name)[i] / span(i)));
+  const requests = col("requests");
+  return {
+    t,
+    requests: [rate("requests")],
+    errors: [t.map((_, i) => (requests[i] ? (100 * (col("errors")[i] || 0)) / requests[i] : null))],
+    latency: [t.map((_, i) => num(col("p50_ms")[i])), t.map((_, i) => num(col("p99_ms")[i]))],
+    ttft: [t.map((_, i) => num(col("ttft_p50_ms")[i]))],
+    tokens: [rate("output_tokens")],
+  };
+}
+
+export class OverviewTab {
+  constructor(panel, api) {
+    Object.assign(this, { panel, api });
+    this.cards = panel.querySelector("#service-cards");
+    this.updated = panel.querySelector("#overview-updated");
+    this.charts = CHARTS.map((c) => new LineChart(c));
+    panel.querySelector("#charts").append(...this.charts.map((c) => c.el));
+    this.active = false;
+    this.timer = null;
+    this.inFlight = false;
+    document.addEventListener("visibilitychange", () => {
+      if (this.active && document.visibilityState === "visible") this.tick();
+    });
+  }
+
+  show() {
+    this.active = true;
+    this.tick();
+  }
+
+  hide() {
+    this.active = false;
+    clearTimeout(this.timer);
+  }
+
+  async tick() {
+    clearTimeout(this.timer);
+    if (!this.active || this.inFlight) return;
+    this.inFlight = true;
+    try {
+      this.render(await this.api.get("/panel/api/overview"));
+      showError(this.panel, "");
+    } catch (err) {
+      showError(this.panel, `Could not load the overview: ${err.message}`);
+    } finally {
+      this.inFlight = false;
+      // polled while open and visible; a hidden page resumes on visibilitychange
+      if (this.active && document.visibilityState === "visible") this.timer = setTimeout(() => this.tick(), POLL_MS);
+    }
+  }
+
+  render(o) {
+    const now = typeof o.now === "number" ? o.now : Date.now() / 1000;
+    clear(this.cards);
+    const services = o.services || [];
+    if (!services.length) this.cards.append(h("li", { class: "empty" }, "No services configured."));
+    for (const s of services) this.cards.append(serviceCard(s, now));
+    const values = chartValues({ ...o, now });
+    // the headline is the last complete bucket's: the one still filling is drawn, not quoted
+    const settled = Math.max(1, values.t.length - 1);
+    for (const chart of this.charts) chart.update(values.t, values[chart.key], now, settled);
+    this.updated.textContent = `Updated ${new Date(now * 1000).toLocaleTimeString()}`;
+  }
+}

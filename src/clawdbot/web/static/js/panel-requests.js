@@ -1,0 +1,116 @@
+// Requests: the request log (GET /admin/api/requests) searched by model, key, status, latency and
+// time, newest first, a page at a time; a row opened (click, Enter or Space) shows its detail.
+
+import { fmtInt, fmtMs, fmtTime, fmtUsd, orDash } from "./panel-format.js";
+import { fillTable, showError } from "./panel-table.js";
+import { RequestDetail } from "./panel-request-detail.js";
+
+const PAGE = 100;
+
+function localMs(value) {
+  if (!value) return null;
+  const ms = new Date(value).getTime();  // datetime-local: the browser's time zone
+  return Number.isFinite(ms) ? ms : null;
+}
+
+function statusClass(status) {
+  return `status-${String(status)[0]}`;
+}
+
+const COLUMNS = [
+  { label: "Time", cell: (r) => fmtTime(r.at) },
+  { label: "Model", cell: (r) => orDash(r.model) },
+  { label: "Key", cell: (r) => orDash(r.key_id || r.principal), cls: "mono" },
+  { label: "Status", cell: (r) => String(r.status), num: true },
+  { label: "Latency", cell: (r) => fmtMs(r.latency_ms), num: true },
+  { label: "TTFT", cell: (r) => fmtMs(r.ttft_ms), num: true },
+  { label: "Tokens in / out", cell: (r) => `${fmtInt(r.prompt_tokens)} / ${fmtInt(r.completion_tokens)}`, num: true },
+  { label: "Cost", cell: (r) => (r.cached ? "cached" : fmtUsd(r.cost_usd)), num: true },
+  { label: "Service", cell: (r) => orDash(r.service) },
+];
+
+export class RequestsTab {
+  constructor(panel, api) {
+    Object.assign(this, { panel, api });
+    this.form = panel.querySelector("#requests-form");
+    this.table = panel.querySelector("#requests-table");
+    this.more = panel.querySelector("#requests-more");
+    this.layout = panel.querySelector(".requests-layout");
+    this.cursor = null;
+    this.detail = new RequestDetail(panel.querySelector("#request-detail"), api, {
+      onClose: () => this.closeDetail(),
+    });
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.load();
+    });
+    this.more.addEventListener("click", () => this.load(this.cursor));
+  }
+
+  show() {
+    this.load();
+  }
+
+  hide() {}
+
+  params() {
+    const v = (sel) => this.form.querySelector(sel).value.trim();
+    return {
+      model: v("#req-model"), key_id: v("#req-key"), status: v("#req-status"),
+      min_latency_ms: v("#req-min-latency"), errors: this.form.querySelector("#req-errors").checked ? "true" : "",
+      since: localMs(v("#req-since")), until: localMs(v("#req-until")), limit: PAGE,
+    };
+  }
+
+  async load(cursor = null) {
+    if (!cursor && !this.form.reportValidity()) return;
+    try {
+      const page = await this.api.admin("requests", { ...this.params(), cursor });
+      showError(this.panel, "");
+      this.cursor = page.next_cursor || null;
+      this.more.hidden = !this.cursor;
+      this.render(page.data || [], Boolean(cursor));
+    } catch (err) {
+      this.more.hidden = true;
+      showError(this.panel, `Could not search the request log: ${err.message}`);
+    }
+  }
+
+  render(records, more) {
+    fillTable(this.table, COLUMNS, records, {
+      append: more,
+      empty: "No requests match.",
+      row: (r, tr) => {
+        tr.className = "request-row";
+        tr.tabIndex = 0;
+        tr.dataset.requestId = r.id;
+        tr.cells[3].classList.add(statusClass(r.status));
+        tr.addEventListener("click", () => this.open(r.id, tr));
+        tr.addEventListener("keydown", (e) => {
+          if (e.key === "Enter" || e.key === " ") {
+            e.preventDefault();
+            this.open(r.id, tr);
+          }
+        });
+      },
+    });
+  }
+
+  open(id, row) {
+    for (const tr of this.table.querySelectorAll("tr.selected")) {
+      tr.classList.remove("selected");
+      tr.removeAttribute("aria-current");
+    }
+    row.classList.add("selected");
+    row.setAttribute("aria-current", "true");
+    this.opener = row;
+    this.layout.classList.add("with-detail");
+    this.detail.load(id);
+  }
+
+  closeDetail() {
+    this.layout.classList.remove("with-detail");
+    for (const tr of this.table.querySelectorAll("tr.selected")) tr.classList.remove("selected");
+    if (this.opener?.isConnected) this.opener.focus();
+  }
+}
