@@ -67,7 +67,7 @@ def test_the_master_key_is_admin_and_writes_need_the_csrf_token(gw: GatewayProce
     status, listed = s.get("/panel/api/admin/keys")
     assert status == 200 and "from-the-panel" in json.dumps(listed) and out["key"] not in json.dumps(listed)
     status, audit = s.get("/panel/api/admin/audit")
-    assert status == 200 and any(e.get("actor") == "admin" and "from-the-panel" in json.dumps(e)
+    assert status == 200 and any(e.get("actor") == "master" and "from-the-panel" in json.dumps(e)
                                  for e in audit["data"])
 
 

@@ -99,7 +99,7 @@ def test_an_applied_edit_moves_the_traffic_and_keeps_the_file_s_comments(
     [split] = [m for m in s.get("/panel/api/overview")[1]["models"] if m["name"] == "split"]
     assert [d["weight"] for d in split["deployments"]] == [0.0, 1.0]
     status, audit = s.get("/panel/api/admin/audit")
-    assert any(e["action"] == "config.update" and e["target_id"] == "models.split" and e["actor"] == "admin"
+    assert any(e["action"] == "config.update" and e["target_id"] == "models.split" and e["actor"] == "master"
                for e in audit["data"]), json.dumps(audit)[:2000]
 
 

@@ -79,26 +79,32 @@ class Panel:
 
     async def role(self, who: Principal | None) -> str | None:
         """admin, viewer or None (no panel) for a session's principal."""
+        return (await self._resolve(who))[1]
+
+    async def _resolve(self, who: Principal | None) -> tuple[str, str | None]:
+        """(the actor the audit log names, as for a Bearer call: `master` or the key's id; the role)."""
         if who is None:
-            return None
+            return "", None
         if who.kind in ("local", "admin"):
-            return "admin"
+            return "master", "admin"
         if who.key_hash is None:
-            return None
+            return who.user, None
         try:
             p = await self.tenancy.authn.resolve_hash(who.key_hash)
         except Unauthorized:  # revoked or expired since the login: the cookie is worth nothing now
-            return None
+            return who.user, None
         if p.is_admin:
-            return "admin"
-        return "viewer" if p.metadata.get("panel_role") == "viewer" else None
+            return p.name, "admin"
+        return p.name, "viewer" if p.metadata.get("panel_role") == "viewer" else None
 
-    async def _caller(self, ex: Exchange, write: bool) -> tuple[Principal, str]:
+    async def _caller(self, ex: Exchange, write: bool) -> str:
+        """The actor of a panel call, once its session, role and (for a write) Origin and CSRF
+        token have passed."""
         hdrs = dict(ex.scope["headers"])
         who = self.auth.principal(hdrs)
         if who is None:
             raise Unauthorized("Log in first (POST /auth/login).", code="login_required")
-        role = await self.role(who)
+        actor, role = await self._resolve(who)
         if role is None:
             raise Forbidden("This key has no access to the control panel (it needs the admin role, or "
                             "metadata panel_role: viewer).", code="panel_forbidden")
@@ -110,7 +116,7 @@ class Panel:
                                 code="csrf_failed")
             if role != "admin":
                 raise Forbidden("A viewer may not change anything.", code="panel_read_only")
-        return who, role
+        return actor
 
     # -- the overview -------------------------------------------------------------------------
 
@@ -143,7 +149,7 @@ class Panel:
 
     async def admin(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         method = ex.scope["method"]
-        who, _ = await self._caller(ex, write=method not in READS)
+        actor = await self._caller(ex, write=method not in READS)
         if method in ("POST", "PATCH"):
             if not dict(ex.scope["headers"]).get(b"content-type", b"").startswith(b"application/json"):
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
@@ -151,13 +157,13 @@ class Panel:
             body = await ex.body(ADMIN_BODY_BYTES)
             s = self.config.server
             check_json_shape(body, s.max_json_depth, s.max_json_items)
-        ex.ctx.principal = who.user  # the audit log's actor
+        ex.ctx.principal = actor  # the audit log's actor
         await self.admin_api.handle(ex, body, ex.scope["path"][len(PREFIX):])
 
     # -- routes: an edit of one `models:` entry, previewed, then written and hot-reloaded --------
 
     async def edit_model(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
-        who, _ = await self._caller(ex, write=True)
+        actor = await self._caller(ex, write=True)
         name = ex.scope["path"][len(MODELS):]
         if not name or "/" in name:
             raise BadRequest("Name one model: POST /panel/api/models/<name>.", code="invalid_value")
@@ -174,7 +180,7 @@ class Panel:
             raise ConflictError(str(exc), code="config_read_only") from None
         out: dict[str, Any] = msgspec.structs.asdict(outcome)
         if req.apply and outcome.valid and outcome.diff:
-            out.update(await self._apply(gateway, who.user, name, req.entry, text))
+            out.update(await self._apply(gateway, actor, name, req.entry, text))
         await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
 
     async def _apply(self, gateway: Gateway, actor: str, name: str, entry: ModelEdit | None,
