@@ -36,7 +36,7 @@ def served(app: App) -> dict[str, set[str]]:
     out |= {path: methods(r) for path, r in getattr(app.ext, "routes", {}).items()}  # WebLayer's table
     panel = getattr(app.ext, "panel", None)  # the control panel's own (its /panel/api/admin/ mirror is the admin API)
     if panel is not None:
-        out |= {path: methods(r) for path, r in panel.routes.items()}
+        out |= {path: methods(r) for path, r in {**panel.routes, **panel.templates}.items()}
     stats = app.ext.route("/debug/stats")  # the proxy's StatsOnly has only this one
     if stats is not None:
         out["/debug/stats"] = methods(stats)

@@ -30,6 +30,11 @@ services:
   - name: b
     type: openai
     endpoint: {b.url}/v1
+    auth: {{type: api_key, key: "${{B_KEY}}"}}
+  - name: legacy
+    type: openai
+    endpoint: {b.url}/v1
+    auth: {{type: api_key, key: sk-typed-into-the-file-0123}}
 models:
   # the one the panel edits
   split:
@@ -52,7 +57,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, OpenAIUpstream])
     d = tmp_path_factory.mktemp("panel-edit")
     (d / "clawdbot.yaml").write_text(config(ups["a"], ups["b"]))
     with GatewayProcess(["serve", "--config", str(d / "clawdbot.yaml")], d / "gateway.log",
-                        {"CLAWDBOT_DATA_DIR": str(d)}) as g:
+                        {"CLAWDBOT_DATA_DIR": str(d), "B_KEY": "sk-b-from-the-environment-0123"}) as g:
         yield g
 
 
@@ -118,3 +123,48 @@ def test_without_a_config_file_routes_cannot_be_edited(tmp_path: Path, ups: dict
         status, out = Session(g, MASTER_KEY).send("POST", "/panel/api/models/x", {"entry": entry(1, 1)})
     assert status == 409 and out["error"]["code"] == "config_read_only"
     assert "without a config file" in out["error"]["message"]
+
+
+def test_services_are_shown_with_their_secrets_only_as_references(gw: GatewayProcess) -> None:
+    status, out = Session(gw, MASTER_KEY).get("/panel/api/services")
+    assert status == 200 and out["editable"]
+    by_name = {s["name"]: s for s in out["services"]}
+    assert by_name["b"]["auth"]["key"] == "${B_KEY}"
+    assert by_name["legacy"]["auth"]["key"] == "********"
+    assert "sk-typed-into-the-file" not in json.dumps(out) and "sk-b-from-the-environment" not in json.dumps(out)
+
+
+def test_a_service_is_tested_before_it_is_saved(gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    s = Session(gw, MASTER_KEY)
+    status, out = s.send("POST", "/panel/api/service-test",
+                         {"service": {"name": "c", "type": "openai", "endpoint": ups["a"].url + "/v1"}})
+    assert status == 200 and out["ok"] and "mock-a" in out["models"]
+    status, out = s.send("POST", "/panel/api/service-test",
+                         {"service": {"name": "c", "type": "openai", "endpoint": "http://127.0.0.1:9/v1"}})
+    assert status == 200 and not out["ok"] and out["detail"]
+    status, out = s.send("POST", "/panel/api/service-test", {"service": {"name": "c", "type": "nope"}})
+    assert status == 200 and not out["ok"] and "expected one of" in out["detail"]
+
+
+def test_a_literal_secret_is_never_written(gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    before = path_of(gw).read_text()
+    service = {"type": "openai", "endpoint": ups["b"].url + "/v1", "auth": {"type": "api_key", "key": "sk-raw-1234"}}
+    status, out = Session(gw, MASTER_KEY).send("POST", "/panel/api/services/c", {"service": service, "apply": True})
+    assert status == 400 and out["error"]["code"] == "secret_in_config" and "sk-raw-1234" not in json.dumps(out)
+    assert path_of(gw).read_text() == before
+
+
+def test_a_service_added_and_removed(gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    s = Session(gw, MASTER_KEY)
+    service = {"type": "openai", "endpoint": ups["b"].url + "/v1", "auth": {"type": "api_key", "key": "${B_KEY}"}}
+    status, out = s.send("POST", "/panel/api/services/c", {"service": service, "apply": True})
+    assert status == 200 and out["applied"], out
+    assert "  - name: c\n    type: openai\n" in path_of(gw).read_text()
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    before = ups["b"].request_count
+    c.chat.completions.create(model="c/mock-a", messages=[{"role": "user", "content": "hi"}])
+    assert ups["b"].request_count == before + 1
+    status, out = s.send("POST", "/panel/api/services/c", {"service": None, "apply": True})
+    assert status == 200 and out["applied"] and "name: c" not in path_of(gw).read_text()
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="c/mock-a", messages=[{"role": "user", "content": "hi"}])

@@ -216,6 +216,19 @@ def _web() -> Iterator[tuple[str, str, Op]]:
         "panelOverview", "The panel's overview: the last hour in 10 s buckets, services, routes (the session's "
         "cookie; the panel's other calls are the admin API under /panel/api/admin/, docs/panel.md)",
         _ok(ref("PanelOverview")), (400, 401, 403), auth="none", tag="web")
+    yield "/panel/api/services", "get", Op(
+        "panelServices", "The config file's services, secrets only as the ${VAR} they name",
+        _ok({"type": "object"}), (400, 401, 403), auth="none", tag="web")
+    edit = _ok(ref("PanelEdit"))
+    yield "/panel/api/service-test", "post", Op(
+        "panelServiceTest", "Probe a service as configured, before saving it (admin, X-Clawdbot-CSRF)",
+        _ok({"type": "object"}), (400, 401, 403, 413), {"type": "object"}, auth="none", tag="web")
+    yield "/panel/api/models/{id}", "post", Op(
+        "panelEditModel", "Preview (a diff) or apply an edit of one models: entry (admin, X-Clawdbot-CSRF)",
+        edit, (400, 401, 403, 409, 413), {"type": "object"}, auth="none", tag="web")
+    yield "/panel/api/services/{id}", "post", Op(
+        "panelEditService", "Preview (a diff) or apply an edit of one service (admin, X-Clawdbot-CSRF)",
+        edit, (400, 401, 403, 409, 413), {"type": "object"}, auth="none", tag="web")
 
 
 SECURITY: dict[str, list[dict[str, list[str]]] | None] = {

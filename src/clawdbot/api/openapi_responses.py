@@ -104,6 +104,8 @@ SCHEMAS: dict[str, Schema] = {
                     # the control panel's role (null: none) and the token its writes send back (web/panel.py)
                     "role": nullable({"type": "string", "enum": ["admin", "viewer"]}), "csrf": nullable(STRING)},
                    ["required", "authenticated"]),
+    "PanelEdit": obj({"diff": STRING, "valid": BOOLEAN, "error": nullable(STRING), "applied": BOOLEAN,
+                      "reload": {"type": "object"}, "warning": STRING}, ["diff", "valid", "applied"]),
     "PanelOverview": obj({"now": NUMBER, "bucket_s": NUMBER, "series": {"type": "object"},
                           "services": {"type": "array", "items": {"type": "object"}},
                           "models": {"type": "array", "items": {"type": "object"}}},

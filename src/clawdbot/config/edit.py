@@ -1,10 +1,12 @@
-"""Edits of the config file made from the control panel: one `models:` entry at a time, written back
-with the file's comments, order and layout kept (ruamel.yaml's round trip), checked by the same
-loader as a start or a reload before anything is written, and shown as a unified diff first.
+"""Edits of the config file made from the control panel, one `models:` entry or one service at a
+time, written back with the file's comments, order and layout kept (ruamel.yaml's round trip),
+checked by the same loader as a start or a reload before anything is written, and shown as a
+unified diff first.
 
-An edit changes what the panel edits (strategy, fallbacks, the deployments' order, weights and
+A route edit changes what the panel edits (strategy, fallbacks, the deployments' order, weights and
 priorities, deployments added or removed) and keeps everything else the entry had: its rules, hook,
-log_bodies, a deployment's tags, cost and max_inflight."""
+log_bodies, a deployment's tags, cost and max_inflight. A service edit sets the service's keys;
+its secrets go in as ${VAR} references only (secret_problem)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 import msgspec
@@ -118,8 +120,8 @@ def _mapping_indent(text: str) -> int:
     return len(m.group(2)) if m else 2
 
 
-def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
-    """The file's text with `models.<name>` set to `edit` (None: removed)."""
+def _load(text: str) -> tuple[Any, Any]:
+    """The YAML round-tripper, set to the file's own indentation, and the file's data."""
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.util import load_yaml_guess_indent
 
@@ -134,6 +136,20 @@ def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
         data = CommentedMap()
     if not isinstance(data, MutableMapping):
         raise EditRefused("the config file's top level is not a mapping")
+    return y, data
+
+
+def _dump(y: Any, data: Any) -> str:
+    out = io.StringIO()
+    y.dump(data, out)
+    return out.getvalue()
+
+
+def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
+    """The file's text with `models.<name>` set to `edit` (None: removed)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    y, data = _load(text)
     models = data.get("models")
     if models is None:
         models = data["models"] = CommentedMap()
@@ -143,27 +159,73 @@ def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
         models.pop(name, None)
     else:
         models[name] = _entry(models.get(name), edit)
-    out = io.StringIO()
-    y.dump(data, out)
-    return out.getvalue()
+    return _dump(y, data)
+
+
+# a value that may hold a secret must name an environment variable instead: `${OPENAI_API_KEY}`
+REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_SECRET_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|password|cookie", re.I)
+
+
+def secret_problem(service: Mapping[str, Any]) -> str | None:
+    """Why a service written from the panel would put a secret into the file, or None: keys and
+    secret-looking headers go in as ${VAR} references, so the file never holds them and the panel
+    never shows them."""
+    auth = service.get("auth")
+    if isinstance(auth, Mapping) and auth.get("key") is not None and not REFERENCE.fullmatch(str(auth["key"])):
+        return "auth.key: give the key as an environment variable reference like ${MY_SERVICE_KEY}"
+    headers = service.get("headers")
+    if isinstance(headers, Mapping):
+        for k, v in headers.items():
+            if _SECRET_HEADER.search(str(k)) and not REFERENCE.fullmatch(str(v)):
+                return f"headers.{k}: give its value as an environment variable reference like ${{MY_TOKEN}}"
+    return None
+
+
+def edit_service(text: str, name: str, fields: Mapping[str, Any] | None) -> str:
+    """The file's text with the service `name` set to `fields` (added last when new; None: removed).
+    A kept service keeps the comments of the keys that stay."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    y, data = _load(text)
+    services = data.get("services")
+    if services is None:
+        services = data["services"] = CommentedSeq()
+    if not isinstance(services, list):
+        raise EditRefused("the config file's `services` is not a list")
+    at = next((i for i, s in enumerate(services) if isinstance(s, MutableMapping) and s.get("name") == name), None)
+    if fields is None:
+        if at is not None:
+            del services[at]
+        return _dump(y, data)
+    item = services[at] if at is not None else CommentedMap(name=name)  # a new one: its name first
+    for k in [k for k in item if k not in fields and k != "name"]:
+        del item[k]
+    for k, v in fields.items():
+        if k != "name" and item.get(k) != v:
+            item[k] = v
+    if at is None:
+        services.append(item)
+    return _dump(y, data)
 
 
 def writable(path: str | None) -> str:
     """The config file to edit, or EditRefused saying why there is none to edit."""
     if path is None:
-        raise EditRefused("this gateway runs without a config file (its routes come from the environment or "
-                          "autodetection): write a clawdbot.yaml (`clawdbot init`) to edit routes here")
+        raise EditRefused("this gateway runs without a config file (its services and routes come from the "
+                          "environment or autodetection): write a clawdbot.yaml (`clawdbot init`) to edit them here")
     if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
         raise EditRefused(f"{path} is read-only for the gateway: edit it where it is kept, or make it writable")
     return path
 
 
-def plan(path: str | None, name: str, edit: ModelEdit | None, env: Mapping[str, str]) -> tuple[Outcome, str]:
-    """What the edit would change (a unified diff), and whether the loader accepts the result."""
+def plan(path: str | None, change: Callable[[str], str], env: Mapping[str, str]) -> tuple[Outcome, str]:
+    """What `change` (the file's text -> the new text) would do (a unified diff), and whether the
+    loader accepts the result."""
     target = writable(path)
     with open(target, encoding="utf-8") as f:
         old = f.read()
-    new = edit_model(old, name, edit)
+    new = change(old)
     diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), target, target))
     try:
         check(new, target, env)

@@ -13,34 +13,32 @@ admin API under the session's user, as for a key."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from clawdbot.api.admin_api import AdminApi, ConflictError
+from clawdbot.api.admin_api import AdminApi
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
-from clawdbot.config.edit import EditRefused, ModelEdit, plan, write
 from clawdbot.config.schema import Config, Deployment, ModelEntry
 from clawdbot.core.errors import BadRequest, Forbidden, Unauthorized
 from clawdbot.observability.timeline import Timeline
-from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.web.auth import Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import process_entry
+from clawdbot.web.panel_config import ConfigEdits
 
 PREFIX = "/panel/api/admin/"
 MODELS = "/panel/api/models/"
+SERVICES = "/panel/api/services/"
+NO_STORE = [(b"cache-control", b"no-store")]
 ADMIN_BODY_BYTES = 64 * 1024  # as the admin API's own bound (api/app.py)
 READS = ("GET", "HEAD")
 _encode = msgspec.json.Encoder().encode
-log = logging.getLogger("clawdbot.panel")
 
 
 class Panel:
@@ -54,12 +52,17 @@ class Panel:
         self.allowed_origins = allowed_origins
         self.admin_api = AdminApi(tenancy, pipeline.check_key_metadata, pipeline.request_log)
         self.timeline = Timeline(pipeline.gateway.metrics.requests)
-        self._editing = asyncio.Lock()
+        self.edits = ConfigEdits(tenancy, self.env)
         self.routes = {
             "/panel/api/overview": Route("GET", self.overview, False, False),
+            "/panel/api/services": Route("GET", self.services, False, False),
+            "/panel/api/service-test": Route("POST", self.test_service, True, False, max_body=ADMIN_BODY_BYTES),
         }
         self.admin_route = Route("GET POST PATCH DELETE", self.admin, False, False)
         self.models_route = Route("POST", self.edit_model, True, False, max_body=ADMIN_BODY_BYTES)
+        self.services_route = Route("POST", self.edit_service, True, False, max_body=ADMIN_BODY_BYTES)
+        # the paths with a name in them, as /openapi.json names them
+        self.templates = {MODELS + "{id}": self.models_route, SERVICES + "{id}": self.services_route}
 
     def route(self, path: str) -> Route | None:
         found = self.routes.get(path)
@@ -67,7 +70,9 @@ class Panel:
             return found
         if path.startswith(PREFIX):
             return self.admin_route
-        return self.models_route if path.startswith(MODELS) else None
+        if path.startswith(MODELS):
+            return self.models_route
+        return self.services_route if path.startswith(SERVICES) else None
 
     def start(self) -> None:
         self.timeline.start()
@@ -131,7 +136,7 @@ class Panel:
         } for name, s in entry["services"].items()]
         out = {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": self.timeline.series(),
                "services": services, "models": self._models(gateway.config)}
-        await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
+        await ex.json(200, _encode(out), NO_STORE)
 
     def _models(self, config: Config) -> list[dict[str, Any]]:
         served = self.timeline.route_requests()
@@ -160,67 +165,32 @@ class Panel:
         ex.ctx.principal = actor  # the audit log's actor
         await self.admin_api.handle(ex, body, ex.scope["path"][len(PREFIX):])
 
-    # -- routes: an edit of one `models:` entry, previewed, then written and hot-reloaded --------
+    # -- the config file: routes and services (web/panel_config.py) -----------------------------
 
     async def edit_model(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         actor = await self._caller(ex, write=True)
-        name = ex.scope["path"][len(MODELS):]
-        if not name or "/" in name:
-            raise BadRequest("Name one model: POST /panel/api/models/<name>.", code="invalid_value")
-        try:
-            req = msgspec.json.decode(body, type=EditBody)
-        except msgspec.ValidationError as exc:
-            raise BadRequest(f"Invalid edit: {exc}", code="invalid_value") from None
-        except msgspec.DecodeError:
-            raise BadRequest('Send {"entry": {...} or null, "apply": true|false}.', code="invalid_json") from None
-        gateway = pl.gateway
-        try:
-            outcome, text = await asyncio.to_thread(plan, gateway.reloader.path, name, req.entry, self.env)
-        except EditRefused as exc:
-            raise ConflictError(str(exc), code="config_read_only") from None
-        out: dict[str, Any] = msgspec.structs.asdict(outcome)
-        if req.apply and outcome.valid and outcome.diff:
-            out.update(await self._apply(gateway, actor, name, req.entry, text))
-        await ex.json(200, _encode(out), [(b"cache-control", b"no-store")])
+        out = await self.edits.model(pl.gateway, actor, _name(ex, MODELS), body)
+        await ex.json(200, _encode(out), NO_STORE)
 
-    async def _apply(self, gateway: Gateway, actor: str, name: str, entry: ModelEdit | None,
-                     text: str) -> dict[str, Any]:
-        path = gateway.reloader.path
-        assert path is not None
-        before = gateway.config.models.get(name)
-        async with self._editing:  # one edit at a time: each reads the file the last one wrote
-            old = await asyncio.to_thread(_read, path)
-            await asyncio.to_thread(write, path, text)
-            ok, detail = await gateway.reloader.reload(f"control panel: models.{name} by {actor}")
-            if not ok:  # the running config keeps serving; the file goes back to what it held
-                await asyncio.to_thread(write, path, old)
-                return {"applied": False, "error": f"the reload refused it: {detail}"}
-        log.info("control panel: models.%s %s by %s", name, "removed" if entry is None else "changed", actor)
-        store = self.tenancy.store
-        if store is not None:
-            try:
-                await store.note(actor, "config.update", f"models.{name}", _plain(before), _plain(entry))
-            except Exception as exc:  # the change is made: say that its audit entry is missing, never undo it
-                log.error("control panel: the audit entry of models.%s could not be written: %s", name, exc)
-                return {"applied": True, "reload": detail, "warning": "the change is not in the audit log"}
-        return {"applied": True, "reload": detail}
+    async def edit_service(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        actor = await self._caller(ex, write=True)
+        out = await self.edits.service(pl.gateway, actor, _name(ex, SERVICES), body)
+        await ex.json(200, _encode(out), NO_STORE)
+
+    async def services(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        await self._caller(ex, write=False)
+        await ex.json(200, _encode(await self.edits.services(pl.gateway)), NO_STORE)
+
+    async def test_service(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        await self._caller(ex, write=True)  # it makes the gateway call out: an admin's, like a change
+        await ex.json(200, _encode(await self.edits.test(body)), NO_STORE)
 
 
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as f:
-        return f.read()
-
-
-def _plain(value: Any) -> dict[str, Any] | None:
-    """An entry as the audit log keeps it."""
-    if value is None:
-        return None
-    return {"entry": msgspec.to_builtins(value)}
-
-
-class EditBody(msgspec.Struct, forbid_unknown_fields=True):
-    entry: ModelEdit | None  # null: remove the entry
-    apply: bool = False  # false: only the diff and whether the loader takes it
+def _name(ex: Exchange, prefix: str) -> str:
+    name: str = ex.scope["path"][len(prefix):]
+    if not name or "/" in name:
+        raise BadRequest(f"Name one: POST {prefix}<name>.", code="invalid_value")
+    return name
 
 
 def _target(text: str) -> Deployment:

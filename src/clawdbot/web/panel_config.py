@@ -1,0 +1,180 @@
+"""The control panel's edits of the config file (config/edit.py): a `models:` entry or a service,
+previewed as a diff, written and hot-reloaded on `apply`, audited as `config.update`; and a
+service's connectivity test before it is saved. Only admins get here (web/panel.py checks the
+session, the Origin and the CSRF token first)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+import yaml
+
+from clawdbot.api.admin_api import ConflictError
+from clawdbot.config.dump import MASK, is_secret_name
+from clawdbot.config.edit import (
+    REFERENCE,
+    EditRefused,
+    ModelEdit,
+    edit_model,
+    edit_service,
+    plan,
+    secret_problem,
+    writable,
+    write,
+)
+from clawdbot.config.loader import ConfigError, load_config_text
+from clawdbot.core.errors import BadRequest
+from clawdbot.pipeline.gateway import Gateway
+from clawdbot.providers.base import Prober
+from clawdbot.providers.registry import build_provider
+from clawdbot.tenancy.service import Tenancy
+
+log = logging.getLogger("clawdbot.panel")
+TEST_TIMEOUT_S = 10.0  # a connectivity test's probe, at most
+
+
+class ModelBody(msgspec.Struct, forbid_unknown_fields=True):
+    entry: ModelEdit | None  # null: remove the entry
+    apply: bool = False  # false: only the diff and whether the loader takes it
+
+
+class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
+    service: dict[str, Any] | None  # the service's keys as the YAML file would hold them; null: remove it
+    apply: bool = False
+
+
+class TestBody(msgspec.Struct, forbid_unknown_fields=True):
+    service: dict[str, Any]
+
+
+T = Any
+
+
+def decode(body: bytes, kind: type[T], shape: str) -> T:
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid edit: {exc}", code="invalid_value") from None
+    except msgspec.DecodeError:
+        raise BadRequest(f"Send {shape}.", code="invalid_json") from None
+
+
+def shown(value: Any, key: str = "") -> Any:
+    """A value of the file as the panel may show it: a secret only as the ${VAR} it names."""
+    if isinstance(value, dict):
+        return {str(k): shown(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    if isinstance(value, str) and value and is_secret_name(key) and not REFERENCE.fullmatch(value):
+        return MASK
+    return value
+
+
+class ConfigEdits:
+    def __init__(self, tenancy: Tenancy, env: Mapping[str, str]) -> None:
+        self.tenancy = tenancy
+        self.env = env
+        self._editing = asyncio.Lock()  # one edit at a time: each reads the file the last one wrote
+
+    async def model(self, gateway: Gateway, actor: str, name: str, body: bytes) -> dict[str, Any]:
+        req = decode(body, ModelBody, '{"entry": {...} or null, "apply": true|false}')
+        before = gateway.config.models.get(name)
+        return await self._edit(gateway, actor, f"models.{name}", lambda old: edit_model(old, name, req.entry),
+                                req.apply, _plain(before), _plain(req.entry))
+
+    async def service(self, gateway: Gateway, actor: str, name: str, body: bytes) -> dict[str, Any]:
+        req = decode(body, ServiceBody, '{"service": {...} or null, "apply": true|false}')
+        if req.service is not None:
+            wrong = secret_problem(req.service)
+            if wrong is not None:
+                raise BadRequest(f"Secrets are not written into the config file: {wrong}.", code="secret_in_config")
+        before = next((s for s in gateway.config.services if s.name == name), None)
+        after = None if req.service is None else shown(req.service)
+        return await self._edit(gateway, actor, f"services.{name}", lambda old: edit_service(old, name, req.service),
+                                req.apply, _plain(before), after)
+
+    async def _edit(self, gateway: Gateway, actor: str, target: str, change: Callable[[str], str], apply: bool,
+                    before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+        try:
+            outcome, text = await asyncio.to_thread(plan, gateway.reloader.path, change, self.env)
+        except EditRefused as exc:
+            raise ConflictError(str(exc), code="config_read_only") from None
+        out: dict[str, Any] = msgspec.structs.asdict(outcome)
+        if apply and outcome.valid and outcome.diff:
+            out.update(await self._apply(gateway, actor, target, text, before, after))
+        return out
+
+    async def _apply(self, gateway: Gateway, actor: str, target: str, text: str, before: dict[str, Any] | None,
+                     after: dict[str, Any] | None) -> dict[str, Any]:
+        path = gateway.reloader.path
+        assert path is not None
+        async with self._editing:
+            old = await asyncio.to_thread(_read, path)
+            await asyncio.to_thread(write, path, text)
+            ok, detail = await gateway.reloader.reload(f"control panel: {target} by {actor}")
+            if not ok:  # the running config keeps serving; the file goes back to what it held
+                await asyncio.to_thread(write, path, old)
+                return {"applied": False, "error": f"the reload refused it: {detail}"}
+        log.info("control panel: %s %s by %s", target, "removed" if after is None else "changed", actor)
+        store = self.tenancy.store
+        if store is not None:
+            try:
+                await store.note(actor, "config.update", target, before, after)
+            except Exception as exc:  # the change is made: say that its audit entry is missing, never undo it
+                log.error("control panel: the audit entry of %s could not be written: %s", target, exc)
+                return {"applied": True, "reload": detail, "warning": "the change is not in the audit log"}
+        return {"applied": True, "reload": detail}
+
+    # -- services as the file has them, and a test before saving --------------------------------
+
+    async def services(self, gateway: Gateway) -> dict[str, Any]:
+        """The file's services (secrets only as ${VAR} references); `editable` false and the running
+        config's services (masked) when there is no file to edit."""
+        try:
+            path = writable(gateway.reloader.path)
+        except EditRefused as exc:
+            running = [shown(msgspec.to_builtins(s)) for s in gateway.config.services]
+            return {"editable": False, "reason": str(exc), "services": running}
+        data = await asyncio.to_thread(_read_yaml, path)
+        services = data.get("services") if isinstance(data, dict) else None
+        return {"editable": True, "services": [shown(s) for s in services or [] if isinstance(s, dict)]}
+
+    async def test(self, body: bytes) -> dict[str, Any]:
+        """Builds the service as the loader would, probes it once (bounded), and lets it go."""
+        req = decode(body, TestBody, '{"service": {...}}')
+        text = yaml.safe_dump({"services": [req.service]}, sort_keys=False)
+        try:
+            config = load_config_text(text, "<the panel's service>", self.env)
+        except ConfigError as exc:
+            return {"ok": False, "detail": str(exc)}
+        provider: Any = build_provider(config.services[0])
+        try:
+            if not isinstance(provider, Prober):
+                return {"ok": True, "detail": "this type has no connectivity test"}
+            try:
+                probe = await asyncio.wait_for(provider.probe(), TEST_TIMEOUT_S)
+            except TimeoutError:
+                return {"ok": False, "detail": f"no answer within {TEST_TIMEOUT_S:g} s"}
+            return {"ok": probe.ok, "latency_ms": probe.latency_ms, "detail": probe.detail, "models": probe.models}
+        finally:
+            await provider.close()
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _read_yaml(path: str) -> Any:
+    return yaml.safe_load(_read(path))
+
+
+def _plain(value: Any) -> dict[str, Any] | None:
+    """What the audit log keeps of a config value: its data, secrets masked."""
+    if value is None:
+        return None
+    return {"value": shown(msgspec.to_builtins(value))}
