@@ -9,7 +9,8 @@ receiver), passes everything through unchanged, and keeps a copy only of traffic
 harness gateway listens on. A tap that fails records nothing more and says so in the summary; it
 never changes what the test sees. Nothing of the gateway itself is replaced.
 
-The one response not kept whole: the key-create answer (`POST /admin/api/keys`, 201), the one place
+The one response not kept whole: the key-create answer (`POST /admin/api/keys`, 201, or the same
+endpoint through the control panel, `/panel/api/admin/keys`), the one place
 a virtual key is shown; its `key` is taken as a secret to look for, the rest of the record is kept.
 Likewise `clawdbot keys create` prints the key it made: taken, then cut from the output kept."""
 
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 from tests.secrets import gateways
 from tests.secrets.collect import Collector, active
 
-_KEY_CREATE = re.compile(r"^/admin/api/keys/?(\?.*)?$")
+_KEY_CREATE = re.compile(r"^/(admin/api|panel/api/admin)/keys/?(\?.*)?$")  # the panel reaches the same endpoint
 _LOGIN = re.compile(r"^/auth/login/?(\?.*)?$")
 _VIRTUAL_KEY = re.compile(r"sk-cb-[A-Za-z0-9_-]{20,128}")
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization")

@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from clawdbot.config.dump import MASK
 from clawdbot.config.loader import ConfigError, load_config_text
 from clawdbot.config.schema import Config, Strategy
 
@@ -219,18 +220,32 @@ def writable(path: str | None) -> str:
     return path
 
 
+# `key: value` (block or flow) under a name that holds a secret, and a URL's password
+_SECRET_VALUE = re.compile(
+    r"((?:^|[\s{,])[\w-]*(?:key|secret|token|password|passwd|authorization|cookie|credentials?)\s*:[ \t]*)"
+    r"(?!\"?\$\{)(\"[^\"\n]*\"|'[^'\n]*'|[^\s,}#]+)", re.IGNORECASE | re.MULTILINE)
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s/]+@")
+
+
+def mask_text(text: str) -> str:
+    """The file's text as the panel may show it (a diff's context, an error): secrets written into
+    it masked, ${VAR} references left as they are."""
+    return _URL_PASSWORD.sub(r"\1" + MASK + "@", _SECRET_VALUE.sub(lambda m: m.group(1) + MASK, text))
+
+
 def plan(path: str | None, change: Callable[[str], str], env: Mapping[str, str]) -> tuple[Outcome, str]:
-    """What `change` (the file's text -> the new text) would do (a unified diff), and whether the
-    loader accepts the result."""
+    """What `change` (the file's text -> the new text) would do (a unified diff, secrets masked), and
+    whether the loader accepts the result."""
     target = writable(path)
     with open(target, encoding="utf-8") as f:
         old = f.read()
     new = change(old)
-    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), target, target))
+    diff = "".join(difflib.unified_diff(mask_text(old).splitlines(True), mask_text(new).splitlines(True),
+                                        target, target))
     try:
         check(new, target, env)
     except ConfigError as exc:
-        return Outcome(diff, False, str(exc)), new
+        return Outcome(diff, False, mask_text(str(exc))), new
     return Outcome(diff, True), new
 
 
