@@ -168,3 +168,27 @@ def test_a_service_added_and_removed(gw: GatewayProcess, ups: dict[str, OpenAIUp
     assert status == 200 and out["applied"] and "name: c" not in path_of(gw).read_text()
     with pytest.raises(openai.NotFoundError):
         c.chat.completions.create(model="c/mock-a", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_plugins_listed_with_their_settings_forms_then_pii_masking_enabled(
+        gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    s = Session(gw, MASTER_KEY)
+    status, out = s.get("/panel/api/plugins")
+    assert status == 200 and out["editable"] and out["configured"] == []
+    pii = next(p for p in out["installed"] if p["name"] == "pii")
+    assert pii["source"] == "clawdbot.plugins.pii:PiiPlugin" and "mode" in json.dumps(pii["schema"])
+    secret = [{"name": "pii", "with": {"mode": "mask", "api_key": "sk-raw-secret-1"}}]
+    status, out = s.send("POST", "/panel/api/plugins", {"plugins": secret})
+    assert status == 400 and out["error"]["code"] == "secret_in_config" and "sk-raw-secret-1" not in json.dumps(out)
+    status, out = s.send("POST", "/panel/api/plugins", {"plugins": [{"name": "pii", "with": {"mode": "mask"},
+                                                                     "models": ["split"]}], "apply": True})
+    assert status == 200 and out["applied"], out
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    r = c.chat.completions.with_raw_response.create(
+        model="split", messages=[{"role": "user", "content": "mail zhang.san@example.org please"}])
+    answer = r.parse().choices[0].message.content or ""
+    assert "zhang.san@example.org" in answer  # masked on the way up, restored in the answer
+    seen = ups["b"].last_request  # the weights of an earlier test send `split` to b
+    assert seen is not None and seen.body["messages"][0]["content"] == "mail <EMAIL_1> please"
+    status, out = s.send("POST", "/panel/api/plugins", {"plugins": [], "apply": True})
+    assert status == 200 and out["applied"] and "plugins:" not in path_of(gw).read_text()

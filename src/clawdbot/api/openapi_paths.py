@@ -223,6 +223,12 @@ def _web() -> Iterator[tuple[str, str, Op]]:
     yield "/panel/api/service-test", "post", Op(
         "panelServiceTest", "Probe a service as configured, before saving it (admin, X-Clawdbot-CSRF)",
         _ok({"type": "object"}), (400, 401, 403, 413), {"type": "object"}, auth="none", tag="web")
+    yield "/panel/api/plugins", "get", Op(
+        "panelPlugins", "The installed plugins with their settings' JSON schema, and the configured list",
+        _ok({"type": "object"}), (400, 401, 403), auth="none", tag="web")
+    yield "/panel/api/plugins", "post", Op(
+        "panelEditPlugins", "Preview (a diff) or apply the whole plugins: list (admin, X-Clawdbot-CSRF)",
+        edit, (400, 401, 403, 409, 413), {"type": "object"}, auth="none", tag="web")
     yield "/panel/api/models/{id}", "post", Op(
         "panelEditModel", "Preview (a diff) or apply an edit of one models: entry (admin, X-Clawdbot-CSRF)",
         edit, (400, 401, 403, 409, 413), {"type": "object"}, auth="none", tag="web")

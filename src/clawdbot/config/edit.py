@@ -183,6 +183,46 @@ def secret_problem(service: Mapping[str, Any]) -> str | None:
     return None
 
 
+def nested_secret(value: Any, where: str = "") -> str | None:
+    """The first secret-named key under `value` whose value is not a ${VAR} reference (a plugin's
+    `with:` settings), or None."""
+    from clawdbot.config.dump import is_secret_name
+
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            at = f"{where}.{k}" if where else str(k)
+            if isinstance(v, str) and v and is_secret_name(str(k)) and not REFERENCE.fullmatch(v):
+                return at
+            found = nested_secret(v, at)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = nested_secret(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def edit_plugins(text: str, plugins: list[dict[str, Any]]) -> str:
+    """The file's text with its `plugins:` list replaced (order is meaning: pre hooks run in it);
+    an entry that stays as it was keeps its comments."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    y, data = _load(text)
+    old = data.get("plugins")
+    kept = list(old) if isinstance(old, list) else []
+    seq = CommentedSeq()
+    for p in plugins:
+        same = next((o for o in kept if o == p), None)
+        seq.append(same if same is not None else p)
+    if plugins:
+        data["plugins"] = seq
+    else:
+        data.pop("plugins", None)
+    return _dump(y, data)
+
+
 def edit_service(text: str, name: str, fields: Mapping[str, Any] | None) -> str:
     """The file's text with the service `name` set to `fields` (added last when new; None: removed).
     A kept service keeps the comments of the keys that stay."""

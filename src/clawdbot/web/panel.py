@@ -57,6 +57,7 @@ class Panel:
             "/panel/api/overview": Route("GET", self.overview, False, False),
             "/panel/api/services": Route("GET", self.services, False, False),
             "/panel/api/service-test": Route("POST", self.test_service, True, False, max_body=ADMIN_BODY_BYTES),
+            "/panel/api/plugins": Route("GET POST", self.plugins, False, False),
         }
         self.admin_route = Route("GET POST PATCH DELETE", self.admin, False, False)
         self.models_route = Route("POST", self.edit_model, True, False, max_body=ADMIN_BODY_BYTES)
@@ -156,16 +157,22 @@ class Panel:
         method = ex.scope["method"]
         actor = await self._caller(ex, write=method not in READS)
         if method in ("POST", "PATCH"):
-            if not dict(ex.scope["headers"]).get(b"content-type", b"").startswith(b"application/json"):
-                raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
-                                 param="Content-Type", code="invalid_content_type")
-            body = await ex.body(ADMIN_BODY_BYTES)
-            s = self.config.server
-            check_json_shape(body, s.max_json_depth, s.max_json_items)
+            body = await self._json_body(ex)
         ex.ctx.principal = actor  # the audit log's actor
         await self.admin_api.handle(ex, body, ex.scope["path"][len(PREFIX):])
 
-    # -- the config file: routes and services (web/panel_config.py) -----------------------------
+    async def _json_body(self, ex: Exchange) -> bytes:
+        """A JSON body, bounded in bytes, nesting and items before anything decodes it (as api/app.py
+        bounds the admin API's)."""
+        if not dict(ex.scope["headers"]).get(b"content-type", b"").startswith(b"application/json"):
+            raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
+                             param="Content-Type", code="invalid_content_type")
+        body = await ex.body(ADMIN_BODY_BYTES)
+        s = self.config.server
+        check_json_shape(body, s.max_json_depth, s.max_json_items)
+        return body
+
+    # -- the config file: routes, services, plugins (web/panel_config.py) -----------------------
 
     async def edit_model(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         actor = await self._caller(ex, write=True)
@@ -180,6 +187,15 @@ class Panel:
     async def services(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._caller(ex, write=False)
         await ex.json(200, _encode(await self.edits.services(pl.gateway)), NO_STORE)
+
+    async def plugins(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
+        if ex.scope["method"] == "GET":
+            await self._caller(ex, write=False)
+            await ex.json(200, _encode(await self.edits.plugin_catalogue(pl.gateway)), NO_STORE)
+            return
+        actor = await self._caller(ex, write=True)
+        body = await self._json_body(ex)
+        await ex.json(200, _encode(await self.edits.plugins(pl.gateway, actor, body)), NO_STORE)
 
     async def test_service(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._caller(ex, write=True)  # it makes the gateway call out: an admin's, like a change

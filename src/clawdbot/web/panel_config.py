@@ -20,7 +20,9 @@ from clawdbot.config.edit import (
     EditRefused,
     ModelEdit,
     edit_model,
+    edit_plugins,
     edit_service,
+    nested_secret,
     plan,
     secret_problem,
     writable,
@@ -29,6 +31,7 @@ from clawdbot.config.edit import (
 from clawdbot.config.loader import ConfigError, load_config_text
 from clawdbot.core.errors import BadRequest
 from clawdbot.pipeline.gateway import Gateway
+from clawdbot.plugins.registry import installed, plugin_class
 from clawdbot.providers.base import Prober
 from clawdbot.providers.registry import build_provider
 from clawdbot.tenancy.service import Tenancy
@@ -49,6 +52,11 @@ class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class TestBody(msgspec.Struct, forbid_unknown_fields=True):
     service: dict[str, Any]
+
+
+class PluginsBody(msgspec.Struct, forbid_unknown_fields=True):
+    plugins: list[dict[str, Any]]  # the whole `plugins:` list, in order, as the YAML file would hold it
+    apply: bool = False
 
 
 T = Any
@@ -128,6 +136,41 @@ class ConfigEdits:
                 log.error("control panel: the audit entry of %s could not be written: %s", target, exc)
                 return {"applied": True, "reload": detail, "warning": "the change is not in the audit log"}
         return {"applied": True, "reload": detail}
+
+    async def plugins(self, gateway: Gateway, actor: str, body: bytes) -> dict[str, Any]:
+        req = decode(body, PluginsBody, '{"plugins": [...], "apply": true|false}')
+        for i, p in enumerate(req.plugins):
+            wrong = nested_secret(p.get("with"), f"plugins[{i}].with")
+            if wrong is not None:
+                raise BadRequest(f"Secrets are not written into the config file: {wrong}: give it as an environment "
+                                 f"variable reference like ${{MY_SECRET}}.", code="secret_in_config")
+        before = {"value": shown(msgspec.to_builtins(gateway.config.plugins))}
+        return await self._edit(gateway, actor, "plugins", lambda old: edit_plugins(old, req.plugins), req.apply,
+                                before, {"value": shown(req.plugins)})
+
+    async def plugin_catalogue(self, gateway: Gateway) -> dict[str, Any]:
+        """The plugins this process can load, with the JSON schema of their settings (a form's
+        fields), and the configured list as the file has it."""
+        found = []
+        for name, source in sorted(installed().items()):
+            item: dict[str, Any] = {"name": name, "source": source, "schema": None}
+            try:
+                cls = await asyncio.to_thread(plugin_class, name)
+                if cls.Settings is not None:
+                    item["schema"] = msgspec.json.schema(cls.Settings)
+            except Exception as exc:  # an extra not installed (semantic_cache without numpy), a broken package
+                item["error"] = f"{type(exc).__name__}: {exc}"
+            found.append(item)
+        configured = [shown(msgspec.to_builtins(p)) for p in gateway.config.plugins]
+        editable, reason = True, None
+        try:
+            path = writable(gateway.reloader.path)
+            data = await asyncio.to_thread(_read_yaml, path)
+            raw = data.get("plugins") if isinstance(data, dict) else None
+            configured = [shown(p) for p in raw or [] if isinstance(p, dict)]
+        except EditRefused as exc:
+            editable, reason = False, str(exc)
+        return {"editable": editable, "reason": reason, "installed": found, "configured": configured}
 
     # -- services as the file has them, and a test before saving --------------------------------
 
