@@ -105,7 +105,8 @@ class WsClient:
         return end["payload"], deltas
 
     def seqs(self) -> list[int]:
-        return [f["seq"] for f in self.frames if f.get("type") == "event"]
+        """The numbered events' seq (passing events, such as panel.overview, have none)."""
+        return [f["seq"] for f in self.frames if f.get("type") == "event" and "seq" in f]
 
     async def close(self) -> None:
         await self.ws.close()

@@ -12,6 +12,7 @@ import hmac
 import itertools
 import os
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from clawdbot.web import frames
@@ -30,6 +31,7 @@ class Connection:
         self._ring: deque[tuple[int, str]] = deque(maxlen=keep_events)
         self.outbox: Outbox | None = None
         self.expiry: asyncio.TimerHandle | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     def emit(self, event: str, payload: Any) -> None:
         self.seq += 1
@@ -37,6 +39,25 @@ class Connection:
         self._ring.append((self.seq, frame))
         if self.outbox is not None and not self.outbox.push(frame):
             self.outbox = None
+
+    def watch(self, name: str, payload: Callable[[], Any], interval: float) -> None:
+        """`name` events with `payload()` now and every `interval` seconds, straight to the attached
+        socket (frames.passing: not numbered, not kept), until unwatch() or the socket goes."""
+        self.unwatch()
+        self._watch = asyncio.get_running_loop().create_task(self._watching(name, payload, interval))
+
+    async def _watching(self, name: str, payload: Callable[[], Any], interval: float) -> None:
+        while True:
+            outbox = self.outbox
+            if outbox is None or not outbox.push(frames.passing(name, payload()).decode()):
+                self._watch = None
+                return
+            await asyncio.sleep(interval)
+
+    def unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
 
     def since(self, last_seq: int) -> list[str] | None:
         """The events after `last_seq`, or None when some of them are no longer held."""
@@ -92,6 +113,7 @@ class Connections:
         if conn.outbox is not None and conn.outbox is not outbox:
             return  # already resumed elsewhere
         conn.outbox = None
+        conn.unwatch()  # a watch belongs to a socket: a resumed client asks again
         if conn.id not in self._conns:
             return
         if self.resume_seconds <= 0:
@@ -106,6 +128,7 @@ class Connections:
             self._conns.pop(conn.id, None)
 
     def drop(self, conn: Connection) -> None:
+        conn.unwatch()
         if conn.expiry is not None:
             conn.expiry.cancel()
             conn.expiry = None

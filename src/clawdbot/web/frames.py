@@ -109,3 +109,9 @@ def error(rid: RequestId, exc: WsError) -> bytes:
 
 def event(name: str, seq: int, payload: Any) -> bytes:
     return _encode({"type": "event", "event": name, "seq": seq, "payload": payload})
+
+
+def passing(name: str, payload: Any) -> bytes:
+    """An event for this socket only (the control panel's live overview): no `seq`, never kept for
+    a resume, lost with the socket."""
+    return _encode({"type": "event", "event": name, "payload": payload})

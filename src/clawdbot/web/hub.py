@@ -4,17 +4,28 @@ the chat store, logical connections, runs in flight, rate limits and link health
 from __future__ import annotations
 
 import time
+from typing import Any, Protocol
 
 from clawdbot import __version__
 from clawdbot.config.schema import Config
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle
+from clawdbot.web.auth import Principal
 from clawdbot.web.connections import Connections
 from clawdbot.web.debug import Debug
 from clawdbot.web.ratelimit import SlidingWindow
 from clawdbot.web.runs import Runs
+
+
+class PanelView(Protocol):
+    """What the socket's panel.* methods need of the control panel (web/panel.py)."""
+
+    async def role(self, who: Principal | None) -> str | None: ...
+
+    def overview_data(self, gateway: Gateway) -> dict[str, Any]: ...
 
 
 class Hub:
@@ -37,6 +48,8 @@ class Hub:
         self.debug = Debug(config, gateway, role)
         self.allowed_origins = frozenset(o.strip().rstrip("/").lower() for o in web.allowed_origins)
         self.started = time.time()
+        # the control panel (web/panel.py), set by the web layer: its socket methods (panel.watch)
+        self.panel: PanelView | None = None
         # failed keys per address (tenancy/throttle.py), shared with /v1 and the login page
         srv = config.server
         self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,

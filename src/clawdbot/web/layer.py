@@ -57,6 +57,7 @@ class WebLayer:
         self.auth = Authenticator(config.server.master_key)
         self.static = StaticFiles()
         self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins, env)
+        self.hub.panel = self.panel
         self.routes: dict[str, Route] = {
             "/": Route("GET", self.index, False, False),
             "/panel": Route("GET", self.panel_page, False, False),

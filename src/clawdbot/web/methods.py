@@ -72,6 +72,10 @@ class StatusParams(P):
     session_id: str | None = None
 
 
+class WatchParams(P):
+    interval_ms: int = 2000
+
+
 MESSAGE_PAGE = 200  # messages read per sessions.get, before the byte budget trims the page
 
 
@@ -193,6 +197,24 @@ async def debug(c: Caller, p: NoParams) -> dict[str, Any]:
     return {"processes": await c.hub.debug.processes(c.url)}
 
 
+async def panel_watch(c: Caller, p: WatchParams) -> dict[str, Any]:
+    """The control panel's overview as `panel.overview` events on this socket, now and every
+    `intervalMs` (1000..60000), until panel.unwatch or the socket closes (web/panel.py)."""
+    panel = c.hub.panel
+    if panel is None or await panel.role(c.conn.principal) is None:
+        raise WsError("forbidden", "This key has no access to the control panel.")
+    if not 1000 <= p.interval_ms <= 60_000:
+        raise WsError("bad_params", "intervalMs: must be 1000..60000.")
+    gateway = c.hub.gateway
+    c.conn.watch("panel.overview", lambda: panel.overview_data(gateway), p.interval_ms / 1000.0)
+    return {"watching": True, "intervalMs": p.interval_ms}
+
+
+async def panel_unwatch(c: Caller, p: NoParams) -> dict[str, Any]:
+    c.conn.unwatch()
+    return {"watching": False}
+
+
 Handler = Callable[[Caller, Any], Awaitable[dict[str, Any]]]
 METHODS: dict[str, tuple[type[P], Handler]] = {
     "sessions.list": (ListParams, sessions_list),
@@ -203,4 +225,6 @@ METHODS: dict[str, tuple[type[P], Handler]] = {
     "models.list": (NoParams, models_list),
     "status": (StatusParams, status),
     "debug": (NoParams, debug),
+    "panel.watch": (WatchParams, panel_watch),
+    "panel.unwatch": (NoParams, panel_unwatch),
 }

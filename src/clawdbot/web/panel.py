@@ -26,6 +26,7 @@ from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Config, Deployment, ModelEntry
 from clawdbot.core.errors import BadRequest, Forbidden, Unauthorized
 from clawdbot.observability.timeline import Timeline
+from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.web.auth import Authenticator, Principal, origin_allowed
@@ -128,16 +129,18 @@ class Panel:
 
     async def overview(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._caller(ex, write=False)
-        gateway = pl.gateway
+        await ex.json(200, _encode(self.overview_data(pl.gateway)), NO_STORE)
+
+    def overview_data(self, gateway: Gateway) -> dict[str, Any]:
+        """The overview: GET /panel/api/overview, and the socket's panel.overview events."""
         entry = process_entry(gateway, "panel", "")
         services = [{
             "name": name, "type": s["type"], "reachable": s["reachable"], "latency_ms": s["probeLatencyMs"],
             "breaker": s["circuit"] or "closed", "inflight": s["inFlight"], "queued": s["queued"],
             "detail": s["lastError"], "checked_at": gateway.monitor.states[name].checked_at,
         } for name, s in entry["services"].items()]
-        out = {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": self.timeline.series(),
-               "services": services, "models": self._models(gateway.config)}
-        await ex.json(200, _encode(out), NO_STORE)
+        return {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": self.timeline.series(),
+                "services": services, "models": self._models(gateway.config)}
 
     def _models(self, config: Config) -> list[dict[str, Any]]:
         served = self.timeline.route_requests()
