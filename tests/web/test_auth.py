@@ -84,7 +84,10 @@ def test_login_sets_a_cookie_that_opens_the_socket(locked: GatewayProcess) -> No
     cookie = cookie_of(headers)
     assert opens(locked.url, additional_headers={"Cookie": f"theme=dark; {cookie}"}) == "admin"
     status, _, body = http_request(locked.url, "GET", "/auth/status", headers={"Cookie": cookie})
-    assert json.loads(body) == {"required": True, "authenticated": True, "user": "admin"}
+    session = json.loads(body)
+    csrf = session.pop("csrf")  # the control panel's write token, tied to this cookie (web/panel.py)
+    assert session == {"required": True, "authenticated": True, "user": "admin", "role": "admin"}
+    assert len(csrf) >= 40 and csrf not in cookie
     # a tampered signature is worthless
     name, value = cookie.split("=", 1)
     forged = f"{name}={value[:-2]}{'A' if value[-2] != 'A' else 'B'}{value[-1]}"
@@ -133,7 +136,9 @@ def test_foreign_origin_cannot_log_in(locked: GatewayProcess) -> None:
 
 def test_no_master_key_means_no_login_and_local_user(gw: GatewayProcess) -> None:
     _, _, body = http_request(gw.url, "GET", "/auth/status")
-    assert json.loads(body) == {"required": False, "authenticated": True, "user": "local"}
+    session = json.loads(body)
+    assert session.pop("csrf")  # a per-process token: the panel's writes still need it
+    assert session == {"required": False, "authenticated": True, "user": "local", "role": "admin"}
     assert opens(gw.url) == "local"
     assert opens(gw.url, origin=gw.url) == "local"
     assert refused(gw.url, origin="http://evil.example") == 403
