@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs from the machine: PostgreSQL and Redis running on loopback, and
-# Debian's Chromium for the browser tests (Playwright cannot download its own browser here), and
-# the other Debian programs tests drive (promtool, tmux, tinyproxy).
+# Debian's Chromium for the browser tests (Playwright cannot download its own browser here), the
+# other Debian programs tests drive (promtool, tmux, tinyproxy), and axe-core from the npm registry.
 set -uo pipefail
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -27,6 +27,16 @@ fi
 if [ ! -x /usr/bin/tinyproxy ]; then  # the outbound proxy tests of the upstream client (tests/providers/)
   echo "ensure-services: installing Debian's tinyproxy"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null
+fi
+# axe-core for the panel's accessibility check (tests/browser/test_panel_a11y.py), at the version
+# tests/browser/axe/package-lock.json pins
+if [ ! -f "$(dirname "$0")/../tests/browser/axe/node_modules/axe-core/axe.min.js" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "ensure-services: installing Debian's npm"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  echo "ensure-services: installing axe-core (npm ci)"
+  (cd "$(dirname "$0")/.." && npm ci --prefix tests/browser/axe --no-audit --no-fund >/dev/null)
 fi
 for i in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p 5432 && break

@@ -1,9 +1,9 @@
 """The operator panel (/panel, docs/panel.md) in Chromium against a real gateway with a master key:
 an admin signs in, sees the services and the last hour's charts, creates a key in the Keys tab and
 uses it through the `openai` package, finds that request in Spend and Requests and the change in
-Audit, and revokes the key; a viewer sees no create or revoke control and a write forced from the
-page is refused; a key without a panel role gets no panel; without a master key the local user is
-admin. Screenshots of each tab go to test-artifacts/browser/panel-<tab>.png."""
+Audit, and revokes the key; a viewer sees no create, revoke or route Edit control and a write
+forced from the page is refused; a key without a panel role gets no panel; without a master key
+the local user is admin. Screenshots of each tab go to test-artifacts/browser/panel-<tab>.png."""
 
 from __future__ import annotations
 
@@ -162,6 +162,7 @@ def test_overview_shows_the_services_and_the_charts_fill(page: Page, panel_gw: G
     model = page.locator('#model-list .model-card[data-model="chat-oa"]')
     expect(model).to_contain_text("ordered", timeout=TIMEOUT)
     expect(model.locator("tbody tr").first).to_contain_text("mock-a")
+    expect(model.locator(".edit-model")).to_be_visible()  # an admin may edit the route (test_panel_routes.py)
     shot(page, "models")
 
 
@@ -262,6 +263,9 @@ def test_a_viewer_sees_no_controls_and_a_forced_write_is_refused(page: Page, pan
     assert page.locator("#keys-table img").count() == 0
     assert page.evaluate("window.__xss") is None
     shot(page, "viewer-keys")
+    open_tab(page, "models")  # routes are for admins to edit: no Edit button
+    expect(page.locator('#model-list .model-card[data-model="chat-oa"]')).to_contain_text("mock-a", timeout=TIMEOUT)
+    expect(page.locator("#model-list .edit-model")).to_have_count(0)
     status = page.evaluate("""async () => {
         const s = await (await fetch('/auth/status')).json();
         const r = await fetch('/panel/api/admin/keys', {method: 'POST',

@@ -22,9 +22,10 @@ function main() {
   const confirm = (opts) => confirmDialog($("#confirm-dialog"), opts);
   const panel = (name) => $(`#tab-${name}`);
   const keys = new KeysTab(panel("keys"), api, { confirm, live });
+  const models = new ModelsTab(panel("models"), api, { live });
   const tabs = new Tabs($("#tabs"), {
     overview: new OverviewTab(panel("overview"), api),
-    models: new ModelsTab(panel("models"), api),
+    models,
     keys,
     spend: new SpendTab(panel("spend"), api),
     requests: new RequestsTab(panel("requests"), api),
@@ -62,6 +63,7 @@ function main() {
       $("#gateway-error").hidden = true;
       $("#tabs").hidden = false;
       keys.setRole(status.role);
+      models.setRole(status.role);
       document.body.dataset.role = status.role;
       tabs.start();
     },

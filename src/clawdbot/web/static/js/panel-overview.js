@@ -37,7 +37,7 @@ function serviceCard(s, now) {
   const state = serviceState(s);
   const [pill, kind] = PILL[state];
   const breakerCls = s.breaker === "open" ? "bad" : s.breaker === "half_open" ? "warn" : null;
-  return h("li", { class: "service-card", dataset: { service: s.name, state } },
+  return h("li", { class: "service-card", dataset: { service: s.name, state, breaker: s.breaker || "closed" } },
     h("div", { class: "service-head" },
       h("h3", null, s.name),
       h("span", { class: "service-type" }, orDash(s.type)),
