@@ -140,6 +140,16 @@ def _load(text: str) -> tuple[Any, Any]:
     return y, data
 
 
+def _section(data: Any, key: str, empty: Callable[[], Any], kind: type, what: str) -> Any:
+    """A top-level section of the file, made empty when missing; EditRefused when it is not `kind`."""
+    value = data.get(key)
+    if value is None:
+        value = data[key] = empty()
+    if not isinstance(value, kind):
+        raise EditRefused(f"the config file's `{key}` is not {what}")
+    return value
+
+
 def _dump(y: Any, data: Any) -> str:
     out = io.StringIO()
     y.dump(data, out)
@@ -151,11 +161,7 @@ def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
     from ruamel.yaml.comments import CommentedMap
 
     y, data = _load(text)
-    models = data.get("models")
-    if models is None:
-        models = data["models"] = CommentedMap()
-    if not isinstance(models, MutableMapping):
-        raise EditRefused("the config file's `models` is not a mapping")
+    models = _section(data, "models", CommentedMap, MutableMapping, "a mapping")
     if edit is None:
         models.pop(name, None)
     else:
@@ -229,11 +235,7 @@ def edit_service(text: str, name: str, fields: Mapping[str, Any] | None) -> str:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     y, data = _load(text)
-    services = data.get("services")
-    if services is None:
-        services = data["services"] = CommentedSeq()
-    if not isinstance(services, list):
-        raise EditRefused("the config file's `services` is not a list")
+    services = _section(data, "services", CommentedSeq, list, "a list")
     at = next((i for i, s in enumerate(services) if isinstance(s, MutableMapping) and s.get("name") == name), None)
     if fields is None:
         if at is not None:
