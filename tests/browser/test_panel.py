@@ -25,7 +25,7 @@ from tests.upstreams.openai_server import OpenAIUpstream
 TIMEOUT = 15_000
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-TABS = ("overview", "models", "keys", "spend", "requests", "audit")
+TABS = ("overview", "models", "services", "plugins", "keys", "spend", "requests", "audit")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 """An accessibility check of the operator panel with axe-core (tests/browser/axe/, installed by
 scripts/ensure-services.sh with `npm ci`): every tab, as an admin with data in it (a key, its
 request in Spend and Requests, the change in Audit, a request's detail, the route editor with a
-diff open, a key near its budget, an unreachable service and the revoke dialog), in the dark and
-the light theme. No violation of impact "serious" or "critical" may be
+diff open, the service editor with a connection test and a diff, the plugin chain with its
+settings forms and a diff, a key near its budget, an unreachable service and the revoke dialog),
+in the dark and the light theme. No violation of impact "serious" or "critical" may be
 left; the minor and moderate ones are printed.
 
 axe is injected as a script, which the page's strict CSP forbids: the browser context bypasses the
@@ -58,6 +59,13 @@ models:
       - {{service: oa, model: mock-a, weight: 2}}
       - {{service: ol, model: "llama3.2:latest", weight: 1}}
     fallbacks: [chat-oa]
+plugins:
+  - name: pii
+    with: {{mode: mask}}
+    models: [mixed]
+  - name: content_filter  # off: its settings form is there all the same
+    enabled: false
+    with: {{input: {{keywords: [nope]}}}}
 """)
     gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
     try:
@@ -149,6 +157,22 @@ def ready(page: Page, name: str, key_id: str) -> None:
         page.locator("#route-editor .dep-weight").first.fill("3")
         page.locator("#route-preview").click()
         expect(page.locator("#route-diff .diff-add").first).to_be_visible(timeout=TIMEOUT)
+    elif name == "services":
+        card = page.locator('#service-list .svc-card[data-service="oa"]')
+        expect(card).to_be_visible(timeout=TIMEOUT)
+        if page.locator("#service-editor").count() == 0:
+            card.locator(".edit-service").click()
+        page.locator("#svc-connect").fill("4")
+        page.locator("#svc-test").click()
+        expect(page.locator("#svc-test-result")).to_have_attribute("data-ok", "true", timeout=TIMEOUT)
+        page.locator("#svc-preview").click()
+        expect(page.locator("#svc-diff .diff-add").first).to_be_visible(timeout=TIMEOUT)
+    elif name == "plugins":
+        pii = page.locator('#plugin-list li.plugin-card[data-plugin="pii"]')
+        expect(pii).to_be_visible(timeout=TIMEOUT)
+        pii.locator('.setting[data-setting="restore"] input').set_checked(False)
+        page.locator("#plugins-preview").click()
+        expect(page.locator("#plugins-diff .diff-add").first).to_be_visible(timeout=TIMEOUT)
     elif name == "keys":
         expect(page.locator("#keys-table tbody tr", has_text="a11y")).to_have_count(1, timeout=TIMEOUT)
         expect(page.locator("#keys-table tbody tr.near-limit")).to_have_count(1)

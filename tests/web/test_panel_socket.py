@@ -4,12 +4,16 @@ no panel for a key without a panel role."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import openai
 import pytest
 
+from clawdbot.web.auth import Principal
+from clawdbot.web.connections import Connection
+from clawdbot.web.outbox import Outbox
 from tests.e2e.harness import GatewayProcess
 from tests.web.client import ResError, WsClient, http_request, run
 from tests.web.conftest import MASTER_KEY, StartGateway
@@ -66,3 +70,27 @@ def test_bad_intervals_and_keys_without_a_panel_are_refused(gw: GatewayProcess) 
                 await c.call("panel.watch")
 
     run(body())
+
+
+
+def test_a_watch_ends_when_its_payload_says_the_caller_may_no_longer_watch() -> None:
+    """The loop behind panel.watch: events while the payload answers, the end at its first None (the
+    role re-checked at every event: methods.panel_watch), nothing numbered or kept for a resume."""
+    answers: list[dict[str, int] | None] = [{"n": 1}, {"n": 2}, None, {"n": 3}]
+
+    async def payload() -> dict[str, int] | None:
+        return answers.pop(0)
+
+    async def body() -> list[str]:
+        conn = Connection(Principal("admin", "admin"), keep_events=10)
+        conn.outbox = Outbox(max_frames=10)
+        conn.watch("panel.overview", payload, 0.0)
+        task = conn._watch
+        assert task is not None
+        await asyncio.wait_for(task, 5)
+        assert conn._watch is None and conn.seq == 0 and conn.since(0) == []
+        return await conn.outbox.take()
+
+    frames = [json.loads(f) for f in asyncio.run(body())]
+    assert [f["payload"]["n"] for f in frames] == [1, 2] and all("seq" not in f for f in frames)
+    assert answers == [{"n": 3}]

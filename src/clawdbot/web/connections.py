@@ -12,7 +12,7 @@ import hmac
 import itertools
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clawdbot.web import frames
@@ -40,16 +40,18 @@ class Connection:
         if self.outbox is not None and not self.outbox.push(frame):
             self.outbox = None
 
-    def watch(self, name: str, payload: Callable[[], Any], interval: float) -> None:
-        """`name` events with `payload()` now and every `interval` seconds, straight to the attached
-        socket (frames.passing: not numbered, not kept), until unwatch() or the socket goes."""
+    def watch(self, name: str, payload: Callable[[], Awaitable[Any]], interval: float) -> None:
+        """`name` events with `await payload()` now and every `interval` seconds, straight to the
+        attached socket (frames.passing: not numbered, not kept), until unwatch(), the socket goes,
+        or `payload` answers None (the caller may no longer watch)."""
         self.unwatch()
         self._watch = asyncio.get_running_loop().create_task(self._watching(name, payload, interval))
 
-    async def _watching(self, name: str, payload: Callable[[], Any], interval: float) -> None:
+    async def _watching(self, name: str, payload: Callable[[], Awaitable[Any]], interval: float) -> None:
         while True:
+            data = await payload()
             outbox = self.outbox
-            if outbox is None or not outbox.push(frames.passing(name, payload()).decode()):
+            if data is None or outbox is None or not outbox.push(frames.passing(name, data).decode()):
                 self._watch = None
                 return
             await asyncio.sleep(interval)

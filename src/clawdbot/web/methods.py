@@ -205,8 +205,13 @@ async def panel_watch(c: Caller, p: WatchParams) -> dict[str, Any]:
         raise WsError("forbidden", "This key has no access to the control panel.")
     if not 1000 <= p.interval_ms <= 60_000:
         raise WsError("bad_params", "intervalMs: must be 1000..60000.")
-    gateway = c.hub.gateway
-    c.conn.watch("panel.overview", lambda: panel.overview_data(gateway), p.interval_ms / 1000.0)
+    gateway, principal = c.hub.gateway, c.conn.principal
+
+    async def overview() -> dict[str, Any] | None:
+        # the role again at every event: a key revoked or stripped of its panel role stops here
+        return panel.overview_data(gateway) if await panel.role(principal) is not None else None
+
+    c.conn.watch("panel.overview", overview, p.interval_ms / 1000.0)
     return {"watching": True, "intervalMs": p.interval_ms}
 
 

@@ -184,7 +184,8 @@ class ConfigEdits:
             return {"editable": False, "reason": str(exc), "services": running}
         data = await asyncio.to_thread(_read_yaml, path)
         services = data.get("services") if isinstance(data, dict) else None
-        return {"editable": True, "services": [shown(s) for s in services or [] if isinstance(s, dict)]}
+        return {"editable": True, "reason": None,
+                "services": [shown(s) for s in services or [] if isinstance(s, dict)]}
 
     async def test(self, body: bytes) -> dict[str, Any]:
         """Builds the service as the loader would, probes it once (bounded), and lets it go."""

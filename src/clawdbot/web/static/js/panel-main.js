@@ -7,6 +7,8 @@ import { confirmDialog, LiveRegion } from "./ui.js";
 import { setupTheme, Tabs } from "./panel-ui.js";
 import { OverviewTab } from "./panel-overview.js";
 import { ModelsTab } from "./panel-models.js";
+import { ServicesTab } from "./panel-services.js";
+import { PluginsTab } from "./panel-plugins.js";
 import { KeysTab } from "./panel-keys.js";
 import { SpendTab } from "./panel-spend.js";
 import { RequestsTab } from "./panel-requests.js";
@@ -23,9 +25,13 @@ function main() {
   const panel = (name) => $(`#tab-${name}`);
   const keys = new KeysTab(panel("keys"), api, { confirm, live });
   const models = new ModelsTab(panel("models"), api, { live });
+  const services = new ServicesTab(panel("services"), api, { confirm, live });
+  const plugins = new PluginsTab(panel("plugins"), api, { live });
   const tabs = new Tabs($("#tabs"), {
     overview: new OverviewTab(panel("overview"), api),
     models,
+    services,
+    plugins,
     keys,
     spend: new SpendTab(panel("spend"), api),
     requests: new RequestsTab(panel("requests"), api),
@@ -64,6 +70,8 @@ function main() {
       $("#tabs").hidden = false;
       keys.setRole(status.role);
       models.setRole(status.role);
+      services.setRole(status.role);
+      plugins.setRole(status.role);
       document.body.dataset.role = status.role;
       tabs.start();
     },

@@ -1,12 +1,16 @@
 // Overview: a card per service (a dead one or an open breaker stands out) and the last hour's
-// charts, from GET /panel/api/overview every 2 s while the tab is open and the page visible.
+// charts, refreshed while the tab is open and the page visible: `panel.overview` events over the
+// chat socket, or GET /panel/api/overview every 2 s when the socket is not there (panel-live.js).
 
 import { h, clear } from "./dom.js";
 import { LineChart } from "./panel-chart.js";
 import { fmtMs, fmtInt, orDash } from "./panel-format.js";
 import { showError } from "./panel-table.js";
+import { OverviewFeed } from "./panel-live.js";
 
-const POLL_MS = 2000;
+// connecting: the socket is opening (the overview is fetched meanwhile); live: pushed over the
+// socket; polling: fetched every 2 s (the socket is tried again)
+const MODE_TEXT = { connecting: "connecting…", live: "live", polling: "polling" };
 
 const CHARTS = [
   { key: "requests", title: "Requests", unit: "req/s", series: [{ label: "req/s" }] },
@@ -79,40 +83,32 @@ export class OverviewTab {
     Object.assign(this, { panel, api });
     this.cards = panel.querySelector("#service-cards");
     this.updated = panel.querySelector("#overview-updated");
+    this.modeLine = panel.querySelector("#overview-mode");
     this.charts = CHARTS.map((c) => new LineChart(c));
     panel.querySelector("#charts").append(...this.charts.map((c) => c.el));
-    this.active = false;
-    this.timer = null;
-    this.inFlight = false;
-    document.addEventListener("visibilitychange", () => {
-      if (this.active && document.visibilityState === "visible") this.tick();
+    this.feed = new OverviewFeed(api, {
+      onData: (o) => this.render(o),
+      onMode: (mode) => this.showMode(mode),
+      onError: (message) => showError(this.panel, message),
     });
   }
 
   show() {
-    this.active = true;
-    this.tick();
+    this.feed.start();
   }
 
   hide() {
-    this.active = false;
-    clearTimeout(this.timer);
+    this.feed.stop();
   }
 
-  async tick() {
-    clearTimeout(this.timer);
-    if (!this.active || this.inFlight) return;
-    this.inFlight = true;
-    try {
-      this.render(await this.api.get("/panel/api/overview"));
-      showError(this.panel, "");
-    } catch (err) {
-      showError(this.panel, `Could not load the overview: ${err.message}`);
-    } finally {
-      this.inFlight = false;
-      // polled while open and visible; a hidden page resumes on visibilitychange
-      if (this.active && document.visibilityState === "visible") this.timer = setTimeout(() => this.tick(), POLL_MS);
-    }
+  // the session ended: its socket goes with it
+  reset() {
+    this.feed.close();
+  }
+
+  showMode(mode) {
+    this.modeLine.dataset.mode = mode;
+    this.modeLine.textContent = MODE_TEXT[mode] || "";
   }
 
   render(o) {

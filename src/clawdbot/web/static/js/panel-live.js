@@ -1,0 +1,229 @@
+// The overview's feed: `panel.overview` events over the chat WebSocket (/ws, the session cookie
+// authenticates it; docs/websocket.md) while the Overview is shown and the page visible, and
+// GET /panel/api/overview every 2 s whenever the socket is not watching (it cannot open, closed,
+// did not answer within 3 s, or refused the watch). A closed socket is opened again with a growing
+// delay (1 s .. 30 s). While the socket is live nothing is polled.
+//
+//   const feed = new OverviewFeed(api, {onData(overview), onMode("connecting" | "live" | "polling"),
+//                                       onError(message | "")});
+//   feed.start(); feed.stop(); feed.close()  (the session ended: the socket goes too)
+
+export const POLL_MS = 2000;
+const WATCH_MS = 2000;
+const OPEN_TIMEOUT_MS = 3000;  // no watching answer by then: poll meanwhile
+const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
+
+export class OverviewFeed {
+  constructor(api, { onData, onMode, onError }) {
+    Object.assign(this, { api, onData, onMode, onError });
+    this.active = false;     // the Overview is shown
+    this.ws = null;
+    this.ready = false;      // hello received on this.ws
+    this.live = false;       // panel.watch answered: events are coming
+    this.refused = false;    // the server said forbidden: poll until the session changes
+    this.failed = false;     // the socket closed or did not answer since it last watched
+    this.nextId = 1;
+    this.watchId = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.openTimer = null;
+    this.pollTimer = null;
+    this.polling = false;
+    this.inFlight = false;
+    this.mode = null;
+    document.addEventListener("visibilitychange", () => {
+      if (this.active) this.sync();
+    });
+  }
+
+  visible() {
+    return document.visibilityState === "visible";
+  }
+
+  start() {
+    this.active = true;
+    this.sync();
+  }
+
+  stop() {
+    this.active = false;
+    this.sync();
+  }
+
+  // the session ended (logout, another key): the socket belonged to it
+  close() {
+    this.active = false;
+    this.refused = this.failed = false;
+    this.attempt = 0;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.stopPolling();
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close(1000, "panel closed");
+    }
+    clearTimeout(this.openTimer);
+    this.ready = this.live = false;
+    this.watchId = null;
+    this.mode = null;
+  }
+
+  // watch when wanted and possible; poll when wanted and not watching
+  sync() {
+    const want = this.active && this.visible();
+    if (!want) {
+      if (this.live || this.watchId !== null) this.unwatch();
+      this.stopPolling();
+      return;
+    }
+    if (!this.refused) {
+      if (!this.ws && !this.retryTimer) this.connect();
+      else if (this.ws && this.ready && this.watchId === null) this.watch();
+    }
+    const mode = this.live ? "live" : this.refused || this.failed ? "polling" : "connecting";
+    this.setMode(mode);
+    if (mode === "polling") this.startPolling();
+    else this.stopPolling();  // connecting: the watch's first event comes at once
+  }
+
+  setMode(mode) {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    this.onMode(mode);
+  }
+
+  // -- the socket ------------------------------------------------------------------------------
+
+  connect() {
+    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      this.lost();
+      return;
+    }
+    this.ws = ws;
+    this.ready = this.live = false;
+    this.watchId = null;
+    this.armTimeout();
+    ws.onmessage = (e) => this.message(ws, e.data);
+    ws.onclose = () => {
+      if (ws === this.ws) this.lost();
+    };
+    ws.onerror = () => {};  // onclose follows
+  }
+
+  // no hello or watch answer in time: poll meanwhile (the socket may still answer)
+  armTimeout() {
+    const ws = this.ws;
+    clearTimeout(this.openTimer);
+    this.openTimer = setTimeout(() => {
+      if (this.ws === ws && !this.live && this.active) {
+        this.failed = true;
+        this.sync();
+      }
+    }, OPEN_TIMEOUT_MS);
+  }
+
+  // the socket closed (or never opened): poll, and open it again after a growing delay
+  lost() {
+    this.ws = null;
+    this.ready = this.live = false;
+    this.watchId = null;
+    this.failed = true;
+    clearTimeout(this.openTimer);
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt++;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.sync();
+    }, delay);
+    this.sync();
+  }
+
+  send(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  watch() {
+    this.watchId = this.nextId++;
+    this.armTimeout();
+    this.send({ type: "req", id: this.watchId, method: "panel.watch", params: { intervalMs: WATCH_MS } });
+  }
+
+  unwatch() {
+    this.live = false;
+    this.watchId = null;
+    this.send({ type: "req", id: this.nextId++, method: "panel.unwatch", params: {} });
+  }
+
+  message(ws, data) {
+    if (ws !== this.ws) return;
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame !== "object") return;
+    if (frame.type === "event" && frame.event === "hello") {
+      this.ready = true;
+      this.sync();
+    } else if (frame.type === "event" && frame.event === "panel.overview") {
+      // watching, or about to (the first event may come before the answer); none after an unwatch
+      if ((this.live || this.watchId !== null) && frame.payload && typeof frame.payload === "object") {
+        this.onError("");
+        this.onData(frame.payload);
+      }
+    } else if (frame.type === "res" && frame.id === this.watchId && this.watchId !== null) {
+      this.answered(frame);
+    }
+  }
+
+  answered(frame) {
+    if (frame.ok && frame.payload && frame.payload.watching) {
+      this.live = true;
+      this.failed = false;
+      this.attempt = 0;
+      clearTimeout(this.openTimer);
+      this.sync();  // stops polling (or unwatches: hidden meanwhile)
+      return;
+    }
+    this.watchId = null;
+    // forbidden (no panel role on the socket), or anything else: HTTP polling says why, if it fails
+    this.refused = true;
+    this.sync();
+  }
+
+  // -- polling -------------------------------------------------------------------------------
+
+  startPolling() {
+    if (this.polling) return;
+    this.polling = true;
+    this.poll();
+  }
+
+  stopPolling() {
+    this.polling = false;
+    clearTimeout(this.pollTimer);
+  }
+
+  async poll() {
+    clearTimeout(this.pollTimer);
+    if (!this.polling || this.inFlight) return;
+    this.inFlight = true;
+    try {
+      const o = await this.api.get("/panel/api/overview");
+      if (this.polling || this.live) this.onData(o);
+      this.onError("");
+    } catch (err) {
+      this.onError(`Could not load the overview: ${err.message}`);
+    } finally {
+      this.inFlight = false;
+      if (this.polling) this.pollTimer = setTimeout(() => this.poll(), POLL_MS);
+    }
+  }
+}

@@ -1,0 +1,212 @@
+// The editor of one service (admins): add, edit or remove a `services:` entry. The form sets name,
+// type, endpoint, metadata.model_id, the auth key (a ${VAR} reference only: the page never sends a
+// key itself), the timeouts and a gRPC preset; every other key the service has is sent back as it
+// was. "Test connection" probes the service as the form says (POST /panel/api/service-test, nothing
+// saved); Preview and Apply are panel-edit-flow.js's, against POST /panel/api/services/<name>.
+
+import { h } from "./dom.js";
+import { EditFlow } from "./panel-edit-flow.js";
+import { fmtMs } from "./panel-format.js";
+
+export const SERVICE_TYPES = ["http", "openai", "ollama", "anthropic", "local", "mock", "grpc"];
+export const GRPC_PRESETS = ["triton", "mlserver"];
+export const MASK = "********";  // how the gateway shows a key written into the file as it is
+const REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+const TIMEOUTS = [["connect", "Connect", "5"], ["first_byte", "First byte", "120"], ["total", "Total", "600"]];
+export const KEY_RULE = "The key must be an environment variable reference like ${MY_SERVICE_KEY}, set in the " +
+  "gateway's environment: the config file and this page never hold a key itself.";
+
+function select(id, values, selected) {
+  const known = values.includes(selected) || !selected ? values : [selected, ...values];
+  const el = h("select", { id });
+  for (const v of known) el.append(h("option", { value: v, selected: v === selected }, v));
+  return el;
+}
+
+function input(id, value, attrs) {
+  const el = h("input", { id, type: "text", spellcheck: "false", autocomplete: "off", ...attrs });
+  el.value = value === null || value === undefined ? "" : String(value);
+  return el;
+}
+
+const field = (label, control, cls) => h("label", { class: cls ? `field ${cls}` : "field" }, h("span", null, label), control);
+
+// mode: "add" (service null), "edit" or "remove"; names: the services there are (a new name must be new)
+export class ServiceEditor {
+  constructor(service, mode, names, { api, confirm, onApplied, onReadOnly, onClose }) {
+    Object.assign(this, { api, mode, names, onClose });
+    this.original = service ? structuredClone(service) : null;
+    this.name = service ? service.name : "";
+    this.flow = new EditFlow("svc", {
+      read: (opts) => this.read(opts),
+      send: (body, apply) => api.request("POST", `/panel/api/services/${encodeURIComponent(body.name)}`,
+        { service: body.service, apply }),
+      onApplied: (out) => onApplied(this.read({}).body.name, mode, out),
+      onReadOnly, noun: "Services",
+      beforeApply: mode === "remove" ? () => confirm({
+        title: "Remove this service?",
+        message: `“${this.name}” leaves the config file and the gateway stops using it at once. A route that ` +
+          "still names it would make the config invalid: the preview says so.",
+        confirmLabel: "Remove",
+      }) : null,
+    });
+    this.el = mode === "remove" ? this.removeForm() : this.editForm();
+    this.el.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.flow.preview();
+    });
+    if (mode === "remove") this.flow.preview();
+    else this.flow.changed();
+  }
+
+  heading(text) {
+    return h("h3", { id: "svc-editor-title" }, text, this.name ? h("span", { class: "mono" }, ` ${this.name}`) : null);
+  }
+
+  cancelButton() {
+    return h("button", { type: "button", id: "svc-cancel", class: "text-button", onclick: () => this.onClose() }, "Cancel");
+  }
+
+  removeForm() {
+    return h("form", { id: "service-editor", class: "route-editor", "aria-labelledby": "svc-editor-title", novalidate: true },
+      this.heading("Remove the service"),
+      h("p", { class: "muted small" }, "Preview shows the change to the config file; Apply removes the service " +
+        "from it and reloads the gateway."),
+      h("div", { class: "form-actions route-actions" }, ...this.flow.buttons, this.cancelButton()),
+      ...this.flow.feedback);
+  }
+
+  editForm() {
+    const s = this.original || {};
+    const adding = this.mode === "add";
+    this.nameInput = input("svc-name", s.name, { maxlength: "200", required: true, readonly: !adding,
+      "aria-describedby": adding ? null : "svc-name-hint" });
+    this.type = select("svc-type", SERVICE_TYPES, s.type || (adding ? "openai" : "http"));
+    this.endpoint = input("svc-endpoint", s.endpoint, { placeholder: "http://host:port/v1", inputmode: "url" });
+    this.modelId = input("svc-model-id", s.metadata?.model_id, { placeholder: "optional" });
+    this.key = input("svc-key", s.auth?.key, { placeholder: "${MY_SERVICE_KEY}", "aria-describedby": "svc-key-hint" });
+    this.timeouts = TIMEOUTS.map(([k, label, dflt]) => [k, field(label, h("input", {
+      id: `svc-${k.replace("_", "-")}`, type: "number", min: "0", step: "any", inputmode: "decimal",
+      placeholder: `${dflt} s`, value: s.timeouts?.[k] ?? null,
+    }))]);
+    this.preset = select("svc-preset", GRPC_PRESETS, s.grpc?.preset || "triton");
+    this.presetField = field("gRPC preset", this.preset);
+    this.testButton = h("button", { type: "button", id: "svc-test", class: "text-button", onclick: () => this.test() },
+      "Test connection");
+    this.testResult = h("p", { id: "svc-test-result", class: "test-result", role: "status" });
+    const form = h("form", { id: "service-editor", class: "route-editor", "aria-labelledby": "svc-editor-title",
+      autocomplete: "off", novalidate: true },
+      this.heading(adding ? "Add a service" : "Edit the service"),
+      h("p", { class: "muted small" }, "Test connection tries the service as the form says, without saving it; " +
+        "Preview shows the change to the config file; Apply writes it and reloads the gateway."),
+      h("div", { class: "form-grid svc-grid" },
+        field("Name", this.nameInput), field("Type", this.type), field("Endpoint", this.endpoint, "wide"),
+        field("Model id", this.modelId), field("Auth key", this.key), this.presetField),
+      adding ? null : h("p", { id: "svc-name-hint", class: "muted small" }, "A saved service keeps its name: " +
+        "remove it and add another to rename it."),
+      h("p", { id: "svc-key-hint", class: "muted small" }, KEY_RULE, " Empty: no key."),
+      h("fieldset", { class: "svc-timeouts" }, h("legend", null, "Timeouts (seconds; empty: the default)"),
+        h("div", { class: "form-grid" }, this.timeouts.map(([, f]) => f))),
+      h("div", { class: "form-actions route-actions" }, this.testButton, ...this.flow.buttons, this.cancelButton()),
+      this.testResult, ...this.flow.feedback);
+    form.addEventListener("input", () => this.changed());
+    form.addEventListener("change", () => this.changed());
+    this.syncPreset();
+    return form;
+  }
+
+  changed() {
+    this.syncPreset();
+    this.flow.changed();
+  }
+
+  syncPreset() {
+    if (this.presetField) this.presetField.hidden = this.type.value !== "grpc";
+  }
+
+  focus() {
+    if (this.mode === "remove") this.el.querySelector("#svc-cancel").focus();
+    else (this.mode === "add" ? this.nameInput : this.type).focus();
+  }
+
+  // {body: {name, service}} for the API, or {error}. sending: a refused key leaves the field.
+  read({ sending = false } = {}) {
+    if (this.mode === "remove") return { body: { name: this.name, service: null } };
+    const out = this.fields();
+    if (out.keyError && sending) {
+      this.key.value = "";  // whatever was typed there is not shown again, nor sent
+      this.key.focus();
+    }
+    return out;
+  }
+
+  fields() {
+    const s = this.original ? structuredClone(this.original) : {};
+    const name = this.nameInput.value.trim();
+    if (!name) return { error: "Give the service a name." };
+    if (/[/\s]/.test(name)) return { error: "A service name has no slash and no space." };
+    if (this.mode === "add" && this.names.includes(name)) return { error: `There is a service named ${name} already.` };
+    s.name = name;
+    s.type = this.type.value;
+    const endpoint = this.endpoint.value.trim();
+    if (endpoint) s.endpoint = endpoint;
+    else delete s.endpoint;
+    const metadata = { ...(s.metadata || {}) };
+    const modelId = this.modelId.value.trim();
+    if (modelId) metadata.model_id = modelId;
+    else delete metadata.model_id;
+    if (Object.keys(metadata).length) s.metadata = metadata;
+    else delete s.metadata;
+    const key = this.key.value.trim();
+    if (key === MASK) {
+      return { keyError: true, error: `The config file holds this service's key itself. ${KEY_RULE}` };
+    }
+    if (key && !REFERENCE.test(key)) return { keyError: true, error: `Not sent: ${KEY_RULE}` };
+    const auth = { ...(s.auth || {}) };
+    if (key) auth.key = key;
+    else delete auth.key;
+    if (Object.keys(auth).length) s.auth = auth;
+    else delete s.auth;
+    const timeouts = { ...(s.timeouts || {}) };
+    for (const [k, f] of this.timeouts) {
+      const text = f.querySelector("input").value.trim();
+      const value = Number(text);
+      if (!text) delete timeouts[k];
+      else if (!Number.isFinite(value) || value <= 0) return { error: `The ${k.replace("_", " ")} timeout is a number of seconds above 0.` };
+      else timeouts[k] = value;
+    }
+    if (Object.keys(timeouts).length) s.timeouts = timeouts;
+    else delete s.timeouts;
+    if (s.type === "grpc") s.grpc = { ...(s.grpc || {}), preset: this.preset.value };
+    else delete s.grpc;
+    return { body: { name, service: s } };
+  }
+
+  async test() {
+    const read = this.read({ sending: true });
+    this.flow.setError(read.error);
+    if (read.error) {
+      this.showTest(null, "");
+      return;
+    }
+    this.testButton.disabled = true;
+    this.showTest(null, "Testing the connection…");
+    try {
+      const out = await this.api.request("POST", "/panel/api/service-test", { service: read.body.service });
+      const models = Array.isArray(out.models) && out.models.length ? ` · models: ${out.models.join(", ")}` : "";
+      const latency = typeof out.latency_ms === "number" ? ` · ${fmtMs(out.latency_ms)}` : "";
+      const detail = out.detail ? ` · ${out.detail}` : "";
+      this.showTest(Boolean(out.ok), out.ok ? `Connection ok${latency}${models}` : `Connection failed${detail}`);
+    } catch (err) {
+      this.showTest(false, `Could not test: ${err.message}`);
+    } finally {
+      this.testButton.disabled = false;
+    }
+  }
+
+  showTest(ok, text) {
+    this.testResult.textContent = text;
+    if (ok === null) delete this.testResult.dataset.ok;
+    else this.testResult.dataset.ok = String(ok);
+  }
+}

@@ -1,0 +1,170 @@
+// Services: the config file's `services:` as cards (type, endpoint, model id, the auth key as the
+// ${VAR} it names, timeouts), from GET /panel/api/services. Admins add, edit and remove one
+// (panel-service-editor.js): test the connection, preview the change, apply it; a gateway without a
+// file it may write says why and offers no editing. Viewers read.
+
+import { h, clear } from "./dom.js";
+import { orDash } from "./panel-format.js";
+import { showError, tag } from "./panel-table.js";
+import { reloadSummary } from "./panel-route-rows.js";
+import { MASK, ServiceEditor } from "./panel-service-editor.js";
+
+const VERB = { add: "Added", edit: "Changed", remove: "Removed" };
+
+function authText(auth) {
+  if (!auth || typeof auth !== "object") return "none";
+  const key = auth.key === undefined || auth.key === null ? "no key" : auth.key === MASK
+    ? "a key written into the file (masked)" : String(auth.key);
+  return auth.type ? `${key} (${auth.type})` : key;
+}
+
+function timeoutsText(t) {
+  if (!t || typeof t !== "object" || !Object.keys(t).length) return "defaults";
+  return Object.entries(t).map(([k, v]) => `${k.replace("_", " ")} ${v} s`).join(", ");
+}
+
+export class ServicesTab {
+  constructor(panel, api, { confirm, live }) {
+    Object.assign(this, { panel, api, confirm, live });
+    this.list = panel.querySelector("#service-list");
+    this.fresh = panel.querySelector("#service-new");
+    this.notice = panel.querySelector("#services-notice");
+    this.readOnlyNote = panel.querySelector("#services-read-only");
+    this.addButton = panel.querySelector("#services-add");
+    this.addButton.addEventListener("click", () => this.open(null, "add"));
+    this.admin = false;
+    this.data = null;
+    this.readOnly = null;  // why the file cannot be edited
+    this.editor = null;
+  }
+
+  setRole(role) {
+    this.admin = role === "admin";
+  }
+
+  show() {
+    this.load();
+  }
+
+  hide() {}
+
+  reset() {
+    this.editor = null;
+    this.readOnly = null;
+    this.say("");
+  }
+
+  async load() {
+    try {
+      this.data = await this.api.get("/panel/api/services");
+      showError(this.panel, "");
+      if (this.data.editable === false) this.readOnly = this.data.reason || "the config file cannot be written";
+      this.render();
+    } catch (err) {
+      showError(this.panel, `Could not load the services: ${err.message}`);
+    }
+  }
+
+  services() {
+    return Array.isArray(this.data?.services) ? this.data.services : [];
+  }
+
+  render() {
+    const services = this.services();
+    if (this.editor && this.editor.mode !== "add" && !services.some((s) => s.name === this.editor.name)) this.editor = null;
+    this.addButton.hidden = !this.admin;
+    this.addButton.disabled = Boolean(this.readOnly) || this.editor?.mode === "add";
+    this.readOnlyNote.textContent = this.readOnly ? `Services cannot be edited here: ${this.readOnly}` : "";
+    this.readOnlyNote.hidden = !this.readOnly || !this.admin;
+    clear(this.fresh);
+    if (this.editor?.mode === "add") this.fresh.append(h("div", { class: "model-card editing" }, this.editor.el));
+    this.fresh.hidden = this.editor?.mode !== "add";
+    clear(this.list);
+    if (!services.length) this.list.append(h("p", { class: "empty" }, "No services in the config file."));
+    for (const s of services) this.list.append(this.card(s));
+  }
+
+  card(s) {
+    const editing = this.editor && this.editor.mode !== "add" && this.editor.name === s.name ? this.editor : null;
+    const controls = this.admin ? h("div", { class: "card-actions" },
+      h("button", { type: "button", class: "text-button edit-service", "aria-expanded": String(editing?.mode === "edit"),
+        disabled: Boolean(this.readOnly) && !editing, onclick: () => this.open(s, "edit") },
+      "Edit", h("span", { class: "sr-only" }, ` the service ${s.name}`)),
+      h("button", { type: "button", class: "text-button danger remove-service", "aria-expanded": String(editing?.mode === "remove"),
+        disabled: Boolean(this.readOnly) && !editing, onclick: () => this.open(s, "remove") },
+      "Remove", h("span", { class: "sr-only" }, ` the service ${s.name}`))) : null;
+    const grpc = s.grpc && typeof s.grpc === "object" ? s.grpc : null;
+    return h("article", { class: editing ? "model-card svc-card editing" : "model-card svc-card", dataset: { service: s.name } },
+      h("div", { class: "model-head" }, h("h2", null, s.name, " ", tag(orDash(s.type))), controls),
+      h("dl", { class: "kv" },
+        h("dt", null, "Endpoint"), h("dd", { class: "mono" }, orDash(s.endpoint)),
+        h("dt", null, "Model id"), h("dd", null, orDash(s.metadata?.model_id)),
+        h("dt", null, "Auth key"), h("dd", { class: "mono svc-auth" }, authText(s.auth)),
+        h("dt", null, "Timeouts"), h("dd", null, timeoutsText(s.timeouts)),
+        grpc ? [h("dt", null, "gRPC preset"), h("dd", null, orDash(grpc.preset))] : null,
+        s.headers && Object.keys(s.headers).length
+          ? [h("dt", null, "Headers"), h("dd", null, Object.keys(s.headers).join(", "))] : null),
+      editing ? editing.el : null);
+  }
+
+  cardOf(name) {
+    return [...this.list.querySelectorAll(".svc-card")].find((c) => c.dataset.service === name) || null;
+  }
+
+  open(service, mode) {
+    if (this.editor && this.editor.mode === mode && this.editor.name === (service?.name ?? "")) {
+      this.editor.focus();
+      return;
+    }
+    this.say("");
+    const names = this.services().map((s) => s.name);
+    this.editor = new ServiceEditor(service, mode, names, {
+      api: this.api, confirm: this.confirm,
+      onApplied: (name, how, out) => this.applied(name, how, out),
+      onReadOnly: (message) => this.lock(message),
+      onClose: () => this.close(),
+    });
+    this.render();
+    this.editor.focus();
+  }
+
+  close() {
+    const was = this.editor;
+    this.editor = null;
+    this.render();
+    this.focusAfter(was);
+  }
+
+  focusAfter(was) {
+    const card = was && was.mode !== "add" ? this.cardOf(was.name) : null;
+    const target = card?.querySelector(was.mode === "remove" ? ".remove-service" : ".edit-service");
+    if (target && !target.disabled) target.focus();
+    else if (!this.addButton.disabled && !this.addButton.hidden) this.addButton.focus();
+    else this.readOnlyNote.focus();
+  }
+
+  lock(message) {
+    this.readOnly = message;
+    this.readOnlyNote.textContent = `Services cannot be edited here: ${message}`;
+    this.readOnlyNote.hidden = false;
+    this.addButton.disabled = true;
+    for (const b of this.list.querySelectorAll(".edit-service, .remove-service")) {
+      if (b.getAttribute("aria-expanded") !== "true") b.disabled = true;
+    }
+  }
+
+  async applied(name, mode, out) {
+    this.editor = null;
+    const warning = out.warning ? ` Warning: ${out.warning}.` : "";
+    this.say(`${VERB[mode]} the service ${name}: the config file is written and ${reloadSummary(out.reload)}.${warning}`);
+    await this.load();
+    const card = this.cardOf(name);
+    (card?.querySelector(".edit-service") || this.addButton).focus();
+  }
+
+  say(text) {
+    this.notice.textContent = text;
+    this.notice.hidden = !text;
+    if (text) this.live.say(text);
+  }
+}

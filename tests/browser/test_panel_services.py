@@ -1,0 +1,226 @@
+"""The panel's Services tab (docs/panel.md) in Chromium against a real gateway whose config is a file:
+an admin adds a service pointing at a test upstream that wants a key, with the key given as
+`${SOME_VAR}` (set in the gateway's environment); Test connection reaches it and lists its models;
+the preview shows the change to the file, Apply writes it and reloads, and the `openai` package
+reaches `extra/mock-a` through the gateway (the upstream checks the key). A key typed as it is
+never leaves the page. Removing the service asks for confirmation and previews too. A viewer reads
+the services without a control; a gateway that cannot write its file says so and offers no editing.
+Screenshots: test-artifacts/browser/panel-services.png and panel-services-edit.png."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+from tests.browser.conftest import MASTER_KEY
+from tests.browser.test_panel import DESKTOP, PHONE, TIMEOUT, admin, login, open_tab, shot
+from tests.e2e.harness import GatewayProcess
+from tests.secrets.collect import active as secrets_collector
+from tests.upstreams.openai_server import OpenAIUpstream
+
+UPSTREAM_KEY = "sk-extra-upstream-7f3a9c2e5b"  # what SOME_VAR holds; the upstream refuses any other key
+LITERAL = "sk-typed-literal-4d8e1a6b0c"  # typed into the key field: refused in the page, never sent
+COMMENT = "# the upstreams (the panel keeps this comment)"
+
+
+@pytest.fixture(scope="module")
+def keyed_upstream() -> Iterator[OpenAIUpstream]:
+    with OpenAIUpstream(api_key=UPSTREAM_KEY) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def plain_upstream() -> Iterator[OpenAIUpstream]:
+    with OpenAIUpstream() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def services_gw(tmp_path_factory: pytest.TempPathFactory, plain_upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("browser-services")
+    # SOME_VAR's name does not say secret: the session-end leak scan is told (a no-op without it)
+    secrets_collector().add_secret(UPSTREAM_KEY, "upstream key", "SOME_VAR of the Services tab's gateway")
+    secrets_collector().add_secret(LITERAL, "upstream key", "typed into the Services tab's key field")
+    cfg = tmp / "clawdbot.yaml"
+    cfg.write_text(f"""server:
+  master_key: {MASTER_KEY}
+  log_format: json
+{COMMENT}
+services:
+  - name: oa
+    type: openai
+    endpoint: {plain_upstream.url}/v1
+    timeouts: {{connect: 3, total: 120}}
+models:
+  chat-oa: [oa/mock-a]
+""")
+    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log",
+                        {"CLAWDBOT_DATA_DIR": str(tmp), "SOME_VAR": UPSTREAM_KEY}).start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def config_path(gw: GatewayProcess) -> Path:
+    return Path(gw.args[gw.args.index("--config") + 1])
+
+
+def ask(gw: GatewayProcess, model: str, text: str) -> str:
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
+    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
+    return reply.choices[0].message.content or ""
+
+
+def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: GatewayProcess,
+                                                 keyed_upstream: OpenAIUpstream) -> None:
+    page.set_viewport_size(DESKTOP)
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and "/panel/api/servic" in r.url else None)
+    login(page, services_gw, MASTER_KEY)
+    open_tab(page, "services")
+    oa = page.locator('#service-list .svc-card[data-service="oa"]')
+    expect(oa).to_contain_text("connect 3 s", timeout=TIMEOUT)
+    expect(oa.locator(".svc-auth")).to_have_text("none")
+
+    page.locator("#services-add").click()
+    editor = page.locator("#service-editor")
+    expect(editor).to_be_visible()
+    expect(page.locator("#svc-name")).to_be_focused()
+    page.locator("#svc-name").fill("extra")
+    page.locator("#svc-type").select_option("openai")
+    page.locator("#svc-endpoint").fill(f"{keyed_upstream.url}/v1")
+    page.locator("#svc-model-id").fill("mock-a")
+    page.locator("#svc-first-byte").fill("30")
+    expect(page.locator("#svc-preset")).to_be_hidden()  # gRPC only
+
+    # a key typed as it is: refused in the page, the field emptied, nothing sent
+    page.locator("#svc-key").fill(LITERAL)
+    page.locator("#svc-preview").click()
+    error = page.locator("#svc-form-error")
+    expect(error).to_contain_text("environment variable reference like ${MY_SERVICE_KEY}")
+    expect(page.locator("#svc-key")).to_have_value("")
+    expect(page.locator("#svc-key")).to_be_focused()
+    page.locator("#svc-key").fill(LITERAL)
+    page.locator("#svc-test").click()
+    expect(error).to_contain_text("environment variable reference")
+    expect(page.locator("#svc-key")).to_have_value("")
+    assert LITERAL not in page.content() and LITERAL not in error.inner_text()
+    assert not sent, [r.url for r in sent]
+
+    page.locator("#svc-key").fill("${SOME_VAR}")
+    page.locator("#svc-test").click()
+    result = page.locator("#svc-test-result")
+    expect(result).to_have_attribute("data-ok", "true", timeout=TIMEOUT)
+    expect(result).to_contain_text("Connection ok")
+    expect(result).to_contain_text("mock-a")
+    expect(error).to_be_hidden()
+
+    apply = page.locator("#svc-apply")
+    expect(apply).to_be_disabled()  # nothing previewed yet
+    page.locator("#svc-preview").click()
+    diff = page.locator("#svc-diff")
+    expect(diff.locator(".diff-add")).to_contain_text(["name: extra"], timeout=TIMEOUT)
+    expect(diff).to_contain_text("${SOME_VAR}")
+    expect(diff).to_contain_text("model_id: mock-a")
+    expect(apply).to_be_enabled()
+    assert "extra" not in config_path(services_gw).read_text()  # a preview writes nothing
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "services-edit")
+
+    page.locator("#svc-model-id").fill("mock-b")  # a change after the preview: apply it only once previewed
+    expect(apply).to_be_disabled()
+    page.locator("#svc-model-id").fill("mock-a")
+    page.locator("#svc-model-id").press("Enter")  # Enter in a field previews
+    expect(apply).to_be_enabled(timeout=TIMEOUT)
+    apply.click()
+    notice = page.locator("#services-notice")
+    expect(notice).to_contain_text("Added the service extra", timeout=TIMEOUT)
+    expect(notice).to_contain_text("generation")
+    expect(editor).to_have_count(0)
+    extra = page.locator('#service-list .svc-card[data-service="extra"]')
+    expect(extra.locator(".svc-auth")).to_have_text("${SOME_VAR}")
+    expect(extra).to_contain_text("mock-a")
+    expect(extra.locator(".edit-service")).to_be_focused()
+
+    text = config_path(services_gw).read_text()
+    assert COMMENT in text and "key: ${SOME_VAR}" in text
+    assert UPSTREAM_KEY not in text and LITERAL not in text
+    before = keyed_upstream.request_count
+    assert ask(services_gw, "extra/mock-a", "through the new service") == "echo: through the new service"
+    assert keyed_upstream.request_count == before + 1
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "services")
+
+    open_tab(page, "audit")
+    entry = page.locator("#audit-table tbody tr", has_text="config.update").filter(has_text="services.extra")
+    expect(entry).to_have_count(1, timeout=TIMEOUT)
+
+    # remove it again: a preview of the removal, then a confirmation
+    open_tab(page, "services")
+    extra.locator(".remove-service").click()
+    expect(page.locator("#svc-diff .diff-del")).to_contain_text(["name: extra"], timeout=TIMEOUT)
+    page.locator("#svc-apply").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Remove this service?")
+    dialog.locator(".dialog-cancel").click()
+    expect(extra).to_be_visible()
+    assert "name: extra" in config_path(services_gw).read_text()
+    page.locator("#svc-apply").click()
+    dialog.locator(".dialog-confirm").click()
+    expect(notice).to_contain_text("Removed the service extra", timeout=TIMEOUT)
+    expect(extra).to_have_count(0)
+    assert "name: extra" not in config_path(services_gw).read_text()
+    with pytest.raises(openai.NotFoundError):
+        ask(services_gw, "extra/mock-a", "after the removal")
+
+
+def test_a_viewer_reads_the_services_without_a_control(page: Page, services_gw: GatewayProcess) -> None:
+    page.set_viewport_size(DESKTOP)
+    viewer = admin(services_gw, "POST", "keys", {"name": "svc-viewer", "metadata": {"panel_role": "viewer"}})["key"]
+    login(page, services_gw, viewer, role="viewer")
+    open_tab(page, "services")
+    expect(page.locator('#service-list .svc-card[data-service="oa"]')).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator("#services-add")).to_be_hidden()
+    expect(page.locator(".edit-service, .remove-service")).to_have_count(0)
+
+
+def test_a_gateway_that_cannot_write_its_config_offers_no_editing(page: Page, services_gw: GatewayProcess) -> None:
+    """The answer of a gateway without a writable file, as the browser is given it (tests/web has the
+    server's side): the reason is shown and nothing can be edited."""
+    page.set_viewport_size(DESKTOP)
+    reason = "the gateway runs without a config file"
+    page.route("**/panel/api/services", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({"editable": False, "reason": reason, "services": [
+            {"name": "oa", "type": "openai", "endpoint": "http://127.0.0.1:9/v1",
+             "auth": {"type": "bearer", "key": "********"}}]})))
+    login(page, services_gw, MASTER_KEY)
+    open_tab(page, "services")
+    card = page.locator('#service-list .svc-card[data-service="oa"]')
+    expect(card.locator(".svc-auth")).to_contain_text("masked", timeout=TIMEOUT)
+    expect(page.locator("#services-read-only")).to_contain_text(reason)
+    expect(page.locator("#services-add")).to_be_disabled()
+    expect(card.locator(".edit-service")).to_be_disabled()
+    expect(card.locator(".remove-service")).to_be_disabled()
+
+
+def test_the_editor_fits_a_phone(page: Page, services_gw: GatewayProcess) -> None:
+    page.set_viewport_size(PHONE)
+    login(page, services_gw, MASTER_KEY)
+    open_tab(page, "services")
+    card = page.locator('#service-list .svc-card[data-service="oa"]')
+    card.locator(".edit-service").click(timeout=TIMEOUT)
+    expect(page.locator("#svc-type")).to_be_focused()
+    page.locator("#svc-connect").fill("4")
+    page.locator("#svc-preview").click()
+    expect(page.locator("#svc-diff .diff-add").first).to_be_visible(timeout=TIMEOUT)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the service editor scrolls sideways at phone width ({width}px)"
+    page.locator("#svc-cancel").click()
+    expect(card.locator(".edit-service")).to_be_focused()
