@@ -46,30 +46,36 @@ def upstreams() -> Iterator[tuple[OpenAIUpstream, OllamaTestServer]]:
         yield oa, ol
 
 
-def _start(tmp: Path, ups: tuple[OpenAIUpstream, OllamaTestServer], master_key: bool) -> GatewayProcess:
+def serve(tmp: Path, config_text: str, env: dict[str, str] | None = None) -> Iterator[GatewayProcess]:
+    """A gateway running `config_text` (written to tmp/clawdbot.yaml, its data in tmp) until the
+    fixture that yields from this ends."""
     cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(config(ups[0].url, ups[1].url, master_key))
-    return GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
+    cfg.write_text(config_text)
+    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log",
+                        {"CLAWDBOT_DATA_DIR": str(tmp), **(env or {})}).start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def config_path(gw: GatewayProcess) -> Path:
+    """The config file a gateway from serve() runs."""
+    return Path(gw.args[gw.args.index("--config") + 1])
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory,
             upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    yield from _running(tmp_path_factory.mktemp("browser"), upstreams, master_key=False)
+    ups = upstreams
+    yield from serve(tmp_path_factory.mktemp("browser"), config(ups[0].url, ups[1].url, master_key=False))
 
 
 @pytest.fixture(scope="module")
 def keyed_gateway(tmp_path_factory: pytest.TempPathFactory,
                   upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    yield from _running(tmp_path_factory.mktemp("browser-key"), upstreams, master_key=True)
-
-
-def _running(tmp: Path, ups: tuple[OpenAIUpstream, OllamaTestServer], master_key: bool) -> Iterator[GatewayProcess]:
-    gw = _start(tmp, ups, master_key)
-    try:
-        yield gw
-    finally:
-        gw.stop()
+    ups = upstreams
+    yield from serve(tmp_path_factory.mktemp("browser-key"), config(ups[0].url, ups[1].url, master_key=True))
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running on this thread while

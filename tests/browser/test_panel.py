@@ -7,121 +7,51 @@ the local user is admin. Screenshots of each tab go to test-artifacts/browser/pa
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import openai
 import pytest
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ARTIFACTS, MASTER_KEY
-from tests.e2e.harness import GatewayProcess, http_call
+from tests.browser.conftest import MASTER_KEY, serve
+from tests.browser.panel_support import (
+    DESKTOP,
+    PHONE,
+    TABS,
+    TIMEOUT,
+    admin,
+    ask,
+    keyed_config,
+    login,
+    open_tab,
+    shot,
+    wait_in_page,
+)
+from tests.e2e.harness import GatewayProcess
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
-
-TIMEOUT = 15_000
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
-TABS = ("overview", "models", "services", "plugins", "keys", "spend", "requests", "audit")
 
 
 @pytest.fixture(scope="module")
 def panel_gw(tmp_path_factory: pytest.TempPathFactory,
              upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-panel")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
-server:
-  master_key: {MASTER_KEY}
-  log_format: json
-request_log: {{enabled: true, flush_interval: 0.05}}
-services:
-  - name: oa
-    type: openai
-    endpoint: {upstreams[0].url}/v1
+    yield from serve(tmp_path_factory.mktemp("browser-panel"), keyed_config(upstreams[0].url, """\
+request_log: {enabled: true, flush_interval: 0.05}
 costs:  # a key with a budget may only use priced models
-  chat-oa: {{input: 1.0, output: 2.0}}
+  chat-oa: {input: 1.0, output: 2.0}
 models:
   chat-oa: [oa/mock-a]
 web:
   default_model: chat-oa
-""")
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
-def admin(gw: GatewayProcess, method: str, path: str, body: Any = None) -> Any:
-    """The admin API with the master key (the test's own setup, not the page's)."""
-    status, raw = http_call(gw, method, f"/admin/api/{path}", body,
-                            {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"})
-    assert status < 300, raw
-    return json.loads(raw)
-
-
-def ask(gw: GatewayProcess, key: str, text: str = "hello panel") -> str:
-    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=20)
-    reply = client.chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": text}])
-    return reply.choices[0].message.content or ""
+"""))
 
 
 def ask_streaming(gw: GatewayProcess, key: str, text: str) -> str:
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=20)
     stream = client.chat.completions.create(model="chat-oa", messages=[{"role": "user", "content": text}], stream=True)
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-
-
-def login(page: Page, gw: GatewayProcess, key: str, role: str | None = "admin") -> None:
-    page.goto(gw.url + "/panel")
-    expect(page.locator("#login-form")).to_be_visible(timeout=TIMEOUT)
-    page.locator("#login-key").fill(key)
-    page.locator("#login-key").press("Enter")
-    expect(page.locator("#login-form")).to_be_hidden(timeout=TIMEOUT)
-    if role is not None:
-        expect(page.locator("#role")).to_have_text(role, timeout=TIMEOUT)
-
-
-def open_tab(page: Page, name: str) -> None:
-    page.locator(f'#tabs a[data-tab="{name}"]').click()
-    expect(page.locator(f"#tab-{name}")).to_be_visible()
-    expect(page.locator(f'#tabs a[data-tab="{name}"]')).to_have_attribute("aria-current", "page")
-
-
-def shot(page: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"panel-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
-# The predicate Playwright polls must answer at once (a Promise would count as true): each poll
-# starts a fetch when none is running and answers what the last one found.
-_POLL = """([rest, arg]) => {
-  const w = (window.__panelWait ||= {});
-  const slot = (w[rest] ||= {found: false, busy: false});
-  if (!slot.busy && !slot.found) {
-    slot.busy = true;
-    fetch('/panel/api/admin/' + rest, {cache: 'no-store'})
-      .then((r) => (r.ok ? r.json() : null))
-      .then((j) => { slot.found = Boolean(j) && (PREDICATE); })
-      .catch(() => {})
-      .finally(() => { slot.busy = false; });
-  }
-  return slot.found;
-}"""
-
-
-def wait_in_page(page: Page, rest: str, predicate: str, arg: Any) -> None:
-    """Until GET /panel/api/admin/<rest>, fetched by the page with its session, answers JSON for
-    which `predicate` (a JS expression over `j` and `arg`) holds: the spend writer and the request
-    log write in batches, a moment after the answer."""
-    # inlined, not passed: the page's CSP forbids compiling code from a string in the page
-    page.wait_for_function(_POLL.replace("PREDICATE", predicate), arg=[rest, arg], polling=100, timeout=TIMEOUT)
 
 
 def test_a_wrong_key_is_refused_and_the_master_key_is_admin(page: Page, panel_gw: GatewayProcess) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import MASTER_KEY
-from tests.browser.test_panel import DESKTOP, TABS, TIMEOUT, admin, ask, login, open_tab, wait_in_page
+from tests.browser.conftest import MASTER_KEY, serve
+from tests.browser.panel_support import DESKTOP, TABS, TIMEOUT, admin, ask, keyed_config, login, open_tab, wait_in_page
 from tests.e2e.harness import GatewayProcess, closed_port
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -32,46 +32,33 @@ BLOCKING = ("serious", "critical")
 @pytest.fixture(scope="module")
 def a11y_gw(tmp_path_factory: pytest.TempPathFactory,
             upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-a11y")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
-server:
-  master_key: {MASTER_KEY}
-  log_format: json
-request_log: {{enabled: true, flush_interval: 0.05}}
-services:
-  - name: oa
-    type: openai
-    endpoint: {upstreams[0].url}/v1
+    yield from serve(tmp_path_factory.mktemp("browser-a11y"), keyed_config(upstreams[0].url, services=f"""\
   - name: ol
     type: ollama
     endpoint: {upstreams[1].url}
   - name: gone  # nothing listens there: an unreachable card
     type: openai
     endpoint: http://127.0.0.1:{closed_port()}/v1
+""", rest="""\
+request_log: {enabled: true, flush_interval: 0.05}
 costs:
-  chat-oa: {{input: 1.0, output: 2.0}}
+  chat-oa: {input: 1.0, output: 2.0}
 models:
   chat-oa: [oa/mock-a]
   mixed:  # two deployments, weighted, with a fallback
     strategy: weighted
     deployments:
-      - {{service: oa, model: mock-a, weight: 2}}
-      - {{service: ol, model: "llama3.2:latest", weight: 1}}
+      - {service: oa, model: mock-a, weight: 2}
+      - {service: ol, model: "llama3.2:latest", weight: 1}
     fallbacks: [chat-oa]
 plugins:
   - name: pii
-    with: {{mode: mask}}
+    with: {mode: mask}
     models: [mixed]
   - name: content_filter  # off: its settings form is there all the same
     enabled: false
-    with: {{input: {{keywords: [nope]}}}}
-""")
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
+    with: {input: {keywords: [nope]}}
+"""))
 
 
 @pytest.fixture()

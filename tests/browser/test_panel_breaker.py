@@ -10,8 +10,8 @@ import openai
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import MASTER_KEY
-from tests.browser.test_panel import DESKTOP, TIMEOUT, login, shot
+from tests.browser.conftest import MASTER_KEY, serve
+from tests.browser.panel_support import DESKTOP, TIMEOUT, login, shot
 from tests.e2e.harness import GatewayProcess
 from tests.upstreams.openai_server import OpenAIUpstream
 
@@ -29,9 +29,7 @@ def dying() -> Iterator[OpenAIUpstream]:
 
 @pytest.fixture()
 def breaker_gw(tmp_path_factory: pytest.TempPathFactory, dying: OpenAIUpstream) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-breaker")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
+    yield from serve(tmp_path_factory.mktemp("browser-breaker"), f"""
 server:
   master_key: {MASTER_KEY}
   log_format: json
@@ -44,11 +42,6 @@ services:
 models:
   chat: [fragile/mock-a]
 """)
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
 
 
 def test_a_dead_upstream_shows_an_open_breaker_on_the_overview(page: Page, breaker_gw: GatewayProcess,

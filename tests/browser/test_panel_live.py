@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, WebSocket, WebSocketRoute, expect
 
-from tests.browser.conftest import MASTER_KEY
-from tests.browser.test_panel import DESKTOP, TIMEOUT, ask, login, open_tab
+from tests.browser.conftest import MASTER_KEY, serve
+from tests.browser.panel_support import DESKTOP, TIMEOUT, ask, keyed_config, login, open_tab
 from tests.e2e.harness import GatewayProcess
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -25,23 +25,10 @@ OVERVIEW = "/panel/api/overview"
 def live_gw(tmp_path_factory: pytest.TempPathFactory,
             upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
     """A fresh gateway for each test: its requests chart starts empty."""
-    tmp = tmp_path_factory.mktemp("browser-live")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""server:
-  master_key: {MASTER_KEY}
-  log_format: json
-services:
-  - name: oa
-    type: openai
-    endpoint: {upstreams[0].url}/v1
+    yield from serve(tmp_path_factory.mktemp("browser-live"), keyed_config(upstreams[0].url, """\
 models:
   chat-oa: [oa/mock-a]
-""")
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
+"""))
 
 
 def has(method: str) -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, Request, Route, expect
 
-from tests.browser.conftest import MASTER_KEY
+from tests.browser.conftest import MASTER_KEY, config_path, serve
+from tests.browser.panel_support import DESKTOP, PHONE, TIMEOUT, admin, keyed_config, login, open_tab, shot
 from tests.browser.test_chat_page import last_assistant, new_session, open_page, send
-from tests.browser.test_panel import DESKTOP, PHONE, TIMEOUT, admin, login, open_tab, shot
 from tests.e2e.harness import GatewayProcess
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -28,15 +27,7 @@ COMMENT = "# refuses a made-up word (the panel keeps this comment)"
 @pytest.fixture(scope="module")
 def plugins_gw(tmp_path_factory: pytest.TempPathFactory,
                upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-plugins-tab")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""server:
-  master_key: {MASTER_KEY}
-  log_format: json
-services:
-  - name: oa
-    type: openai
-    endpoint: {upstreams[0].url}/v1
+    yield from serve(tmp_path_factory.mktemp("browser-plugins-tab"), keyed_config(upstreams[0].url, f"""\
 models:
   chat-oa: [oa/mock-a]
   other: [oa/mock-b]
@@ -47,16 +38,7 @@ plugins:
   {COMMENT}
   - name: content_filter
     with: {{input: {{keywords: [launch-codes]}}}}
-""")
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
-def config_path(gw: GatewayProcess) -> Path:
-    return Path(gw.args[gw.args.index("--config") + 1])
+"""))
 
 
 def test_pii_enabled_in_the_panel_masks_in_the_chat_page(page: Page, plugins_gw: GatewayProcess,

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import MASTER_KEY
-from tests.browser.test_panel import DESKTOP, TIMEOUT, login, open_tab, shot
+from tests.browser.conftest import MASTER_KEY, config_path, serve
+from tests.browser.panel_support import DESKTOP, TIMEOUT, login, open_tab, shot
 from tests.e2e.harness import GatewayProcess, openai_upstreams
 from tests.upstreams.openai_server import OpenAIUpstream
 
@@ -31,9 +30,7 @@ def ups() -> Iterator[dict[str, OpenAIUpstream]]:
 
 @pytest.fixture(scope="module")
 def routes_gw(tmp_path_factory: pytest.TempPathFactory, ups: dict[str, OpenAIUpstream]) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-routes")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""# the gateway of the panel's route editing test
+    yield from serve(tmp_path_factory.mktemp("browser-routes"), f"""# the gateway of the panel's route editing test
 server:
   master_key: {MASTER_KEY}
   log_format: json
@@ -53,15 +50,6 @@ models:
       - {{service: b, model: mock-a, weight: 1}}
   other: [a/mock-a]
 """)
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
-def config_path(gw: GatewayProcess) -> Path:
-    return Path(gw.args[gw.args.index("--config") + 1])
 
 
 def open_editor(page: Page, model: str) -> tuple[Locator, Locator]:

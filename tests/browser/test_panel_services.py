@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from tests.browser.conftest import MASTER_KEY
-from tests.browser.test_panel import DESKTOP, PHONE, TIMEOUT, admin, login, open_tab, shot
+from tests.browser.conftest import MASTER_KEY, config_path, serve
+from tests.browser.panel_support import DESKTOP, PHONE, TIMEOUT, admin, ask, login, open_tab, shot
 from tests.e2e.harness import GatewayProcess
 from tests.secrets.collect import active as secrets_collector
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -42,12 +41,10 @@ def plain_upstream() -> Iterator[OpenAIUpstream]:
 
 @pytest.fixture(scope="module")
 def services_gw(tmp_path_factory: pytest.TempPathFactory, plain_upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-services")
     # SOME_VAR's name does not say secret: the session-end leak scan is told (a no-op without it)
     secrets_collector().add_secret(UPSTREAM_KEY, "upstream key", "SOME_VAR of the Services tab's gateway")
     secrets_collector().add_secret(LITERAL, "upstream key", "typed into the Services tab's key field")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""server:
+    yield from serve(tmp_path_factory.mktemp("browser-services"), f"""server:
   master_key: {MASTER_KEY}
   log_format: json
 {COMMENT}
@@ -58,23 +55,7 @@ services:
     timeouts: {{connect: 3, total: 120}}
 models:
   chat-oa: [oa/mock-a]
-""")
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log",
-                        {"CLAWDBOT_DATA_DIR": str(tmp), "SOME_VAR": UPSTREAM_KEY}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
-def config_path(gw: GatewayProcess) -> Path:
-    return Path(gw.args[gw.args.index("--config") + 1])
-
-
-def ask(gw: GatewayProcess, model: str, text: str) -> str:
-    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=20)
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}])
-    return reply.choices[0].message.content or ""
+""", {"SOME_VAR": UPSTREAM_KEY})
 
 
 def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: GatewayProcess,
@@ -152,7 +133,8 @@ def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: Gatewa
     assert COMMENT in text and "key: ${SOME_VAR}" in text
     assert UPSTREAM_KEY not in text and LITERAL not in text
     before = keyed_upstream.request_count
-    assert ask(services_gw, "extra/mock-a", "through the new service") == "echo: through the new service"
+    answer = ask(services_gw, MASTER_KEY, "through the new service", model="extra/mock-a")
+    assert answer == "echo: through the new service"
     assert keyed_upstream.request_count == before + 1
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, "services")
@@ -178,7 +160,7 @@ def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: Gatewa
     expect(extra).to_have_count(0)
     assert "name: extra" not in config_path(services_gw).read_text()
     with pytest.raises(openai.NotFoundError):
-        ask(services_gw, "extra/mock-a", "after the removal")
+        ask(services_gw, MASTER_KEY, "after the removal", model="extra/mock-a")
 
 
 def test_a_viewer_reads_the_services_without_a_control(page: Page, services_gw: GatewayProcess) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import serve
 from tests.browser.test_chat_page import TIMEOUT, last_assistant, new_session, open_page, send
 from tests.e2e.harness import GatewayProcess
 from tests.upstreams.ollama_server import OllamaTestServer
@@ -20,9 +21,7 @@ EMAIL = "zhang.san@example.org"
 @pytest.fixture(scope="module")
 def plugged(tmp_path_factory: pytest.TempPathFactory,
             upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("browser-plugins")
-    cfg = tmp / "clawdbot.yaml"
-    cfg.write_text(f"""
+    yield from serve(tmp_path_factory.mktemp("browser-plugins"), f"""
 server:
   log_format: json
 services:
@@ -39,11 +38,6 @@ plugins:
   - name: cache
     with: {{scope: global}}
 """)
-    gw = GatewayProcess(["serve", "--config", str(cfg)], tmp / "gateway.log", {"CLAWDBOT_DATA_DIR": str(tmp)}).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
 
 
 def test_masked_and_restored_then_a_cache_hit(page: Page, plugged: GatewayProcess,

@@ -7,7 +7,7 @@ import { ChatView } from "./chat.js";
 import { Composer } from "./composer.js";
 import { App } from "./app.js";
 import { Login } from "./auth.js";
-import { setupTheme, Drawer, Banner, confirmDialog, LiveRegion } from "./ui.js";
+import { setupTheme, Drawer, Banner, confirmDialog, LiveRegion, makeConfirmDialog } from "./ui.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -38,9 +38,9 @@ function main() {
     onDelete: (id) => app.deleteSession(id),
     onMore: () => app.loadOlderSessions(),
   });
-  const login = new Login({
-    view: $("#login-view"), form: $("#login-form"), input: $("#login-key"), error: $("#login-error"),
-  }, { onLoggedIn: () => client.connect() });
+  const login = new Login({ brand: "clawdbot", hint: "This gateway needs its key.", before: $("#live-status") },
+    { onLoggedIn: () => client.connect() });
+  const confirmEl = makeConfirmDialog($("#live-status"));
 
   const banner = new Banner($("#banner"), { onRetry: () => client.reconnectNow() });
   const showLogin = async () => {
@@ -55,7 +55,7 @@ function main() {
     client, sessions, chat, composer, live, drawer,
     picker: $("#model-picker"),
     title: $("#chat-title"),
-    confirm: (opts) => confirmDialog($("#confirm-dialog"), opts),
+    confirm: (opts) => confirmDialog(confirmEl, opts),
     onAuth: showLogin,
   });
 

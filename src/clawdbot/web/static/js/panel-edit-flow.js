@@ -1,5 +1,5 @@
-// Preview, then apply, an edit of the config file (the Services and Plugins editors; the route
-// editor has its own). Preview sends the edit with apply false and shows the file's diff and, when
+// Preview, then apply, an edit of the config file (the Models tab's route editor, the Services and
+// Plugins editors). Preview sends the edit with apply false and shows the file's diff and, when
 // the loader refuses it, its error; Apply is enabled only by a valid preview with a change of this
 // very edit (any change after it disables Apply until the next Preview), and sends it with apply
 // true: the gateway writes the file and hot-reloads.

@@ -8,6 +8,8 @@
 //                                       onError(message | "")});
 //   feed.start(); feed.stop(); feed.close()  (the session ended: the socket goes too)
 
+import { defaultUrl, parseFrame } from "./ws.js";
+
 export const POLL_MS = 2000;
 const WATCH_MS = 2000;
 const OPEN_TIMEOUT_MS = 3000;  // no watching answer by then: poll meanwhile
@@ -96,10 +98,9 @@ export class OverviewFeed {
   // -- the socket ------------------------------------------------------------------------------
 
   connect() {
-    const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
     let ws;
     try {
-      ws = new WebSocket(url);
+      ws = new WebSocket(defaultUrl());
     } catch {
       this.lost();
       return;
@@ -162,13 +163,8 @@ export class OverviewFeed {
 
   message(ws, data) {
     if (ws !== this.ws) return;
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (!frame || typeof frame !== "object") return;
+    const frame = parseFrame(data);
+    if (!frame) return;
     if (frame.type === "event" && frame.event === "hello") {
       this.ready = true;
       this.sync();

@@ -3,8 +3,8 @@
 
 import { Api } from "./panel-api.js";
 import { Login } from "./auth.js";
-import { confirmDialog, LiveRegion } from "./ui.js";
-import { setupTheme, Tabs } from "./panel-ui.js";
+import { confirmDialog, LiveRegion, makeConfirmDialog, setupTheme } from "./ui.js";
+import { Tabs } from "./panel-tabs.js";
 import { OverviewTab } from "./panel-overview.js";
 import { ModelsTab } from "./panel-models.js";
 import { ServicesTab } from "./panel-services.js";
@@ -21,7 +21,8 @@ function main() {
   const live = new LiveRegion($("#live-status"));
   let session = null;
   const api = new Api({ onUnauthorized: () => session?.check() });
-  const confirm = (opts) => confirmDialog($("#confirm-dialog"), opts);
+  const confirmEl = makeConfirmDialog($("#live-status"));
+  const confirm = (opts) => confirmDialog(confirmEl, opts);
   const panel = (name) => $(`#tab-${name}`);
   const keys = new KeysTab(panel("keys"), api, { confirm, live });
   const models = new ModelsTab(panel("models"), api, { live });
@@ -38,9 +39,8 @@ function main() {
     audit: new AuditTab(panel("audit"), api),
   }, panel);
 
-  const login = new Login({
-    view: $("#login-view"), form: $("#login-form"), input: $("#login-key"), error: $("#login-error"),
-  }, { onLoggedIn: () => session.check() });
+  const login = new Login({ brand: "clawdbot panel", hint: "The master key, an admin key, or a viewer key.",
+    before: confirmEl }, { onLoggedIn: () => session.check() });
 
   session = {
     async check() {

@@ -5,6 +5,7 @@
 import { h, clear } from "./dom.js";
 import { fmtInt, fmtNum, orDash } from "./panel-format.js";
 import { fillTable, showError, tag } from "./panel-table.js";
+import { ConfigTab } from "./panel-config-tab.js";
 import { RouteEditor } from "./panel-route-editor.js";
 import { reloadSummary } from "./panel-route-rows.js";
 
@@ -16,28 +17,15 @@ const DEPLOYMENT_COLUMNS = [
   { label: "Requests", cell: (d) => fmtInt(d.requests), num: true },
 ];
 
-export class ModelsTab {
+export class ModelsTab extends ConfigTab {
   constructor(panel, api, { live }) {
-    Object.assign(this, { panel, api, live });
+    super(panel, api, live, "models");
     this.list = panel.querySelector("#model-list");
-    this.notice = panel.querySelector("#models-notice");
-    this.readOnlyNote = panel.querySelector("#models-read-only");
-    this.admin = false;
     this.readOnly = null;  // why routes cannot be edited (409 config_read_only), once known
     this.editor = null;
     this.models = [];
     this.services = [];
   }
-
-  setRole(role) {
-    this.admin = role === "admin";
-  }
-
-  show() {
-    this.load();
-  }
-
-  hide() {}
 
   // the session ended: an open editor and what the last one said go with it
   reset() {
@@ -127,11 +115,5 @@ export class ModelsTab {
     this.say(`Applied the route of ${name}: the config file is written and ${reloadSummary(out.reload)}.${warning}`);
     await this.load();
     this.cardOf(name)?.querySelector(".edit-model")?.focus();
-  }
-
-  say(text) {
-    this.notice.textContent = text;
-    this.notice.hidden = !text;
-    if (text) this.live.say(text);
   }
 }

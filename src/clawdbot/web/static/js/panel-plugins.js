@@ -6,23 +6,21 @@
 import { h, clear } from "./dom.js";
 import { showError } from "./panel-table.js";
 import { reloadSummary } from "./panel-route-rows.js";
+import { ConfigTab } from "./panel-config-tab.js";
 import { EditFlow } from "./panel-edit-flow.js";
 import { PluginCard } from "./panel-plugin-card.js";
 
-export class PluginsTab {
+export class PluginsTab extends ConfigTab {
   constructor(panel, api, { live }) {
-    Object.assign(this, { panel, api, live });
+    super(panel, api, live, "plugins");
     this.form = panel.querySelector("#plugins-form");
     this.list = panel.querySelector("#plugin-list");
-    this.notice = panel.querySelector("#plugins-notice");
-    this.readOnlyNote = panel.querySelector("#plugins-read-only");
     this.addRow = panel.querySelector("#plugin-add-row");
     this.addName = panel.querySelector("#plugin-add-name");
     this.installedList = panel.querySelector("#plugins-installed");
     this.actions = panel.querySelector("#plugins-actions");
     this.feedback = panel.querySelector("#plugins-feedback");
     this.discard = panel.querySelector("#plugins-discard");
-    this.admin = false;
     this.cards = [];
     this.data = null;
     this.touched = false;  // edited since loaded: showing the tab again keeps the edits
@@ -43,15 +41,9 @@ export class PluginsTab {
     this.discard.addEventListener("click", () => this.load(true));
   }
 
-  setRole(role) {
-    this.admin = role === "admin";
-  }
-
   show() {
     if (!this.touched) this.load();
   }
-
-  hide() {}
 
   reset() {
     this.touched = false;
@@ -188,11 +180,5 @@ export class PluginsTab {
     this.discard.hidden = true;
     await this.load();
     this.notice.focus();
-  }
-
-  say(text) {
-    this.notice.textContent = text;
-    this.notice.hidden = !text;
-    if (text) this.live.say(text);
   }
 }

@@ -7,6 +7,7 @@ import { h, clear } from "./dom.js";
 import { orDash } from "./panel-format.js";
 import { showError, tag } from "./panel-table.js";
 import { reloadSummary } from "./panel-route-rows.js";
+import { ConfigTab } from "./panel-config-tab.js";
 import { MASK, ServiceEditor } from "./panel-service-editor.js";
 
 const VERB = { add: "Added", edit: "Changed", remove: "Removed" };
@@ -23,30 +24,18 @@ function timeoutsText(t) {
   return Object.entries(t).map(([k, v]) => `${k.replace("_", " ")} ${v} s`).join(", ");
 }
 
-export class ServicesTab {
+export class ServicesTab extends ConfigTab {
   constructor(panel, api, { confirm, live }) {
-    Object.assign(this, { panel, api, confirm, live });
+    super(panel, api, live, "services");
+    this.confirm = confirm;
     this.list = panel.querySelector("#service-list");
     this.fresh = panel.querySelector("#service-new");
-    this.notice = panel.querySelector("#services-notice");
-    this.readOnlyNote = panel.querySelector("#services-read-only");
     this.addButton = panel.querySelector("#services-add");
     this.addButton.addEventListener("click", () => this.open(null, "add"));
-    this.admin = false;
     this.data = null;
     this.readOnly = null;  // why the file cannot be edited
     this.editor = null;
   }
-
-  setRole(role) {
-    this.admin = role === "admin";
-  }
-
-  show() {
-    this.load();
-  }
-
-  hide() {}
 
   reset() {
     this.editor = null;
@@ -160,11 +149,5 @@ export class ServicesTab {
     await this.load();
     const card = this.cardOf(name);
     (card?.querySelector(".edit-service") || this.addButton).focus();
-  }
-
-  say(text) {
-    this.notice.textContent = text;
-    this.notice.hidden = !text;
-    if (text) this.live.say(text);
   }
 }

@@ -1,9 +1,12 @@
-// Page chrome: theme toggle, phone drawer, connection banner, confirm dialog, live region.
+// Page chrome: theme toggle, phone drawer, connection banner, confirm dialog, live region. The
+// operator panel uses the theme toggle, the confirm dialog and the live region too.
 
-import { setIcon } from "./dom.js";
+import { h, setIcon } from "./dom.js";
 
-const THEME_KEY = "clawdbot.theme";
+const THEME_KEY = "clawdbot.theme";  // read before first paint by theme-init.js
 
+// Without a stored choice the page follows prefers-color-scheme, unless <html data-theme> says
+// otherwise (the panel's "dark").
 export function setupTheme(button) {
   const root = document.documentElement;
   const media = window.matchMedia("(prefers-color-scheme: dark)");
@@ -91,6 +94,19 @@ export class Banner {
     clearTimeout(this.timer);
     this.el.hidden = true;
   }
+}
+
+// The <dialog id="confirm-dialog"> that confirmDialog opens, put in front of `before`.
+export function makeConfirmDialog(before) {
+  const dialog = h("dialog", { id: "confirm-dialog", class: "dialog", "aria-labelledby": "confirm-title" },
+    h("form", { method: "dialog" },
+      h("h2", { id: "confirm-title", class: "dialog-title" }, "Are you sure?"),
+      h("p", { class: "dialog-message" }),
+      h("div", { class: "dialog-buttons" },
+        h("button", { type: "submit", value: "cancel", class: "text-button dialog-cancel" }, "Cancel"),
+        h("button", { type: "submit", value: "confirm", class: "danger-button dialog-confirm" }, "Delete"))));
+  before.before(dialog);
+  return dialog;
 }
 
 // Promise<boolean> from the <dialog id="confirm-dialog">; Escape or Cancel resolve false.

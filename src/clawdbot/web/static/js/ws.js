@@ -142,13 +142,8 @@ export class Client extends EventTarget {
   onMessage(ws, data) {
     if (ws !== this.ws) return;
     this.gotFrame = true;
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (!frame || typeof frame !== "object") return;
+    const frame = parseFrame(data);
+    if (!frame) return;
     if (frame.type === "res") this.onResponse(frame);
     else if (frame.type === "event") this.onEvent(frame);
   }
@@ -265,6 +260,17 @@ export class Client extends EventTarget {
     this.ws.send(JSON.stringify(frame));
     return true;
   }
+}
+
+// A text frame as an object; null when it is not JSON or not an object (ignored).
+export function parseFrame(data) {
+  let frame;
+  try {
+    frame = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  return frame && typeof frame === "object" ? frame : null;
 }
 
 export function defaultUrl(loc = window.location) {

@@ -1,29 +1,6 @@
-// Panel chrome: the theme toggle (dark unless light was chosen; the chat page's stored choice) and
-// the tabs: links to #<name>, so a tab survives a reload and Back goes to the tab before.
+// The panel's tabs: links to #<name>, so a tab survives a reload and Back goes to the tab before.
 
-import { setIcon } from "./dom.js";
-
-const THEME_KEY = "clawdbot.theme";  // shared with the chat page (theme-init.js)
 const DEFAULT_TAB = "overview";
-
-export function setupTheme(button) {
-  const root = document.documentElement;
-  const effective = () => (root.dataset.theme === "light" ? "light" : "dark");
-  const sync = () => {
-    const dark = effective() === "dark";
-    setIcon(button, dark ? "sun" : "moon");
-    button.setAttribute("aria-label", dark ? "Switch to light theme" : "Switch to dark theme");
-    button.title = button.getAttribute("aria-label");
-    document.querySelector('meta[name="theme-color"]')?.setAttribute("content", dark ? "#17181c" : "#ffffff");
-  };
-  button.addEventListener("click", () => {
-    const next = effective() === "dark" ? "light" : "dark";
-    root.dataset.theme = next;
-    try { localStorage.setItem(THEME_KEY, next); } catch { /* private mode */ }
-    sync();
-  });
-  sync();
-}
 
 // tabs: {name: {show(), hide(), reset()?}} (reset: the session ended); panelOf(name): its <section>. Only the open tab does work (the
 // overview polls only while it is open).
