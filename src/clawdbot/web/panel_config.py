@@ -1,6 +1,7 @@
-"""The control panel's edits of the config file (config/edit.py): a `models:` entry or a service,
-previewed as a diff, written and hot-reloaded on `apply`, audited as `config.update`; and a
-service's connectivity test before it is saved. Only admins get here (web/panel.py checks the
+"""The control panel's edits of the config file (config/edit.py): a `models:` entry, a service or
+the `plugins:` list, previewed as a diff, written and hot-reloaded on `apply`, audited as
+`config.update`; a service's connectivity test before it is saved; the plugins this process can
+load, with their settings' JSON schema. Only admins get here (web/panel.py checks the
 session, the Origin and the CSRF token first)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import yaml
@@ -59,10 +60,10 @@ class PluginsBody(msgspec.Struct, forbid_unknown_fields=True):
     apply: bool = False
 
 
-T = Any
+S = TypeVar("S", bound=msgspec.Struct)
 
 
-def decode(body: bytes, kind: type[T], shape: str) -> T:
+def decode(body: bytes, kind: type[S], shape: str) -> S:
     try:
         return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
