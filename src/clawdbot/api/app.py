@@ -38,6 +38,7 @@ from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle, client_address
 
 log = logging.getLogger("clawdbot.api")
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ADMIN_BODY_BYTES = 64 * 1024  # admin API bodies: a key's or a team's fields, never a prompt
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
@@ -262,7 +263,7 @@ class App:
         elif route.key_optional and b"authorization" in hdrs:
             principal = await self.authenticate(ex, hdrs, False)  # more detail for a caller with a key
         body = b""
-        if route.needs_body:
+        if route.needs_body and method in BODY_METHODS:  # a route that also answers GET reads no body then
             ctype = hdrs.get(b"content-type", b"")
             if not ctype.startswith(b"application/json") and not route.any_content_type:
                 raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",

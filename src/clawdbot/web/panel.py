@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 
 from clawdbot.api.admin_api import AdminApi
+from clawdbot.api.app import ADMIN_BODY_BYTES
 from clawdbot.api.exchange import Exchange
 from clawdbot.api.routes import Route
-from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Config, Deployment, ModelEntry
 from clawdbot.core.errors import BadRequest, Forbidden, Unauthorized
 from clawdbot.observability.timeline import Timeline
@@ -37,7 +37,6 @@ PREFIX = "/panel/api/admin/"
 MODELS = "/panel/api/models/"
 SERVICES = "/panel/api/services/"
 NO_STORE = [(b"cache-control", b"no-store")]
-ADMIN_BODY_BYTES = 64 * 1024  # as the admin API's own bound (api/app.py)
 READS = ("GET", "HEAD")
 _encode = msgspec.json.Encoder().encode
 
@@ -58,9 +57,10 @@ class Panel:
             "/panel/api/overview": Route("GET", self.overview, False, False),
             "/panel/api/services": Route("GET", self.services, False, False),
             "/panel/api/service-test": Route("POST", self.test_service, True, False, max_body=ADMIN_BODY_BYTES),
-            "/panel/api/plugins": Route("GET POST", self.plugins, False, False),
+            "/panel/api/plugins": Route("GET POST", self.plugins, True, False, max_body=ADMIN_BODY_BYTES),
         }
-        self.admin_route = Route("GET POST PATCH DELETE", self.admin, False, False)
+        # a JSON body (POST, PATCH) is read and bounded by api/app.py, as for the admin API itself
+        self.admin_route = Route("GET POST PATCH DELETE", self.admin, True, False, max_body=ADMIN_BODY_BYTES)
         self.models_route = Route("POST", self.edit_model, True, False, max_body=ADMIN_BODY_BYTES)
         self.services_route = Route("POST", self.edit_service, True, False, max_body=ADMIN_BODY_BYTES)
         # the paths with a name in them, as /openapi.json names them
@@ -159,21 +159,8 @@ class Panel:
     async def admin(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         method = ex.scope["method"]
         actor = await self._caller(ex, write=method not in READS)
-        if method in ("POST", "PATCH"):
-            body = await self._json_body(ex)
         ex.ctx.principal = actor  # the audit log's actor
         await self.admin_api.handle(ex, body, ex.scope["path"][len(PREFIX):])
-
-    async def _json_body(self, ex: Exchange) -> bytes:
-        """A JSON body, bounded in bytes, nesting and items before anything decodes it (as api/app.py
-        bounds the admin API's)."""
-        if not dict(ex.scope["headers"]).get(b"content-type", b"").startswith(b"application/json"):
-            raise BadRequest("Send the body as JSON with 'Content-Type: application/json'.",
-                             param="Content-Type", code="invalid_content_type")
-        body = await ex.body(ADMIN_BODY_BYTES)
-        s = self.config.server
-        check_json_shape(body, s.max_json_depth, s.max_json_items)
-        return body
 
     # -- the config file: routes, services, plugins (web/panel_config.py) -----------------------
 
@@ -197,7 +184,6 @@ class Panel:
             await ex.json(200, _encode(await self.edits.plugin_catalogue(pl.gateway)), NO_STORE)
             return
         actor = await self._caller(ex, write=True)
-        body = await self._json_body(ex)
         await ex.json(200, _encode(await self.edits.plugins(pl.gateway, actor, body)), NO_STORE)
 
     async def test_service(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
