@@ -82,8 +82,9 @@ class Timeline:
         self.marks.append((clock(), dict(self.last.by_route)))
         self._task: asyncio.Task[None] | None = None
 
-    def _since_last(self, now: float) -> tuple[Bucket, Totals]:
-        cur, prev = totals(self.metrics), self.last
+    def _since_last(self, now: float, cur: Totals | None = None) -> tuple[Bucket, Totals]:
+        cur = cur or totals(self.metrics)
+        prev = self.last
         return Bucket(
             now, cur.requests - prev.requests, cur.errors - prev.errors, cur.output_tokens - prev.output_tokens,
             [a - b for a, b in zip(cur.duration, prev.duration, strict=True)],
@@ -96,13 +97,21 @@ class Timeline:
         self.marks.append((now, dict(cur.by_route)))
         self.last = cur
 
-    def series(self) -> dict[str, list[Any]]:
+    def view(self) -> tuple[dict[str, list[Any]], dict[tuple[str, str], int]]:
+        """The series (series()) and the requests per (model, service) over the kept window (the
+        last hour), both up to now, from one reading of the counters."""
+        cur = totals(self.metrics)
+        oldest = self.marks[0][1]
+        routes = {k: n - oldest.get(k, 0) for k, n in cur.by_route.items() if n - oldest.get(k, 0)}
+        return self.series(cur), routes
+
+    def series(self, cur: Totals | None = None) -> dict[str, list[Any]]:
         """One entry per bucket, oldest first; the last is the bucket in progress (since the last
         tick), so a request shows at once."""
         def ms(v: float | None) -> float | None:
             return None if v is None else round(v * 1000.0, 2)
 
-        b = [*self.buckets, self._since_last(self.clock())[0]]
+        b = [*self.buckets, self._since_last(self.clock(), cur)[0]]
         return {
             "t": [round(x.t, 3) for x in b],
             "requests": [x.requests for x in b],
@@ -112,12 +121,6 @@ class Timeline:
             "ttft_p50_ms": [ms(quantile(TTFT_BUCKETS, x.ttft, 0.5)) for x in b],
             "output_tokens": [x.output_tokens for x in b],
         }
-
-    def route_requests(self) -> dict[tuple[str, str], int]:
-        """Requests per (model, service) over the kept window (the last hour), up to now."""
-        oldest = self.marks[0][1]
-        now = totals(self.metrics).by_route
-        return {k: n - oldest.get(k, 0) for k, n in now.items() if n - oldest.get(k, 0)}
 
     def start(self) -> None:
         if self._task is None:

@@ -139,11 +139,11 @@ class Panel:
             "breaker": s["circuit"] or "closed", "inflight": s["inFlight"], "queued": s["queued"],
             "detail": s["lastError"], "checked_at": gateway.monitor.states[name].checked_at,
         } for name, s in entry["services"].items()]
-        return {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": self.timeline.series(),
-                "services": services, "models": self._models(gateway.config)}
+        series, served = self.timeline.view()
+        return {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": series,
+                "services": services, "models": self._models(gateway.config, served)}
 
-    def _models(self, config: Config) -> list[dict[str, Any]]:
-        served = self.timeline.route_requests()
+    def _models(self, config: Config, served: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
         out = []
         for name, entry in config.models.items():
             e = entry if isinstance(entry, ModelEntry) else ModelEntry(targets=list(entry))
