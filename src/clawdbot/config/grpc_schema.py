@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-import msgspec
+from clawdbot.config.strict import Strict
 
 # The Open Inference Protocol's tensor datatypes (those a setting or the prompt can be sent as);
 # a setting sent as a request parameter takes INT64, UINT64, FP64 (a double), BOOL or BYTES (a
@@ -18,10 +18,6 @@ SETTINGS = ("max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "pres
             "frequency_penalty")
 SettingName = Literal["max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "presence_penalty",
                       "frequency_penalty"]
-
-
-class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    pass
 
 
 class Tensor(Strict):

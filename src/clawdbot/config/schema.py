@@ -9,6 +9,7 @@ import msgspec
 
 from clawdbot.config import service_types
 from clawdbot.config.grpc_schema import GrpcSettings
+from clawdbot.config.strict import Strict
 
 LimitField = Literal["max_tokens", "max_completion_tokens"]
 # local: how a chat becomes the prompt (providers/local.py): the GGUF's own Jinja template, ChatML
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
     ServiceType = str
 else:  # the names of config/service_types.py, checked (and listed in errors) when the config is decoded
     ServiceType = Literal[service_types.NAMES]
-
-
-class Strict(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    pass
 
 
 class Auth(Strict):
