@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
+from tests.browser.axe_support import AXE
 from tests.e2e.harness import GatewayProcess
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -17,6 +18,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 MASTER_KEY = "sk-browser-master-0123456789"
+
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
 
 def config(openai_url: str, ollama_url: str, master_key: bool) -> str:
@@ -99,5 +102,18 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    ctx.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture()
+def axe_page(browser: Browser) -> Iterator[Page]:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run scripts/ensure-services.sh (npm ci --prefix tests/browser/axe)")
+    ctx = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
     ctx.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

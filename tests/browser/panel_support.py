@@ -11,10 +11,10 @@ import openai
 from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.browser.conftest import ARTIFACTS, MASTER_KEY
+from tests.browser.conftest import DESKTOP as DESKTOP  # the tests import it from here
 from tests.e2e.harness import GatewayProcess, http_call
 
 TIMEOUT = 15_000
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 TABS = ("overview", "models", "services", "plugins", "keys", "spend", "requests", "audit")
 

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
+from tests.browser.axe_support import run_axe
 from tests.browser.conftest import MASTER_KEY, serve
-from tests.browser.panel_support import DESKTOP, TABS, TIMEOUT, admin, ask, keyed_config, login, open_tab, wait_in_page
+from tests.browser.panel_support import TABS, TIMEOUT, admin, ask, keyed_config, login, open_tab, wait_in_page
 from tests.e2e.harness import GatewayProcess, closed_port
 from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
-
-AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-BLOCKING = ("serious", "critical")
 
 
 @pytest.fixture(scope="module")
@@ -59,37 +56,6 @@ plugins:
     enabled: false
     with: {input: {keywords: [nope]}}
 """))
-
-
-@pytest.fixture()
-def axe_page(browser: Browser) -> Iterator[Page]:
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: run scripts/ensure-services.sh (npm ci --prefix tests/browser/axe)")
-    ctx = browser.new_context(viewport=DESKTOP, bypass_csp=True)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    ctx.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def run_axe(page: Page, where: str) -> list[dict[str, Any]]:
-    """axe.run() on the page as it is; prints the minor and moderate findings, returns the
-    serious and critical ones."""
-    if not page.evaluate("typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE))
-    result: dict[str, Any] = page.evaluate("""async () => {
-        const r = await axe.run(document, {resultTypes: ['violations']});
-        return r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.map((n) => ({target: n.target.join(' '), summary: n.failureSummary}))}));
-    }""")
-    violations: list[dict[str, Any]] = list(result)
-    for v in violations:
-        if v["impact"] not in BLOCKING:
-            targets = ", ".join(n["target"] for n in v["nodes"][:5])
-            print(f"axe {where}: {v['impact']} {v['id']} ({v['help']}): {targets}")
-    return [v for v in violations if v["impact"] in BLOCKING]
 
 
 def test_every_tab_has_no_serious_accessibility_violation(axe_page: Page, a11y_gw: GatewayProcess) -> None:

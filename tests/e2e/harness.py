@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tests.secrets import gateways as secrets_scan  # the session-end leak scan collects each gateway's output
 from tests.upstreams.openai_server import OpenAIUpstream
@@ -180,3 +181,14 @@ def http_call(gw: GatewayProcess, method: str, path: str, body: object = None,
         return r.status, r.read()
     finally:
         conn.close()
+
+
+def until(what: Callable[[], Any], deadline: float = 10.0) -> Any:
+    """`what()` once it returns something truthy, or its last answer after `deadline` seconds: an
+    outcome written a moment later (the request log and spend write in batches)."""
+    end = time.monotonic() + deadline
+    while True:
+        got = what()
+        if got or time.monotonic() > end:
+            return got
+        time.sleep(0.05)  # polling an outcome, with a deadline

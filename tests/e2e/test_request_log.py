@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -22,7 +22,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.harness import GatewayProcess, serve_config
+from tests.e2e.harness import GatewayProcess, serve_config, until
 from tests.e2e.test_metrics import samples, scrape_text, total
 from tests.e2e.test_tenancy import call as tenancy_call
 from tests.state.test_chat_store import PostgresServer, postgres  # noqa: F401  (the fixture)
@@ -72,16 +72,6 @@ def ask(gw: GatewayProcess, text: str, model: str = "chat-plain", key: str = MAS
     raw = client(gw, key).chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": text}], **kw)
     return raw.parse().choices[0].message.content or "", raw.headers["x-request-id"]
-
-
-def until(what: Callable[[], Any], deadline: float = DEADLINE_S) -> Any:
-    """`what()` once it returns something truthy: the writer flushes every 50 ms."""
-    end = time.monotonic() + deadline
-    while True:
-        got = what()
-        if got or time.monotonic() > end:
-            return got
-        time.sleep(0.05)  # polling an outcome, with a deadline
 
 
 def record(gw: GatewayProcess, rid: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from clawdbot.state.keys_base import Conflict, KeyRecord, TeamRecord, UserRecord
+from clawdbot.state.keys_base import AuditFilter, Conflict, KeyRecord, TeamRecord, UserRecord
 from clawdbot.state.keys_sql import SqlKeyStore, redact
 from clawdbot.state.sql import Database
 from tests.state import test_chat_store as chat_tests
@@ -75,6 +75,34 @@ def test_users_teams_and_keys_crud(url: str) -> None:
         assert (await s.key_by_hash(HASH)).team_id is None  # type: ignore[union-attr]
         with pytest.raises(ValueError):
             await s.delete("master", "key", "k_one")
+
+    with_store(url, body)
+
+
+def test_the_audit_log_is_filtered_and_takes_long_config_targets(url: str) -> None:
+    """What the panel's Audit tab searches by; a config edit's target (`models.<name>`) is longer
+    than a record id (migration 0008: PostgreSQL refused it before)."""
+    long_target = "models." + "a-very-long-model-name-" * 6
+
+    async def body(s: SqlKeyStore) -> None:
+        await s.create_key("master", key(), HASH)
+        await s.update("k_admin", "key", "k_one", {"rpm": 7})
+        await s.note("master", "config.update", long_target, None, {"value": {"strategy": "ordered"}})
+        everything = await s.audit()
+        assert [e.action for e in everything] == ["config.update", "key.update", "key.create"]
+        assert everything[0].target_id == long_target and everything[0].target_type == "config"
+
+        async def actions(**kw: Any) -> list[str]:
+            return [e.action for e in await s.audit(where=AuditFilter(**kw))]
+
+        assert await actions(action="key.*") == ["key.update", "key.create"]
+        assert await actions(action="key.update") == ["key.update"]
+        assert await actions(action="ke_.*") == []  # a pattern character is matched as itself
+        assert await actions(actor="k_admin") == ["key.update"]
+        assert await actions(target_type="config") == ["config.update"]
+        assert await actions(target_id=long_target) == ["config.update"]
+        assert await actions(since=everything[1].at) == ["config.update", "key.update"]
+        assert await actions(actor="master", target_id="k_one") == ["key.create"]
 
     with_store(url, body)
 

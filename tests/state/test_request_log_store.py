@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from clawdbot.state.ids import wall_ms
-from clawdbot.state.request_log_base import RequestLogStore, RequestQuery, RequestRecord, Row, to_row
+from clawdbot.state.request_log_base import RangeQuery, RequestLogStore, RequestQuery, RequestRecord, Row, to_row
 from clawdbot.state.request_log_memory import MemoryRequestLogStore
 from clawdbot.state.request_log_sql import SqlRequestLogStore
 from clawdbot.state.request_log_sqlite import SqliteRequestLogStore
@@ -121,6 +121,36 @@ def test_filters(run: Run) -> None:
         assert await ids(errors=True) == ["e", "d", "c", "b"]
         assert await ids(min_latency_ms=500.0) == ["c", "b"]
         assert await ids(min_latency_ms=100.0, status_class=5) == ["c"]
+
+    run(body)
+
+
+def test_counts_over_a_range_by_step_bucket_model_and_service(run: Run) -> None:
+    """The control panel's longer ranges: counted by the store (SQL: grouped in the database, the
+    service and tokens read from the JSON detail), the same on every backend."""
+    minute = 60_000
+    q = RangeQuery(since=NOW, step_ms=minute, steps=3, latency_bounds_ms=(10.0, 100.0, 1000.0),
+                   ttft_bounds_ms=(5.0, 50.0))
+
+    async def body(store: RequestLogStore) -> None:
+        await store.write(rows(
+            rec("before", NOW - 1),  # outside: before the range
+            rec("a", NOW, latency_ms=10.0, completion_tokens=7, stream=True, ttft_ms=4.0),
+            rec("b", NOW + 10, latency_ms=50.0, completion_tokens=None, status=502, service="ol", model="other"),
+            rec("c", NOW + minute, latency_ms=5000.0, completion_tokens=3, status=0, stream=True, ttft_ms=60.0),
+            rec("d", NOW + 2 * minute + 1, latency_ms=100.0, completion_tokens=1, status=429),
+            rec("after", NOW + 3 * minute),  # outside: the range ends before it
+        ))
+        got = await store.count_range(q)
+        # (step, latency bucket, requests, errors, output tokens)
+        assert got.latency == [(0, 0, 1, 0, 7), (0, 1, 1, 1, 0), (1, 3, 1, 1, 3), (2, 1, 1, 0, 1)]
+        assert got.ttft == [(0, 0, 1), (1, 2, 1)]
+        by_model = await store.count_range(msgspec.structs.replace(q, model="other"))
+        assert by_model.latency == [(0, 1, 1, 1, 0)] and by_model.ttft == []
+        by_service = await store.count_range(msgspec.structs.replace(q, service="oa"))
+        assert [row[0] for row in by_service.latency] == [0, 1, 2] and sum(r[2] for r in by_service.latency) == 3
+        none = await store.count_range(msgspec.structs.replace(q, service="nowhere"))
+        assert none.latency == [] and none.ttft == []
 
     run(body)
 

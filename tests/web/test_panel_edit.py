@@ -192,3 +192,47 @@ def test_plugins_listed_with_their_settings_forms_then_pii_masking_enabled(
     assert seen is not None and seen.body["messages"][0]["content"] == "mail <EMAIL_1> please"
     status, out = s.send("POST", "/panel/api/plugins", {"plugins": [], "apply": True})
     assert status == 200 and out["applied"] and "plugins:" not in path_of(gw).read_text()
+
+
+def test_a_literal_key_already_in_the_file_survives_an_edit_sent_back_masked(
+        gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    """The page is shown `********` for the key the file holds as it is; the service sent back
+    with that mask (its timeouts changed) keeps the file's key, and the key is never echoed."""
+    s = Session(gw, MASTER_KEY)
+    legacy = next(x for x in s.get("/panel/api/services")[1]["services"] if x["name"] == "legacy")
+    assert legacy["auth"]["key"] == "********"
+    legacy["timeouts"] = {"total": 42}
+    status, out = s.send("POST", "/panel/api/services/legacy", {"service": legacy, "apply": True})
+    assert status == 200 and out["applied"], out
+    assert "sk-typed-into-the-file" not in json.dumps(out)
+    text = path_of(gw).read_text()
+    assert "key: sk-typed-into-the-file-0123" in text and "total: 42" in text and "********" not in text
+    status, audit = s.get("/panel/api/admin/audit?action=config.update&target_id=services.legacy")
+    assert status == 200 and audit["data"] and "sk-typed-into-the-file" not in json.dumps(audit)
+    # the mask where the file holds nothing to keep is refused, and nothing is written
+    fresh = {"type": "openai", "endpoint": ups["b"].url + "/v1", "auth": {"type": "api_key", "key": "********"}}
+    status, out = s.send("POST", "/panel/api/services/d", {"service": fresh, "apply": True})
+    assert status == 400 and out["error"]["code"] == "secret_in_config" and "holds none" in out["error"]["message"]
+    assert path_of(gw).read_text() == text
+
+
+def test_a_whole_model_added_then_removed(gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    s = Session(gw, MASTER_KEY)
+    new = {"strategy": "ordered", "deployments": [{"service": "a", "model": "mock-b"}], "fallbacks": ["split"]}
+    status, out = s.send("POST", "/panel/api/models/fresh", {"entry": new, "apply": True})
+    assert status == 200 and out["applied"] and "+  fresh:" in out["diff"], out
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    before = ups["a"].request_count
+    c.chat.completions.create(model="fresh", messages=[{"role": "user", "content": "hi"}])
+    assert ups["a"].request_count == before + 1
+    names = [m["name"] for m in s.get("/panel/api/overview")[1]["models"]]
+    assert "fresh" in names
+    # a model another one falls back to cannot go: the loader's error, nothing written
+    text = path_of(gw).read_text()
+    status, out = s.send("POST", "/panel/api/models/split", {"entry": None, "apply": True})
+    assert status == 200 and not out["valid"] and not out["applied"] and "split" in out["error"]
+    assert path_of(gw).read_text() == text
+    status, out = s.send("POST", "/panel/api/models/fresh", {"entry": None, "apply": True})
+    assert status == 200 and out["applied"] and "fresh:" not in path_of(gw).read_text()
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="fresh", messages=[{"role": "user", "content": "hi"}])

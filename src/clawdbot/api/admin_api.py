@@ -203,7 +203,7 @@ class AdminApi:
 
     async def _audit(self, q: dict[str, str]) -> tuple[int, Any]:
         p = decode_query(q, AuditQuery)
-        entries = await self.store.audit(p.limit, None if isinstance(p.before, UnsetType) else p.before)
+        entries = await self.store.audit(p.limit, None if isinstance(p.before, UnsetType) else p.before, p.where())
         return 200, {"object": "list", "data": entries, "next_before": entries[-1].at if entries else None}
 
     async def _spend(self, q: dict[str, str]) -> tuple[int, Any]:

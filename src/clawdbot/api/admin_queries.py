@@ -7,13 +7,14 @@ or a number of ms, a status class) is a string whose schema says it, parsed here
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from clawdbot.api.admin_bodies import exact
 from clawdbot.core.errors import BadRequest
+from clawdbot.state.keys_base import AuditFilter
 from clawdbot.state.request_log_base import MAX_PAGE, RequestQuery
 from clawdbot.state.spend_base import MAX_REPORT_ROWS, GroupBy
 
@@ -54,6 +55,20 @@ class PageQuery(Query):
 class AuditQuery(Query):
     limit: PageSize = 100
     before: Annotated[int, Meta(ge=0, le=MAX_QUERY_INT, description="ms: entries older than this")] | UnsetType = UNSET
+    since: Annotated[int, Meta(ge=0, le=MAX_QUERY_INT, description="ms: entries at or after this")] | UnsetType = UNSET
+    actor: Annotated[Filter, Meta(description="`master` or a key's id")] | UnsetType = UNSET
+    action: Annotated[str, Meta(pattern=exact("[a-z_]{1,32}[.]([a-z_]{1,32}|[*])"),
+                                description="an action (key.revoke), or all of a kind (key.*)")] | UnsetType = UNSET
+    target_type: Annotated[str, Meta(pattern=exact("[a-z_]{1,32}"), description="key, user, team, config")] \
+        | UnsetType = UNSET
+    target_id: Filter | UnsetType = UNSET
+
+    def where(self) -> AuditFilter:
+        def value(v: T | UnsetType) -> T | None:
+            return None if isinstance(v, UnsetType) else v
+
+        return AuditFilter(actor=value(self.actor), action=value(self.action), target_type=value(self.target_type),
+                           target_id=value(self.target_id), since=value(self.since))
 
 
 class SpendQuery(Query):
@@ -66,6 +81,16 @@ class SpendQuery(Query):
     team_id: Filter | UnsetType = UNSET
     model: Filter | UnsetType = UNSET
     limit: Annotated[int, Meta(ge=1, le=MAX_REPORT_ROWS)] = 100
+
+
+class OverviewQuery(Query):
+    """GET /panel/api/overview (web/panel.py): the range (1h: the process's own timeline; longer:
+    counted from the request log) and the scope: a configured model (as asked), a service (as
+    answered), or both (that model's traffic the service answered)."""
+
+    range: Literal["1h", "6h", "24h", "7d"] = "1h"
+    model: Annotated[Filter, Meta(description="a model of the config")] | UnsetType = UNSET
+    service: Annotated[Filter, Meta(description="a service of the config")] | UnsetType = UNSET
 
 
 class StreamQuery(Query):

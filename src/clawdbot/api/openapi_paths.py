@@ -213,9 +213,10 @@ def _web() -> Iterator[tuple[str, str, Op]]:
                                     auth="none", tag="web")
     yield "/panel", "get", Op("panelPage", "The control panel (docs/panel.md)", page, PUBLIC, auth="none", tag="web")
     yield "/panel/api/overview", "get", Op(
-        "panelOverview", "The panel's overview: the last hour in 10 s buckets, services, routes (the session's "
-        "cookie; the panel's other calls are the admin API under /panel/api/admin/, docs/panel.md)",
-        _ok(ref("PanelOverview")), (400, 401, 403), auth="none", tag="web")
+        "panelOverview", "The panel's overview: the last hour in 10 s buckets (longer ranges from the request "
+        "log), of all traffic or one model or service; services, routes (the session's cookie; the panel's other "
+        "calls are the admin API under /panel/api/admin/, docs/panel.md)",
+        _ok(ref("PanelOverview")), (400, 401, 403, 404, 409), query=aq.OverviewQuery, auth="none", tag="web")
     yield "/panel/api/services", "get", Op(
         "panelServices", "The config file's services, secrets only as the ${VAR} they name",
         _ok({"type": "object"}), (400, 401, 403), auth="none", tag="web")
@@ -235,6 +236,15 @@ def _web() -> Iterator[tuple[str, str, Op]]:
     yield "/panel/api/services/{id}", "post", Op(
         "panelEditService", "Preview (a diff) or apply an edit of one service (admin, X-Clawdbot-CSRF)",
         edit, (400, 401, 403, 409, 413), {"type": "object"}, auth="none", tag="web")
+    nothing = {"type": "object", "maxProperties": 0, "description": "{}: what to send is the request log's"}
+    yield "/panel/api/requests/{id}/replay", "post", Op(
+        "panelReplayRequest", "Send a request logged with its body again, not streamed, as the signed-in admin, "
+        "and answer both (admin, X-Clawdbot-CSRF; docs/panel.md)",
+        _ok({"type": "object"}), (400, 401, 403, 404, 409, 413, 429), nothing, auth="none", tag="web")
+    yield "/panel/api/requests/{id}/chat", "post", Op(
+        "panelOpenRequestInChat", "A new chat session of the signed-in admin's holding a logged request's "
+        "conversation (admin, X-Clawdbot-CSRF; docs/panel.md)",
+        _ok({"type": "object"}), (400, 401, 403, 404, 409, 413, 429), nothing, auth="none", tag="web")
 
 
 SECURITY: dict[str, list[dict[str, list[str]]] | None] = {

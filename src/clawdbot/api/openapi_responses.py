@@ -107,9 +107,13 @@ SCHEMAS: dict[str, Schema] = {
     "PanelEdit": obj({"diff": STRING, "valid": BOOLEAN, "error": nullable(STRING), "applied": BOOLEAN,
                       "reload": {"type": "object"}, "warning": STRING}, ["diff", "valid", "applied"]),
     "PanelOverview": obj({"now": NUMBER, "bucket_s": NUMBER, "series": {"type": "object"},
+                          "range": {"type": "string", "enum": ["1h", "6h", "24h", "7d"]},
+                          "ranges": {"type": "array", "items": STRING},
+                          "scope": nullable(obj({"model": nullable(STRING), "service": nullable(STRING)},
+                                                ["model", "service"])),
                           "services": {"type": "array", "items": {"type": "object"}},
                           "models": {"type": "array", "items": {"type": "object"}}},
-                         ["now", "bucket_s", "series", "services", "models"]),
+                         ["now", "bucket_s", "series", "range", "ranges", "scope", "services", "models"]),
 }
 
 

@@ -179,14 +179,43 @@ def secret_problem(service: Mapping[str, Any]) -> str | None:
     secret-looking headers go in as ${VAR} references, so the file never holds them and the panel
     never shows them."""
     auth = service.get("auth")
-    if isinstance(auth, Mapping) and auth.get("key") is not None and not REFERENCE.fullmatch(str(auth["key"])):
+    if isinstance(auth, Mapping) and auth.get("key") is not None and not _allowed(str(auth["key"])):
         return "auth.key: give the key as an environment variable reference like ${MY_SERVICE_KEY}"
     headers = service.get("headers")
     if isinstance(headers, Mapping):
         for k, v in headers.items():
-            if _SECRET_HEADER.search(str(k)) and not REFERENCE.fullmatch(str(v)):
+            if _SECRET_HEADER.search(str(k)) and not _allowed(str(v)):
                 return f"headers.{k}: give its value as an environment variable reference like ${{MY_TOKEN}}"
     return None
+
+
+def _allowed(value: str) -> bool:
+    """A secret's value the panel may send: a ${VAR} reference, or the mask that stands for the
+    value the file already holds (restore_masked() puts that back, or refuses)."""
+    return value == MASK or REFERENCE.fullmatch(value) is not None
+
+
+class MaskedValue(ValueError):
+    """The mask was sent where the file holds no value to keep."""
+
+
+def restore_masked(new: Any, old: Any, where: str = "") -> Any:
+    """`new` (an edit from the panel) with every mask the panel was shown put back to the value
+    the file holds at the same place: a literal secret already in the file survives an edit of
+    something else, and is never sent to the page or back. MaskedValue where there is none."""
+    if new == MASK:
+        if isinstance(old, str) and old and old != MASK:
+            return old
+        raise MaskedValue(f"{where or 'a value'}: {MASK} stands for the value the file holds, and it holds "
+                          "none there: give a ${VAR} reference")
+    if isinstance(new, Mapping):
+        was = old if isinstance(old, Mapping) else {}
+        return {k: restore_masked(v, was.get(k), f"{where}.{k}" if where else str(k)) for k, v in new.items()}
+    if isinstance(new, list):
+        was_list = old if isinstance(old, list) else []
+        return [restore_masked(v, was_list[i] if i < len(was_list) else None, f"{where}[{i}]")
+                for i, v in enumerate(new)]
+    return new
 
 
 def nested_secret(value: Any, where: str = "") -> str | None:
@@ -197,7 +226,7 @@ def nested_secret(value: Any, where: str = "") -> str | None:
     if isinstance(value, Mapping):
         for k, v in value.items():
             at = f"{where}.{k}" if where else str(k)
-            if isinstance(v, str) and v and is_secret_name(str(k)) and not REFERENCE.fullmatch(v):
+            if isinstance(v, str) and v and is_secret_name(str(k)) and not _allowed(v):
                 return at
             found = nested_secret(v, at)
             if found:

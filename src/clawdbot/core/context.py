@@ -90,6 +90,8 @@ class RequestContext(msgspec.Struct):
     plugin_chain: Any = None
     # the end of the request (settle, the service's books, the access log) has run
     ended: bool = False
+    # the request log id this request sends again (the control panel's Replay), for its record
+    replay_of: str | None = None
 
     def upstream_id(self) -> str:
         """The request's own id when it is a UUID, else a fresh UUID (the same for every attempt): a

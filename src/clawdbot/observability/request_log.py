@@ -228,7 +228,7 @@ def build_row(ctx: RequestContext, method: str, path: str, status: int, cut: boo
         ctx.service, ctx.upstream_model, ctx.stream, ctx.attempts or None, error, ctx.error_code,
         round((ttft - started) * 1000.0, 3) if ttft is not None else None, ctx.prompt_tokens, ctx.completion_tokens,
         ctx.tokens_estimated, ctx.cost_micros, ctx.cost_free, ctx.plugin_notes or None, cut,
-        ctx.response_model)
+        ctx.response_model, ctx.replay_of)
     return (ctx.request_id, int((time.time() - elapsed) * 1000), p.key_id if p is not None else None, ctx.model,
             status, elapsed * 1000.0, encode_detail(detail).decode(), None, None)
 

@@ -14,31 +14,67 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clawdbot.observability.requests import DURATION_BUCKETS, TTFT_BUCKETS, RequestMetrics
+from clawdbot.config.schema import Config
+from clawdbot.core.errors import NotFound
+from clawdbot.observability.requests import DURATION_BUCKETS, TTFT_BUCKETS, RequestMetrics, Series
 
 BUCKET_S = 10.0
 BUCKETS = 360  # an hour
 
 
+# The overview's filters: (the model asked, the service that answered), either None for any; the
+# whole traffic is not a Scope (None where one is taken)
+Scope = tuple[str | None, str | None]
+
+
+def _zeros(n: int) -> list[int]:
+    return [0] * n
+
+
 @dataclass
-class Totals:
+class Part:
+    """Running totals (or, in a bucket, what changed) of some of the traffic."""
+
     requests: int = 0
     errors: int = 0  # 5xx and requests that ended without a status
     output_tokens: int = 0
-    duration: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
-    ttft: list[int] = field(default_factory=lambda: [0] * (len(TTFT_BUCKETS) + 1))
+    duration: list[int] = field(default_factory=lambda: _zeros(len(DURATION_BUCKETS) + 1))
+    ttft: list[int] = field(default_factory=lambda: _zeros(len(TTFT_BUCKETS) + 1))
+
+    def add(self, s: Series, status: int) -> None:
+        self.requests += s.requests
+        if status == 0 or status >= 500:
+            self.errors += s.requests
+        self.output_tokens += int(s.output_tokens.sum)
+        self.duration = [a + b for a, b in zip(self.duration, s.duration.counts, strict=True)]
+        self.ttft = [a + b for a, b in zip(self.ttft, s.ttft.counts, strict=True)]
+
+    def minus(self, prev: Part | None) -> Part:
+        if prev is None:
+            return Part(self.requests, self.errors, self.output_tokens, list(self.duration), list(self.ttft))
+        return Part(self.requests - prev.requests, self.errors - prev.errors, self.output_tokens - prev.output_tokens,
+                    [a - b for a, b in zip(self.duration, prev.duration, strict=True)],
+                    [a - b for a, b in zip(self.ttft, prev.ttft, strict=True)])
+
+
+@dataclass
+class Totals:
+    all: Part = field(default_factory=Part)
+    scopes: dict[Scope, Part] = field(default_factory=dict)  # per model asked, per service, per both
     by_route: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, service) -> requests
 
 
 def totals(m: RequestMetrics) -> Totals:
+    """The counters' totals, whole and per scope. Models are the configured names (others count
+    as one, observability/requests.py), services the configured ones: the scopes stay bounded."""
     t = Totals()
     for (_, service, model, status, _), s in m.series.items():
-        t.requests += s.requests
-        if status == 0 or status >= 500:
-            t.errors += s.requests
-        t.output_tokens += int(s.output_tokens.sum)
-        t.duration = [a + b for a, b in zip(t.duration, s.duration.counts, strict=True)]
-        t.ttft = [a + b for a, b in zip(t.ttft, s.ttft.counts, strict=True)]
+        t.all.add(s, status)
+        for scope in ((model, None), (None, service), (model, service)):
+            part = t.scopes.get(scope)
+            if part is None:
+                part = t.scopes[scope] = Part()
+            part.add(s, status)
         k = (model, service)
         t.by_route[k] = t.by_route.get(k, 0) + s.requests
     return t
@@ -63,11 +99,8 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
 @dataclass
 class Bucket:
     t: float
-    requests: int
-    errors: int
-    output_tokens: int
-    duration: list[int]
-    ttft: list[int]
+    all: Part
+    scopes: dict[Scope, Part]  # only the scopes that had traffic in the bucket
 
 
 class Timeline:
@@ -85,10 +118,12 @@ class Timeline:
     def _since_last(self, now: float, cur: Totals | None = None) -> tuple[Bucket, Totals]:
         cur = cur or totals(self.metrics)
         prev = self.last
-        return Bucket(
-            now, cur.requests - prev.requests, cur.errors - prev.errors, cur.output_tokens - prev.output_tokens,
-            [a - b for a, b in zip(cur.duration, prev.duration, strict=True)],
-            [a - b for a, b in zip(cur.ttft, prev.ttft, strict=True)]), cur
+        scopes = {}
+        for scope, part in cur.scopes.items():
+            was = prev.scopes.get(scope)
+            if was is None or part.requests != was.requests:
+                scopes[scope] = part.minus(was)
+        return Bucket(now, cur.all.minus(prev.all), scopes), cur
 
     def tick(self) -> None:
         now = self.clock()
@@ -97,30 +132,22 @@ class Timeline:
         self.marks.append((now, dict(cur.by_route)))
         self.last = cur
 
-    def view(self) -> tuple[dict[str, list[Any]], dict[tuple[str, str], int]]:
-        """The series (series()) and the requests per (model, service) over the kept window (the
-        last hour), both up to now, from one reading of the counters."""
+    def view(self, scope: Scope | None = None) -> tuple[dict[str, list[Any]], dict[tuple[str, str], int]]:
+        """The series (series()) of all traffic or of one scope, and the requests per (model,
+        service) over the kept window (the last hour), both up to now, from one reading of the
+        counters."""
         cur = totals(self.metrics)
         oldest = self.marks[0][1]
         routes = {k: n - oldest.get(k, 0) for k, n in cur.by_route.items() if n - oldest.get(k, 0)}
-        return self.series(cur), routes
+        return self.series(cur, scope), routes
 
-    def series(self, cur: Totals | None = None) -> dict[str, list[Any]]:
+    def series(self, cur: Totals | None = None, scope: Scope | None = None) -> dict[str, list[Any]]:
         """One entry per bucket, oldest first; the last is the bucket in progress (since the last
         tick), so a request shows at once."""
-        def ms(v: float | None) -> float | None:
-            return None if v is None else round(v * 1000.0, 2)
-
         b = [*self.buckets, self._since_last(self.clock(), cur)[0]]
-        return {
-            "t": [round(x.t, 3) for x in b],
-            "requests": [x.requests for x in b],
-            "errors": [x.errors for x in b],
-            "p50_ms": [ms(quantile(DURATION_BUCKETS, x.duration, 0.5)) for x in b],
-            "p99_ms": [ms(quantile(DURATION_BUCKETS, x.duration, 0.99)) for x in b],
-            "ttft_p50_ms": [ms(quantile(TTFT_BUCKETS, x.ttft, 0.5)) for x in b],
-            "output_tokens": [x.output_tokens for x in b],
-        }
+        empty = Part()
+        parts = [x.all if scope is None else x.scopes.get(scope, empty) for x in b]
+        return series_of([x.t for x in b], parts)
 
     def start(self) -> None:
         if self._task is None:
@@ -137,3 +164,35 @@ class Timeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+def series_of(times: list[float], parts: list[Part]) -> dict[str, list[Any]]:
+    """The overview's columns (web/panel.py) for buckets ending at `times`: counts, latency and
+    time-to-first-token quantiles in ms, output tokens."""
+    def ms(v: float | None) -> float | None:
+        return None if v is None else round(v * 1000.0, 2)
+
+    return {
+        "t": [round(t, 3) for t in times],
+        "requests": [p.requests for p in parts],
+        "errors": [p.errors for p in parts],
+        "p50_ms": [ms(quantile(DURATION_BUCKETS, p.duration, 0.5)) for p in parts],
+        "p99_ms": [ms(quantile(DURATION_BUCKETS, p.duration, 0.99)) for p in parts],
+        "ttft_p50_ms": [ms(quantile(TTFT_BUCKETS, p.ttft, 0.5)) for p in parts],
+        "output_tokens": [p.output_tokens for p in parts],
+    }
+
+
+def scope_of(config: Config, model: str | None, service: str | None) -> Scope | None:
+    """The overview's scope: a model of the config, one of its services, or the model's traffic
+    that service answered; None: all traffic. NotFound for a name the config does not have."""
+    if model is not None and model not in config.models:
+        raise NotFound(f"No model {model!r} in the config.", param="model", code="model_not_found")
+    if service is not None and service not in {s.name for s in config.services}:
+        raise NotFound(f"No service {service!r} in the config.", param="service", code="service_not_found")
+    return None if model is None and service is None else (model, service)
+
+
+def scope_view(scope: Scope | None) -> dict[str, str | None] | None:
+    """A scope as the overview's JSON says it."""
+    return None if scope is None else {"model": scope[0], "service": scope[1]}

@@ -70,6 +70,17 @@ class AuditRecord(msgspec.Struct, kw_only=True):
 Record = KeyRecord | UserRecord | TeamRecord
 
 
+class AuditFilter(msgspec.Struct, kw_only=True, frozen=True):
+    """What the audit log is searched by (all must match): who, the action, the target, and the
+    oldest time (ms; the newest is the page's `before`)."""
+
+    actor: str | None = None
+    action: str | None = None  # exactly (key.revoke), or every action of a kind (key.*)
+    target_type: str | None = None  # key, user, team, config
+    target_id: str | None = None
+    since: int | None = None
+
+
 class Conflict(Exception):
     """A unique name is taken, or a referenced user/team does not exist."""
 
@@ -103,8 +114,9 @@ class KeyStore(Protocol):
         """Users and teams; keys are revoked, never deleted, so the audit log keeps naming them."""
         ...
 
-    async def audit(self, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
-        """Newest first; `before` pages by `at`."""
+    async def audit(self, limit: int = 100, before: int | None = None,
+                    where: AuditFilter | None = None) -> list[AuditRecord]:
+        """Newest first; `before` pages by `at`; `where` filters."""
         ...
 
     async def note(self, actor: str, action: str, target: str | None, before: dict[str, Any] | None,

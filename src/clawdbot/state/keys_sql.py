@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clawdbot.state.ids import MonotonicMs, new_id
-from clawdbot.state.keys_base import AuditRecord, Conflict, KeyRecord, Kind, Record, TeamRecord, UserRecord
+from clawdbot.state.keys_base import AuditFilter, AuditRecord, Conflict, KeyRecord, Kind, Record, TeamRecord, UserRecord
 from clawdbot.state.sql import Database, DatabaseUser
 from clawdbot.state.tables import api_keys, audit_log, teams, users
 
@@ -177,11 +177,32 @@ class SqlKeyStore(DatabaseUser):
                 id=new_id("a"), at=self._clock(), actor=actor, action=action,
                 target_type=action.partition(".")[0], target_id=target, before=before, after=after))
 
-    async def audit(self, limit: int = 100, before: int | None = None) -> list[AuditRecord]:
+    async def audit(self, limit: int = 100, before: int | None = None,
+                    where: AuditFilter | None = None) -> list[AuditRecord]:
         await self.start()
         query = sa.select(audit_log)
         if before is not None:
             query = query.where(audit_log.c.at < before)
+        if where is not None:
+            query = query.where(*_audit_where(where))
         query = query.order_by(audit_log.c.at.desc(), audit_log.c.id.desc()).limit(min(max(limit, 0), MAX_PAGE))
         async with self.database.read() as conn:
             return [msgspec.convert(_plain(row), AuditRecord) for row in (await conn.execute(query)).mappings()]
+
+
+def _audit_where(f: AuditFilter) -> list[sa.ColumnElement[bool]]:
+    c = audit_log.c
+    out: list[sa.ColumnElement[bool]] = []
+    if f.actor is not None:
+        out.append(c.actor == f.actor)
+    if f.action is not None and f.action.endswith(".*"):
+        out.append(c.action.startswith(f.action[:-1], autoescape=True))
+    elif f.action is not None:
+        out.append(c.action == f.action)
+    if f.target_type is not None:
+        out.append(c.target_type == f.target_type)
+    if f.target_id is not None:
+        out.append(c.target_id == f.target_id)
+    if f.since is not None:
+        out.append(c.at >= f.since)
+    return out

@@ -12,6 +12,7 @@ Times are ms since the epoch; `since <= at < until`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import msgspec
@@ -47,6 +48,7 @@ class Detail(msgspec.Struct, omit_defaults=True, gc=False):
     plugins: Any = None  # what plugins did: ["pii: masked 3 items", "cache: hit"]
     body_truncated: bool = False
     response_model: str | None = None  # the model the upstream's answer named, when it named one
+    replay_of: str | None = None  # the request this one sent again (the control panel's Replay)
 
 
 class RequestRecord(Detail, kw_only=True):
@@ -109,6 +111,60 @@ class RequestPage(msgspec.Struct, kw_only=True):
     next_cursor: tuple[int, int] | None  # None: this was the last page
 
 
+class RangeQuery(msgspec.Struct, kw_only=True, frozen=True):
+    """Traffic over a time range in `steps` buckets of `step_ms` from `since`: the control panel's
+    longer ranges (observability/history.py). `model`: the model asked; `service`: the one that
+    answered. A record's latency and time to first token are counted in the bucket of the first
+    bound (ms) they do not exceed, or after the last one."""
+
+    since: int
+    step_ms: int
+    steps: int
+    latency_bounds_ms: tuple[float, ...]
+    ttft_bounds_ms: tuple[float, ...]
+    model: str | None = None
+    service: str | None = None
+
+    @property
+    def until(self) -> int:
+        return self.since + self.step_ms * self.steps
+
+
+class RangeCounts(msgspec.Struct, kw_only=True):
+    # (step, latency bucket, requests, errors: 5xx or no status, output tokens)
+    latency: list[tuple[int, int, int, int, int]]
+    ttft: list[tuple[int, int, int]]  # (step, time-to-first-token bucket, requests)
+
+
+def bucket_of(bounds: tuple[float, ...], value: float) -> int:
+    for i, b in enumerate(bounds):
+        if value <= b:
+            return i
+    return len(bounds)
+
+
+def count_range(records: Iterable[RequestRecord], q: RangeQuery) -> RangeCounts:
+    """RangeCounts of records in Python (the in-process store; the SQL stores count in SQL)."""
+    lat: dict[tuple[int, int], list[int]] = {}
+    ttft: dict[tuple[int, int], int] = {}
+    until = q.until
+    for r in records:
+        if not q.since <= r.at < until or (q.model is not None and r.model != q.model):
+            continue
+        if q.service is not None and r.service != q.service:
+            continue
+        step = (r.at - q.since) // q.step_ms
+        c = lat.setdefault((step, bucket_of(q.latency_bounds_ms, r.latency_ms)), [0, 0, 0])
+        c[0] += 1
+        c[1] += 1 if r.status <= 0 or r.status >= 500 else 0
+        c[2] += r.completion_tokens or 0
+        if r.ttft_ms is not None:
+            k = (step, bucket_of(q.ttft_bounds_ms, r.ttft_ms))
+            ttft[k] = ttft.get(k, 0) + 1
+    return RangeCounts(latency=sorted((s, b, *c) for (s, b), c in lat.items()),  # type: ignore[misc]
+                       ttft=sorted((s, b, n) for (s, b), n in ttft.items()))
+
+
 class RequestLogStore(Protocol):
     async def start(self) -> None: ...
 
@@ -125,6 +181,11 @@ class RequestLogStore(Protocol):
 
     async def get(self, id: str) -> RequestRecord | None:
         """The newest record with this request id, bodies included."""
+        ...
+
+    async def count_range(self, q: RangeQuery) -> RangeCounts:
+        """Requests, errors, output tokens and the latency and time-to-first-token histograms per
+        step of `q`, counted by the store (RangeQuery)."""
         ...
 
     async def prune(self, older_than: int) -> int:

@@ -12,10 +12,13 @@ import msgspec
 
 from clawdbot.state.request_log_base import (
     MAX_PAGE,
+    RangeCounts,
+    RangeQuery,
     RequestPage,
     RequestQuery,
     RequestRecord,
     Row,
+    count_range,
     from_row,
     matches,
 )
@@ -50,6 +53,9 @@ class MemoryRequestLogStore:
     async def get(self, id: str) -> RequestRecord | None:
         found = [from_row(row, seq) for seq, row in self._rows if row[0] == id]
         return max(found, key=lambda r: (r.at, r.seq or 0)) if found else None
+
+    async def count_range(self, q: RangeQuery) -> RangeCounts:
+        return count_range((from_row(row, seq) for seq, row in self._rows if q.since <= row[1] < q.until), q)
 
     async def prune(self, older_than: int) -> int:
         """From the oldest end only (records arrive about in time order): a pass costs what it

@@ -31,7 +31,16 @@ import sqlalchemy as sa
 
 from clawdbot.state.ids import wall_ms
 from clawdbot.state.request_log_base import COLUMNS as ROW_COLUMNS
-from clawdbot.state.request_log_base import MAX_PAGE, RequestPage, RequestQuery, RequestRecord, Row, from_row
+from clawdbot.state.request_log_base import (
+    MAX_PAGE,
+    RangeCounts,
+    RangeQuery,
+    RequestPage,
+    RequestQuery,
+    RequestRecord,
+    Row,
+    from_row,
+)
 from clawdbot.state.request_log_ring import (
     RING,
     SAVE,
@@ -82,6 +91,41 @@ def newest_first(parts: list[sa.Select[Any]], limit: int) -> sa.Select[Any]:
     ring = sa.union_all(*(sa.select(p.order_by(p.selected_columns.at.desc(), p.selected_columns.seq.desc())
                                     .limit(limit).subquery()) for p in parts)).subquery()
     return sa.select(ring).order_by(ring.c.at.desc(), ring.c.seq.desc()).limit(limit)
+
+
+def _bucket(value: sa.ColumnElement[Any], bounds: tuple[float, ...]) -> sa.ColumnElement[int]:
+    return sa.case(*((value <= b, i) for i, b in enumerate(bounds)), else_=len(bounds))
+
+
+def range_parts(q: RangeQuery, t: sa.Table) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """One segment's counts for RangeQuery, grouped in the database: (step, latency bucket,
+    requests, errors, output tokens) and (step, ttft bucket, requests). The service and the tokens
+    are in the record's JSON detail (JSON_EXTRACT on SQLite, ->> on PostgreSQL)."""
+    cond = [t.c.at >= q.since, t.c.at < q.until]
+    if q.model is not None:
+        cond.append(t.c.model == q.model)
+    if q.service is not None:
+        cond.append(t.c.detail["service"].as_string() == q.service)
+    step = ((t.c.at - q.since) // q.step_ms).label("step")
+    lat = _bucket(t.c.latency_ms, q.latency_bounds_ms).label("b")
+    error = sa.case((sa.or_(t.c.status <= 0, t.c.status >= 500), 1), else_=0)
+    tokens = sa.func.coalesce(t.c.detail["completion_tokens"].as_integer(), 0)
+    latency = (sa.select(step, lat, sa.func.count(), sa.func.sum(error), sa.func.sum(tokens))
+               .where(*cond).group_by(step, lat))
+    ttft_value = t.c.detail["ttft_ms"].as_float()
+    ttft_b = _bucket(ttft_value, q.ttft_bounds_ms).label("b")
+    ttft = sa.select(step, ttft_b, sa.func.count()).where(*cond, ttft_value.is_not(None)).group_by(step, ttft_b)
+    return latency, ttft
+
+
+def _merge(rows: Any, width: int) -> list[Any]:
+    """Rows of the ring's segments summed by (step, bucket)."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for row in rows:
+        acc = out.setdefault((int(row[0]), int(row[1])), [0] * width)
+        for i in range(width):
+            acc[i] += int(row[2 + i] or 0)
+    return sorted((s, b, *acc) for (s, b), acc in out.items())
 
 
 def _record(row: sa.RowMapping) -> RequestRecord:
@@ -140,6 +184,14 @@ class SqlRequestLogStore(DatabaseUser, RingStore):
         records = [_record(r) for r in rows[:limit]]
         last = records[-1] if len(rows) > limit else None
         return RequestPage(records=records, next_cursor=(last.at, last.seq or 0) if last is not None else None)
+
+    async def count_range(self, q: RangeQuery) -> RangeCounts:
+        await self.start()
+        parts = [range_parts(q, t) for t in request_log_tables]
+        async with self.database.read() as conn:
+            latency = (await conn.execute(sa.union_all(*(p[0] for p in parts)))).all()
+            ttft = (await conn.execute(sa.union_all(*(p[1] for p in parts)))).all()
+        return RangeCounts(latency=_merge(latency, 3), ttft=_merge(ttft, 1))
 
     async def get(self, id: str) -> RequestRecord | None:
         await self.start()

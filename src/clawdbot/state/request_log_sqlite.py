@@ -22,7 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from clawdbot.state.ids import wall_ms
-from clawdbot.state.request_log_base import RequestLogStore, RequestPage, RequestQuery, RequestRecord
+from clawdbot.state.request_log_base import (
+    RangeCounts,
+    RangeQuery,
+    RequestLogStore,
+    RequestPage,
+    RequestQuery,
+    RequestRecord,
+)
 from clawdbot.state.request_log_ring import Budget, RingSql, RingStore, SqliteRing
 from clawdbot.state.revision import SCHEMA_HEAD, VERSION_TABLE, SchemaError, migrate_in_child
 
@@ -131,6 +138,9 @@ class SqliteRequestLogStore(RingStore):
 
     async def get(self, id: str) -> RequestRecord | None:
         return await self.reader.get(id)
+
+    async def count_range(self, q: RangeQuery) -> RangeCounts:
+        return await self.reader.count_range(q)
 
     async def close(self) -> None:
         await self._writer.close()

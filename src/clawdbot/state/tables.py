@@ -131,7 +131,7 @@ audit_log = sa.Table(
     sa.Column("actor", sa.Text, nullable=False),  # "master" or a key id
     sa.Column("action", sa.String(32), nullable=False),  # e.g. key.create, user.delete
     sa.Column("target_type", sa.String(16), nullable=False),
-    sa.Column("target_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("target_id", sa.Text, nullable=True),  # a record's id, or a config path (migration 0008)
     sa.Column("before", Json, nullable=True),  # redacted copies of the record
     sa.Column("after", Json, nullable=True),
     sa.Index(None, "at"),

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from clawdbot import __version__
 from clawdbot.config.schema import Config
+from clawdbot.observability.timeline import Scope
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore
@@ -25,7 +26,7 @@ class PanelView(Protocol):
 
     async def role(self, who: Principal | None) -> str | None: ...
 
-    def overview_data(self, gateway: Gateway) -> dict[str, Any]: ...
+    def overview_data(self, gateway: Gateway, scope: Scope | None = None) -> dict[str, Any]: ...
 
 
 class Hub:

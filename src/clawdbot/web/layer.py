@@ -58,6 +58,7 @@ class WebLayer:
         self.static = StaticFiles()
         self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins, env)
         self.hub.panel = self.panel
+        self.panel.requests.hub = self.hub  # open in chat writes to the chat page's store
         self.routes: dict[str, Route] = {
             "/": Route("GET", self.index, False, False),
             "/panel": Route("GET", self.panel_page, False, False),

@@ -10,6 +10,8 @@ from typing import Annotated, Any, NamedTuple
 
 import msgspec
 
+from clawdbot.core.errors import GatewayError
+from clawdbot.observability.timeline import scope_of
 from clawdbot.web.connections import Connection
 from clawdbot.web.frames import WsError
 from clawdbot.web.hub import Hub
@@ -74,6 +76,8 @@ class StatusParams(P):
 
 class WatchParams(P):
     interval_ms: int = 2000
+    model: str | None = None  # the overview of one model, one service, or both (timeline.py scope_of)
+    service: str | None = None
 
 
 MESSAGE_PAGE = 200  # messages read per sessions.get, before the byte budget trims the page
@@ -206,10 +210,14 @@ async def panel_watch(c: Caller, p: WatchParams) -> dict[str, Any]:
     if not 1000 <= p.interval_ms <= 60_000:
         raise WsError("bad_params", "intervalMs: must be 1000..60000.")
     gateway, principal = c.hub.gateway, c.conn.principal
+    try:
+        scope = scope_of(gateway.config, p.model, p.service)
+    except GatewayError as exc:  # a name the config does not have
+        raise WsError("bad_params", exc.message) from None
 
     async def overview() -> dict[str, Any] | None:
         # the role again at every event: a key revoked or stripped of its panel role stops here
-        return panel.overview_data(gateway) if await panel.role(principal) is not None else None
+        return panel.overview_data(gateway, scope) if await panel.role(principal) is not None else None
 
     c.conn.watch("panel.overview", overview, p.interval_ms / 1000.0)
     return {"watching": True, "intervalMs": p.interval_ms}

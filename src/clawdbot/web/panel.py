@@ -18,20 +18,26 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from msgspec import UnsetType
 
-from clawdbot.api.admin_api import AdminApi
+from clawdbot.api.admin_api import AdminApi, ConflictError
+from clawdbot.api.admin_queries import OverviewQuery
 from clawdbot.api.app import ADMIN_BODY_BYTES
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.http import decode_query, query_params
 from clawdbot.api.routes import Route
 from clawdbot.config.schema import Config, Deployment, ModelEntry
 from clawdbot.core.errors import BadRequest, Forbidden, Unauthorized
-from clawdbot.observability.timeline import Timeline
+from clawdbot.observability.history import RANGES, History
+from clawdbot.observability.timeline import Scope, Timeline, scope_of, scope_view
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.web.auth import Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import process_entry
 from clawdbot.web.panel_config import ConfigEdits
+from clawdbot.web.panel_requests import PREFIX as REQUESTS
+from clawdbot.web.panel_requests import PanelRequests
 
 PREFIX = "/panel/api/admin/"
 MODELS = "/panel/api/models/"
@@ -39,8 +45,6 @@ SERVICES = "/panel/api/services/"
 NO_STORE = [(b"cache-control", b"no-store")]
 READS = ("GET", "HEAD")
 _encode = msgspec.json.Encoder().encode
-
-
 class Panel:
     def __init__(self, config: Config, pipeline: Pipeline, tenancy: Tenancy, auth: Authenticator,
                  allowed_origins: frozenset[str], env: Mapping[str, str] | None = None) -> None:
@@ -52,6 +56,8 @@ class Panel:
         self.allowed_origins = allowed_origins
         self.admin_api = AdminApi(tenancy, pipeline.check_key_metadata, pipeline.request_log)
         self.timeline = Timeline(pipeline.gateway.metrics.requests)
+        store = pipeline.request_log.store
+        self.history = History(store) if store is not None else None
         self.edits = ConfigEdits(tenancy, self.env)
         self.routes = {
             "/panel/api/overview": Route("GET", self.overview, False, False),
@@ -63,8 +69,11 @@ class Panel:
         self.admin_route = Route("GET POST PATCH DELETE", self.admin, True, False, max_body=ADMIN_BODY_BYTES)
         self.models_route = Route("POST", self.edit_model, True, False, max_body=ADMIN_BODY_BYTES)
         self.services_route = Route("POST", self.edit_service, True, False, max_body=ADMIN_BODY_BYTES)
+        # replay and open in chat, for one request of the log (web/panel_requests.py)
+        self.requests = PanelRequests(self, pipeline, tenancy)
         # the paths with a name in them, as /openapi.json names them
-        self.templates = {MODELS + "{id}": self.models_route, SERVICES + "{id}": self.services_route}
+        self.templates = {MODELS + "{id}": self.models_route, SERVICES + "{id}": self.services_route,
+                          **self.requests.templates}
 
     def route(self, path: str) -> Route | None:
         found = self.routes.get(path)
@@ -74,6 +83,8 @@ class Panel:
             return self.admin_route
         if path.startswith(MODELS):
             return self.models_route
+        if path.startswith(REQUESTS):
+            return self.requests.route(path)
         return self.services_route if path.startswith(SERVICES) else None
 
     def start(self) -> None:
@@ -129,18 +140,31 @@ class Panel:
 
     async def overview(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._caller(ex, write=False)
-        await ex.json(200, _encode(self.overview_data(pl.gateway)), NO_STORE)
+        q = decode_query(query_params(ex.scope), OverviewQuery)
+        model = None if isinstance(q.model, UnsetType) else q.model
+        service = None if isinstance(q.service, UnsetType) else q.service
+        scope = scope_of(pl.gateway.config, model, service)
+        out = self.overview_data(pl.gateway, scope)
+        if q.range != "1h":
+            if self.history is None:
+                raise ConflictError("Ranges longer than an hour are read from the request log: set "
+                                    "request_log.enabled: true.", code="request_log_disabled")
+            out.update(await self.history.view(q.range, scope), range=q.range)
+        await ex.json(200, _encode(out), NO_STORE)
 
-    def overview_data(self, gateway: Gateway) -> dict[str, Any]:
-        """The overview: GET /panel/api/overview, and the socket's panel.overview events."""
+    def overview_data(self, gateway: Gateway, scope: Scope | None = None) -> dict[str, Any]:
+        """The overview of the last hour, of all traffic or of one scope: GET /panel/api/overview,
+        and the socket's panel.overview events."""
         entry = process_entry(gateway, "panel", "")
         services = [{
             "name": name, "type": s["type"], "reachable": s["reachable"], "latency_ms": s["probeLatencyMs"],
             "breaker": s["circuit"] or "closed", "inflight": s["inFlight"], "queued": s["queued"],
             "detail": s["lastError"], "checked_at": gateway.monitor.states[name].checked_at,
         } for name, s in entry["services"].items()]
-        series, served = self.timeline.view()
-        return {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": series,
+        series, served = self.timeline.view(scope)
+        ranges = ["1h", *RANGES] if self.history is not None else ["1h"]
+        return {"now": time.time(), "bucket_s": self.timeline.bucket_s, "series": series, "range": "1h",
+                "ranges": ranges, "scope": scope_view(scope),
                 "services": services, "models": self._models(gateway.config, served)}
 
     def _models(self, config: Config, served: dict[tuple[str, str], int]) -> list[dict[str, Any]]:

@@ -19,12 +19,14 @@ from clawdbot.config.dump import MASK, is_secret_name
 from clawdbot.config.edit import (
     REFERENCE,
     EditRefused,
+    MaskedValue,
     ModelEdit,
     edit_model,
     edit_plugins,
     edit_service,
     nested_secret,
     plan,
+    restore_masked,
     secret_problem,
     writable,
     write,
@@ -101,10 +103,25 @@ class ConfigEdits:
             wrong = secret_problem(req.service)
             if wrong is not None:
                 raise BadRequest(f"Secrets are not written into the config file: {wrong}.", code="secret_in_config")
+            kept = await self._file_section(gateway, "services")
+            was = next((s for s in kept if isinstance(s, dict) and s.get("name") == name), None)
+            req.service = _restored(req.service, was, f"services.{name}")
         before = next((s for s in gateway.config.services if s.name == name), None)
         after = None if req.service is None else shown(req.service)
-        return await self._edit(gateway, actor, f"services.{name}", lambda old: edit_service(old, name, req.service),
+        fields = req.service
+        return await self._edit(gateway, actor, f"services.{name}", lambda old: edit_service(old, name, fields),
                                 req.apply, _plain(before), after)
+
+    async def _file_section(self, gateway: Gateway, key: str) -> list[Any]:
+        """A list section of the config file as it is (literal secrets too: they stay here, put
+        back where the page sent their mask); empty when there is no file to edit."""
+        try:
+            path = writable(gateway.reloader.path)
+        except EditRefused:
+            return []  # the edit itself says why (409 config_read_only)
+        data = await asyncio.to_thread(_read_yaml, path)
+        found = data.get(key) if isinstance(data, dict) else None
+        return found if isinstance(found, list) else []
 
     async def _edit(self, gateway: Gateway, actor: str, target: str, change: Callable[[str], str], apply: bool,
                     before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
@@ -145,6 +162,11 @@ class ConfigEdits:
             if wrong is not None:
                 raise BadRequest(f"Secrets are not written into the config file: {wrong}: give it as an environment "
                                  f"variable reference like ${{MY_SECRET}}.", code="secret_in_config")
+        kept = [p for p in await self._file_section(gateway, "plugins") if isinstance(p, dict)]
+        for i, p in enumerate(req.plugins):
+            if "with" in p:  # the same plugin (name and instance id) as the file has it
+                was = next((k for k in kept if k.get("name") == p.get("name") and k.get("id") == p.get("id")), {})
+                p["with"] = _restored(p["with"], was.get("with"), f"plugins[{i}].with")
         before = {"value": shown(msgspec.to_builtins(gateway.config.plugins))}
         return await self._edit(gateway, actor, "plugins", lambda old: edit_plugins(old, req.plugins), req.apply,
                                 before, {"value": shown(req.plugins)})
@@ -216,6 +238,13 @@ def _read(path: str) -> str:
 
 def _read_yaml(path: str) -> Any:
     return yaml.safe_load(_read(path))
+
+
+def _restored(new: Any, old: Any, where: str) -> Any:
+    try:
+        return restore_masked(new, old, where)
+    except MaskedValue as exc:
+        raise BadRequest(f"Secrets are not written into the config file: {exc}.", code="secret_in_config") from None
 
 
 def _plain(value: Any) -> dict[str, Any] | None:

@@ -39,8 +39,10 @@ export class App {
       for (const run of this.runs.clear()) run.msg?.interrupt();
     }
     await Promise.all([this.loadModels(), this.loadSessions()]);
+    // `/#<session id>` opens that chat (the panel's "Open in chat" links here), even one older than
+    // the first page of the list; an id that is gone falls back to the newest (navigation.js).
     const fromHash = decodeURIComponent(location.hash.slice(1));
-    const target = this.currentSessionId || (this.sessions.get(fromHash) ? fromHash : this.sessions.sessions[0]?.id);
+    const target = this.currentSessionId || fromHash || this.sessions.sessions[0]?.id;
     if (target) await this.openSession(target, { keepDrawer: true, poll: reset });
     else this.showEmpty();
   }

@@ -2,23 +2,26 @@
 // CSRF token from /auth/status. Errors come back in the OpenAI shape and become ApiError.
 
 export class ApiError extends Error {
-  constructor(status, message, code) {
+  constructor(status, message, code, param) {
     super(message);
     this.status = status;
     this.code = code || null;
+    this.param = param || null;  // the body field a 400 names (the key editor shows it by that field)
   }
 }
 
 async function errorOf(res) {
   let message = `HTTP ${res.status}`;
   let code = null;
+  let param = null;
   try {
     const body = await res.json();
     const err = body && body.error;
     if (err && typeof err.message === "string") message = err.message;
     if (err && typeof err.code === "string") code = err.code;
+    if (err && typeof err.param === "string") param = err.param;
   } catch { /* not JSON: the status says enough */ }
-  return new ApiError(res.status, message, code);
+  return new ApiError(res.status, message, code, param);
 }
 
 export class Api {

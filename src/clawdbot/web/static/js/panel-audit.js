@@ -1,8 +1,9 @@
-// Audit: every change made through the admin API, newest first (GET /admin/api/audit), with the
-// fields it changed and the record before and after.
+// Audit: every change made through the admin API and the panel, newest first (GET
+// /admin/api/audit), searched by action, actor, target and time, with the fields each changed and
+// the record before and after.
 
 import { h } from "./dom.js";
-import { fmtTime, orDash } from "./panel-format.js";
+import { fmtTime, localMs, orDash } from "./panel-format.js";
 import { fillTable, showError, tag } from "./panel-table.js";
 
 const PAGE = 100;
@@ -45,9 +46,23 @@ export class AuditTab {
     Object.assign(this, { panel, api });
     this.table = panel.querySelector("#audit-table");
     this.more = panel.querySelector("#audit-more");
+    this.form = panel.querySelector("#audit-form");
     this.before = null;
     this.more.addEventListener("click", () => this.load(this.before));
     panel.querySelector('[data-refresh="audit"]').addEventListener("click", () => this.load());
+    this.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.load();
+    });
+  }
+
+  // the form's filters; `until` is the newest time, paged on by `before`
+  filters() {
+    const v = (sel) => this.panel.querySelector(sel).value.trim();
+    return {
+      action: v("#audit-action"), actor: v("#audit-actor"), target_id: v("#audit-target"),
+      since: localMs(v("#audit-since")), until: localMs(v("#audit-until")),
+    };
   }
 
   show() {
@@ -58,14 +73,15 @@ export class AuditTab {
 
   async load(before = null) {
     try {
-      const page = await this.api.admin("audit", { limit: PAGE, before });
+      const { until, ...filters } = this.filters();
+      const page = await this.api.admin("audit", { ...filters, limit: PAGE, before: before ?? until });
       showError(this.panel, "");
       const entries = page.data || [];
       this.before = entries.length === PAGE ? page.next_before : null;
       this.more.hidden = this.before == null;
       fillTable(this.table, COLUMNS, entries, {
         append: before != null,
-        empty: "No admin changes yet.",
+        empty: Object.values(this.filters()).some((x) => x) ? "No change matches." : "No admin changes yet.",
         row: (e, tr) => { tr.dataset.auditId = e.id; },
       });
     } catch (err) {

@@ -3,7 +3,7 @@
 // figure's real width (no scaled text), again when that width changes.
 
 import { h } from "./dom.js";
-import { fmtClock, fmtCompact } from "./panel-format.js";
+import { fmtClock as fmtTime, fmtCompact, fmtDayClock } from "./panel-format.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 150;
@@ -50,6 +50,7 @@ export class LineChart {
   // key: data-chart; series: [{label}]; unit: "req/s", "%", "ms"
   constructor({ key, title, unit, series, windowS = 3600 }) {
     Object.assign(this, { key, title, unit, series, windowS });
+    this.windowText = "last hour";
     this.data = null;
     this.last = h("span", { class: "chart-last" });
     this.svg = svg("svg", { class: "chart-svg", role: "img", "aria-label": title, preserveAspectRatio: "none" });
@@ -64,6 +65,12 @@ export class LineChart {
       const w = Math.round(this.svg.clientWidth);
       if (w && w !== this.width && this.data) this.render();
     }).observe(this.el);
+  }
+
+  // the time the x axis spans, ending now ("last 7 days": its labels name the day too)
+  setWindow(seconds, text) {
+    this.windowS = seconds;
+    this.windowText = text.toLowerCase();
   }
 
   // times: epoch seconds; values: one array per series, the same length as times; the heading
@@ -100,6 +107,7 @@ export class LineChart {
       s.append(svg("text", { class: "axis-label", x: PAD.left - 6, y: gy + 4, "text-anchor": "end" }, fmtCompact(top * frac)));
     }
     const labelY = HEIGHT - 6;
+    const fmtClock = this.windowS > 86400 ? fmtDayClock : fmtTime;
     s.append(svg("text", { class: "axis-label", x: PAD.left, y: labelY, "text-anchor": "start" }, fmtClock(x0)));
     s.append(svg("text", { class: "axis-label", x: PAD.left + innerW / 2, y: labelY, "text-anchor": "middle" },
       fmtClock(x0 + this.windowS / 2)));
@@ -133,6 +141,6 @@ export class LineChart {
       spoken.push(`${label}${v === null ? "no value" : `${fmtCompact(v)} ${this.unit}`}`);
     });
     parts.forEach((p, i) => { if (i) this.last.append(" · "); this.last.append(p); });
-    this.svg.setAttribute("aria-label", `${this.title}, last hour. Latest: ${spoken.join(", ")}.`);
+    this.svg.setAttribute("aria-label", `${this.title}, ${this.windowText}. Latest: ${spoken.join(", ")}.`);
   }
 }

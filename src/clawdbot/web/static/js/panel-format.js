@@ -40,6 +40,11 @@ export function fmtClock(seconds) {
   return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
+export function fmtDayClock(seconds) {
+  const d = new Date(seconds * 1000);
+  return d.toLocaleString(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit" });
+}
+
 // Today's UTC date as YYYY-MM-DD, and the first of this UTC month: budget periods are UTC calendar.
 export function utcDay(ms = Date.now()) {
   return new Date(ms).toISOString().slice(0, 10);
@@ -52,3 +57,15 @@ export function utcMonthStart(ms = Date.now()) {
 export function orDash(value) {
   return value === null || value === undefined || value === "" ? DASH : String(value);
 }
+
+// A datetime-local input's value (the browser's time zone) as ms since the epoch; null when empty.
+export function localMs(value) {
+  if (!value) return null;
+  const ms = new Date(value).getTime();
+  return Number.isFinite(ms) ? ms : null;
+}
+
+// A secret as the gateway shows it when the config file holds it as it is, and the only form a
+// secret may be sent in: a reference to a variable of the gateway's environment.
+export const MASK = "********";
+export const REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;

@@ -1,24 +1,41 @@
-// Keys: the virtual keys with their limits, budget and what they spent in the budget's period
-// (all time without a budget); admins create keys (the new key is shown once) and revoke them.
+// Keys: the virtual keys with their owner (user, team), limits, budget and what they spent in the
+// budget's period (all time without a budget), and below them the Users and Teams sections
+// (panel-users-teams.js). Admins create keys (the new key is shown once), edit a key's limits,
+// budget and owners (panel-keys-editor.js) and revoke it. Every role may open a key's daily spend
+// chart (panel-spend-chart.js).
 
 import { h, clear, copyText } from "./dom.js";
-import { fmtTime, fmtUsd, utcDay, utcMonthStart } from "./panel-format.js";
+import { fmtTime } from "./panel-format.js";
 import { fillTable, showError, tag } from "./panel-table.js";
 import { keyStatus, limitsText, readKeyForm } from "./panel-keys-form.js";
+import { budgetText, nameOf, nearLimit, spendByPeriod, spendCell, spentIn } from "./panel-keys-spend.js";
+import { EditorSlot, RecordEditor } from "./panel-keys-editor.js";
+import { OwnerSection } from "./panel-users-teams.js";
+import { KeySpend } from "./panel-spend-chart.js";
 
-const NEAR_LIMIT = 0.8;
-const PERIOD_SINCE = { day: () => utcDay(), month: () => utcMonthStart(), total: () => null };
+const PAGE = 500;  // the store's largest page (state/keys_sql.py)
 
 export class KeysTab {
   constructor(panel, api, { confirm, live }) {
     Object.assign(this, { panel, api, confirm, live });
     this.admin = false;
+    this.data = { keys: [], users: [], teams: [] };
+    this.models = [];
     this.table = panel.querySelector("#keys-table");
     this.form = panel.querySelector("#key-create-form");
     this.formError = this.form.querySelector(".form-error");
     this.modelChecks = panel.querySelector("#key-models");
     this.newKey = panel.querySelector("#new-key");
     this.newKeyValue = panel.querySelector("#new-key-value");
+    this.notice = panel.querySelector("#keys-notice");
+    this.editor = new EditorSlot(panel.querySelector("#key-editor-slot"));
+    this.chart = new KeySpend(panel.querySelector("#key-spend"), api, {
+      onClose: (id) => { this.markRows(); this.rowButton(id, ".key-spend-open")?.focus(); },
+    });
+    const shared = { api, confirm, say: (text) => this.say(text), fail: (text) => showError(panel, text),
+      reload: () => this.load(), context: () => this.context() };
+    this.users = new OwnerSection("user", panel.querySelector("#users-section"), shared);
+    this.teams = new OwnerSection("team", panel.querySelector("#teams-section"), shared);
     this.form.addEventListener("submit", (e) => {
       e.preventDefault();
       this.create();
@@ -31,6 +48,9 @@ export class KeysTab {
   setRole(role) {
     this.admin = role === "admin";
     this.form.hidden = !this.admin;
+    this.users.setRole(this.admin);
+    this.teams.setRole(this.admin);
+    if (!this.admin) this.editor.close();
   }
 
   show() {
@@ -40,87 +60,145 @@ export class KeysTab {
 
   hide() {}
 
-  // the session ended: a new key still on screen goes with it
+  // the session ended: a new key still on screen goes with it, and so do open editors
   reset() {
     this.newKeyValue.value = "";
     this.newKey.hidden = true;
+    this.editor.close();
+    this.users.reset();
+    this.teams.reset();
+    this.chart.close();
+    this.say("");
+  }
+
+  say(text) {
+    this.notice.textContent = text;
+    this.notice.hidden = !text;
+    if (text) this.live.say(text);
+  }
+
+  // the editors' choices: owners to pick, models to allow
+  context() {
+    return { users: this.data.users, teams: this.data.teams, models: this.models };
   }
 
   async load() {
     try {
-      const keys = (await this.api.admin("keys", { limit: 1000 })).data || [];
-      const spent = await this.spendByPeriod(keys);
+      const list = async (kind) => (await this.api.admin(kind, { limit: PAGE })).data || [];
+      const [keys, users, teams] = await Promise.all([list("keys"), list("users"), list("teams")]);
+      const [keySpend, userSpend, teamSpend] = await Promise.all([
+        spendByPeriod(this.api, "key", keys), spendByPeriod(this.api, "user", users), spendByPeriod(this.api, "team", teams)]);
       showError(this.panel, "");
-      this.render(keys, spent);
+      this.data = { keys, users, teams };
+      const byId = (records) => new Map(records.map((r) => [r.id, r]));
+      const owners = { usersById: byId(users), teamsById: byId(teams) };
+      this.render(keys, keySpend, owners);
+      this.users.render(users, userSpend, { teamsById: owners.teamsById, keys, users });
+      this.teams.render(teams, teamSpend, { teamsById: owners.teamsById, keys, users });
+      await this.chart.refresh(keys);
     } catch (err) {
       showError(this.panel, `Could not load the keys: ${err.message}`);
     }
   }
 
-  // {period: Map(key id -> USD)} for "total" and each budget period in use; null when the spend
-  // report is unavailable (memory:// database).
-  async spendByPeriod(keys) {
-    const periods = new Set(["total"]);
-    for (const k of keys) if (k.budget_usd != null && k.budget_period) periods.add(k.budget_period);
-    const out = {};
-    try {
-      await Promise.all([...periods].map(async (p) => {
-        const report = await this.api.admin("spend", { group_by: "key", since: PERIOD_SINCE[p](), limit: 1000 });
-        out[p] = new Map((report.data || []).map((r) => [r.group, r.cost_usd]));
-      }));
-    } catch {
-      return null;
-    }
-    return out;
-  }
-
-  columns(spent) {
-    const spendOf = (k) => {
-      if (!spent) return null;
-      const period = k.budget_usd != null && k.budget_period ? k.budget_period : "total";
-      return spent[period]?.get(k.id) ?? 0;
+  columns(spent, { usersById, teamsById }) {
+    const owner = (k) => {
+      const user = nameOf(usersById, k.user_id);
+      const viaUser = !k.team_id && k.user_id ? usersById.get(k.user_id)?.team_id : null;
+      const team = nameOf(teamsById, k.team_id || viaUser);
+      if (!user && !team) return "–";
+      return [user ? h("div", { class: "owner-user" }, h("span", { class: "muted" }, "user "), user) : null,
+        team ? h("div", { class: "owner-team" }, h("span", { class: "muted" }, viaUser ? "team (user's) " : "team "), team) : null];
     };
-    const cols = [
-      { label: "Name", cell: (k) => [h("div", null, k.name || "(unnamed)"), h("div", { class: "muted small mono" }, k.hint)] },
-      { label: "ID", cell: (k) => h("span", { class: "mono" }, k.id) },
+    return [
+      { label: "Name", cell: (k) => [h("div", null, k.name || "(unnamed)"), h("div", { class: "muted small mono" }, k.id),
+        h("div", { class: "muted small mono" }, k.hint)] },
+      { label: "Owner", cell: owner },
       { label: "Models", cls: "wrap", cell: (k) => (k.allowed_models?.length ? k.allowed_models.map((m) => tag(m)) : "all") },
       { label: "Limits", cell: (k) => limitsText(k) },
-      { label: "Budget", cell: (k) => (k.budget_usd != null ? `${fmtUsd(k.budget_usd)} / ${k.budget_period || "total"}` : "–") },
-      { label: "Spend", num: true, cell: (k) => spendCell(spendOf(k), k.budget_usd) },
+      { label: "Budget", cell: (k) => budgetText(k) },
+      // the chart's button by the amount it details, for every role
+      { label: "Spend", num: true, cell: (k) => [h("div", null, spendCell(spentIn(spent, k), k.budget_usd)),
+        h("div", { class: "row-actions end" }, h("button", { type: "button", class: "text-button small-button key-spend-open",
+          "aria-controls": "key-spend", "aria-expanded": "false", onclick: () => this.openChart(k) },
+        "Daily spend", h("span", { class: "sr-only" }, ` of the key ${k.name || k.id}`)))] },
       { label: "Status", cell: (k) => statusCell(k) },
       { label: "Created", cell: (k) => fmtTime(k.created_at) },
-    ];
-    if (this.admin) {
-      cols.push({ label: "Actions", cell: (k) => (keyStatus(k) === "revoked" ? "" : h("button", {
-        type: "button", class: "text-button danger revoke-key", "aria-label": `Revoke key ${k.name || k.id}`,
-        onclick: () => this.revoke(k),
-      }, "Revoke")) });
-    }
-    return { cols, spendOf };
+      this.admin ? { label: "Actions", cell: (k) => this.actions(k) } : null,
+    ].filter(Boolean);
   }
 
-  render(keys, spent) {
-    const { cols, spendOf } = this.columns(spent);
-    fillTable(this.table, cols, keys, {
+  actions(k) {
+    if (keyStatus(k) === "revoked") return "";
+    return h("div", { class: "row-actions" },
+      h("button", { type: "button", class: "text-button edit-key", "aria-controls": "key-editor-slot",
+        "aria-expanded": "false", onclick: () => this.openEditor(k) }, "Edit", h("span", { class: "sr-only" }, ` the key ${k.name || k.id}`)),
+      h("button", { type: "button", class: "text-button danger revoke-key",
+        "aria-label": `Revoke key ${k.name || k.id}`, onclick: () => this.revoke(k) }, "Revoke"));
+  }
+
+  render(keys, spent, owners) {
+    fillTable(this.table, this.columns(spent, owners), keys, {
       empty: "No keys yet.",
       row: (k, tr) => {
         tr.dataset.keyId = k.id;
-        const used = spendOf(k);
-        if (k.budget_usd > 0 && used != null && used / k.budget_usd >= NEAR_LIMIT) tr.classList.add("near-limit");
+        if (nearLimit(k, spentIn(spent, k))) tr.classList.add("near-limit");
         if (keyStatus(k) !== "active") tr.classList.add("revoked");
       },
     });
+    this.markRows();
+  }
+
+  // which key's editor and chart are open: its buttons say so, its row is marked
+  markRows() {
+    for (const tr of this.table.querySelectorAll("tbody tr[data-key-id]")) {
+      const id = tr.dataset.keyId;
+      tr.querySelector(".edit-key")?.setAttribute("aria-expanded", String(this.editor.id === id));
+      tr.querySelector(".key-spend-open")?.setAttribute("aria-expanded", String(this.chart.keyId === id));
+      tr.classList.toggle("editing", this.editor.id === id);
+      tr.classList.toggle("charted", this.chart.keyId === id);
+    }
+  }
+
+  rowButton(id, selector) {
+    const tr = [...this.table.querySelectorAll("tbody tr[data-key-id]")].find((row) => row.dataset.keyId === id);
+    return tr?.querySelector(selector) || null;
+  }
+
+  openEditor(k) {
+    this.editor.open(new RecordEditor("key", k, this.context(), {
+      save: (body) => this.api.adminWrite("PATCH", `keys/${encodeURIComponent(k.id)}`, body),
+      close: (saved) => this.editorClosed(k, saved),
+    }));
+    this.markRows();
+  }
+
+  async editorClosed(k, saved) {
+    this.editor.close();
+    if (saved) {
+      this.say(`Saved the key ${k.name || k.id}.`);
+      await this.load();
+    }
+    this.markRows();
+    this.rowButton(k.id, ".edit-key")?.focus();
+  }
+
+  async openChart(k) {
+    const opening = this.chart.open(k);
+    this.markRows();
+    await opening;
   }
 
   async loadModels() {
     try {
       const o = await this.api.get("/panel/api/overview");
+      this.models = (o.models || []).map((m) => m.name);
       const checked = new Set([...this.modelChecks.querySelectorAll("input:checked")].map((i) => i.value));
       const legend = this.modelChecks.querySelector("legend");
       clear(this.modelChecks).append(legend);
-      for (const m of o.models || []) {
+      for (const m of this.models) {
         this.modelChecks.append(h("label", { class: "check" },
-          h("input", { type: "checkbox", name: "model", value: m.name, checked: checked.has(m.name) }), m.name));
+          h("input", { type: "checkbox", name: "model", value: m, checked: checked.has(m) }), m));
       }
     } catch { /* the form still works: no model ticked means every model */ }
   }
@@ -178,22 +256,13 @@ export class KeysTab {
     if (!ok) return;
     try {
       await this.api.adminWrite("POST", `keys/${encodeURIComponent(k.id)}/revoke`, {});
+      if (this.editor.id === k.id) this.editor.close();
       this.live.say(`Key ${k.name || k.id} revoked.`);
       await this.load();
     } catch (err) {
       showError(this.panel, `Could not revoke the key: ${err.message}`);
     }
   }
-}
-
-function spendCell(used, budget) {
-  if (used == null) return "–";
-  if (!(budget > 0)) return fmtUsd(used);
-  const share = used / budget;
-  const pct = `${Math.round(share * 100)}%`;
-  if (share >= 1) return [fmtUsd(used), " ", tag(`${pct}: budget used up`, "bad")];
-  if (share >= NEAR_LIMIT) return [fmtUsd(used), " ", tag(pct, "warn")];
-  return `${fmtUsd(used)} (${pct})`;
 }
 
 function statusCell(k) {

@@ -7,6 +7,7 @@
 //   const feed = new OverviewFeed(api, {onData(overview), onMode("connecting" | "live" | "polling"),
 //                                       onError(message | "")});
 //   feed.start(); feed.stop(); feed.close()  (the session ended: the socket goes too)
+//   feed.setScope({model} | {service} | {})  (the charts of one model or service: watched again)
 
 import { defaultUrl, parseFrame } from "./ws.js";
 
@@ -33,6 +34,7 @@ export class OverviewFeed {
     this.polling = false;
     this.inFlight = false;
     this.mode = null;
+    this.scope = {};         // {model, service} (either or both); {}: all traffic
     document.addEventListener("visibilitychange", () => {
       if (this.active) this.sync();
     });
@@ -50,6 +52,18 @@ export class OverviewFeed {
   stop() {
     this.active = false;
     this.sync();
+  }
+
+  setScope(scope) {
+    this.scope = { ...scope };
+    if (this.live || this.watchId !== null) this.watch();  // the server replaces the socket's watch
+    else if (this.polling) this.poll();
+  }
+
+  // an overview of the scope asked for (a watch's events from before a change are dropped)
+  current(o) {
+    const s = o.scope || {};
+    return (s.model ?? null) === (this.scope.model ?? null) && (s.service ?? null) === (this.scope.service ?? null);
   }
 
   // the session ended (logout, another key): the socket belonged to it
@@ -152,7 +166,7 @@ export class OverviewFeed {
   watch() {
     this.watchId = this.nextId++;
     this.armTimeout();
-    this.send({ type: "req", id: this.watchId, method: "panel.watch", params: { intervalMs: WATCH_MS } });
+    this.send({ type: "req", id: this.watchId, method: "panel.watch", params: { intervalMs: WATCH_MS, ...this.scope } });
   }
 
   unwatch() {
@@ -170,9 +184,10 @@ export class OverviewFeed {
       this.sync();
     } else if (frame.type === "event" && frame.event === "panel.overview") {
       // watching, or about to (the first event may come before the answer); none after an unwatch
-      if ((this.live || this.watchId !== null) && frame.payload && typeof frame.payload === "object") {
+      const o = frame.payload;
+      if ((this.live || this.watchId !== null) && o && typeof o === "object" && this.current(o)) {
         this.onError("");
-        this.onData(frame.payload);
+        this.onData(o);
       }
     } else if (frame.type === "res" && frame.id === this.watchId && this.watchId !== null) {
       this.answered(frame);
@@ -212,8 +227,8 @@ export class OverviewFeed {
     if (!this.polling || this.inFlight) return;
     this.inFlight = true;
     try {
-      const o = await this.api.get("/panel/api/overview");
-      if (this.polling || this.live) this.onData(o);
+      const o = await this.api.get("/panel/api/overview", this.scope);
+      if ((this.polling || this.live) && this.current(o)) this.onData(o);
       this.onError("");
     } catch (err) {
       this.onError(`Could not load the overview: ${err.message}`);

@@ -25,7 +25,7 @@ function main() {
   const confirm = (opts) => confirmDialog(confirmEl, opts);
   const panel = (name) => $(`#tab-${name}`);
   const keys = new KeysTab(panel("keys"), api, { confirm, live });
-  const models = new ModelsTab(panel("models"), api, { live });
+  const models = new ModelsTab(panel("models"), api, { confirm, live });
   const services = new ServicesTab(panel("services"), api, { confirm, live });
   const plugins = new PluginsTab(panel("plugins"), api, { live });
   const tabs = new Tabs($("#tabs"), {

@@ -1,6 +1,6 @@
 // Models: every model entry of the config with its strategy, deployments and fallbacks, from the
-// overview's `models`. Admins edit a route (Edit: panel-route-editor.js): preview the change to the
-// config file, apply it, and the table shows the reloaded config.
+// overview's `models`. Admins add a model, edit a route or remove a model (panel-route-editor.js):
+// preview the change to the config file, apply it, and the table shows the reloaded config.
 
 import { h, clear } from "./dom.js";
 import { fmtInt, fmtNum, orDash } from "./panel-format.js";
@@ -8,6 +8,8 @@ import { fillTable, showError, tag } from "./panel-table.js";
 import { ConfigTab } from "./panel-config-tab.js";
 import { RouteEditor } from "./panel-route-editor.js";
 import { reloadSummary } from "./panel-route-rows.js";
+
+const VERB = { add: "Added the model", edit: "Applied the route of", remove: "Removed the model" };
 
 const DEPLOYMENT_COLUMNS = [
   { label: "Service", cell: (d) => d.service },
@@ -18,9 +20,13 @@ const DEPLOYMENT_COLUMNS = [
 ];
 
 export class ModelsTab extends ConfigTab {
-  constructor(panel, api, { live }) {
+  constructor(panel, api, { confirm, live }) {
     super(panel, api, live, "models");
+    this.confirm = confirm;
     this.list = panel.querySelector("#model-list");
+    this.fresh = panel.querySelector("#model-new");
+    this.addButton = panel.querySelector("#models-add");
+    this.addButton.addEventListener("click", () => this.open(null, "add"));
     this.readOnly = null;  // why routes cannot be edited (409 config_read_only), once known
     this.editor = null;
     this.models = [];
@@ -46,7 +52,13 @@ export class ModelsTab extends ConfigTab {
   }
 
   render() {
-    if (this.editor && !this.models.some((m) => m.name === this.editor.name)) this.editor = null;
+    const ed = this.editor;
+    if (ed && ed.mode !== "add" && !this.models.some((m) => m.name === ed.name)) this.editor = null;
+    this.addButton.hidden = !this.admin;
+    this.addButton.disabled = Boolean(this.readOnly) || this.editor?.mode === "add";
+    clear(this.fresh);
+    if (this.editor?.mode === "add") this.fresh.append(h("div", { class: "model-card editing" }, this.editor.el));
+    this.fresh.hidden = this.editor?.mode !== "add";
     clear(this.list);
     this.readOnlyNote.textContent = this.readOnly ? `Routes cannot be edited here: ${this.readOnly}` : "";
     this.readOnlyNote.hidden = !this.readOnly || !this.admin;
@@ -58,47 +70,56 @@ export class ModelsTab extends ConfigTab {
     const table = h("table", { class: "data-table" }, h("caption", { class: "sr-only" }, `Deployments of ${m.name}`));
     fillTable(table, DEPLOYMENT_COLUMNS, m.deployments || [], { empty: "No deployments." });
     const fallbacks = m.fallbacks || [];
-    const editing = this.editor?.name === m.name;
-    const edit = this.admin ? h("button", {
-      type: "button", class: "text-button edit-model", "aria-expanded": String(editing),
-      disabled: Boolean(this.readOnly) && !editing, onclick: () => this.open(m.name),
-    }, "Edit", h("span", { class: "sr-only" }, ` the route of ${m.name}`)) : null;
+    const editor = this.editor && this.editor.mode !== "add" && this.editor.name === m.name ? this.editor : null;
+    const editing = Boolean(editor);
+    const locked = Boolean(this.readOnly) && !editing;
+    const edit = this.admin ? h("div", { class: "card-actions" },
+      h("button", { type: "button", class: "text-button edit-model", "aria-expanded": String(editor?.mode === "edit"),
+        disabled: locked, onclick: () => this.open(m.name, "edit") },
+      "Edit", h("span", { class: "sr-only" }, ` the route of ${m.name}`)),
+      h("button", { type: "button", class: "text-button danger remove-model",
+        "aria-expanded": String(editor?.mode === "remove"), disabled: locked, onclick: () => this.open(m.name, "remove") },
+      "Remove", h("span", { class: "sr-only" }, ` the model ${m.name}`))) : null;
     return h("article", { class: editing ? "model-card editing" : "model-card", dataset: { model: m.name } },
       h("div", { class: "model-head" }, h("h2", null, m.name), edit),
       h("dl", { class: "kv" },
         h("dt", null, "Strategy"), h("dd", null, orDash(m.strategy)),
         h("dt", null, "Fallbacks"), h("dd", null, fallbacks.length ? fallbacks.map((f) => tag(f)) : "none")),
       h("div", { class: "table-wrap" }, table),
-      editing ? this.editor.el : null);
+      editing ? editor.el : null);
   }
 
   cardOf(name) {
     return [...this.list.querySelectorAll(".model-card")].find((c) => c.dataset.model === name) || null;
   }
 
-  open(name) {
-    if (this.editor?.name === name) {
+  // name: null to add one; mode: add, edit, remove
+  open(name, mode) {
+    if (this.editor && this.editor.mode === mode && this.editor.name === (name ?? "")) {
       this.editor.focus();
       return;
     }
-    const model = this.models.find((m) => m.name === name);
-    if (!model) return;
+    const model = name === null ? null : this.models.find((m) => m.name === name);
+    if (name !== null && !model) return;
     this.say("");
-    this.editor = new RouteEditor(model, this.services, this.models.map((m) => m.name), {
-      api: this.api, live: this.live,
-      onApplied: (n, out) => this.applied(n, out),
+    this.editor = new RouteEditor(model, mode, this.services, this.models.map((m) => m.name), {
+      api: this.api, live: this.live, confirm: this.confirm,
+      onApplied: (n, how, out) => this.applied(n, how, out),
       onReadOnly: (message) => this.lock(message),
-      onClose: () => this.close(name),
+      onClose: () => this.close(),
     });
     this.render();
     this.editor.focus();
   }
 
-  close(name) {
+  close() {
+    const was = this.editor;
     this.editor = null;
     this.render();
-    const edit = this.cardOf(name)?.querySelector(".edit-model");
-    if (edit && !edit.disabled) edit.focus();
+    const card = was && was.mode !== "add" ? this.cardOf(was.name) : null;
+    const target = card?.querySelector(was.mode === "remove" ? ".remove-model" : ".edit-model");
+    if (target && !target.disabled) target.focus();
+    else if (!this.addButton.disabled && !this.addButton.hidden) this.addButton.focus();
     else this.readOnlyNote.focus();  // editing is off: the note says why
   }
 
@@ -106,14 +127,17 @@ export class ModelsTab extends ConfigTab {
     this.readOnly = message;
     this.readOnlyNote.textContent = `Routes cannot be edited here: ${message}`;
     this.readOnlyNote.hidden = false;
-    for (const b of this.list.querySelectorAll(".edit-model[aria-expanded=false]")) b.disabled = true;
+    this.addButton.disabled = true;
+    for (const b of this.list.querySelectorAll(".edit-model, .remove-model")) {
+      if (b.getAttribute("aria-expanded") !== "true") b.disabled = true;
+    }
   }
 
-  async applied(name, out) {
+  async applied(name, mode, out) {
     this.editor = null;
     const warning = out.warning ? ` Warning: ${out.warning}.` : "";
-    this.say(`Applied the route of ${name}: the config file is written and ${reloadSummary(out.reload)}.${warning}`);
+    this.say(`${VERB[mode]} ${name}: the config file is written and ${reloadSummary(out.reload)}.${warning}`);
     await this.load();
-    this.cardOf(name)?.querySelector(".edit-model")?.focus();
+    (this.cardOf(name)?.querySelector(".edit-model") || this.addButton).focus();
   }
 }

@@ -1,12 +1,15 @@
-// Overview: a card per service (a dead one or an open breaker stands out) and the last hour's
-// charts, refreshed while the tab is open and the page visible: `panel.overview` events over the
-// chat socket, or GET /panel/api/overview every 2 s when the socket is not there (panel-live.js).
+// Overview: a card per service (a dead one or an open breaker stands out) and the charts of all
+// traffic or of one model or service, refreshed while the tab is open and the page visible:
+// `panel.overview` events over the chat socket, or GET /panel/api/overview every 2 s when the
+// socket is not there (panel-live.js); a range longer than the last hour comes from the request
+// log every 30 s (panel-overview-range.js) while the cards stay live.
 
 import { h, clear } from "./dom.js";
 import { LineChart } from "./panel-chart.js";
 import { fmtMs, fmtInt, orDash } from "./panel-format.js";
 import { showError } from "./panel-table.js";
 import { OverviewFeed } from "./panel-live.js";
+import { RANGE_S, RANGE_TEXT, RangeFeed, fillChoices, scopeKey, scopeParams } from "./panel-overview-range.js";
 
 // connecting: the socket is opening (the overview is fetched meanwhile); live: pushed over the
 // socket; polling: fetched every 2 s (the socket is tried again)
@@ -84,21 +87,49 @@ export class OverviewTab {
     this.cards = panel.querySelector("#service-cards");
     this.updated = panel.querySelector("#overview-updated");
     this.modeLine = panel.querySelector("#overview-mode");
+    this.scopeSel = panel.querySelector("#overview-scope");
+    this.rangeSel = panel.querySelector("#overview-range");
+    this.chartsTitle = panel.querySelector("#charts-title");
+    this.chartsCount = panel.querySelector("#charts-count");
     this.charts = CHARTS.map((c) => new LineChart(c));
     panel.querySelector("#charts").append(...this.charts.map((c) => c.el));
+    const onError = (message) => showError(this.panel, message);
     this.feed = new OverviewFeed(api, {
       onData: (o) => this.render(o),
       onMode: (mode) => this.showMode(mode),
-      onError: (message) => showError(this.panel, message),
+      onError,
     });
+    this.ranges = new RangeFeed(api, { onData: (o) => this.renderCharts(o), onError });
+    for (const sel of [this.scopeSel, this.rangeSel]) sel.addEventListener("change", () => this.choose());
   }
 
   show() {
     this.feed.start();
+    this.ranges.set(this.range(), scopeParams(this.scopeSel.value), true);
   }
 
   hide() {
     this.feed.stop();
+    this.ranges.stop();
+  }
+
+  range() {
+    return this.rangeSel.value in RANGE_S ? this.rangeSel.value : "1h";
+  }
+
+  // another scope or range: the live feed watches the scope (its cards stay), the range feed
+  // loads a longer range; the charts are empty until the first answer
+  choose() {
+    const range = this.range();
+    const scope = scopeParams(this.scopeSel.value);
+    const label = this.scopeSel.selectedOptions[0];
+    const what = scope.model ? `model ${scope.model}` : scope.service ? `service ${scope.service}` : "";
+    this.chartsTitle.textContent = what ? `${RANGE_TEXT[range]} · ${what}` : RANGE_TEXT[range];
+    this.panel.dataset.scope = label ? this.scopeSel.value : "all";
+    this.panel.dataset.range = range;
+    for (const chart of this.charts) chart.setWindow(RANGE_S[range], RANGE_TEXT[range]);
+    this.feed.setScope(scope);
+    this.ranges.set(range, scope, true);
   }
 
   // the session ended: its socket goes with it
@@ -117,10 +148,22 @@ export class OverviewTab {
     const services = o.services || [];
     if (!services.length) this.cards.append(h("li", { class: "empty" }, "No services configured."));
     for (const s of services) this.cards.append(serviceCard(s, now));
+    fillChoices(this.scopeSel, this.rangeSel, o);
+    if (this.range() === "1h") this.renderCharts(o);
+    this.updated.textContent = `Updated ${new Date(now * 1000).toLocaleTimeString()}`;
+  }
+
+  // the charts of one overview: the live feed's last hour, or a longer range's
+  renderCharts(o) {
+    if ((o.range || "1h") !== this.range()) return;
+    const now = typeof o.now === "number" ? o.now : Date.now() / 1000;
+    this.panel.dataset.shown = `${o.range || "1h"}|${scopeKey(o.scope)}`;
     const values = chartValues({ ...o, now });
+    const requests = ((o.series || {}).requests || []).reduce((a, n) => a + (typeof n === "number" ? n : 0), 0);
+    this.chartsCount.textContent = `${fmtInt(requests)} ${requests === 1 ? "request" : "requests"}`;
+    this.chartsCount.dataset.requests = String(requests);
     // the headline is the last complete bucket's: the one still filling is drawn, not quoted
     const settled = Math.max(1, values.t.length - 1);
     for (const chart of this.charts) chart.update(values.t, values[chart.key], now, settled);
-    this.updated.textContent = `Updated ${new Date(now * 1000).toLocaleTimeString()}`;
   }
 }

@@ -1,8 +1,10 @@
 // One request of the log (GET /admin/api/requests/{id}): timings, tokens, cost, every upstream
-// attempt, what the plugins did, and the bodies when the model or key keeps them.
+// attempt, what the plugins did, and the bodies when the model or key keeps them; for admins, Replay
+// and Open in chat when the request body was kept (panel-replay.js).
 
 import { h, append, clear, icon } from "./dom.js";
 import { fmtInt, fmtMs, fmtTime, fmtUsd, orDash } from "./panel-format.js";
+import { RequestActions, canAct } from "./panel-replay.js";
 
 function row(label, value) {
   return value === null || value === undefined || value === "" ? [] : [h("dt", null, label), h("dd", null, value)];
@@ -82,7 +84,9 @@ export class RequestDetail {
       row("First token", r.ttft_ms != null ? fmtMs(r.ttft_ms) : null),
       row("Tokens", tokensText(r)),
       row("Cost", costText(r)),
-      row("Error", r.error ? `${r.error_code ? `${r.error_code}: ` : ""}${r.error}` : null))];
+      row("Error", r.error ? `${r.error_code ? `${r.error_code}: ` : ""}${r.error}` : null),
+      row("Replay of", r.replay_of))];
+    if (canAct(r)) out.push(new RequestActions(r, this.api).el);  // admins, with the body logged
     const attempts = Array.isArray(r.attempts) ? r.attempts : [];
     out.push(h("h3", null, "Attempts"),
       attempts.length ? h("ol", { class: "attempts" }, attempts.map(attemptItem)) : h("p", { class: "muted small" }, "None recorded."));

@@ -1,17 +1,11 @@
 // Requests: the request log (GET /admin/api/requests) searched by model, key, status, latency and
 // time, newest first, a page at a time; a row opened (click, Enter or Space) shows its detail.
 
-import { fmtInt, fmtMs, fmtTime, fmtUsd, orDash } from "./panel-format.js";
+import { fmtInt, fmtMs, fmtTime, fmtUsd, localMs, orDash } from "./panel-format.js";
 import { fillTable, showError } from "./panel-table.js";
 import { RequestDetail } from "./panel-request-detail.js";
 
 const PAGE = 100;
-
-function localMs(value) {
-  if (!value) return null;
-  const ms = new Date(value).getTime();  // datetime-local: the browser's time zone
-  return Number.isFinite(ms) ? ms : null;
-}
 
 function statusClass(status) {
   return `status-${String(status)[0]}`;
@@ -19,7 +13,7 @@ function statusClass(status) {
 
 const COLUMNS = [
   { label: "Time", cell: (r) => fmtTime(r.at) },
-  { label: "Model", cell: (r) => orDash(r.model) },
+  { label: "Model", cell: (r) => (r.replay_of ? `${orDash(r.model)} (replay)` : orDash(r.model)) },
   { label: "Key", cell: (r) => orDash(r.key_id || r.principal), cls: "mono" },
   { label: "Status", cell: (r) => String(r.status), num: true },
   { label: "Latency", cell: (r) => fmtMs(r.latency_ms), num: true },
@@ -37,6 +31,7 @@ export class RequestsTab {
     this.more = panel.querySelector("#requests-more");
     this.layout = panel.querySelector(".requests-layout");
     this.cursor = null;
+    this.seq = 0;  // bumps with every search
     this.detail = new RequestDetail(panel.querySelector("#request-detail"), api, {
       onClose: () => this.closeDetail(),
     });
@@ -62,17 +57,25 @@ export class RequestsTab {
     };
   }
 
+  // Only the latest search is shown: an earlier one answering later is dropped. The table is
+  // aria-busy while a search runs.
   async load(cursor = null) {
     if (!cursor && !this.form.reportValidity()) return;
+    const seq = ++this.seq;
+    this.table.setAttribute("aria-busy", "true");
     try {
       const page = await this.api.admin("requests", { ...this.params(), cursor });
+      if (seq !== this.seq) return;
       showError(this.panel, "");
       this.cursor = page.next_cursor || null;
       this.more.hidden = !this.cursor;
       this.render(page.data || [], Boolean(cursor));
     } catch (err) {
+      if (seq !== this.seq) return;
       this.more.hidden = true;
       showError(this.panel, `Could not search the request log: ${err.message}`);
+    } finally {
+      if (seq === this.seq) this.table.removeAttribute("aria-busy");
     }
   }
 

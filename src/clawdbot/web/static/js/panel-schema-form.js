@@ -10,8 +10,8 @@
 //   cleared from its field, never sent)
 
 import { h } from "./dom.js";
+import { MASK, REFERENCE } from "./panel-format.js";
 
-const REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 // as config/dump.py's is_secret_name: such a setting is written as a ${VAR} reference only
 const SECRET_NAME = /(^|[_-])(key|api[_-]?key|secret|token|password|passwd|credentials?|authorization|cookie|private[_-]?key)$/i;
 const NOT_SECRET = new Set(["key_id", "key_ids", "keys", "key_labels", "max_key_series", "key_cache_ttl"]);
@@ -145,7 +145,9 @@ export class SettingsForm {
     return { control, read: (sending) => {
       const text = control.value.trim();
       if (!text) return {};
-      if (secret && !REFERENCE.test(text)) {
+      // the mask stands for a secret the file already holds: sent back as it is, the gateway keeps it
+      const kept = text === MASK && current === MASK;
+      if (secret && !kept && !REFERENCE.test(text)) {
         if (sending) control.value = "";
         return { error: `${this.label}: ${name} is a secret: give it as an environment variable reference like ` +
           "${MY_SECRET}, never the value itself." };

@@ -6,12 +6,10 @@
 
 import { h } from "./dom.js";
 import { EditFlow } from "./panel-edit-flow.js";
-import { fmtMs } from "./panel-format.js";
+import { fmtMs, MASK, REFERENCE } from "./panel-format.js";
 
 export const SERVICE_TYPES = ["http", "openai", "ollama", "anthropic", "local", "mock", "grpc"];
 export const GRPC_PRESETS = ["triton", "mlserver"];
-export const MASK = "********";  // how the gateway shows a key written into the file as it is
-const REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 const TIMEOUTS = [["connect", "Connect", "5"], ["first_byte", "First byte", "120"], ["total", "Total", "600"]];
 export const KEY_RULE = "The key must be an environment variable reference like ${MY_SERVICE_KEY}, set in the " +
   "gateway's environment: the config file and this page never hold a key itself.";
@@ -158,10 +156,9 @@ export class ServiceEditor {
     if (Object.keys(metadata).length) s.metadata = metadata;
     else delete s.metadata;
     const key = this.key.value.trim();
-    if (key === MASK) {
-      return { keyError: true, error: `The config file holds this service's key itself. ${KEY_RULE}` };
-    }
-    if (key && !REFERENCE.test(key)) return { keyError: true, error: `Not sent: ${KEY_RULE}` };
+    // the mask stands for the key the file holds itself: sent back as it is, the gateway keeps it
+    const kept = key === MASK && this.original?.auth?.key === MASK;
+    if (key && !kept && !REFERENCE.test(key)) return { keyError: true, error: `Not sent: ${KEY_RULE}` };
     const auth = { ...(s.auth || {}) };
     if (key) auth.key = key;
     else delete auth.key;

@@ -4,11 +4,11 @@
 // file it may write says why and offers no editing. Viewers read.
 
 import { h, clear } from "./dom.js";
-import { orDash } from "./panel-format.js";
+import { MASK, orDash } from "./panel-format.js";
 import { showError, tag } from "./panel-table.js";
 import { reloadSummary } from "./panel-route-rows.js";
 import { ConfigTab } from "./panel-config-tab.js";
-import { MASK, ServiceEditor } from "./panel-service-editor.js";
+import { ServiceEditor } from "./panel-service-editor.js";
 
 const VERB = { add: "Added", edit: "Changed", remove: "Removed" };
 

@@ -1,0 +1,184 @@
+// The editor of one key, user or team (admins), shown by its table: name, owners, limits, budget
+// and its period, and for a key its expiry, tags and allowed models (panel-keys-fields.js). Save
+// sends only what changed (PATCH /panel/api/admin/<kind>s/<id>; a key's metadata is never sent, so
+// it stays as it is); a new user or team is a POST of what is filled in. An error the server names a
+// field for (its `param`) is shown by that field, any other under the form. Enter in a field saves;
+// Escape or Cancel closes the editor without saving.
+
+import { h, clear } from "./dom.js";
+import { effectivePeriod, FIELDS, KIND_FIELDS } from "./panel-keys-fields.js";
+
+const NOTE = {
+  key: "Changes apply to the key's next request, on every replica. Its metadata is kept as it is.",
+  user: "Counted over every key of the user, as well as each key's own limits.",
+  team: "Counted over every key of the team (a key's own team, else its user's).",
+};
+
+// order-free for lists (allowed models, tags): the same set is no change
+function norm(v) {
+  return Array.isArray(v) ? [...v].sort() : v ?? null;
+}
+
+function same(a, b) {
+  return JSON.stringify(norm(a)) === JSON.stringify(norm(b));
+}
+
+// The server's message without the parts a field already says ("Invalid request body:", "- at `$.rpm`").
+function fieldMessage(err) {
+  return err.message.replace(/^Invalid request body:\s*/, "").replace(/\s*- at `\$[^`]*`\s*$/, "");
+}
+
+function formMessage(err) {
+  if (err.status === 403) return `Not allowed: ${err.message}`;
+  if (err.status === 409) return `Refused: ${err.message}`;
+  return `Could not save: ${err.message}`;
+}
+
+export class RecordEditor {
+  // record: null for a new user or team; ctx: {users, teams, models} (the selects' and checkboxes'
+  // choices); save(body) -> Promise of the API call; close(saved, answer)
+  constructor(kind, record, ctx, { save, close }) {
+    Object.assign(this, { kind, record, save, close });
+    this.ctx = { ...ctx, kind };
+    this.id = record ? record.id : null;
+    this.busy = false;
+    this.controls = {};
+    this.errors = {};
+    const prefix = `${kind}-edit`;
+    const old = this.oldValues();
+    const fields = KIND_FIELDS[kind].map((name) => [name, this.field(prefix, name, old[name])]);
+    this.formError = h("p", { id: `${prefix}-form-error`, class: "form-error", role: "alert", hidden: true });
+    this.saveButton = h("button", { type: "submit", id: `${prefix}-save`, class: "primary-button" },
+      record ? "Save" : `Create ${kind}`);
+    const title = record ? `Edit ${kind} “${record.name || record.id}”` : `New ${kind}`;
+    this.el = h("form", { id: `${kind}-editor`, class: "record-editor", novalidate: true, autocomplete: "off",
+      "aria-labelledby": `${prefix}-title`, dataset: { recordId: this.id || "" } },
+    h("h3", { id: `${prefix}-title` }, title),
+    h("p", { class: "muted small" }, NOTE[kind], " Empty fields: no limit. Escape cancels."),
+    h("div", { class: "form-grid" }, fields.filter(([n]) => !FIELDS[n].group).map(([, el]) => el)),
+    fields.filter(([n]) => FIELDS[n].group).map(([, el]) => el),
+    this.formError,
+    h("div", { class: "form-actions" }, this.saveButton,
+      h("button", { type: "button", id: `${prefix}-cancel`, class: "text-button", onclick: () => this.close(false) }, "Cancel")));
+    this.el.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    this.el.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && !e.defaultPrevented) {
+        e.preventDefault();
+        this.close(false);
+      }
+    });
+  }
+
+  // the record's values as the form shows them (a new record: none)
+  oldValues() {
+    if (!this.record) return {};
+    return { ...this.record, budget_period: effectivePeriod(this.record) };
+  }
+
+  field(prefix, name, value) {
+    const def = FIELDS[name];
+    const id = `${prefix}-${name.replaceAll("_", "-")}`;
+    const control = def.build(id, value, this.ctx);
+    const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
+    this.controls[name] = control;
+    this.errors[name] = error;
+    if (def.group) return h("div", { class: "field-group", dataset: { field: name } }, control, error);
+    return h("div", { class: "field", dataset: { field: name } },
+      h("label", { for: id }, def.label, def.hint ? h("span", { class: "field-hint muted" }, ` (${def.hint})`) : null),
+      control, error);
+  }
+
+  focus() {
+    this.controls.name.focus();
+  }
+
+  // {body} (what changed; for a new record, what is filled in) or {errors: {field: message}}
+  read() {
+    const values = {};
+    const errors = {};
+    for (const name of KIND_FIELDS[this.kind]) {
+      const got = FIELDS[name].read(this.controls[name], this.record?.[name], this.ctx);
+      if (got.error) errors[name] = got.error;
+      else values[name] = got.value;
+    }
+    if (values.budget_usd === null) values.budget_period = null;  // a period only with a budget
+    if (Object.keys(errors).length) return { errors };
+    if (!this.record) return { body: Object.fromEntries(Object.entries(values).filter(([, v]) => v !== null)) };
+    const old = this.oldValues();
+    return { body: Object.fromEntries(Object.entries(values).filter(([k, v]) => !same(v, old[k]))) };
+  }
+
+  async submit() {
+    if (this.busy) return;
+    const read = this.read();
+    if (read.errors) {
+      this.show(read.errors, "Check the fields marked.");
+      return;
+    }
+    if (this.record && !Object.keys(read.body).length) {
+      this.show({}, "Nothing changed: there is nothing to save.");
+      return;
+    }
+    this.show({}, "");
+    this.busy = true;
+    this.saveButton.disabled = true;
+    try {
+      const out = await this.save(read.body);
+      this.close(true, out);
+    } catch (err) {
+      if (err.param && this.controls[err.param]) this.show({ [err.param]: fieldMessage(err) }, "");
+      else this.show({}, formMessage(err));
+    } finally {
+      this.busy = false;
+      this.saveButton.disabled = false;
+    }
+  }
+
+  // errors by field, and a message for the form; the first field in error gets the focus
+  show(errors, message) {
+    let first = null;
+    for (const [name, el] of Object.entries(this.errors)) {
+      const text = errors[name] || "";
+      const control = this.controls[name];
+      el.textContent = text;
+      el.hidden = !text;
+      if (text) control.setAttribute("aria-describedby", el.id);
+      else control.removeAttribute("aria-describedby");
+      if (text && !FIELDS[name].group) control.setAttribute("aria-invalid", "true");
+      else control.removeAttribute("aria-invalid");
+      if (text && !first) first = FIELDS[name].group ? control.querySelector("input") : control;
+    }
+    this.formError.textContent = message || "";
+    this.formError.hidden = !message;
+    first?.focus();
+  }
+}
+
+// One editor at a time in a slot by a table: opening another replaces it.
+export class EditorSlot {
+  constructor(slot) {
+    this.slot = slot;
+    this.editor = null;
+  }
+
+  get id() {
+    return this.editor ? this.editor.id : undefined;
+  }
+
+  open(editor) {
+    clear(this.slot).append(editor.el);
+    this.editor = editor;
+    this.slot.hidden = false;
+    editor.el.scrollIntoView({ block: "nearest" });
+    editor.focus();
+  }
+
+  close() {
+    clear(this.slot);
+    this.editor = null;
+    this.slot.hidden = true;
+  }
+}
