@@ -79,7 +79,8 @@ SCHEMAS: dict[str, Schema] = {
             "detail": NULL_STRING, "breaker": NULL_STRING})}}, ["status"]),
     "Reloaded": obj({"status": {"const": "reloaded"}, "generation": INTEGER, "services": {"type": "array"},
                      "models": {"type": "array"}}, ["status"]),
-    "ProcessStats": obj({"role": STRING, "url": STRING, "uptimeS": NUMBER, "load": OBJECT, "services": OBJECT},
+    "ProcessStats": obj({"role": STRING, "url": STRING, "pid": INTEGER, "uptimeS": NUMBER, "load": OBJECT,
+                         "services": OBJECT},
                         ["role", "services"]),
     # the admin API (the records are generated from state/keys_base.py)
     "NewKey": {"allOf": [ref("StoredKeyRecord"),

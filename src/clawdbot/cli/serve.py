@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from clawdbot.observability.tracing import Tracer
 
 DEFAULT_FILE = "clawdbot.yaml"  # in the working directory: what `clawdbot init` writes
+DRAIN_S = 10  # on SIGTERM: open requests and streams get this long to finish
 ROLES = {
     "serve": (18789, "run the whole gateway in one process (default 127.0.0.1:18789)"),
     "proxy": (8080, "run the proxy layer alone (default 127.0.0.1:8080)"),
@@ -37,7 +38,11 @@ def register(sub: Any) -> None:
         p.add_argument("--log-format", choices=["text", "json"], help="log line format (default text)")
         p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
         p.add_argument("--metrics-port", type=int,
-                       help="also serve /metrics, without auth, on 127.0.0.1:PORT (env CLAWDBOT_METRICS_PORT)")
+                       help="also serve /metrics, without auth, on 127.0.0.1:PORT (env CLAWDBOT_METRICS_PORT); "
+                            "with --workers N, worker i on PORT+i")
+        p.add_argument("--workers", type=int,
+                       help="N gateway processes on the port (env CLAWDBOT_WORKERS; default 1); N > 1 needs Redis "
+                            "and a shared database (docs/deploy.md)")
         p.set_defaults(func=run, role=role, default_port=port)
 
 
@@ -129,10 +134,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from clawdbot.cli.workers import worker_index
     from clawdbot.observability.logging import setup_logging
 
     handler = setup_logging(s.log_format, s.log_level)
     log = logging.getLogger(f"clawdbot.{args.role}")
+    index = worker_index(env)
+    if index is None:
+        workers = workers_asked(args, env)
+        if workers is None:
+            return 2
+        if workers != 1:
+            return supervise(config, env, workers)
+    else:  # one of `--workers N`: its own metrics port, and the port shared with SO_REUSEPORT
+        config = as_worker(config, index)
     log.info("%s", origin)
     for svc in config.services:
         log.info("service %s: type=%s endpoint=%s", svc.name, svc.type, svc.endpoint or "-")
@@ -150,8 +165,47 @@ def run(args: argparse.Namespace) -> int:
         handler.flush()
         print(f"clawdbot: {exc}", file=sys.stderr)
         return 2
-    log.info("listening on http://%s:%d (auth %s)", s.host, s.port, "on" if s.master_key else "off")
-    return serve_app(app, config)
+    log.info("listening on http://%s:%d (auth %s)%s", s.host, s.port, "on" if s.master_key else "off",
+             "" if index is None else f" as worker {index}")
+    return serve_app(app, config, reuse_port=index is not None)
+
+
+def workers_asked(args: argparse.Namespace, env: dict[str, str]) -> int | None:
+    """--workers, else CLAWDBOT_WORKERS, else 1; None (said on stderr) when it is not a number."""
+    given = getattr(args, "workers", None)
+    if given is not None:
+        return int(given)
+    text = env.get("CLAWDBOT_WORKERS")
+    try:
+        return int(text) if text else 1
+    except ValueError:
+        print(f"clawdbot: CLAWDBOT_WORKERS must be a number, not {text!r}", file=sys.stderr)
+        return None
+
+
+def supervise(config: Config, env: dict[str, str], workers: int) -> int:
+    """`--workers N`: N copies of this command, supervised (cli/workers.py)."""
+    from clawdbot.cli.workers import Supervisor, check_port, shared_state_problem
+
+    problem = shared_state_problem(config, env, workers)
+    if problem is not None:
+        print(f"clawdbot: {problem}.", file=sys.stderr)
+        return 2
+    s = config.server
+    try:
+        check_port(s.host, s.port or 18789)
+    except OSError as exc:
+        print(f"clawdbot: cannot listen on {s.host}:{s.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("clawdbot.workers").info("%d workers on http://%s:%d", workers, s.host, s.port)
+    return Supervisor(sys.argv[1:], workers, env, DRAIN_S).run()
+
+
+def as_worker(config: Config, index: int) -> Config:
+    m = config.metrics
+    if m.port is None:
+        return config
+    return msgspec.structs.replace(config, metrics=msgspec.structs.replace(m, port=m.port + index))
 
 
 def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[str, str] | None = None, *,
@@ -204,21 +258,31 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port)
 
 
-def serve_app(app: App, config: Config) -> int:
+def serve_app(app: App, config: Config, reuse_port: bool = False) -> int:
+    """reuse_port: a worker of `--workers N`, in the port's SO_REUSEPORT group (cli/workers.py)."""
     import uvicorn
 
     from clawdbot.api.protocol import bounded_protocol
     from clawdbot.cli.server import StoppingServer
+    from clawdbot.cli.workers import reuse_port_socket
 
     s = config.server
     uv = uvicorn.Config(
         app, host=s.host, port=s.port or 18789, loop="uvloop", http=bounded_protocol(s), lifespan="on",
-        log_config=None, access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=10,
+        log_config=None, access_log=False, server_header=False, proxy_headers=False, timeout_graceful_shutdown=DRAIN_S,
         # The sans-I/O websockets protocol supports refusing an upgrade with any status (401, not
         # only 403) and drops a frame over the limit with close code 1009 before buffering it.
         # Chat frames are small JSON: compressing each costs CPU and per-socket memory for little.
         ws="websockets-sansio", ws_max_size=config.web.max_frame_bytes, ws_per_message_deflate=False,
     )
     server = StoppingServer(uv, app.stopping)
-    server.run()
+    if reuse_port:
+        try:
+            sock = reuse_port_socket(s.host, s.port or 18789)
+        except OSError as exc:
+            print(f"clawdbot: cannot listen on {s.host}:{s.port}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        server.run(sockets=[sock])
+    else:
+        server.run()
     return 0 if server.started else 1

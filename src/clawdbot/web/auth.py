@@ -49,15 +49,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# what the workers of one `--workers N` command share (cli/workers.py sets it for them)
+SHARED_SECRET_ENV = "CLAWDBOT_WORKER_SECRET"
+
+
 class Authenticator:
-    def __init__(self, master_key: str | None) -> None:
+    def __init__(self, master_key: str | None, shared_secret: str | None = None) -> None:
+        """shared_secret: what the workers of one `--workers N` command share (cli/workers.py), so
+        that a CSRF token one of them gave passes at another when there is no master key."""
         self.required = bool(master_key)
         self._bearer = f"Bearer {master_key}".encode() if master_key else None
         self._master = master_key.encode() if master_key else b""
         self._key = hmac.new(self._master, _PURPOSE, hashlib.sha256).digest() if master_key else b""
         # CSRF tokens: tied to the session cookie (or, without auth, to this process)
-        self._csrf_key = (hmac.new(self._master, _CSRF_PURPOSE, hashlib.sha256).digest() if master_key
-                          else os.urandom(32))
+        process = shared_secret.encode() if shared_secret else os.urandom(32)
+        self._csrf_key = hmac.new(self._master or process, _CSRF_PURPOSE, hashlib.sha256).digest()
 
     def check_key(self, given: str) -> bool:
         return self.required and hmac.compare_digest(given.encode(), self._master)

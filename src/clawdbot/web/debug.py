@@ -7,6 +7,7 @@ credentials it uses for that service, so one `/debug` shows the whole chain."""
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ def process_entry(gateway: Gateway, role: str, url: str) -> dict[str, Any]:
             "queued": s.get("queued", 0), "pool": _pool(s.get("pool")),
         }
     return {
-        "role": role, "url": url, "uptimeS": m["uptime_s"],
+        "role": role, "url": url, "pid": os.getpid(), "uptimeS": m["uptime_s"],
         "load": {"wsConnections": m["ws_connections"], "chatsInFlight": m["chats_in_flight"],
                  "httpInFlight": m["http_in_flight"], "loopLagP50Ms": m["loop_lag_p50_ms"],
                  "loopLagMaxMs": m["loop_lag_max_ms"]},

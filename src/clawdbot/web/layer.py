@@ -4,6 +4,7 @@ socket, only its numbers for the gateway in front of it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 import msgspec
@@ -19,7 +20,7 @@ from clawdbot.state.base import ChatStore
 from clawdbot.tenancy.errors import TooManyFailedAttempts
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle, client_address
-from clawdbot.web.auth import ADMIN, Authenticator, Principal, origin_allowed
+from clawdbot.web.auth import ADMIN, SHARED_SECRET_ENV, Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import Debug
 from clawdbot.web.hub import Hub
 from clawdbot.web.panel import Panel
@@ -54,7 +55,7 @@ class WebLayer:
                                                                            srv.auth_failures_per_minute)
         self.tenancy = tenancy
         self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle)
-        self.auth = Authenticator(config.server.master_key)
+        self.auth = Authenticator(config.server.master_key, os.environ.get(SHARED_SECRET_ENV))
         self.static = StaticFiles()
         self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins, env)
         self.hub.panel = self.panel
