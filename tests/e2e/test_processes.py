@@ -44,6 +44,16 @@ def test_refuses_public_bind_without_key(tmp_path: Path) -> None:
     assert code != 0 and "master key" in out
 
 
+def test_a_data_directory_that_cannot_be_written_is_said_plainly(tmp_path: Path) -> None:
+    """A container's read-only root without a volume: one line saying what to fix, no traceback."""
+    (tmp_path / "a-file").write_text("")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("server: {master_key: sk-data-dir-test-0123}\nservices:\n  - {name: a, type: mock}\n")
+    code, out = GatewayProcess(["serve", "--config", str(cfg)], tmp_path / "x.log",
+                               {"CLAWDBOT_DATA_DIR": str(tmp_path / "a-file" / "data")}).run_to_exit()
+    assert code == 2 and "data directory must be writable" in out and "Traceback" not in out, out
+
+
 def test_config_errors_name_file_and_line(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("services:\n  - name: a\n    type: ollama\n    endpont: http://127.0.0.1:1\n")

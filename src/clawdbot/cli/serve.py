@@ -165,6 +165,12 @@ def run(args: argparse.Namespace) -> int:
         handler.flush()
         print(f"clawdbot: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the data directory (spend journal, SQLite file) cannot be written: a read-only root
+        handler.flush()
+        where = exc.filename or config.data_dir
+        print(f"clawdbot: cannot write {where}: {exc.strerror or exc}. The data directory must be writable "
+              f"(CLAWDBOT_DATA_DIR or data_dir; in a container, a volume).", file=sys.stderr)
+        return 2
     log.info("listening on http://%s:%d (auth %s)%s", s.host, s.port, "on" if s.master_key else "off",
              "" if index is None else f" as worker {index}")
     return serve_app(app, config, reuse_port=index is not None)
