@@ -29,13 +29,14 @@ from clawdbot.core.errors import (
     NotFound,
     Unauthorized,
 )
+from clawdbot.core.networks import networks
 from clawdbot.observability.logging import request_id_var
 from clawdbot.observability.tracing import passthrough
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.errors import AdminRequired, TooManyFailedAttempts
 from clawdbot.tenancy.principal import ANONYMOUS, Principal
 from clawdbot.tenancy.service import Tenancy
-from clawdbot.tenancy.throttle import AuthThrottle, client_address
+from clawdbot.tenancy.throttle import AuthThrottle
 
 log = logging.getLogger("clawdbot.api")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -100,8 +101,8 @@ class App:
         self.limit = server.max_body_bytes
         self.hosts = AllowedHosts(server.allowed_hosts, bool(server.master_key))
         # failed keys per client address: shared with the chat page's login (web/layer.py)
-        self.throttle = throttle if throttle is not None else AuthThrottle(server.auth_failures_burst,
-                                                                           server.auth_failures_per_minute)
+        self.throttle = throttle if throttle is not None else AuthThrottle(
+            server.auth_failures_burst, server.auth_failures_per_minute, trusted=networks(server.trusted_proxies))
         # --metrics-port: /metrics alone, on loopback, without auth (api/metrics_listener.py)
         self.metrics_listener = (MetricsListener(metrics_port, lambda: self.gateway.metrics)
                                  if metrics_port is not None else None)
@@ -202,7 +203,7 @@ class App:
             given = b"Bearer " + bytes(hdrs[b"x-api-key"])
         throttle = self.throttle
         if throttle.buckets:  # some address failed lately: is it this one?
-            wait = throttle.wait(client_address(ex.scope))
+            wait = throttle.wait(throttle.address(ex.scope))
             if wait:
                 raise TooManyFailedAttempts(f"Too many invalid API keys from this address; try again in {wait} s.",
                                             headers={"Retry-After": str(wait)})
@@ -210,7 +211,7 @@ class App:
             p = await self.tenancy.authn.resolve(given)
         except Unauthorized as exc:
             if given and exc.code == "invalid_api_key":  # a guess, not a missing, revoked or expired key
-                throttle.failed(client_address(ex.scope))
+                throttle.failed(throttle.address(ex.scope))
             raise
         if p is ANONYMOUS:  # auth is off (no master key): each admin endpoint refuses on its own
             return p

@@ -220,6 +220,7 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     Raises ConfigError (a routing hook that does not load, at its file:line) or ValueError."""
     from clawdbot.api.app import App
     from clawdbot.config.loader import error_at
+    from clawdbot.core.networks import networks
     from clawdbot.observability.request_log import RequestLog
     from clawdbot.observability.tracer_build import build_tracer
     from clawdbot.pipeline.capture import BodyCapture
@@ -259,7 +260,9 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     pipeline = Pipeline(gateway, metering, access, host, watch_path, build_response_store(config, env),
                         request_log=request_log, tracer=tracer_for(config.telemetry), tracer_factory=tracer_for)
     # failed keys per address, on /v1, the admin API, the login and the socket
-    throttle = AuthThrottle(config.server.auth_failures_burst, config.server.auth_failures_per_minute)
+    srv = config.server
+    throttle = AuthThrottle(srv.auth_failures_burst, srv.auth_failures_per_minute,
+                            trusted=networks(srv.trusted_proxies))
     web = build_web(config, pipeline, tenancy, role, env, throttle)
     return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port)
 

@@ -24,6 +24,7 @@ from clawdbot.config.local_models import PACKAGED
 from clawdbot.config.prompt_templates import template_problem
 from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
+from clawdbot.core.networks import networks
 
 Key = str | int
 KeyPath = tuple[Key, ...]
@@ -307,6 +308,11 @@ def _check(config: Config, doc: _Document) -> None:
     ratio = config.telemetry.sample_ratio
     if ratio is not None and not 0.0 <= ratio <= 1.0:
         raise doc.error(("telemetry", "sample_ratio"), f"`sample_ratio` must be in 0..1, got {ratio}")
+    for i, cidr in enumerate(server.trusted_proxies):
+        try:
+            networks([cidr])
+        except ValueError as exc:
+            raise doc.error(("server", "trusted_proxies", i), str(exc)) from None
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     first_index: dict[str, int] = {}

@@ -236,6 +236,9 @@ class Server(Strict):
     # many at once, then one per 60/auth_failures_per_minute seconds (tenancy/throttle.py)
     auth_failures_burst: int = 10
     auth_failures_per_minute: float = 10.0
+    # Proxies (addresses or CIDR networks) whose X-Forwarded-For names the client for the throttle
+    # above; empty: the header is never read (a client could write anything in it)
+    trusted_proxies: list[str] = []
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from clawdbot import __version__
 from clawdbot.config.schema import Config
+from clawdbot.core.networks import networks
 from clawdbot.observability.timeline import Scope
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
@@ -53,8 +54,8 @@ class Hub:
         self.panel: PanelView | None = None
         # failed keys per address (tenancy/throttle.py), shared with /v1 and the login page
         srv = config.server
-        self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,
-                                                                           srv.auth_failures_per_minute)
+        self.throttle = throttle if throttle is not None else AuthThrottle(
+            srv.auth_failures_burst, srv.auth_failures_per_minute, trusted=networks(srv.trusted_proxies))
 
     def default_model(self) -> str | None:
         """`web.default_model`, else the first name that resolves."""

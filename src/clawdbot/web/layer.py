@@ -14,12 +14,13 @@ from clawdbot.api.http import Receive, Scope, Send, deny
 from clawdbot.api.routes import Route
 from clawdbot.config.schema import Config
 from clawdbot.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from clawdbot.core.networks import networks
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.state.base import ChatStore
 from clawdbot.tenancy.errors import TooManyFailedAttempts
 from clawdbot.tenancy.service import Tenancy
-from clawdbot.tenancy.throttle import AuthThrottle, client_address
+from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.auth import ADMIN, SHARED_SECRET_ENV, Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import Debug
 from clawdbot.web.hub import Hub
@@ -51,8 +52,8 @@ class WebLayer:
     def __init__(self, config: Config, pipeline: Pipeline, store: ChatStore, role: str, tenancy: Tenancy,
                  throttle: AuthThrottle | None = None, env: Mapping[str, str] | None = None) -> None:
         srv = config.server  # an AuthThrottle is falsy while empty: compare with None
-        self.throttle = throttle if throttle is not None else AuthThrottle(srv.auth_failures_burst,
-                                                                           srv.auth_failures_per_minute)
+        self.throttle = throttle if throttle is not None else AuthThrottle(
+            srv.auth_failures_burst, srv.auth_failures_per_minute, trusted=networks(srv.trusted_proxies))
         self.tenancy = tenancy
         self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle)
         self.auth = Authenticator(config.server.master_key, os.environ.get(SHARED_SECRET_ENV))
@@ -135,7 +136,7 @@ class WebLayer:
         if not self.auth.required:
             await ex.json(200, b'{"required":false,"authenticated":true,"user":"local"}')
             return
-        addr = client_address(ex.scope)
+        addr = self.throttle.address(ex.scope)
         wait = self.throttle.wait(addr)
         if wait:
             raise TooManyFailedAttempts(f"Too many failed logins from this address; try again in {wait} s.",

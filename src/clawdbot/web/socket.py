@@ -14,7 +14,6 @@ from typing import Any
 import msgspec
 
 from clawdbot.api.http import Receive, Scope, Send, deny
-from clawdbot.tenancy.throttle import client_address
 from clawdbot.web import frames
 from clawdbot.web.auth import Authenticator, origin_allowed
 from clawdbot.web.chat import AbortParams, SendParams, chat_abort, chat_send
@@ -58,7 +57,7 @@ async def serve_socket(hub: Hub, auth: Authenticator, scope: Scope, receive: Rec
         await deny(scope, send, 403, "forbidden", "This origin may not open the chat socket.")
         return
     bearer = b"authorization" in headers
-    addr = client_address(scope)
+    addr = hub.throttle.address(scope)
     wait = hub.throttle.wait(addr) if bearer else 0
     if wait:
         await deny(scope, send, 429, "rate_limited", f"Too many invalid keys from this address; retry in {wait} s.")
