@@ -7,6 +7,7 @@ PyYAML's composer (not its loader) is used because only the node tree still know
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import types
@@ -22,7 +23,7 @@ from clawdbot.config import upstream
 from clawdbot.config.grpc_schema import Tensor, grpc_target
 from clawdbot.config.local_models import PACKAGED
 from clawdbot.config.prompt_templates import template_problem
-from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, ModelEntry, Service
+from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, Limits, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
 from clawdbot.core.networks import networks
 
@@ -482,6 +483,21 @@ def _check_resilience(doc: _Document, at: KeyPath, svc: Service) -> None:
     _positive(doc, (*at, "limits"), svc.limits, ("max_inflight", "queue_timeout"))
     if svc.limits.max_queue < 0:
         raise doc.error((*at, "limits", "max_queue"), f"`max_queue` must be 0 or more, got {svc.limits.max_queue}")
+    _check_fair_share(doc, (*at, "limits", "fair_share"), svc.limits)
+
+
+def _check_fair_share(doc: _Document, at: KeyPath, limits: Limits) -> None:
+    fair = limits.fair_share
+    for name, weight in [("default_weight", fair.default_weight), *fair.weights.items()]:
+        path = (*at, "default_weight") if name == "default_weight" else (*at, "weights", name)
+        if not name:
+            raise doc.error(path, "a weight needs a tenant id (a key, user or team id, `master` or `anonymous`)")
+        if not 0.0 < weight < math.inf:
+            raise doc.error(path, f"a weight must be a positive number (a share relative to the others), got {weight}")
+    cap = fair.max_queue_per_tenant
+    if cap is not None and not 1 <= cap <= limits.max_queue:
+        raise doc.error((*at, "max_queue_per_tenant"),
+                        f"`max_queue_per_tenant` must be in 1..max_queue ({limits.max_queue}), got {cap}")
 
 
 def _check_routing(doc: _Document, config: Config) -> None:

@@ -68,12 +68,27 @@ class Breaker(Strict):
     trials: int = 1  # concurrent trial requests while half-open; this many successes close it
 
 
+class FairShare(Strict):
+    """How a full service's wait queue is shared between tenants (routing/fair.py, limiter.py): one
+    FIFO per tenant; a freed slot goes to the tenant that has used the service least lately, for
+    its weight."""
+
+    enabled: bool = True
+    by: Literal["key", "user", "team"] = "key"  # the tenant: a key id, its user's id or its team's id
+    weights: dict[str, float] = {}  # tenant id (or `master`, `anonymous`) -> its share, relative
+    default_weight: float = 1.0
+    # requests one tenant may have waiting (None: max_queue); a full queue pushes out the newest
+    # waiter of the tenant furthest over its share anyway, so this is only for a tighter cap
+    max_queue_per_tenant: int | None = None
+
+
 class Limits(Strict):
     """Per-service concurrency limit with a bounded wait queue (routing/limiter.py)."""
 
     max_inflight: int | None = None  # requests sent to the service at once (None: no limit)
     max_queue: int = 64  # requests waiting for a slot; beyond that: 503 with Retry-After
     queue_timeout: float = 10.0  # seconds a request waits for a slot
+    fair_share: FairShare = msgspec.field(default_factory=FairShare)
 
 
 class Service(Strict):

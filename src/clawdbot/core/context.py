@@ -55,6 +55,8 @@ class RequestContext(msgspec.Struct):
     meter: Any = None
     # milliseconds spent waiting for an upstream connection (the pool at its ceiling), every attempt
     pool_wait_ms: float = 0.0
+    # milliseconds spent in a service's wait queue (limits.max_inflight reached everywhere)
+    queue_wait_ms: float = 0.0
     # One dict per upstream attempt, in order: {service, model, ok, error, status, ms}
     attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)
     # The X-Request-ID sent upstream (see upstream_id()); logged when it differs from request_id

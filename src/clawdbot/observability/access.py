@@ -49,6 +49,8 @@ class AccessLog:
             }
             if ctx.pool_wait_ms:  # waited for an upstream connection: rare, and said only then
                 fields["pool_wait_ms"] = round(ctx.pool_wait_ms, 2)
+            if ctx.queue_wait_ms:  # waited in a full service's queue: likewise
+                fields["queue_wait_ms"] = round(ctx.queue_wait_ms, 2)
             if ctx.plugin_notes:  # what plugins did ("pii: masked 2 items", "cache: hit")
                 fields["plugins"] = "; ".join(ctx.plugin_notes)
             if ctx.cost_free:
@@ -90,6 +92,8 @@ class AccessLog:
             parts.append(f"upstream_request_id={upstream_id}")
         if ctx.pool_wait_ms:
             parts.append(f"pool_wait_ms={round(ctx.pool_wait_ms, 2)}")
+        if ctx.queue_wait_ms:
+            parts.append(f"queue_wait_ms={round(ctx.queue_wait_ms, 2)}")
         if ctx.plugin_notes:
             parts.append(f"plugins={_fmt('; '.join(ctx.plugin_notes))}")
         if ctx.cost_free:

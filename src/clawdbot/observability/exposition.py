@@ -137,18 +137,27 @@ class GatewayCollector(Collector):
                                          labels=[*labels[:2], "gen_ai_token_type"])
         key_spend = CounterMetricFamily("clawdbot_key_spend_usd", "Spend per virtual key and team, US dollars.",
                                         labels=labels[:2])
-        used: dict[tuple[str, str], list[int]] = {}
+        key_queued = CounterMetricFamily("clawdbot_key_queued", "Requests per virtual key and team that waited "
+                                         "in a service's queue (limits.max_inflight).", labels=labels[:2])
+        key_waited = CounterMetricFamily("clawdbot_key_queue_wait_seconds", "Seconds per virtual key and team "
+                                         "spent in services' queues, in all.", labels=labels[:2])
+        used: dict[tuple[str, str], list[float]] = {}
         for (key, team, status), ks in list(keys.items()):
             by_key.add_metric([key, team, str(status)], ks.requests)
-            u = used.setdefault((key, team), [0, 0, 0])
+            u = used.setdefault((key, team), [0, 0, 0, 0, 0.0])
             u[0] += ks.input_tokens
             u[1] += ks.output_tokens
             u[2] += ks.spend_micros
-        for (key, team), (inp, out, micros) in used.items():
+            u[3] += ks.queued
+            u[4] += ks.queue_wait_ms
+        for (key, team), (inp, out, micros, queued, wait_ms) in used.items():
             key_tokens.add_metric([key, team, "input"], inp)
             key_tokens.add_metric([key, team, "output"], out)
             key_spend.add_metric([key, team], micros / 1_000_000)
-        yield from (by_key, key_tokens, key_spend)
+            if queued:
+                key_queued.add_metric([key, team], queued)
+                key_waited.add_metric([key, team], wait_ms / 1000.0)
+        yield from (by_key, key_tokens, key_spend, key_queued, key_waited)
 
     def _services(self) -> Iterator[Metric]:
         m = self.metrics
@@ -158,10 +167,15 @@ class GatewayCollector(Collector):
                                        labels=["service"])
         failed = CounterMetricFamily("clawdbot_service_errors", "Answering upstream calls that failed, per service.",
                                      labels=["service"])
+        queue_wait = HistogramMetricFamily("clawdbot_service_queue_wait_seconds",
+                                           "Time requests waited in the service's queue (limits.max_inflight), "
+                                           "those that waited.", labels=["service"], unit="seconds")
         for name, s in list(m.services.items()):
             in_flight.add_metric([name], s.in_flight)
             answered.add_metric([name], s.requests)
             failed.add_metric([name], s.errors)
+            if any(s.queue_wait.counts):
+                queue_wait.add_metric([name], _buckets(s.queue_wait), s.queue_wait.sum)
         state = GaugeMetricFamily("clawdbot_circuit_breaker_state",
                                   "Circuit breaker per service: 0 closed, 1 half-open, 2 open.", labels=["service"])
         opened = CounterMetricFamily("clawdbot_circuit_breaker_opened", "Times the service's circuit opened.",
@@ -185,7 +199,7 @@ class GatewayCollector(Collector):
             if pool:
                 pool_wait.add_metric([name], pool.get("waiting", 0))
                 pool_open.add_metric([name], pool.get("open", 0))
-        yield from (in_flight, answered, failed, state, opened, queued, pool_wait, pool_open)
+        yield from (in_flight, answered, failed, state, opened, queued, queue_wait, pool_wait, pool_open)
 
     def _process(self) -> Iterator[Metric]:
         m = self.metrics

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from clawdbot.observability.logging import log_stats
-from clawdbot.observability.requests import RequestMetrics
+from clawdbot.observability.requests import QUEUE_WAIT_BUCKETS, Histogram, RequestMetrics
 
 WINDOW = 256  # samples per percentile window
 EWMA_ALPHA = 0.3  # weight of the newest sample in the moving averages the latency strategy reads
@@ -52,7 +52,7 @@ def _r(v: float | None) -> float | None:
 
 class ServiceStats:
     __slots__ = ("errors", "ewma_ms", "ewma_ttft_ms", "in_flight", "last_error", "last_error_at", "latency",
-                 "outcomes", "requests", "ttft")
+                 "outcomes", "queue_wait", "requests", "ttft")
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -66,6 +66,8 @@ class ServiceStats:
         # moving averages (routing's latency strategy): total time, time to first token
         self.ewma_ms: float | None = None
         self.ewma_ttft_ms: float | None = None
+        # seconds requests spent in the service's wait queue (limits.max_inflight), those that waited
+        self.queue_wait = Histogram(QUEUE_WAIT_BUCKETS)
 
     def begin(self) -> float:
         self.in_flight += 1

@@ -19,6 +19,7 @@ from clawdbot.core.context import RequestContext
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
 TPOT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+QUEUE_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 
 _ACTION = re.compile(r"[a-z][a-z-]*")
@@ -71,15 +72,18 @@ class Series:
 
 
 class KeySeries:
-    """Per key and team (metrics.key_labels): requests, tokens and spend."""
+    """Per key and team (metrics.key_labels): requests, tokens, spend, and waits in a service's
+    queue (how many waited, for how long in all: fair share is judged per tenant)."""
 
-    __slots__ = ("input_tokens", "output_tokens", "requests", "spend_micros")
+    __slots__ = ("input_tokens", "output_tokens", "queue_wait_ms", "queued", "requests", "spend_micros")
 
     def __init__(self) -> None:
         self.requests = 0
         self.input_tokens = 0
         self.output_tokens = 0
         self.spend_micros = 0
+        self.queued = 0
+        self.queue_wait_ms = 0.0
 
 
 Key = tuple[str, str, str, int, str]  # operation, service, model, status, response model
@@ -196,3 +200,6 @@ class RequestMetrics:
         ks.input_tokens += ctx.prompt_tokens or 0
         ks.output_tokens += ctx.completion_tokens or 0
         ks.spend_micros += ctx.cost_micros or 0
+        if ctx.queue_wait_ms:
+            ks.queued += 1
+            ks.queue_wait_ms += ctx.queue_wait_ms

@@ -341,13 +341,17 @@ class Gateway:
         if dep.cap is not None and not dep.cap.try_acquire():
             up.breaker.record(permit, None, time.monotonic())
             raise _traced(dep.cap.overloaded("cannot queue"), ctx)
+        lim = up.limiter
+        began = time.perf_counter()
         try:
-            await up.limiter.acquire()
+            await lim.acquire(lim.fair.tenant(ctx))  # its turn among the tenants waiting (routing/fair.py)
         except BaseException:
+            _waited(up, ctx, began)
             if dep.cap is not None:
                 dep.cap.release()
             up.breaker.record(permit, None, time.monotonic())
             raise
+        _waited(up, ctx, began)
         try:
             return await self._attempt(rt, dep, permit, ctx, call)
         except GatewayError as exc:
@@ -543,6 +547,12 @@ def _take_slot(dep: Deployment) -> bool:
             cap.release()
         return False
     return True
+
+
+def _waited(up: Upstream, ctx: RequestContext, began: float) -> None:
+    seconds = time.perf_counter() - began
+    ctx.queue_wait_ms += seconds * 1000.0
+    up.stats.queue_wait.observe(seconds)
 
 
 def _healthy_first(order: tuple[Deployment, ...], rnd: int) -> Candidates:

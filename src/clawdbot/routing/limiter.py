@@ -1,73 +1,248 @@
-"""A service's in-flight limit with a bounded FIFO wait queue.
+"""A service's in-flight limit with a bounded wait queue, shared fairly between tenants.
 
 `try_acquire()` is the hot path (no await, no allocation). Only when the service is full does a
 request wait, at most `max_queue` of them and for at most `queue_timeout` seconds; beyond either it
 gets `Overloaded` (503 with Retry-After), which the router treats like any retryable failure: the
-next deployment is tried. Memory stays bounded by `max_queue` futures per service.
+next deployment is tried.
+
+The queue is one FIFO per tenant (routing/fair.py: a key, user or team), and a freed slot goes to
+the waiting tenant that has used the service least lately, for its weight: each slot handed to a
+tenant adds 1 / weight to its usage, and every tenant's usage decays by e every `memory` seconds.
+So tenants that keep waiting get slots in proportion to their weights (1 : 2 gives one, then two),
+a tenant that floods the service soon has the most usage and waits behind everyone else's requests
+(only its own queue grows), and a tenant below its share (a few requests now and then, even a
+cluster of them) goes ahead of the flood's backlog, as it would have found a free slot without the
+flood. A tenant that stops sending keeps its usage until it decays: coming back one request at a
+time earns nothing. With a single tenant this is exactly a FIFO.
+
+`memory` follows the service: 150 hand-overs' worth of time (the gap between two hand-overs is a
+request's time divided by the slots), measured while requests wait; 2 s until measured, within
+0.5 s .. 1 h. So the last ~150 slots handed out are what counts, whatever a request takes (50 ms
+or a minute). A tenant that has not used the service lately (a new one, or one back after a pause)
+goes first until its usage has caught up with the others': at the start of a flood that is the
+flooding tenant, for about its share of those 150 hand-overs.
+
+A full queue does not simply refuse the newcomer: if another tenant holds more than its share of
+the queue (waiters / weight), that tenant's newest waiter is refused instead, so a flood cannot
+keep others out of the queue either. Memory stays bounded: at most `max_queue` live waiters, a heap
+of waiting tenants rebuilt when stale entries outnumber live ones, and the usage of at most
+`2 * max_queue + 16` tenants (idle ones forgotten first).
+
+Deficit round robin (issue 17's suggestion) and start-time fair queueing were built first and
+measured: both share the slots fairly, but they hand a light tenant's cluster of requests one slot
+per round, alternating with the flood, where this serves the cluster first (docs/benchmarks.md,
+issue 17).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable
 
 from clawdbot.core.errors import Overloaded
+from clawdbot.routing.fair import ONE_QUEUE, FairShare
 
 RETRY_AFTER = "1"  # seconds a client is asked to wait when a queue is full
+MEMORY_HANDOVERS = 150  # usage decays by e over this many hand-overs' time
+MEMORY_DEFAULT = 2.0  # seconds, until the gap between hand-overs is measured
+MEMORY_MIN = 0.5
+MEMORY_MAX = 3600.0
+_NEVER = -math.inf  # the key of a tenant with no usage
+
+
+class _Tenant:
+    """One tenant's waiters (oldest first) and its usage, as `key` = ln(usage) + the limiter's
+    clock (in `memory`s) when it last changed: keys compare as decayed usages do, at any time."""
+
+    __slots__ = ("entry", "key", "step", "waiters")
+
+    def __init__(self, step: float) -> None:
+        self.step = step  # 1 / its weight
+        self.key = _NEVER
+        self.entry = -1  # the id of its live heap entry while it waits
+        # True: a slot was handed over; False: pushed out of a full queue
+        self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
 
 
 class Limiter:
-    __slots__ = ("_waiters", "inflight", "max_inflight", "max_queue", "name", "timeout")
+    __slots__ = ("_cap", "_clock", "_gap", "_heap", "_last", "_now", "_seq", "_tenants", "_vclock", "fair",
+                 "inflight", "max_inflight", "max_queue", "memory", "name", "timeout", "waiting")
 
-    def __init__(self, name: str, max_inflight: int, max_queue: int = 0, timeout: float = 10.0) -> None:
+    def __init__(self, name: str, max_inflight: int, max_queue: int = 0, timeout: float = 10.0,
+                 fair: FairShare = ONE_QUEUE, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.max_inflight = max_inflight
         self.max_queue = max_queue
         self.timeout = timeout
+        self.fair = fair
+        self._cap = min(fair.max_per_tenant or max_queue, max_queue)  # waiters one tenant may have
         self.inflight = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
+        self.waiting = 0  # live waiters
+        self.memory = MEMORY_DEFAULT
+        self._clock = clock
+        self._now = clock()  # when _vclock was last advanced
+        self._vclock = 0.0  # time in `memory`s
+        self._gap: float | None = None  # moving average of the seconds between hand-overs
+        self._last: float | None = None  # the last hand-over, while requests kept waiting since
+        self._heap: list[tuple[float, int, _Tenant]] = []  # waiting tenants by key; stale entries skipped
+        self._seq = itertools.count()
+        self._tenants: dict[str, _Tenant] = {}
 
     def try_acquire(self) -> bool:
-        if self.inflight < self.max_inflight and not self._waiters:
+        if self.inflight < self.max_inflight and not self.waiting:
             self.inflight += 1
             return True
         return False
 
-    async def acquire(self) -> None:
-        """A slot, waiting in the queue if need be."""
+    async def acquire(self, tenant: str = "") -> None:
+        """A slot, waiting in `tenant`'s queue if need be."""
         if self.try_acquire():
             return
-        if len(self._waiters) >= self.max_queue:
+        if self.fair.by is None:  # fair share off: one FIFO, whoever the caller says it is
+            tenant = ""
+        t = self._tenants.get(tenant)
+        mine = len(t.waiters) if t is not None else 0
+        if mine >= self._cap and self._cap < self.max_queue:
+            raise self.overloaded(f"{mine} requests of the same {self.fair.by} are already waiting "
+                                  f"(fair_share.max_queue_per_tenant)")
+        if self.waiting >= self.max_queue and not self._push_out(tenant, mine):
             raise self.overloaded(f"{self.max_queue} requests are already waiting")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
+        if t is None:
+            if len(self._tenants) >= 2 * self.max_queue + 16:
+                self._prune()
+            t = self._tenants[tenant] = _Tenant(1.0 / self.fair.quantum(tenant))
+        if not t.waiters:
+            t.entry = next(self._seq)
+            heapq.heappush(self._heap, (t.key, t.entry, t))
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        t.waiters.append(fut)
+        self.waiting += 1
+        timeout = self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
-                await fut
+            async with asyncio.timeout(timeout):
+                granted = await fut
         except BaseException as exc:
-            if fut.done() and not fut.cancelled():
-                self.release()  # the slot was handed over just as we gave up: pass it on
-            else:
+            if not fut.done():
                 fut.cancel()
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(fut)
+            if fut.cancelled():
+                self._forget(t, fut)
+            elif fut.result():
+                self.release()  # the slot was handed over just as we gave up: pass it on
             if isinstance(exc, TimeoutError):
-                raise self.overloaded(f"no slot freed up within {self.timeout:g}s") from None
+                raise self.overloaded(f"no slot freed up within {timeout:g}s") from None
             raise
+        if not granted:
+            raise self.overloaded("its queue is full: this request gave its place to another tenant's "
+                                  "(fair share)")
 
     def release(self) -> None:
-        waiters = self._waiters
-        while waiters:
-            w = waiters.popleft()
-            if not w.done():
-                w.set_result(None)  # the slot goes straight to the next in line
-                return
+        heap = self._heap
+        while heap:
+            _, entry, t = heapq.heappop(heap)
+            if entry != t.entry:  # stale: the tenant was re-queued under a new key, or emptied
+                continue
+            last = self._last
+            fut = self._oldest_live(t)
+            if fut is None:
+                continue
+            self._charge(t, last)
+            if t.waiters:
+                t.entry = next(self._seq)
+                heapq.heappush(heap, (t.key, t.entry, t))
+            else:
+                t.entry = -1
+            fut.set_result(True)  # the slot goes straight to the tenant next in line
+            return
         self.inflight -= 1
+
+    def _oldest_live(self, t: _Tenant) -> asyncio.Future[bool] | None:
+        """Takes `t`'s oldest waiter that has not given up (one cancelled but not yet forgotten is
+        dropped here)."""
+        waiters = t.waiters
+        while waiters:
+            fut = waiters.popleft()
+            self._gone()
+            if not fut.done():
+                return fut
+        t.entry = -1
+        return None
+
+    def _charge(self, t: _Tenant, last: float | None) -> None:
+        """A slot handed to `t`: the clock advanced, `memory` re-measured (`last`: the previous
+        hand-over, if requests kept waiting since), 1 / weight added to its usage."""
+        now = self._clock()
+        if last is not None:
+            gap = now - last
+            self._gap = gap if self._gap is None else self._gap + 0.05 * (gap - self._gap)
+        self._last = now if self.waiting else None
+        clock = self._vclock = self._vclock + (now - self._now) / self.memory
+        self._now = now
+        if self._gap is not None:
+            self.memory = min(MEMORY_MAX, max(MEMORY_MIN, MEMORY_HANDOVERS * self._gap))
+        used = math.exp(t.key - clock) if t.key != _NEVER else 0.0
+        t.key = math.log(used + t.step) + clock
+
+    def _push_out(self, tenant: str, mine: int) -> bool:
+        """The queue is full: refuse the newest waiter of the tenant furthest over its share, if
+        that is not `tenant` itself (counted with the request it brings)."""
+        victim = None
+        worst = (mine + 1) / self.fair.quantum(tenant)
+        for name, t in self._tenants.items():
+            load = len(t.waiters) * t.step
+            if load > worst and name != tenant:
+                victim, worst = t, load
+        if victim is None:
+            return False
+        fut = victim.waiters.pop()
+        self._gone()
+        if not victim.waiters:
+            self._emptied(victim)
+        if not fut.done():
+            fut.set_result(False)
+        return True
+
+    def _forget(self, t: _Tenant, fut: asyncio.Future[bool]) -> None:
+        try:
+            t.waiters.remove(fut)
+        except ValueError:  # already taken out by release or _push_out
+            return
+        self._gone()
+        if not t.waiters:
+            self._emptied(t)
+
+    def _gone(self) -> None:
+        self.waiting -= 1
+        if not self.waiting:
+            self._last = None  # the next hand-over starts a new stretch: no gap to measure
+
+    def _emptied(self, t: _Tenant) -> None:
+        """`t` has no waiter left outside release: its heap entry is stale; swept out once stale
+        entries outnumber the tenants waiting."""
+        t.entry = -1
+        heap = self._heap
+        if len(heap) > 2 * self.waiting + 16:
+            heap[:] = [e for e in heap if e[1] == e[2].entry]
+            heapq.heapify(heap)
+
+    def _prune(self) -> None:
+        """Forget idle tenants: those whose usage has decayed to almost nothing first, then, if
+        that was not enough, every idle one."""
+        clock = self._vclock + (self._clock() - self._now) / self.memory
+        tenants = self._tenants
+        for name in [n for n, t in tenants.items() if not t.waiters and t.key - clock < -3.0]:
+            del tenants[name]
+        if len(tenants) >= 2 * self.max_queue + 16:
+            for name in [n for n, t in tenants.items() if not t.waiters]:
+                del tenants[name]
+
+    def queued_by(self) -> dict[str, int]:
+        """Waiters per tenant (tests, debugging)."""
+        return {n: len(t.waiters) for n, t in self._tenants.items() if t.waiters}
 
     def overloaded(self, why: str) -> Overloaded:
         return Overloaded(
@@ -83,6 +258,7 @@ class Unlimited:
     inflight = 0
     max_inflight = None
     waiting = 0
+    fair = ONE_QUEUE
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -90,7 +266,7 @@ class Unlimited:
     def try_acquire(self) -> bool:
         return True
 
-    async def acquire(self) -> None:
+    async def acquire(self, tenant: str = "") -> None:
         return None
 
     def release(self) -> None:

@@ -16,6 +16,7 @@ from clawdbot.observability.metrics import ServiceStats
 from clawdbot.providers.base import Embedder, Passthrough, Pooled, Provider
 from clawdbot.routing.breaker import Breaker
 from clawdbot.routing.credentials import credentials
+from clawdbot.routing.fair import fair_share
 from clawdbot.routing.health import ServiceState
 from clawdbot.routing.limiter import Limiter, Unlimited
 
@@ -47,7 +48,7 @@ class Upstream:
         self.ignores_cap = False
         lim = svc.limits
         self.limiter: Limiter | Unlimited = (
-            Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout)
+            Limiter(svc.name, lim.max_inflight, lim.max_queue, lim.queue_timeout, fair_share(lim.fair_share))
             if lim.max_inflight is not None else Unlimited(svc.name))
         self.breaker = breaker
         self.stats = stats
