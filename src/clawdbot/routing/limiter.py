@@ -20,7 +20,7 @@ request's time divided by the slots), measured while requests wait; 2 s until me
 0.5 s .. 1 h. So the last ~150 slots handed out are what counts, whatever a request takes (50 ms
 or a minute). A tenant that has not used the service lately (a new one, or one back after a pause)
 goes first until its usage has caught up with the others': at the start of a flood that is the
-flooding tenant, for about its share of those 150 hand-overs.
+flooding tenant, which then shares the slots equally until it has used more than the others.
 
 A full queue does not simply refuse the newcomer: if another tenant holds more than its share of
 the queue (waiters / weight), that tenant's newest waiter is refused instead, so a flood cannot
