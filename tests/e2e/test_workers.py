@@ -61,8 +61,17 @@ def upstream() -> Iterator[OpenAIUpstream]:
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
     g = start(tmp_path_factory.mktemp("workers"), config(upstream))
+    both_up(g)
     yield g
     g.stop()
+
+
+def both_up(g: GatewayProcess) -> set[int]:
+    """The process answers /healthz as soon as one worker listens; the other may take a moment more
+    on a loaded machine (each builds a whole gateway): until both have answered."""
+    seen = until(lambda: (lambda s: s if len(s) == 2 else None)(pids(g, 20)), deadline=60)
+    assert seen, "the second worker never answered"
+    return set(seen)
 
 
 def fresh(gw: GatewayProcess, method: str, path: str, body: Any = None,
@@ -134,7 +143,7 @@ def test_a_killed_worker_is_started_again_while_the_other_serves(gw: GatewayProc
 def test_sigterm_lets_an_open_stream_finish_then_all_exit(tmp_path: Path, upstream: OpenAIUpstream) -> None:
     g = start(tmp_path, config(upstream))
     assert g.proc is not None
-    workers = pids(g)
+    workers = both_up(g)
     client = openai.OpenAI(base_url=g.url + "/v1", api_key=MASTER, max_retries=0, timeout=30)
     stream = client.chat.completions.create(
         model="chat", stream=True,
@@ -155,6 +164,7 @@ def test_the_panels_csrf_token_passes_at_every_worker_without_a_master_key(
         tmp_path: Path, upstream: OpenAIUpstream) -> None:
     g = start(tmp_path, config(upstream, master=False))
     try:
+        both_up(g)
         status, who = fresh(g, "GET", "/auth/status")
         assert status == 200 and who["csrf"], who
         test = {"service": {"name": "probe", "type": "openai", "endpoint": upstream.url + "/v1"}}
