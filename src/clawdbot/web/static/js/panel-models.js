@@ -5,7 +5,7 @@
 import { h, clear } from "./dom.js";
 import { fmtInt, fmtNum, orDash } from "./panel-format.js";
 import { fillTable, showError, tag } from "./panel-table.js";
-import { ConfigTab } from "./panel-config-tab.js";
+import { CardsTab } from "./panel-config-tab.js";
 import { RouteEditor } from "./panel-route-editor.js";
 import { reloadSummary } from "./panel-route-rows.js";
 
@@ -19,16 +19,14 @@ const DEPLOYMENT_COLUMNS = [
   { label: "Requests", cell: (d) => fmtInt(d.requests), num: true },
 ];
 
-export class ModelsTab extends ConfigTab {
+export class ModelsTab extends CardsTab {
   constructor(panel, api, { confirm, live }) {
-    super(panel, api, live, "models");
+    super(panel, api, live, "models", { kind: "model", noun: "Routes" });
     this.confirm = confirm;
     this.list = panel.querySelector("#model-list");
     this.fresh = panel.querySelector("#model-new");
     this.addButton = panel.querySelector("#models-add");
     this.addButton.addEventListener("click", () => this.open(null, "add"));
-    this.readOnly = null;  // why routes cannot be edited (409 config_read_only), once known
-    this.editor = null;
     this.models = [];
     this.services = [];
   }
@@ -110,27 +108,6 @@ export class ModelsTab extends ConfigTab {
     });
     this.render();
     this.editor.focus();
-  }
-
-  close() {
-    const was = this.editor;
-    this.editor = null;
-    this.render();
-    const card = was && was.mode !== "add" ? this.cardOf(was.name) : null;
-    const target = card?.querySelector(was.mode === "remove" ? ".remove-model" : ".edit-model");
-    if (target && !target.disabled) target.focus();
-    else if (!this.addButton.disabled && !this.addButton.hidden) this.addButton.focus();
-    else this.readOnlyNote.focus();  // editing is off: the note says why
-  }
-
-  lock(message) {
-    this.readOnly = message;
-    this.readOnlyNote.textContent = `Routes cannot be edited here: ${message}`;
-    this.readOnlyNote.hidden = false;
-    this.addButton.disabled = true;
-    for (const b of this.list.querySelectorAll(".edit-model, .remove-model")) {
-      if (b.getAttribute("aria-expanded") !== "true") b.disabled = true;
-    }
   }
 
   async applied(name, mode, out) {

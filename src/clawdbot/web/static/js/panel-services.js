@@ -7,7 +7,7 @@ import { h, clear } from "./dom.js";
 import { MASK, orDash } from "./panel-format.js";
 import { showError, tag } from "./panel-table.js";
 import { reloadSummary } from "./panel-route-rows.js";
-import { ConfigTab } from "./panel-config-tab.js";
+import { CardsTab } from "./panel-config-tab.js";
 import { ServiceEditor } from "./panel-service-editor.js";
 
 const VERB = { add: "Added", edit: "Changed", remove: "Removed" };
@@ -24,17 +24,15 @@ function timeoutsText(t) {
   return Object.entries(t).map(([k, v]) => `${k.replace("_", " ")} ${v} s`).join(", ");
 }
 
-export class ServicesTab extends ConfigTab {
+export class ServicesTab extends CardsTab {
   constructor(panel, api, { confirm, live }) {
-    super(panel, api, live, "services");
+    super(panel, api, live, "services", { kind: "service", noun: "Services" });
     this.confirm = confirm;
     this.list = panel.querySelector("#service-list");
     this.fresh = panel.querySelector("#service-new");
     this.addButton = panel.querySelector("#services-add");
     this.addButton.addEventListener("click", () => this.open(null, "add"));
     this.data = null;
-    this.readOnly = null;  // why the file cannot be edited
-    this.editor = null;
   }
 
   reset() {
@@ -115,31 +113,6 @@ export class ServicesTab extends ConfigTab {
     });
     this.render();
     this.editor.focus();
-  }
-
-  close() {
-    const was = this.editor;
-    this.editor = null;
-    this.render();
-    this.focusAfter(was);
-  }
-
-  focusAfter(was) {
-    const card = was && was.mode !== "add" ? this.cardOf(was.name) : null;
-    const target = card?.querySelector(was.mode === "remove" ? ".remove-service" : ".edit-service");
-    if (target && !target.disabled) target.focus();
-    else if (!this.addButton.disabled && !this.addButton.hidden) this.addButton.focus();
-    else this.readOnlyNote.focus();
-  }
-
-  lock(message) {
-    this.readOnly = message;
-    this.readOnlyNote.textContent = `Services cannot be edited here: ${message}`;
-    this.readOnlyNote.hidden = false;
-    this.addButton.disabled = true;
-    for (const b of this.list.querySelectorAll(".edit-service, .remove-service")) {
-      if (b.getAttribute("aria-expanded") !== "true") b.disabled = true;
-    }
   }
 
   async applied(name, mode, out) {
