@@ -119,7 +119,11 @@ export function confirmDialog(dialog, { title, message, confirmLabel = "Delete" 
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => {
       resolve(dialog.returnValue === "confirm");
-      if (opener && opener.isConnected) opener.focus();
+      // The browser gives the focus back to the opener as the dialog closes; this event comes a task
+      // later, so only step in when the focus went nowhere (the opener gone): never take it back from
+      // a field the user has moved to since.
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (lost && opener && opener.isConnected) opener.focus();
     }, { once: true });
     dialog.returnValue = "";
     dialog.showModal();
