@@ -1,74 +1,29 @@
-"""Spend survives a PostgreSQL outage: records made while the database is down go to the local
-journal and reach the spend table when it is back, request for request, with no duplicate.
+"""Spend survives a PostgreSQL outage and the gateway's own death: every record is in the local
+journal as it is made, and reaches the spend table when the database is back (or when a gateway
+starts again on the data directory), request for request, with no duplicate.
 
 The database is a private PostgreSQL cluster made for this module (initdb in a temporary directory,
 its own port), so stopping it disturbs nothing else on the machine."""
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess, free_port
+from tests.e2e.harness import GatewayProcess
+from tests.e2e.private_servers import PrivatePostgres
 from tests.e2e.test_tenancy import MASTER, create_key
 from tests.upstreams.openai_server import OpenAIUpstream
-
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
-
-
-class PrivatePostgres:
-    def __init__(self) -> None:
-        if PG_BIN is None:
-            pytest.fail("PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin)")
-        # not under pytest's tmp_path: that is private to root, and the server runs as postgres
-        self.root = Path(tempfile.mkdtemp(prefix="clawdbot-pg-"))
-        self.dir = self.root / "pgdata"
-        self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        cmd = [str(PG_BIN / args[0]), *args[1:]]
-        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-    def init(self) -> PrivatePostgres:
-        self.dir.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres")
-            shutil.chown(self.dir, "postgres")
-        self._run("initdb", "-D", str(self.dir), "-A", "trust", "-U", "postgres", "--no-sync")
-        return self
-
-    def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.dir), "-o", opts, "-l", str(self.dir / "server.log"), "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.dir), "-m", "fast", "-w", "stop")
-
-    def rows(self, key_id: str) -> list[str]:
-        async def fetch() -> list[str]:
-            conn = await asyncpg.connect(self.url)
-            try:
-                return [r["request_id"] for r in await conn.fetch(
-                    "SELECT request_id FROM spend WHERE key_id = $1", key_id)]
-            finally:
-                await conn.close()
-
-        return asyncio.run(fetch())
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +38,8 @@ def pg() -> Iterator[PrivatePostgres]:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
-def gateway(tmp: Path, pg: PrivatePostgres, upstream: OpenAIUpstream, data: Path) -> GatewayProcess:
+def gateway(tmp: Path, pg: PrivatePostgres, upstream: OpenAIUpstream, data: Path,
+            flush: float = 0.1) -> GatewayProcess:
     cfg = tmp / "clawdbot.yaml"
     cfg.write_text(f"""
 server:
@@ -91,7 +47,7 @@ server:
   key_cache_ttl: 0.2
 database_url: {pg.url}
 metering:
-  flush_interval: 0.1
+  flush_interval: {flush}
 services:
   - name: oa
     type: openai
@@ -116,6 +72,10 @@ def send(g: GatewayProcess, key: str, n: int) -> list[str]:
         return list(pool.map(one, range(n)))
 
 
+def journal_bytes(data: Path) -> int:
+    return sum(p.stat().st_size for p in data.glob("spend-*.journal"))
+
+
 def wait_rows(pg: PrivatePostgres, key_id: str, expected: int, timeout: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout
     rows = pg.rows(key_id)
@@ -134,13 +94,9 @@ def test_spend_made_during_an_outage_arrives_when_the_database_returns(
         assert sorted(wait_rows(pg, key_id, 40)) == sorted(sent)
         pg.stop()
         try:
-            during = send(g, key, 60)  # the key is cached; spend goes to the journal
+            during = send(g, key, 60)  # the key is cached; spend waits in the journal
             assert len(during) == 60
-            journal = tmp_path / "data" / "spend.journal"
-            deadline = time.monotonic() + 10
-            while journal.stat().st_size == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)  # polling until the writer's next flush has failed over to the journal
-            assert journal.stat().st_size > 0
+            assert journal_bytes(tmp_path / "data") > 0
         finally:
             pg.start()
         after = send(g, key, 20)
@@ -162,8 +118,24 @@ def test_spend_journaled_at_shutdown_is_replayed_by_the_next_process(
         finally:
             g.stop()  # graceful: what is queued goes to the journal, the database being down
     pg.start()
-    assert (data / "spend.journal").stat().st_size > 0
+    assert journal_bytes(data) > 0
     with gateway(tmp_path, pg, openai_upstream, data):
         rows = wait_rows(pg, made["id"], 31)
     assert len(rows) == len(set(rows)) == 31
     assert set(during) <= set(rows)
+
+
+def test_spend_of_a_gateway_killed_with_sigkill_arrives_when_it_starts_again(
+        tmp_path: Path, pg: PrivatePostgres, openai_upstream: OpenAIUpstream) -> None:
+    data = tmp_path / "data"
+    with gateway(tmp_path, pg, openai_upstream, data, flush=3600) as g:  # no batch before the kill
+        made = create_key(g, name="sigkill")
+        answered = send(g, made["key"], 25)
+        assert g.proc is not None
+        os.killpg(g.proc.pid, signal.SIGKILL)  # no shutdown: nothing flushed, the queue in memory gone
+        g.proc.wait(10)
+    assert pg.rows(made["id"]) == []  # not one record reached the database before the kill
+    assert journal_bytes(data) > 0
+    with gateway(tmp_path, pg, openai_upstream, data):
+        rows = wait_rows(pg, made["id"], 25)
+    assert sorted(rows) == sorted(answered)  # every answered request once

@@ -42,11 +42,11 @@ def test_database_and_journal_files_are_0600(tmp_path: Path, open_umask: object)
     files = [p for p in (tmp_path / "data").iterdir() if p.name.startswith("clawdbot.db")]
     assert files and all(mode(p) == 0o600 for p in files), {p.name: oct(mode(p)) for p in files}
     assert mode(tmp_path / "data") == 0o700
-    journal = Journal(tmp_path / "data" / "spend.journal")
-    journal.append([b'{"x":1}'])
-    journal.commit(1)  # writes the offset file
-    assert mode(tmp_path / "data" / "spend.journal") == 0o600
-    assert mode(tmp_path / "data" / "spend.journal.offset") == 0o600
+    journal = Journal(tmp_path / "data")
+    journal.append(b'{"x":1}')
+    assert mode(tmp_path / "data" / "spend-0.0.journal") == 0o600
+    assert mode(tmp_path / "data" / "spend-0.lock") == 0o600
+    journal.close()
 
 
 def test_files_open_to_others_are_narrowed_and_a_shared_directory_is_warned_about(
@@ -54,12 +54,12 @@ def test_files_open_to_others_are_narrowed_and_a_shared_directory_is_warned_abou
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o755)
-    old = shared / "spend.journal"
+    old = shared / "spend-0.lock"
     old.write_text("")
     os.chmod(old, 0o644)
     with caplog.at_level(logging.WARNING):
         assert data_dir(Config(data_dir=str(shared)), {}) == shared
-        Journal(old)
+        Journal(shared).close()
     assert "open to other users" in caplog.text and "chmod 700" in caplog.text
     assert mode(old) == 0o600 and "made it private" in caplog.text
     assert mode(shared) == 0o755  # a directory shared on purpose is the operator's to change

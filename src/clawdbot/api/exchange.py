@@ -55,6 +55,9 @@ class Exchange:
 
     async def end(self, data: bytes = b"") -> None:
         self._ended = True
+        meter = self.ctx.meter
+        if meter is not None:  # a metered request: its spend is on disk before the client has the answer
+            meter.answered(self.ctx)
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
     def watch_disconnect(self) -> None:

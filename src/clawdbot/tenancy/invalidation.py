@@ -44,9 +44,16 @@ class Invalidation(Protocol):
 
     async def close(self) -> None: ...
 
+    def on_reconnect(self, hook: Callable[[], None]) -> None:
+        """Also call `hook` each time the subscription is (re)confirmed: Redis may have restarted."""
+        ...
+
 
 class LocalOnly:
     async def start(self) -> None:
+        return None
+
+    def on_reconnect(self, hook: Callable[[], None]) -> None:
         return None
 
     async def publish(self) -> bool:
@@ -67,6 +74,7 @@ class RedisInvalidation:
         self.published = 0
         self.publish_failures = 0
         self._clear = clear
+        self._reconnected: list[Callable[[], None]] = []
         self.subscription = Subscription(client, self.channel, self._message, self._subscribed, where)
 
     async def start(self) -> None:
@@ -93,8 +101,13 @@ class RedisInvalidation:
     def _message(self, data: bytes) -> None:
         self._clear()
 
+    def on_reconnect(self, hook: Callable[[], None]) -> None:
+        self._reconnected.append(hook)
+
     async def _subscribed(self) -> None:
         self._clear()
+        for hook in self._reconnected:
+            hook()
 
 
 def build_invalidation(url: str | None, clear: Callable[[], None], prefix: str = KEY_PREFIX) -> Invalidation:

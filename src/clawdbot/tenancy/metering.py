@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast
 
 from clawdbot.config.schema import Config, ModelEntry
 from clawdbot.core.context import RequestContext
@@ -41,9 +41,10 @@ Seed = Callable[[Scope, str, int], Awaitable[int]]  # (scope, id, since_ms) -> m
 class Ticket:
     """What `admit` reserved for one request; `settle` gives it back."""
 
-    __slots__ = ("decision", "model", "parallel", "principal", "prompt", "reservation", "route")
+    __slots__ = ("charged", "decision", "model", "owner", "parallel", "principal", "prompt", "reservation", "route")
 
-    def __init__(self, principal: Principal, model: str, route: Route | None, prompt: int) -> None:
+    def __init__(self, owner: Metering, principal: Principal, model: str, route: Route | None, prompt: int) -> None:
+        self.owner = owner
         self.principal = principal
         self.model = model
         self.route = route
@@ -51,6 +52,19 @@ class Ticket:
         self.decision: Decision | None = None
         self.reservation: Reservation | None = None
         self.parallel: tuple[str, ...] = ()
+        self.charged: Charge | None = None
+
+    def answered(self, ctx: RequestContext) -> None:
+        """The answer's last bytes are about to go to the client (api/exchange.py): its spend is
+        journaled first, so a process killed right after the client has its answer has it on disk."""
+        self.owner.charge(ctx, self)
+
+
+class Charge(NamedTuple):
+    answered: bool  # an answer came (a first token, or usage: embeddings have no tokens to stream)
+    prompt: int
+    completion: int
+    cost: int  # micro-dollars
 
 
 class Parallel:
@@ -152,7 +166,7 @@ class Metering:
             route = router.route(model)
         except GatewayError:
             return []  # unknown model: the handler answers 404 with close matches, nothing to hold
-        ticket = Ticket(principal, model, route, prompt)
+        ticket = Ticket(self, principal, model, route, prompt)
         names = tuple(f"{q.scope}:{q.id}" for q in principal.quotas if q.max_parallel is not None)
         if names:
             full = self._parallel.take([(f"{q.scope}:{q.id}", q.max_parallel) for q in principal.quotas
@@ -168,6 +182,7 @@ class Metering:
             raise
         except Exception as exc:  # Redis (or the spend table behind a seed) unreachable: fail closed
             self._parallel.give(ticket.parallel)
+            self.reseed()  # Redis may come back without its data
             log.error("limits and budgets unavailable (%s: %s)", type(exc).__name__, str(exc)[:200])
             raise StateUnavailable("Rate limits and budgets cannot be checked right now; try again shortly.",
                                    headers={"Retry-After": "1"}) from None
@@ -265,6 +280,11 @@ class Metering:
                     continue
         return self.pricing.worst(routes)
 
+    def reseed(self) -> None:
+        """Redis may have restarted without its data: seed each budget period from the spend table
+        again when it is next met (seeding only fills a bucket Redis does not have)."""
+        self._seeded.clear()
+
     async def _seed_buckets(self, subjects: Sequence[BudgetSubject]) -> None:
         """The first time this process meets a budget period, start it from what the database says
         was spent in it (a restart, or spend made before this process existed)."""
@@ -298,21 +318,7 @@ class Metering:
             return
         ctx.meter = None
         self._parallel.give(ticket.parallel)
-        # an answer came (a first token, or usage: embeddings have no tokens to stream)
-        answered = ctx.first_token_at is not None or ctx.completion_tokens is not None or ctx.prompt_tokens is not None
-        prompt = ctx.prompt_tokens if ctx.prompt_tokens is not None else (ticket.prompt if answered else 0)
-        completion = ctx.completion_tokens if ctx.completion_tokens is not None else ctx.chunks
-        cost = 0
-        if answered and ctx.service is not None and not ctx.cost_free:  # a cache hit costs nothing
-            price = self.pricing.served(ticket.model, ticket.route, ctx.service, ctx.upstream_model)
-            if price is not None:
-                cost = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
-        ctx.cost_micros = cost if answered else 0
-        p = ticket.principal
-        if self.writer is not None and p.key_id is not None and answered:  # first: it must not be lost
-            self.writer.record(SpendRecord(
-                new_record_id(), now_ms(), ticket.model, prompt, completion, cost, key_id=p.key_id,
-                user_id=p.user_id, team_id=p.team_id, request_id=ctx.request_id, service=ctx.service), force=True)
+        answered, prompt, completion, cost = self.charge(ctx, ticket)
         tokens = 0 if ctx.cost_free else prompt + completion  # no model spent them
         charge = cost if answered else 0  # nothing answered: the hold is only released
         try:
@@ -326,6 +332,27 @@ class Metering:
         except Exception as exc:  # Redis went away mid-request: the window keeps the estimate, the hold expires
             log.error("settling request %s failed (%s: %s); its budget hold expires on its own",
                       ctx.request_id, type(exc).__name__, str(exc)[:200])
+
+    def charge(self, ctx: RequestContext, ticket: Ticket) -> Charge:
+        """What the request cost, its spend record journaled: once, at the answer's end or at settle."""
+        if ticket.charged is not None:
+            return ticket.charged
+        answered = ctx.first_token_at is not None or ctx.completion_tokens is not None or ctx.prompt_tokens is not None
+        prompt = ctx.prompt_tokens if ctx.prompt_tokens is not None else (ticket.prompt if answered else 0)
+        completion = ctx.completion_tokens if ctx.completion_tokens is not None else ctx.chunks
+        cost = 0
+        if answered and ctx.service is not None and not ctx.cost_free:  # a cache hit costs nothing
+            price = self.pricing.served(ticket.model, ticket.route, ctx.service, ctx.upstream_model)
+            if price is not None:
+                cost = to_micros((prompt * price.input_per_m + completion * price.output_per_m) / 1_000_000)
+        ctx.cost_micros = cost if answered else 0
+        p = ticket.principal
+        ticket.charged = charged = Charge(answered, prompt, completion, cost)
+        if self.writer is not None and p.key_id is not None and answered:  # first: it must not be lost
+            self.writer.record(SpendRecord(
+                new_record_id(), now_ms(), ticket.model, prompt, completion, cost, key_id=p.key_id,
+                user_id=p.user_id, team_id=p.team_id, request_id=ctx.request_id, service=ctx.service), force=True)
+        return charged
 
     async def start(self) -> None:
         if self.writer is not None:

@@ -16,7 +16,6 @@ from clawdbot.tenancy.metering import Metering
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.spend import SpendWriter
 
-JOURNAL_FILE = "spend.journal"
 MIB = 1024 * 1024
 
 
@@ -46,7 +45,10 @@ def build_metering(config: Config, env: Mapping[str, str], tenancy: Tenancy) -> 
     writer = seed = None
     spend = tenancy.spend
     if spend is not None:
-        journal = Journal(data_dir(config, env) / JOURNAL_FILE, max_bytes=config.metering.journal_max_mb * MIB)
+        journal = Journal(data_dir(config, env), max_bytes=config.metering.journal_max_mb * MIB)
         writer = SpendWriter(spend.write, journal, flush_interval_s=config.metering.flush_interval)
         seed = spend.spent
-    return Metering(config, limiter, budgets, writer, seed, closing=closing, joint=joint)
+    metering = Metering(config, limiter, budgets, writer, seed, closing=closing, joint=joint)
+    if url:  # a new subscription may follow a Redis restart that lost the budgets' counts
+        tenancy.invalidation.on_reconnect(metering.reseed)
+    return metering
