@@ -4,7 +4,7 @@
 # model fetched at run time and `plot` serves the CLI's charts only. tests/deploy/test_dockerfile.py
 # keeps this list within pyproject.toml's [project.optional-dependencies].
 set -eu
-ALLOWED="local postgres redis grpc otel semantic"
+ALLOWED="local postgres redis grpc otel semantic mcp"
 flags=""
 for extra in $(printf '%s' "${1-}" | tr ',' ' '); do
   case " $ALLOWED " in

@@ -14,6 +14,7 @@ from clawdbot.api import admin_api, openapi, routes
 from clawdbot.api.app import App
 from clawdbot.api.routes import Route
 from clawdbot.cli.serve import build_app
+from clawdbot.config.mcp_schema import Mcp, McpServer
 from clawdbot.config.schema import Config, Service
 from clawdbot.observability.access import AccessLog
 
@@ -34,6 +35,7 @@ def served(app: App) -> dict[str, set[str]]:
     out = {path: methods(r) for path, r in {**routes.ROUTES, **routes.TEMPLATES}.items()}
     out |= {admin_api.PREFIX + t: {m.lower() for m in ms} for t, ms in admin_api.ROUTES.items()}
     out |= {path: methods(r) for path, r in getattr(app.ext, "routes", {}).items()}  # WebLayer's table
+    out |= {path: methods(r) for path, r in getattr(app.mcp, "routes", {}).items()}  # the MCP endpoint's
     panel = getattr(app.ext, "panel", None)  # the control panel's own (its /panel/api/admin/ mirror is the admin API)
     if panel is not None:
         out |= {path: methods(r) for path, r in {**panel.routes, **panel.templates}.items()}
@@ -55,6 +57,15 @@ def test_every_route_is_documented_and_every_operation_is_a_route(tmp_path: Path
     assert sorted(set(have) - set(doc)) == [], "routes without an operation in /openapi.json"
     assert sorted(set(doc) - set(have)) == [], "operations no route serves"
     assert {p: m for p, m in have.items() if doc[p] != m} == {}, "methods differ (route: served)"
+
+
+def test_mcp_is_documented_when_configured(tmp_path: Path) -> None:
+    config = Config(services=[Service(name="m", type="mock")],
+                    mcp=Mcp(servers=[McpServer(name="t", command="/bin/true")]))
+    app = build_app(config, AccessLog("text"), "serve", env={"CLAWDBOT_DATA_DIR": str(tmp_path)})
+    have, doc = served(app), documented(app)
+    assert have["/mcp"] == doc["/mcp"] == {"post"}
+    assert "/mcp" not in documented(built(tmp_path / "plain", "serve"))
 
 
 def test_the_web_layer_is_documented_only_where_it_serves(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ def test_unknown_nested_and_top_level_keys() -> None:
     fails("servces: []\n", 1, "servces", "did you mean `services`?")
     fails("server: {}\nzzz: 1\n", 2, "zzz",
           "valid keys: server, data_dir, database_url, redis_url, redis_prefix, costs, metering, metrics, ",
-          "web, services, models, routing, plugins)")
+          "web, services, models, routing, plugins, mcp)")
 
 
 def test_wrong_type_names_the_expected_type() -> None:

@@ -26,7 +26,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 DIST_INFO = f"clawdbot-{VERSION}.dist-info"
 # docs/configuration.md names each
-EXTRAS = {"local", "postgres", "redis", "semantic", "presidio", "otel", "plot", "grpc"}
+EXTRAS = {"local", "postgres", "redis", "semantic", "presidio", "otel", "plot", "grpc", "mcp"}
 
 # Files other than Python source that belong in the package, by pattern (relative to clawdbot/).
 DATA = ("web/static/*.html", "web/static/*.css", "web/static/*.svg", "web/static/js/*.js",

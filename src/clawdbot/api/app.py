@@ -88,9 +88,31 @@ class NoExtension:
         return None
 
 
+class Mcp(Protocol):
+    """The MCP gateway's endpoint (mcp/endpoint.py), built only when `mcp:` lists servers."""
+
+    def route(self, path: str) -> Route | None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class NoMcp:
+    def route(self, path: str) -> Route | None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
 class App:
     def __init__(self, pipeline: Pipeline, server: Server, tenancy: Tenancy, ext: Extension | None = None,
-                 throttle: AuthThrottle | None = None, metrics_port: int | None = None) -> None:
+                 throttle: AuthThrottle | None = None, metrics_port: int | None = None,
+                 mcp: Mcp | None = None) -> None:
         self.pipeline = pipeline
         self.gateway = pipeline.gateway
         # Master key and virtual keys (tenancy/); without a master key auth stays off.
@@ -98,6 +120,7 @@ class App:
         self.admin_api = AdminApi(self.tenancy, pipeline.check_key_metadata, pipeline.request_log)
         self.server = server
         self.ext: Extension = ext if ext is not None else NoExtension()
+        self.mcp: Mcp = mcp if mcp is not None else NoMcp()
         self.limit = server.max_body_bytes
         self.hosts = AllowedHosts(server.allowed_hosts, bool(server.master_key))
         # failed keys per client address: shared with the chat page's login (web/layer.py)
@@ -132,6 +155,7 @@ class App:
                     await self.tenancy.start()
                     await self.pipeline.start()
                     await self.ext.start()
+                    await self.mcp.start()
                     if self.metrics_listener is not None:
                         await self.metrics_listener.start()
                 except Exception as exc:
@@ -144,6 +168,10 @@ class App:
                 gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                try:
+                    await self.mcp.close()  # stdio servers stopped
+                except Exception:
+                    log.exception("mcp gateway shutdown failed")
                 try:
                     await self.ext.close()  # chat runs end (and are stored) while providers still work
                 except Exception:
@@ -252,7 +280,7 @@ class App:
                              param="Host", code="invalid_host")
         if path.startswith(ADMIN_API):
             return await self.admin_call(ex, hdrs)
-        route = routes.ROUTES.get(path) or routes.find(path) or self.ext.route(path)
+        route = routes.ROUTES.get(path) or routes.find(path) or self.ext.route(path) or self.mcp.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
         method = ex.scope["method"]

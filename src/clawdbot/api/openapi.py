@@ -27,12 +27,13 @@ class Shape(NamedTuple):
     web: bool = True  # the chat page and /auth/* (web.enabled)
     max_messages: int = 2048  # server.max_messages
     plugins: tuple[str, ...] = ()  # the configured plugin instances a key may override
+    mcp: bool = False  # POST /mcp (mcp.servers)
 
 
 def shape_of(pl: Pipeline) -> Shape:
     config = pl.gateway.config
     ids = tuple(sorted(s.plugin.id for s in pl.chain.slots))
-    return Shape(config.web.enabled, config.server.max_messages, ids)
+    return Shape(config.web.enabled, config.server.max_messages, ids, bool(config.mcp.servers))
 
 
 DEFAULT = Shape()
@@ -50,8 +51,8 @@ def document(shape: Shape = DEFAULT) -> dict[str, Any]:
                                 "admin API takes the master key or an admin key."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "tags": [{"name": n} for n in ("v1", "anthropic", "ollama", "admin", "ops", "web")],
-        "paths": paths(shape.web),
+        "tags": [{"name": n} for n in ("v1", "anthropic", "ollama", "admin", "ops", "web", "mcp")],
+        "paths": paths(shape.web, shape.mcp),
         "components": {"schemas": schemas, "responses": ERROR_RESPONSES,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
                                            "xApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}},

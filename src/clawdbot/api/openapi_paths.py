@@ -275,8 +275,20 @@ def _operation(path: str, op: Op) -> dict[str, Any]:
     return out
 
 
-def paths(web: bool) -> dict[str, dict[str, Any]]:
+def _mcp() -> Iterator[tuple[str, str, Op]]:
+    """The MCP gateway (docs/mcp.md), served when `mcp:` lists servers: JSON-RPC over Streamable
+    HTTP, answered as JSON (stateless: no GET stream, no session to DELETE)."""
+    rpc = {"type": "object", "required": ["jsonrpc"],
+           "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer"]},
+                          "method": {"type": "string"}, "params": {"type": "object"}}}
+    accepted = {"202": {"description": "A notification or response, accepted (no body)"}}
+    yield "/mcp", "post", Op("mcp", "MCP (Streamable HTTP): initialize, tools/list, tools/call (`server.tool`), ping",
+                             {**_ok(rpc), **accepted}, (400, 401, 413, 429), body=rpc, tag="mcp",
+                             example={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+
+
+def paths(web: bool, mcp: bool = False) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for path, method, op in [*_operations(), *(_web() if web else ())]:
+    for path, method, op in [*_operations(), *(_web() if web else ()), *(_mcp() if mcp else ())]:
         out.setdefault(path, {})[method] = _operation(path, op)
     return out

@@ -264,7 +264,17 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
     throttle = AuthThrottle(srv.auth_failures_burst, srv.auth_failures_per_minute,
                             trusted=networks(srv.trusted_proxies))
     web = build_web(config, pipeline, tenancy, role, env, throttle)
-    return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port)
+    mcp = None
+    if config.mcp.servers:  # the MCP gateway (docs/mcp.md): the `mcp` SDK is imported only then
+        from clawdbot.mcp import missing_extra
+
+        missing = missing_extra()
+        if missing is not None:
+            raise ValueError(missing)
+        from clawdbot.mcp.build import build_mcp
+
+        mcp = build_mcp(config, env, gateway.metrics)
+    return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port, mcp=mcp)
 
 
 def serve_app(app: App, config: Config, reuse_port: bool = False) -> int:

@@ -22,6 +22,7 @@ import yaml
 from clawdbot.config import upstream
 from clawdbot.config.grpc_schema import Tensor, grpc_target
 from clawdbot.config.local_models import PACKAGED
+from clawdbot.config.mcp_schema import problems as mcp_problems
 from clawdbot.config.prompt_templates import template_problem
 from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, Limits, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
@@ -316,6 +317,8 @@ def _check(config: Config, doc: _Document) -> None:
             raise doc.error(("server", "trusted_proxies", i), str(exc)) from None
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
+    for where, message in mcp_problems(config.mcp):
+        raise doc.error(("mcp", *where), message)
     first_index: dict[str, int] = {}
     for i, svc in enumerate(config.services):
         at: KeyPath = ("services", i)

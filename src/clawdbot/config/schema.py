@@ -9,6 +9,7 @@ import msgspec
 
 from clawdbot.config import service_types
 from clawdbot.config.grpc_schema import GrpcSettings
+from clawdbot.config.mcp_schema import Mcp
 from clawdbot.config.strict import Strict
 
 LimitField = Literal["max_tokens", "max_completion_tokens"]
@@ -378,6 +379,8 @@ class Config(Strict):
     # The request pipeline's plugins, in order: pre hooks run in this order, post and chunk hooks
     # in reverse (pipeline/plugins.py).
     plugins: list[PluginEntry] = []
+    # MCP servers served at /mcp, and who may call which tool (config/mcp_schema.py, docs/mcp.md)
+    mcp: Mcp = msgspec.field(default_factory=Mcp)
 
     def model_targets(self, name: str) -> list[str] | None:
         entry = self.models.get(name)

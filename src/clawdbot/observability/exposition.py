@@ -52,6 +52,21 @@ class GatewayCollector(Collector):
         yield from self._requests()
         yield from self._services()
         yield from self._process()
+        yield from self._mcp()
+
+    def _mcp(self) -> Iterator[Metric]:
+        if self.metrics.mcp_calls is None:
+            return
+        labels = ["server", "tool", "status"]
+        calls = CounterMetricFamily("clawdbot_mcp_tool_calls", "MCP tool calls through /mcp, by server, tool and "
+                                    "outcome (ok, tool_error, timeout, too_large, unavailable, rate_limited, ...).",
+                                    labels=labels)
+        seconds = CounterMetricFamily("clawdbot_mcp_tool_call_seconds", "Time spent in MCP tool calls.",
+                                      labels=labels, unit="seconds")
+        for key, (n, spent) in self.metrics.mcp_calls().items():
+            calls.add_metric(list(key), n)
+            seconds.add_metric(list(key), spent)
+        yield from (calls, seconds)
 
     def _requests(self) -> Iterator[Metric]:
         rm = self.metrics.requests

@@ -135,6 +135,8 @@ class Metrics:
         self.queues: Callable[[], dict[str, dict[str, Any]]] | None = None
         # Set by the pipeline: the request log's records written and dropped (observability/request_log.py)
         self.request_log: Callable[[], dict[str, int]] | None = None
+        # Set by the MCP gateway: (server, tool, status) -> (calls, seconds) (mcp/calls.py)
+        self.mcp_calls: Callable[[], dict[tuple[str, str, str], tuple[int, float]]] | None = None
         # The log writer's counts (observability/logging.py): the process's root handler by default
         self.log_lines: Callable[[], dict[str, int]] = log_stats
 

@@ -1,0 +1,59 @@
+"""Every tool call's record: one access-log line (server, tool, status, latency, result size; never
+arguments or results) and the counters /metrics exports (clawdbot_mcp_tool_calls, ..._seconds)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import msgspec
+
+from clawdbot.observability.access import _fmt
+from clawdbot.observability.logging import timestamp
+
+_log = logging.getLogger("clawdbot.access")
+_encode = msgspec.json.Encoder().encode
+MAX_SERIES = 1000  # distinct (server, tool, status); beyond it they count under tool `other`
+# what a call ended as (the `status` field and label)
+OK, TOOL_ERROR, UNKNOWN, RATE_LIMITED, TIMEOUT, TOO_LARGE, UNAVAILABLE, CANCELLED, FAILED = (
+    "ok", "tool_error", "unknown_tool", "rate_limited", "timeout", "too_large", "unavailable", "cancelled", "error")
+
+
+class CallLog:
+    def __init__(self, json: bool) -> None:
+        self.json = json
+        # (server, tool, status) -> [calls, seconds]
+        self.series: dict[tuple[str, str, str], list[float]] = {}
+
+    def record(self, request_id: str, key: str, server: str, tool: str, status: str, started: float,
+               result_bytes: int | None) -> None:
+        seconds = time.perf_counter() - started
+        label = (server, tool, status)
+        s = self.series.get(label)
+        if s is None:
+            if len(self.series) >= MAX_SERIES:
+                label = (server, "other", status)
+            s = self.series.setdefault(label, [0, 0.0])
+        s[0] += 1
+        s[1] += seconds
+        if _log.isEnabledFor(logging.INFO):
+            self._line(request_id, key, server, tool, status, round(seconds * 1000, 2), result_bytes)
+
+    def _line(self, request_id: str, key: str, server: str, tool: str, status: str, latency_ms: float,
+              result_bytes: int | None) -> None:
+        now = time.time()
+        if self.json:
+            line = _encode({"ts": round(now, 3), "level": "info", "logger": "clawdbot.access",
+                            "request_id": request_id, "event": "mcp_call", "key": key, "server": server,
+                            "tool": tool, "status": status, "latency_ms": latency_ms,
+                            "result_bytes": result_bytes}).decode()
+        else:
+            line = (f"{timestamp(now)} INFO  clawdbot.access request_id={request_id} event=mcp_call "
+                    f"key={_fmt(key)} server={_fmt(server)} tool={_fmt(tool)} status={status} "
+                    f"latency_ms={latency_ms}")
+            if result_bytes is not None:
+                line += f" result_bytes={result_bytes}"
+        _log.info("%s", line)
+
+    def snapshot(self) -> dict[tuple[str, str, str], tuple[int, float]]:
+        return {k: (int(v[0]), v[1]) for k, v in list(self.series.items())}

@@ -1,0 +1,144 @@
+"""The aggregate of the configured MCP servers as one caller sees it: their tools under
+`server.tool`, filtered by the caller's grant, and each call admitted (rate), bounded (time,
+size), recorded (calls.py) and answered with a clean error when the server fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from clawdbot.config.mcp_schema import Mcp
+from clawdbot.mcp import calls
+from clawdbot.mcp.access import Access, Grant
+from clawdbot.mcp.limits import CallCounter
+from clawdbot.mcp.upstream import Unavailable, Upstream
+from clawdbot.tenancy.principal import Principal
+
+log = logging.getLogger("clawdbot.mcp")
+REAP_INTERVAL = 5.0  # seconds between looks for idle stdio servers
+
+
+class Caller(NamedTuple):
+    principal: Principal
+    request_id: str
+
+
+class UnknownTool(Exception):
+    """No such tool, or one the caller may not see: the two answers are the same."""
+
+
+class RateLimited(Exception):
+    def __init__(self, per_minute: int, retry_after: int) -> None:
+        super().__init__(f"rate_limited: {per_minute} MCP tool calls per minute; retry in {retry_after} s")
+        self.retry_after = retry_after
+
+
+def error_result(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+class Hub:
+    def __init__(self, config: Mcp, env: Mapping[str, str], log_json: bool) -> None:
+        self.upstreams = {s.name: Upstream(s, env) for s in config.servers}
+        self.access = Access(config)
+        self.counter = CallCounter(config.max_tracked_keys)
+        self.calls = calls.CallLog(log_json)
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="mcp-reaper")
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await asyncio.gather(*(u.stop() for u in self.upstreams.values()), return_exceptions=True)
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL)
+            now = time.monotonic()
+            for u in self.upstreams.values():
+                idle = u.server.idle_timeout
+                if u.launch is not None and u.running and idle is not None and u.idle_for(now) > idle:
+                    log.info("mcp server %s idle for %.0f s: stopping it", u.name, idle)
+                    await u.stop()
+
+    async def list_tools(self, caller: Caller) -> list[types.Tool]:
+        grant = self.access.grant(caller.principal)
+        visible = [u for u in self.upstreams.values() if grant.server(u.name)]
+        listed = await asyncio.gather(*(self._tools_of(u, grant) for u in visible))
+        return [t for tools in listed for t in tools]
+
+    async def _tools_of(self, u: Upstream, grant: Grant) -> list[types.Tool]:
+        try:
+            async with asyncio.timeout(u.server.connect_timeout + u.server.timeout):
+                tools = await u.list_tools()
+        except (Unavailable, MCPError, TimeoutError, OSError) as exc:
+            log.warning("mcp server %s: tools/list failed (%s); its tools are left out", u.name, exc)
+            return []
+        return [t.model_copy(update={"name": f"{u.name}.{t.name}"}) for t in tools if grant.tool(u.name, t.name)]
+
+    async def call_tool(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        started = time.perf_counter()
+        p = caller.principal
+        key = p.name
+        server, dot, tool = name.partition(".")
+        u = self.upstreams.get(server) if dot else None
+        grant = self.access.grant(p)
+        if u is None or not grant.tool(server, tool) or not await self._exists(u, tool):
+            self.calls.record(caller.request_id, key, "", "", calls.UNKNOWN, started, None)
+            raise UnknownTool(name)
+        if grant.calls_per_minute is not None:
+            wait = self.counter.admit(key, grant.calls_per_minute)
+            if wait:
+                self.calls.record(caller.request_id, key, server, tool, calls.RATE_LIMITED, started, None)
+                raise RateLimited(grant.calls_per_minute, wait)
+        limit = min(u.server.max_result_bytes, grant.max_result_bytes or u.server.max_result_bytes)
+        status, size = calls.FAILED, None
+        try:
+            result, status, size = await self._call(u, tool, arguments, limit)
+            return result
+        except asyncio.CancelledError:
+            status = calls.CANCELLED  # the client went away: the SDK cancels the upstream request
+            raise
+        finally:
+            self.calls.record(caller.request_id, key, server, tool, status, started, size)
+
+    async def _exists(self, u: Upstream, tool: str) -> bool:
+        """Is `tool` in the server's list? A server that cannot list now is given the benefit of
+        the doubt: the call itself then says what is wrong."""
+        try:
+            async with asyncio.timeout(u.server.connect_timeout + u.server.timeout):
+                return any(t.name == tool for t in await u.list_tools())
+        except (Unavailable, MCPError, TimeoutError, OSError):
+            return True
+
+    async def _call(self, u: Upstream, tool: str, arguments: dict[str, Any] | None,
+                    limit: int) -> tuple[types.CallToolResult, str, int | None]:
+        s = u.server
+        try:
+            async with asyncio.timeout(s.timeout):
+                result = await u.call_tool(tool, arguments)
+        except TimeoutError:
+            return error_result(f"timeout: the tool did not answer within {s.timeout} s"), calls.TIMEOUT, None
+        except Unavailable as exc:
+            return error_result(f"unavailable: {exc}"), calls.UNAVAILABLE, None
+        except MCPError as exc:
+            if exc.error.message.startswith("result_too_large"):
+                return error_result(f"result_too_large: the result exceeds {limit} bytes"), calls.TOO_LARGE, None
+            return error_result(f"error from MCP server {u.name!r}: {exc.error.message[:500]}"), calls.FAILED, None
+        u.succeeded()
+        size = len(result.model_dump_json(by_alias=True, exclude_none=True))
+        if size > limit:
+            text = f"result_too_large: the result is {size} bytes; the limit is {limit}"
+            return error_result(text), calls.TOO_LARGE, size
+        return result, calls.TOOL_ERROR if result.is_error else calls.OK, size

@@ -1,0 +1,56 @@
+"""A small MCP server of the tests (the SDK's MCPServer, FastMCP's successor): over stdio
+(`python peer.py stdio`) or Streamable HTTP (`python peer.py http PORT`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("peer")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Repeat the text."""
+    return text
+
+
+@server.tool()
+async def slow(seconds: float) -> str:
+    """Answer after `seconds`."""
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+@server.tool()
+def huge(size: int) -> str:
+    """A text of `size` bytes."""
+    return "x" * size
+
+
+@server.tool()
+def crash() -> str:
+    """Exit the process at once, without answering."""
+    os._exit(3)
+
+
+@server.tool()
+def environment() -> str:
+    """The names of the environment variables this process has."""
+    return ",".join(sorted(os.environ))
+
+
+@server.tool()
+def secret_tool() -> str:
+    """A tool the access rules hide."""
+    return "secret"
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "http":
+        server.run("streamable-http", port=int(sys.argv[2]), stateless_http=True, json_response=True)
+    else:
+        server.run("stdio")
