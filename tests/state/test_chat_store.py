@@ -47,7 +47,7 @@ from tests.state.stores import run_children_at_once, run_with_store
 
 T = TypeVar("T")
 PG_ADMIN_URL = os.environ.get("CLAWDBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-HEAD = "0008"
+HEAD = "0009"
 ID = re.compile(r"^[sm]_[a-z2-7]{16}$")
 
 

@@ -14,7 +14,7 @@ import sys
 VERSION_TABLE = "clawdbot_alembic_version"
 # The newest revision in migrations/versions/ (a test checks it against Alembic's head): a schema at
 # it needs no migration, and the gateway then never imports Alembic (state/sql.py upgrade).
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 
 MIGRATE_TIMEOUT_S = 600.0
 MIGRATE_URL_ENV = "CLAWDBOT_MIGRATE_URL"  # the URL goes to the child in its environment, never in argv

@@ -142,6 +142,8 @@ audit_log = sa.Table(
 # No foreign keys: spend outlives the keys, users and teams it names (a deleted user's spend still
 # adds up under its id), and a batch must never fail because an owner went away meanwhile.
 
+SPEND_COVERED = ["day", "model", "prompt_tokens", "completion_tokens", "cost"]
+
 spend = sa.Table(
     "spend",
     metadata,
@@ -159,9 +161,10 @@ spend = sa.Table(
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("cost", sa.BigInteger, nullable=False),  # micro-dollars
     sa.Index(None, "at"),
-    sa.Index(None, "key_id", "at"),
-    sa.Index(None, "user_id", "at"),
-    sa.Index(None, "team_id", "at"),
+    # PostgreSQL: an owner's report and budget seed read its rows from the index alone (migration 0009)
+    sa.Index(None, "key_id", "at", postgresql_include=SPEND_COVERED),
+    sa.Index(None, "user_id", "at", postgresql_include=SPEND_COVERED),
+    sa.Index(None, "team_id", "at", postgresql_include=SPEND_COVERED),
     sa.Index(None, "model", "at"),
 )
 
