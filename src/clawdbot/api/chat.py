@@ -175,5 +175,6 @@ async def _short_circuit(ex: Exchange, run: Run, answer: Answer, req: ChatReques
         out.append(enc.encode(c))
     out.append(enc.done())
     await ex.start(200, SSE, [(b"cache-control", b"no-cache")])
+    ex.answered()
     await ex.end(b"".join(out))
 

@@ -65,6 +65,7 @@ async def relay(ex: Exchange, it: AsyncGenerator[ChatChunk, None], enc: Encoder,
             chunk = await first(it)
         reported = ctx.completion_tokens is not None and not cut
         accounting.unreported(ctx, estimate)
+        ex.answered()
         await ex.end(out + enc.closing(cut, Usage(ctx.prompt_tokens or 0, ctx.completion_tokens or 0), reported))
     except GatewayError as exc:
         if not ex.started:

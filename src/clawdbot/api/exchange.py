@@ -41,6 +41,8 @@ class Exchange:
         return await read_body(self.scope, self.receive, limit)
 
     async def json(self, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        if status == 200:  # a whole answer, counted before it is encoded (api/chat.py, canonical.py)
+            self.answered()
         self.status, self.started, self._ended = status, True, True
         headers = self.resp_headers + extra if extra else self.resp_headers
         await respond(self.send, status, body, JSON, headers)
@@ -53,11 +55,17 @@ class Exchange:
     async def write(self, data: bytes) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
 
+    def answered(self) -> None:
+        """The answer is whole and its usage counted: a metered request's spend record goes to the
+        journal now, before the client has the last bytes (tenancy/metering.py Ticket.answered), so a
+        process killed right after cannot lose it. Streams call it just before their last write, once
+        the usage is final; a failure's spend is recorded when the request ends."""
+        meter = self.ctx.meter
+        if meter is not None:
+            meter.answered(self.ctx)
+
     async def end(self, data: bytes = b"") -> None:
         self._ended = True
-        meter = self.ctx.meter
-        if meter is not None:  # a metered request: its spend is on disk before the client has the answer
-            meter.answered(self.ctx)
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
     def watch_disconnect(self) -> None:

@@ -80,6 +80,9 @@ async def relay(ex: Exchange, raw: RawResponse, estimate: Callable[[], int]) -> 
             if cut or kind >= ar.STOP:
                 if kind == ar.ERROR:  # the upstream's own error event reached the client as it came
                     ctx.error, ex.status = reader.error, 502
+                else:  # the usage final, then the spend journaled, then the last bytes
+                    _count(ex, reader, kind == ar.STOP and not cut, estimate)
+                    ex.answered()
                 await ex.end(b"".join(out))  # the client has its answer now: not after the upstream ends
                 break
             if out:

@@ -121,6 +121,8 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
                     usage = _estimated_usage(ctx, body)
                     out.append(oa.closing_events(last, "length" if cut else None, usage if wants_usage else None))
                 out.append(DONE)
+                count_unreported(ctx, body)  # the usage final, then the spend journaled, then the last bytes
+                ex.answered()
                 await ex.end(b"".join(out))  # the client has its answer now: not after the upstream ends
                 ended = True
                 break
