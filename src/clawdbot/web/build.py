@@ -12,6 +12,7 @@ from clawdbot.state.build import build_chat_store, database_url
 from clawdbot.state.memory import MemoryChatStore
 from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle
+from clawdbot.web.fleet import build_fleet
 from clawdbot.web.layer import StatsOnly, WebLayer
 
 MEMORY_URL = "memory://"
@@ -32,4 +33,6 @@ def build_web(config: Config, pipeline: Pipeline, tenancy: Tenancy, role: str, e
     and on the API count together."""
     if not config.web.enabled:
         return StatsOnly(config, pipeline.gateway, role)
-    return WebLayer(config, pipeline, open_store(config, env), role, tenancy, throttle, env)
+    # with redis_url, sockets resume and runs are seen on every worker sharing it (web/fleet.py)
+    return WebLayer(config, pipeline, open_store(config, env), role, tenancy, throttle, env,
+                    build_fleet(config, env))

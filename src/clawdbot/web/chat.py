@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -62,19 +63,32 @@ async def chat_send(c: Caller, p: SendParams) -> dict[str, Any]:
             raise WsError("bad_params", f"This chat holds {session.message_count} messages, the most this gateway "
                                         f"keeps in one; start a new chat.")
         if not hub.runs.claim(session.id):
-            raise WsError("busy", "This session is still answering; wait for it or abort it.")
+            raise busy()
         wait = take([(hub.per_user, user), (hub.per_session, session.id)], now)
         if wait:
             hub.runs.release(session.id)
             raise limited(wait)
-    try:
-        return await _start(c, session, p)
-    except BaseException:
+    run_id = new_run_id()
+    # with Redis, the session across workers too (web/runs_redis.py)
+    if hub.runs.shared is not None and not await hub.runs.claim_shared(session.id, run_id, user, c.conn.id):
         hub.runs.release(session.id)
+        raise busy()
+    try:
+        return await _start(c, session, p, run_id)
+    except BaseException:
+        hub.runs.release(session.id, run_id)
         raise
 
 
-async def _start(c: Caller, session: SessionRecord, p: SendParams) -> dict[str, Any]:
+def busy() -> WsError:
+    return WsError("busy", "This session is still answering; wait for it or abort it.")
+
+
+def new_run_id() -> str:
+    return "run_" + os.urandom(8).hex()
+
+
+async def _start(c: Caller, session: SessionRecord, p: SendParams, run_id: str) -> dict[str, Any]:
     hub, user, store = c.hub, c.user, c.hub.store
     model = p.model or session.model or hub.default_model()
     if not model:
@@ -93,7 +107,7 @@ async def _start(c: Caller, session: SessionRecord, p: SendParams) -> dict[str, 
         asked = await store.add_message(user, session.id, "user", p.text, model)
         history = await store.list_messages(user, session.id)
     req = ChatRequest(model=model, messages=to_messages(history), stream=True, include_usage=True)
-    run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c))
+    run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c), run_id)
     # The run's task first runs at the next suspension point; the socket queues this reply before
     # that, so `res` always precedes the run's first event.
     hub.runs.start(run)
@@ -121,4 +135,4 @@ def to_messages(history: list[MessageRecord]) -> list[Message]:
 
 
 async def chat_abort(c: Caller, p: AbortParams) -> dict[str, Any]:
-    return {"runId": p.run_id, "aborted": await c.hub.runs.abort(p.run_id, c.user)}
+    return {"runId": p.run_id, "aborted": await c.hub.runs.abort(p.run_id, c.user, c.conn)}

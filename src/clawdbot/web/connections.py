@@ -34,6 +34,7 @@ class Connection:
         self._watch: asyncio.Task[None] | None = None
 
     def emit(self, event: str, payload: Any) -> None:
+        # With redis_url a MirroredConnection (web/connections_redis.py) also copies it to Redis.
         self.seq += 1
         frame = frames.event(event, self.seq, payload).decode()
         self._ring.append((self.seq, frame))
@@ -71,6 +72,14 @@ class Connection:
             return None
         return [f for _, f in itertools.islice(self._ring, last_seq + 1 - self._ring[0][0], None)]
 
+    def end_seen(self, run_id: str) -> asyncio.Future[None] | None:
+        """Resolved once the socket has been sent the run's last event, when that happens later than
+        the event is emitted (a moved connection, web/connections_redis.py); None: at once."""
+        return None
+
+    def end_forgotten(self, run_id: str) -> None:
+        return None
+
     def token_matches(self, token: str) -> bool:
         return hmac.compare_digest(token.encode(), self.resume_token.encode())
 
@@ -86,9 +95,12 @@ class Connections:
         """A new logical connection; None when the table is full of attached ones."""
         if len(self._conns) >= self.max_connections and not self._evict_detached():
             return None
-        conn = Connection(principal, self.keep_events)
+        conn = self._new(principal)
         self._conns[conn.id] = conn
         return conn
+
+    def _new(self, principal: Principal) -> Connection:
+        return Connection(principal, self.keep_events)
 
     def _evict_detached(self) -> bool:
         for conn in self._conns.values():  # oldest first

@@ -111,6 +111,13 @@ def event(name: str, seq: int, payload: Any) -> bytes:
     return _encode({"type": "event", "event": name, "seq": seq, "payload": payload})
 
 
+def event_parts(name: str, payload: Any) -> tuple[str, str]:
+    """`event`'s text on either side of its seq: head + str(seq) + tail is the same frame. For events
+    whose number is given later (by Redis, web/outbox_redis.py)."""
+    return (f'{{"type":"event","event":{_encode(name).decode()},"seq":',
+            f',"payload":{_encode(payload).decode()}}}')
+
+
 def passing(name: str, payload: Any) -> bytes:
     """An event for this socket only (the control panel's live overview): no `seq`, never kept for
     a resume, lost with the socket."""

@@ -4,7 +4,7 @@ the chat store, logical connections, runs in flight, rate limits and link health
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clawdbot import __version__
 from clawdbot.config.schema import Config
@@ -21,6 +21,10 @@ from clawdbot.web.debug import Debug
 from clawdbot.web.ratelimit import SlidingWindow
 from clawdbot.web.runs import Runs
 
+if TYPE_CHECKING:
+    from clawdbot.web.connections_redis import MirroredConnections
+    from clawdbot.web.fleet import Fleet
+
 
 class PanelView(Protocol):
     """What the socket's panel.* methods need of the control panel (web/panel.py)."""
@@ -32,7 +36,7 @@ class PanelView(Protocol):
 
 class Hub:
     def __init__(self, config: Config, pipeline: Pipeline, store: ChatStore, role: str, tenancy: Tenancy,
-                 throttle: AuthThrottle | None = None) -> None:
+                 throttle: AuthThrottle | None = None, fleet: Fleet | None = None) -> None:
         web = config.web
         self.settings = web
         self.json_limits = (config.server.max_json_depth, config.server.max_json_items)  # of a chat frame
@@ -42,8 +46,12 @@ class Hub:
         self.store = store
         self.role = role
         self.version = __version__
-        self.connections = Connections(web.resume_seconds, web.resume_events)
-        self.runs = Runs()
+        # with redis_url, shared with the other workers (web/fleet.py): resume and runs anywhere
+        self.fleet = fleet
+        self.shared_connections: MirroredConnections | None = fleet.connections if fleet is not None else None
+        self.connections: Connections = (fleet.connections if fleet is not None
+                                         else Connections(web.resume_seconds, web.resume_events))
+        self.runs = Runs(fleet.runs if fleet is not None else None)
         self.per_user = SlidingWindow(web.rate_limits.per_user_per_minute)
         self.per_session = SlidingWindow(web.rate_limits.per_session_per_minute)
         self.per_user_changes = SlidingWindow(web.rate_limits.session_changes_per_minute)
@@ -66,8 +74,12 @@ class Hub:
 
     async def start(self) -> None:
         await self.store.start()
+        if self.fleet is not None:
+            self.fleet.start()
 
     async def close(self) -> None:
         await self.runs.close()  # each stores what it has first
         self.connections.close()
+        if self.fleet is not None:
+            await self.fleet.close()
         await self.store.close()

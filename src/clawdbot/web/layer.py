@@ -23,6 +23,7 @@ from clawdbot.tenancy.service import Tenancy
 from clawdbot.tenancy.throttle import AuthThrottle
 from clawdbot.web.auth import ADMIN, SHARED_SECRET_ENV, Authenticator, Principal, origin_allowed
 from clawdbot.web.debug import Debug
+from clawdbot.web.fleet import Fleet
 from clawdbot.web.hub import Hub
 from clawdbot.web.panel import Panel
 from clawdbot.web.socket import own_url, serve_socket
@@ -50,12 +51,13 @@ async def _stats(ex: Exchange, debug: Debug) -> None:
 
 class WebLayer:
     def __init__(self, config: Config, pipeline: Pipeline, store: ChatStore, role: str, tenancy: Tenancy,
-                 throttle: AuthThrottle | None = None, env: Mapping[str, str] | None = None) -> None:
+                 throttle: AuthThrottle | None = None, env: Mapping[str, str] | None = None,
+                 fleet: Fleet | None = None) -> None:
         srv = config.server  # an AuthThrottle is falsy while empty: compare with None
         self.throttle = throttle if throttle is not None else AuthThrottle(
             srv.auth_failures_burst, srv.auth_failures_per_minute, trusted=networks(srv.trusted_proxies))
         self.tenancy = tenancy
-        self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle)
+        self.hub = Hub(config, pipeline, store, role, tenancy, self.throttle, fleet)
         self.auth = Authenticator(config.server.master_key, os.environ.get(SHARED_SECRET_ENV))
         self.static = StaticFiles()
         self.panel = Panel(config, pipeline, tenancy, self.auth, self.hub.allowed_origins, env)

@@ -137,7 +137,7 @@ async def sessions_get(c: Caller, p: GetParams) -> dict[str, Any]:
     newest_first = [message_view(m) for m in reversed(rows[-MESSAGE_PAGE:])]
     n = _within(newest_first, c.hub.settings.max_page_bytes)
     return {"session": session_view(s), "messages": newest_first[:n][::-1], "hasMore": more or n < len(newest_first),
-            "running": c.hub.runs.session_run(p.session_id)}
+            "running": await c.hub.runs.running(p.session_id)}
 
 
 async def sessions_create(c: Caller, p: CreateParams) -> dict[str, Any]:
@@ -161,9 +161,9 @@ async def sessions_rename(c: Caller, p: RenameParams) -> dict[str, Any]:
 async def sessions_delete(c: Caller, p: SessionParams) -> dict[str, Any]:
     changing(c)
     # A run still answering in it is aborted: nobody could see its answer any more.
-    run_id = c.hub.runs.session_run(p.session_id)
+    run_id = await c.hub.runs.running(p.session_id)
     if run_id is not None:
-        await c.hub.runs.abort(run_id, c.user)
+        await c.hub.runs.abort(run_id, c.user, c.conn)
     if not await c.hub.store.delete_session(c.user, p.session_id):
         raise WsError("not_found", f"No session {p.session_id!r}.")
     return {"deleted": True}

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncGenerator, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext, new_request_id
@@ -26,6 +26,9 @@ from clawdbot.tenancy.costs import estimate_prompt_tokens
 from clawdbot.tenancy.principal import Principal
 from clawdbot.web.connections import Connection
 from clawdbot.web.views import message_view, session_view, trace_view, usage_view
+
+if TYPE_CHECKING:
+    from clawdbot.web.runs_redis import RedisRuns
 
 log = logging.getLogger("clawdbot.chat")
 STATES = {"complete": "final", "aborted": "aborted", "error": "error"}
@@ -51,9 +54,9 @@ def ws_code(exc: GatewayError) -> str:
 class ChatRun:
     def __init__(
         self, pipeline: Pipeline, store: ChatStore, conn: Connection, session: SessionRecord, model: str,
-        req: ChatRequest, identity: Principal,
+        req: ChatRequest, identity: Principal, run_id: str | None = None,
     ) -> None:
-        self.id = "run_" + os.urandom(8).hex()
+        self.id = run_id or "run_" + os.urandom(8).hex()
         self.pipeline = pipeline
         self.gateway = pipeline.gateway
         self.identity = identity
@@ -212,12 +215,16 @@ def _kv(v: object) -> str:
 
 
 class Runs:
-    """The runs in flight, by id and by session (one per session)."""
+    """The runs in flight, by id and by session (one per session). With `shared` (redis_url:
+    web/runs_redis.py) also across the workers sharing that Redis: claims, `running`, aborts."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: RedisRuns | None = None) -> None:
         self._runs: dict[str, ChatRun] = {}
         self._sessions: dict[str, str | None] = {}  # claimed sessions -> their run's id once started
         self._tasks: set[asyncio.Task[None]] = set()  # until done, also after the run has ended
+        self.shared = shared
+        if shared is not None:
+            shared.local = self
 
     def claim(self, session_id: str) -> bool:
         """Reserve the session for a run before the first await, so two sends cannot both pass."""
@@ -226,11 +233,27 @@ class Runs:
         self._sessions[session_id] = None
         return True
 
-    def release(self, session_id: str) -> None:
+    async def claim_shared(self, session_id: str, run_id: str, user: str, conn_id: str) -> bool:
+        """After claim(): the session across workers (always True without Redis)."""
+        return self.shared is None or await self.shared.claim(session_id, run_id, user, conn_id)
+
+    def release(self, session_id: str, run_id: str | None = None) -> None:
         self._sessions.pop(session_id, None)
+        if run_id is not None and self.shared is not None:
+            self.shared.release(session_id, run_id)
 
     def session_run(self, session_id: str) -> str | None:
         return self._sessions.get(session_id)
+
+    async def running(self, session_id: str) -> str | None:
+        """The session's run in flight, on this worker or (with Redis) another."""
+        local = self._sessions.get(session_id)
+        if local is not None or self.shared is None:
+            return local
+        return await self.shared.running(session_id)
+
+    def in_flight(self) -> list[ChatRun]:
+        return list(self._runs.values())
 
     def start(self, run: ChatRun) -> None:
         self._runs[run.id] = run
@@ -255,21 +278,31 @@ class Runs:
     def _done(self, run: ChatRun) -> None:
         if self._runs.get(run.id) is run:
             del self._runs[run.id]
-            self.release(run.session_id)
+            self.release(run.session_id, run.id)
+            if self.shared is not None:
+                self.shared.ended(run)
 
     def get(self, run_id: str, user: str) -> ChatRun | None:
         run = self._runs.get(run_id)
         return run if run is not None and run.user == user else None
 
-    async def abort(self, run_id: str, user: str) -> bool:
+    async def abort(self, run_id: str, user: str, caller: Connection | None = None) -> bool:
         """Cancel the run (and so its upstream call); waits briefly so its `aborted` event (with
-        the partial answer) comes before the reply to chat.abort."""
+        the partial answer) comes before the reply to chat.abort. A run this worker does not hold
+        is asked of the others (with Redis)."""
         run = self.get(run_id, user)
+        if run is None and self.shared is not None and run_id not in self._runs:
+            return await self.shared.abort(run_id, user, caller)
         if run is None or run.task is None or run.task.done() or run.aborting or run.ending:
             return False
         run.aborting = True
+        # A moved connection's socket gets the event from Redis (web/follow_redis.py): wait for it there.
+        seen = run.conn.end_seen(run.id)
         run.task.cancel()
         await asyncio.wait([run.task], timeout=ABORT_WAIT_S)
+        if seen is not None:
+            await asyncio.wait([seen], timeout=ABORT_WAIT_S)
+            run.conn.end_forgotten(run.id)
         return True
 
     def __len__(self) -> int:

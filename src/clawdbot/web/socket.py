@@ -174,17 +174,21 @@ class Socket:
 
     async def _call(self, req: frames.Request) -> dict[str, Any]:
         if req.method == "connect.resume":
-            return self._resume(frames.params(ResumeParams, req.params))
+            return await self._resume(frames.params(ResumeParams, req.params))
         entry = ALL_METHODS.get(req.method)
         if entry is None:
             raise WsError("unknown_method", f"Unknown method {req.method!r}.")
         cls, handler = entry
         return await handler(Caller(self.hub, self.conn, self.url), frames.params(cls, req.params))
 
-    def _resume(self, p: ResumeParams) -> dict[str, Any]:
+    async def _resume(self, p: ResumeParams) -> dict[str, Any]:
         if self.requests != 1:
             raise WsError("bad_params", "connect.resume must be the first request on a socket.")
         conns = self.hub.connections
+        if self.hub.shared_connections is not None:  # with Redis: wherever the connection is (web/connections_redis.py)
+            self.conn, payload = await self.hub.shared_connections.resume(
+                self.conn, self.outbox, p.conn_id, p.resume_token, p.last_seq)
+            return payload
         old = conns.find(p.conn_id)
         if old is None or old.principal != self.conn.principal or not old.token_matches(p.resume_token):
             raise WsError("not_found", "That connection is gone; start afresh (the hello on this socket).")
