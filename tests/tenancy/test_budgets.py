@@ -158,3 +158,24 @@ def test_a_bucket_named_twice_holds_once() -> None:
         assert budgets.spent(key) == (10, 0)
 
     asyncio.run(main())
+
+
+def test_past_periods_are_dropped_when_the_day_turns_and_a_held_one_once_freed() -> None:
+    clock = Clock(0.0)
+    wall = Clock(datetime(2026, 11, 21, 23, 0, tzinfo=UTC).timestamp())
+    budgets = MemoryBudgets(hold_ttl_s=300, clock=clock, wall=wall)
+
+    async def main() -> None:
+        held = await budgets.reserve([("key", "held", "day", WORST)], WORST)
+        for i in range(50):
+            await budgets.settle(await budgets.reserve([("key", f"k{i}", "day", WORST)], 1), 1)
+        assert len(budgets._buckets) == 51
+        wall.now += 3600  # the next UTC day: the first new bucket sweeps the old day's
+        await budgets.reserve([("key", "new", "day", WORST)], 1)
+        assert set(budgets._buckets) == {"key:held:d2026-11-21", "key:new:d2026-11-22"}  # held: kept
+        await budgets.settle(held, 10)  # charged to its own day, then freed
+        wall.now += 61
+        await budgets.reserve([("key", "newer", "day", WORST)], 1)
+        assert set(budgets._buckets) == {"key:new:d2026-11-22", "key:newer:d2026-11-22"}
+
+    asyncio.run(main())

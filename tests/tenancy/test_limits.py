@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from clawdbot.tenancy.limits import SWEEP_EVERY, MemoryLimiter, go_duration
+from clawdbot.tenancy.limits import SWEEP_STEP, MemoryLimiter, go_duration
 
 
 class Clock:
@@ -91,15 +91,20 @@ def test_go_duration_format() -> None:
     ]
 
 
-def test_idle_subjects_are_dropped() -> None:
+def test_idle_subjects_are_dropped_a_few_per_request() -> None:
     lim, clock = limiter()
-    for i in range(SWEEP_EVERY):
+    for i in range(1000):
         lim.acquire_now([("user", f"u{i}", 1, 0)], 1)
-    assert len(lim) >= SWEEP_EVERY - 1
-    clock.now += 61
-    for _ in range(SWEEP_EVERY):
+    assert len(lim) == 1000  # all in use within the minute
+    clock.now += 30
+    assert lim.acquire_now([("user", "u0", 2, 0)], 1).allowed  # used again: now the most recent
+    clock.now += 31  # the others' windows are empty now, u0's not
+    lim.acquire_now([("key", "busy", 0, 0)], 1)
+    assert len(lim) == 1001 - SWEEP_STEP  # a few at a time: no request pays for them all
+    for _ in range(1000 // SWEEP_STEP):
         lim.acquire_now([("key", "busy", 0, 0)], 1)
-    assert len(lim) == 1
+    assert len(lim) == 2  # busy, and u0 (in use lately), which stops the sweep at the front
+    assert lim.acquire_now([("user", "u0", 1, 0)], 1).allowed is False  # its window was kept, not reset
 
 
 def test_a_subject_named_twice_counts_once() -> None:

@@ -13,6 +13,7 @@ reservation is charged to the period it was made in. A hold that is neither sett
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -124,6 +125,8 @@ class MemoryBudgets:
         self._wall = wall
         self._buckets: dict[str, _Bucket] = {}
         self._tags: dict[str, str] = {}  # bucket -> its period tag, to drop past periods
+        self._swept: dict[str, str] = {}  # the periods current at the last sweep
+        self._retry_at = 0.0  # a past period's bucket still held: sweep again from then on
 
     def spent(self, subject: BudgetSubject) -> tuple[int, int]:
         """(spent, reserved) of the subject's current period."""
@@ -181,13 +184,24 @@ class MemoryBudgets:
                 bucket.drop(reservation.id)
 
     def _sweep(self, wall: float) -> None:
-        """Drop buckets of past days and months with nothing held: memory follows the live subjects."""
+        """Drop buckets of past days and months with nothing held: memory follows the live subjects.
+        Only when a period has turned since the last sweep (or a held one may have been freed, each
+        minute): a pass over every bucket for each new one made N new keys cost O(N) each."""
         current = {p: period_tag(p, wall) for p in ("day", "month")}
-        stale = [
-            name
-            for name, tag in self._tags.items()
-            if tag != "total" and tag not in current.values() and not self._buckets[name].holds
-        ]
+        if current == self._swept and wall < self._retry_at:
+            return
+        self._swept = current
+        self._retry_at = math.inf
+        now = self._clock()
+        stale = []
+        for name, tag in self._tags.items():
+            if tag != "total" and tag not in current.values():
+                bucket = self._buckets[name]
+                bucket.expire(now)
+                if bucket.holds:
+                    self._retry_at = wall + 60.0
+                else:
+                    stale.append(name)
         for name in stale:
             del self._buckets[name]
             del self._tags[name]

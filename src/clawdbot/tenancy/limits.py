@@ -8,7 +8,10 @@ The window is a sliding log: every admitted request is an entry (time, tokens) k
 "At most N in any 60 s" then holds exactly, with integer arithmetic only (docs/limits.md says why
 this beats GCRA or a two-bucket approximation here). Memory per subject is bounded by its limits
 (at most `rpm` entries, or `tpm` entries since every request counts at least one token); idle
-subjects are dropped once their window is empty.
+subjects are dropped once their window is empty: the windows are kept in order of last use, and
+each acquisition drops at most SWEEP_STEP of the least recently used ones that are empty, so the
+work is spread over the requests (one sweep over every window once stalled the process for 190 ms
+at 420,000 active subjects: docs/benchmarks.md, issue 17, cost growth).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import msgspec
 from clawdbot.state.ids import unique_hex
 
 PERIOD_S = 60.0  # "per minute"
-SWEEP_EVERY = 1024  # acquisitions between sweeps of idle subjects
+SWEEP_STEP = 4  # idle windows an acquisition may drop (more than it can create: memory follows use)
 
 Subject = tuple[str, str, int, int]  # (scope, id, rpm, tpm): scope is "key", "user", "team" or "model"
 
@@ -165,8 +168,8 @@ class MemoryLimiter:
     def __init__(self, period_s: float = PERIOD_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.period = period_s
         self._clock = clock
-        self._windows: dict[tuple[str, str], _Window] = {}
-        self._since_sweep = 0
+        # least recently used first (an OrderedDict: its first item is O(1) after many deletions)
+        self._windows: collections.OrderedDict[tuple[str, str], _Window] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._windows)
@@ -210,20 +213,22 @@ class MemoryLimiter:
                 window.settle(decision.ticket, actual)
 
     def _window(self, scope: str, sid: str) -> _Window:
-        window = self._windows.get((scope, sid))
+        windows = self._windows
+        window = windows.get((scope, sid))
         if window is None:
-            window = self._windows[(scope, sid)] = _Window()
+            window = windows[(scope, sid)] = _Window()
+        else:
+            windows.move_to_end((scope, sid))
         return window
 
     def _maybe_sweep(self, start: float) -> None:
-        self._since_sweep += 1
-        if self._since_sweep < SWEEP_EVERY:
-            return
-        self._since_sweep = 0
-        idle = []
-        for name, window in self._windows.items():
+        """Drop the least recently used windows while they are empty, at most SWEEP_STEP."""
+        windows = self._windows
+        for _ in range(SWEEP_STEP):
+            if not windows:
+                return
+            name, window = next(iter(windows.items()))
             window.expire(start)
-            if not window.entries:
-                idle.append(name)
-        for name in idle:
-            del self._windows[name]
+            if window.entries:
+                return  # in use lately: so is everything after it
+            del windows[name]
