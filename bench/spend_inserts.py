@@ -16,23 +16,15 @@ import statistics
 import time
 
 import asyncpg
+from cost_growth import ADMIN_URL, admin  # bench/: the same server, the same admin connection
 
 from clawdbot.state.spend_base import SpendRecord
 from clawdbot.state.spend_sql import SqlSpendStore
 from clawdbot.state.sql import Database
 from clawdbot.tenancy.spend import new_record_id
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "clawdbot_bench_inserts"
 KEYS = 10_000
-
-
-async def admin(sql: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def batch(n: int, seq: int) -> list[SpendRecord]:
