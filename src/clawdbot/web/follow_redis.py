@@ -14,16 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clawdbot.state.redis_lean import LeanRedis, ReplyError
+from clawdbot.web.outbox_redis import Mirrored
 
 if TYPE_CHECKING:
-    from clawdbot.web.connections_redis import MirroredConnection
     from clawdbot.web.outbox import Outbox
     from clawdbot.web.outbox_redis import RedisOutbox
 
 log = logging.getLogger("clawdbot.web")
+
+
+class Followed(Mirrored, Protocol):
+    """What a follower needs of the connection it reads for (web/connections_redis.py
+    Followed, which builds on this module: hence a protocol here, not an import)."""
+
+    end_waiters: dict[str, asyncio.Future[None]]
+
+    def passed(self, frame: str) -> None: ...
 
 MAX_FOLLOWERS = 512  # sockets per worker reading a connection that moved to them
 BLOCK_MS = 5000  # one XREAD's wait; then the keys' expiry is pushed back (a socket reads them)
@@ -86,7 +95,7 @@ async def replay(mirror: RedisOutbox, conn_id: str, reading: Reading, limit: int
 class Follower:
     """Live events of a moved connection to the socket that resumed it."""
 
-    def __init__(self, mirror: RedisOutbox, conn: MirroredConnection, outbox: Outbox, reading: Reading) -> None:
+    def __init__(self, mirror: RedisOutbox, conn: Followed, outbox: Outbox, reading: Reading) -> None:
         self.mirror = mirror
         self.conn = conn
         self.outbox = outbox

@@ -30,18 +30,34 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clawdbot.state.redis_lean import LeanRedis, ReplyError
 from clawdbot.state.redis_pubsub import replica_id
 
 if TYPE_CHECKING:
     from clawdbot.state.redis_client import RedisClient
-    from clawdbot.web.connections_redis import MirroredConnection
-    from clawdbot.web.follow_redis import Follower
+    from clawdbot.web.auth import Principal
+    from clawdbot.web.outbox import Outbox
 
 log = logging.getLogger("clawdbot.web")
+
+
+class Mirrored(Protocol):
+    """What the mirror reads and marks of a connection (web/connections_redis.py Mirrored,
+    which builds on this module: hence a protocol here, not an import)."""
+
+    id: str
+    seq: int
+    token_hash: str
+    principal: Principal
+    outbox: Outbox | None
+    moved: bool
+    forgotten: bool
+    window: str | None
+
+    def moved_away(self) -> None: ...
 
 MAX_PENDING = 50_000  # events of all connections waiting for the next write to Redis
 MAX_EVENT_CHARS = 2 * 1024 * 1024  # a larger event is not mirrored (a resume elsewhere then starts afresh)
@@ -164,7 +180,7 @@ class RedisOutbox:
         self.detached_ttl_ms = int(resume_seconds * 1000) + GRACE_MS
         self.where = where
         self.me = replica_id()
-        self._pending: dict[MirroredConnection, list[Entry]] = {}
+        self._pending: dict[Mirrored, list[Entry]] = {}
         self._count = 0
         self._before: list[tuple[Any, ...]] = []  # sent ahead of the events (a session released)
         self._after: list[tuple[Any, ...]] = []  # sent behind them (a run's end, a connection forgotten)
@@ -173,7 +189,7 @@ class RedisOutbox:
         self.down = False
         self.lost = 0  # events not mirrored: Redis failed, a bound
         self.writes = 0
-        self.followers: set[Follower] = set()
+        self.followers: set[Hashable] = set()  # web/follow_redis.py Followers, counted for their bound
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -181,7 +197,7 @@ class RedisOutbox:
         base = f"{self.prefix}ws:c:{conn_id}"
         return base, base + ":events"
 
-    def ttl(self, conn: MirroredConnection) -> int:
+    def ttl(self, conn: Mirrored) -> int:
         return ATTACHED_TTL_MS if conn.outbox is not None else self.detached_ttl_ms
 
     @staticmethod
@@ -194,7 +210,7 @@ class RedisOutbox:
 
     # -- what connections and runs queue -------------------------------------------------------
 
-    def add(self, conn: MirroredConnection, seq: int, head: str, tail: str) -> None:
+    def add(self, conn: Mirrored, seq: int, head: str, tail: str) -> None:
         """A numbered event of `conn` (seq 0: moved, Redis numbers it)."""
         if self._count >= MAX_PENDING or len(head) + len(tail) > MAX_EVENT_CHARS or self._paused():
             self.lost += 1
@@ -206,7 +222,7 @@ class RedisOutbox:
         self._count += 1
         self._schedule()
 
-    def touch(self, conn: MirroredConnection) -> None:
+    def touch(self, conn: Mirrored) -> None:
         """Write the connection's state and expiry again (its socket attached or dropped)."""
         if self._paused():
             return
@@ -223,12 +239,12 @@ class RedisOutbox:
             self._after.append(command)
             self._schedule()
 
-    def forget(self, conn: MirroredConnection) -> None:
+    def forget(self, conn: Mirrored) -> None:
         """Its keys go (its events not yet written with them), if this worker still holds it."""
         self._count -= len(self._pending.pop(conn, ()))
         self.holder(conn, 0)
 
-    def holder(self, conn: MirroredConnection, ttl_ms: int) -> None:
+    def holder(self, conn: Mirrored, ttl_ms: int) -> None:
         """Expire (ttl_ms > 0) or delete (0) the keys, if this worker still holds the connection."""
         self.after(*SCRIPTS.call("holder", self.keys(conn.id), (conn.window or "", self.me, ttl_ms)))
 
@@ -270,7 +286,7 @@ class RedisOutbox:
             if isinstance(reply, ReplyError):
                 log.warning("Redis refused a chat socket command: %s", reply)
 
-    def _command(self, conn: MirroredConnection, batch: list[Entry]) -> tuple[Any, ...]:
+    def _command(self, conn: Mirrored, batch: list[Entry]) -> tuple[Any, ...]:
         keys = self.keys(conn.id)
         if conn.moved:
             ttl = self.ttl(conn) if conn.outbox is not None else 0  # its reader keeps it alive
@@ -281,7 +297,7 @@ class RedisOutbox:
         return SCRIPTS.call("mirror", keys, (self.me, self.ttl(conn), self.maxlen, conn.token_hash, p.user,
                                              p.kind, p.key_hash or "", conn.seq, *pairs))
 
-    def _answered(self, conn: MirroredConnection, batch: list[Entry], reply: Any) -> None:
+    def _answered(self, conn: Mirrored, batch: list[Entry], reply: Any) -> None:
         if isinstance(reply, ReplyError):
             log.warning("Redis refused the events of connection %s: %s", conn.id, reply)
             self.lost += len(batch)

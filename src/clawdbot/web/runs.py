@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncGenerator, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from clawdbot.core import accounting
 from clawdbot.core.context import RequestContext, new_request_id
@@ -26,9 +26,6 @@ from clawdbot.tenancy.costs import estimate_prompt_tokens
 from clawdbot.tenancy.principal import Principal
 from clawdbot.web.connections import Connection
 from clawdbot.web.views import message_view, session_view, trace_view, usage_view
-
-if TYPE_CHECKING:
-    from clawdbot.web.runs_redis import RedisRuns
 
 log = logging.getLogger("clawdbot.chat")
 STATES = {"complete": "final", "aborted": "aborted", "error": "error"}
@@ -214,11 +211,28 @@ def _kv(v: object) -> str:
     return f'"{s}"' if not s or any(c in s for c in ' "=') else s
 
 
+class SharedRuns(Protocol):
+    """The runs of every worker sharing a Redis (web/runs_redis.py RedisRuns, which builds on this
+    module: hence a protocol here, not an import)."""
+
+    local: Runs | None
+
+    async def claim(self, session_id: str, run_id: str, user: str, conn_id: str) -> bool: ...
+
+    def release(self, session_id: str, run_id: str) -> None: ...
+
+    def ended(self, run: ChatRun) -> None: ...
+
+    async def running(self, session_id: str) -> str | None: ...
+
+    async def abort(self, run_id: str, user: str, caller: Connection | None) -> bool: ...
+
+
 class Runs:
     """The runs in flight, by id and by session (one per session). With `shared` (redis_url:
     web/runs_redis.py) also across the workers sharing that Redis: claims, `running`, aborts."""
 
-    def __init__(self, shared: RedisRuns | None = None) -> None:
+    def __init__(self, shared: SharedRuns | None = None) -> None:
         self._runs: dict[str, ChatRun] = {}
         self._sessions: dict[str, str | None] = {}  # claimed sessions -> their run's id once started
         self._tasks: set[asyncio.Task[None]] = set()  # until done, also after the run has ended
