@@ -51,7 +51,15 @@ mcp:
     ("mcp:\n  access:\n    - calls_per_minute: -1\n", "test.yaml:3: mcp.access[0].calls_per_minute", "positive"),
     ("mcp:\n  servers:\n    - name: a\n      command: x\n      shell: true\n", "test.yaml:5: mcp.servers[0].shell",
      "unknown key"),
+    ("mcp:\n  agent:\n    max_steps: 0\n", "test.yaml:3: mcp.agent.max_steps", "positive"),
+    ("mcp:\n  agent:\n    max_tools: 500\n", "test.yaml:3: mcp.agent.max_tools", "at most 128"),
 ])
 def test_mistakes_name_their_line(text: str, where: str, message: str) -> None:
     err = str(fails(text))
     assert err.startswith(where) and message in err, err
+
+
+def test_the_agent_loop_has_bounded_defaults() -> None:
+    agent = load_config_text("mcp:\n  agent: {max_steps: 3}\n", "test.yaml", env={}).mcp.agent
+    assert agent.max_steps == 3 and agent.max_seconds == 300 and agent.max_parallel_calls == 4
+    assert agent.max_calls_per_step == 16 and agent.max_tools == 128

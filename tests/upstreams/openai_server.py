@@ -8,8 +8,12 @@ that writes OpenAI's wire format (captures in tests/fixtures/openai/, see tests/
         assert up.wait_for_disconnect("rid-1")          # the client (gateway) hung up on request rid-1
 
 Replies are deterministic: "echo: <last user text>" in word chunks. `call:<tool>` in the last user
-message (with `tools` in the request) makes a tool call with arguments '{"x": 1}'; `reasoning:`
-adds DeepSeek/vLLM-style `reasoning_content` before the content. max_tokens truncates ("length").
+message (with `tools` in the request) makes a tool call with arguments '{"x": 1}', or with the JSON
+object written right after the name (`call:time__get_current_time{"timezone":"UTC"}`); several
+`call:` make parallel calls. After tool results the reply is "tool result: <each result, ' | '>";
+with `tools:loop` in the last user message the model calls its tools again after every result
+(until the request says `tool_choice: "none"`, which always stops calls). `reasoning:` adds
+DeepSeek/vLLM-style `reasoning_content` before the content. max_tokens truncates ("length").
 
 Fault markers in the last user message (several may be combined):
   fault:500 / fault:429 / fault:400 / fault:<any status>  an OpenAI-shaped error (429: Retry-After: 3)
@@ -186,7 +190,7 @@ class RecordedRequest:
 class Plan:
     content: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
-    calls: list[tuple[str, str]] = field(default_factory=list)  # (call id, function name)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (call id, function name, arguments)
     finish: str = "stop"
     prompt_tokens: int = 0
 
@@ -205,13 +209,19 @@ def plan_reply(body: dict[str, Any], faults: Faults, rng: random.Random) -> Plan
     last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
     text = last_user_text(messages)
     plan = Plan(prompt_tokens=sum(len(text_of(m.get("content")).split()) for m in messages if "content" in m))
-    if body.get("tools") and last.get("role") == "user":
-        plan.calls = [("call_" + "".join(rng.choices(_ALNUM, k=24)), n) for n in _CALL.findall(text)]
+    calling = last.get("role") == "user" or (last.get("role") == "tool" and "tools:loop" in text)
+    if body.get("tools") and calling and body.get("tool_choice") != "none":
+        plan.calls = [("call_" + "".join(rng.choices(_ALNUM, k=24)), n, a) for n, a in tool_calls(text)]
         if plan.calls:
             plan.finish = "tool_calls"
             return plan
     if last.get("role") == "tool":
-        plan.content = words(f"tool result: {text_of(last.get('content'))}")
+        results = []
+        for m in reversed(messages):
+            if not isinstance(m, dict) or m.get("role") != "tool":
+                break
+            results.insert(0, text_of(m.get("content")))
+        plan.content = words(f"tool result: {' | '.join(results)}")
     else:
         plan.content = words(f"echo: {text}")
     if "reasoning:" in text:
@@ -223,6 +233,30 @@ def plan_reply(body: dict[str, Any], faults: Faults, rng: random.Random) -> Plan
     if isinstance(limit, int) and 0 < limit < len(plan.content):
         plan.content, plan.finish = plan.content[:limit], "length"
     return plan
+
+
+def tool_calls(text: str) -> list[tuple[str, str]]:
+    """(name, arguments) of each `call:<name>` in `text`; a JSON object right after the name is the
+    arguments, else TOOL_ARGUMENTS."""
+    out = []
+    for m in _CALL.finditer(text):
+        args = TOOL_ARGUMENTS
+        if text[m.end():m.end() + 1] == "{":
+            try:
+                value, _ = json.JSONDecoder().raw_decode(text, m.end())
+                args = json.dumps(value)
+            except ValueError:
+                pass
+        out.append((m.group(1), args))
+    return out
+
+
+def fragments(arguments: str) -> list[str]:
+    """A call's arguments as the stream sends them: TOOL_FRAGMENTS, or three pieces of others."""
+    if arguments == TOOL_ARGUMENTS:
+        return list(TOOL_FRAGMENTS)
+    third = max(1, len(arguments) // 3)
+    return [arguments[:third], arguments[third:2 * third], arguments[2 * third:]]
 
 
 class OpenAIUpstream(ServerThread):
@@ -420,7 +454,7 @@ class OpenAIUpstream(ServerThread):
             message["reasoning_content"] = "".join(plan.reasoning)
         if plan.calls:
             message["tool_calls"] = [{"id": cid, "type": "function", "function": {
-                "name": name, "arguments": TOOL_ARGUMENTS}} for cid, name in plan.calls]
+                "name": name, "arguments": args}} for cid, name, args in plan.calls]
         message.update(refusal=None, annotations=[])
         logprobs = None
         if body.get("logprobs"):  # each content token with its log probability, as OpenAI sends them
@@ -474,12 +508,12 @@ class OpenAIUpstream(ServerThread):
             return b"data: " + compact(chunk) + b"\n\n"
 
         out: list[bytes] = []
-        for i, (cid, name) in enumerate(plan.calls):
+        for i, (cid, name, args) in enumerate(plan.calls):
             start = {"index": i, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}
             first = {"role": "assistant", "content": None, "tool_calls": [start], "refusal": None}
             out.append(event(first if i == 0 else {"tool_calls": [start]}))
             out += [event({"tool_calls": [{"index": i, "function": {"arguments": part}}]})
-                    for part in TOOL_FRAGMENTS]
+                    for part in fragments(args)]
         if not plan.calls:
             out.append(event({"role": "assistant", "content": "", "refusal": None}))
         out += [event({"content": None, "reasoning_content": w}) for w in plan.reasoning]

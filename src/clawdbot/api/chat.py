@@ -40,6 +40,8 @@ async def chat_completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     # The relays cut a stream there, whether or not the upstream honoured the limit it was sent.
     budget_cap = ctx.completion_cap
     ctx.completion_cap = req.max_tokens if req.max_tokens is not None else budget_cap
+    if pl.agent is not None and b"x-clawdbot-tools" in (ctx.headers or ()):
+        return await _agent(ex, pl, req)
     run = pl.plugins(ctx, req.model)
     if run is not None:
         try:
@@ -50,6 +52,11 @@ async def chat_completions(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     if budget_cap is not None and not req.stream:
         return await _capped(ex, pl, body, req)
     await _answer(ex, pl, body, req)
+
+
+async def _agent(ex: Exchange, pl: Pipeline, req: ChatRequest) -> None:
+    """X-Clawdbot-Tools: the MCP tool loop runs the model's tool calls (mcp/agent_http.py, docs/mcp.md)."""
+    await pl.agent.chat_completions(ex, req, ex.ctx.headers[b"x-clawdbot-tools"])
 
 
 async def _capped(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> None:

@@ -273,7 +273,7 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
             raise ValueError(missing)
         from clawdbot.mcp.build import build_mcp
 
-        mcp = build_mcp(config, env, gateway.metrics)
+        mcp = build_mcp(config, env, gateway.metrics, pipeline)
     return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port, mcp=mcp)
 
 

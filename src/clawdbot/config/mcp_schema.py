@@ -7,6 +7,8 @@ import os
 import re
 from collections.abc import Iterator
 
+import msgspec
+
 from clawdbot.config.strict import Strict
 
 # a server's name is the namespace of its tools (`time.get_current_time`): no dot, nothing a glob reads
@@ -51,9 +53,21 @@ class McpAccessRule(Strict):
     max_result_bytes: int | None = None  # the tighter of this and the server's
 
 
+class McpAgent(Strict):
+    """The tool loop the gateway runs for a model (mcp/agent.py): the chat page's `tools: true`, and
+    /v1/chat/completions with `X-Clawdbot-Tools`."""
+
+    max_steps: int = 8  # model turns of one request; the last one is asked to answer without tools
+    max_seconds: float = 300.0  # the whole loop; once past it, the next turn is the last
+    max_parallel_calls: int = 4  # tool calls of one turn that run at once
+    max_calls_per_step: int = 16  # tool calls of one turn that run; more get an error result
+    max_tools: int = 128  # tools offered to the model (OpenAI takes at most 128)
+
+
 class Mcp(Strict):
     servers: list[McpServer] = []
     access: list[McpAccessRule] = []
+    agent: McpAgent = msgspec.field(default_factory=McpAgent)
     max_tracked_keys: int = 10_000  # keys whose calls per minute are counted at once (in process)
 
 
@@ -95,6 +109,11 @@ def problems(mcp: Mcp) -> Iterator[tuple[tuple[str | int, ...], str]]:
             value = getattr(r, key)
             if value is not None and value <= 0:
                 yield ("access", i, key), f"`{key}` must be positive"
+    for key in ("max_steps", "max_seconds", "max_parallel_calls", "max_calls_per_step", "max_tools"):
+        if getattr(mcp.agent, key) <= 0:
+            yield ("agent", key), f"`{key}` must be positive"
+    if mcp.agent.max_tools > 128:
+        yield ("agent", "max_tools"), "`max_tools` is at most 128 (the most an OpenAI request may offer)"
     if mcp.max_tracked_keys <= 0:
         yield ("max_tracked_keys",), "`max_tracked_keys` must be positive"
 

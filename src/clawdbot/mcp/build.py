@@ -6,13 +6,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clawdbot.config.schema import Config
+from clawdbot.mcp.agent_http import HttpAgent
 from clawdbot.mcp.endpoint import McpEndpoint
 from clawdbot.mcp.hub import Hub
 from clawdbot.observability.metrics import Metrics
+from clawdbot.pipeline.policy import Pipeline
 
 
-def build_mcp(config: Config, env: Mapping[str, str], metrics: Metrics) -> McpEndpoint:
+def build_mcp(config: Config, env: Mapping[str, str], metrics: Metrics,
+              pipeline: Pipeline | None = None) -> McpEndpoint:
     hub = Hub(config.mcp, env, config.server.log_format == "json")
     metrics.mcp_calls = hub.calls.snapshot
+    if pipeline is not None:  # the agent loop: /v1's X-Clawdbot-Tools, the chat page's `tools: true`
+        pipeline.agent = HttpAgent(hub, pipeline, config.mcp.agent)
     return McpEndpoint(hub, config.server)
 

@@ -119,6 +119,9 @@ class Pipeline:
         self._telemetry = gateway.config.telemetry
         gateway.reload_checks.append(self._retrace)
         gateway.reload_checks.append(self._log_bodies)
+        # the MCP tool loop (mcp/agent.py), set by mcp/build.py when `mcp:` lists servers: /v1's
+        # `X-Clawdbot-Tools` and the chat page's `tools: true` run it; None: neither does anything
+        self.agent: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 

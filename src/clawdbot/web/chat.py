@@ -23,6 +23,7 @@ class SendParams(P):
     session_id: str | None = None
     model: str | None = None
     regenerate: bool = False
+    tools: bool = False  # run the gateway's MCP tools for the model (docs/websocket.md "Tools")
 
 
 class AbortParams(P):
@@ -107,11 +108,12 @@ async def _start(c: Caller, session: SessionRecord, p: SendParams, run_id: str) 
         asked = await store.add_message(user, session.id, "user", p.text, model)
         history = await store.list_messages(user, session.id)
     req = ChatRequest(model=model, messages=to_messages(history), stream=True, include_usage=True)
-    run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c), run_id)
+    run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c), run_id,
+                  tools=p.tools and hub.pipeline.agent is not None)
     # The run's task first runs at the next suspension point; the socket queues this reply before
     # that, so `res` always precedes the run's first event.
     hub.runs.start(run)
-    return {"runId": run.id, "sessionId": session.id, "userMessageId": asked.id, "model": model}
+    return {"runId": run.id, "sessionId": session.id, "userMessageId": asked.id, "model": model, "tools": run.tools}
 
 
 async def caller_identity(c: Caller) -> Principal:

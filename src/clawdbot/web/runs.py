@@ -51,7 +51,7 @@ def ws_code(exc: GatewayError) -> str:
 class ChatRun:
     def __init__(
         self, pipeline: Pipeline, store: ChatStore, conn: Connection, session: SessionRecord, model: str,
-        req: ChatRequest, identity: Principal, run_id: str | None = None,
+        req: ChatRequest, identity: Principal, run_id: str | None = None, tools: bool = False,
     ) -> None:
         self.id = run_id or "run_" + os.urandom(8).hex()
         self.pipeline = pipeline
@@ -76,6 +76,9 @@ class ChatRun:
         self.aborting = False
         self.ending = False  # storing its answer: a cancel now would lose it
         self.on_end: Callable[[], None] = lambda: None  # frees the session; set by Runs.start
+        self.tools = tools  # the MCP tool loop runs the model's tool calls (pipeline.agent, mcp/agent.py)
+        self.agent: dict[str, Any] | None = None  # what the loop did: the final event's trace.agent
+        self.usage: dict[str, int] | None = None  # every turn's tokens, summed (the loop's)
 
     async def run(self) -> None:
         request_id_var.set(self.ctx.request_id)  # this task's own context: provider logs carry it
@@ -111,6 +114,8 @@ class ChatRun:
         ctx, pl, req = self.ctx, self.pipeline, self.req
         if pl.meters(self.identity):  # the first stage, as on /v1: allowed models, limits, budgets
             await pl.admit(ctx, self.identity, self.model, lambda: _estimate(req), None)
+        if self.tools:
+            return await self._agent(parts)
         run = pl.plugins(ctx, self.model)
         if run is None:
             return await self._relay(await self.gateway.open_stream(req, ctx), parts)
@@ -144,6 +149,31 @@ class ChatRun:
             await stream.aclose()
             accounting.unreported(ctx, lambda: _estimate(self.req))
 
+    async def _agent(self, parts: list[str]) -> None:
+        """The model with the MCP tools: every turn's text as deltas, each tool call and result as
+        `tool_call` / `tool_result` events (docs/websocket.md "Tools"). The answer is the last turn's."""
+        base = {"runId": self.id, "sessionId": self.session_id}
+        events = self.pipeline.agent.run(self.req, self.ctx, self.identity, None, "WS", "chat.send")
+        try:
+            async for ev in events:
+                if ev.kind == "text":
+                    if ev.reasoning:
+                        self.conn.emit("chat", {**base, "state": "delta", "reasoning": ev.reasoning})
+                    if ev.content:
+                        parts.append(ev.content)
+                        self.conn.emit("chat", {**base, "state": "delta", "delta": ev.content})
+                elif ev.kind == "done":
+                    parts[:] = [ev.text]
+                    self.agent = ev.summary()
+                    u = ev.usage
+                    self.usage = {"promptTokens": u.prompt_tokens, "completionTokens": u.completion_tokens}
+                else:
+                    if ev.kind == "tool_call":
+                        parts.clear()  # text before a tool call is not the answer
+                    self.conn.emit("chat", {**base, "state": ev.kind, **ev.view()})
+        finally:
+            await events.aclose()
+
     async def _end(self, outcome: str, text: str, error: GatewayError | None) -> None:
         self.ending = True
         ctx = self.ctx
@@ -154,7 +184,9 @@ class ChatRun:
         except Exception:
             log.exception("ending run %s failed", self.id)
         err = {"code": ws_code(error), "message": error.message} if error is not None else None
-        trace, usage = trace_view(ctx, outcome, err), usage_view(ctx)
+        trace, usage = trace_view(ctx, outcome, err), self.usage or usage_view(ctx)
+        if self.agent is not None:
+            trace["agent"] = self.agent
         message: dict[str, Any]
         try:
             rec = await self.store.add_message(self.user, self.session_id, "assistant", text, self.model,
