@@ -115,7 +115,8 @@ def test_a_plain_openai_client_gets_an_agent(gw: GatewayProcess, upstream: OpenA
     assert second["messages"][2]["tool_call_id"] == asked["id"]
     assert done.usage is not None and done.usage.completion_tokens > 0
     log = gw.wait_for_log("tool=get_current_time status=ok")
-    assert "event=mcp_call" in log
+    line = next(ln for ln in log.splitlines() if "event=mcp_call" in ln and "tool=get_current_time" in ln)
+    assert line.count("clawdbot.access") == 1 and line.count(" INFO ") == 1, line  # framed once, like /v1's
 
 
 def test_the_stream_shows_each_step_then_the_answer(gw: GatewayProcess) -> None:

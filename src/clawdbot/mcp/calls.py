@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -20,8 +21,11 @@ OK, TOOL_ERROR, UNKNOWN, RATE_LIMITED, TIMEOUT, TOO_LARGE, UNAVAILABLE, CANCELLE
 
 
 class CallLog:
-    def __init__(self, json: bool) -> None:
+    def __init__(self, json: bool, sink: Callable[[str], None] | None = None) -> None:
         self.json = json
+        # the access log's writer (observability/access.py), which takes the line as it is; None: the
+        # logging module, whose formatter then frames a message, so it gets the fields only
+        self.sink = sink
         # (server, tool, status) -> [calls, seconds]
         self.series: dict[tuple[str, str, str], list[float]] = {}
 
@@ -48,12 +52,16 @@ class CallLog:
                             "tool": tool, "status": status, "latency_ms": latency_ms,
                             "result_bytes": result_bytes}).decode()
         else:
-            line = (f"{timestamp(now)} INFO  clawdbot.access request_id={request_id} event=mcp_call "
-                    f"key={_fmt(key)} server={_fmt(server)} tool={_fmt(tool)} status={status} "
-                    f"latency_ms={latency_ms}")
+            line = (f"request_id={request_id} event=mcp_call key={_fmt(key)} server={_fmt(server)} "
+                    f"tool={_fmt(tool)} status={status} latency_ms={latency_ms}")
             if result_bytes is not None:
                 line += f" result_bytes={result_bytes}"
-        _log.info("%s", line)
+            if self.sink is not None:
+                line = f"{timestamp(now)} INFO  clawdbot.access {line}"
+        if self.sink is not None:
+            self.sink(line)
+        else:
+            _log.info("%s", line)
 
     def snapshot(self) -> dict[tuple[str, str, str], tuple[int, float]]:
         return {k: (int(v[0]), v[1]) for k, v in list(self.series.items())}

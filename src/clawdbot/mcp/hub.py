@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import mcp_types as types
@@ -45,11 +45,12 @@ def error_result(text: str) -> types.CallToolResult:
 
 
 class Hub:
-    def __init__(self, config: Mcp, env: Mapping[str, str], log_json: bool) -> None:
+    def __init__(self, config: Mcp, env: Mapping[str, str], log_json: bool,
+                 sink: Callable[[str], None] | None = None) -> None:
         self.upstreams = {s.name: Upstream(s, env) for s in config.servers}
         self.access = Access(config)
         self.counter = CallCounter(config.max_tracked_keys)
-        self.calls = calls.CallLog(log_json)
+        self.calls = calls.CallLog(log_json, sink)
         self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
