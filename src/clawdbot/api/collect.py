@@ -78,12 +78,8 @@ async def collect(ex: Exchange, gw: Gateway, body: bytes, req: ChatRequest) -> C
 async def _read(it: AsyncGenerator[ChatChunk, None], ctx: RequestContext) -> Answer:
     answer = Answer()
     async for chunk in it:
-        if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
+        if not accounting.chunk(ctx, chunk):
             answer.finish = "length"  # one more than the budget allows
             break
-        if chunk.usage is not None:
-            accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        if ctx.response_model is None:
-            accounting.answered_by(ctx, chunk.model)
         answer.add(chunk)
     return answer

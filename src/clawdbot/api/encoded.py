@@ -51,13 +51,9 @@ async def relay(ex: Exchange, it: AsyncGenerator[ChatChunk, None], enc: Encoder,
         out = enc.opening(lambda: ctx.prompt_tokens or estimate())
         cut = False
         while chunk is not None:
-            if (chunk.content or chunk.tool_calls or chunk.reasoning) and not accounting.output(ctx):
+            if not accounting.chunk(ctx, chunk):
                 cut = True  # one more than the client (or its budget) allows; `finally` closes the upstream
                 break
-            if chunk.usage is not None:
-                accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-            if ctx.response_model is None:
-                accounting.answered_by(ctx, chunk.model)
             out += enc.encode(chunk)
             if out:
                 await ex.write(out)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from clawdbot.core.context import RequestContext
+from clawdbot.core.types import ChatChunk
 
 
 def output(ctx: RequestContext) -> bool:
@@ -21,6 +22,19 @@ def output(ctx: RequestContext) -> bool:
     ctx.chunks += 1
     if ctx.first_token_at is None:
         ctx.first_token_at = time.perf_counter()
+    return True
+
+
+def chunk(ctx: RequestContext, c: ChatChunk) -> bool:
+    """A canonical chunk about to reach the client: its output event counted against the cap
+    (False: over it, nothing else counted, the caller ends the answer there), then the usage it
+    carries and the model that answered."""
+    if (c.content or c.tool_calls or c.reasoning) and not output(ctx):
+        return False
+    if c.usage is not None:
+        usage(ctx, c.usage.prompt_tokens, c.usage.completion_tokens)
+    if ctx.response_model is None:
+        answered_by(ctx, c.model)
     return True
 
 

@@ -241,11 +241,7 @@ class Agent:
                     stream = run.stream(opened) if run.reads_answer else opened
             try:
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                    if ctx.response_model is None:
-                        accounting.answered_by(ctx, chunk.model)
-                    if (chunk.reasoning or chunk.content or chunk.tool_calls) and not accounting.output(ctx):
+                    if not accounting.chunk(ctx, chunk):
                         turn.finish = "length"
                         break  # over what the key's budget reserved: the turn ends here
                     turn.add(chunk)

@@ -134,11 +134,7 @@ class ChatRun:
         ctx, base = self.ctx, {"runId": self.id, "sessionId": self.session_id, "state": "delta"}
         try:
             async for chunk in stream:
-                if chunk.usage is not None:
-                    accounting.usage(ctx, chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                if ctx.response_model is None:
-                    accounting.answered_by(ctx, chunk.model)
-                if (chunk.reasoning or chunk.content) and not accounting.output(ctx):
+                if not accounting.chunk(ctx, chunk):
                     break  # over what the key's budget reserved: the answer ends here
                 if chunk.reasoning:
                     self.conn.emit("chat", {**base, "reasoning": chunk.reasoning})
