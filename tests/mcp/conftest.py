@@ -21,8 +21,22 @@ MASTER = "sk-master-mcp-tests-0123456789"
 PEER = str(Path(__file__).with_name("peer.py"))
 
 
-def config(http_port: int) -> str:
+def stdio_servers(peer_timeout: float) -> str:
+    """The `mcp.servers` entries both test modules start: mcp-server-time and the peer over stdio
+    (the peer's further keys follow in the caller's text, at the same indentation)."""
     py = json.dumps(sys.executable)
+    return f"""    - name: time
+      command: {py}
+      args: ["-m", "mcp_server_time", "--local-timezone", "UTC"]
+    - name: peer
+      command: {py}
+      args: [{json.dumps(PEER)}, stdio]
+      timeout: {peer_timeout:g}
+      restart_backoff: 0.1
+"""
+
+
+def config(http_port: int) -> str:
     return f"""
 server:
   master_key: ${{TEST_MASTER_KEY}}
@@ -31,17 +45,9 @@ services:
     type: mock
 mcp:
   servers:
-    - name: time
-      command: {py}
-      args: ["-m", "mcp_server_time", "--local-timezone", "UTC"]
-    - name: peer
-      command: {py}
-      args: [{json.dumps(PEER)}, stdio]
-      env: {{PEER_MARK: "1"}}
+{stdio_servers(5)}      env: {{PEER_MARK: "1"}}
       env_allow: [TEST_ALLOWED]
-      timeout: 5
       max_result_bytes: 20000
-      restart_backoff: 0.1
     - name: web
       url: http://127.0.0.1:{http_port}/mcp
       headers: {{X-Peer-Token: "${{TEST_PEER_TOKEN}}"}}

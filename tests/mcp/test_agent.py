@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import openai
 import pytest
 
 from tests.e2e.harness import GatewayProcess, http_call
-from tests.mcp.conftest import MASTER, PEER
+from tests.mcp.conftest import MASTER, stdio_servers
 from tests.upstreams.openai_server import OpenAIUpstream
 from tests.web.client import WsClient
 
@@ -23,7 +22,6 @@ NOW = 'call:time__get_current_time{"timezone": "UTC"}'
 
 
 def config(upstream: str, agent: str = "max_steps: 3") -> str:
-    py = json.dumps(sys.executable)
     return f"""
 server:
   master_key: ${{TEST_MASTER_KEY}}
@@ -39,15 +37,7 @@ web:
   rate_limits: {{per_user_per_minute: 0, per_session_per_minute: 0}}
 mcp:
   servers:
-    - name: time
-      command: {py}
-      args: ["-m", "mcp_server_time", "--local-timezone", "UTC"]
-    - name: peer
-      command: {py}
-      args: [{json.dumps(PEER)}, stdio]
-      timeout: 2
-      restart_backoff: 0.1
-  access:
+{stdio_servers(2)}  access:
     - allow: ["time", "peer.*"]
       deny: ["peer.secret_tool"]
   agent: {{{agent}}}
