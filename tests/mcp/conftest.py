@@ -54,8 +54,8 @@ mcp:
       timeout: 2
       max_result_bytes: 100000
   access:
-    - allow: ["time", "peer.*", "web.echo"]
-      deny: ["peer.secret_tool"]
+    - allow: ["time", "peer.*", "web.echo", "web.greet", "web.note://greeting"]
+      deny: ["peer.secret_tool", "peer.secret_prompt", "peer.note://secret"]
       calls_per_minute: 3
 """
 

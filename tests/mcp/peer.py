@@ -49,6 +49,36 @@ def secret_tool() -> str:
     return "secret"
 
 
+@server.prompt()
+def greet(name: str) -> str:
+    """A prompt with an argument."""
+    return f"Say hello to {name}."
+
+
+@server.prompt()
+def secret_prompt() -> str:
+    """A prompt the access rules hide."""
+    return "secret"
+
+
+@server.resource("note://greeting", mime_type="text/plain")
+def greeting() -> str:
+    """A small text resource."""
+    return "hello from the peer"
+
+
+@server.resource("note://secret", mime_type="text/plain")
+def secret_note() -> str:
+    """A resource the access rules hide."""
+    return "secret"
+
+
+@server.resource("note://huge", mime_type="text/plain")
+def huge_note() -> str:
+    """A resource over every test's result limit."""
+    return "x" * 5_000_000
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "http":
         server.run("streamable-http", port=int(sys.argv[2]), stateless_http=True, json_response=True)

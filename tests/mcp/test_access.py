@@ -1,10 +1,16 @@
-"""Access rules (mcp/access.py) and the per-key call counter (mcp/limits.py), without processes."""
+"""Access rules (mcp/access.py) and the per-key call limits (mcp/limits.py), without processes."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
 from clawdbot.config.mcp_schema import Mcp, McpAccessRule
 from clawdbot.mcp.access import Access
-from clawdbot.mcp.limits import CallCounter
+from clawdbot.mcp.limits import CallLimits, Unreachable
+from clawdbot.tenancy.limits import Decision, MemoryLimiter, Subject
 from clawdbot.tenancy.principal import ANONYMOUS, Principal
 
 KEY = Principal(kind="key", key_id="k_1", user_id="u_1", team_id="t_1")
@@ -43,13 +49,30 @@ def test_the_tightest_limit_wins() -> None:
     assert a.grant(OTHER).calls_per_minute == 100
 
 
-def test_calls_per_minute_per_key_in_a_bounded_table() -> None:
+def test_calls_per_minute_per_key_in_the_tenancy_limiter() -> None:
     now = [0.0]
-    c = CallCounter(max_keys=2, clock=lambda: now[0])
-    assert [c.admit("a", 2) for _ in range(3)] == [0, 0, 60]
-    now[0] = 30.0
-    assert c.admit("a", 2) == 30 and c.admit("b", 2) == 0
-    now[0] = 60.0
-    assert c.admit("a", 2) == 0  # a new window
-    c.admit("c", 2)
-    assert len(c._windows) == 2  # the oldest window was forgotten
+    limiter = MemoryLimiter(clock=lambda: now[0])
+    c = CallLimits(limiter)
+
+    async def run() -> None:
+        assert [await c.admit("a", 2) for _ in range(3)] == [0, 0, 60]
+        now[0] = 30.0
+        assert await c.admit("a", 2) == 30 and await c.admit("b", 2) == 0
+        now[0] = 60.5
+        assert [await c.admit("a", 2) for _ in range(3)] == [0, 0, 60]  # a sliding window: both left it
+
+    asyncio.run(run())
+    assert {k for k, _ in limiter._windows} == {"mcp"}  # apart from /v1's "key" subjects
+
+
+class Down:
+    async def acquire(self, subjects: Sequence[Subject], tokens_estimate: int) -> Decision:
+        raise ConnectionError("Redis is unreachable")
+
+    async def settle(self, decision: Decision, actual_tokens: int) -> None:
+        raise AssertionError("never admitted")
+
+
+def test_an_unreachable_count_refuses_the_call() -> None:
+    with pytest.raises(Unreachable):
+        asyncio.run(CallLimits(Down()).admit("a", 2))

@@ -127,18 +127,24 @@ def test_a_slow_tool_times_out(gateway: GatewayProcess) -> None:
 
 
 def test_a_huge_result_is_bounded(gateway: GatewayProcess) -> None:
-    async def run() -> tuple[types.CallToolResult, types.CallToolResult, types.CallToolResult]:
+    async def run() -> list[types.CallToolResult]:
         async with connect(gateway) as c:
-            web = await c.call_tool("web.huge", {"size": 300_000})
-            stdio = await c.call_tool("peer.huge", {"size": 1_000_000})  # over the line limit: never read
-            small = await c.call_tool("peer.huge", {"size": 1000})
-            return web, stdio, small
+            return [await c.call_tool("web.huge", {"size": 110_000}),  # ~220 kB (text + structured): read, refused
+                    await c.call_tool("web.huge", {"size": 5_000_000}),  # over the read cap: cut while read
+                    await c.call_tool("web.huge", {"size": 1000}),  # the same session goes on
+                    await c.call_tool("peer.huge", {"size": 1_000_000}),  # over the line limit: never read
+                    await c.call_tool("peer.huge", {"size": 1000})]
 
-    web, stdio, small = asyncio.run(run())
+    web, web_cut, web_small, stdio, small = asyncio.run(run())
     assert web.is_error and text(web).startswith("result_too_large: the result is ")
     assert text(web).endswith("the limit is 100000")
+    assert web_cut.is_error and text(web_cut) == "result_too_large: the result exceeds 100000 bytes"
+    assert not web_small.is_error and text(web_small) == "x" * 1000
     assert stdio.is_error and text(stdio) == "result_too_large: the result exceeds 20000 bytes"
     assert not small.is_error and text(small) == "x" * 1000
+    log = gateway.wait_for_log("server=web tool=huge status=too_large")
+    assert http_call(gateway, "GET", "/healthz")[0] == 200
+    assert "Traceback" not in log
 
 
 def test_a_stdio_servers_environment_is_its_allow_list(gateway: GatewayProcess) -> None:

@@ -68,7 +68,7 @@ class Mcp(Strict):
     servers: list[McpServer] = []
     access: list[McpAccessRule] = []
     agent: McpAgent = msgspec.field(default_factory=McpAgent)
-    max_tracked_keys: int = 10_000  # keys whose calls per minute are counted at once (in process)
+    max_tracked_keys: int = 10_000  # no effect: accepted for older files (the tenancy limiter forgets idle keys)
 
 
 def problems(mcp: Mcp) -> Iterator[tuple[tuple[str | int, ...], str]]:

@@ -15,7 +15,8 @@ from clawdbot.pipeline.policy import Pipeline
 
 def build_mcp(config: Config, env: Mapping[str, str], metrics: Metrics,
               pipeline: Pipeline | None = None) -> McpEndpoint:
-    hub = Hub(config.mcp, env, config.server.log_format == "json", pipeline.access.sink if pipeline else None)
+    hub = Hub(config.mcp, env, config.server.log_format == "json", pipeline.access.sink if pipeline else None,
+              pipeline.metering.limiter if pipeline else None)  # Redis with `redis_url`: replicas share counts
     metrics.mcp_calls = hub.calls.snapshot
     if pipeline is not None:  # the agent loop: /v1's X-Clawdbot-Tools, the chat page's `tools: true`
         pipeline.agent = HttpAgent(hub, pipeline, config.mcp.agent)

@@ -15,6 +15,8 @@ from clawdbot.observability.logging import timestamp
 _log = logging.getLogger("clawdbot.access")
 _encode = msgspec.json.Encoder().encode
 MAX_SERIES = 1000  # distinct (server, tool, status); beyond it they count under tool `other`
+# the `event` field: tools/call, prompts/get, resources/read
+CALL, PROMPT, RESOURCE = "mcp_call", "mcp_prompt", "mcp_resource"
 # what a call ended as (the `status` field and label)
 OK, TOOL_ERROR, UNKNOWN, RATE_LIMITED, TIMEOUT, TOO_LARGE, UNAVAILABLE, CANCELLED, FAILED = (
     "ok", "tool_error", "unknown_tool", "rate_limited", "timeout", "too_large", "unavailable", "cancelled", "error")
@@ -30,8 +32,13 @@ class CallLog:
         self.series: dict[tuple[str, str, str], list[float]] = {}
 
     def record(self, request_id: str, key: str, server: str, tool: str, status: str, started: float,
-               result_bytes: int | None) -> None:
+               result_bytes: int | None, event: str = CALL) -> None:
+        """`tool` is a prompt's name or a resource's URI for those events (which /metrics leaves out)."""
         seconds = time.perf_counter() - started
+        if event != CALL:
+            if _log.isEnabledFor(logging.INFO):
+                self._line(request_id, key, server, tool[:200], status, round(seconds * 1000, 2), result_bytes, event)
+            return
         label = (server, tool, status)
         s = self.series.get(label)
         if s is None:
@@ -44,15 +51,15 @@ class CallLog:
             self._line(request_id, key, server, tool, status, round(seconds * 1000, 2), result_bytes)
 
     def _line(self, request_id: str, key: str, server: str, tool: str, status: str, latency_ms: float,
-              result_bytes: int | None) -> None:
+              result_bytes: int | None, event: str = CALL) -> None:
         now = time.time()
         if self.json:
             line = _encode({"ts": round(now, 3), "level": "info", "logger": "clawdbot.access",
-                            "request_id": request_id, "event": "mcp_call", "key": key, "server": server,
+                            "request_id": request_id, "event": event, "key": key, "server": server,
                             "tool": tool, "status": status, "latency_ms": latency_ms,
                             "result_bytes": result_bytes}).decode()
         else:
-            line = (f"request_id={request_id} event=mcp_call key={_fmt(key)} server={_fmt(server)} "
+            line = (f"request_id={request_id} event={event} key={_fmt(key)} server={_fmt(server)} "
                     f"tool={_fmt(tool)} status={status} latency_ms={latency_ms}")
             if result_bytes is not None:
                 line += f" result_bytes={result_bytes}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import mcp_types as types
@@ -22,6 +23,7 @@ from clawdbot.api.http import Message
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Server as ServerSettings
+from clawdbot.mcp.catalog import Catalog, Failed, UnknownName
 from clawdbot.mcp.hub import Caller, Hub, RateLimited, UnknownTool
 from clawdbot.pipeline.policy import Pipeline
 from clawdbot.tenancy.principal import ANONYMOUS
@@ -40,12 +42,29 @@ def _caller(ctx: ServerRequestContext[Any, Any]) -> Caller:
     return caller
 
 
+@contextlib.contextmanager
+def _answers(kind: str, name: str) -> Iterator[None]:
+    """A prompt's or resource's failures as the JSON-RPC errors a client sees (there is no error
+    result for them, as there is for a tool)."""
+    try:
+        yield
+    except UnknownName:
+        raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown {kind}: {name[:200]}") from None
+    except RateLimited as exc:
+        raise MCPError(code=RATE_LIMITED, message=str(exc), data={"retry_after": exc.retry_after}) from None
+    except Failed as exc:
+        raise MCPError(code=exc.code, message=str(exc)) from None
+
+
 class McpEndpoint:
     def __init__(self, hub: Hub, settings: ServerSettings) -> None:
         self.hub = hub
         self.settings = settings
-        self.server: Server[Any] = Server("clawdbot", version=__version__, on_list_tools=self._list_tools,
-                                          on_call_tool=self._call_tool)
+        self.catalog = Catalog(hub)
+        self.server: Server[Any] = Server(
+            "clawdbot", version=__version__, on_list_tools=self._list_tools, on_call_tool=self._call_tool,
+            on_list_prompts=self._list_prompts, on_get_prompt=self._get_prompt,
+            on_list_resources=self._list_resources, on_read_resource=self._read_resource)
         self.manager = StreamableHTTPSessionManager(self.server, json_response=True, stateless=True,
                                                     max_request_body_size=settings.max_body_bytes)
         self.routes = {PATH: Route("POST", self.handle, False, True)}
@@ -85,6 +104,24 @@ class McpEndpoint:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name[:200]}") from None
         except RateLimited as exc:
             raise MCPError(code=RATE_LIMITED, message=str(exc), data={"retry_after": exc.retry_after}) from None
+
+    async def _list_prompts(self, ctx: ServerRequestContext[Any, Any],
+                            params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=await self.catalog.list_prompts(_caller(ctx)))
+
+    async def _get_prompt(self, ctx: ServerRequestContext[Any, Any],
+                          params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        with _answers("prompt", params.name):
+            return await self.catalog.get_prompt(_caller(ctx), params.name, params.arguments)
+
+    async def _list_resources(self, ctx: ServerRequestContext[Any, Any],
+                              params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=await self.catalog.list_resources(_caller(ctx)))
+
+    async def _read_resource(self, ctx: ServerRequestContext[Any, Any],
+                             params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        with _answers("resource", params.uri):
+            return await self.catalog.read_resource(_caller(ctx), params.uri)
 
     async def handle(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         """The body is read (bounded, shape-checked) here, then handed to the SDK as if it were

@@ -17,8 +17,9 @@ from mcp.shared.exceptions import MCPError
 from clawdbot.config.mcp_schema import Mcp
 from clawdbot.mcp import calls
 from clawdbot.mcp.access import Access, Grant
-from clawdbot.mcp.limits import CallCounter
-from clawdbot.mcp.upstream import Unavailable, Upstream
+from clawdbot.mcp.limits import CallLimits, Unreachable
+from clawdbot.mcp.upstream import TooLarge, Unavailable, Upstream
+from clawdbot.tenancy.limits import Limiter, MemoryLimiter
 from clawdbot.tenancy.principal import Principal
 
 log = logging.getLogger("clawdbot.mcp")
@@ -35,8 +36,10 @@ class UnknownTool(Exception):
 
 
 class RateLimited(Exception):
-    def __init__(self, per_minute: int, retry_after: int) -> None:
-        super().__init__(f"rate_limited: {per_minute} MCP tool calls per minute; retry in {retry_after} s")
+    """Over the key's calls per minute, or (fail closed) the count cannot be read now."""
+
+    def __init__(self, text: str, retry_after: int) -> None:
+        super().__init__(f"rate_limited: {text}; retry in {retry_after} s")
         self.retry_after = retry_after
 
 
@@ -46,10 +49,11 @@ def error_result(text: str) -> types.CallToolResult:
 
 class Hub:
     def __init__(self, config: Mcp, env: Mapping[str, str], log_json: bool,
-                 sink: Callable[[str], None] | None = None) -> None:
+                 sink: Callable[[str], None] | None = None, limiter: Limiter | None = None) -> None:
         self.upstreams = {s.name: Upstream(s, env) for s in config.servers}
         self.access = Access(config)
-        self.counter = CallCounter(config.max_tracked_keys)
+        # the pipeline's limiter (Redis with `redis_url`: shared by every replica), else one of its own
+        self.limits = CallLimits(limiter if limiter is not None else MemoryLimiter())
         self.calls = calls.CallLog(log_json, sink)
         self._reaper: asyncio.Task[None] | None = None
 
@@ -98,11 +102,7 @@ class Hub:
         if u is None or not grant.tool(server, tool) or not await self._exists(u, tool):
             self.calls.record(caller.request_id, key, "", "", calls.UNKNOWN, started, None)
             raise UnknownTool(name)
-        if grant.calls_per_minute is not None:
-            wait = self.counter.admit(key, grant.calls_per_minute)
-            if wait:
-                self.calls.record(caller.request_id, key, server, tool, calls.RATE_LIMITED, started, None)
-                raise RateLimited(grant.calls_per_minute, wait)
+        await self.admit(caller, grant, server, tool, started)
         limit = min(u.server.max_result_bytes, grant.max_result_bytes or u.server.max_result_bytes)
         status, size = calls.FAILED, None
         try:
@@ -113,6 +113,22 @@ class Hub:
             raise
         finally:
             self.calls.record(caller.request_id, key, server, tool, status, started, size)
+
+    async def admit(self, caller: Caller, grant: Grant, server: str, name: str, started: float,
+                    event: str = calls.CALL) -> None:
+        """Count the call against the key's calls per minute (every kind of call: tools, prompts,
+        resource reads); raises RateLimited, also when the count cannot be read (fail closed)."""
+        if grant.calls_per_minute is None:
+            return
+        key = caller.principal.name
+        try:
+            wait = await self.limits.admit(key, grant.calls_per_minute)
+        except Unreachable:
+            self.calls.record(caller.request_id, key, server, name, calls.UNAVAILABLE, started, None, event)
+            raise RateLimited("unavailable: MCP calls per minute cannot be counted right now", 1) from None
+        if wait:
+            self.calls.record(caller.request_id, key, server, name, calls.RATE_LIMITED, started, None, event)
+            raise RateLimited(f"{grant.calls_per_minute} MCP tool calls per minute", wait)
 
     async def _exists(self, u: Upstream, tool: str) -> bool:
         """Is `tool` in the server's list? A server that cannot list now is given the benefit of
@@ -133,9 +149,9 @@ class Hub:
             return error_result(f"timeout: the tool did not answer within {s.timeout} s"), calls.TIMEOUT, None
         except Unavailable as exc:
             return error_result(f"unavailable: {exc}"), calls.UNAVAILABLE, None
+        except TooLarge:  # cut while it was read: its whole size is not known
+            return error_result(f"result_too_large: the result exceeds {limit} bytes"), calls.TOO_LARGE, None
         except MCPError as exc:
-            if exc.error.message.startswith("result_too_large"):
-                return error_result(f"result_too_large: the result exceeds {limit} bytes"), calls.TOO_LARGE, None
             return error_result(f"error from MCP server {u.name!r}: {exc.error.message[:500]}"), calls.FAILED, None
         u.succeeded()
         size = len(result.model_dump_json(by_alias=True, exclude_none=True))

@@ -1,32 +1,33 @@
-"""Tool calls per minute per key, counted in this process (a fixed one-minute window per key).
-Bounded: past max_keys the oldest window is forgotten. Several replicas count each on their own:
-docs/mcp.md says so."""
+"""Tool calls per minute per key, counted by the tenancy limiter (tenancy/limits.py): the same
+sliding window as /v1's rate limits, in Redis when `redis_url` is set (shared by every replica:
+tenancy/limits_redis.py), else in this process. A subject is ("mcp", key, calls_per_minute, 0)."""
 
 from __future__ import annotations
 
+import logging
 import math
-import time
-from collections.abc import Callable
 
-WINDOW = 60.0
+from clawdbot.tenancy.limits import Limiter
+
+log = logging.getLogger("clawdbot.mcp")
+SCOPE = "mcp"  # apart from /v1's "key" subjects: a tool call is not a model request
 
 
-class CallCounter:
-    def __init__(self, max_keys: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_keys = max_keys
-        self.clock = clock
-        self._windows: dict[str, tuple[float, int]] = {}  # key -> (window start, calls in it)
+class Unreachable(Exception):
+    """The shared count cannot be read (Redis down or slow): the call is refused, never waved through."""
 
-    def admit(self, key: str, per_minute: int) -> int:
+
+class CallLimits:
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def admit(self, key: str, per_minute: int) -> int:
         """0 if the call may go ahead (and is counted), else the seconds until it may."""
-        now = self.clock()
-        start, n = self._windows.get(key, (now, 0))
-        if now - start >= WINDOW:
-            start, n = now, 0
-        if n >= per_minute:
-            return max(1, math.ceil(start + WINDOW - now))
-        self._windows.pop(key, None)  # re-inserted last: the dict's order is the eviction order
-        self._windows[key] = (start, n + 1)
-        if len(self._windows) > self.max_keys:
-            del self._windows[next(iter(self._windows))]
-        return 0
+        try:
+            decision = await self.limiter.acquire([(SCOPE, key, per_minute, 0)], 1)
+        except Exception as exc:  # the Redis client's ConnectionError, TimeoutError, ResponseError
+            log.error("mcp calls per minute cannot be counted (%s: %s)", type(exc).__name__, str(exc)[:200])
+            raise Unreachable from None
+        if decision.allowed:
+            return 0
+        return max(1, math.ceil(decision.retry_after_s))

@@ -49,6 +49,9 @@ def launch_of(server: McpServer, env: Mapping[str, str]) -> Launch:
     return Launch((command, *server.args), child, server.cwd)
 
 
+TOO_LARGE = "result_too_large: the server's answer exceeds max_result_bytes"  # the error of a dropped line
+
+
 def line_limit(max_result_bytes: int) -> int:
     """Bytes of one JSON-RPC line read from a server: a result twice the limit still arrives (and
     is then refused with its size), anything larger is dropped unread."""
@@ -133,7 +136,7 @@ async def _too_long(name: str, head: bytes, out: MemoryObjectSendStream[SessionM
     raw = found.group(1).decode()
     rid: int | str = int(raw) if raw[0] != '"' else raw[1:-1]
     error = types.JSONRPCError(jsonrpc="2.0", id=rid, error=types.ErrorData(
-        code=types.INTERNAL_ERROR, message="result_too_large: the server's answer exceeds max_result_bytes"))
+        code=types.INTERNAL_ERROR, message=TOO_LARGE))
     await out.send(SessionMessage(error))
 
 

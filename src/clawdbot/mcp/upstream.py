@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx2
 import mcp_types as types
@@ -18,15 +18,22 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from clawdbot.config.mcp_schema import McpServer
+from clawdbot.mcp.bounded import TOO_LARGE, bounded_client, read_cap
+from clawdbot.mcp.stdio import TOO_LARGE as STDIO_TOO_LARGE
 from clawdbot.mcp.stdio import Launch, launch_of, line_limit, stdio_transport
 
 log = logging.getLogger("clawdbot.mcp")
-MAX_TOOL_PAGES = 20  # tools/list pages read from one server (a paginator that never ends)
-MAX_TOOLS = 1000  # tools kept of one server
+MAX_TOOL_PAGES = 20  # list pages (tools, prompts, resources) read from one server (a paginator that never ends)
+MAX_TOOLS = 1000  # tools (prompts, resources) kept of one server
+T = TypeVar("T")
 
 
 class Unavailable(Exception):
     """The server cannot be reached now (does not start, crashed, restarting)."""
+
+
+class TooLarge(Exception):
+    """The answer was cut while it was read (bounded.py), or the SDK dropped an oversized event."""
 
 
 class Upstream:
@@ -106,8 +113,9 @@ class Upstream:
             transport = stdio_transport(self.name, self.launch, line_limit(s.max_result_bytes), self._exited)
         else:
             assert s.url is not None
-            http = httpx2.AsyncClient(headers=s.headers, timeout=httpx2.Timeout(s.timeout, connect=s.connect_timeout))
-            transport = _owned(http, streamable_http_client(s.url, http_client=http))
+            cap = read_cap(s.max_result_bytes)
+            http = bounded_client(s.headers, httpx2.Timeout(s.timeout, connect=s.connect_timeout), cap)
+            transport = _owned(http, streamable_http_client(s.url, http_client=http, max_sse_event_size=cap))
         return Client(transport, mode="legacy", cache=None, client_info=types.Implementation(
             name="clawdbot", version="1"))
 
@@ -136,23 +144,34 @@ class Upstream:
         if self.tools is not None and self.running:
             return self.tools
         client = await self.client()
-        tools: list[types.Tool] = []
-        cursor: str | None = None
-        for _ in range(MAX_TOOL_PAGES):
-            page = await client.list_tools(cursor=cursor)
-            tools += page.tools
-            cursor = page.next_cursor
-            if cursor is None or len(tools) >= MAX_TOOLS:
-                break
-        self.tools = tools[:MAX_TOOLS]
+        self.tools = await _pages(lambda cursor: client.list_tools(cursor=cursor), "tools")
         return self.tools
 
+    async def list_prompts(self) -> list[types.Prompt]:
+        client = await self.client()
+        if client.server_capabilities.prompts is None:
+            return []
+        return await _pages(lambda cursor: client.list_prompts(cursor=cursor), "prompts")
+
+    async def list_resources(self) -> list[types.Resource]:
+        client = await self.client()
+        if client.server_capabilities.resources is None:
+            return []
+        return await _pages(lambda cursor: client.list_resources(cursor=cursor), "resources")
+
     async def call_tool(self, tool: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
+        return await self.use(lambda client: client.call_tool(tool, arguments))
+
+    async def use(self, request: Callable[[Client], Awaitable[T]]) -> T:
+        """One request on the live session, its failures mapped: Unavailable (the session is then
+        restarted on the next use), TooLarge, or the server's own MCPError."""
         client = await self.client()
         self.in_flight += 1
         try:
-            return await client.call_tool(tool, arguments)
+            return await request(client)
         except MCPError as exc:
+            if _cut(exc):
+                raise TooLarge(exc.error.message[:300]) from None
             if exc.error.code == types.CONNECTION_CLOSED:
                 self.broken("the connection closed during a call")
                 raise Unavailable(f"MCP server {self.name!r} went away during the call") from None
@@ -192,6 +211,30 @@ async def _owned(http: httpx2.AsyncClient, transport: Any) -> Any:
     """The HTTP client closed with the transport that uses it."""
     async with http, transport as streams:
         yield streams
+
+
+async def _pages(fetch: Callable[[str | None], Awaitable[Any]], field: str) -> list[Any]:
+    """Every item of a paginated list, at most MAX_TOOLS of them in at most MAX_TOOL_PAGES pages."""
+    items: list[Any] = []
+    cursor: str | None = None
+    for _ in range(MAX_TOOL_PAGES):
+        page = await fetch(cursor)
+        items += getattr(page, field)
+        cursor = page.next_cursor
+        if cursor is None or len(items) >= MAX_TOOLS:
+            break
+    return items[:MAX_TOOLS]
+
+
+def _cut(exc: MCPError) -> bool:
+    """The error for an answer cut while read: stdio.py's for a line over its limit, the SDK's for
+    an HTTP answer bounded.py cut (a parse error with our marker), or for an
+    event over max_sse_event_size (httpx2's SSEError, passed on as a closed connection)."""
+    message = exc.error.message
+    return ((exc.error.code == types.PARSE_ERROR and TOO_LARGE in message)
+            or (exc.error.code == types.INTERNAL_ERROR and message.startswith(STDIO_TOO_LARGE))
+            or (exc.error.code == types.CONNECTION_CLOSED and message.startswith("SSE stream failed")
+                and "byte limit" in message))
 
 
 def _describe(exc: BaseException) -> str:
