@@ -94,6 +94,7 @@ class Socket:
         self.conn.emit("hello", {
             "connId": self.conn.id, "resumeToken": self.conn.resume_token, "user": self.conn.principal.user,
             "server": {"version": hub.version, "role": hub.role},
+            "tools": hub.pipeline.agent is not None,  # chat.send's `tools` runs MCP tools (docs/websocket.md)
         })
         reader = asyncio.create_task(self._read(receive))
         writer = asyncio.create_task(self._write(send))

@@ -10,8 +10,8 @@ const PAGE = 50;
 const MAX_TEXT_BYTES = 240 * 1024; // under web.max_frame_bytes (256 KiB) with the frame around it
 
 export class App {
-  constructor({ client, sessions, chat, composer, picker, title, live, confirm, drawer, onAuth }) {
-    Object.assign(this, { client, sessions, chat, composer, picker, title, live, confirm, drawer, onAuth });
+  constructor({ client, sessions, chat, composer, picker, title, live, confirm, drawer, tools, onAuth }) {
+    Object.assign(this, { client, sessions, chat, composer, picker, title, live, confirm, drawer, tools, onAuth });
     this.runs = new Runs();
     this.modelChoice = new ModelChoice(picker, (name) => this.setModel(name));
     this.nav = new Navigator(this);
@@ -144,6 +144,7 @@ export class App {
     const params = { text, ...this.modelParam() };
     if (sessionId) params.sessionId = sessionId;
     if (regenerate) params.regenerate = true;
+    if (this.tools?.on) params.tools = true;
     this.pendingSend = { sessionId };
     this.composer.setSending(true);
     try {
@@ -227,6 +228,10 @@ export class App {
     if (p.state === "delta") {
       if (p.delta) { run.text += p.delta; run.msg?.appendDelta(p.delta); }
       if (p.reasoning) { run.reasoning += p.reasoning; run.msg?.appendReasoning(p.reasoning); }
+      return;
+    }
+    if (p.state === "tool_call" || p.state === "tool_result") {
+      run.msg?.addToolEvent(p);
       return;
     }
     if (p.state !== "final" && p.state !== "error" && p.state !== "aborted") return;

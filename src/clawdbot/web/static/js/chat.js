@@ -205,6 +205,32 @@ export class AssistantMessage {
     this.schedule();
   }
 
+  // The agent loop's steps (docs/websocket.md, "Tools"): each call with its arguments, then its
+  // outcome, in a list above the answer. Text only: the names and values come from the model.
+  addToolEvent(p) {
+    if (!this.toolList) {
+      this.toolList = h("ol");
+      this.toolBox = h("details", { class: "tool-steps", open: true }, h("summary", null, "Tools"), this.toolList);
+      (this.reasoningBox || this.body).before(this.toolBox);
+    }
+    if (p.state === "tool_call") {
+      for (const call of p.calls || []) {
+        const status = h("span", { class: "tool-status" }, " running…");
+        const item = h("li", { class: "tool-call" }, h("code", null, `${call.name}(${call.arguments || ""})`), status);
+        item.dataset.callId = call.id || "";
+        item.status = status;
+        this.toolList.append(item);
+      }
+    } else {
+      const item = [...this.toolList.children].find((li) => li.dataset.callId === (p.id || ""));
+      if (item) {
+        item.status.dataset.status = p.status || "";
+        item.status.textContent = ` ${p.status || "done"}${typeof p.ms === "number" ? ` · ${Math.round(p.ms)} ms` : ""}`;
+      }
+    }
+    this.view.scroll();
+  }
+
   // Re-render at most once per animation frame, however many deltas arrive.
   schedule() {
     if (this.frame) return;

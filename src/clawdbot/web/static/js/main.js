@@ -6,6 +6,7 @@ import { SessionList } from "./sessions.js";
 import { ChatView } from "./chat.js";
 import { Composer } from "./composer.js";
 import { App } from "./app.js";
+import { ToolsToggle } from "./tools.js";
 import { Login } from "./auth.js";
 import { setupTheme, Drawer, Banner, confirmDialog, LiveRegion, makeConfirmDialog } from "./ui.js";
 
@@ -51,8 +52,9 @@ function main() {
     }
   };
 
+  const tools = new ToolsToggle($("#tools-toggle"));
   app = new App({
-    client, sessions, chat, composer, live, drawer,
+    client, sessions, chat, composer, live, drawer, tools,
     picker: $("#model-picker"),
     title: $("#chat-title"),
     confirm: (opts) => confirmDialog(confirmEl, opts),
@@ -76,6 +78,7 @@ function main() {
   client.addEventListener("hello", (e) => {
     const server = e.detail.payload.server || {};
     $("#user-name").textContent = e.detail.payload.user || "";
+    tools.available(Boolean(e.detail.payload.tools));
     $("#server-version").textContent = server.version ? `v${server.version}${server.role ? ` · ${server.role}` : ""}` : "";
     app.onHello(e.detail).catch((err) => chat.addCard("Could not load chats", h("p", null, err.message), { kind: "error" }));
   });
