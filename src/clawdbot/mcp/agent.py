@@ -258,7 +258,9 @@ class Agent:
                         deadline: float) -> list[ToolResult]:
         s = self.settings
         gate = asyncio.Semaphore(s.max_parallel_calls)
-        runs = [self._call(caller, offer, c, step, gate, deadline) for c in asked[: s.max_calls_per_step]]
+        # each call's request-log record: `<turn's id>-tool-<its place among the turn's calls>`
+        runs = [self._call(caller._replace(record_as=f"{caller.request_id}-tool-{n}"), offer, c, step, gate, deadline)
+                for n, c in enumerate(asked[: s.max_calls_per_step], 1)]
         results = list(await asyncio.gather(*runs))
         for c in asked[s.max_calls_per_step:]:
             results.append(ToolResult(step, c.id, offer.names.get(c.name, c.name[:ASKED_NAME]), "skipped",
@@ -275,7 +277,7 @@ class Agent:
             return ToolResult(step, call.id, name or call.name[:ASKED_NAME], status, content, ms)
 
         if name is None:  # hidden, narrowed away or made up: the same answer, as on /mcp
-            self.hub.calls.record(caller.request_id, caller.principal.name, "", "", call_log.UNKNOWN, started, None)
+            self.hub.done(caller, "", "", call_log.UNKNOWN, started, None)
             return result("unknown_tool", f"unknown_tool: no tool named {call.name[:ASKED_NAME]!r} is available")
         try:
             arguments = json.loads(call.arguments or "{}")

@@ -9,6 +9,7 @@ from clawdbot.config.schema import Config
 from clawdbot.mcp.agent_http import HttpAgent
 from clawdbot.mcp.endpoint import McpEndpoint
 from clawdbot.mcp.hub import Hub
+from clawdbot.mcp.record import CallRecords
 from clawdbot.observability.metrics import Metrics
 from clawdbot.pipeline.policy import Pipeline
 
@@ -18,6 +19,9 @@ def build_mcp(config: Config, env: Mapping[str, str], metrics: Metrics,
     hub = Hub(config.mcp, env, config.server.log_format == "json", pipeline.access.sink if pipeline else None,
               pipeline.metering.limiter if pipeline else None)  # Redis with `redis_url`: replicas share counts
     metrics.mcp_calls = hub.calls.snapshot
+    if pipeline is not None:  # each call a record in the request log, bodies masked as a model request's
+        pl = pipeline
+        hub.records = CallRecords(pl.request_log, lambda: [s.plugin for s in pl.chain.slots if s.plugin.name == "pii"])
     if pipeline is not None:  # the agent loop: /v1's X-Clawdbot-Tools, the chat page's `tools: true`
         pipeline.agent = HttpAgent(hub, pipeline, config.mcp.agent)
     return McpEndpoint(hub, config.server)

@@ -60,7 +60,7 @@ class Catalog:
 
     async def get_prompt(self, caller: Caller, name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
         return await self._use(caller, name, calls.PROMPT, lambda c, inner: c.get_prompt(inner, arguments),
-                               _has_prompt)
+                               _has_prompt, arguments)
 
     async def read_resource(self, caller: Caller, uri: str) -> types.ReadResourceResult:
         result = await self._use(caller, uri, calls.RESOURCE, lambda c, inner: c.read_resource(inner))
@@ -69,18 +69,18 @@ class Catalog:
             c.model_copy(update={"uri": f"{server}.{c.uri}"}) for c in result.contents]})
 
     async def _use(self, caller: Caller, name: str, event: str, request: Callable[[Client, str], Awaitable[R]],
-                   exists: Callable[[Upstream, str], Awaitable[bool]] | None = None) -> R:
+                   exists: Callable[[Upstream, str], Awaitable[bool]] | None = None, arguments: Any = None) -> R:
         hub, started = self.hub, time.perf_counter()
-        key = caller.principal.name
         server, dot, inner = name.partition(".")
         u = hub.upstreams.get(server) if dot else None
         grant = hub.access.grant(caller.principal)
         if u is None or not grant.tool(server, inner) or (exists is not None and not await exists(u, inner)):
-            hub.calls.record(caller.request_id, key, "", "", calls.UNKNOWN, started, None, event)
+            hub.done(caller, "", "", calls.UNKNOWN, started, None, event)
             raise UnknownName(name)
         await hub.admit(caller, grant, server, inner, started, event)
         limit = min(u.server.max_result_bytes, grant.max_result_bytes or u.server.max_result_bytes)
         status, size = calls.FAILED, None
+        result: R | None = None
         try:
             async with asyncio.timeout(u.server.timeout):
                 result = await u.use(lambda c: request(c, inner))
@@ -107,7 +107,7 @@ class Catalog:
             status = calls.CANCELLED
             raise
         finally:
-            hub.calls.record(caller.request_id, key, server, inner, status, started, size, event)
+            hub.done(caller, server, inner, status, started, size, event, arguments, result)
 
 
 async def _has_prompt(u: Upstream, name: str) -> bool:

@@ -18,6 +18,7 @@ from clawdbot.config.mcp_schema import Mcp
 from clawdbot.mcp import calls
 from clawdbot.mcp.access import Access, Grant
 from clawdbot.mcp.limits import CallLimits, Unreachable
+from clawdbot.mcp.record import CallRecords, Done
 from clawdbot.mcp.upstream import TooLarge, Unavailable, Upstream
 from clawdbot.tenancy.limits import Limiter, MemoryLimiter
 from clawdbot.tenancy.principal import Principal
@@ -29,6 +30,9 @@ REAP_INTERVAL = 5.0  # seconds between looks for idle stdio servers
 class Caller(NamedTuple):
     principal: Principal
     request_id: str
+    # the call's id in the request log: in the agent loop `<turn's id>-tool-<n>` (agent.py); None on
+    # /mcp, where the call is the HTTP request and has its id (the access log's is always request_id)
+    record_as: str | None = None
 
 
 class UnknownTool(Exception):
@@ -55,12 +59,15 @@ class Hub:
         # the pipeline's limiter (Redis with `redis_url`: shared by every replica), else one of its own
         self.limits = CallLimits(limiter if limiter is not None else MemoryLimiter())
         self.calls = calls.CallLog(log_json, sink)
+        self.records: CallRecords | None = None  # the request log's (build.py), when there is one
         self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._reaper = asyncio.get_running_loop().create_task(self._reap_idle(), name="mcp-reaper")
 
     async def close(self) -> None:
+        if self.records is not None:
+            await self.records.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -76,6 +83,19 @@ class Hub:
                 if u.launch is not None and u.running and idle is not None and u.idle_for(now) > idle:
                     log.info("mcp server %s idle for %.0f s: stopping it", u.name, idle)
                     await u.stop()
+
+    def done(self, caller: Caller, server: str, name: str, status: str, started: float, size: int | None,
+             event: str = calls.CALL, arguments: Any = None, result: Any = None) -> None:
+        """A call ended: its access-log line and metrics (calls.py), its request-log record
+        (record.py; `arguments` and `result` only kept when the caller's key logs bodies)."""
+        self.calls.record(caller.request_id, caller.principal.name, server, name, status, started, size, event)
+        r = self.records
+        if r is None or not r.on:
+            return
+        bodies = r.wants_bodies(caller.principal)
+        answered = bodies and status in (calls.OK, calls.TOOL_ERROR)  # not a result refused as too large
+        r.add(Done(caller.record_as or caller.request_id, caller.principal, event, server, name, status,
+                   time.perf_counter() - started, size, arguments if bodies else None, result if answered else None))
 
     async def list_tools(self, caller: Caller) -> list[types.Tool]:
         grant = self.access.grant(caller.principal)
@@ -95,16 +115,16 @@ class Hub:
     async def call_tool(self, caller: Caller, name: str, arguments: dict[str, Any] | None) -> types.CallToolResult:
         started = time.perf_counter()
         p = caller.principal
-        key = p.name
         server, dot, tool = name.partition(".")
         u = self.upstreams.get(server) if dot else None
         grant = self.access.grant(p)
         if u is None or not grant.tool(server, tool) or not await self._exists(u, tool):
-            self.calls.record(caller.request_id, key, "", "", calls.UNKNOWN, started, None)
+            self.done(caller, "", "", calls.UNKNOWN, started, None)
             raise UnknownTool(name)
         await self.admit(caller, grant, server, tool, started)
         limit = min(u.server.max_result_bytes, grant.max_result_bytes or u.server.max_result_bytes)
         status, size = calls.FAILED, None
+        result: types.CallToolResult | None = None
         try:
             result, status, size = await self._call(u, tool, arguments, limit)
             return result
@@ -112,7 +132,7 @@ class Hub:
             status = calls.CANCELLED  # the client went away: the SDK cancels the upstream request
             raise
         finally:
-            self.calls.record(caller.request_id, key, server, tool, status, started, size)
+            self.done(caller, server, tool, status, started, size, calls.CALL, arguments, result)
 
     async def admit(self, caller: Caller, grant: Grant, server: str, name: str, started: float,
                     event: str = calls.CALL) -> None:
@@ -124,10 +144,10 @@ class Hub:
         try:
             wait = await self.limits.admit(key, grant.calls_per_minute)
         except Unreachable:
-            self.calls.record(caller.request_id, key, server, name, calls.UNAVAILABLE, started, None, event)
+            self.done(caller, server, name, calls.UNAVAILABLE, started, None, event)
             raise RateLimited("unavailable: MCP calls per minute cannot be counted right now", 1) from None
         if wait:
-            self.calls.record(caller.request_id, key, server, name, calls.RATE_LIMITED, started, None, event)
+            self.done(caller, server, name, calls.RATE_LIMITED, started, None, event)
             raise RateLimited(f"{grant.calls_per_minute} MCP tool calls per minute", wait)
 
     async def _exists(self, u: Upstream, tool: str) -> bool:

@@ -129,6 +129,17 @@ class RequestLog:
             return
         if capture is not None:
             row = (*row[:BODIES], request, answer)
+        self._enqueue(row)
+
+    def add(self, row: Row) -> None:
+        """A record built elsewhere (an MCP call: mcp/record.py), bodies included: streamed live
+        without them, and queued as record()'s are."""
+        if self.hub.subscribers:
+            self.hub.publish(from_row((*row[:BODIES], None, None)))
+        if self.store is not None:
+            self._enqueue(row)
+
+    def _enqueue(self, row: Row) -> None:
         queue = self._queue
         if len(queue) >= self.settings.max_queue:
             self.dropped += 1
