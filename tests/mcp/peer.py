@@ -20,8 +20,13 @@ def echo(text: str) -> str:
 
 @server.tool()
 async def slow(seconds: float) -> str:
-    """Answer after `seconds`."""
-    await asyncio.sleep(seconds)
+    """Answer after `seconds` (on stderr: when it starts, and if it is cancelled)."""
+    print(f"slow {seconds:g}: started", file=sys.stderr, flush=True)
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        print(f"slow {seconds:g}: cancelled", file=sys.stderr, flush=True)
+        raise
     return "done"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,29 @@ def test_calls_are_counted_in_metrics(gateway: GatewayProcess) -> None:
     status, body = http_call(gateway, "GET", "/metrics", headers={"Authorization": f"Bearer {MASTER}"})
     assert status == 200
     assert 'clawdbot_mcp_tool_calls_total{server="time",status="ok",tool="get_current_time"}' in body.decode()
+    assert "clawdbot_key_mcp_tool_calls" not in body.decode()  # metrics.key_labels is off
+
+
+def test_a_client_that_goes_away_cancels_its_call(gateway: GatewayProcess) -> None:
+    call = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                       "params": {"name": "peer.slow", "arguments": {"seconds": 29.5}}}).encode()
+    head = (f"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {MASTER}\r\n"
+            f"Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+            f"MCP-Protocol-Version: 2025-06-18\r\nContent-Length: {len(call)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=20) as sock:
+        sock.sendall(head + call)
+        gateway.wait_for_log("mcp server peer: slow 29.5: started")  # the call reached the stdio server
+        starts = gateway.log().count("mcp server peer started")
+    # gone well before the server's 5 s timeout: the call ends as cancelled, and the server is told
+    # (notifications/cancelled: its handler is cancelled)
+    log = gateway.wait_for_log("mcp server peer: slow 29.5: cancelled", timeout=4)
+    line = gateway.wait_for_log("tool=slow status=cancelled", timeout=4)
+    assert "server=peer tool=slow status=cancelled" in line
+    assert "status=timeout" not in log.split("slow 29.5: started", 1)[1]
+    assert asyncio.run(_echo(gateway)) == "still here"  # the session goes on ...
+    assert gateway.log().count("mcp server peer started") == starts  # ... on the same process: told, not killed
+
+
+async def _echo(gw: GatewayProcess) -> str:
+    async with connect(gw) as c:
+        return text(await c.call_tool("peer.echo", {"text": "still here"}))

@@ -178,3 +178,24 @@ def test_the_agent_loops_calls_are_records_tied_to_the_turn(gw: GatewayProcess) 
     assert rec["principal"] == "master" and rec["method"] == "tools/call"
     assert record(gw, f"{rid}-tool-2")["model"] == "peer.echo"
     assert record(gw, rid)["path"] == "/v1/chat/completions"  # the turn itself
+
+
+def test_a_call_whose_client_goes_away_is_a_cancelled_record(gw: GatewayProcess) -> None:
+    """The official client gives up on a slow call and closes its session: the gateway cancels the
+    call (the stdio server's handler is cancelled) and records it as cancelled (499)."""
+    rid = f"mcp-{uuid.uuid4().hex}"
+
+    async def run() -> None:
+        async with connect(gw, rid) as c:
+            slow = asyncio.create_task(c.call_tool("peer.slow", {"seconds": 28.5}))
+            await asyncio.to_thread(gw.wait_for_log, "mcp server peer: slow 28.5: started")
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+        # leaving the session closes its HTTP connection: the gateway sees the client go away
+
+    asyncio.run(run())
+    rec = record(gw, rid)
+    assert rec["status"] == 499 and rec["error_code"] == "cancelled" and rec["model"] == "peer.slow"
+    log = gw.wait_for_log("mcp server peer: slow 28.5: cancelled", timeout=4)
+    assert f"request_id={rid} event=mcp_call key=master server=peer tool=slow status=cancelled" in log

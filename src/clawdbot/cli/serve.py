@@ -274,6 +274,10 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
         from clawdbot.mcp.build import build_mcp
 
         mcp = build_mcp(config, env, gateway.metrics, pipeline)
+    else:  # added by a reload: said in the log, served after a restart
+        from clawdbot.mcp import needs_restart
+
+        gateway.reload_checks.append(needs_restart)
     return App(pipeline, config.server, tenancy, web, throttle=throttle, metrics_port=config.metrics.port, mcp=mcp)
 
 

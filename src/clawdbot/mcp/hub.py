@@ -25,6 +25,7 @@ from clawdbot.tenancy.principal import Principal
 
 log = logging.getLogger("clawdbot.mcp")
 REAP_INTERVAL = 5.0  # seconds between looks for idle stdio servers
+RETIRE_GRACE = 5.0  # seconds past a replaced server's call timeout before its calls in flight are cut
 
 
 class Caller(NamedTuple):
@@ -54,8 +55,10 @@ def error_result(text: str) -> types.CallToolResult:
 class Hub:
     def __init__(self, config: Mcp, env: Mapping[str, str], log_json: bool,
                  sink: Callable[[str], None] | None = None, limiter: Limiter | None = None) -> None:
+        self.env = env
         self.upstreams = {s.name: Upstream(s, env) for s in config.servers}
         self.access = Access(config)
+        self._retiring: dict[asyncio.Task[None], Upstream] = {}  # removed or replaced by a reload, stopping
         # the pipeline's limiter (Redis with `redis_url`: shared by every replica), else one of its own
         self.limits = CallLimits(limiter if limiter is not None else MemoryLimiter())
         self.calls = calls.CallLog(log_json, sink)
@@ -72,7 +75,42 @@ class Hub:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
-        await asyncio.gather(*(u.stop() for u in self.upstreams.values()), return_exceptions=True)
+        retiring = list(self._retiring.items())
+        for task, _u in retiring:
+            task.cancel()  # shutting down: their calls in flight are cancelled as well
+        await asyncio.gather(*(t for t, _u in retiring), return_exceptions=True)
+        stopping = [*self.upstreams.values(), *(u for _t, u in retiring)]
+        await asyncio.gather(*(u.stop() for u in stopping), return_exceptions=True)
+
+    def apply(self, config: Mcp) -> dict[str, list[str]]:
+        """A reloaded `mcp:` section, applied at once: the access rules; servers whose settings did
+        not change keep their session (a stdio process keeps running); new ones start on first
+        use; removed and changed ones get no new calls and are stopped once their calls in flight
+        have ended (or after their call timeout and RETIRE_GRACE)."""
+        old = self.upstreams
+        new: dict[str, Upstream] = {}
+        for s in config.servers:
+            u = old.get(s.name)
+            new[s.name] = u if u is not None and u.server == s else Upstream(s, self.env)
+        gone = [u for name, u in old.items() if new.get(name) is not u]
+        self.upstreams, self.access = new, Access(config)
+        loop = asyncio.get_running_loop()
+        for u in gone:
+            u.retired = True  # at once: a caller that looked it up before the swap cannot start it again
+            task = loop.create_task(u.retire(u.server.timeout + RETIRE_GRACE), name=f"mcp-retire-{u.name}")
+            self._retiring[task] = u
+            task.add_done_callback(self._retired)
+        changes = {"added": sorted(set(new) - set(old)), "removed": sorted(set(old) - set(new)),
+                   "replaced": sorted(u.name for u in gone if u.name in new)}
+        if any(changes.values()):
+            log.info("mcp servers reloaded: added %s, removed %s, replaced %s", *(
+                ", ".join(v) or "none" for v in changes.values()))
+        return changes
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        u = self._retiring.pop(task, None)
+        if u is not None and not task.cancelled() and task.exception() is not None:
+            log.error("mcp server %s: stopping it after a reload failed: %s", u.name, task.exception())
 
     async def _reap_idle(self) -> None:
         while True:
@@ -88,7 +126,8 @@ class Hub:
              event: str = calls.CALL, arguments: Any = None, result: Any = None) -> None:
         """A call ended: its access-log line and metrics (calls.py), its request-log record
         (record.py; `arguments` and `result` only kept when the caller's key logs bodies)."""
-        self.calls.record(caller.request_id, caller.principal.name, server, name, status, started, size, event)
+        p = caller.principal
+        self.calls.record(caller.request_id, p.name, server, name, status, started, size, event, p.key_id, p.team_id)
         r = self.records
         if r is None or not r.on:
             return

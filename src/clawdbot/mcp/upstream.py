@@ -51,6 +51,9 @@ class Upstream:
         self._not_before = 0.0  # monotonic time before which no restart is tried
         self.tools: list[types.Tool] | None = None  # listed once per session
         self.in_flight = 0
+        self._idle = asyncio.Event()  # set while no call is in flight
+        self._idle.set()
+        self.retired = False  # removed or replaced by a config reload: never started again
         self.last_used = time.monotonic()
         self.restarts = 0
 
@@ -64,6 +67,8 @@ class Upstream:
         c = self._client
         if c is not None and not self._stop.is_set():
             return c
+        if self.retired:
+            raise Unavailable(f"MCP server {self.name!r} was removed or replaced by a config reload")
         async with self._start_lock:
             c = self._client
             if c is not None and not self._stop.is_set():
@@ -167,6 +172,7 @@ class Upstream:
         restarted on the next use), TooLarge, or the server's own MCPError."""
         client = await self.client()
         self.in_flight += 1
+        self._idle.clear()
         try:
             return await request(client)
         except MCPError as exc:
@@ -181,6 +187,8 @@ class Upstream:
             raise Unavailable(f"MCP server {self.name!r} is unreachable: {_describe(exc)}") from None
         finally:
             self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
             self.last_used = time.monotonic()
 
     def idle_for(self, now: float) -> float:
@@ -189,6 +197,15 @@ class Upstream:
     async def stop(self) -> None:
         async with self._start_lock:
             await self._halt()
+
+    async def retire(self, bound: float) -> None:
+        """A config reload removed or replaced this server: no new calls start here; the calls in
+        flight get `bound` seconds to end, then the session (a stdio process) is stopped."""
+        self.retired = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(bound):
+                await self._idle.wait()
+        await self.stop()
 
     async def _halt(self) -> None:
         task, self._task = self._task, None

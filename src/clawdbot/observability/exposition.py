@@ -67,6 +67,13 @@ class GatewayCollector(Collector):
             calls.add_metric(list(key), n)
             seconds.add_metric(list(key), spent)
         yield from (calls, seconds)
+        per_key = self.metrics.mcp_key_calls() if self.metrics.mcp_key_calls is not None else None
+        if per_key is not None:  # metrics.key_labels
+            by_key = CounterMetricFamily("clawdbot_key_mcp_tool_calls", "MCP tool calls per virtual key and team, "
+                                         "by outcome.", labels=["key", "team", "status"])
+            for labels3, n in per_key.items():
+                by_key.add_metric(list(labels3), n)
+            yield by_key
 
     def _requests(self) -> Iterator[Metric]:
         rm = self.metrics.requests

@@ -137,6 +137,8 @@ class Metrics:
         self.request_log: Callable[[], dict[str, int]] | None = None
         # Set by the MCP gateway: (server, tool, status) -> (calls, seconds) (mcp/calls.py)
         self.mcp_calls: Callable[[], dict[tuple[str, str, str], tuple[int, float]]] | None = None
+        # Set by the MCP gateway: (key, team, status) -> calls, None while metrics.key_labels is off
+        self.mcp_key_calls: Callable[[], dict[tuple[str, str, str], int] | None] | None = None
         # The log writer's counts (observability/logging.py): the process's root handler by default
         self.log_lines: Callable[[], dict[str, int]] = log_stats
 
