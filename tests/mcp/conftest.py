@@ -16,6 +16,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.e2e.harness import GatewayProcess, free_port, stop_group, wait_ready
+from tests.upstreams.openai_server import OpenAIUpstream
 
 MASTER = "sk-master-mcp-tests-0123456789"
 PEER = str(Path(__file__).with_name("peer.py"))
@@ -58,6 +59,21 @@ mcp:
       deny: ["peer.secret_tool", "peer.secret_prompt", "peer.note://secret"]
       calls_per_minute: 3
 """
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[OpenAIUpstream]:
+    """The model of the modules whose gateway has one (the agent loop's tool calls)."""
+    with OpenAIUpstream() as up:
+        yield up
+
+
+def serve_yaml(tmp: Path, text: str) -> Iterator[GatewayProcess]:
+    """A `clawdbot serve` on `text` (its master key MASTER) until the fixture yielding from this ends."""
+    path = tmp / "clawdbot.yaml"
+    path.write_text(text)
+    with GatewayProcess(["serve", "--config", str(path)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
+        yield g
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.e2e.harness import GatewayProcess, http_call
-from tests.mcp.conftest import MASTER, stdio_servers
+from tests.mcp.conftest import MASTER, serve_yaml, stdio_servers
 from tests.upstreams.openai_server import OpenAIUpstream
 from tests.web.client import WsClient
 
@@ -45,18 +45,8 @@ mcp:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[OpenAIUpstream]:
-    with OpenAIUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("agent")
-    path = tmp / "clawdbot.yaml"
-    path.write_text(config(upstream.url))
-    with GatewayProcess(["serve", "--config", str(path)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
-        yield g
+    yield from serve_yaml(tmp_path_factory.mktemp("agent"), config(upstream.url))
 
 
 def ask(gw: GatewayProcess, text: str, key: str = MASTER, opt_in: str | None = "mcp",

@@ -10,7 +10,7 @@ from langchain_openai import ChatOpenAI
 
 from tests.e2e.harness import GatewayProcess
 from tests.mcp.conftest import MASTER
-from tests.mcp.test_agent import NOW, gw, upstream  # noqa: F401  (the module's fixtures)
+from tests.mcp.test_agent import NOW, gw  # noqa: F401  (its gateway; `upstream` is conftest's)
 from tests.upstreams.openai_server import OpenAIUpstream
 
 

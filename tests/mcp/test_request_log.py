@@ -22,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.e2e.harness import GatewayProcess, http_call, until
-from tests.mcp.conftest import MASTER, stdio_servers
+from tests.mcp.conftest import MASTER, serve_yaml, stdio_servers
 from tests.upstreams.openai_server import OpenAIUpstream
 
 EMAIL = "alice.liddell@example.com"
@@ -53,18 +53,8 @@ mcp:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[OpenAIUpstream]:
-    with OpenAIUpstream() as up:
-        yield up
-
-
-@pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
-    tmp = tmp_path_factory.mktemp("mcp-reqlog")
-    path = tmp / "clawdbot.yaml"
-    path.write_text(config(upstream.url))
-    with GatewayProcess(["serve", "--config", str(path)], tmp / "gateway.log", {"TEST_MASTER_KEY": MASTER}) as g:
-        yield g
+    yield from serve_yaml(tmp_path_factory.mktemp("mcp-reqlog"), config(upstream.url))
 
 
 def admin(gw: GatewayProcess, method: str, path: str, body: Any = None) -> tuple[int, Any]:
