@@ -54,8 +54,8 @@ mcp:
 
 
 BEFORE = config(peer("kept") + peer("old") + peer("moved", "{MARK_ONE: '1'}"), '["kept.echo"]', False)
-AFTER = config(peer("kept") + peer("moved", "{MARK_TWO: '1'}") + peer("fresh"), '["kept.environment", "fresh"]',
-               True)
+AFTER = config(peer("kept") + peer("moved", "{MARK_TWO: 'sekrit-value-2'}") + peer("fresh"),
+               '["kept.environment", "fresh"]', True)
 
 
 def started(log: str, name: str) -> list[int]:
@@ -127,6 +127,17 @@ def test_a_reload_applies_a_changed_mcp_section(tmp_path: Path) -> None:
         # metrics.key_labels switched on by the reload
         body = http_call(gw, "GET", "/metrics", headers={"Authorization": f"Bearer {MASTER}"})[1].decode()
         assert re.search(r'clawdbot_key_mcp_tool_calls_total\{key="k_[^"]+",status="ok",team="none"\} 2.0', body)
+        # audited: the section before and after, by the config file, env values masked
+        def entries() -> list[dict[str, object]]:
+            status, out = http_call(gw, "GET", "/admin/api/audit?action=mcp.update",
+                                    headers={"Authorization": f"Bearer {MASTER}"})
+            assert status == 200, out
+            return list(json.loads(out)["data"])
+        [entry] = until(entries)
+        assert entry["actor"] == "config file"
+        names = [[s["name"] for s in entry[side]["servers"]] for side in ("before", "after")]  # type: ignore[index]
+        assert names == [["kept", "old", "moved"], ["kept", "moved", "fresh"]]
+        assert "sekrit-value-2" not in json.dumps(entry) and "MARK_TWO" in json.dumps(entry)
         assert "Traceback" not in gw.log()
 
 
@@ -185,11 +196,13 @@ def test_a_reload_applies_the_agent_settings_and_key_labels() -> None:
     async def run() -> None:
         hub = Hub(Mcp(), {}, False, lambda line: None)
         agent = HttpAgent(hub, cast(Any, None), McpAgent())
+        section, no_audit = [Mcp()], (None, set[asyncio.Task[None]]())
         reloaded(hub, agent, Config(mcp=Mcp(agent=McpAgent(max_steps=3, max_tools=5)),
-                                    metrics=MetricsSettings(key_labels=True, max_key_series=7)))()
+                                    metrics=MetricsSettings(key_labels=True, max_key_series=7)), section, no_audit)()
         assert agent.settings.max_steps == 3 and agent.settings.max_tools == 5
         assert hub.calls.keys == {} and hub.calls.max_keys == 7
-        reloaded(hub, agent, Config())()
+        assert section[0].agent.max_steps == 3  # the section now served, for the next audit entry
+        reloaded(hub, agent, Config(), section, no_audit)()
         assert agent.settings == McpAgent() and hub.calls.key_snapshot() is None
         await hub.close()
 

@@ -273,7 +273,7 @@ def build_app(config: Config, access: AccessLog, role: str = "serve", env: dict[
             raise ValueError(missing)
         from clawdbot.mcp.build import build_mcp
 
-        mcp = build_mcp(config, env, gateway.metrics, pipeline)
+        mcp = build_mcp(config, env, gateway.metrics, pipeline, tenancy.store)
     else:  # added by a reload: said in the log, served after a restart
         from clawdbot.mcp import needs_restart
 
