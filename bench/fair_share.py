@@ -106,13 +106,11 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: floa
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+    """SIGTERM to its process group, SIGKILL after 20 s: the tests' stop_group."""
+    sys.path.insert(0, str(ROOT))
+    from tests.e2e.harness import stop_group
+
+    stop_group(proc, grace=20.0)
 
 
 @contextlib.contextmanager

@@ -49,7 +49,6 @@ import math
 import os
 import queue
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -358,14 +357,11 @@ def processes(work: Path, streams: int, pin: bool, probe: Path | None,
             time.sleep(0.1)
         yield gateway, upstream, gw_port
     finally:
+        sys.path.insert(0, str(ROOT))
+        from tests.e2e.harness import stop_group  # SIGTERM to the group, SIGKILL after the grace
+
         for proc in reversed(procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            stop_group(proc, grace=30.0)
 
 
 def run_client(port: int, streams: int, rate: float, tokens: int, interval: float, pin: bool,

@@ -92,14 +92,11 @@ def processes(work: Path, pin: bool, gc_threshold: str | None = None, census_eve
             time.sleep(0.05)
         yield gateway, upstream, gw_port, up_port
     finally:
+        sys.path.insert(0, str(ROOT))
+        from tests.e2e.harness import stop_group  # SIGTERM to the group, SIGKILL after the grace
+
         for proc in (gateway, upstream):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(5)
+            stop_group(proc, grace=20.0)
 
 
 def port_open(port: int) -> bool:
