@@ -134,3 +134,33 @@ def test_every_change_is_audited_newest_first_and_redacted(url: str) -> None:
 def test_redact_names() -> None:
     assert redact({"API_KEY": 1, "owner": "x", "list": [{"client_secret": 2}]}) == \
         {"API_KEY": "***", "owner": "x", "list": [{"client_secret": "***"}]}
+
+
+def test_pages_by_cursor_and_filters_by_name_id_and_hint(url: str) -> None:
+    """Keyset paging (created_at, then id, both descending): records created in the same ms still
+    page without a gap or a repeat, one created meanwhile does not shift the next page, and the
+    filter matches a name, an id or a key's hint, case-insensitive, its `%` and `_` as themselves."""
+    now = [0]
+    created = [1000, 1000, 1000, 2000, 3000, 3000, 4000]
+
+    async def body(s: SqlKeyStore) -> None:
+        for i, at in enumerate(created):
+            now[0] = at
+            await s.create("master", UserRecord(id=f"u_{i}", name=f"User_{i}%"))
+        now[0] = 5000
+        first, after = await s.page("user", 3)
+        assert [r.id for r in first] == ["u_6", "u_5", "u_4"] and after == (3000, "u_4")
+        await s.create("master", UserRecord(id="u_7", name="late"))  # newer: never in a later page
+        second, after = await s.page("user", 3, after=after)
+        assert [r.id for r in second] == ["u_3", "u_2", "u_1"] and after == (1000, "u_1")
+        last, after = await s.page("user", 3, after=after)
+        assert [r.id for r in last] == ["u_0"] and after is None
+        exact, after = await s.page("user", 8)
+        assert len(exact) == 8 and after is None  # a full last page says there is no next one
+        assert [r.id for r in (await s.page("user", 10, match="user_5%"))[0]] == ["u_5"]
+        assert [r.id for r in (await s.page("user", 10, match="U_3"))[0]] == ["u_3"]
+        assert (await s.page("user", 10, match="r_%x"))[0] == []  # `%` is not a wildcard
+        await s.create_key("master", key(hint="sk-cb-QwEr...TyUi", name=None), HASH)
+        assert [r.id for r in (await s.page("key", 10, match="qwer"))[0]] == ["k_one"]
+
+    run_with_store(lambda: SqlKeyStore(Database(url), clock=lambda: now[0]), body)

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UnsetType
 
 from clawdbot.api.admin_bodies import Body, KeyCreate, KeyFields, TeamCreate, TeamUpdate, UserCreate, UserUpdate
-from clawdbot.api.admin_queries import AuditQuery, PageQuery
+from clawdbot.api.admin_queries import AuditQuery, PageQuery, encode_record_cursor
 from clawdbot.api.admin_requests import RequestsApi
 from clawdbot.api.admin_spend import spend_report
 from clawdbot.api.errors import method_not_allowed
@@ -141,8 +141,9 @@ class AdminApi:
 
     async def _list(self, kind: Kind, q: dict[str, str]) -> tuple[int, Any]:
         page = decode_query(q, PageQuery)
-        records = await self.store.list_records(kind, page.limit, page.offset)
-        return 200, {"object": "list", "data": records}
+        records, after = await self.store.page(kind, page.limit, offset=page.offset, after=page.after(),
+                                               match=page.match())
+        return 200, {"object": "list", "data": records, "next_cursor": encode_record_cursor(after)}
 
     async def _get(self, kind: Kind, id: str) -> tuple[int, Any]:
         record = await self.store.get(kind, id)

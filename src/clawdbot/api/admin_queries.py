@@ -45,11 +45,33 @@ class Query(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
+RecordCursor = Annotated[str, Meta(pattern=exact("[0-9]{1,18}[.][A-Za-z0-9_-]{1,128}"),
+                                   description="`next_cursor` of the page before (an `offset` then skips from there)")]
+Search = Annotated[str, Meta(min_length=1, max_length=200, pattern=exact(r"[^\x00-\x1f\x7f]+"),  # no NUL: PostgreSQL
+                             description="only records whose name or id (a key's hint too) holds this, "
+                                         "case-insensitive; no control characters")]
+
+
 class PageQuery(Query):
-    """GET /admin/api/keys, /users, /teams: newest first."""
+    """GET /admin/api/keys, /users, /teams: newest first, at most 500 (the store's page)."""
 
     limit: PageSize = 100
     offset: Offset = 0
+    cursor: RecordCursor | UnsetType = UNSET
+    q: Search | UnsetType = UNSET
+
+    def after(self) -> tuple[int, str] | None:
+        if isinstance(self.cursor, UnsetType):
+            return None
+        created, _, id = self.cursor.partition(".")
+        return int(created), id
+
+    def match(self) -> str | None:
+        return None if isinstance(self.q, UnsetType) else self.q
+
+
+def encode_record_cursor(cursor: tuple[int, str] | None) -> str | None:
+    return None if cursor is None else f"{cursor[0]}.{cursor[1]}"
 
 
 class AuditQuery(Query):

@@ -85,9 +85,9 @@ SCHEMAS: dict[str, Schema] = {
     # the admin API (the records are generated from state/keys_base.py)
     "NewKey": {"allOf": [ref("StoredKeyRecord"),
                          obj({"key": {"type": "string", "description": "shown once, never again"}}, ["key"])]},
-    "KeyList": listing(ref("StoredKeyRecord")),
-    "UserList": listing(ref("StoredUserRecord")),
-    "TeamList": listing(ref("StoredTeamRecord")),
+    "KeyList": listing(ref("StoredKeyRecord"), next_cursor=NULL_STRING),
+    "UserList": listing(ref("StoredUserRecord"), next_cursor=NULL_STRING),
+    "TeamList": listing(ref("StoredTeamRecord"), next_cursor=NULL_STRING),
     "Deleted": obj({"id": STRING, "deleted": {"const": True}}, ["id", "deleted"]),
     "AuditLog": listing(ref("StoredAuditRecord"), next_before=nullable(INTEGER)),
     "SpendReport": obj({"object": {"const": "list"}, "group_by": {"enum": list(GROUPS)},

@@ -12,6 +12,7 @@ import msgspec
 
 Period = Literal["day", "month", "total"]
 Kind = Literal["key", "user", "team"]
+PageCursor = tuple[int, str]  # (created_at, id) of a page's last record: the next page starts after it
 
 
 class Limits(msgspec.Struct, kw_only=True):
@@ -102,6 +103,14 @@ class KeyStore(Protocol):
 
     async def list_records(self, kind: Kind, limit: int = 100, offset: int = 0) -> list[Record]:
         """Newest first."""
+        ...
+
+    async def page(self, kind: Kind, limit: int = 100, *, offset: int = 0, after: PageCursor | None = None,
+                   match: str | None = None) -> tuple[list[Record], PageCursor | None]:
+        """Newest first (by created_at, then id), at most `limit` (the store's page, 500, at most);
+        `after`: the records after that cursor (keyset paging: a record created meanwhile neither
+        shifts nor repeats a page); `match`: only those whose name, id (or a key's hint) holds it,
+        case-insensitive. The cursor of the next page, or None when this one is the last."""
         ...
 
     async def create(self, actor: str, record: UserRecord | TeamRecord) -> Record: ...

@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from clawdbot.state.ids import MonotonicMs, new_id
-from clawdbot.state.keys_base import AuditFilter, AuditRecord, Conflict, KeyRecord, Kind, Record, TeamRecord, UserRecord
+from clawdbot.state.keys_base import (
+    AuditFilter,
+    AuditRecord,
+    Conflict,
+    KeyRecord,
+    Kind,
+    PageCursor,
+    Record,
+    TeamRecord,
+    UserRecord,
+)
 from clawdbot.state.sql import Database, DatabaseUser
 from clawdbot.state.tables import api_keys, audit_log, teams, users
 
@@ -120,12 +130,29 @@ class SqlKeyStore(DatabaseUser):
             return await self._fetch(conn, kind, id)
 
     async def list_records(self, kind: Kind, limit: int = 100, offset: int = 0) -> list[Record]:
+        return (await self.page(kind, limit, offset=offset))[0]
+
+    async def page(self, kind: Kind, limit: int = 100, *, offset: int = 0, after: PageCursor | None = None,
+                   match: str | None = None) -> tuple[list[Record], PageCursor | None]:
         await self.start()
         table = TABLES[kind]
-        query = (sa.select(*_columns(kind)).order_by(table.c.created_at.desc(), table.c.id.desc())
-                 .limit(min(max(limit, 0), MAX_PAGE)).offset(max(offset, 0)))
+        size = min(max(limit, 0), MAX_PAGE)
+        query = sa.select(*_columns(kind))
+        if after is not None:  # keyset: the rows after the cursor's in (created_at, id) descending
+            created, id = after
+            query = query.where(sa.or_(table.c.created_at < created,
+                                       sa.and_(table.c.created_at == created, table.c.id < id)))
+        if match:
+            searched = [table.c.name, table.c.id] + ([api_keys.c.hint] if kind == "key" else [])
+            query = query.where(sa.or_(*(c.icontains(match, autoescape=True) for c in searched)))
+        # one row more than the page says whether there is a next one
+        query = (query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(size + 1).offset(max(offset, 0)))
         async with self.database.read() as conn:
-            return [_record(kind, row) for row in (await conn.execute(query)).mappings()]
+            records = [_record(kind, row) for row in (await conn.execute(query)).mappings()]
+        if len(records) <= size or not size:
+            return records[:size], None
+        last = records[size - 1]
+        return records[:size], (last.created_at, last.id)
 
     async def create(self, actor: str, record: UserRecord | TeamRecord) -> Record:
         await self.start()

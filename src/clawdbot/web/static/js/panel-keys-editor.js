@@ -1,15 +1,17 @@
 // The editor of one key, user or team (admins), shown by its table: name, owners, limits, budget
-// and its period, and for a key its expiry, tags and allowed models (panel-keys-fields.js). Save
-// sends only what changed (PATCH /panel/api/admin/<kind>s/<id>; a key's metadata is never sent, so
-// it stays as it is); a new user or team is a POST of what is filled in. An error the server names a
-// field for (its `param`) is shown by that field, any other under the form. Enter in a field saves;
-// Escape or Cancel closes the editor without saving.
+// and its period, and for a key its expiry, tags, allowed models, panel role and metadata
+// (panel-keys-fields.js, panel-keys-meta.js). Save sends only what changed (PATCH
+// /panel/api/admin/<kind>s/<id>: the metadata only when it changed, the role as a part of it); a new
+// user or team is a POST of what is filled in. An error the server names a field for (its `param`;
+// `metadata.plugins.cache` is the metadata's) is shown by that field, any other under the form.
+// Enter in a field saves (not in the metadata's text area); Escape or Cancel closes the editor.
 
 import { h, clear } from "./dom.js";
 import { effectivePeriod, FIELDS, KIND_FIELDS } from "./panel-keys-fields.js";
+import { linkRole, normalMeta, roleOf, withRole } from "./panel-keys-meta.js";
 
 const NOTE = {
-  key: "Changes apply to the key's next request, on every replica. Its metadata is kept as it is.",
+  key: "Changes apply to the key's next request, on every replica; a new panel role at its next panel call.",
   user: "Counted over every key of the user, as well as each key's own limits.",
   team: "Counted over every key of the team (a key's own team, else its user's).",
 };
@@ -19,9 +21,12 @@ function norm(v) {
   return Array.isArray(v) ? [...v].sort() : v ?? null;
 }
 
-function same(a, b) {
-  return JSON.stringify(norm(a)) === JSON.stringify(norm(b));
+function same(name, a, b) {
+  return FIELDS[name].same ? FIELDS[name].same(a, b) : JSON.stringify(norm(a)) === JSON.stringify(norm(b));
 }
+
+// outside the grid of short fields: a group of checkboxes, or a wide field (the metadata)
+const below = (name) => FIELDS[name].group || FIELDS[name].wide;
 
 // The server's message without the parts a field already says ("Invalid request body:", "- at `$.rpm`").
 function fieldMessage(err) {
@@ -55,8 +60,8 @@ export class RecordEditor {
       "aria-labelledby": `${prefix}-title`, dataset: { recordId: this.id || "" } },
     h("h3", { id: `${prefix}-title` }, title),
     h("p", { class: "muted small" }, NOTE[kind], " Empty fields: no limit. Escape cancels."),
-    h("div", { class: "form-grid" }, fields.filter(([n]) => !FIELDS[n].group).map(([, el]) => el)),
-    fields.filter(([n]) => FIELDS[n].group).map(([, el]) => el),
+    h("div", { class: "form-grid" }, fields.filter(([n]) => !below(n)).map(([, el]) => el)),
+    fields.filter(([n]) => below(n)).map(([, el]) => el),
     this.formError,
     h("div", { class: "form-actions" }, this.saveButton,
       h("button", { type: "button", id: `${prefix}-cancel`, class: "text-button", onclick: () => this.close(false) }, "Cancel")));
@@ -64,6 +69,7 @@ export class RecordEditor {
       e.preventDefault();
       this.submit();
     });
+    if (this.controls.panel_role) linkRole(this.controls.panel_role, this.controls.metadata);
     this.el.addEventListener("keydown", (e) => {
       if (e.key === "Escape" && !e.defaultPrevented) {
         e.preventDefault();
@@ -75,7 +81,8 @@ export class RecordEditor {
   // the record's values as the form shows them (a new record: none)
   oldValues() {
     if (!this.record) return {};
-    return { ...this.record, budget_period: effectivePeriod(this.record) };
+    const metadata = normalMeta(this.record.metadata);
+    return { ...this.record, budget_period: effectivePeriod(this.record), metadata, panel_role: roleOf(metadata) };
   }
 
   field(prefix, name, value) {
@@ -85,6 +92,13 @@ export class RecordEditor {
     const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
     this.controls[name] = control;
     this.errors[name] = error;
+    if (def.wide) {  // a long text edited after a refusal: the refusal no longer describes it
+      control.addEventListener("input", () => {
+        error.hidden = true;
+        control.removeAttribute("aria-invalid");
+        control.removeAttribute("aria-describedby");
+      });
+    }
     if (def.group) return h("div", { class: "field-group", dataset: { field: name } }, control, error);
     return h("div", { class: "field", dataset: { field: name } },
       h("label", { for: id }, def.label, def.hint ? h("span", { class: "field-hint muted" }, ` (${def.hint})`) : null),
@@ -105,10 +119,16 @@ export class RecordEditor {
       else values[name] = got.value;
     }
     if (values.budget_usd === null) values.budget_period = null;  // a period only with a budget
+    if ("panel_role" in values) {  // the role is a part of the metadata, not a field of the API
+      if ("metadata" in values && roleOf(values.metadata) !== values.panel_role) {
+        values.metadata = withRole(values.metadata, values.panel_role);
+      }
+      delete values.panel_role;
+    }
     if (Object.keys(errors).length) return { errors };
     if (!this.record) return { body: Object.fromEntries(Object.entries(values).filter(([, v]) => v !== null)) };
     const old = this.oldValues();
-    return { body: Object.fromEntries(Object.entries(values).filter(([k, v]) => !same(v, old[k]))) };
+    return { body: Object.fromEntries(Object.entries(values).filter(([k, v]) => !same(k, v, old[k]))) };
   }
 
   async submit() {
@@ -129,7 +149,8 @@ export class RecordEditor {
       const out = await this.save(read.body);
       this.close(true, out);
     } catch (err) {
-      if (err.param && this.controls[err.param]) this.show({ [err.param]: fieldMessage(err) }, "");
+      const field = err.param?.split(/[.[]/)[0];  // metadata.plugins.cache: the metadata's
+      if (field && this.controls[field]) this.show({ [field]: fieldMessage(err) }, "");
       else this.show({}, formMessage(err));
     } finally {
       this.busy = false;

@@ -5,12 +5,13 @@
 // from the PATCH or POST and is shown by its field too.
 
 import { h } from "./dom.js";
+import { META_FIELDS } from "./panel-keys-meta.js";
 
 // Which fields each kind has, in order (the admin API's KeyFields, UserUpdate, TeamUpdate; a key's
-// metadata is not edited here and is left as it is).
+// panel role is a part of its metadata, panel-keys-meta.js).
 export const KIND_FIELDS = {
   key: ["name", "user_id", "team_id", "rpm", "tpm", "max_parallel", "budget_usd", "budget_period", "expires_at",
-    "tags", "allowed_models"],
+    "tags", "panel_role", "allowed_models", "metadata"],
   user: ["name", "team_id", "rpm", "tpm", "max_parallel", "budget_usd", "budget_period"],
   team: ["name", "rpm", "tpm", "max_parallel", "budget_usd", "budget_period"],
 };
@@ -142,6 +143,7 @@ export const FIELDS = {
       return { value: models.length ? models : null };
     },
   },
+  ...META_FIELDS,
 };
 
 // The period a budget counts in as the form shows it: none without a budget, "total" for a budget

@@ -24,7 +24,10 @@ export async function spendByPeriod(api, groupBy, records) {
   try {
     await Promise.all([...periods].map(async (p) => {
       const report = await api.admin("spend", { group_by: groupBy, since: PERIOD_SINCE[p](), limit: ROWS });
-      out[p] = new Map((report.data || []).map((row) => [row.group, row.cost_usd]));
+      const amounts = new Map((report.data || []).map((row) => [row.group, row.cost_usd]));
+      // more groups than the report's rows (its 1000 highest): a record not among them is unknown, not 0
+      amounts.cut = (report.total?.groups || 0) > amounts.size;
+      out[p] = amounts;
     }));
   } catch {
     return null;
@@ -34,7 +37,9 @@ export async function spendByPeriod(api, groupBy, records) {
 
 // USD the record spent in its budget's period; null when unknown
 export function spentIn(spent, r) {
-  return spent ? spent[periodOf(r)]?.get(r.id) ?? 0 : null;
+  const amounts = spent?.[periodOf(r)];
+  if (!amounts) return null;
+  return amounts.get(r.id) ?? (amounts.cut ? null : 0);
 }
 
 export function nearLimit(r, used) {

@@ -1,8 +1,9 @@
 // Keys: the virtual keys with their owner (user, team), limits, budget and what they spent in the
 // budget's period (all time without a budget), and below them the Users and Teams sections
 // (panel-users-teams.js). Admins create keys (the new key is shown once), edit a key's limits,
-// budget and owners (panel-keys-editor.js) and revoke it. Every role may open a key's daily spend
-// chart (panel-spend-chart.js).
+// budget, owners, metadata and panel role (panel-keys-editor.js) and revoke it. Every role may open
+// a key's, user's or team's daily spend chart (panel-spend-chart.js). Each list is paged and
+// filtered by the server (panel-keys-pager.js): the newest 500 first, Show more for the next 500.
 
 import { h, clear, copyText } from "./dom.js";
 import { fmtTime } from "./panel-format.js";
@@ -11,9 +12,9 @@ import { keyStatus, limitsText, readKeyForm } from "./panel-keys-form.js";
 import { budgetText, nameOf, nearLimit, spendByPeriod, spendCell, spentIn } from "./panel-keys-spend.js";
 import { EditorSlot, RecordEditor } from "./panel-keys-editor.js";
 import { OwnerSection } from "./panel-users-teams.js";
-import { KeySpend } from "./panel-spend-chart.js";
-
-const PAGE = 500;  // the store's largest page (state/keys_sql.py)
+import { SpendCard } from "./panel-spend-chart.js";
+import { ListPager } from "./panel-keys-pager.js";
+import { roleOf } from "./panel-keys-meta.js";
 
 export class KeysTab {
   constructor(panel, api, { confirm, live }) {
@@ -29,11 +30,16 @@ export class KeysTab {
     this.newKeyValue = panel.querySelector("#new-key-value");
     this.notice = panel.querySelector("#keys-notice");
     this.editor = new EditorSlot(panel.querySelector("#key-editor-slot"));
-    this.chart = new KeySpend(panel.querySelector("#key-spend"), api, {
-      onClose: (id) => { this.markRows(); this.rowButton(id, ".key-spend-open")?.focus(); },
+    this.chart = new SpendCard(panel.querySelector("#key-spend"), api, {
+      kind: "key", onClose: (id) => { this.markRows(); this.rowButton(id, ".key-spend-open")?.focus(); },
     });
-    const shared = { api, confirm, say: (text) => this.say(text), fail: (text) => showError(panel, text),
-      reload: () => this.load(), context: () => this.context() };
+    const fail = (text) => showError(panel, text);
+    const changed = () => this.rerender().catch((err) => fail(`Could not load the keys: ${err.message}`));
+    const pager = (plural, table, noun) => new ListPager(plural, table.closest(".table-wrap"), api,
+      { noun, changed, fail });
+    this.lists = { keys: pager("keys", this.table, "key"), users: pager("users", panel.querySelector("#users-table"), "user"),
+      teams: pager("teams", panel.querySelector("#teams-table"), "team") };
+    const shared = { api, confirm, say: (text) => this.say(text), fail, reload: () => this.load(), context: () => this.context() };
     this.users = new OwnerSection("user", panel.querySelector("#users-section"), shared);
     this.teams = new OwnerSection("team", panel.querySelector("#teams-section"), shared);
     this.form.addEventListener("submit", (e) => {
@@ -68,6 +74,7 @@ export class KeysTab {
     this.users.reset();
     this.teams.reset();
     this.chart.close();
+    for (const list of Object.values(this.lists)) list.reset();
     this.say("");
   }
 
@@ -82,23 +89,33 @@ export class KeysTab {
     return { users: this.data.users, teams: this.data.teams, models: this.models };
   }
 
+  // each list again (with its filter, as many pages as it showed), then their spend
   async load() {
     try {
-      const list = async (kind) => (await this.api.admin(kind, { limit: PAGE })).data || [];
-      const [keys, users, teams] = await Promise.all([list("keys"), list("users"), list("teams")]);
-      const [keySpend, userSpend, teamSpend] = await Promise.all([
-        spendByPeriod(this.api, "key", keys), spendByPeriod(this.api, "user", users), spendByPeriod(this.api, "team", teams)]);
-      showError(this.panel, "");
-      this.data = { keys, users, teams };
-      const byId = (records) => new Map(records.map((r) => [r.id, r]));
-      const owners = { usersById: byId(users), teamsById: byId(teams) };
-      this.render(keys, keySpend, owners);
-      this.users.render(users, userSpend, { teamsById: owners.teamsById, keys, users });
-      this.teams.render(teams, teamSpend, { teamsById: owners.teamsById, keys, users });
-      await this.chart.refresh(keys);
+      const fresh = await Promise.all(Object.values(this.lists).map((list) => list.first({ keep: true })));
+      if (fresh.every(Boolean)) await this.rerender();
     } catch (err) {
       showError(this.panel, `Could not load the keys: ${err.message}`);
     }
+  }
+
+  // the records the lists hold (after a load, Show more or a filter) with their spend
+  async rerender() {
+    const [keys, users, teams] = [this.lists.keys.records, this.lists.users.records, this.lists.teams.records];
+    const [keySpend, userSpend, teamSpend] = await Promise.all([
+      spendByPeriod(this.api, "key", keys), spendByPeriod(this.api, "user", users), spendByPeriod(this.api, "team", teams)]);
+    showError(this.panel, "");
+    this.data = { keys, users, teams };
+    const byId = (records) => new Map(records.map((r) => [r.id, r]));
+    const owners = { usersById: byId(users), teamsById: byId(teams) };
+    // a count over keys (or users) is of those loaded: said so when some are not
+    const partial = { keys: !this.lists.keys.complete || !!this.lists.keys.filter,
+      users: !this.lists.users.complete || !!this.lists.users.filter };
+    this.render(keys, keySpend, owners);
+    const common = { teamsById: owners.teamsById, keys, users, partial };
+    this.users.render(users, userSpend, { ...common, filtered: !!this.lists.users.filter });
+    this.teams.render(teams, teamSpend, { ...common, filtered: !!this.lists.teams.filter });
+    await Promise.all([this.chart.refresh(keys), this.users.chart.refresh(users), this.teams.chart.refresh(teams)]);
   }
 
   columns(spent, { usersById, teamsById }) {
@@ -111,7 +128,7 @@ export class KeysTab {
         team ? h("div", { class: "owner-team" }, h("span", { class: "muted" }, viaUser ? "team (user's) " : "team "), team) : null];
     };
     return [
-      { label: "Name", cell: (k) => [h("div", null, k.name || "(unnamed)"), h("div", { class: "muted small mono" }, k.id),
+      { label: "Name", cell: (k) => [h("div", null, k.name || "(unnamed)", roleTag(k)), h("div", { class: "muted small mono" }, k.id),
         h("div", { class: "muted small mono" }, k.hint)] },
       { label: "Owner", cell: owner },
       { label: "Models", cls: "wrap", cell: (k) => (k.allowed_models?.length ? k.allowed_models.map((m) => tag(m)) : "all") },
@@ -139,7 +156,7 @@ export class KeysTab {
 
   render(keys, spent, owners) {
     fillTable(this.table, this.columns(spent, owners), keys, {
-      empty: "No keys yet.",
+      empty: this.lists.keys.filter ? "No key matches the filter." : "No keys yet.",
       row: (k, tr) => {
         tr.dataset.keyId = k.id;
         if (nearLimit(k, spentIn(spent, k))) tr.classList.add("near-limit");
@@ -154,9 +171,9 @@ export class KeysTab {
     for (const tr of this.table.querySelectorAll("tbody tr[data-key-id]")) {
       const id = tr.dataset.keyId;
       tr.querySelector(".edit-key")?.setAttribute("aria-expanded", String(this.editor.id === id));
-      tr.querySelector(".key-spend-open")?.setAttribute("aria-expanded", String(this.chart.keyId === id));
+      tr.querySelector(".key-spend-open")?.setAttribute("aria-expanded", String(this.chart.id === id));
       tr.classList.toggle("editing", this.editor.id === id);
-      tr.classList.toggle("charted", this.chart.keyId === id);
+      tr.classList.toggle("charted", this.chart.id === id);
     }
   }
 
@@ -263,6 +280,12 @@ export class KeysTab {
       showError(this.panel, `Could not revoke the key: ${err.message}`);
     }
   }
+}
+
+// an admin or viewer key says so by its name
+function roleTag(k) {
+  const role = roleOf(k.metadata);
+  return role === "none" ? null : [" ", h("span", { class: "tag key-role" }, role)];
 }
 
 function statusCell(k) {

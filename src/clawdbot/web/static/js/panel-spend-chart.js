@@ -1,6 +1,6 @@
-// A key's spend per UTC day over the last 30 days, from GET /admin/api/spend?group_by=day&key_id=…
-// &since=<29 days ago>, as an SVG bar chart (a bar per day reads better than a line for a few
-// priced requests; days without spend are zero). A daily budget is drawn as a dashed line with the
+// A key's, user's or team's spend per UTC day over the last 30 days, from GET /admin/api/spend?
+// group_by=day&key_id=… (user_id=…, team_id=…)&since=<29 days ago>, as an SVG bar chart (a bar per
+// day reads better than a line for a few priced requests; days without spend are zero). A daily budget is drawn as a dashed line with the
 // y axis reaching up to it, unless it is more than 4x the highest day (the bars would be flat): then
 // it is named above the chart. A monthly or total budget is quoted in the summary instead. Drawn at the
 // figure's real width, again when that width changes (as panel-chart.js's line chart).
@@ -112,18 +112,19 @@ export class BarChart {
   }
 }
 
-// The card under the Keys tab's forms: one key's chart at a time, opened by its row's button.
-export class KeySpend {
-  constructor(box, api, { onClose }) {
-    Object.assign(this, { box, api, onClose });
-    this.key = null;
+// A card by a table of the Keys tab (#key-spend, #user-spend, #team-spend): one record's chart at
+// a time, opened by its row's button. kind: "key", "user" or "team" (the report's filter).
+export class SpendCard {
+  constructor(box, api, { kind, onClose }) {
+    Object.assign(this, { box, api, kind, onClose });
+    this.key = null;  // the record charted
     this.seq = 0;
-    this.title = h("h2", { id: "key-spend-title" });
-    this.summary = h("p", { id: "key-spend-summary", class: "muted small" });
+    this.title = h("h2", { id: `${kind}-spend-title` });
+    this.summary = h("p", { id: `${kind}-spend-summary`, class: "muted small" });
     this.error = h("p", { class: "form-error", role: "alert", hidden: true });
-    this.chart = new BarChart({ key: "key-spend", title: "Spend per UTC day, last 30 days" });
+    this.chart = new BarChart({ key: `${kind}-spend`, title: "Spend per UTC day, last 30 days" });
     box.append(h("div", { class: "detail-head" }, this.title,
-      h("button", { type: "button", id: "key-spend-close", class: "text-button", onclick: () => this.close() },
+      h("button", { type: "button", id: `${kind}-spend-close`, class: "text-button", onclick: () => this.close() },
         "Close", h("span", { class: "sr-only" }, " the spend chart"))),
     h("p", { class: "muted small" }, "Per UTC day over the last 30 days; a day without requests is zero. Escape closes it."),
     this.summary, this.error, this.chart.el);
@@ -135,23 +136,23 @@ export class KeySpend {
     });
   }
 
-  get keyId() {
+  get id() {
     return this.key ? this.key.id : undefined;
   }
 
   async open(key) {
     this.key = key;
-    this.title.textContent = `Daily spend of “${key.name || key.id}”`;
+    this.title.textContent = `Daily spend of the ${this.kind} “${key.name || key.id}”`;
     this.box.hidden = false;
     this.box.scrollIntoView({ block: "nearest" });
     this.box.focus();
     await this.load();
   }
 
-  // again, for the same key (the tab's Refresh); the key record may have a new budget
-  async refresh(keys) {
+  // again, for the same record (the tab's Refresh); it may have a new budget
+  async refresh(records) {
     if (!this.key) return;
-    const fresh = keys.find((k) => k.id === this.key.id);
+    const fresh = records.find((k) => k.id === this.key.id);
     if (fresh) this.key = fresh;
     await this.load();
   }
@@ -162,7 +163,7 @@ export class KeySpend {
     const days = lastDays();
     let report;
     try {
-      report = await this.api.admin("spend", { group_by: "day", key_id: key.id, since: days[0], limit: 1000 });
+      report = await this.api.admin("spend", { group_by: "day", [`${this.kind}_id`]: key.id, since: days[0], limit: 1000 });
     } catch (err) {
       if (seq !== this.seq) return;
       const why = err.code === "spend_unavailable" ? "spend reports need a SQL database (not memory://)" : err.message;
@@ -170,7 +171,7 @@ export class KeySpend {
       this.error.hidden = false;
       return;
     }
-    if (seq !== this.seq || this.key !== key) return;  // another key was opened meanwhile
+    if (seq !== this.seq || this.key !== key) return;  // another record was opened meanwhile
     this.error.hidden = true;
     const byDay = new Map((report.data || []).map((r) => [r.group, r.cost_usd]));
     const bars = days.map((d) => ({ label: d, value: byDay.get(d) ?? 0 }));
@@ -184,7 +185,7 @@ export class KeySpend {
   }
 
   close() {
-    const id = this.keyId;
+    const id = this.id;
     if (id === undefined) return;
     this.key = null;
     this.seq++;

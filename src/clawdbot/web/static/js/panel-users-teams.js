@@ -2,6 +2,7 @@
 // /teams) with their limits, budget and what they spent in its period (>= 80% of the budget
 // highlighted), and how many keys (and, for a team, users) they hold. Admins create one (New user,
 // New team), edit its limits and budget (panel-keys-editor.js) and delete it after a confirmation.
+// Every role opens a record's Daily spend chart (panel-spend-chart.js), in a card above its table.
 // The Keys tab loads the data (keys, users, teams and their spend together) and calls render().
 
 import { h } from "./dom.js";
@@ -10,6 +11,7 @@ import { fillTable } from "./panel-table.js";
 import { limitsText } from "./panel-keys-form.js";
 import { budgetText, nameOf, nearLimit, spendCell, spentIn } from "./panel-keys-spend.js";
 import { EditorSlot, RecordEditor } from "./panel-keys-editor.js";
+import { SpendCard } from "./panel-spend-chart.js";
 
 const GONE = {
   user: "Its keys keep working, no longer counted against this user's limits and budget; its spend stays in the " +
@@ -30,6 +32,14 @@ export class OwnerSection {
     this.addButton = root.querySelector(`#${this.plural}-add`);
     this.editor = new EditorSlot(root.querySelector(`#${kind}-editor-slot`));
     this.addButton.addEventListener("click", () => this.open(null));
+    const box = h("section", { id: `${kind}-spend`, class: "key-spend", hidden: true, tabindex: "-1",
+      "aria-labelledby": `${kind}-spend-title` });
+    this.partial = h("p", { class: "muted small partial-counts", hidden: true });
+    this.table.closest(".table-wrap").before(box, this.partial);
+    this.chart = new SpendCard(box, api, { kind, onClose: (id) => {
+      this.markButtons();
+      this.rowOf(id)?.querySelector(`.${kind}-spend-open`)?.focus();
+    } });
   }
 
   setRole(admin) {
@@ -40,11 +50,14 @@ export class OwnerSection {
 
   reset() {
     this.editor.close();
+    this.chart.close();
     this.markButtons();
   }
 
-  // records: this kind's; spent: spendByPeriod's; teamsById; keys and users (the counts)
-  render(records, spent, { teamsById, keys, users }) {
+  // records: this kind's; spent: spendByPeriod's; teamsById; keys and users (the counts); partial:
+  // {keys, users} true when the Keys tab holds only some of them (a page, a filter); filtered: this list has
+  // a filter
+  render(records, spent, { teamsById, keys, users, partial, filtered }) {
     const teamOf = new Map(users.map((u) => [u.id, u.team_id]));
     // a key counts for its user, and for its own team, else its user's (as its limits do)
     const ownerOf = this.kind === "user" ? (k) => k.user_id : (k) => k.team_id || teamOf.get(k.user_id);
@@ -63,18 +76,32 @@ export class OwnerSection {
       { label: "Active keys", num: true, cell: (r) => fmtInt(keyCount.get(r.id) || 0) },
       { label: "Limits", cell: (r) => limitsText(r) },
       { label: "Budget", cell: (r) => budgetText(r) },
-      { label: "Spend", num: true, cell: (r) => spendCell(spentIn(spent, r), r.budget_usd) },
+      { label: "Spend", num: true, cell: (r) => [h("div", null, spendCell(spentIn(spent, r), r.budget_usd)),
+        h("div", { class: "row-actions end" }, h("button", { type: "button",
+          class: `text-button small-button ${this.kind}-spend-open`, "aria-controls": `${this.kind}-spend`,
+          "aria-expanded": "false", onclick: () => this.openChart(r) },
+        "Daily spend", h("span", { class: "sr-only" }, ` of the ${this.kind} ${r.name}`)))] },
       { label: "Created", cell: (r) => fmtTime(r.created_at) },
     ];
     if (this.admin) cols.push({ label: "Actions", cell: (r) => this.actions(r) });
     fillTable(this.table, cols, records, {
-      empty: `No ${this.plural} yet.`,
+      empty: filtered ? `No ${this.kind} matches the filter.` : `No ${this.plural} yet.`,
       row: (r, tr) => {
         tr.dataset.recordId = r.id;
         if (nearLimit(r, spentIn(spent, r))) tr.classList.add("near-limit");
       },
     });
+    const counted = [partial?.keys ? "keys" : null, this.kind === "team" && partial?.users ? "users" : null].filter(Boolean);
+    this.partial.textContent = counted.length ? `The counts of ${counted.join(" and ")} are of those loaded above ` +
+      "(a filter or more to show)." : "";
+    this.partial.hidden = !counted.length || !records.length;
     this.markButtons();
+  }
+
+  async openChart(r) {
+    const opening = this.chart.open(r);
+    this.markButtons();
+    await opening;
   }
 
   actions(r) {
@@ -90,8 +117,11 @@ export class OwnerSection {
   markButtons() {
     for (const tr of this.table.querySelectorAll("tbody tr[data-record-id]")) {
       const open = this.editor.id === tr.dataset.recordId;
+      const charted = this.chart.id === tr.dataset.recordId;
       tr.querySelector(`.edit-${this.kind}`)?.setAttribute("aria-expanded", String(open));
+      tr.querySelector(`.${this.kind}-spend-open`)?.setAttribute("aria-expanded", String(charted));
       tr.classList.toggle("editing", open);
+      tr.classList.toggle("charted", charted);
     }
     this.addButton.setAttribute("aria-expanded", String(this.editor.editor !== null && this.editor.id === null));
   }
@@ -129,6 +159,7 @@ export class OwnerSection {
     try {
       await this.api.adminWrite("DELETE", `${this.plural}/${encodeURIComponent(r.id)}`, {});
       if (this.editor.id === r.id) this.editor.close();
+      if (this.chart.id === r.id) this.chart.close();
       this.say(`Deleted the ${this.kind} ${r.name}.`);
       await this.reload();
       this.addButton.focus();
