@@ -5,7 +5,13 @@ the preview shows the change to the file, Apply writes it and reloads, and the `
 reaches `extra/mock-a` through the gateway (the upstream checks the key). A key typed as it is
 never leaves the page. Removing the service asks for confirmation and previews too. A viewer reads
 the services without a control; a gateway that cannot write its file says so and offers no editing.
-Screenshots: test-artifacts/browser/panel-services.png and panel-services-edit.png."""
+The further settings: `oa` renamed `oa-main` in the page (the route naming it rewritten in the same
+edit, and the `openai` package then reaches the model through it), an extra header given as
+`${HDR_TOKEN}` that arrives at the upstream, a header's literal secret refused in the page and never
+sent, the breaker and the limits set and read back, the keys the form has no field for kept with
+their comment, a loader's refusal shown by its field; axe on that editor in both themes.
+Screenshots: test-artifacts/browser/panel-services.png, panel-services-edit.png and
+panel-services-edit-more.png."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, Request, expect
 
+from tests.browser.axe_support import run_axe
 from tests.browser.conftest import MASTER_KEY, config_path, serve
 from tests.browser.panel_support import DESKTOP, PHONE, TIMEOUT, admin, ask, login, open_tab, shot
 from tests.e2e.harness import GatewayProcess
@@ -25,6 +32,9 @@ from tests.upstreams.openai_server import OpenAIUpstream
 UPSTREAM_KEY = "sk-extra-upstream-7f3a9c2e5b"  # what SOME_VAR holds; the upstream refuses any other key
 LITERAL = "sk-typed-literal-4d8e1a6b0c"  # typed into the key field: refused in the page, never sent
 COMMENT = "# the upstreams (the panel keeps this comment)"
+HDR_TOKEN = "hdr-token-from-the-env-5e1d"  # what HDR_TOKEN holds: the header the upstream is sent
+HDR_LITERAL = "sk-hdr-literal-9c8b7a6d5e"  # typed as a header's value: refused in the page, never sent
+KEPT = "max_pool: 16   # kept by the panel"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +54,7 @@ def services_gw(tmp_path_factory: pytest.TempPathFactory, plain_upstream: OpenAI
     # SOME_VAR's name does not say secret: the session-end leak scan is told (a no-op without it)
     secrets_collector().add_secret(UPSTREAM_KEY, "upstream key", "SOME_VAR of the Services tab's gateway")
     secrets_collector().add_secret(LITERAL, "upstream key", "typed into the Services tab's key field")
+    secrets_collector().add_secret(HDR_LITERAL, "header token", "typed into the Services tab's header value")
     yield from serve(tmp_path_factory.mktemp("browser-services"), f"""server:
   master_key: {MASTER_KEY}
   log_format: json
@@ -53,9 +64,11 @@ services:
     type: openai
     endpoint: {plain_upstream.url}/v1
     timeouts: {{connect: 3, total: 120}}
+    {KEPT}
+    limits: {{fair_share: {{by: team}}}}
 models:
   chat-oa: [oa/mock-a]
-""", {"SOME_VAR": UPSTREAM_KEY})
+""", {"SOME_VAR": UPSTREAM_KEY, "HDR_TOKEN": HDR_TOKEN})
 
 
 def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: GatewayProcess,
@@ -206,3 +219,111 @@ def test_the_editor_fits_a_phone(page: Page, services_gw: GatewayProcess) -> Non
     assert width <= PHONE["width"], f"the service editor scrolls sideways at phone width ({width}px)"
     page.locator("#svc-cancel").click()
     expect(card.locator(".edit-service")).to_be_focused()
+
+
+def test_rename_headers_breaker_and_limits(page: Page, services_gw: GatewayProcess,
+                                          plain_upstream: OpenAIUpstream) -> None:
+    page.set_viewport_size(DESKTOP)
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and "/panel/api/servic" in r.url else None)
+    login(page, services_gw, MASTER_KEY)
+    open_tab(page, "services")
+    card = page.locator('#service-list .svc-card[data-service="oa"]')
+    card.locator(".edit-service").click(timeout=TIMEOUT)
+    expect(page.locator("#svc-other")).to_have_value('{\n  "max_pool": 16\n}')  # a key no field covers
+
+    # a header's literal secret: refused in the page, the value emptied, nothing sent
+    page.locator("#svc-header-add").click()
+    row = page.locator(".svc-header-row").nth(0)
+    expect(row.locator(".svc-header-name")).to_be_focused()
+    row.locator(".svc-header-name").fill("X-Team-Token")
+    row.locator(".svc-header-value").fill(HDR_LITERAL)
+    page.locator("#svc-preview").click()
+    expect(page.locator("#svc-form-error")).to_contain_text("environment variable reference like ${MY_TOKEN}")
+    expect(row.locator(".svc-header-value")).to_have_value("")
+    expect(row.locator(".svc-header-value")).to_be_focused()
+    expect(row.locator(".svc-header-value")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#svc-field-error")).to_contain_text("X-Team-Token")
+    assert not sent, [r.url for r in sent]
+    row.locator(".svc-header-value").fill("${HDR_TOKEN}")
+    page.locator("#svc-header-add").click()
+    second = page.locator(".svc-header-row").nth(1)
+    second.locator(".svc-header-name").fill("X-Team")
+    second.locator(".svc-header-value").fill("blue")
+
+    page.locator("#svc-breaker-failures").fill("3")
+    page.locator("#svc-breaker-cooldown").fill("7")
+    page.locator("#svc-limits-max-inflight").fill("4")
+    page.locator("#svc-limits-max-queue").fill("8")
+    page.locator("#svc-name").fill("oa-main")
+    page.locator("#svc-preview").click()
+    diff = page.locator("#svc-diff")
+    expect(diff.locator(".diff-add")).to_contain_text(["name: oa-main"], timeout=TIMEOUT)
+    expect(diff.locator(".diff-add").filter(has_text="chat-oa")).to_contain_text("oa-main/mock-a")  # the route
+    expect(diff).to_contain_text("X-Team-Token: ${HDR_TOKEN}")
+    expect(page.locator("#svc-field-error")).to_have_count(0)
+    assert all(HDR_LITERAL not in (r.post_data or "") for r in sent)
+    assert HDR_LITERAL not in page.content()
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "services-edit-more")
+
+    page.locator("#svc-apply").click()
+    notice = page.locator("#services-notice")
+    expect(notice).to_contain_text("Renamed the service oa to oa-main", timeout=TIMEOUT)
+    renamed = page.locator('#service-list .svc-card[data-service="oa-main"]')
+    expect(renamed.locator(".svc-breaker-text")).to_have_text("failures 3, cooldown 7")
+    expect(renamed.locator(".svc-headers-names")).to_have_text("X-Team-Token, X-Team")
+    expect(card).to_have_count(0)
+    text = config_path(services_gw).read_text()
+    assert COMMENT in text and KEPT in text and "chat-oa: [oa-main/mock-a]" in text
+    assert "fair_share: {by: team}" in text and "max_inflight: 4" in text and "X-Team-Token: ${HDR_TOKEN}" in text
+    assert HDR_TOKEN not in text and HDR_LITERAL not in text
+
+    # the model is reached through the renamed service, with the header the environment gives
+    before = plain_upstream.request_count
+    assert ask(services_gw, MASTER_KEY, "after the rename") == "echo: after the rename"
+    assert ask(services_gw, MASTER_KEY, "by its new name", model="oa-main/mock-a") == "echo: by its new name"
+    assert plain_upstream.request_count == before + 2
+    seen = plain_upstream.last_request
+    assert seen is not None and seen.headers["X-Team-Token"] == HDR_TOKEN and seen.headers["X-Team"] == "blue"
+    with pytest.raises(openai.NotFoundError):
+        ask(services_gw, MASTER_KEY, "by the old name", model="oa/mock-a")
+
+    # round trip: the editor reads back what was applied; a loader's refusal is shown by its field
+    renamed.locator(".edit-service").click()
+    expect(page.locator("#svc-breaker-failures")).to_have_value("3")
+    expect(page.locator("#svc-breaker-cooldown")).to_have_value("7")
+    expect(page.locator("#svc-limits-max-inflight")).to_have_value("4")
+    expect(page.locator("#svc-limits-max-queue")).to_have_value("8")
+    expect(page.locator(".svc-header-row")).to_have_count(2)
+    page.locator("#svc-tls-ca-bundle").fill("/no/such/ca.pem")  # TLS on an http endpoint: the loader says no
+    page.locator("#svc-preview").click()
+    expect(page.locator("#svc-error")).to_contain_text("`tls` applies to https", timeout=TIMEOUT)
+    expect(page.locator("#svc-tls-ca-bundle")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#svc-field-error")).to_contain_text("tls")
+    expect(page.locator("#svc-apply")).to_be_disabled()
+    page.locator("#svc-cancel").click()
+
+    open_tab(page, "audit")
+    entry = page.locator("#audit-table tbody tr", has_text="config.update").filter(has_text="services.oa")
+    expect(entry.first).to_be_visible(timeout=TIMEOUT)
+
+
+def test_the_further_settings_pass_axe(axe_page: Page, services_gw: GatewayProcess) -> None:
+    page = axe_page  # conftest.py's: a context that bypasses the CSP, so that axe can be injected
+    login(page, services_gw, MASTER_KEY)
+    open_tab(page, "services")
+    card = page.locator("#service-list .svc-card").first
+    card.locator(".edit-service").click(timeout=TIMEOUT)
+    page.locator("#svc-header-add").click()
+    page.locator(".svc-header-row .svc-header-name").last.fill("Authorization")
+    page.locator(".svc-header-row .svc-header-value").last.fill("Bearer typed-here")
+    page.locator("#svc-preview").click()  # refused in the page: the field in error
+    expect(page.locator("#svc-field-error")).to_be_visible()
+    found = {}
+    for theme in ("dark", "light"):
+        if theme == "light":
+            page.locator("#theme-toggle").click()
+            expect(page.locator("html")).to_have_attribute("data-theme", "light")
+        found[theme] = run_axe(page, f"service editor, further settings ({theme})")
+    assert not any(found.values()), json.dumps(found, indent=1)[:4000]

@@ -1,18 +1,22 @@
 """The control panel's server side (web/panel.py) over plain HTTP: who gets which role, the CSRF
 token and Origin check on writes, the admin API under the session, audit under the session's user,
-and the overview's live numbers. The page itself in Chromium: tests/browser/test_panel.py."""
+the overview's live numbers, the plugins' summary of the last hour and the request stream under the
+session. The page itself in Chromium: tests/browser/test_panel.py."""
 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from tests.e2e.harness import GatewayProcess
+from tests.upstreams.openai_server import OpenAIUpstream
 from tests.web.client import http_request
-from tests.web.conftest import MASTER_KEY, StartGateway
+from tests.web.conftest import MASTER_KEY, StartGateway, config_text
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +123,68 @@ def test_the_overview_counts_requests_as_they_happen(gw: GatewayProcess) -> None
     [model] = out["models"]
     assert model["name"] == "chat" and model["deployments"][0]["service"] == "oa"
     assert model["deployments"][0]["requests"] >= 3
+
+
+PLUGINS = """
+plugins:
+  - name: pii
+    with: {mode: mask}
+request_log: {enabled: true, flush_interval: 0.05}
+"""
+
+
+@pytest.fixture(scope="module")
+def plugin_gw(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
+    """A gateway with pii and the request log: the Plugins tab's summary and the Requests tab's stream."""
+    d = tmp_path_factory.mktemp("panel-plugins-api")
+    cfg = d / "clawdbot.yaml"
+    cfg.write_text(config_text(upstream.url, server=f"master_key: {MASTER_KEY}") + PLUGINS)
+    gw = GatewayProcess(["serve", "--config", str(cfg)], d / "gateway.log", {"CLAWDBOT_DATA_DIR": str(d)}).start()
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def test_the_plugin_catalogue_sums_up_what_each_plugin_did(plugin_gw: GatewayProcess) -> None:
+    s = Session(plugin_gw, MASTER_KEY)
+    status, out = s.get("/panel/api/plugins")
+    assert status == 200 and out["actions"] == {} and out["actions_window_s"] >= 0
+    # the settings' descriptions are in the schema the page builds its forms from
+    [pii] = [p for p in out["installed"] if p["name"] == "pii"]
+    props = pii["schema"]["$defs"]["PiiSettings"]["properties"]
+    assert props["mode"]["description"].startswith("mask:") and "description" in props["types"]
+    c = openai.OpenAI(base_url=plugin_gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    for _ in range(2):
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "mail li@example.net"}])
+    status, out = s.get("/panel/api/plugins")
+    assert status == 200 and out["actions"] == {"pii": {"masked": 2}}
+    # the same counter /metrics exports
+    _, _, metrics = http_request(plugin_gw.url, "GET", "/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    line = [x for x in metrics.decode().splitlines() if x.startswith("clawdbot_plugin_actions_total{")]
+    assert line == ['clawdbot_plugin_actions_total{action="masked",plugin="pii"} 2.0'], line
+
+
+def test_the_request_stream_under_the_session(plugin_gw: GatewayProcess) -> None:
+    """GET /panel/api/admin/requests/stream (the Requests tab's Live): the admin API's stream with
+    the session cookie, filtered; bad filters are 400, never a 500."""
+    s = Session(plugin_gw, MASTER_KEY)
+    for query in ("status=abc", "min_latency_ms=-5", "errors=maybe", "timeout_s=0", "model=" + "m" * 300):
+        status, out = s.get("/panel/api/admin/requests/stream?" + query)
+        assert status == 400, (query, out)
+    got: list[tuple[int, dict[str, str], bytes]] = []
+    reader = threading.Thread(target=lambda: got.append(http_request(
+        plugin_gw.url, "GET", "/panel/api/admin/requests/stream?model=chat&timeout_s=2",
+        headers={"Cookie": s.cookie})))
+    reader.start()
+    c = openai.OpenAI(base_url=plugin_gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    for _ in range(200):  # until the stream (2 s) ends: some requests end while it follows
+        if not reader.is_alive():
+            break
+        c.chat.completions.create(model="chat", messages=[{"role": "user", "content": "streamed"}])
+    reader.join(10)
+    [(status, headers, body)] = got
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    records = [json.loads(line[6:]) for line in body.decode().splitlines() if line.startswith("data: {")]
+    assert records and all(r["model"] == "chat" for r in records if "id" in r)
+    assert b"event: end" in body

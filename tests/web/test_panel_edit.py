@@ -1,7 +1,9 @@
 """Route edits from the control panel (web/panel.py, config/edit.py) against a real gateway process
 and two test upstreams: a preview changes nothing, a bad edit is refused with the loader's file:line
 error, an applied edit is written with the file's comments kept, hot-reloaded, audited, and moves
-the traffic; a gateway without a config file refuses edits."""
+the traffic; a gateway without a config file refuses edits. Services: renamed with every reference
+rewritten (a taken or bad name refused by field), the keys the form has no field for kept as the
+file has them, secret headers and a proxy's password only as ${VAR}, every bound a 400."""
 
 from __future__ import annotations
 
@@ -35,6 +37,12 @@ services:
     type: openai
     endpoint: {b.url}/v1
     auth: {{type: api_key, key: sk-typed-into-the-file-0123}}
+  - name: extras
+    type: openai
+    endpoint: {b.url}/v1
+    max_pool: 8   # kept through panel edits
+    headers: {{X-Team: blue, X-Api-Key: sk-literal-header-0123}}
+    limits: {{max_queue: 5, fair_share: {{by: team}}}}
 models:
   # the one the panel edits
   split:
@@ -236,3 +244,112 @@ def test_a_whole_model_added_then_removed(gw: GatewayProcess, ups: dict[str, Ope
     assert status == 200 and out["applied"] and "fresh:" not in path_of(gw).read_text()
     with pytest.raises(openai.NotFoundError):
         c.chat.completions.create(model="fresh", messages=[{"role": "user", "content": "hi"}])
+
+
+def _service(s: Session, name: str) -> dict[str, Any]:
+    return next(x for x in s.get("/panel/api/services")[1]["services"] if x["name"] == name)
+
+
+def test_a_service_renamed_with_every_reference_rewritten(gw: GatewayProcess, ups: dict[str, OpenAIUpstream]) -> None:
+    s = Session(gw, MASTER_KEY)
+    a = _service(s, "a")
+    status, out = s.send("POST", "/panel/api/services/a", {"service": {**a, "name": "a2"}})
+    assert status == 200 and out["valid"] and not out["applied"], out
+    assert "-  - name: a\n" in out["diff"] and "+  - name: a2\n" in out["diff"]
+    assert "+      - {service: a2, model: mock-a, weight: 0}" in out["diff"]  # the route's reference, in the preview
+    status, out = s.send("POST", "/panel/api/services/a", {"service": {**a, "name": "a2"}, "apply": True})
+    assert status == 200 and out["applied"], out
+    text = path_of(gw).read_text()
+    assert "  - name: a2\n" in text and "service: a2" in text and "service: a," not in text
+    assert "# the one the panel edits" in text and "# the gateway of the panel tests" in text
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER_KEY, max_retries=0)
+    before = ups["a"].request_count
+    c.chat.completions.create(model="a2/mock-a", messages=[{"role": "user", "content": "hi"}])
+    assert ups["a"].request_count == before + 1
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="a/mock-a", messages=[{"role": "user", "content": "hi"}])
+    status, audit = s.get("/panel/api/admin/audit?action=config.update&target_id=services.a")
+    assert status == 200 and audit["data"][0]["after"]["name"] == "a2", json.dumps(audit)[:2000]
+    # and back, so that the other tests find `a`
+    status, out = s.send("POST", "/panel/api/services/a2", {"service": {**_service(s, "a2"), "name": "a"},
+                                                            "apply": True})
+    assert status == 200 and out["applied"] and "service: a2" not in path_of(gw).read_text(), out
+
+
+def test_a_rename_to_a_taken_or_bad_name_is_refused_by_field(gw: GatewayProcess) -> None:
+    s = Session(gw, MASTER_KEY)
+    before = path_of(gw).read_text()
+    b = _service(s, "b")
+    status, out = s.send("POST", "/panel/api/services/b", {"service": {**b, "name": "legacy"}, "apply": True})
+    assert status == 409 and out["error"]["code"] == "name_taken" and out["error"]["param"] == "name", out
+    assert "legacy" in out["error"]["message"]
+    for bad in ("x/y", "", "a b", "n" * 201):
+        status, out = s.send("POST", "/panel/api/services/b", {"service": {**b, "name": bad}, "apply": True})
+        assert status == 400 and out["error"]["param"] == "name", (bad, out)
+    status, out = s.send("POST", "/panel/api/services/nope", {"service": {**b, "name": "other"}})
+    assert status == 400 and out["error"]["param"] == "name" and "no service `nope`" in out["error"]["message"]
+    assert path_of(gw).read_text() == before
+
+
+def test_settings_without_a_field_are_kept_and_a_literal_header_survives_masked(gw: GatewayProcess) -> None:
+    """The page sends the service as GET gave it, with the breaker and a limit set: the keys it has
+    no field for (max_pool with its comment, limits.fair_share), and the literal X-Api-Key the page
+    saw only masked, stay in the file as they were."""
+    s = Session(gw, MASTER_KEY)
+    extras = _service(s, "extras")
+    assert extras["headers"] == {"X-Team": "blue", "X-Api-Key": "********"}
+    assert "sk-literal-header" not in json.dumps(s.get("/panel/api/services")[1])
+    extras["breaker"] = {"failures": 3, "cooldown": 5}
+    extras["limits"]["max_inflight"] = 2
+    status, out = s.send("POST", "/panel/api/services/extras", {"service": extras, "apply": True})
+    assert status == 200 and out["applied"], out
+    assert "sk-literal-header" not in json.dumps(out)
+    text = path_of(gw).read_text()
+    assert "    max_pool: 8   # kept through panel edits\n" in text
+    assert "X-Api-Key: sk-literal-header-0123" in text and "fair_share: {by: team}" in text
+    assert "failures: 3" in text and "max_inflight: 2" in text
+    got = _service(s, "extras")
+    assert got["breaker"] == {"failures": 3, "cooldown": 5} and got["limits"]["max_inflight"] == 2
+    # a loader's refusal names the key: shown by its field in the page
+    extras["breaker"] = {"error_rate": 2}
+    status, out = s.send("POST", "/panel/api/services/extras", {"service": extras})
+    assert status == 200 and not out["valid"] and out["path"].endswith(".breaker.error_rate"), out
+
+
+def test_a_secret_header_or_proxy_password_is_only_a_reference(gw: GatewayProcess) -> None:
+    s = Session(gw, MASTER_KEY)
+    before = path_of(gw).read_text()
+    base = {"type": "openai", "endpoint": "http://127.0.0.1:9/v1"}
+    for headers in ({"Authorization": "Bearer sk-raw-header-1"}, {"X-Custom": "sk-raw-header-1"},
+                    {"X-Session-Token": "raw-header-1"}, {"X-Trace": "A1b2C3d4E5f6G7h8I9j0K1l2raw-header-1"}):
+        status, out = s.send("POST", "/panel/api/services/c", {"service": {**base, "headers": headers}, "apply": True})
+        assert status == 400 and out["error"]["code"] == "secret_in_config", (headers, out)
+        assert "raw-header-1" not in json.dumps(out)
+    status, out = s.send("POST", "/panel/api/services/c", {"service": {**base, "proxy": "http://u:pw-raw-1@127.0.0.1:3128"}})
+    assert status == 400 and out["error"]["code"] == "secret_in_config" and "pw-raw-1" not in json.dumps(out)
+    # references are fine (a preview: valid, nothing written)
+    ok = {**base, "headers": {"Authorization": "${B_KEY}", "X-Team": "red"}, "proxy": "http://u:${B_KEY}@127.0.0.1:3128"}
+    status, out = s.send("POST", "/panel/api/services/c", {"service": ok})
+    assert status == 200 and out["valid"], out
+    assert path_of(gw).read_text() == before
+
+
+def test_what_the_page_sends_is_bounded(gw: GatewayProcess) -> None:
+    s = Session(gw, MASTER_KEY)
+    before = path_of(gw).read_text()
+    base = {"type": "openai", "endpoint": "http://127.0.0.1:9/v1"}
+    deep: dict[str, Any] = {}
+    for _ in range(20):
+        deep = {"x": deep}
+    for service in ({**base, "headers": {f"X-H{i}": "v" for i in range(65)}}, {**base, "metadata": deep},
+                    {**base, "metadata": {"note": "n" * 9000}}, {**base, "metadata": {"list": list(range(600))}}):
+        status, out = s.send("POST", "/panel/api/services/c", {"service": service})
+        assert status == 400 and out["error"]["code"] == "invalid_value", out
+    for body in ({"service": "x"}, {"service": {**base}, "apply": "yes"}, {"service": {**base}, "extra": 1}):
+        status, out = s.send("POST", "/panel/api/services/c", body)
+        assert status == 400, (body, out)
+    status, out = s.send("POST", "/panel/api/services/c", {"service": {**base, "breaker": {"failures": "many"}}})
+    assert status == 200 and not out["valid"] and out["path"].endswith("breaker.failures"), out
+    status, out = s.send("POST", "/panel/api/service-test", {"service": {**base, "metadata": deep}})
+    assert status == 400 and out["error"]["code"] == "invalid_value"
+    assert path_of(gw).read_text() == before

@@ -20,7 +20,8 @@ from typing import Any
 
 import msgspec
 
-from clawdbot.config.dump import MASK
+from clawdbot.config.dump import MASK, mask_url
+from clawdbot.config.edit_rename import rename_references
 from clawdbot.config.loader import ConfigError, load_config_text
 from clawdbot.config.schema import Config, Strategy
 
@@ -47,6 +48,7 @@ class Outcome(msgspec.Struct):
     valid: bool
     error: str | None = None
     applied: bool = False
+    path: str | None = None  # the key the loader's error is about (`services[2].breaker.failures`)
 
 
 def _yaml() -> Any:
@@ -171,21 +173,47 @@ def edit_model(text: str, name: str, edit: ModelEdit | None) -> str:
 
 # a value that may hold a secret must name an environment variable instead: `${OPENAI_API_KEY}`
 REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-_SECRET_HEADER = re.compile(r"authorization|api[-_]?key|token|secret|password|cookie", re.I)
+# a header whose name says it carries a credential (Authorization, X-Api-Key, X-Auth-Token, a cookie)
+_SECRET_HEADER = re.compile(r"auth|key|token|secret|password|passwd|cookie|credential|session|signature", re.I)
+# a value that reads like a credential whatever its header's name: a scheme and a token, a vendor's
+# key prefix, or a long run of letters and digits mixed (a UUID-like id counts too: better refused)
+_SECRET_VALUE_SHAPE = re.compile(
+    r"^(?:(?:bearer|basic|token|digest)\s+\S+|(?:sk|pk|rk|ghp|gho|ghs|xox[abp]|glpat|hf|AKIA)[-_].*"
+    r"|(?=[\w+/=.~-]*\d)(?=[\w+/=.~-]*[A-Za-z])[\w+/=.~-]{24,})$", re.I)
+
+
+def header_is_secret(name: str, value: Any) -> bool:
+    """A header the panel writes only as a ${VAR} reference (and shows only masked)."""
+    return bool(_SECRET_HEADER.search(name)) or (isinstance(value, str) and bool(_SECRET_VALUE_SHAPE.match(value)))
+
+
+def _url_password(url: Any) -> str | None:
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or "@" not in url:
+        return None
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def secret_problem(service: Mapping[str, Any]) -> str | None:
-    """Why a service written from the panel would put a secret into the file, or None: keys and
-    secret-looking headers go in as ${VAR} references, so the file never holds them and the panel
-    never shows them."""
+    """Why a service written from the panel would put a secret into the file, or None: keys,
+    secret-looking headers and a URL's password go in as ${VAR} references, so the file never
+    holds them and the panel never shows them."""
     auth = service.get("auth")
     if isinstance(auth, Mapping) and auth.get("key") is not None and not _allowed(str(auth["key"])):
         return "auth.key: give the key as an environment variable reference like ${MY_SERVICE_KEY}"
     headers = service.get("headers")
     if isinstance(headers, Mapping):
         for k, v in headers.items():
-            if _SECRET_HEADER.search(str(k)) and not _allowed(str(v)):
+            if header_is_secret(str(k), v) and not _allowed(str(v)):
                 return f"headers.{k}: give its value as an environment variable reference like ${{MY_TOKEN}}"
+    for field in ("endpoint", "proxy"):
+        password = _url_password(service.get(field))
+        if password is not None and not _allowed(password):
+            return f"{field}: give the URL's password as an environment variable reference like ${{PROXY_PASSWORD}}"
     return None
 
 
@@ -203,6 +231,8 @@ def restore_masked(new: Any, old: Any, where: str = "") -> Any:
     """`new` (an edit from the panel) with every mask the panel was shown put back to the value
     the file holds at the same place: a literal secret already in the file survives an edit of
     something else, and is never sent to the page or back. MaskedValue where there is none."""
+    if isinstance(new, str) and MASK in new and new != MASK and isinstance(old, str) and new == mask_url(old):
+        return old  # a URL shown with its password masked, sent back as it was
     if new == MASK:
         if isinstance(old, str) and old and old != MASK:
             return old
@@ -258,9 +288,23 @@ def edit_plugins(text: str, plugins: list[dict[str, Any]]) -> str:
     return _dump(y, data)
 
 
+def _merge(item: MutableMapping[str, Any], value: Mapping[str, Any], keep: tuple[str, ...] = ()) -> None:
+    """`item` (the file's mapping) made equal to `value` where it stands: a key that stays keeps its
+    comment, a nested mapping its flow or block style and the comments of its own keys."""
+    for k in [k for k in item if k not in value and k not in keep]:
+        del item[k]
+    for k, v in value.items():
+        old = item.get(k)
+        if isinstance(old, MutableMapping) and isinstance(v, Mapping):
+            _merge(old, v)
+        elif old != v or k not in item:
+            item[k] = v
+
+
 def edit_service(text: str, name: str, fields: Mapping[str, Any] | None) -> str:
     """The file's text with the service `name` set to `fields` (added last when new; None: removed).
-    A kept service keeps the comments of the keys that stay."""
+    A kept service keeps the comments of the keys that stay. A `name` in `fields` other than `name`
+    renames the service where it stands, and every reference to it (config/edit_rename.py)."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     y, data = _load(text)
@@ -271,13 +315,13 @@ def edit_service(text: str, name: str, fields: Mapping[str, Any] | None) -> str:
             del services[at]
         return _dump(y, data)
     item = services[at] if at is not None else CommentedMap(name=name)  # a new one: its name first
-    for k in [k for k in item if k not in fields and k != "name"]:
-        del item[k]
-    for k, v in fields.items():
-        if k != "name" and item.get(k) != v:
-            item[k] = v
+    _merge(item, {k: v for k, v in fields.items() if k != "name"}, keep=("name",))
+    new_name = fields.get("name", name)
     if at is None:
         services.append(item)
+    elif isinstance(new_name, str) and new_name != name:
+        item["name"] = new_name
+        rename_references(data, name, new_name)
     return _dump(y, data)
 
 
@@ -293,8 +337,10 @@ def writable(path: str | None) -> str:
 
 # `key: value` (block or flow) under a name that holds a secret, and a URL's password
 _SECRET_VALUE = re.compile(
-    r"((?:^|[\s{,])[\w-]*(?:key|secret|token|password|passwd|authorization|cookie|credentials?)\s*:[ \t]*)"
-    r"(?!\"?\$\{)(\"[^\"\n]*\"|'[^'\n]*'|[^\s,}#]+)", re.IGNORECASE | re.MULTILINE)
+    r"((?:^|[\s{,])[\w-]*(?:key|secret|token|password|passwd|authorization|cookie|credentials?|session|signature)"
+    r"\s*:[ \t]*)"
+    r"(?!\"?\$\{)(\"[^\"\n]*\"|'[^'\n]*'|(?:(?:bearer|basic|token|digest)[ \t]+)?[^\s,}#]+)",
+    re.IGNORECASE | re.MULTILINE)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s/]+@")
 
 
@@ -316,7 +362,7 @@ def plan(path: str | None, change: Callable[[str], str], env: Mapping[str, str])
     try:
         check(new, target, env)
     except ConfigError as exc:
-        return Outcome(diff, False, mask_text(str(exc))), new
+        return Outcome(diff, False, mask_text(str(exc)), path=exc.path or None), new
     return Outcome(diff, True), new
 
 

@@ -113,6 +113,11 @@ class Timeline:
         self.marks: deque[tuple[float, dict[tuple[str, str], int]]] = deque(maxlen=buckets + 1)
         self.last = totals(metrics)
         self.marks.append((clock(), dict(self.last.by_route)))
+        # what the plugins did (metrics' plugin_actions, the counter /metrics exports as
+        # clawdbot_plugin_actions) at each tick: the panel's per-plugin summary of the last hour.
+        # A tick with no new action keeps the same dict, so an idle hour costs one dict.
+        self.plugin_marks: deque[dict[tuple[str, str], int]] = deque(
+            [dict(metrics.plugin_actions)], maxlen=buckets + 1)
         self._task: asyncio.Task[None] | None = None
 
     def _since_last(self, now: float, cur: Totals | None = None) -> tuple[Bucket, Totals]:
@@ -131,6 +136,20 @@ class Timeline:
         self.buckets.append(bucket)
         self.marks.append((now, dict(cur.by_route)))
         self.last = cur
+        actions = self.metrics.plugin_actions
+        last = self.plugin_marks[-1]
+        self.plugin_marks.append(last if actions == last else dict(actions))
+
+    def plugin_actions(self) -> tuple[dict[str, dict[str, int]], float]:
+        """{plugin id: {action: times}} over the kept window (the last hour, up to now), and the
+        window's length in seconds (shorter when the process is younger than the window)."""
+        oldest = self.plugin_marks[0]
+        out: dict[str, dict[str, int]] = {}
+        for (plugin, action), n in self.metrics.plugin_actions.items():
+            d = n - oldest.get((plugin, action), 0)
+            if d > 0:
+                out.setdefault(plugin, {})[action] = d
+        return out, max(0.0, self.clock() - self.marks[0][0])
 
     def view(self, scope: Scope | None = None) -> tuple[dict[str, list[Any]], dict[tuple[str, str], int]]:
         """The series (series()) of all traffic or of one scope, and the requests per (model,

@@ -30,7 +30,7 @@ import msgspec
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import Forbidden
 from clawdbot.core.types import ChatRequest, ImagePart, Message
-from clawdbot.plugins.base import Answer, Host, Needs, Plugin, PluginConfigError
+from clawdbot.plugins.base import Answer, Host, Needs, Plugin, PluginConfigError, doc
 from clawdbot.tenancy.costs import MESSAGE_OVERHEAD_TOKENS, REPLY_PRIMING_TOKENS, estimate_text_tokens
 
 # What an image part counts for in the prompt estimate: OpenAI's price of a 1024x1024 image at
@@ -47,25 +47,32 @@ class Match(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Who a rule is for: each list that is set must contain the caller's value (key id, team id,
     user id, or one of its tags); the lists combine with AND. Every list empty: everyone."""
 
-    keys: list[str] = []
-    teams: list[str] = []
-    users: list[str] = []
-    tags: list[str] = []
+    keys: Annotated[list[str], doc("Virtual key ids.")] = []
+    teams: Annotated[list[str], doc("Team ids.")] = []
+    users: Annotated[list[str], doc("User ids.")] = []
+    tags: Annotated[list[str], doc("Tags of the key (or the request's tags).")] = []
 
 
 class AccessRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str | None = None
-    match: Match = msgspec.field(default_factory=Match)
-    unless: Match | None = None  # callers the rule leaves out (tags: the key's tags only)
-    allow_models: list[str] | None = None  # glob patterns; None: no allow list
-    deny_models: list[str] = []
-    allow_tools: list[str] | None = None  # function names, glob patterns
-    deny_tools: list[str] = []
-    max_context_tokens: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """One rule: who it is for, and what they may not use."""
+
+    name: Annotated[str | None, doc("Its name in the refusal and the notes.")] = None
+    match: Annotated[Match, doc("Who the rule is for (every list empty: everyone).")] = msgspec.field(
+        default_factory=Match)
+    # callers the rule leaves out (tags: the key's tags only)
+    unless: Annotated[Match | None, doc("Callers the rule leaves out (tags: the key's tags only).")] = None
+    allow_models: Annotated[list[str] | None, doc(
+        "Glob patterns of the only models they may use (not set: no allow list).")] = None
+    deny_models: Annotated[list[str], doc("Glob patterns of models they may not use.")] = []
+    allow_tools: Annotated[list[str] | None, doc(
+        "Function names or glob patterns of the only tools they may send (not set: any).")] = None
+    deny_tools: Annotated[list[str], doc("Function names or glob patterns of tools they may not send.")] = []
+    max_context_tokens: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, doc(
+        "The longest prompt they may send, in estimated tokens.")] = None
 
 
 class AccessSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    rules: list[AccessRule]
+    rules: Annotated[list[AccessRule], doc("The rules, each checked on every request.")]
 
 
 def _globs(patterns: Sequence[str] | None) -> re.Pattern[str] | None:

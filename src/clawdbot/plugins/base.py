@@ -134,6 +134,12 @@ class Plugin:
         note(ctx, self.id, text)
 
 
+def doc(text: str) -> msgspec.Meta:
+    """A setting's description, for `Annotated[type, doc("...")]`: the control panel shows it as the
+    field's help text (msgspec.json.schema carries it)."""
+    return msgspec.Meta(description=text)
+
+
 def note(ctx: RequestContext, plugin: str, text: str) -> None:
     """Say what a plugin did to this request (the trace line and the access log show it)."""
     if ctx.plugin_notes is None:

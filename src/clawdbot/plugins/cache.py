@@ -33,7 +33,7 @@ from msgspec import Meta
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import GatewayError
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, TextPart
-from clawdbot.plugins.base import Answer, Host, Needs, Plugin, PluginConfigError, add_header, header
+from clawdbot.plugins.base import Answer, Host, Needs, Plugin, PluginConfigError, add_header, doc, header
 from clawdbot.plugins.cache_store import (
     STORABLE,
     Accumulator,
@@ -55,6 +55,8 @@ MAX_PENDING_WRITES = 256
 
 Scope = Literal["key", "user", "team", "global"]
 Seconds = Annotated[float, Meta(gt=0, le=366 * 86400)]
+
+
 Timeout = Annotated[float, Meta(gt=0, le=60)]
 Bytes = Annotated[int, Meta(ge=1024, le=1 << 40)]
 
@@ -62,17 +64,23 @@ _canonical = msgspec.json.Encoder(order="sorted")
 
 
 class CacheSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    backend: Literal["memory", "redis"] = "memory"
-    scope: Scope = "key"
-    ttl: Seconds = 3600.0
-    max_bytes: Bytes = 64 * MiB  # memory backend: all entries together
-    max_entry_bytes: Bytes = 1 * MiB  # one encoded answer (and what a stream may accumulate)
+    # (the descriptions are the control panel's help text: msgspec.json.schema carries them)
+    backend: Annotated[Literal["memory", "redis"], doc("memory: this process; redis: state.redis_url, "
+                                                       "shared by the replicas.")] = "memory"
+    scope: Annotated[Scope, doc("Whose answers a request may get: everyone's, or the same key's, "
+                                 "team's or user's only.")] = "key"
+    ttl: Annotated[Seconds, doc("Seconds an answer is kept.")] = 3600.0
+    max_bytes: Annotated[Bytes, doc("memory backend: all entries together, in bytes.")] = 64 * MiB
+    # one encoded answer (and what a stream may accumulate)
+    max_entry_bytes: Annotated[Bytes, doc("One answer, in bytes (a larger one is not kept).")] = 1 * MiB
     # requests with a higher temperature are neither read nor stored (None: no limit)
-    max_temperature: Annotated[float, Meta(ge=0)] | None = None
-    read_timeout: Timeout = 0.05  # each Redis read
-    write_timeout: Timeout = 0.5  # each Redis write (in the background: the response does not wait)
-    retry_after: Annotated[float, Meta(ge=0, le=3600)] = 1.0  # after a Redis failure, skip Redis this long
-    log_every: Annotated[float, Meta(ge=0, le=86400)] = 60.0  # one warning per this many seconds
+    max_temperature: Annotated[Annotated[float, Meta(ge=0)] | None, doc(
+        "Requests with a higher temperature are neither read nor stored (not set: no limit).")] = None
+    read_timeout: Annotated[Timeout, doc("Seconds for each Redis read.")] = 0.05
+    write_timeout: Annotated[Timeout, doc("Seconds for each Redis write (the answer does not wait).")] = 0.5
+    retry_after: Annotated[float, Meta(ge=0, le=3600), doc(
+        "After a Redis failure, Redis is skipped this many seconds.")] = 1.0
+    log_every: Annotated[float, Meta(ge=0, le=86400), doc("At most one warning per this many seconds.")] = 60.0
 
     def __post_init__(self) -> None:
         if self.max_entry_bytes > self.max_bytes:

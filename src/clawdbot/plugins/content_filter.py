@@ -24,7 +24,7 @@ import msgspec
 from clawdbot.core.context import RequestContext
 from clawdbot.core.errors import BadRequest
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, Part, TextPart
-from clawdbot.plugins.base import Answer, Host, Needs, Plugin, PluginConfigError
+from clawdbot.plugins.base import Answer, Host, Needs, Plugin, PluginConfigError, doc
 from clawdbot.plugins.filter_rules import (
     Action,
     Hit,
@@ -47,30 +47,37 @@ class ContentFiltered(BadRequest):
 
 
 class RuleSetSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str | None = None  # default: "input" / "output"
-    action: Literal["block", "redact"] | None = None  # default: the plugin's `action`
-    keywords: list[str] = []
-    keyword_files: list[str] = []
-    regex: list[str] = []
-    regex_files: list[str] = []
+    """One set of rules: keywords and regular expressions, inline or from files."""
+
+    name: Annotated[str | None, doc("Its name in notes and errors (default: input / output).")] = None
+    action: Annotated[Literal["block", "redact"] | None, doc("Default: the plugin's action.")] = None
+    keywords: Annotated[list[str], doc("Words or phrases that match (case-insensitive).")] = []
+    keyword_files: Annotated[list[str], doc("Files of keywords, one a line (reloaded when they change).")] = []
+    regex: Annotated[list[str], doc("Regular expressions (Python syntax).")] = []
+    regex_files: Annotated[list[str], doc("Files of regular expressions, one a line.")] = []
 
 
 class ContentFilterSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    input: RuleSetSettings | None = None
-    output: RuleSetSettings | None = None
-    action: Literal["block", "redact"] = "block"
-    status: Literal[400, 403] = 400
+    input: Annotated[RuleSetSettings | None, doc("The rules the request's messages are checked against.")] = None
+    output: Annotated[RuleSetSettings | None, doc("The rules the answer is checked against (streams too).")] = None
+    action: Annotated[Literal["block", "redact"], doc(
+        "block: refuse the request (or end the answer); redact: replace what matched.")] = "block"
+    status: Annotated[Literal[400, 403], doc("The HTTP status of a blocked request.")] = 400
     # Latin (any spaced script) keywords match whole words only; CJK keywords match anywhere.
-    whole_words: bool = True
+    whole_words: Annotated[bool, doc("Latin keywords match whole words only (CJK ones match anywhere).")] = True
     # The longest text a regex match (look-arounds included) may span: a stream holds back this
     # many characters (minus one) when a rule set has regexes.
-    max_match_chars: Annotated[int, msgspec.Meta(ge=1, le=65536)] = 256
+    max_match_chars: Annotated[int, msgspec.Meta(ge=1, le=65536), doc(
+        "The longest text a regex match may span: a stream holds back this many characters.")] = 256
     # Seconds between looks at the rule files (0: never reloaded).
-    reload_interval: Annotated[float, msgspec.Meta(ge=0)] = 5.0
-    injection: bool = False
-    injection_threshold: Annotated[float, msgspec.Meta(gt=0)] = 1.0
-    injection_action: Literal["block", "flag"] = "block"
-    injection_roles: tuple[str, ...] = ("user", "tool")
+    reload_interval: Annotated[float, msgspec.Meta(ge=0), doc(
+        "Seconds between looks at the rule files (0: never reloaded).")] = 5.0
+    injection: Annotated[bool, doc("Also score messages for prompt injection.")] = False
+    injection_threshold: Annotated[float, msgspec.Meta(gt=0), doc(
+        "The score from which a message counts as an injection.")] = 1.0
+    injection_action: Annotated[Literal["block", "flag"], doc(
+        "block: refuse the request; flag: only note it.")] = "block"
+    injection_roles: Annotated[tuple[str, ...], doc("Whose messages are scored for injection.")] = ("user", "tool")
 
 
 def _texts(message: Message) -> list[str]:

@@ -16,13 +16,13 @@ Values are never logged: notes carry types and counts."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 from clawdbot.core.context import RequestContext
 from clawdbot.core.types import ChatChunk, ChatRequest, ChatResponse, Message, Part, TextPart, ToolCall, ToolCallDelta
-from clawdbot.plugins.base import Host, Needs, Plugin, PluginConfigError
+from clawdbot.plugins.base import Host, Needs, Plugin, PluginConfigError, doc
 from clawdbot.plugins.pii_detect import TYPES, Span, detect, resolve
 from clawdbot.plugins.pii_mask import Masker, PiiBlocked, StreamRestorer
 from clawdbot.plugins.pii_presidio import ENTITIES, PresidioNer
@@ -34,18 +34,26 @@ NER_TYPES = tuple(ENTITIES.values())
 
 
 class PiiSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    mode: Literal["mask", "redact", "block"] = "mask"
+    # (the descriptions are the control panel's help text: msgspec.json.schema carries them)
+    mode: Annotated[Literal["mask", "redact", "block"], doc(
+        "mask: placeholders upstream, the values put back into the answer; redact: placeholders "
+        "only; block: refuse the request (400)")] = "mask"
     # Which types to look for (EMAIL, PHONE, CN_ID, CARD, IBAN, IP, SECRET; PERSON and LOCATION
     # with presidio). None: all of them.
-    types: list[str] | None = None
+    types: Annotated[list[str] | None, doc(
+        "The types to look for: EMAIL, PHONE, CN_ID, CARD, IBAN, IP, SECRET (PERSON and LOCATION "
+        "with presidio). Empty: all of them.")] = None
     # Whose messages: the client's (user, system/developer), tool results, and the assistant
     # turns the client sends back as history (they hold the values the answer was restored with).
-    apply_to: list[str] = msgspec.field(default_factory=lambda: list(ROLES))
+    apply_to: Annotated[list[str], doc(
+        "Whose messages are scanned: system, developer, user, assistant (history), tool.")] = msgspec.field(
+        default_factory=lambda: list(ROLES))
     # mask: put the values back into the answer. False: the client sees the placeholders too.
-    restore: bool = True
-    presidio: bool = False
-    presidio_model: str = "en_core_web_sm"  # an installed spaCy pipeline package
-    presidio_score: float = 0.5
+    restore: Annotated[bool, doc("mask: put the values back into the answer (off: the client sees "
+                                  "the placeholders too).")] = True
+    presidio: Annotated[bool, doc("Also find names and places with Microsoft Presidio (the pii-ner extra).")] = False
+    presidio_model: Annotated[str, doc("The installed spaCy pipeline package Presidio uses.")] = "en_core_web_sm"
+    presidio_score: Annotated[float, doc("Presidio's lowest score that counts as a find (0..1).")] = 0.5
 
 
 class _State:

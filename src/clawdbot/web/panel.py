@@ -205,14 +205,18 @@ class Panel:
     async def plugins(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         if ex.scope["method"] == "GET":
             await self._caller(ex, write=False)
-            await ex.json(200, _encode(await self.edits.plugin_catalogue(pl.gateway)), NO_STORE)
+            out = await self.edits.plugin_catalogue(pl.gateway)
+            # what each plugin (by its configured id) did in the last hour: read from the counters
+            # /metrics exports (clawdbot_plugin_actions), windowed by the timeline's ticks
+            out["actions"], out["actions_window_s"] = self.timeline.plugin_actions()
+            await ex.json(200, _encode(out), NO_STORE)
             return
         actor = await self._caller(ex, write=True)
         await ex.json(200, _encode(await self.edits.plugins(pl.gateway, actor, body)), NO_STORE)
 
     async def test_service(self, ex: Exchange, pl: Pipeline, body: bytes) -> None:
         await self._caller(ex, write=True)  # it makes the gateway call out: an admin's, like a change
-        await ex.json(200, _encode(await self.edits.test(body)), NO_STORE)
+        await ex.json(200, _encode(await self.edits.test(pl.gateway, body)), NO_STORE)
 
 
 def _name(ex: Exchange, prefix: str) -> str:

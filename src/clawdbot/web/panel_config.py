@@ -15,7 +15,7 @@ import msgspec
 import yaml
 
 from clawdbot.api.admin_api import ConflictError
-from clawdbot.config.dump import MASK, is_secret_name
+from clawdbot.config.dump import MASK, is_secret_name, mask_url
 from clawdbot.config.edit import (
     REFERENCE,
     EditRefused,
@@ -24,6 +24,7 @@ from clawdbot.config.edit import (
     edit_model,
     edit_plugins,
     edit_service,
+    header_is_secret,
     nested_secret,
     plan,
     restore_masked,
@@ -31,6 +32,7 @@ from clawdbot.config.edit import (
     writable,
     write,
 )
+from clawdbot.config.edit_rename import name_problem
 from clawdbot.config.loader import ConfigError, load_config_text
 from clawdbot.core.errors import BadRequest
 from clawdbot.pipeline.gateway import Gateway
@@ -55,6 +57,7 @@ class ServiceBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class TestBody(msgspec.Struct, forbid_unknown_fields=True):
     service: dict[str, Any]
+    was: str | None = None  # its name in the file, if it is there: a mask sent stands for the file's value
 
 
 class PluginsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,10 +77,51 @@ def decode(body: bytes, kind: type[S], shape: str) -> S:
         raise BadRequest(f"Send {shape}.", code="invalid_json") from None
 
 
+# what the panel takes of a service: bounded before anything is parsed further or written
+MAX_DEPTH = 8  # nesting of mappings and lists under a service
+MAX_ITEMS = 512  # keys and list items in all
+MAX_TEXT = 8192  # characters of one key or value
+MAX_HEADERS = 64
+
+
+def bounded(value: Any, where: str) -> None:
+    """BadRequest (400 invalid_value, naming the key) when `value` is deeper, larger or longer
+    than a service edit can need."""
+    count = 0
+
+    def walk(v: Any, at: str, depth: int) -> None:
+        nonlocal count
+        count += 1
+        if depth > MAX_DEPTH or count > MAX_ITEMS:
+            raise BadRequest(f"Invalid edit: {at} is nested deeper or holds more than a service can "
+                             f"({MAX_DEPTH} levels, {MAX_ITEMS} values)", code="invalid_value", param=at)
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            raise BadRequest(f"Invalid edit: {at} is longer than {MAX_TEXT} characters", code="invalid_value",
+                             param=at)
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if len(k) > MAX_TEXT:
+                    raise BadRequest(f"Invalid edit: a key of {at} is too long", code="invalid_value", param=at)
+                walk(item, f"{at}.{k}" if at else k, depth + 1)
+        elif isinstance(v, list):
+            for i, item in enumerate(v):
+                walk(item, f"{at}[{i}]", depth + 1)
+
+    walk(value, where, 0)
+    headers = value.get("headers") if isinstance(value, dict) else None
+    if isinstance(headers, dict) and len(headers) > MAX_HEADERS:
+        raise BadRequest(f"Invalid edit: at most {MAX_HEADERS} headers", code="invalid_value", param="headers")
+
+
 def shown(value: Any, key: str = "") -> Any:
     """A value of the file as the panel may show it: a secret only as the ${VAR} it names."""
+    if isinstance(value, dict) and key == "headers":
+        return {str(k): MASK if isinstance(v, str) and v and header_is_secret(str(k), v)
+                and not REFERENCE.fullmatch(v) else shown(v) for k, v in value.items()}
     if isinstance(value, dict):
         return {str(k): shown(v, str(k)) for k, v in value.items()}
+    if isinstance(value, str) and key in ("endpoint", "proxy"):
+        return mask_url(value)
     if isinstance(value, list):
         return [shown(v) for v in value]
     if isinstance(value, str) and value and is_secret_name(key) and not REFERENCE.fullmatch(value):
@@ -99,12 +143,17 @@ class ConfigEdits:
 
     async def service(self, gateway: Gateway, actor: str, name: str, body: bytes) -> dict[str, Any]:
         req = decode(body, ServiceBody, '{"service": {...} or null, "apply": true|false}')
+        new_name = name
         if req.service is not None:
-            wrong = secret_problem(req.service)
+            bounded(req.service, "")
+            wrong = secret_problem(req.service) or _nested_secret(req.service)
             if wrong is not None:
                 raise BadRequest(f"Secrets are not written into the config file: {wrong}.", code="secret_in_config")
             kept = await self._file_section(gateway, "services")
             was = next((s for s in kept if isinstance(s, dict) and s.get("name") == name), None)
+            new_name = req.service.get("name", name)
+            if new_name != name:
+                _check_rename(name, new_name, was, kept)
             req.service = _restored(req.service, was, f"services.{name}")
         before = next((s for s in gateway.config.services if s.name == name), None)
         after = None if req.service is None else shown(req.service)
@@ -210,9 +259,14 @@ class ConfigEdits:
         return {"editable": True, "reason": None,
                 "services": [shown(s) for s in services or [] if isinstance(s, dict)]}
 
-    async def test(self, body: bytes) -> dict[str, Any]:
-        """Builds the service as the loader would, probes it once (bounded), and lets it go."""
-        req = decode(body, TestBody, '{"service": {...}}')
+    async def test(self, gateway: Gateway, body: bytes) -> dict[str, Any]:
+        """Builds the service as the loader would (the file's values where the page sent their mask),
+        probes it once (bounded), and lets it go."""
+        req = decode(body, TestBody, '{"service": {...}, "was": name or null}')
+        bounded(req.service, "")
+        kept = await self._file_section(gateway, "services") if req.was else []
+        was = next((s for s in kept if isinstance(s, dict) and s.get("name") == req.was), None)
+        req.service = _restored(req.service, was, "service")
         text = yaml.safe_dump({"services": [req.service]}, sort_keys=False)
         try:
             config = load_config_text(text, "<the panel's service>", self.env)
@@ -229,6 +283,27 @@ class ConfigEdits:
             return {"ok": probe.ok, "latency_ms": probe.latency_ms, "detail": probe.detail, "models": probe.models}
         finally:
             await provider.close()
+
+
+def _nested_secret(service: dict[str, Any]) -> str | None:
+    """A secret-named setting anywhere else in the service (the JSON of its other settings) that is
+    not a ${VAR} reference; headers are secret_problem()'s."""
+    rest = {k: v for k, v in service.items() if k not in ("headers", "auth")}
+    found = nested_secret(rest)
+    return f"{found}: give it as an environment variable reference like ${{MY_SECRET}}" if found else None
+
+
+def _check_rename(name: str, new_name: Any, was: Any, kept: list[Any]) -> None:
+    """BadRequest or ConflictError, by the `name` field, when the service cannot be renamed so."""
+    if was is None:
+        raise BadRequest(f"Invalid edit: there is no service `{name}` in the config file to rename; add "
+                         f"`{new_name}` under its own name", code="invalid_value", param="name")
+    problem = name_problem(new_name)
+    if problem is not None:
+        raise BadRequest(f"Invalid name: {problem}.", code="invalid_value", param="name")
+    if any(isinstance(s, dict) and s.get("name") == new_name for s in kept):
+        raise ConflictError(f"There is a service named `{new_name}` already: choose another name.",
+                            code="name_taken", param="name")
 
 
 def _read(path: str) -> str:

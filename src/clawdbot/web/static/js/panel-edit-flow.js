@@ -6,7 +6,7 @@
 //
 //   const flow = new EditFlow("svc", {read, send, onApplied, onReadOnly, beforeApply, noun});
 //   read({sending}): {body} or {error} (sending: about to go to the gateway); send(body, apply) -> the
-//   answer; beforeApply(): Promise<bool> (a confirmation)
+//   answer; beforeApply(): Promise<bool> (a confirmation); onShown(out), onFailed(err): optional
 //   flow.buttons (Preview, Apply), flow.feedback (form error, status, loader error, diff); flow.changed()
 
 import { h } from "./dom.js";
@@ -15,8 +15,8 @@ import { renderDiff } from "./panel-route-rows.js";
 const STALE = "The edit changed since this preview: preview it again before applying.";
 
 export class EditFlow {
-  constructor(prefix, { read, send, onApplied, onReadOnly, beforeApply, noun = "This" }) {
-    Object.assign(this, { read, send, onApplied, onReadOnly, beforeApply, noun });
+  constructor(prefix, { read, send, onApplied, onReadOnly, beforeApply, onShown, onFailed, noun = "This" }) {
+    Object.assign(this, { read, send, onApplied, onReadOnly, beforeApply, onShown, onFailed, noun });
     this.previewed = null;  // the JSON of the body whose valid, non-empty diff is shown
     this.busy = false;
     this.readOnly = false;
@@ -109,6 +109,7 @@ export class EditFlow {
     if (out.error) this.status.textContent = "The gateway would refuse this edit; nothing can be applied.";
     else if (!diff) this.status.textContent = "No change: the config file already says this.";
     else this.status.textContent = "The config file would change as shown. Apply writes it and reloads the gateway.";
+    this.onShown?.(out);  // e.g. the loader's error shown by its field (out.path)
   }
 
   failed(err) {
@@ -124,6 +125,7 @@ export class EditFlow {
     } else {
       this.setError(`Could not send the edit: ${err.message}`);
     }
+    this.onFailed?.(err);  // e.g. a refusal shown by the field it names (err.param)
   }
 
   // the form is gone or replaced: nothing previewed any more

@@ -1,8 +1,12 @@
 // The overview's feed: `panel.overview` events over the chat WebSocket (/ws, the session cookie
-// authenticates it; docs/websocket.md) while the Overview is shown and the page visible, and
-// GET /panel/api/overview every 2 s whenever the socket is not watching (it cannot open, closed,
-// did not answer within 3 s, or refused the watch). A closed socket is opened again with a growing
-// delay (1 s .. 30 s). While the socket is live nothing is polled.
+// authenticates it; docs/websocket.md) while a tab that shows it (the Overview; the Models tab's
+// requests per deployment) is shown and the page visible, and GET /panel/api/overview every 2 s
+// whenever the socket is not watching (it cannot open, closed, did not answer within 3 s, or
+// refused the watch). A closed socket is opened again with a growing delay (1 s .. 30 s). While
+// the socket is live nothing is polled.
+//
+// The page has one socket, shared by every feed: one tab is open at a time, so one feed watches
+// at a time (the server keeps one watch per socket; a panel.watch replaces it).
 //
 //   const feed = new OverviewFeed(api, {onData(overview), onMode("connecting" | "live" | "polling"),
 //                                       onError(message | "")});
@@ -16,25 +20,96 @@ const WATCH_MS = 2000;
 const OPEN_TIMEOUT_MS = 3000;  // no watching answer by then: poll meanwhile
 const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 
+// the page's one socket: opened when a feed wants it, again after a growing delay when it closes
+const socket = {
+  ws: null,
+  ready: false,       // hello received on ws
+  attempt: 0,
+  retryTimer: null,
+  nextId: 1,
+  feeds: new Set(),
+
+  want() {
+    if (!this.ws && !this.retryTimer) this.connect();
+  },
+
+  connect() {
+    let ws;
+    try {
+      ws = new WebSocket(defaultUrl());
+    } catch {
+      this.lost();
+      return;
+    }
+    this.ws = ws;
+    this.ready = false;
+    ws.onmessage = (e) => {
+      if (ws === this.ws) this.message(e.data);
+    };
+    ws.onclose = () => {
+      if (ws === this.ws) this.lost();
+    };
+    ws.onerror = () => {};  // onclose follows
+  },
+
+  lost() {
+    this.ws = null;
+    this.ready = false;
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    this.attempt++;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      for (const f of this.feeds) if (f.active) f.sync();
+    }, delay);
+    for (const f of this.feeds) f.lost();
+  },
+
+  message(data) {
+    const frame = parseFrame(data);
+    if (!frame) return;
+    if (frame.type === "event" && frame.event === "hello") {
+      this.ready = true;
+      for (const f of this.feeds) if (f.active) f.sync();
+    } else {
+      for (const f of this.feeds) f.message(frame);
+    }
+  },
+
+  send(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  },
+
+  // the session ended (logout, another key): the socket belonged to it
+  close() {
+    this.attempt = 0;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close(1000, "panel closed");
+    }
+    this.ready = false;
+    for (const f of this.feeds) f.detached();
+  },
+};
+
 export class OverviewFeed {
   constructor(api, { onData, onMode, onError }) {
     Object.assign(this, { api, onData, onMode, onError });
-    this.active = false;     // the Overview is shown
-    this.ws = null;
-    this.ready = false;      // hello received on this.ws
+    this.active = false;     // its tab is shown
     this.live = false;       // panel.watch answered: events are coming
     this.refused = false;    // the server said forbidden: poll until the session changes
     this.failed = false;     // the socket closed or did not answer since it last watched
-    this.nextId = 1;
     this.watchId = null;
-    this.attempt = 0;
-    this.retryTimer = null;
     this.openTimer = null;
     this.pollTimer = null;
     this.polling = false;
     this.inFlight = false;
     this.mode = null;
     this.scope = {};         // {model, service} (either or both); {}: all traffic
+    socket.feeds.add(this);
     document.addEventListener("visibilitychange", () => {
       if (this.active) this.sync();
     });
@@ -66,21 +141,17 @@ export class OverviewFeed {
     return (s.model ?? null) === (this.scope.model ?? null) && (s.service ?? null) === (this.scope.service ?? null);
   }
 
-  // the session ended (logout, another key): the socket belonged to it
   close() {
     this.active = false;
+    socket.close();
+  }
+
+  // the socket went away on purpose (close()): nothing is watched, nothing is retried
+  detached() {
     this.refused = this.failed = false;
-    this.attempt = 0;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
     this.stopPolling();
-    if (this.ws) {
-      const ws = this.ws;
-      this.ws = null;
-      ws.close(1000, "panel closed");
-    }
-    clearTimeout(this.openTimer);
-    this.ready = this.live = false;
+    this.stopTimeout();
+    this.live = false;
     this.watchId = null;
     this.mode = null;
   }
@@ -94,8 +165,9 @@ export class OverviewFeed {
       return;
     }
     if (!this.refused) {
-      if (!this.ws && !this.retryTimer) this.connect();
-      else if (this.ws && this.ready && this.watchId === null) this.watch();
+      socket.want();
+      if (socket.ws && socket.ready && this.watchId === null) this.watch();
+      else if (socket.ws && !this.live && this.openTimer === null) this.armTimeout();
     }
     const mode = this.live ? "live" : this.refused || this.failed ? "polling" : "connecting";
     this.setMode(mode);
@@ -111,81 +183,50 @@ export class OverviewFeed {
 
   // -- the socket ------------------------------------------------------------------------------
 
-  connect() {
-    let ws;
-    try {
-      ws = new WebSocket(defaultUrl());
-    } catch {
-      this.lost();
-      return;
-    }
-    this.ws = ws;
-    this.ready = this.live = false;
-    this.watchId = null;
-    this.armTimeout();
-    ws.onmessage = (e) => this.message(ws, e.data);
-    ws.onclose = () => {
-      if (ws === this.ws) this.lost();
-    };
-    ws.onerror = () => {};  // onclose follows
-  }
-
   // no hello or watch answer in time: poll meanwhile (the socket may still answer)
   armTimeout() {
-    const ws = this.ws;
+    const ws = socket.ws;
     clearTimeout(this.openTimer);
     this.openTimer = setTimeout(() => {
-      if (this.ws === ws && !this.live && this.active) {
+      this.openTimer = null;
+      if (socket.ws === ws && !this.live && this.active) {
         this.failed = true;
         this.sync();
       }
     }, OPEN_TIMEOUT_MS);
   }
 
-  // the socket closed (or never opened): poll, and open it again after a growing delay
-  lost() {
-    this.ws = null;
-    this.ready = this.live = false;
-    this.watchId = null;
-    this.failed = true;
+  stopTimeout() {
     clearTimeout(this.openTimer);
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
-    this.attempt++;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.sync();
-    }, delay);
-    this.sync();
+    this.openTimer = null;
   }
 
-  send(frame) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  // the socket closed (or never opened): poll until it is open again
+  lost() {
+    this.live = false;
+    this.watchId = null;
+    this.stopTimeout();
+    this.failed = true;
+    if (this.active) this.sync();
   }
 
   watch() {
-    this.watchId = this.nextId++;
+    this.watchId = socket.nextId++;
     this.armTimeout();
-    this.send({ type: "req", id: this.watchId, method: "panel.watch", params: { intervalMs: WATCH_MS, ...this.scope } });
+    socket.send({ type: "req", id: this.watchId, method: "panel.watch", params: { intervalMs: WATCH_MS, ...this.scope } });
   }
 
   unwatch() {
     this.live = false;
     this.watchId = null;
-    this.send({ type: "req", id: this.nextId++, method: "panel.unwatch", params: {} });
+    socket.send({ type: "req", id: socket.nextId++, method: "panel.unwatch", params: {} });
   }
 
-  message(ws, data) {
-    if (ws !== this.ws) return;
-    const frame = parseFrame(data);
-    if (!frame) return;
-    if (frame.type === "event" && frame.event === "hello") {
-      this.ready = true;
-      this.sync();
-    } else if (frame.type === "event" && frame.event === "panel.overview") {
+  message(frame) {
+    if (frame.type === "event" && frame.event === "panel.overview") {
       // watching, or about to (the first event may come before the answer); none after an unwatch
       const o = frame.payload;
-      if ((this.live || this.watchId !== null) && o && typeof o === "object" && this.current(o)) {
+      if (this.active && (this.live || this.watchId !== null) && o && typeof o === "object" && this.current(o)) {
         this.onError("");
         this.onData(o);
       }
@@ -198,8 +239,8 @@ export class OverviewFeed {
     if (frame.ok && frame.payload && frame.payload.watching) {
       this.live = true;
       this.failed = false;
-      this.attempt = 0;
-      clearTimeout(this.openTimer);
+      socket.attempt = 0;
+      this.stopTimeout();
       this.sync();  // stops polling (or unwatches: hidden meanwhile)
       return;
     }

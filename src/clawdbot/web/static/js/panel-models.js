@@ -1,6 +1,9 @@
 // Models: every model entry of the config with its strategy, deployments and fallbacks, from the
 // overview's `models`. Admins add a model, edit a route or remove a model (panel-route-editor.js):
 // preview the change to the config file, apply it, and the table shows the reloaded config.
+// While the tab is open the overview's feed (panel-live.js: panel.watch on the chat socket, or a
+// poll) keeps each deployment's requests in the last hour current, and a route changed elsewhere
+// (another admin, a reload of the file) is shown as it now is, unless an editor is open.
 
 import { h, clear } from "./dom.js";
 import { fmtInt, fmtNum, orDash } from "./panel-format.js";
@@ -8,6 +11,12 @@ import { fillTable, showError, tag } from "./panel-table.js";
 import { CardsTab } from "./panel-config-tab.js";
 import { RouteEditor } from "./panel-route-editor.js";
 import { reloadSummary } from "./panel-route-rows.js";
+import { OverviewFeed } from "./panel-live.js";
+
+const FEED_TEXT = { connecting: "connecting…", live: "live", polling: "polling" };
+// a model list without its counts: what a re-render is for
+const shape = (models) => JSON.stringify(models.map((m) => ({ ...m,
+  deployments: (m.deployments || []).map(({ requests, ...d }) => d) })));
 
 const VERB = { add: "Added the model", edit: "Applied the route of", remove: "Removed the model" };
 
@@ -29,17 +38,67 @@ export class ModelsTab extends CardsTab {
     this.addButton.addEventListener("click", () => this.open(null, "add"));
     this.models = [];
     this.services = [];
+    this.feedStatus = h("span", { id: "models-feed-status", class: "muted" });
+    panel.querySelector(".tab-intro")?.append(" Counts: ", this.feedStatus, ".");
+    this.feed = new OverviewFeed(api, {
+      onData: (o) => this.update(o),
+      onMode: (mode) => {
+        this.feedStatus.textContent = FEED_TEXT[mode] || mode;
+        this.feedStatus.dataset.mode = mode;
+      },
+      onError: () => {},  // a failed refresh keeps the table as it was; the next one may answer
+    });
   }
 
-  // the session ended: an open editor and what the last one said go with it
+  // the feed starts once the tab's own load answered (it renders the cards the feed updates)
+  async show() {
+    this.shown = true;
+    await this.load();
+    if (this.shown) this.feed.start();
+  }
+
+  hide() {
+    this.shown = false;
+    this.feed.stop();
+  }
+
+  // the session ended: an open editor and what the last one said go with it, the socket too
   reset() {
+    this.feed.close();
     this.editor = null;
     this.say("");
+  }
+
+  // the overview's feed: the counts in place; the cards again when a route changed (no editor open)
+  update(o) {
+    if (typeof o.now === "number" && o.now < (this.loadedAt || 0)) return;  // older than the table
+    const models = o.models || [];
+    if (shape(models) !== shape(this.models)) {
+      if (this.editor) return;
+      const focused = document.activeElement;
+      const where = focused?.closest?.(".model-card")?.dataset.model;
+      const cls = [...(focused?.classList || [])].find((c) => c === "edit-model" || c === "remove-model");
+      this.models = models;
+      this.services = (o.services || []).map((s) => s.name);
+      this.render();
+      if (where && cls) this.cardOf(where)?.querySelector(`.${cls}`)?.focus();
+      return;
+    }
+    this.models = models;
+    for (const m of models) {
+      const rows = this.cardOf(m.name)?.querySelectorAll("tbody tr[data-service]") || [];
+      (m.deployments || []).forEach((d, i) => {
+        const tr = rows[i];
+        const text = fmtInt(d.requests);
+        if (tr && tr.dataset.service === d.service && tr.cells[4].textContent !== text) tr.cells[4].textContent = text;
+      });
+    }
   }
 
   async load() {
     try {
       const o = await this.api.get("/panel/api/overview");
+      this.loadedAt = o.now;
       showError(this.panel, "");
       this.models = o.models || [];
       this.services = (o.services || []).map((s) => s.name);
@@ -66,7 +125,8 @@ export class ModelsTab extends CardsTab {
 
   card(m) {
     const table = h("table", { class: "data-table" }, h("caption", { class: "sr-only" }, `Deployments of ${m.name}`));
-    fillTable(table, DEPLOYMENT_COLUMNS, m.deployments || [], { empty: "No deployments." });
+    fillTable(table, DEPLOYMENT_COLUMNS, m.deployments || [], { empty: "No deployments.",
+      row: (d, tr) => { tr.dataset.service = d.service; } });
     const fallbacks = m.fallbacks || [];
     const editor = this.editor && this.editor.mode !== "add" && this.editor.name === m.name ? this.editor : null;
     const editing = Boolean(editor);

@@ -1,12 +1,15 @@
 // One configured plugin in the Plugins tab: its place in the chain (move up or down, remove), the
 // enable switch, its scope (models, keys, tags as comma lists; an instance id) and its settings
-// (panel-schema-form.js). The card keeps every key of the entry it does not show.
+// (panel-schema-form.js), and what it did in the last hour (the gateway's plugin action counters:
+// "masked 3", "hit 5 · miss 2"). The card keeps every key of the entry it does not show.
 //
-//   const card = new PluginCard(entry, installed | undefined, {admin, modelNames, onChange, onMove, onRemove});
+//   const card = new PluginCard(entry, installed | undefined, {admin, modelNames, actions, windowS,
+//                                                              onChange, onMove, onRemove});
 //   card.el; card.setPosition(i, count); card.value({sending}) -> {entry} or {error}
 
 import { h, icon } from "./dom.js";
 import { SettingsForm } from "./panel-schema-form.js";
+import { fmtInt } from "./panel-format.js";
 
 const LISTS = [["models", "Models"], ["keys", "Key ids"], ["tags", "Tags"]];
 let serial = 0;
@@ -17,8 +20,34 @@ function iconButton(cls, name, label, onclick) {
   return h("button", { type: "button", class: `icon-button ${cls}`, "aria-label": label, title: label, onclick }, icon(name));
 }
 
+// "in the last hour" (or since the gateway started, when that is shorter)
+function windowText(windowS) {
+  if (typeof windowS !== "number" || windowS >= 3540) return "in the last hour";
+  const min = Math.max(1, Math.round(windowS / 60));
+  return `in the last ${min} minute${min === 1 ? "" : "s"} (since the gateway started)`;
+}
+
+// actions: {action: requests} of this plugin's id; a summary line and a list, by count
+export function actionSummary(title, actions, windowS) {
+  const entries = Object.entries(actions || {}).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  const when = windowText(windowS);
+  const el = h("div", { class: "plugin-actions", dataset: { total: String(entries.reduce((t, [, n]) => t + n, 0)) } });
+  if (!entries.length) {
+    el.append(h("p", { class: "muted small" }, `Did nothing ${when}.`));
+    return el;
+  }
+  const hits = (actions.hit || 0) + (actions["semantic-hit"] || 0);
+  const lookups = hits + (actions.miss || 0);
+  el.append(h("p", { class: "small plugin-actions-title" }, `What it did ${when}`,
+    lookups ? ` (hit rate ${Math.round((100 * hits) / lookups)}%)` : "", ":"),
+  h("ul", { class: "plugin-action-list", "aria-label": `What ${title} did ${when}` },
+    entries.map(([action, n]) => h("li", { dataset: { action } },
+      h("span", { class: "mono" }, action), " ", h("strong", null, fmtInt(n))))));
+  return el;
+}
+
 export class PluginCard {
-  constructor(entry, installed, { admin, modelNames, onChange, onMove, onRemove }) {
+  constructor(entry, installed, { admin, modelNames, actions, windowS, onChange, onMove, onRemove }) {
     this.entry = structuredClone(entry);
     this.name = String(entry.name ?? "");
     const uid = `plugin-${++serial}`;
@@ -57,6 +86,7 @@ export class PluginCard {
           h("span", { class: "sr-only" }, ` ${title}`)),
         admin ? h("span", { class: "plugin-order" }, this.up, this.down, remove) : null),
       note ? h("p", { class: "form-error" }, note) : null,
+      actionSummary(title, actions, windowS),
       body);
     this.enabled.disabled = !admin;
     this.el.addEventListener("input", (e) => {

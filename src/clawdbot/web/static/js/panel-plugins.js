@@ -103,6 +103,7 @@ export class PluginsTab extends ConfigTab {
   card(entry, editable) {
     return new PluginCard(entry, this.installed(entry.name), {
       admin: editable, modelNames: this.modelNames || [],
+      actions: this.data?.actions?.[entry.id || entry.name], windowS: this.data?.actions_window_s,
       onChange: () => this.changed(),
       onMove: (card, by) => this.move(card, by),
       onRemove: (card) => this.remove(card),

@@ -1,11 +1,15 @@
 // Requests: the request log (GET /admin/api/requests) searched by model, key, status, latency and
 // time, newest first, a page at a time; a row opened (click, Enter or Space) shows its detail.
+// Live (panel-requests-live.js) puts each request that ends on top as it ends, keeping at most
+// LIVE_ROWS rows in the page.
 
 import { fmtInt, fmtMs, fmtTime, fmtUsd, localMs, orDash } from "./panel-format.js";
 import { fillTable, showError } from "./panel-table.js";
 import { RequestDetail } from "./panel-request-detail.js";
+import { RequestsLive } from "./panel-requests-live.js";
 
 const PAGE = 100;
+export const LIVE_ROWS = 200;
 
 function statusClass(status) {
   return `status-${String(status)[0]}`;
@@ -31,6 +35,7 @@ export class RequestsTab {
     this.more = panel.querySelector("#requests-more");
     this.layout = panel.querySelector(".requests-layout");
     this.cursor = null;
+    this.arrived = [];
     this.seq = 0;  // bumps with every search
     this.detail = new RequestDetail(panel.querySelector("#request-detail"), api, {
       onClose: () => this.closeDetail(),
@@ -40,13 +45,27 @@ export class RequestsTab {
       this.load();
     });
     this.more.addEventListener("click", () => this.load(this.cursor));
+    this.live = new RequestsLive(panel.querySelector(".panel-head"), {
+      filters: () => this.params(),
+      onRecord: (rec) => this.prepend(rec),
+      onResume: () => this.load(),
+    });
+    this.form.addEventListener("submit", () => this.live.restart());
   }
 
   show() {
+    this.live.show();
     this.load();
   }
 
-  hide() {}
+  hide() {
+    this.live.hide();
+  }
+
+  // the session ended: the stream belonged to it
+  reset() {
+    this.live.close();
+  }
 
   params() {
     const v = (sel) => this.form.querySelector(sel).value.trim();
@@ -62,6 +81,7 @@ export class RequestsTab {
   async load(cursor = null) {
     if (!cursor && !this.form.reportValidity()) return;
     const seq = ++this.seq;
+    if (!cursor) this.arrived = [];  // what the live stream brings while this search runs
     this.table.setAttribute("aria-busy", "true");
     try {
       const page = await this.api.admin("requests", { ...this.params(), cursor });
@@ -70,6 +90,7 @@ export class RequestsTab {
       this.cursor = page.next_cursor || null;
       this.more.hidden = !this.cursor;
       this.render(page.data || [], Boolean(cursor));
+      if (!cursor) for (const rec of this.arrived.splice(0)) this.prepend(rec);
     } catch (err) {
       if (seq !== this.seq) return;
       this.more.hidden = true;
@@ -83,19 +104,42 @@ export class RequestsTab {
     fillTable(this.table, COLUMNS, records, {
       append: more,
       empty: "No requests match.",
-      row: (r, tr) => {
-        tr.className = "request-row";
-        tr.tabIndex = 0;
-        tr.dataset.requestId = r.id;
-        tr.cells[3].classList.add(statusClass(r.status));
-        tr.addEventListener("click", () => this.open(r.id, tr));
-        tr.addEventListener("keydown", (e) => {
-          if (e.key === "Enter" || e.key === " ") {
-            e.preventDefault();
-            this.open(r.id, tr);
-          }
-        });
-      },
+      row: (r, tr) => this.rowOf(r, tr),
+    });
+  }
+
+  // a record the live stream brought: on top, once; the oldest rows go past LIVE_ROWS (and with
+  // them the page the Older button would have fetched: a search pages again)
+  prepend(rec) {
+    if (this.table.hasAttribute("aria-busy") && this.arrived.length < LIVE_ROWS) this.arrived.push(rec);
+    const body = this.table.tBodies[0];
+    if (!body || body.querySelector(`tr[data-request-id="${CSS.escape(rec.id)}"]`)) return;
+    for (const tr of [...body.rows]) if (!tr.dataset.requestId) tr.remove();  // "No requests match."
+    const scratch = document.createElement("table");
+    const tr = fillTable(scratch, COLUMNS, [rec], { row: (r, row) => this.rowOf(r, row) }).rows[0];
+    tr.classList.add("fresh");
+    body.prepend(tr);
+    const rows = body.rows;
+    if (rows.length > LIVE_ROWS) {
+      for (const old of [...rows].slice(LIVE_ROWS)) {
+        if (!old.classList.contains("selected")) old.remove();
+      }
+      this.cursor = null;
+      this.more.hidden = true;
+    }
+  }
+
+  rowOf(r, tr) {
+    tr.className = "request-row";
+    tr.tabIndex = 0;
+    tr.dataset.requestId = r.id;
+    tr.cells[3].classList.add(statusClass(r.status));
+    tr.addEventListener("click", () => this.open(r.id, tr));
+    tr.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") {
+        e.preventDefault();
+        this.open(r.id, tr);
+      }
     });
   }
 

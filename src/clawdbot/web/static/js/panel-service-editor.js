@@ -1,12 +1,17 @@
-// The editor of one service (admins): add, edit or remove a `services:` entry. The form sets name,
-// type, endpoint, metadata.model_id, the auth key (a ${VAR} reference only: the page never sends a
-// key itself), the timeouts and a gRPC preset; every other key the service has is sent back as it
-// was. "Test connection" probes the service as the form says (POST /panel/api/service-test, nothing
-// saved); Preview and Apply are panel-edit-flow.js's, against POST /panel/api/services/<name>.
+// The editor of one service (admins): add, edit, rename or remove a `services:` entry. The form sets
+// name (a new one renames the service, and the gateway rewrites every route naming it), type,
+// endpoint, metadata.model_id, the auth key (a ${VAR} reference only: the page never sends a key
+// itself), the timeouts, a gRPC preset, extra headers (panel-service-headers.js), the breaker, the
+// limits, proxy and TLS, and every other key as JSON (panel-service-more.js); what no field shows is
+// sent back as it was. "Test connection" probes the service as the form says (POST
+// /panel/api/service-test, nothing saved); Preview and Apply are panel-edit-flow.js's, against POST
+// /panel/api/services/<name>. An error the page or the gateway finds is shown by its field.
 
 import { h } from "./dom.js";
 import { EditFlow } from "./panel-edit-flow.js";
 import { fmtMs, MASK, REFERENCE } from "./panel-format.js";
+import { HeaderRows } from "./panel-service-headers.js";
+import { ServiceMore } from "./panel-service-more.js";
 
 export const SERVICE_TYPES = ["http", "openai", "ollama", "anthropic", "local", "mock", "grpc"];
 export const GRPC_PRESETS = ["triton", "mlserver"];
@@ -39,7 +44,12 @@ export class ServiceEditor {
       read: (opts) => this.read(opts),
       send: (body, apply) => api.request("POST", `/panel/api/services/${encodeURIComponent(body.name)}`,
         { service: body.service, apply }),
-      onApplied: (out) => onApplied(this.read({}).body.name, mode, out),
+      onApplied: (out) => {
+        const now = this.read({}).body.service?.name ?? this.name;
+        onApplied(now, mode === "edit" && now !== this.name ? "rename" : mode, out, this.name);
+      },
+      onShown: (out) => this.showPath(out.error && out.path, out.error),
+      onFailed: (err) => this.showPath(err.param, err.message),
       onReadOnly, noun: "Services",
       beforeApply: mode === "remove" ? () => confirm({
         title: "Remove this service?",
@@ -77,7 +87,7 @@ export class ServiceEditor {
   editForm() {
     const s = this.original || {};
     const adding = this.mode === "add";
-    this.nameInput = input("svc-name", s.name, { maxlength: "200", required: true, readonly: !adding,
+    this.nameInput = input("svc-name", s.name, { maxlength: "200", required: true,
       "aria-describedby": adding ? null : "svc-name-hint" });
     this.type = select("svc-type", SERVICE_TYPES, s.type || (adding ? "openai" : "http"));
     this.endpoint = input("svc-endpoint", s.endpoint, { placeholder: "http://host:port/v1", inputmode: "url" });
@@ -89,6 +99,9 @@ export class ServiceEditor {
     }))]);
     this.preset = select("svc-preset", GRPC_PRESETS, s.grpc?.preset || "triton");
     this.presetField = field("gRPC preset", this.preset);
+    this.headers = new HeaderRows(s.headers, () => this.changed());
+    this.more = new ServiceMore(s);
+    this.fieldError = h("p", { id: "svc-field-error", class: "field-error" });
     this.testButton = h("button", { type: "button", id: "svc-test", class: "text-button", onclick: () => this.test() },
       "Test connection");
     this.testResult = h("p", { id: "svc-test-result", class: "test-result", role: "status" });
@@ -100,11 +113,12 @@ export class ServiceEditor {
       h("div", { class: "form-grid svc-grid" },
         field("Name", this.nameInput), field("Type", this.type), field("Endpoint", this.endpoint, "wide"),
         field("Model id", this.modelId), field("Auth key", this.key), this.presetField),
-      adding ? null : h("p", { id: "svc-name-hint", class: "muted small" }, "A saved service keeps its name: " +
-        "remove it and add another to rename it."),
+      adding ? null : h("p", { id: "svc-name-hint", class: "muted small" }, "A new name renames the service: " +
+        "every route, fallback and cost that names it is rewritten in the same edit (the preview shows them)."),
       h("p", { id: "svc-key-hint", class: "muted small" }, KEY_RULE, " Empty: no key."),
       h("fieldset", { class: "svc-timeouts" }, h("legend", null, "Timeouts (seconds; empty: the default)"),
         h("div", { class: "form-grid" }, this.timeouts.map(([, f]) => f))),
+      this.headers.el, ...this.more.el,
       h("div", { class: "form-actions route-actions" }, this.testButton, ...this.flow.buttons, this.cancelButton()),
       this.testResult, ...this.flow.feedback);
     form.addEventListener("input", () => this.changed());
@@ -130,20 +144,65 @@ export class ServiceEditor {
   // {body: {name, service}} for the API, or {error}. sending: a refused key leaves the field.
   read({ sending = false } = {}) {
     if (this.mode === "remove") return { body: { name: this.name, service: null } };
-    const out = this.fields();
-    if (out.keyError && sending) {
-      this.key.value = "";  // whatever was typed there is not shown again, nor sent
-      this.key.focus();
+    const out = this.fields(sending);
+    if (sending) {
+      this.showField(null);
+      if (out.keyError) this.key.value = "";  // whatever was typed there is not shown again, nor sent
+      if (out.control) {
+        this.showField(out.control, out.error);
+        out.control.focus();
+      }
     }
     return out;
   }
 
-  fields() {
+  // the control a key path of the service (`breaker.failures`, `headers.X-Team`) is edited in
+  controlFor(path) {
+    if (typeof path !== "string" || !path) return null;
+    const key = path.replace(/^services\[\d+\]\.?/, "");
+    if (key === path && /^(models|costs|web|plugins)\b/.test(path)) return null;
+    const direct = { name: this.nameInput, type: this.type, endpoint: this.endpoint, metadata: this.modelId,
+      "metadata.model_id": this.modelId, auth: this.key, "auth.key": this.key, "grpc.preset": this.preset };
+    if (direct[key]) return direct[key];
+    if (key.startsWith("timeouts.")) return this.timeouts.find(([k]) => key === `timeouts.${k}`)?.[1].querySelector("input") || null;
+    const header = /^headers(?:\.(.+)|\["(.*)"\])?$/.exec(key);
+    if (header) return this.headers.control(header[1] ?? header[2] ?? "");
+    return this.more.control(key);
+  }
+
+  showPath(path, message) {
+    const control = this.controlFor(path);
+    this.showField(control, message);
+    control?.focus();
+  }
+
+  // a message by the control it is about (aria-invalid, described by it); null: none any more
+  showField(control, message) {
+    if (!this.fieldError) return;
+    const was = this.marked;
+    if (was) {
+      was.removeAttribute("aria-invalid");
+      const rest = (was.getAttribute("aria-describedby") || "").replace("svc-field-error", "").trim();
+      if (rest) was.setAttribute("aria-describedby", rest);
+      else was.removeAttribute("aria-describedby");
+    }
+    this.marked = null;
+    this.fieldError.remove();
+    if (!control || !message) return;
+    this.fieldError.textContent = message;
+    (control.closest(".svc-header-row") || control.closest("label.field") || control).after(this.fieldError);
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-describedby", `${control.getAttribute("aria-describedby") || ""} svc-field-error`.trim());
+    this.marked = control;
+  }
+
+  fields(sending = false) {
     const s = this.original ? structuredClone(this.original) : {};
     const name = this.nameInput.value.trim();
-    if (!name) return { error: "Give the service a name." };
-    if (/[/\s]/.test(name)) return { error: "A service name has no slash and no space." };
-    if (this.mode === "add" && this.names.includes(name)) return { error: `There is a service named ${name} already.` };
+    const named = (error) => ({ error, control: this.nameInput });
+    if (!name) return named("Give the service a name.");
+    if (/[/\s]/.test(name)) return named("A service name has no slash and no space.");
+    if (name !== this.name && this.names.includes(name)) return named(`There is a service named ${name} already.`);
     s.name = name;
     s.type = this.type.value;
     const endpoint = this.endpoint.value.trim();
@@ -158,7 +217,7 @@ export class ServiceEditor {
     const key = this.key.value.trim();
     // the mask stands for the key the file holds itself: sent back as it is, the gateway keeps it
     const kept = key === MASK && this.original?.auth?.key === MASK;
-    if (key && !kept && !REFERENCE.test(key)) return { keyError: true, error: `Not sent: ${KEY_RULE}` };
+    if (key && !kept && !REFERENCE.test(key)) return { keyError: true, error: `Not sent: ${KEY_RULE}`, control: this.key };
     const auth = { ...(s.auth || {}) };
     if (key) auth.key = key;
     else delete auth.key;
@@ -169,14 +228,19 @@ export class ServiceEditor {
       const text = f.querySelector("input").value.trim();
       const value = Number(text);
       if (!text) delete timeouts[k];
-      else if (!Number.isFinite(value) || value <= 0) return { error: `The ${k.replace("_", " ")} timeout is a number of seconds above 0.` };
+      else if (!Number.isFinite(value) || value <= 0) {
+        return { error: `The ${k.replace("_", " ")} timeout is a number of seconds above 0.`, control: f.querySelector("input") };
+      }
       else timeouts[k] = value;
     }
     if (Object.keys(timeouts).length) s.timeouts = timeouts;
     else delete s.timeouts;
-    if (s.type === "grpc") s.grpc = { ...(s.grpc || {}), preset: this.preset.value };
+    if (!this.headers || !this.more) return { error: "The editor is not ready." };
+    const wrong = this.headers.write(s, sending) || this.more.write(s, sending);
+    if (wrong) return wrong;
+    if (s.type === "grpc") s.grpc = { ...this.more.grpcRest, preset: this.preset.value };
     else delete s.grpc;
-    return { body: { name, service: s } };
+    return { body: { name: this.mode === "add" ? name : this.name, service: s } };
   }
 
   async test() {
@@ -189,7 +253,8 @@ export class ServiceEditor {
     this.testButton.disabled = true;
     this.showTest(null, "Testing the connection…");
     try {
-      const out = await this.api.request("POST", "/panel/api/service-test", { service: read.body.service });
+      const out = await this.api.request("POST", "/panel/api/service-test",
+        { service: read.body.service, was: this.mode === "add" ? null : this.name });
       const models = Array.isArray(out.models) && out.models.length ? ` · models: ${out.models.join(", ")}` : "";
       const latency = typeof out.latency_ms === "number" ? ` · ${fmtMs(out.latency_ms)}` : "";
       const detail = out.detail ? ` · ${out.detail}` : "";

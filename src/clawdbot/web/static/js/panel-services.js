@@ -1,5 +1,5 @@
 // Services: the config file's `services:` as cards (type, endpoint, model id, the auth key as the
-// ${VAR} it names, timeouts), from GET /panel/api/services. Admins add, edit and remove one
+// ${VAR} it names, timeouts, headers' names, breaker, limits, TLS, proxy), from GET /panel/api/services. Admins add, edit and remove one
 // (panel-service-editor.js): test the connection, preview the change, apply it; a gateway without a
 // file it may write says why and offers no editing. Viewers read.
 
@@ -10,13 +10,20 @@ import { reloadSummary } from "./panel-route-rows.js";
 import { CardsTab } from "./panel-config-tab.js";
 import { ServiceEditor } from "./panel-service-editor.js";
 
-const VERB = { add: "Added", edit: "Changed", remove: "Removed" };
+const VERB = { add: "Added", edit: "Changed", remove: "Removed", rename: "Renamed" };
 
 function authText(auth) {
   if (!auth || typeof auth !== "object") return "none";
   const key = auth.key === undefined || auth.key === null ? "no key" : auth.key === MASK
     ? "a key written into the file (masked)" : String(auth.key);
   return auth.type ? `${key} (${auth.type})` : key;
+}
+
+// a settings mapping as "key value, ..." (breaker, limits, tls), or null when the file says nothing
+function settingsText(obj) {
+  if (!obj || typeof obj !== "object" || !Object.keys(obj).length) return null;
+  return Object.entries(obj).map(([k, v]) => `${k.replaceAll("_", " ")} ${typeof v === "object" ? JSON.stringify(v) : v}`)
+    .join(", ");
 }
 
 function timeoutsText(t) {
@@ -90,7 +97,11 @@ export class ServicesTab extends CardsTab {
         h("dt", null, "Timeouts"), h("dd", null, timeoutsText(s.timeouts)),
         grpc ? [h("dt", null, "gRPC preset"), h("dd", null, orDash(grpc.preset))] : null,
         s.headers && Object.keys(s.headers).length
-          ? [h("dt", null, "Headers"), h("dd", null, Object.keys(s.headers).join(", "))] : null),
+          ? [h("dt", null, "Headers"), h("dd", { class: "svc-headers-names" }, Object.keys(s.headers).join(", "))] : null,
+        [["Breaker", s.breaker, "svc-breaker-text"], ["Limits", s.limits, "svc-limits-text"], ["TLS", s.tls, "svc-tls-text"]]
+          .map(([label, value, cls]) => settingsText(value)
+            ? [h("dt", null, label), h("dd", { class: cls }, settingsText(value))] : null),
+        s.proxy ? [h("dt", null, "Proxy"), h("dd", { class: "mono" }, s.proxy)] : null),
       editing ? editing.el : null);
   }
 
@@ -107,7 +118,7 @@ export class ServicesTab extends CardsTab {
     const names = this.services().map((s) => s.name);
     this.editor = new ServiceEditor(service, mode, names, {
       api: this.api, confirm: this.confirm,
-      onApplied: (name, how, out) => this.applied(name, how, out),
+      onApplied: (name, how, out, from) => this.applied(name, how, out, from),
       onReadOnly: (message) => this.lock(message),
       onClose: () => this.close(),
     });
@@ -115,10 +126,11 @@ export class ServicesTab extends CardsTab {
     this.editor.focus();
   }
 
-  async applied(name, mode, out) {
+  async applied(name, mode, out, from) {
     this.editor = null;
     const warning = out.warning ? ` Warning: ${out.warning}.` : "";
-    this.say(`${VERB[mode]} the service ${name}: the config file is written and ${reloadSummary(out.reload)}.${warning}`);
+    const which = mode === "rename" ? `${from} to ${name} (and the routes naming it)` : name;
+    this.say(`${VERB[mode]} the service ${which}: the config file is written and ${reloadSummary(out.reload)}.${warning}`);
     await this.load();
     const card = this.cardOf(name);
     (card?.querySelector(".edit-service") || this.addButton).focus();
