@@ -34,6 +34,7 @@ Fault markers in the last user message (several may be combined):
   fault:linger=MS       stream: end the response only MS milliseconds after `data: [DONE]`
   fault:gate            stream: after the first content chunk, wait until the test opens the gate
                         (`up.set_gate(True)`; closed at start): streams proven to be open at once
+  fault:gate_first      stream: the headers at once, then no event until the test opens the gate
 
 Switchable modes for every chat request, set from the test thread while it runs:
   up.fail_status = 503   answer every chat completion with that status (None: off)
@@ -161,6 +162,7 @@ class Faults:
     throttle_ms: int = 0
     linger_ms: int | None = None  # 0: until the client goes away
     gate: bool = False
+    gate_first: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Faults:
@@ -170,7 +172,7 @@ class Faults:
                 faults.status = int(name)
             elif name in ("slow", "chunks", "prefill", "stall", "throttle", "linger"):
                 setattr(faults, "chunks" if name == "chunks" else f"{name}_ms", int(arg or 0))
-            elif name in ("midstream", "malformed", "hang", "hang_midstream", "gate"):
+            elif name in ("midstream", "malformed", "hang", "hang_midstream", "gate", "gate_first"):
                 setattr(faults, name, True)
         return faults
 
@@ -530,6 +532,8 @@ class OpenAIUpstream(ServerThread):
         try:
             await resp.prepare(request)  # a StreamResponse sends its headers at once
             await self._pause(request, faults.prefill_ms)
+            if faults.gate_first:
+                await self._gate().wait()
             for i, data in enumerate(events):
                 if faults.slow_ms and i:
                     await asyncio.sleep(faults.slow_ms / 1000)
