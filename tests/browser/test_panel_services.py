@@ -9,18 +9,22 @@ The further settings: `oa` renamed `oa-main` in the page (the route naming it re
 edit, and the `openai` package then reaches the model through it), an extra header given as
 `${HDR_TOKEN}` that arrives at the upstream, a header's literal secret refused in the page and never
 sent, the breaker and the limits set and read back, the keys the form has no field for kept with
-their comment, a loader's refusal shown by its field; axe on that editor in both themes.
+their comment, a loader's refusal shown by its field; limits.fair_share, auth.type/auth.header and
+timeouts.idle set, applied and read back, their bad values refused by their fields (in the page, and
+by the loader when the page is bypassed); axe on that editor in both themes.
 Screenshots: test-artifacts/browser/panel-services.png, panel-services-edit.png and
 panel-services-edit-more.png."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import openai
 import pytest
-from playwright.sync_api import Page, Request, expect
+import yaml
+from playwright.sync_api import Page, Request, Route, expect
 
 from tests.browser.axe_support import run_axe
 from tests.browser.conftest import MASTER_KEY, config_path, serve
@@ -66,6 +70,8 @@ services:
     timeouts: {{connect: 3, total: 120}}
     {KEPT}
     limits: {{fair_share: {{by: team}}}}
+  - name: fs
+    type: mock
 models:
   chat-oa: [oa/mock-a]
 """, {"SOME_VAR": UPSTREAM_KEY, "HDR_TOKEN": HDR_TOKEN})
@@ -327,3 +333,97 @@ def test_the_further_settings_pass_axe(axe_page: Page, services_gw: GatewayProce
             expect(page.locator("html")).to_have_attribute("data-theme", "light")
         found[theme] = run_axe(page, f"service editor, further settings ({theme})")
     assert not any(found.values()), json.dumps(found, indent=1)[:4000]
+
+
+def test_fair_share_auth_type_and_idle_timeout(page: Page, services_gw: GatewayProcess) -> None:
+    page.set_viewport_size(DESKTOP)
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r) if r.method == "POST" and "/panel/api/servic" in r.url else None)
+    login(page, services_gw, MASTER_KEY)
+    open_tab(page, "services")
+    card = page.locator('#service-list .svc-card[data-service="fs"]')
+    card.locator(".edit-service").click(timeout=TIMEOUT)
+    expect(page.locator("#svc-auth-type")).to_have_value("")  # the file has none: the default
+
+    # bad values: refused in the page by their own field, nothing sent
+    page.locator("#svc-auth-type").select_option("header")
+    page.locator("#svc-fair-weights").fill("team-a = 3\nmaster = 0.5")
+    page.locator("#svc-fair-by").select_option("user")
+    page.locator("#svc-fair-default-weight").fill("2")
+    page.locator("#svc-idle").fill("45")
+    for control, bad, good, says in [
+        ("#svc-auth-header", "", "X-Upstream-Key", "needs the auth header"),
+        ("#svc-auth-header", "X Upstream", "X-Upstream-Key", "an HTTP header name"),
+        ("#svc-fair-weights", "team-a = -1", "team-a = 3\nmaster = 0.5", "team-a's weight is a number above 0"),
+        ("#svc-fair-weights", "team-a", "team-a = 3\nmaster = 0.5", "is not tenant = weight"),
+        ("#svc-fair-max-queue-per-tenant", "65", "5", "at most max queue (64)"),
+        ("#svc-fair-default-weight", "0", "2", "Default weight: a number above 0"),
+        ("#svc-idle", "-3", "45", "idle timeout is a number of seconds above 0"),
+    ]:
+        page.locator(control).fill(bad)
+        page.locator("#svc-preview").click()
+        expect(page.locator("#svc-form-error")).to_contain_text(says)
+        expect(page.locator(control)).to_have_attribute("aria-invalid", "true")
+        expect(page.locator(control)).to_be_focused()
+        expect(page.locator("#svc-field-error")).to_contain_text(says)
+        page.locator(control).fill(good)
+    assert not sent, [r.url for r in sent]
+
+    page.locator("#svc-preview").click()
+    diff = page.locator("#svc-diff")
+    expect(diff.locator(".diff-add").first).to_be_visible(timeout=TIMEOUT)
+    for line in ("type: header", "header: X-Upstream-Key", "idle: 45", "by: user", "default_weight: 2",
+                 "max_queue_per_tenant: 5", "team-a: 3", "master: 0.5"):
+        expect(diff).to_contain_text(line)
+    expect(page.locator("#svc-field-error")).to_have_count(0)
+    page.locator("#svc-apply").click()
+    expect(page.locator("#services-notice")).to_contain_text("fs", timeout=TIMEOUT)
+    expect(page.locator("#service-editor")).to_have_count(0)
+    written = next(s for s in yaml.safe_load(config_path(services_gw).read_text())["services"] if s["name"] == "fs")
+    assert written == {"name": "fs", "type": "mock", "auth": {"type": "header", "header": "X-Upstream-Key"},
+                       "timeouts": {"idle": 45},
+                       "limits": {"fair_share": {"by": "user", "default_weight": 2, "max_queue_per_tenant": 5,
+                                                 "weights": {"team-a": 3, "master": 0.5}}}}, written
+
+    # read back; then no idle limit (null), fair share off and the header's default, applied and read back
+    card.locator(".edit-service").click()
+    expect(page.locator("#svc-auth-type")).to_have_value("header")
+    expect(page.locator("#svc-auth-header")).to_have_value("X-Upstream-Key")
+    expect(page.locator("#svc-idle")).to_have_value("45")
+    expect(page.locator("#svc-fair-by")).to_have_value("user")
+    expect(page.locator("#svc-fair-default-weight")).to_have_value("2")
+    expect(page.locator("#svc-fair-max-queue-per-tenant")).to_have_value("5")
+    expect(page.locator("#svc-fair-weights")).to_have_value("team-a = 3\nmaster = 0.5")
+    page.locator("#svc-idle-off").check()
+    expect(page.locator("#svc-idle")).to_be_disabled()
+    page.locator("#svc-fair-enabled").select_option("false")
+    page.locator("#svc-auth-type").select_option("")
+    page.locator("#svc-auth-header").fill("")
+    page.locator("#svc-fair-weights").fill("")
+    page.locator("#svc-preview").click()
+    expect(diff.locator(".diff-add").filter(has_text="idle")).to_have_text(re.compile(r"idle:\s*$"), timeout=TIMEOUT)
+    expect(page.locator("#svc-apply")).to_be_enabled()
+    page.locator("#svc-apply").click()
+    expect(page.locator("#service-editor")).to_have_count(0, timeout=TIMEOUT)
+    written = next(s for s in yaml.safe_load(config_path(services_gw).read_text())["services"] if s["name"] == "fs")
+    assert "auth" not in written and written["timeouts"] == {"idle": None}, written
+    assert written["limits"]["fair_share"] == {"by": "user", "default_weight": 2, "max_queue_per_tenant": 5,
+                                               "enabled": False}, written
+    card.locator(".edit-service").click()
+    expect(page.locator("#svc-idle-off")).to_be_checked()
+    expect(page.locator("#svc-idle")).to_have_value("")
+    expect(page.locator("#svc-fair-enabled")).to_have_value("false")
+
+    # the page bypassed: the loader refuses, and its path marks the field
+    def corrupt(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        body["service"]["limits"]["fair_share"]["weights"] = {"team-b": 0}
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/panel/api/services/fs", corrupt)
+    page.locator("#svc-preview").click()
+    expect(page.locator("#svc-error")).to_contain_text("a weight must be a positive number", timeout=TIMEOUT)
+    expect(page.locator("#svc-fair-weights")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#svc-apply")).to_be_disabled()
+    page.unroute("**/panel/api/services/fs")
+    page.locator("#svc-cancel").click()

@@ -1,9 +1,10 @@
 // The editor of one service (admins): add, edit, rename or remove a `services:` entry. The form sets
 // name (a new one renames the service, and the gateway rewrites every route naming it), type,
 // endpoint, metadata.model_id, the auth key (a ${VAR} reference only: the page never sends a key
-// itself), the timeouts, a gRPC preset, extra headers (panel-service-headers.js), the breaker, the
-// limits, proxy and TLS, and every other key as JSON (panel-service-more.js); what no field shows is
-// sent back as it was. "Test connection" probes the service as the form says (POST
+// itself), auth.type and auth.header, the timeouts (idle: seconds, or no limit: null), a gRPC
+// preset, extra headers (panel-service-headers.js), the breaker, the limits and their fair share,
+// proxy and TLS, and every other key as JSON (panel-service-more.js); what no field shows is sent
+// back as it was. "Test connection" probes the service as the form says (POST
 // /panel/api/service-test, nothing saved); Preview and Apply are panel-edit-flow.js's, against POST
 // /panel/api/services/<name>. An error the page or the gateway finds is shown by its field.
 
@@ -15,7 +16,10 @@ import { ServiceMore } from "./panel-service-more.js";
 
 export const SERVICE_TYPES = ["http", "openai", "ollama", "anthropic", "local", "mock", "grpc"];
 export const GRPC_PRESETS = ["triton", "mlserver"];
-const TIMEOUTS = [["connect", "Connect", "5"], ["first_byte", "First byte", "120"], ["total", "Total", "600"]];
+const TIMEOUTS = [["connect", "Connect", "5"], ["first_byte", "First byte", "120"], ["total", "Total", "600"],
+  ["idle", "Idle between chunks", "60"]];
+export const AUTH_TYPES = ["api_key", "bearer", "header", "none"];  // schema.py's Auth.type
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,200}$/;  // an HTTP header name
 export const KEY_RULE = "The key must be an environment variable reference like ${MY_SERVICE_KEY}, set in the " +
   "gateway's environment: the config file and this page never hold a key itself.";
 
@@ -93,10 +97,15 @@ export class ServiceEditor {
     this.endpoint = input("svc-endpoint", s.endpoint, { placeholder: "http://host:port/v1", inputmode: "url" });
     this.modelId = input("svc-model-id", s.metadata?.model_id, { placeholder: "optional" });
     this.key = input("svc-key", s.auth?.key, { placeholder: "${MY_SERVICE_KEY}", "aria-describedby": "svc-key-hint" });
+    this.authType = select("svc-auth-type", ["", ...AUTH_TYPES], s.auth?.type ?? "");
+    this.authType.options[0].textContent = "default (api_key)";
+    this.authHeader = input("svc-auth-header", s.auth?.header, { maxlength: "200", placeholder: "the type's own",
+      "aria-describedby": "svc-key-hint" });
     this.timeouts = TIMEOUTS.map(([k, label, dflt]) => [k, field(label, h("input", {
       id: `svc-${k.replace("_", "-")}`, type: "number", min: "0", step: "any", inputmode: "decimal",
       placeholder: `${dflt} s`, value: s.timeouts?.[k] ?? null,
     }))]);
+    this.idleOff = h("input", { type: "checkbox", id: "svc-idle-off", checked: s.timeouts?.idle === null });
     this.preset = select("svc-preset", GRPC_PRESETS, s.grpc?.preset || "triton");
     this.presetField = field("gRPC preset", this.preset);
     this.headers = new HeaderRows(s.headers, () => this.changed());
@@ -112,12 +121,16 @@ export class ServiceEditor {
         "Preview shows the change to the config file; Apply writes it and reloads the gateway."),
       h("div", { class: "form-grid svc-grid" },
         field("Name", this.nameInput), field("Type", this.type), field("Endpoint", this.endpoint, "wide"),
-        field("Model id", this.modelId), field("Auth key", this.key), this.presetField),
+        field("Model id", this.modelId), field("Auth key", this.key), field("Auth type", this.authType),
+        field("Auth header", this.authHeader), this.presetField),
       adding ? null : h("p", { id: "svc-name-hint", class: "muted small" }, "A new name renames the service: " +
         "every route, fallback and cost that names it is rewritten in the same edit (the preview shows them)."),
-      h("p", { id: "svc-key-hint", class: "muted small" }, KEY_RULE, " Empty: no key."),
+      h("p", { id: "svc-key-hint", class: "muted small" }, KEY_RULE, " Empty: no key. Auth header: the header the " +
+        "key goes in (an HTTP header name; empty: Authorization as a Bearer token, x-api-key for anthropic); " +
+        "type header needs it."),
       h("fieldset", { class: "svc-timeouts" }, h("legend", null, "Timeouts (seconds; empty: the default)"),
-        h("div", { class: "form-grid" }, this.timeouts.map(([, f]) => f))),
+        h("div", { class: "form-grid" }, this.timeouts.map(([, f]) => f),
+          h("label", { class: "check" }, this.idleOff, "No idle limit"))),
       this.headers.el, ...this.more.el,
       h("div", { class: "form-actions route-actions" }, this.testButton, ...this.flow.buttons, this.cancelButton()),
       this.testResult, ...this.flow.feedback);
@@ -134,6 +147,7 @@ export class ServiceEditor {
 
   syncPreset() {
     if (this.presetField) this.presetField.hidden = this.type.value !== "grpc";
+    if (this.idleOff) this.controlFor("timeouts.idle").disabled = this.idleOff.checked;
   }
 
   focus() {
@@ -162,7 +176,8 @@ export class ServiceEditor {
     const key = path.replace(/^services\[\d+\]\.?/, "");
     if (key === path && /^(models|costs|web|plugins)\b/.test(path)) return null;
     const direct = { name: this.nameInput, type: this.type, endpoint: this.endpoint, metadata: this.modelId,
-      "metadata.model_id": this.modelId, auth: this.key, "auth.key": this.key, "grpc.preset": this.preset };
+      "metadata.model_id": this.modelId, auth: this.key, "auth.key": this.key, "auth.type": this.authType,
+      "auth.header": this.authHeader, "grpc.preset": this.preset };
     if (direct[key]) return direct[key];
     if (key.startsWith("timeouts.")) return this.timeouts.find(([k]) => key === `timeouts.${k}`)?.[1].querySelector("input") || null;
     const header = /^headers(?:\.(.+)|\["(.*)"\])?$/.exec(key);
@@ -221,13 +236,23 @@ export class ServiceEditor {
     const auth = { ...(s.auth || {}) };
     if (key) auth.key = key;
     else delete auth.key;
+    const header = this.authHeader.value.trim();
+    const headerError = header && !TOKEN.test(header)
+      ? "Auth header: an HTTP header name (letters, digits, - and _)."
+      : !header && this.authType.value === "header" ? "Auth type header needs the auth header's name." : "";
+    if (headerError) return { error: headerError, control: this.authHeader };
+    for (const [k, v] of [["type", this.authType.value], ["header", header]]) {
+      if (v) auth[k] = v;
+      else delete auth[k];
+    }
     if (Object.keys(auth).length) s.auth = auth;
     else delete s.auth;
     const timeouts = { ...(s.timeouts || {}) };
     for (const [k, f] of this.timeouts) {
       const text = f.querySelector("input").value.trim();
       const value = Number(text);
-      if (!text) delete timeouts[k];
+      if (k === "idle" && this.idleOff.checked) timeouts.idle = null;  // no limit
+      else if (!text) delete timeouts[k];
       else if (!Number.isFinite(value) || value <= 0) {
         return { error: `The ${k.replace("_", " ")} timeout is a number of seconds above 0.`, control: f.querySelector("input") };
       }
