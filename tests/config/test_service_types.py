@@ -40,4 +40,8 @@ def test_auth_headers_per_type() -> None:
     assert TYPES["anthropic"].auth_headers("k", None) == {"x-api-key": "k"}
     assert TYPES["http"].auth_headers("k", "Authorization") == {"Authorization": "k"}  # named: raw
     assert TYPES["ollama"].auth_headers(None, None) == {}
+    # type bearer: Authorization whatever the service type's own header (Anthropic's is x-api-key)
+    assert TYPES["anthropic"].auth_headers("k", None, "bearer") == {"Authorization": "Bearer k"}
+    assert TYPES["anthropic"].auth_headers("k", "X-Key", "bearer") == {"X-Key": "k"}
+    assert TYPES["http"].auth_headers("k", None, "bearer") == {"Authorization": "Bearer k"}
 

@@ -35,11 +35,12 @@ class ServiceType:
     limit_field: bool = False  # takes `max_tokens_field` (the output limit's name upstream)
     self_hosted: bool = False  # its tokens cost nothing unless a cost is configured (pricing)
 
-    def auth_headers(self, key: str | None, header: str | None) -> dict[str, str]:
-        """The key as this type sends it (`header`: the config's own header name)."""
+    def auth_headers(self, key: str | None, header: str | None, kind: str = "api_key") -> dict[str, str]:
+        """The key as this type sends it (`header`: the config's own header name; `kind` the auth
+        type: `bearer` is a Bearer token in Authorization whatever the service type's own header)."""
         if not key:
             return {}
-        name = header or self.key_header
+        name = header or ("Authorization" if kind == "bearer" else self.key_header)
         return {"Authorization": f"Bearer {key}"} if name == "Authorization" and not header else {name: key}
 
 

@@ -56,7 +56,7 @@ def auth_headers(svc: Service) -> dict[str, str]:
     a = svc.auth
     if a is None or a.type == "none":
         return {}
-    return TYPES[svc.type].auth_headers(a.key, a.header)
+    return TYPES[svc.type].auth_headers(a.key, a.header, a.type)
 
 
 def map_transport_error(exc: BaseException, service: str) -> GatewayError:

@@ -158,7 +158,7 @@ class GrpcProvider:
         md = [(k.lower(), v) for k, v in svc.headers.items()]
         a = svc.auth
         if a is not None and a.type != "none" and a.key:
-            md += [(k.lower(), v) for k, v in TYPES["grpc"].auth_headers(a.key, a.header).items()]
+            md += [(k.lower(), v) for k, v in TYPES["grpc"].auth_headers(a.key, a.header, a.type).items()]
         return tuple(md)
 
     def _call_metadata(self, ctx: RequestContext) -> tuple[tuple[str, str], ...]:
