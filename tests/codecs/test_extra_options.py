@@ -84,3 +84,19 @@ def test_a_thinking_setting_that_cannot_be_read_is_refused(thinking: object) -> 
     with pytest.raises(BadRequest) as err:
         anthropic_parsed(thinking)
     assert (err.value.param or "").startswith("thinking.")
+
+
+@pytest.mark.parametrize(("thinking", "sent"), [
+    ({"type": "enabled", "budget_tokens": 1500}, 1500), ({"type": "enabled", "budget_tokens": 5000}, 5000),
+    ({"type": "adaptive"}, 2048)])  # adaptive has no number: its effort's (medium)
+def test_an_anthropic_budget_goes_back_to_anthropic_as_sent(thinking: object, sent: int) -> None:
+    """issue 14: 5000 went back as 4096 (high's budget), 1500 as 2048."""
+    req = anthropic_parsed(thinking)
+    assert json.loads(au.encode_request(req, "m"))["thinking"] == {"type": "enabled", "budget_tokens": sent}
+    assert "budget_tokens" not in oa.encode_chat_request(req, "max_tokens").decode()  # others get the effort
+
+
+def test_a_budget_not_below_max_tokens_is_refused_naming_it() -> None:
+    with pytest.raises(BadRequest) as err:
+        au.encode_request(anthropic_parsed({"type": "enabled", "budget_tokens": 8000}), "m")
+    assert err.value.param == "thinking.budget_tokens" and "8000" in err.value.message

@@ -112,3 +112,36 @@ def test_the_canonical_encoder_names_the_limit_as_told(field: str) -> None:
     req = ChatRequest("m", [Message("user", "hi")], max_tokens=7)
     body = msgspec.json.decode(oa.encode_chat_request(req, field))
     assert body[field] == 7 and len({"max_tokens", "max_completion_tokens"} & set(body)) == 1
+
+
+LEGACY = [{"role": "user", "content": "time?"},
+          {"role": "assistant", "content": None, "function_call": {"name": "now", "arguments": "{}"}},
+          {"role": "function", "name": "now", "content": "12:00"},
+          {"role": "function", "name": "later", "content": "13:00"}]
+
+
+def test_legacy_function_messages_answer_their_call_by_id() -> None:
+    """issue 14: the function_call was dropped and the function result had no id."""
+    _, req = oa.parse_chat_request(json.dumps({"model": "m", "messages": LEGACY}).encode())
+    call, answer, unmatched = req.messages[1:]
+    assert call.tool_calls is not None and [(c.id, c.name) for c in call.tool_calls] == [("call_1_0", "now")]
+    assert (answer.role, answer.name, answer.tool_call_id) == ("tool", "now", "call_1_0")
+    assert (unmatched.name, unmatched.tool_call_id) == ("later", "call_3_later")  # no call: made up, named
+
+
+def test_legacy_function_results_are_valid_anthropic_tool_results() -> None:
+    from clawdbot.codecs import anthropic_upstream as au
+
+    _, req = oa.parse_chat_request(json.dumps({"model": "m", "messages": LEGACY[:3]}).encode())
+    turns = json.loads(au.encode_request(req, "m"))["messages"]
+    use, result = turns[1]["content"][0], turns[2]["content"][0]
+    assert (use["type"], use["name"], result["type"]) == ("tool_use", "now", "tool_result")
+    assert result["tool_use_id"] == use["id"] == "call_1_0"
+
+
+def test_a_function_message_needs_its_name() -> None:
+    from clawdbot.core.errors import BadRequest
+
+    with pytest.raises(BadRequest) as err:
+        oa.parse_chat_request(b'{"model":"m","messages":[{"role":"function","content":"x"}]}')
+    assert err.value.param == "messages[0].name"

@@ -38,6 +38,11 @@ services:
     breaker: {{enabled: false}}
 models:
   claude: [anth/claude-test]
+  claude-guarded: [anth/claude-test]
+plugins:
+  - name: content_filter  # a plugin in scope: an Anthropic client's request goes the canonical way
+    models: [claude-guarded]
+    with: {{input: {{keywords: [forbidden]}}}}
 """, MASTER) as g:
         yield g
 
@@ -81,6 +86,40 @@ def test_tool_calls_both_ways(gw: GatewayProcess, upstream: AnthropicUpstream) -
     assert sent is not None and sent["messages"][1]["content"] == [
         {"type": "tool_use", "id": call_id, "name": "lookup", "input": {"x": 1}}]
     assert sent["messages"][2]["content"][0]["type"] == "tool_result"
+
+
+def test_legacy_function_calling_reaches_anthropic_with_ids(gw: GatewayProcess, upstream: AnthropicUpstream) -> None:
+    """issue 14: the `function` message was a tool_result with an empty tool_use_id."""
+    r = oai(gw).chat.completions.create(model="claude", messages=[  # type: ignore[misc, list-item]
+        {"role": "user", "content": "call:lookup"},
+        {"role": "assistant", "content": None, "function_call": {"name": "lookup", "arguments": '{"x": 1}'}},
+        {"role": "function", "name": "lookup", "content": "42"}])
+    assert r.choices[0].message.content == "tool result: 42"
+    sent = upstream.last_request
+    assert sent is not None
+    use, result = sent["messages"][1]["content"][0], sent["messages"][2]["content"][0]
+    assert use == {"type": "tool_use", "id": "call_1_0", "name": "lookup", "input": {"x": 1}}
+    assert result["type"] == "tool_result" and result["tool_use_id"] == "call_1_0"
+
+
+def test_an_ollama_tool_result_no_call_matches_keeps_an_id(gw: GatewayProcess, upstream: AnthropicUpstream) -> None:
+    ol = ollama.Client(host=gw.url, headers={"Authorization": f"Bearer {MASTER}"}, timeout=20)
+    ol.chat(model="claude", stream=False, messages=[{"role": "user", "content": "q"},
+                                                     {"role": "tool", "tool_name": "clock", "content": "12:00"}])
+    sent = upstream.last_request
+    assert sent is not None and sent["messages"][0]["content"][0] == {
+        "type": "tool_result", "tool_use_id": "call_1_clock", "content": [{"type": "text", "text": "12:00"}]}
+
+
+def test_an_anthropic_clients_thinking_budget_goes_as_sent(gw: GatewayProcess, upstream: AnthropicUpstream) -> None:
+    """From an Anthropic client through the canonical types (a plugin in scope: not bytes through).
+    issue 14: the budget went as its effort's (5000: high, 4096)."""
+    an = anthropic.Anthropic(base_url=gw.url, api_key=MASTER, max_retries=0, timeout=20)
+    an.messages.create(model="claude-guarded", max_tokens=9000, thinking={"type": "enabled", "budget_tokens": 5000},
+                       messages=[{"role": "user", "content": "hi"}])
+    sent = upstream.last_request
+    assert sent is not None and sent["thinking"] == {"type": "enabled", "budget_tokens": 5000}
+    assert sent["messages"][0]["content"] == [{"type": "text", "text": "hi"}]  # re-encoded: not the client's bytes
 
 
 def test_anthropic_and_ollama_clients(gw: GatewayProcess) -> None:

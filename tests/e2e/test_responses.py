@@ -116,6 +116,16 @@ def test_function_call_and_its_result(gw: GatewayProcess, openai_upstream: OpenA
     assert r2.status == "completed"
 
 
+@pytest.mark.parametrize("model", ["r-oa", "r-an"])
+def test_an_input_of_reasoning_only_is_a_400(gw: GatewayProcess, model: str) -> None:
+    """issue 14: was an empty prompt sent upstream."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client(gw).responses.create(model=model, instructions="Be brief.", input=[  # type: ignore[list-item]
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "thinking"}]}])
+    body: Any = err.value.body
+    assert err.value.status_code == 400 and body["param"] == "input[0]" and "reasoning" in body["message"]
+
+
 def test_streamed_function_call_events(gw: GatewayProcess) -> None:
     with client(gw).responses.stream(model="r-an", input="call:get_weather now",
                                      tools=[WEATHER]) as s:  # type: ignore[list-item]

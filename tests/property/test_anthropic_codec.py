@@ -87,6 +87,8 @@ def fixed_point(req: ChatRequest) -> None:
         return
     assert back is not None, first
     assert meaning(au.encode_request(back, back.model)) == meaning(first)
+    results = [b for t in decode(first)["messages"] for b in t["content"] if b["type"] == "tool_result"]
+    assert all(b["tool_use_id"] for b in results), first  # the API requires the id of the call answered
 
 
 @given(anthropic_request)
@@ -98,6 +100,18 @@ def test_an_anthropic_request_reaches_a_fixed_point(wire: dict[str, Any]) -> Non
         fixed_point(req)
 
 
+@given(anthropic_request)
+@example({"model": "m", "max_tokens": 9000, "messages": [{"role": "user", "content": "x"}],
+          "thinking": {"type": "enabled", "budget_tokens": 5000}})  # was sent back as 4096 (its effort's budget)
+def test_a_thinking_budget_goes_back_as_sent(wire: dict[str, Any]) -> None:
+    req = parse(msgspec.json.encode(wire))
+    out = only(BadRequest, au.encode_request, req, "up") if req is not None else None
+    thinking = wire.get("thinking") or {}
+    if out is None or thinking.get("type") != "enabled":  # adaptive is sent as its effort's budget
+        return
+    assert decode(out)["thinking"] == {"type": "enabled", "budget_tokens": thinking["budget_tokens"]}
+
+
 @given(openai_request)
 @example({"model": "m", "messages": [  # a tool result after the user's text: the API wants results first
     {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function",
@@ -105,6 +119,9 @@ def test_an_anthropic_request_reaches_a_fixed_point(wire: dict[str, Any]) -> Non
     {"role": "user", "content": "x"}, {"role": "tool", "tool_call_id": "c", "content": "r"}]})
 @example({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]})  # an empty
 # text block, which the API refuses, was sent
+@example({"model": "m", "messages": [  # legacy function calling: the result had no tool_use_id (issue 14)
+    {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": "{}"}},
+    {"role": "function", "name": "f", "content": "r"}]})
 def test_an_openai_clients_request_reaches_a_fixed_point(wire: dict[str, Any]) -> None:
     fixed_point(oa.parse_chat_request(msgspec.json.encode(wire))[1])
 

@@ -140,7 +140,10 @@ def check(text: str) -> Config | None:
 @example("a: !!timestamp x")  # was AttributeError
 @example("a: !!int x")
 @example("x: " + "[" * 1100 + "]" * 1100)  # was RecursionError
+@example("x: " + "[" * 5000 + "]" * 5000)  # 10 s in PyYAML: now refused before it reads
 @example("a: \x00")  # a character YAML refuses: had no line
+@example('services: "\\ud800"')  # a lone surrogate: was a UnicodeEncodeError (found by the nightly profile)
+@example('"\\udfff": 1')
 @example("server: {}\n\nrouting: {timezone: America}")  # a directory of tzdata: was IsADirectoryError
 @example("routing: {timezone: '" + "a" * 5000 + "'}")  # was OSError (file name too long)
 def test_any_document_loads_or_names_file_and_line(text: str) -> None:

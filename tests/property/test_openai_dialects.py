@@ -56,11 +56,13 @@ def test_completions_answers_and_streams_say_the_text(resp: ChatResponse, stream
 @given(bodies(responses_request, RESPONSES_KEYS))
 @example(b'{"model":"m","input":[{"role":[]}]}')  # an unhashable role: was a TypeError
 @example(b'{"model":"m","input":[{"type":"message","role":{"a":1},"content":"x"}]}')
+@example(b'{"model":"m","input":[{"type":"reasoning","summary":[]}]}')  # was an empty prompt (issue 14)
 def test_a_responses_body_decodes_or_is_a_400(body: bytes) -> None:
     parsed = only(BadRequest, ro.parse, body)
     if parsed is None:
         return
     assert parsed.chat.model and len(parsed.items) >= 1
+    assert parsed.turn, "an input that says nothing to the model is a 400, not an empty prompt"
     msgspec.json.encode(parsed.items)  # stored as they are for /input_items
     shell = rout.Shell(parsed, "m", True)
     msgspec.json.encode(shell.object("in_progress", []))

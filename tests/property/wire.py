@@ -30,7 +30,7 @@ OPENAI_KEYS = ["model", "messages", "stream", "tools", "tool_choice", "response_
                "max_tokens", "max_completion_tokens", "stop", "seed", "n", "stream_options", "frequency_penalty",
                "presence_penalty", "user", "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls",
                "reasoning_effort", "metadata", "role", "content", "name", "tool_calls", "tool_call_id", "type",
-               "text", "image_url", "url", "detail", "function", "arguments", "id", "include_usage"]
+               "text", "image_url", "url", "detail", "function", "arguments", "id", "include_usage", "function_call"]
 
 openai_part = st.one_of(
     opt({"type": st.just("text"), "text": clean_text}),
@@ -47,6 +47,9 @@ openai_message = st.one_of(
         optional={"tool_calls": st.lists(openai_call, min_size=1, max_size=3), "reasoning_content": clean_text,
                   "name": name_text}),
     opt({"role": st.just("tool"), "tool_call_id": name_text, "content": clean_text}),
+    opt({"role": st.just("assistant"), "content": st.none(),  # legacy function calling
+         "function_call": opt({"name": name_text, "arguments": args_object.map(lambda a: _json(a))})}),
+    opt({"role": st.just("function"), "name": name_text, "content": clean_text}),
 )
 openai_tool = opt({"type": st.just("function"), "function": opt(
     {"name": name_text}, optional={"description": clean_text, "parameters": schema, "strict": st.booleans()})})
@@ -92,8 +95,18 @@ responses_item = st.one_of(
     opt({"type": st.just("reasoning"), "summary": st.lists(opt({"type": st.just("summary_text"),
                                                                   "text": clean_text}), max_size=2)}),
 )
+
+
+def _answered(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A valid input: each reasoning item followed, somewhere, by the assistant turn it belongs to."""
+    last = max((i for i, t in enumerate(items) if t["type"] == "reasoning"), default=-1)
+    if last >= 0 and not any(t["type"] == "function_call" or t.get("role") == "assistant" for t in items[last:]):
+        items.append({"type": "message", "role": "assistant", "content": "answered"})
+    return items
+
+
 responses_request = opt(
-    {"model": name_text, "input": clean_text | st.lists(responses_item, min_size=1, max_size=4)},
+    {"model": name_text, "input": clean_text | st.lists(responses_item, min_size=1, max_size=4).map(_answered)},
     optional={"instructions": clean_text, "max_output_tokens": st.integers(1, 10**6), "temperature": st.floats(0, 2),
               "stream": st.booleans(), "store": st.booleans(), "parallel_tool_calls": st.booleans(),
               "tools": st.lists(opt({"type": st.just("function"), "name": name_text},

@@ -7,7 +7,8 @@ its tool calls (input as JSON text), `thinking` its reasoning. `tool_choice` any
 tool -> a forced function. `top_k` has no canonical field: it goes in `extra` (OpenAI-compatible
 upstreams get it as is). `thinking` becomes `reasoning_effort` by its budget (up to 1024 tokens
 low, up to 2048 medium, more high; `adaptive` medium), which each upstream maps or refuses
-(docs/dialects.md). Server tools (web_search and the like) are refused."""
+(docs/dialects.md); an `enabled` budget is also kept as it came (`reasoning_budget`), so an
+Anthropic upstream gets the same number back. Server tools (web_search and the like) are refused."""
 
 from __future__ import annotations
 
@@ -94,6 +95,8 @@ def parse_messages_request(body: bytes) -> ChatRequest:
     effort = thinking_effort(wire.thinking)
     if effort is not None:
         extra["reasoning_effort"] = effort
+    thinking = wire.thinking or {}
+    budget = thinking.get("budget_tokens") if thinking.get("type") == "enabled" else None  # checked: an int >= 1
     if wire.tool_choice and wire.tool_choice.get("disable_parallel_tool_use") is True:
         extra["parallel_tool_calls"] = False  # OpenAI's name for it, which each upstream maps or refuses
     user = wire.metadata.get("user_id") if wire.metadata else None
@@ -110,6 +113,7 @@ def parse_messages_request(body: bytes) -> ChatRequest:
         user=user if isinstance(user, str) else None,
         include_usage=True,
         extra=extra or None,
+        reasoning_budget=budget,
     )
 
 

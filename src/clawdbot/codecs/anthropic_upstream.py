@@ -127,7 +127,10 @@ def encode_request(req: ChatRequest, model: str, default_max_tokens: int = DEFAU
         body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     effort = extra.get("reasoning_effort")
     if isinstance(effort, str) and effort not in ("none", "minimal"):
-        budget = THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
+        budget = req.reasoning_budget or THINKING_BUDGETS.get(effort, THINKING_BUDGETS["medium"])
+        if body["max_tokens"] <= budget and req.reasoning_budget:
+            raise BadRequest(f"thinking.budget_tokens: {budget} must be below max_tokens ({body['max_tokens']})",
+                             param="thinking.budget_tokens", code="invalid_value")
         if body["max_tokens"] <= budget:
             raise BadRequest(f"'reasoning_effort: {effort}' needs max_tokens above {budget} on an Anthropic "
                              f"service (its thinking budget).", param="reasoning_effort", code="invalid_value")

@@ -17,6 +17,7 @@ from clawdbot.codecs import ollama_chat as ol
 from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.codecs.ollama_chat import rfc3339
 from clawdbot.codecs.openai import decode_error
+from clawdbot.codecs.tool_ids import Calls
 from clawdbot.core.errors import BadRequest, GatewayError
 from clawdbot.core.types import (
     ChatChunk,
@@ -169,7 +170,7 @@ def _images(images: list[str] | None) -> list[Part]:
     return [ImagePart(f"data:image/png;base64,{i}") for i in images or ()]
 
 
-def _message(i: int, m: _Msg, ids: dict[str, str]) -> Message:
+def _message(i: int, m: _Msg, calls: Calls) -> Message:
     if m.role not in ("system", "user", "assistant", "tool"):
         raise BadRequest(f"messages.{i}.role: {m.role!r} is not system, user, assistant or tool",
                          param=f"messages.{i}.role", code="invalid_value")
@@ -177,27 +178,27 @@ def _message(i: int, m: _Msg, ids: dict[str, str]) -> Message:
     if m.images:
         content = [TextPart(m.content), *_images(m.images)] if m.content else _images(m.images)
     if m.role == "tool":
-        # Ollama names the tool, not the call: the last call of that name is the one answered
-        call_id = m.tool_call_id or ids.get(m.tool_name or "") or f"call_{m.tool_name or i}"
-        return Message("tool", content, tool_call_id=call_id)
-    calls = None
+        # Ollama names the tool, not the call (codecs/tool_ids.py): the name is kept, and the id is
+        # the latest turn's call of that name, or one made up when no call matches
+        call_id = m.tool_call_id or calls.answer(i, m.tool_name)
+        return Message("tool", content, name=m.tool_name or None, tool_call_id=call_id)
+    made = None
     if m.tool_calls:
-        calls = []
+        made = []
         for j, c in enumerate(m.tool_calls):
             args = c.function.arguments
             text = args if isinstance(args, str) else _encode(args or {}).decode()
-            call_id = c.id or f"call_{i}_{j}"
-            ids[c.function.name] = call_id
-            calls.append(ToolCall(call_id, c.function.name, text))
-    return Message(m.role, content, tool_calls=calls, reasoning=m.thinking or None)
+            made.append(ToolCall(c.id or f"call_{i}_{j}", c.function.name, text))
+        calls.turn([(c.name, c.id) for c in made])
+    return Message(m.role, content, tool_calls=made, reasoning=m.thinking or None)
 
 
 def parse_chat(body: bytes) -> ChatRequest:
     b: ChatBody = _decode(ChatBody, body)
     if not b.model:
         raise BadRequest("model is required", param="model", code="missing_required_parameter")
-    ids: dict[str, str] = {}
-    messages = [_message(i, m, ids) for i, m in enumerate(b.messages)]
+    calls = Calls()
+    messages = [_message(i, m, calls) for i, m in enumerate(b.messages)]
     tools = [Tool(t.function.name, t.function.description, t.function.parameters) for t in b.tools] \
         if b.tools else None
     return ChatRequest(model=b.model, messages=messages, tools=tools, **_settings(b))

@@ -13,6 +13,7 @@ import msgspec
 
 from clawdbot.codecs import openai_wire as w
 from clawdbot.codecs.decoding import DECODE_ERRORS
+from clawdbot.codecs.tool_ids import Calls
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
     ChatChunk,
@@ -97,7 +98,8 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
     stop = [wire.stop] if isinstance(wire.stop, str) else wire.stop
     if stop is not None and len(stop) > 4:
         raise BadRequest("'stop' takes at most 4 sequences.", param="stop", code="invalid_value")
-    messages = [_message(i, m) for i, m in enumerate(wire.messages)]
+    calls = Calls()
+    messages = [_message(i, m, calls) for i, m in enumerate(wire.messages)]
     tools = [Tool(t.function.name, t.function.description, t.function.parameters, t.function.strict)
              for t in wire.tools] if wire.tools else None
     tool_choice = wire.tool_choice
@@ -138,7 +140,7 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
     )
 
 
-def _message(i: int, m: w.WireMessage) -> Message:
+def _message(i: int, m: w.WireMessage, calls: Calls) -> Message:
     content: str | list[Part] | None
     if isinstance(m.content, list):
         content = [
@@ -153,9 +155,17 @@ def _message(i: int, m: w.WireMessage) -> Message:
     if content is None and m.role != "assistant":
         raise BadRequest(f"messages[{i}]: 'content' is required for role {m.role!r}.",
                          param=f"messages[{i}].content", code="missing_required_parameter")
-    calls = [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls] if m.tool_calls else None
-    role = "tool" if m.role == "function" else m.role
-    return Message(role, content, m.name, calls, m.tool_call_id, m.reasoning_content)
+    made = [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls] if m.tool_calls else None
+    if m.function_call is not None and m.role == "assistant":  # legacy: one call, no id (made up)
+        made = [*(made or ()), ToolCall(f"call_{i}_0", m.function_call.name, m.function_call.arguments)]
+    if made:
+        calls.turn([(c.name, c.id) for c in made])
+    if m.role == "function":  # legacy: a result that names its function, not a call (codecs/tool_ids.py)
+        if not m.name:
+            raise BadRequest(f"messages[{i}]: a function message needs 'name'.", param=f"messages[{i}].name",
+                             code="missing_required_parameter")
+        return Message("tool", content, m.name, None, m.tool_call_id or calls.answer(i, m.name))
+    return Message(m.role, content, m.name, made, m.tool_call_id, m.reasoning_content)
 
 
 def parse_embedding_request(body: bytes) -> EmbeddingRequest:

@@ -170,13 +170,14 @@ def _messages(items: list[dict[str, Any]]) -> tuple[list[Message], list[dict[str
     out: list[Message] = []
     stored: list[dict[str, Any]] = []
     reasoning: str | None = None  # a reasoning item's text, for the assistant turn after it
+    waiting: int | None = None  # the first reasoning item no assistant turn has followed yet
     for i, item in enumerate(items):
         where = f"input[{i}]"
         kind = item.get("type", "message")
         if kind == "message":
             msg = _message(item, where)
-            if msg.role == "assistant" and reasoning:
-                msg.reasoning, reasoning = reasoning, None
+            if msg.role == "assistant":
+                msg.reasoning, reasoning, waiting = reasoning or None, None, None
             out.append(msg)
             stored.append({"id": _str(item, "id", where, required=False) or item_id("msg"), "type": "message",
                            "role": msg.role, "content": _stored_content(item["content"]), "status": "completed"})
@@ -185,9 +186,10 @@ def _messages(items: list[dict[str, Any]]) -> tuple[list[Message], list[dict[str
             last = out[-1] if out else None
             if last is not None and last.role == "assistant" and (last.tool_calls or not last.text()):
                 last.tool_calls = [*(last.tool_calls or ()), call]
+                last.reasoning = last.reasoning or reasoning
             else:
                 out.append(Message("assistant", None, tool_calls=[call], reasoning=reasoning))
-                reasoning = None
+            reasoning = waiting = None
             stored.append({"id": item.get("id") or item_id("fc"), "type": "function_call", "call_id": call.id,
                            "name": call.name, "arguments": call.arguments, "status": "completed"})
         elif kind == "function_call_output":
@@ -198,6 +200,7 @@ def _messages(items: list[dict[str, Any]]) -> tuple[list[Message], list[dict[str
                            "call_id": call_id, "output": output, "status": "completed"})
         elif kind == "reasoning":
             reasoning = _reasoning_text(item, where) or reasoning
+            waiting = i if waiting is None else waiting
             stored.append({"id": item.get("id") or item_id("rs"), "type": "reasoning",
                            "summary": item.get("summary") or [], "content": item.get("content") or []})
         elif kind == "item_reference":
@@ -205,6 +208,9 @@ def _messages(items: list[dict[str, Any]]) -> tuple[list[Message], list[dict[str
         else:
             raise _unsupported(f"an input item of type {kind!r}", f"{where}.type",
                                "only message, function_call, function_call_output and reasoning items are")
+    if waiting is not None:  # OpenAI's API refuses it too: reasoning is the start of an assistant turn
+        raise _bad(f"Item 'input[{waiting}]' of type 'reasoning' was provided without its required following "
+                   "item (an assistant message or function_call).", f"input[{waiting}]")
     return out, stored
 
 

@@ -43,6 +43,7 @@ class WireMessage(msgspec.Struct):
     tool_call_id: str | None = None
     reasoning_content: str | None = None
     refusal: str | None = None
+    function_call: WireFunctionCall | None = None  # the legacy form of one tool call (role assistant)
 
 
 class WireFunction(msgspec.Struct):

@@ -26,6 +26,7 @@ from clawdbot.config.mcp_schema import problems as mcp_problems
 from clawdbot.config.prompt_templates import template_problem
 from clawdbot.config.schema import LOCAL_ONLY, Config, Deployment, Limits, ModelEntry, Service
 from clawdbot.config.service_types import TYPES
+from clawdbot.config.yaml_depth import MAX_DEPTH, too_deep
 from clawdbot.core.networks import networks
 
 Key = str | int
@@ -105,6 +106,15 @@ def load_config_text(text: str, filename: str = "<config>", env: Mapping[str, st
     return config
 
 
+def check_depth(text: str, filename: str) -> None:
+    """A ConfigError naming the line where YAML `text` nests past MAX_DEPTH levels (yaml_depth.py),
+    before a parser spends seconds on it: for every place that parses YAML a user wrote."""
+    line = too_deep(text)
+    if line is not None:
+        raise ConfigError(filename, line, "", f"invalid YAML: nested more than {MAX_DEPTH} levels deep "
+                                              f"(the most a config may nest)")
+
+
 class _Blank(dict[str, str]):
     """An environment in which every variable is set (to ""): for finding lines, not values."""
 
@@ -148,6 +158,7 @@ class _Document:
         return self.lines.get(path)
 
     def parse(self, text: str) -> Any:
+        check_depth(text, self.file)
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except RecursionError:
@@ -189,7 +200,7 @@ class _Document:
             if isinstance(node, yaml.SequenceNode):
                 return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
             if node.tag == _STR_TAG:
-                return self._substitute(str(node.value), path)
+                return self._substitute(self._text(str(node.value), path), path)
             return self._scalar(node, path)
         finally:
             self._active.discard(id(node))
@@ -219,7 +230,7 @@ class _Document:
             key_line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(self.file, key_line, _format_path(path), "keys must be plain strings")
-            key = str(key_node.value)
+            key = self._text(str(key_node.value), path)
             child = (*path, key)
             if i >= first_explicit:
                 if key in explicit_keys:
@@ -228,6 +239,16 @@ class _Document:
             self.key_lines[child] = key_line
             out[key] = self._build(value_node, child)
         return out
+
+    def _text(self, text: str, path: KeyPath) -> str:
+        """`text`, unless a `"\\ud800"` escape left a lone surrogate in it (no character: nothing can
+        encode it)."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            where = f"U+{ord(text[e.start]):04X}"
+            raise self.error(path, f"invalid YAML: an escape gives {where}, half of a surrogate pair") from None
+        return text
 
     def _substitute(self, text: str, path: KeyPath) -> str:
         if "$" not in text:

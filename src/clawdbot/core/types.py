@@ -78,6 +78,9 @@ class ChatRequest(msgspec.Struct):
     # The field the client named its limit in ("max_tokens" / "max_completion_tokens"), when the
     # fast path passes its bytes on: renamed for an upstream that honours the other one.
     limit_field: str | None = None
+    # The thinking budget in tokens when the client named one (Anthropic's `thinking.budget_tokens`),
+    # beside `extra.reasoning_effort`: an Anthropic upstream gets it back as sent, others the effort.
+    reasoning_budget: int | None = None
 
 
 class Usage(msgspec.Struct):
