@@ -102,6 +102,8 @@ def test_every_setting_that_changes_the_answer_changes_the_key() -> None:
         "frequency_penalty": req(frequency_penalty=0.5),
         "presence_penalty": req(presence_penalty=0.5),
         "logit_bias": req(extra={"logit_bias": {"1": 5}}),
+        "thinking budget": req(reasoning_budget=3000),
+        "thinking budget 2": req(reasoning_budget=4000),
     }
     keys = {name: request_key(r, "k:1") for name, r in different.items()}
     keys["base"] = request_key(base, "k:1")

@@ -353,3 +353,28 @@ def test_what_the_page_sends_is_bounded(gw: GatewayProcess) -> None:
     status, out = s.send("POST", "/panel/api/service-test", {"service": {**base, "metadata": deep}})
     assert status == 400 and out["error"]["code"] == "invalid_value"
     assert path_of(gw).read_text() == before
+
+
+def test_a_file_broken_by_hand_after_start_is_a_clear_refusal(gw: GatewayProcess) -> None:
+    """The file changed under a running gateway: YAML that does not parse, or nests deeper than any
+    config may (a parser would spend seconds on it), is a 409 naming the file, never a 500."""
+    path = path_of(gw)
+    good = path.read_text()
+    s = Session(gw, MASTER_KEY)
+    try:
+        for broken in (good + "\nmodels: [unclosed\n", good + "\nextra: " + "[" * 5000 + "]" * 5000 + "\n"):
+            path.write_text(broken)
+            status, out = s.send("POST", "/panel/api/models/split", {"entry": entry(1, 1)})
+            assert status == 409 and out["error"]["code"] == "config_unreadable", out
+            assert "clawdbot.yaml" in out["error"]["message"]
+            status, out = s.send("POST", "/panel/api/services/a", {"service": {"type": "openai",
+                                                                               "endpoint": "http://127.0.0.1:9/v1"}})
+            assert status == 409 and out["error"]["code"] == "config_unreadable", out
+            for listing in ("/panel/api/services", "/panel/api/plugins"):  # the running config, not editable
+                status, out = s.get(listing)
+                assert status == 200 and out["editable"] is False and "cannot be read" in out["reason"], out
+            assert path.read_text() == broken
+    finally:
+        path.write_text(good)
+    status, out = s.send("POST", "/panel/api/models/split", {"entry": entry(1, 1)})
+    assert status == 200 and out["valid"], out

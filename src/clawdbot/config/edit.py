@@ -22,7 +22,7 @@ import msgspec
 
 from clawdbot.config.dump import MASK, mask_url
 from clawdbot.config.edit_rename import rename_references
-from clawdbot.config.loader import ConfigError, load_config_text
+from clawdbot.config.loader import ConfigError, check_depth, load_config_text
 from clawdbot.config.schema import Config, Strategy
 
 
@@ -356,7 +356,7 @@ def plan(path: str | None, change: Callable[[str], str], env: Mapping[str, str])
     target = writable(path)
     with open(target, encoding="utf-8") as f:
         old = f.read()
-    new = change(old)
+    new = changed(old, target, change)
     diff = "".join(difflib.unified_diff(mask_text(old).splitlines(True), mask_text(new).splitlines(True),
                                         target, target))
     try:
@@ -364,6 +364,23 @@ def plan(path: str | None, change: Callable[[str], str], env: Mapping[str, str])
     except ConfigError as exc:
         return Outcome(diff, False, mask_text(str(exc)), path=exc.path or None), new
     return Outcome(diff, True), new
+
+
+def changed(old: str, target: str, change: Callable[[str], str]) -> str:
+    """`change(old)`, or a ConfigError naming the file and line when the file as it is now (edited
+    by hand since the gateway read it) cannot be parsed: nested deeper than a config may (a parser
+    would spend seconds on it), or not YAML."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    check_depth(old, target)
+    try:
+        return change(old)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(target, None if mark is None else mark.line + 1, "",
+                          f"invalid YAML: {exc.problem or exc.context}") from None
+    except (YAMLError, RecursionError) as exc:
+        raise ConfigError(target, None, "", f"invalid YAML: {type(exc).__name__}") from None
 
 
 def check(text: str, path: str, env: Mapping[str, str]) -> Config:

@@ -109,9 +109,11 @@ def _extra(extra: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def settings_of(req: ChatRequest) -> tuple[Any, ...]:
-    """Everything that changes the answer besides the messages."""
-    return (req.tools, req.tool_choice, req.response_format, req.temperature, req.top_p, req.max_tokens,
-            req.stop, req.seed, req.frequency_penalty, req.presence_penalty, _extra(req.extra))
+    """Everything that changes the answer besides the messages (an Anthropic thinking budget only
+    when there is one: the keys of requests without one stay as they were)."""
+    settings = (req.tools, req.tool_choice, req.response_format, req.temperature, req.top_p, req.max_tokens,
+                req.stop, req.seed, req.frequency_penalty, req.presence_penalty, _extra(req.extra))
+    return settings if req.reasoning_budget is None else (*settings, req.reasoning_budget)
 
 
 def canonical(req: ChatRequest, scope_id: str) -> bytes:

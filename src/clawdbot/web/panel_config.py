@@ -25,6 +25,7 @@ from clawdbot.config.edit import (
     edit_plugins,
     edit_service,
     header_is_secret,
+    mask_text,
     nested_secret,
     plan,
     restore_masked,
@@ -33,7 +34,7 @@ from clawdbot.config.edit import (
     write,
 )
 from clawdbot.config.edit_rename import name_problem
-from clawdbot.config.loader import ConfigError, load_config_text
+from clawdbot.config.loader import ConfigError, check_depth, load_config_text
 from clawdbot.core.errors import BadRequest
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.plugins.registry import installed, plugin_class
@@ -168,7 +169,10 @@ class ConfigEdits:
             path = writable(gateway.reloader.path)
         except EditRefused:
             return []  # the edit itself says why (409 config_read_only)
-        data = await asyncio.to_thread(_read_yaml, path)
+        try:
+            data = await asyncio.to_thread(_read_yaml, path)
+        except (ConfigError, yaml.YAMLError) as exc:
+            raise _unreadable(exc, path) from None
         found = data.get(key) if isinstance(data, dict) else None
         return found if isinstance(found, list) else []
 
@@ -178,6 +182,8 @@ class ConfigEdits:
             outcome, text = await asyncio.to_thread(plan, gateway.reloader.path, change, self.env)
         except EditRefused as exc:
             raise ConflictError(str(exc), code="config_read_only") from None
+        except ConfigError as exc:  # the file as it is now, not the edit: that is the preview's error
+            raise _unreadable(exc, gateway.reloader.path) from None
         out: dict[str, Any] = msgspec.structs.asdict(outcome)
         if apply and outcome.valid and outcome.diff:
             out.update(await self._apply(gateway, actor, target, text, before, after))
@@ -242,6 +248,8 @@ class ConfigEdits:
             configured = [shown(p) for p in raw or [] if isinstance(p, dict)]
         except EditRefused as exc:
             editable, reason = False, str(exc)
+        except (ConfigError, yaml.YAMLError) as exc:  # the running chain, not editable until the file is fixed
+            editable, reason = False, _unreadable(exc, gateway.reloader.path).message
         return {"editable": editable, "reason": reason, "installed": found, "configured": configured}
 
     # -- services as the file has them, and a test before saving --------------------------------
@@ -251,10 +259,11 @@ class ConfigEdits:
         config's services (masked) when there is no file to edit."""
         try:
             path = writable(gateway.reloader.path)
-        except EditRefused as exc:
+            data = await asyncio.to_thread(_read_yaml, path)
+        except (EditRefused, ConfigError, yaml.YAMLError) as exc:
             running = [shown(msgspec.to_builtins(s)) for s in gateway.config.services]
-            return {"editable": False, "reason": str(exc), "services": running}
-        data = await asyncio.to_thread(_read_yaml, path)
+            reason = str(exc) if isinstance(exc, EditRefused) else _unreadable(exc, gateway.reloader.path).message
+            return {"editable": False, "reason": reason, "services": running}
         services = data.get("services") if isinstance(data, dict) else None
         return {"editable": True, "reason": None,
                 "services": [shown(s) for s in services or [] if isinstance(s, dict)]}
@@ -306,13 +315,24 @@ def _check_rename(name: str, new_name: Any, was: Any, kept: list[Any]) -> None:
                             code="name_taken", param="name")
 
 
+def _unreadable(exc: Exception, path: str | None) -> ConflictError:
+    """The config file, changed by hand since the gateway read it, cannot be read: a 409 that says
+    where and why (secrets masked), never a 500."""
+    text = mask_text(str(exc))
+    where = "" if text.startswith(str(path)) else f"{path}: "
+    return ConflictError(f"The config file cannot be read as it is now ({where}{text}); fix it by hand, "
+                         "then try again.", code="config_unreadable")
+
+
 def _read(path: str) -> str:
     with open(path, encoding="utf-8") as f:
         return f.read()
 
 
 def _read_yaml(path: str) -> Any:
-    return yaml.safe_load(_read(path))
+    text = _read(path)
+    check_depth(text, path)
+    return yaml.safe_load(text)
 
 
 def _restored(new: Any, old: Any, where: str) -> Any:
