@@ -14,7 +14,12 @@ the schema allows; schemathesis re-checks an edited case):
   rule between two parameters that a schema cannot state; a pair out of order is swapped (or
   `until` left out), read as the gateway reads them.
 - GET /admin/api/requests/stream: a stream ends only when its client goes away or its
-  `timeout_s` is up; every case gets a short one."""
+  `timeout_s` is up; every case gets a short one.
+- A legacy `function` message (chat completions) without a `name` gets one: OpenAI requires it for
+  that role (a 400 `missing_required_parameter`), which one message schema shared by every role
+  cannot say.
+- Responses `input`: reasoning items after the last assistant message or `function_call` are left
+  out: reasoning starts an assistant turn, and one that none follows is a 400 (OpenAI's rule too)."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from clawdbot.core.errors import BadRequest
 
 STREAM_S = 0.2
 RESPONSES = ("/v1/responses", "/responses")
+CHATS = ("/v1/chat/completions", "/chat/completions")
 WINDOWS = {"/admin/api/spend": lambda name, text: spend_bound(name, text, day_end=name == "until"),
            "/admin/api/requests": log_bound}
 _stored: list[str] = []  # ids of stored responses, as answers gave them
@@ -54,6 +60,29 @@ def _previous(body: dict[str, Any]) -> None:
         body["previous_response_id"] = known[zlib.crc32(given.encode()) % len(known)]
     else:
         del body["previous_response_id"]
+
+
+def _named_functions(body: dict[str, Any]) -> None:
+    messages = body.get("messages")
+    for m in messages if isinstance(messages, list) else ():
+        if isinstance(m, dict) and m.get("role") == "function" and m.get("name") is None:
+            m["name"] = "f"  # (a name of the wrong type is left: that case is a negative one)
+
+
+def _turns_follow_reasoning(body: dict[str, Any]) -> None:
+    items = body.get("input")
+    if not isinstance(items, list):
+        return
+
+    def starts_turn(item: Any) -> bool:  # an assistant message or a function_call, as the gateway reads them
+        if not isinstance(item, dict):
+            return False
+        kind = item.get("type", "message")
+        return kind == "function_call" or (kind == "message" and item.get("role") == "assistant")
+
+    last = max((i for i, item in enumerate(items) if starts_turn(item)), default=-1)
+    items[:] = [item for i, item in enumerate(items)
+                if i < last or not (isinstance(item, dict) and item.get("type") == "reasoning")]
 
 
 def _in_order(query: dict[str, Any], bound: Any) -> bool | None:
@@ -91,6 +120,9 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         _model(case.body)
         if case.path in RESPONSES and case.method.upper() == "POST":
             _previous(case.body)
+            _turns_follow_reasoning(case.body)
+        if case.path in CHATS and case.method.upper() == "POST":
+            _named_functions(case.body)
     if case.path in WINDOWS and isinstance(case.query, dict):
         _window(case.query, WINDOWS[case.path])
     if case.path == "/admin/api/requests/stream" and isinstance(case.query, dict):
