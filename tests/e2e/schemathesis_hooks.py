@@ -15,9 +15,9 @@ the schema allows; schemathesis re-checks an edited case):
   `until` left out), read as the gateway reads them.
 - GET /admin/api/requests/stream: a stream ends only when its client goes away or its
   `timeout_s` is up; every case gets a short one.
-- A legacy `function` message (chat completions) without a `name` gets one: OpenAI requires it for
-  that role (a 400 `missing_required_parameter`), which one message schema shared by every role
-  cannot say.
+- Legacy function calling (chat completions): `functions`/`function_call` beside `tools` or
+  `tool_choice` are left out, and a `function_call` names one of the `functions` (or is left out
+  without them): rules between fields, which the document cannot state.
 - Responses `input`: reasoning items after the last assistant message or `function_call` are left
   out: reasoning starts an assistant turn, and one that none follows is a 400 (OpenAI's rule too)."""
 
@@ -62,11 +62,22 @@ def _previous(body: dict[str, Any]) -> None:
         del body["previous_response_id"]
 
 
-def _named_functions(body: dict[str, Any]) -> None:
-    messages = body.get("messages")
-    for m in messages if isinstance(messages, list) else ():
-        if isinstance(m, dict) and m.get("role") == "function" and m.get("name") is None:
-            m["name"] = "f"  # (a name of the wrong type is left: that case is a negative one)
+def _legacy_functions(body: dict[str, Any]) -> None:
+    if body.get("tools") is not None or body.get("tool_choice") is not None:
+        body.pop("functions", None)
+        body.pop("function_call", None)
+        return
+    functions, choice = body.get("functions"), body.get("function_call")
+    if not isinstance(choice, dict) or not isinstance(choice.get("name"), str):
+        if choice is not None and not functions:
+            del body["function_call"]
+        return  # (a value of the wrong type is left: that case is a negative one)
+    names = [f.get("name") for f in functions if isinstance(f, dict)] if isinstance(functions, list) else []
+    if choice["name"] not in names:
+        if names and isinstance(names[0], str) and names[0]:
+            choice["name"] = names[0]
+        else:
+            del body["function_call"]
 
 
 def _turns_follow_reasoning(body: dict[str, Any]) -> None:
@@ -122,7 +133,7 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
             _previous(case.body)
             _turns_follow_reasoning(case.body)
         if case.path in CHATS and case.method.upper() == "POST":
-            _named_functions(case.body)
+            _legacy_functions(case.body)
     if case.path in WINDOWS and isinstance(case.query, dict):
         _window(case.query, WINDOWS[case.path])
     if case.path == "/admin/api/requests/stream" and isinstance(case.query, dict):

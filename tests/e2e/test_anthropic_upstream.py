@@ -5,6 +5,7 @@ key in x-api-key, and its failures before and after the first byte."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,6 +101,32 @@ def test_legacy_function_calling_reaches_anthropic_with_ids(gw: GatewayProcess, 
     use, result = sent["messages"][1]["content"][0], sent["messages"][2]["content"][0]
     assert use == {"type": "tool_use", "id": "call_1_0", "name": "lookup", "input": {"x": 1}}
     assert result["type"] == "tool_result" and result["tool_use_id"] == "call_1_0"
+
+
+def test_legacy_functions_are_tools_upstream_and_function_call_back(gw: GatewayProcess,
+                                                                     upstream: AnthropicUpstream) -> None:
+    """A client of OpenAI's legacy form (`functions`, `function_call`) through a translating route:
+    Anthropic gets tools and a forced tool choice; the answer names the call in `function_call`."""
+    functions: Any = [{"name": "lookup", "parameters": {"type": "object"}}]
+    r = oai(gw).chat.completions.create(model="claude", functions=functions, function_call={"name": "lookup"},
+                                        messages=[{"role": "user", "content": "call:lookup"}])
+    sent = upstream.last_request
+    assert sent is not None and sent["tools"][0]["name"] == "lookup"
+    assert sent["tool_choice"] == {"type": "tool", "name": "lookup"}
+    msg = r.choices[0].message
+    assert msg.function_call is not None and msg.function_call.name == "lookup"
+    assert json.loads(msg.function_call.arguments) == {"x": 1} and not msg.tool_calls
+    assert r.choices[0].finish_reason == "function_call"
+    parts = list(oai(gw).chat.completions.create(model="claude", stream=True, functions=functions,
+                                                 messages=[{"role": "user", "content": "call:lookup"}]))
+    deltas = [p.choices[0].delta for p in parts if p.choices]
+    assert not any(d.tool_calls for d in deltas)
+    calls = [d.function_call for d in deltas if d.function_call is not None]
+    assert calls[0].name == "lookup" and json.loads("".join(c.arguments or "" for c in calls)) == {"x": 1}
+    assert [p.choices[0].finish_reason for p in parts if p.choices][-1] == "function_call"
+    with pytest.raises(openai.BadRequestError, match="functions"):
+        oai(gw).chat.completions.create(model="claude", functions=functions, tools=[  # both forms: refused
+            {"type": "function", "function": {"name": "lookup"}}], messages=[{"role": "user", "content": "q"}])
 
 
 def test_an_ollama_tool_result_no_call_matches_keeps_an_id(gw: GatewayProcess, upstream: AnthropicUpstream) -> None:

@@ -72,7 +72,7 @@ async def _capped(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> 
         req = msgspec.structs.replace(req, max_tokens=cap, limit_field="max_tokens")
     if not gw.caps_trusted(req.model):
         resp = await collect(ex, gw, body, req)
-        await ex.json(200, oa.encode_chat_response(resp, req.model))
+        await ex.json(200, oa.encode_answer(resp, req))
         return
     await _answer(ex, pl, body, req)
     got = ctx.completion_tokens
@@ -93,7 +93,7 @@ async def _answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> 
             await relay_raw(ex, result, req, body)
     elif isinstance(result, ChatResponse):
         _whole(ex, result)
-        await ex.json(200, oa.encode_chat_response(result, req.model))
+        await ex.json(200, oa.encode_answer(result, req))
     else:
         await relay_canonical(ex, result, req, body)
 
@@ -139,7 +139,7 @@ async def _with_plugins(ex: Exchange, pl: Pipeline, body: bytes, req: ChatReques
     if raw is not None and out is resp:  # no plugin changed it: the upstream's bytes, as on the fast path
         await ex.json(200, raw)
     else:
-        await ex.json(200, oa.encode_chat_response(out, req.model))
+        await ex.json(200, oa.encode_answer(out, req))
 
 
 async def _whole_answer(ex: Exchange, pl: Pipeline, body: bytes, req: ChatRequest) -> tuple[ChatResponse, bytes | None]:
@@ -170,7 +170,7 @@ async def _short_circuit(ex: Exchange, run: Run, answer: Answer, req: ChatReques
         resp = await run.post(resp)
         u = resp.usage
         accounting.answered(ctx, u.prompt_tokens if u else None, u.completion_tokens if u else None)
-        await ex.json(200, oa.encode_chat_response(resp, req.model))
+        await ex.json(200, oa.encode_answer(resp, req))
         return
     enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
     out = []

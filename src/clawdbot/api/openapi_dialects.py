@@ -58,8 +58,8 @@ def openai_chat(c: dict[str, Schema], max_messages: int) -> None:
     content = _not_null(message["properties"]["content"])
     # the role decides what a message needs: content (all but assistant), tool_call_id (tool)
     p["messages"] = {"type": "array", "minItems": 1, "maxItems": max_messages, "items": {"anyOf": [
-        _variant(message, {"role": {"enum": ["developer", "function", "system", "user"]}, "content": content},
-                 ("content",)),
+        _variant(message, {"role": {"enum": ["developer", "system", "user"]}, "content": content}, ("content",)),
+        _variant(message, {"role": {"const": "function"}, "content": content, "name": NON_EMPTY}, ("content", "name")),
         _variant(message, {"role": {"const": "tool"}, "content": content, "tool_call_id": NON_EMPTY},
                  ("content", "tool_call_id")),
         _variant(message, {"role": {"const": "assistant"}}, ()),
@@ -75,6 +75,8 @@ def openai_chat(c: dict[str, Schema], max_messages: int) -> None:
     p["tool_choice"] = {"anyOf": [{"enum": ["auto", "none", "required"]}, obj({"function": function}, ["function"]),
                                   NULL]}
     p["response_format"] = nullable(obj({"type": {"enum": ["text", "json_object", "json_schema"]}}, ["type"]))
+    # the legacy forms of tools and tool_choice (codecs/openai_legacy.py); with neither of those
+    p["function_call"] = {"anyOf": [{"enum": ["auto", "none"]}, obj({"name": NON_EMPTY}, ["name"]), NULL]}
 
 
 def openai_embeddings(c: dict[str, Schema]) -> None:

@@ -143,5 +143,6 @@ async def relay_raw(ex: Exchange, raw_response: RawResponse, req: ChatRequest, b
 
 
 async def relay_canonical(ex: Exchange, it: AsyncGenerator[ChatChunk, None], req: ChatRequest, body: bytes) -> None:
-    enc = oa.ChunkEncoder(completion_id(), req.model, int(time.time()), req.include_usage)
+    kind = oa.LegacyChunks if req.legacy_functions else oa.ChunkEncoder
+    enc = kind(completion_id(), req.model, int(time.time()), req.include_usage)
     await encoded.relay(ex, it, enc, lambda: prompt_estimate(body, CHAT_PATH))

@@ -13,6 +13,7 @@ import msgspec
 
 from clawdbot.codecs import openai_wire as w
 from clawdbot.codecs.decoding import DECODE_ERRORS
+from clawdbot.codecs.openai_legacy import legacy_answer, legacy_events, legacy_tools
 from clawdbot.codecs.tool_ids import Calls
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
@@ -103,6 +104,9 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
     tools = [Tool(t.function.name, t.function.description, t.function.parameters, t.function.strict)
              for t in wire.tools] if wire.tools else None
     tool_choice = wire.tool_choice
+    legacy = wire.functions is not None or wire.function_call is not None
+    if legacy:
+        tools, tool_choice = legacy_tools(wire)
     if isinstance(tool_choice, dict):
         fn = tool_choice.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
@@ -137,6 +141,7 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
         user=wire.user,
         limit_field=("max_completion_tokens" if wire.max_completion_tokens is not None
                      else "max_tokens" if wire.max_tokens is not None else None),
+        legacy_functions=legacy,
     )
 
 
@@ -469,6 +474,22 @@ class _ChunkHead(msgspec.Struct):
 
 
 _head_decoder = msgspec.json.Decoder(_ChunkHead)
+
+
+class LegacyChunks(ChunkEncoder):
+    """The stream encoder for a client that asked in the legacy form (codecs/openai_legacy.py)."""
+
+    def encode(self, c: ChatChunk) -> bytes:
+        return legacy_events(super().encode(c))
+
+    def closing(self, cut: bool, usage: Usage, reported: bool) -> bytes:
+        return legacy_events(super().closing(cut, usage, reported))
+
+
+def encode_answer(r: ChatResponse, req: ChatRequest) -> bytes:
+    """A whole answer to a chat request, in the shape the client asked in."""
+    body = encode_chat_response(r, req.model)
+    return legacy_answer(body) if req.legacy_functions else body
 
 
 def closing_events(last_event: bytes, finish_reason: str | None, usage: Usage | None) -> bytes:

@@ -86,6 +86,8 @@ class WireChatRequest(msgspec.Struct):
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
     metadata: dict[str, str] | None = None
+    functions: list[WireFunction] | None = None  # the legacy form of `tools` (codecs/openai_legacy.py)
+    function_call: str | dict[str, Any] | None = None  # ... and of `tool_choice`
 
 
 class WireEmbeddingRequest(msgspec.Struct):

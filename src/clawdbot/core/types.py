@@ -81,6 +81,9 @@ class ChatRequest(msgspec.Struct):
     # The thinking budget in tokens when the client named one (Anthropic's `thinking.budget_tokens`),
     # beside `extra.reasoning_effort`: an Anthropic upstream gets it back as sent, others the effort.
     reasoning_budget: int | None = None
+    # The client used OpenAI's legacy `functions` / `function_call` (read as tools and tool_choice):
+    # its answer names the call in `function_call` (codecs/openai_legacy.py).
+    legacy_functions: bool = False
 
 
 class Usage(msgspec.Struct):
