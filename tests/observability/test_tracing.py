@@ -16,6 +16,7 @@ from clawdbot.config.schema import Telemetry
 from clawdbot.core.context import RequestContext
 from clawdbot.observability.tracer_build import build_tracer
 from clawdbot.observability.tracing import TelemetryUnavailable, enabled, passthrough
+from tests.upstreams.otlp_receiver import OtlpReceiver
 
 TP = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -118,24 +119,27 @@ def test_a_request_span_through_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
-    monkeypatch.setattr(otel, "SHUTDOWN_WAIT", 0.5)  # nothing listens at the endpoint: do not wait for it
-    tracer = otel.OtelTracer(Telemetry(enabled=True, endpoint="http://127.0.0.1:9"), {}, "gateway")
-    mem = InMemorySpanExporter()
-    tracer.provider.add_span_processor(SimpleSpanProcessor(mem))
-    ctx = RequestContext("rid-1", model="m", stream=True)
-    assert tracer.start(ctx, "/healthz", {}) is None  # not a model request
-    tr = tracer.start(ctx, "/v1/chat/completions", {b"traceparent": TP})
-    assert tr is not None
-    ctx.trace = tr
-    ctx.first_token_at = ctx.started + 0.01
-    ctx.prompt_tokens, ctx.completion_tokens = 3, 5
-    tr.end(ctx, 503)
-    (span,) = [s for s in mem.get_finished_spans() if s.name == "chat m"]
-    assert span.parent is not None and format(span.parent.span_id, "016x") == "00f067aa0ba902b7"
-    assert format(span.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert span.resource.attributes["service.name"] == "clawdbot-gateway"
-    attrs = span.attributes or {}
-    assert attrs["error.type"] == "503" and attrs["gen_ai.usage.output_tokens"] == 5
-    assert span.status.status_code.name == "ERROR"
-    assert [e.name for e in span.events] == ["gen_ai.first_token"]
-    asyncio.run(tracer.close())  # bounded, whatever the collector does
+    # a receiver that takes the export: a dead endpoint left the exporter's thread retrying after
+    # the test, its warnings landing in later tests' caplog
+    with OtlpReceiver() as rx:
+        tracer = otel.OtelTracer(Telemetry(enabled=True, endpoint=rx.url), {}, "gateway")
+        mem = InMemorySpanExporter()
+        tracer.provider.add_span_processor(SimpleSpanProcessor(mem))
+        ctx = RequestContext("rid-1", model="m", stream=True)
+        assert tracer.start(ctx, "/healthz", {}) is None  # not a model request
+        tr = tracer.start(ctx, "/v1/chat/completions", {b"traceparent": TP})
+        assert tr is not None
+        ctx.trace = tr
+        ctx.first_token_at = ctx.started + 0.01
+        ctx.prompt_tokens, ctx.completion_tokens = 3, 5
+        tr.end(ctx, 503)
+        (span,) = [s for s in mem.get_finished_spans() if s.name == "chat m"]
+        assert span.parent is not None and format(span.parent.span_id, "016x") == "00f067aa0ba902b7"
+        assert format(span.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"
+        assert span.resource.attributes["service.name"] == "clawdbot-gateway"
+        attrs = span.attributes or {}
+        assert attrs["error.type"] == "503" and attrs["gen_ai.usage.output_tokens"] == 5
+        assert span.status.status_code.name == "ERROR"
+        assert [e.name for e in span.events] == ["gen_ai.first_token"]
+        asyncio.run(tracer.close())  # bounded, whatever the collector does
+        assert rx.wait_for(lambda spans: any(s.name == "chat m" for s in spans))  # the batch exported
