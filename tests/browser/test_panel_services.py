@@ -77,13 +77,20 @@ models:
 """, {"SOME_VAR": UPSTREAM_KEY, "HDR_TOKEN": HDR_TOKEN})
 
 
-def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: GatewayProcess,
-                                                 keyed_upstream: OpenAIUpstream) -> None:
+def open_services(page: Page, gw: GatewayProcess) -> list[Request]:
+    """The Services tab as an admin at desktop size; the list fills with every POST the page sends to
+    the services API (what a refused value must never be among)."""
     page.set_viewport_size(DESKTOP)
     sent: list[Request] = []
     page.on("request", lambda r: sent.append(r) if r.method == "POST" and "/panel/api/servic" in r.url else None)
-    login(page, services_gw, MASTER_KEY)
+    login(page, gw, MASTER_KEY)
     open_tab(page, "services")
+    return sent
+
+
+def test_add_test_apply_use_and_remove_a_service(page: Page, services_gw: GatewayProcess,
+                                                 keyed_upstream: OpenAIUpstream) -> None:
+    sent = open_services(page, services_gw)
     oa = page.locator('#service-list .svc-card[data-service="oa"]')
     expect(oa).to_contain_text("connect 3 s", timeout=TIMEOUT)
     expect(oa.locator(".svc-auth")).to_have_text("none")
@@ -229,11 +236,7 @@ def test_the_editor_fits_a_phone(page: Page, services_gw: GatewayProcess) -> Non
 
 def test_rename_headers_breaker_and_limits(page: Page, services_gw: GatewayProcess,
                                           plain_upstream: OpenAIUpstream) -> None:
-    page.set_viewport_size(DESKTOP)
-    sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r) if r.method == "POST" and "/panel/api/servic" in r.url else None)
-    login(page, services_gw, MASTER_KEY)
-    open_tab(page, "services")
+    sent = open_services(page, services_gw)
     card = page.locator('#service-list .svc-card[data-service="oa"]')
     card.locator(".edit-service").click(timeout=TIMEOUT)
     expect(page.locator("#svc-other")).to_have_value('{\n  "max_pool": 16\n}')  # a key no field covers
@@ -336,11 +339,7 @@ def test_the_further_settings_pass_axe(axe_page: Page, services_gw: GatewayProce
 
 
 def test_fair_share_auth_type_and_idle_timeout(page: Page, services_gw: GatewayProcess) -> None:
-    page.set_viewport_size(DESKTOP)
-    sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r) if r.method == "POST" and "/panel/api/servic" in r.url else None)
-    login(page, services_gw, MASTER_KEY)
-    open_tab(page, "services")
+    sent = open_services(page, services_gw)
     card = page.locator('#service-list .svc-card[data-service="fs"]')
     card.locator(".edit-service").click(timeout=TIMEOUT)
     expect(page.locator("#svc-auth-type")).to_have_value("")  # the file has none: the default
