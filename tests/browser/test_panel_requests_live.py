@@ -61,6 +61,7 @@ def test_live_follows_new_requests_with_the_filters(axe_page: Page, live_gw: Gat
     page.on("request", seen)
     ask(live_gw, MASTER_KEY, "before the tab")
     login(page, live_gw, MASTER_KEY)
+    wait_in_page(page, "requests", "j.data.length > 0", None)  # written a moment after the answer
     open_tab(page, "requests")
     rows = page.locator("#requests-table tbody tr.request-row")
     expect(rows).to_have_count(1, timeout=TIMEOUT)
