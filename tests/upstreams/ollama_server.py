@@ -244,7 +244,9 @@ class OllamaTestServer:
 
     @property
     def last_headers(self) -> dict[str, str]:
-        return self.requests[-1].headers if self.requests else {}
+        """The headers of the last request that had a body (as last_request): a health probe or a
+        model discovery the gateway sends meanwhile has none."""
+        return next((r.headers for r in reversed(self.requests) if r.body is not None), {})
 
     def app(self) -> web.Application:
         app = web.Application()
