@@ -163,12 +163,12 @@ class Agent:
         admitted by the caller and ended by it."""
         s = self.settings
         offer = await self.offer(Caller(identity, ctx.request_id), patterns)
-        deadline = time.monotonic() + s.max_seconds
+        deadline = _Deadline(time.monotonic() + s.max_seconds)
         history = list(req.messages)
         usage = Usage()
         steps: list[dict[str, Any]] = []
         for step in range(1, s.max_steps + 1):
-            stopped = "max_steps" if step == s.max_steps else "max_seconds" if time.monotonic() >= deadline else None
+            stopped = "max_steps" if step == s.max_steps else "max_seconds" if deadline.passed() else None
             turn_req = msgspec.structs.replace(
                 req, messages=list(history), stream=True, include_usage=True,
                 tools=offer.tools or None, tool_choice=("none" if stopped else "auto") if offer.tools else None)
@@ -255,7 +255,7 @@ class Agent:
             raise
 
     async def _call_all(self, caller: Caller, offer: Offer, asked: list[ToolCall], step: int,
-                        deadline: float) -> list[ToolResult]:
+                        deadline: _Deadline) -> list[ToolResult]:
         s = self.settings
         gate = asyncio.Semaphore(s.max_parallel_calls)
         # each call's request-log record: `<turn's id>-tool-<its place among the turn's calls>`
@@ -268,7 +268,7 @@ class Agent:
         return results
 
     async def _call(self, caller: Caller, offer: Offer, call: ToolCall, step: int, gate: asyncio.Semaphore,
-                    deadline: float) -> ToolResult:
+                    deadline: _Deadline) -> ToolResult:
         started = time.perf_counter()
         name = offer.names.get(call.name)
 
@@ -286,20 +286,34 @@ class Agent:
         if not isinstance(arguments, dict):
             return result("invalid_arguments", "invalid_arguments: the arguments must be a JSON object")
         try:
-            async with gate, asyncio.timeout_at(_loop_time(deadline)):
+            async with gate, asyncio.timeout_at(deadline.on_loop()):
                 answer = await self.hub.call_tool(caller, name, arguments)
         except UnknownTool:
             return result("unknown_tool", f"unknown_tool: no tool named {name!r} is available")
         except RateLimited as exc:
             return result("rate_limited", str(exc))
         except TimeoutError:
+            deadline.hit = True
             return result("error", "timeout: the agent's time limit (mcp.agent.max_seconds) ran out")
         return result("error" if answer.is_error else "ok", result_text(answer))
 
 
-def _loop_time(deadline: float) -> float:
-    """A time.monotonic() deadline on the event loop's clock."""
-    return asyncio.get_running_loop().time() + max(0.0, deadline - time.monotonic())
+class _Deadline:
+    """The loop's time limit (a time.monotonic() instant). `hit` once a tool call ran into it: the
+    event loop's timer may fire a hair before the monotonic clock reaches the instant (its own clock
+    is read apart from ours, and uvloop's is cached per iteration), and a call cut short by the limit
+    must end the loop all the same."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.hit = False
+
+    def passed(self) -> bool:
+        return self.hit or time.monotonic() >= self.at
+
+    def on_loop(self) -> float:
+        """The instant on the event loop's clock."""
+        return asyncio.get_running_loop().time() + max(0.0, self.at - time.monotonic())
 
 
 def result_text(r: types.CallToolResult) -> str:
