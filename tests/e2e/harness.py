@@ -78,9 +78,19 @@ def stop_group(proc: subprocess.Popen[bytes] | None, grace: float = 15.0) -> Non
         proc.wait(5)
 
 
+_held: list[socket.socket] = []  # closed_port()'s sockets, bound for the whole test session
+
+
 def closed_port() -> int:
-    """A port nothing listens on (connections are refused)."""
-    return free_port()
+    """A port nothing listens on (connections are refused), for the whole session: its socket
+    stays bound without listening. A port merely freed could be taken again, by a server or as the
+    ephemeral source port of a connection (then a connect to it on loopback can even connect to
+    itself: TCP's simultaneous open), and a `doctor` test once found its "stopped" upstream up."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held.append(s)
+    port: int = s.getsockname()[1]
+    return port
 
 
 class GatewayProcess:
@@ -91,8 +101,10 @@ class GatewayProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
         cwd: Path | None = None,
+        runner: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.runner = runner or ["-m", "clawdbot"]  # what python runs: the CLI, or a script that wraps it
         self.cwd = cwd
         self.args = [*args, "--port", str(self.port)]
         self.log_path = log_path
@@ -110,7 +122,7 @@ class GatewayProcess:
         secrets_scan.started(self)
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "clawdbot", *self.args],
+            [sys.executable, *self.runner, *self.args],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, cwd=self.cwd,
         )
         try:

@@ -19,6 +19,7 @@ from aiohttp import web
 from clawdbot.core.context import RequestContext
 from clawdbot.core.types import ChatResponse, Message, Usage
 from clawdbot.tenancy.principal import Principal
+from tests.e2e.harness import closed_port as closed_port  # a port held closed for the session
 from tests.upstreams.runner import ServerThread
 
 Embed = Callable[[str], list[float]]
@@ -153,15 +154,6 @@ class EmbeddingServer(ServerThread):
         n = sum(len(t.split()) for t in texts)
         return web.json_response({"object": "list", "data": data, "model": body["model"],
                                   "usage": {"prompt_tokens": n, "total_tokens": n}})
-
-
-def closed_port() -> int:
-    """A port nothing listens on (bound, then closed)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port: int = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @contextmanager
