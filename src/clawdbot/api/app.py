@@ -15,6 +15,7 @@ from clawdbot.api.admin_api import PREFIX as ADMIN_API
 from clawdbot.api.admin_api import AdminApi
 from clawdbot.api.errors import error_body_for, error_status, internal_error, method_not_allowed
 from clawdbot.api.exchange import Exchange
+from clawdbot.api.heap import HeapPolicy
 from clawdbot.api.hosts import AllowedHosts
 from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
 from clawdbot.api.metered import METERED, read_head
@@ -129,6 +130,8 @@ class App:
         # --metrics-port: /metrics alone, on loopback, without auth (api/metrics_listener.py)
         self.metrics_listener = (MetricsListener(metrics_port, lambda: self.gateway.metrics)
                                  if metrics_port is not None else None)
+        self.heap = HeapPolicy(server.gc_thaw_interval)
+        self.gateway.metrics.heap = self.heap.counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -166,8 +169,10 @@ class App:
                 # collector's way so a full collection under load does not stall a request.
                 gc.collect()
                 gc.freeze()
+                self.heap.install()  # and what survives each full collection from now on (api/heap.py)
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
+                self.heap.remove()
                 try:
                     await self.mcp.close()  # stdio servers stopped
                 except Exception:

@@ -259,6 +259,10 @@ class Server(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services
     watch_interval: float = 2.0  # seconds between checks of the config file for changes (0: off)
+    # What survives a full garbage collection is frozen (not walked again), and given back every this
+    # many seconds so cycles among it are found: short full collections with many open streams
+    # (api/heap.py). 0: CPython's collector as it is. Read at start.
+    gc_thaw_interval: float = 600.0
 
 
 class RateLimits(Strict):

@@ -237,6 +237,14 @@ class GatewayCollector(Collector):
                                 value=m.ws_connections)
         yield GaugeMetricFamily("clawdbot_chat_runs_in_flight", "Chat page runs (answers) in progress.",
                                 value=m.chats_in_flight)
+        if m.heap is not None:
+            heap = m.heap()
+            yield CounterMetricFamily("clawdbot_gc_freezes", "Full garbage collections whose survivors were "
+                                      "frozen: later full collections do not walk them (server.gc_thaw_interval).",
+                                      value=heap["freezes"])
+            yield CounterMetricFamily("clawdbot_gc_thaws", "Times the frozen objects were given back to the "
+                                      "collector, so that the next full collection walks everything.",
+                                      value=heap["thaws"])
         yield CounterMetricFamily("clawdbot_log_lines_dropped",
                                   "Log lines dropped because the log's reader (stderr, a file) fell behind "
                                   "or failed.", value=m.log_lines().get("dropped", 0))

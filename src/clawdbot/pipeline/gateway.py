@@ -324,7 +324,10 @@ class Gateway:
         if last is None and full is not None and tried < route.max_attempts:
             return await self._queue(rt, full, ctx, call)
         if last is not None:
-            raise _traced(last, ctx)
+            try:
+                raise _traced(last, ctx)
+            finally:  # this frame, in the error's traceback, must not hold the error: a reference cycle
+                last = None
         if blocked is not None:
             secs = max(1, math.ceil(blocked))
             raise _traced(CircuitOpen(

@@ -464,7 +464,11 @@ class Response:
         self._conn = None
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None  # a cancelled uvloop timer still holds its callback: self
         self._stop_idle()
+        # the parser holds bound methods of this response: a reference cycle, which the collector
+        # would have to find (and, for a response alive during a full collection, api/heap.py keeps)
+        self.parser = None
         conn.resp = None
         if reusable and self._done and self.keep_alive and self._error is None and not conn.closed:
             if self._paused:  # the end came in while a big body held reading paused: reading resumes
@@ -473,6 +477,7 @@ class Response:
             conn.pool.put(conn)
         else:
             conn.pool.drop(conn)
+        self._error = None  # raised by now: its traceback's frames hold this response (a cycle)
 
     def __del__(self) -> None:  # a response nobody released must not hold a pool slot forever
         conn = self._conn

@@ -1,0 +1,118 @@
+"""The request paths leave no reference cycles behind: a real `clawdbot serve`, its garbage
+collector off (tests/e2e/gc_census.py), answers plain, streamed, aborted and failed requests from
+the `openai` package and plain HTTP; then one full collection must find nothing unreachable.
+
+Why it matters: api/heap.py freezes what survives a full collection, and a frozen object that
+later joins a cycle stays until the next thaw; and every cycle is work for the collector. The two
+found (the upstream response and its parser's bound methods on an abort; the failover's last error
+held by its own traceback's frame) failed this test before they were broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.harness import GatewayProcess, http_call
+from tests.upstreams.openai_server import OpenAIUpstream
+
+MASTER = "sk-cycles-master-0123456789"
+CENSUS = str(Path(__file__).with_name("gc_census.py"))
+
+
+def config(upstream: OpenAIUpstream) -> str:
+    return f"""server:
+  master_key: ${{TEST_MASTER_KEY}}
+  gc_thaw_interval: 0   # no freezing: the census must see every cycle
+services:
+  - name: oa
+    type: openai
+    endpoint: {upstream.base_url}
+models:
+  chat: [oa/mock-a]
+"""
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, openai_upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
+    tmp = tmp_path_factory.mktemp("cycles")
+    (tmp / "clawdbot.yaml").write_text(config(openai_upstream))
+    env = {"TEST_MASTER_KEY": MASTER, "GC_CENSUS_OUT": str(tmp / "census.jsonl")}
+    with GatewayProcess(["serve", "--config", str(tmp / "clawdbot.yaml")], tmp / "gateway.log", env,
+                        runner=[CENSUS]) as gw:
+        yield gw
+
+
+def census(gw: GatewayProcess) -> dict[str, object]:
+    """Asks the gateway for a census; waits for its line."""
+    out = Path(gw.env["GC_CENSUS_OUT"])
+    before = out.read_text().count("\n") if out.exists() else 0
+    assert gw.proc is not None
+    os.kill(gw.proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = out.read_text().splitlines() if out.exists() else []
+        if len(lines) > before:
+            return dict(json.loads(lines[-1]))
+        time.sleep(0.02)  # polling a file the gateway appends to, with a deadline
+    raise AssertionError(f"no census within 20 s:\n{gw.log()[-2000:]}")
+
+
+def in_flight(gw: GatewayProcess) -> float:
+    status, body = http_call(gw, "GET", "/metrics", None, {"Authorization": f"Bearer {MASTER}"})
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith("clawdbot_http_requests_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no clawdbot_http_requests_in_flight in /metrics")
+
+
+def settled(gw: GatewayProcess) -> None:
+    """Until every request before has ended in the gateway (the scrape itself is the one left)."""
+    deadline = time.monotonic() + 20
+    while in_flight(gw) > 1:
+        assert time.monotonic() < deadline, "requests still in flight after 20 s"
+        time.sleep(0.02)
+
+
+def chat(client: openai.OpenAI, text: str, **kw: Any) -> Any:
+    return client.chat.completions.create(model="chat", messages=[{"role": "user", "content": text}], **kw)
+
+
+def test_no_request_path_leaves_a_cycle(gw: GatewayProcess, openai_upstream: OpenAIUpstream) -> None:
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=MASTER, max_retries=0)
+    settled(gw)
+    census(gw)  # start-up's own cycles, if any, do not count
+    for _ in range(3):
+        chat(client, "plain answer")
+        assert "".join(c.choices[0].delta.content or "" for c in chat(client, "streamed", stream=True)
+                       if c.choices)
+        for fault in ("fault:500", "fault:400", "fault:malformed"):
+            with pytest.raises(openai.APIStatusError):
+                chat(client, f"failing {fault}")
+        with pytest.raises(openai.APIError):  # cut off mid-stream by the upstream
+            for _ in chat(client, "cut fault:midstream", stream=True):
+                pass
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-wrong", max_retries=0).models.list()
+        status, _ = http_call(gw, "POST", "/v1/chat/completions", {"model": "chat", "messages": "x"},
+                              {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
+        assert status == 400
+        # the client goes away mid-stream: the gateway hangs up on the upstream
+        gone = len(openai_upstream.disconnected)
+        stream = chat(client, "abort me fault:slow=200 fault:chunks=20", stream=True)
+        next(iter(stream))
+        stream.close()
+        assert openai_upstream.wait_for(lambda: len(openai_upstream.disconnected) > gone, timeout=10)  # noqa: B023
+    settled(gw)
+    found = census(gw)
+    assert found["unreachable"] == 0, f"reference cycles left by the request paths: {found['kinds']}"
