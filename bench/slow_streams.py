@@ -35,7 +35,7 @@ The upstream and the client run with their garbage collector off and the upstrea
 backlog of 4096: they are the load, and their own pauses would show up as the gateway's (connect
 timeouts, late tokens). `--probe FILE` runs the gateway under bench/tail_causes.py's probe and
 reports its garbage collections and loop callbacks over 5 ms, in the ramp and in the hold
-(SLOW_GC_THAW=0 in the environment: server.gc_thaw_interval 0, no freezing after start-up, api/heap.py;
+(SLOW_GC_FREEZE=young or none in the environment: server.gc_freeze, api/heap.py; default full;
 SLOW_GC_THRESHOLD=700,10,100: gc.set_threshold in the gateway first;
 SLOW_CENSUS=SECONDS: the probe's count of the collector's objects by type, itself a pause)."""
 
@@ -70,7 +70,7 @@ GATEWAY_CONFIG = """
 server:
   master_key: ${{SLOW_MASTER_KEY}}
   watch_interval: 0
-  gc_thaw_interval: {thaw}
+  gc_freeze: {freeze}
 services:
   - name: oa
     type: openai
@@ -329,8 +329,8 @@ def processes(work: Path, streams: int, pin: bool, probe: Path | None,
     (gateway, upstream, gateway port)."""
     up_port, gw_port = free_port(), free_port()
     config = work / "clawdbot.yaml"
-    thaw = os.environ.get("SLOW_GC_THAW", "600")  # server.gc_thaw_interval (0: CPython's collector as it is)
-    config.write_text(GATEWAY_CONFIG.format(port=up_port, inflight=max(64, 2 * streams), thaw=thaw))
+    freeze = os.environ.get("SLOW_GC_FREEZE", "full")  # server.gc_freeze: full, young or none
+    config.write_text(GATEWAY_CONFIG.format(port=up_port, inflight=max(64, 2 * streams), freeze=freeze))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}
     env.update(SLOW_MASTER_KEY=MASTER, CLAWDBOT_DATA_DIR=str(work / "data"))
     gw_cpu, load_cpu = (["taskset", "-c", "1"], ["taskset", "-c", "0"]) if pin else ([], [])

@@ -1,6 +1,6 @@
-"""api/heap.py against CPython's real collector: survivors of a full collection are frozen, young
-collections leave the frozen objects alone, the interval thaws them for one full walk, and a
-cycle made of frozen objects is found after the thaw."""
+"""api/heap.py against CPython's real collector: survivors are frozen (after full collections, or
+after every one), collections leave frozen objects alone, the interval gives them back for one
+full walk, and a cycle made of frozen objects is found then and counted."""
 
 from __future__ import annotations
 
@@ -27,24 +27,27 @@ class Node:
 
 @pytest.fixture()
 def clean_gc() -> Iterator[None]:
-    """The test process's collector as it was: nothing frozen, no callback of ours left."""
-    callbacks = list(gc.callbacks)
+    """Only the test's own collections (automatic ones would add freezes); afterwards the test
+    process's collector as it was: nothing frozen, no callback of ours left."""
+    callbacks, enabled = list(gc.callbacks), gc.isenabled()
+    gc.disable()
     gc.unfreeze()
     yield
     gc.callbacks[:] = callbacks
     gc.unfreeze()
+    if enabled:
+        gc.enable()
 
 
 def test_a_full_collection_freezes_its_survivors(clean_gc: None) -> None:
-    clock = Clock()
-    policy = HeapPolicy(600, clock)
+    policy = HeapPolicy("full", 600, Clock())
     policy.install()
     kept = [Node() for _ in range(1000)]
     assert gc.get_freeze_count() == 0
     gc.collect()
     frozen = gc.get_freeze_count()
-    assert frozen >= len(kept) and policy.counts() == {"freezes": 1, "thaws": 0}
-    gc.collect(1)  # a young collection: not the policy's business
+    assert frozen >= len(kept) and policy.counts() == {"freezes": 1, "thaws": 0, "garbage": 0}
+    gc.collect(1)  # a young collection: left alone in this mode
     assert policy.freezes == 1 and gc.get_freeze_count() == frozen
     more = [Node() for _ in range(500)]
     gc.collect()  # the next full collection walks only what came since, and freezes it too
@@ -55,26 +58,39 @@ def test_a_full_collection_freezes_its_survivors(clean_gc: None) -> None:
     assert policy.freezes == 2 and gc.get_freeze_count() == 0  # removed: no longer called
 
 
-def test_the_interval_thaws_and_the_next_full_collection_finds_frozen_cycles(clean_gc: None) -> None:
+def test_young_freezes_after_every_collection(clean_gc: None) -> None:
+    policy = HeapPolicy("young", 600, Clock())
+    policy.install()
+    kept = [Node() for _ in range(1000)]
+    gc.collect(0)
+    assert policy.freezes == 1 and gc.get_freeze_count() >= len(kept)
+
+
+def test_the_interval_thaws_and_the_next_full_collection_frees_frozen_cycles(clean_gc: None) -> None:
     clock = Clock()
-    policy = HeapPolicy(600, clock)
+    policy = HeapPolicy("young", 600, clock)
     policy.install()
     a, b = Node(), Node()
     a.other, b.other = b, a  # alive now, a cycle later
-    gc.collect()  # frozen while alive
+    gc.collect(0)  # frozen while alive
     a = b = None  # type: ignore[assignment]  # now garbage that only the collector can free
     assert gc.collect() == 0  # frozen: not walked, not found
     clock.now += 600
-    gc.collect()  # the interval is over: this collection's end thaws everything
+    gc.collect(1)  # the interval is over: this collection's end gives everything back
     assert policy.thaws == 1 and gc.get_freeze_count() == 0
-    assert gc.collect() >= 2  # walked again: the cycle is found (and the survivors frozen again)
-    assert policy.freezes >= 2 and gc.get_freeze_count() > 0
+    freezes = policy.freezes
+    gc.collect(0)  # given back: a young collection freezes nothing until the full walk
+    assert policy.freezes == freezes and gc.get_freeze_count() == 0
+    assert gc.collect() >= 2  # walked again: the cycle is found
+    assert policy.garbage >= 2 and policy.freezes == freezes + 1 and gc.get_freeze_count() > 0
 
 
-def test_interval_zero_leaves_the_collector_alone(clean_gc: None) -> None:
-    policy = HeapPolicy(0)
+def test_none_leaves_the_collector_alone(clean_gc: None) -> None:
+    policy = HeapPolicy("none", 600)
     policy.install()
     assert policy._after not in gc.callbacks
     gc.collect()
-    assert gc.get_freeze_count() == 0 and policy.counts() == {"freezes": 0, "thaws": 0}
+    assert gc.get_freeze_count() == 0 and policy.counts() == {"freezes": 0, "thaws": 0, "garbage": 0}
     policy.remove()  # never installed: nothing to remove, no error
+    with pytest.raises(ValueError, match="gc_freeze"):
+        HeapPolicy("off", 600)

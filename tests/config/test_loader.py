@@ -356,3 +356,12 @@ def test_chat_format_is_one_of_three() -> None:
             type: local
             chat_format: llama-2
         """, 5, "services[0].chat_format", "template", "chatml", "transcript")
+
+
+def test_the_collector_settings() -> None:
+    """server.gc_freeze and gc_thaw_interval (api/heap.py): the modes, and the errors."""
+    assert load("services: []\n").server.gc_freeze == "full"
+    assert load("server: {gc_freeze: none, gc_thaw_interval: 30}\n").server.gc_freeze == "none"
+    fails("server:\n  gc_freeze: off\n", 2, "server.gc_freeze")  # YAML's `off` is a boolean: `none` is the word
+    fails("server:\n  gc_freeze: all\n", 2, "server.gc_freeze", "full", "young", "none")
+    fails("server:\n  gc_thaw_interval: 0\n", 2, "server.gc_thaw_interval", "must be positive")

@@ -1,6 +1,6 @@
 """Runs `clawdbot` with the garbage collector off and, on SIGUSR1, counts what a full collection
-finds unreachable (reference cycles: garbage that only the collector frees), by type, as one JSON
-line appended to $GC_CENSUS_OUT. For tests/e2e/test_reference_cycles.py:
+finds unreachable (reference cycles: garbage that only the collector frees), by type, and how many
+of them clawdbot's own code made, as one JSON line appended to $GC_CENSUS_OUT. For tests/e2e/test_reference_cycles.py:
 
     python tests/e2e/gc_census.py serve --config ...
 """
@@ -29,17 +29,29 @@ def name(o: Any) -> str:
     return type(o).__qualname__
 
 
+def ours(o: Any) -> bool:
+    """Made by clawdbot's code: an instance of its classes, or its frames, functions, coroutines."""
+    code = getattr(o, "f_code", None) or getattr(o, "cr_code", None) or getattr(o, "__code__", None)
+    if isinstance(code, types.CodeType):
+        return f"{os.sep}clawdbot{os.sep}" in code.co_filename
+    if isinstance(o, types.MethodType):
+        return str(getattr(o.__func__, "__module__", "")).startswith("clawdbot")
+    return str(type(o).__module__).startswith("clawdbot.")
+
+
 def census(signum: int, frame: Any) -> None:
     gc.set_debug(gc.DEBUG_SAVEALL)  # what is unreachable goes to gc.garbage instead of being freed
     try:
         unreachable = gc.collect()
         kinds = collections.Counter(name(o) for o in gc.garbage)
+        own = collections.Counter(name(o) for o in gc.garbage if ours(o))
     finally:
         gc.garbage.clear()
         gc.set_debug(0)
         gc.collect()  # the cycles just counted, freed: the next census counts only new ones
     with open(os.environ["GC_CENSUS_OUT"], "a") as f:
-        f.write(json.dumps({"unreachable": unreachable, "kinds": kinds.most_common(40)}) + "\n")
+        f.write(json.dumps({"unreachable": unreachable, "kinds": kinds.most_common(40),
+                            "ours": sum(own.values()), "our_kinds": own.most_common(40)}) + "\n")
 
 
 def main() -> int:

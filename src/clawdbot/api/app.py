@@ -130,7 +130,7 @@ class App:
         # --metrics-port: /metrics alone, on loopback, without auth (api/metrics_listener.py)
         self.metrics_listener = (MetricsListener(metrics_port, lambda: self.gateway.metrics)
                                  if metrics_port is not None else None)
-        self.heap = HeapPolicy(server.gc_thaw_interval)
+        self.heap = HeapPolicy(server.gc_freeze, server.gc_thaw_interval)
         self.gateway.metrics.heap = self.heap.counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

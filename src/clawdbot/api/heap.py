@@ -1,20 +1,25 @@
-"""The garbage collector's policy for a long-running gateway: what survived a full collection is
-frozen, so the next full collection walks only what came after it.
+"""The garbage collector's policy for a long-running gateway (`server.gc_freeze`): what survives a
+collection is frozen, so later collections do not walk it again.
 
 CPython 3.11's full collection walks every tracked object, and the gateway holds ~90 of them per
 open request (coroutines, bound methods, buffers). With 10,000 streams open that is ~1M objects and
-a 0.65-1 s stall of the event loop each time, and a growing heap (streams opening) sets one off
-every time it has grown by a quarter (docs/benchmarks.md, issue 17). Start-up already freezes what
-it built (api/app.py); this module does the same after every full collection, from a `gc.callbacks`
-hook at its end, when every tracked object has just been proven reachable: a full collection then
-costs what the heap gained since the last one, not the whole heap.
+a 0.65-0.9 s stall of the event loop each time, and a growing heap (streams opening) sets one off
+every few seconds (docs/architecture.md, "The garbage collector"). Start-up already freezes what it
+built (api/app.py); this policy goes on freezing, from a `gc.callbacks` hook at the end of a
+collection:
 
-The price: an object frozen while alive that later becomes part of a reference cycle is not
-freed, since frozen objects are never walked. The request paths leave no cycles (a census of the
-unreachable objects after plain, streamed, aborted and failed requests finds none: the upstream
-response's parser and the failover's last error were the two, now broken), so what stays is rare;
-to bound it anyway, every `thaw_interval` seconds the frozen objects go back to the oldest
-generation and the next full collection walks everything once (one long pause per interval)."""
+- `full` (the default): the survivors of each full collection, when every tracked object has just
+  been found reachable. A full collection then walks what came since the last one.
+- `young`: the survivors of every collection. No collection walks an object twice; the stalls are
+  the young collections' (~1 ms); but any reference cycle alive at some collection and dropped
+  later stays until the next thaw, where `full` keeps only those alive at a full one.
+- `none`: CPython's collector as it is.
+
+A frozen object that later becomes part of a garbage cycle is not freed until the frozen objects
+are given back: every `thaw_interval` seconds they are, and the next full collection walks
+everything once (one long stall per interval) and frees what was kept; what it freed is counted
+(`garbage`), so an operator sees what the policy kept. The request paths make no cycles
+(tests/e2e/test_reference_cycles.py)."""
 
 from __future__ import annotations
 
@@ -23,19 +28,26 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+MODES = ("full", "young", "none")
+
 
 class HeapPolicy:
-    def __init__(self, thaw_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """`thaw_interval` 0: no freezing after start-up (CPython's collector as it is)."""
+    def __init__(self, mode: str, thaw_interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if mode not in MODES:
+            raise ValueError(f"gc_freeze must be one of {', '.join(MODES)}")
+        self.mode = mode
         self.thaw_interval = thaw_interval
         self.clock = clock
-        self.freezes = 0  # full collections whose survivors were frozen
+        self.freezes = 0  # collections whose survivors were frozen
         self.thaws = 0  # times the frozen objects went back to be walked
+        self.garbage = 0  # objects the full collections after thaws freed: what freezing had kept
+        self._first = 2 if mode == "full" else 0  # the youngest generation whose survivors are frozen
         self._thaw_at = clock() + thaw_interval
+        self._thawed = False  # given back: no freezing until a full collection has walked everything
         self._installed = False
 
     def install(self) -> None:
-        if self.thaw_interval > 0 and not self._installed:
+        if self.mode != "none" and not self._installed:
             self._thaw_at = self.clock() + self.thaw_interval
             gc.callbacks.append(self._after)
             self._installed = True
@@ -49,14 +61,25 @@ class HeapPolicy:
             gc.unfreeze()
 
     def _after(self, phase: str, info: dict[str, Any]) -> None:
-        """A gc callback: at the end of a full collection, freeze its survivors, or (the interval
-        over) thaw everything for the next one. Whichever thread ran the collection runs this."""
-        if phase != "stop" or info.get("generation") != 2:
+        """A gc callback (run by whichever thread collected). At a collection's end: freeze its
+        survivors; or, the interval over, give the frozen objects back for the next full one."""
+        if phase != "stop":
+            return
+        generation = info.get("generation", 0)
+        if self._thawed:
+            if generation == 2:  # everything walked: what it found was kept by the freezing
+                self._thawed = False
+                self.garbage += info.get("collected", 0)
+                gc.freeze()
+                self.freezes += 1
+            return
+        if generation < self._first:
             return
         now = self.clock()
         if now >= self._thaw_at:
             self._thaw_at = now + self.thaw_interval
             gc.unfreeze()
+            self._thawed = True
             self.thaws += 1
         else:
             gc.freeze()
@@ -65,4 +88,4 @@ class HeapPolicy:
     def counts(self) -> dict[str, int]:
         """For /metrics (not gc.get_freeze_count(): it walks the whole frozen list, ~1M objects with
         10,000 streams open)."""
-        return {"freezes": self.freezes, "thaws": self.thaws}
+        return {"freezes": self.freezes, "thaws": self.thaws, "garbage": self.garbage}

@@ -50,6 +50,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
+                # the socket is the WebSocket protocol's now; the parser, which holds this
+                # protocol's bound methods (a reference cycle), is not needed again
+                self.parser = None  # type: ignore[assignment]
             else:
                 self._unsupported_upgrade_warning()
             return

@@ -540,8 +540,8 @@ def _check_routing(doc: _Document, config: Config) -> None:
             raise doc.error(("routing", field), f"`{field}` must be 0 or more")
     if config.server.watch_interval < 0:
         raise doc.error(("server", "watch_interval"), "`watch_interval` must be 0 (off) or positive")
-    if not config.server.gc_thaw_interval >= 0:  # also refuses NaN
-        raise doc.error(("server", "gc_thaw_interval"), "`gc_thaw_interval` must be 0 (off) or positive")
+    if not config.server.gc_thaw_interval > 0:  # also refuses NaN
+        raise doc.error(("server", "gc_thaw_interval"), "`gc_thaw_interval` must be positive (seconds)")
 
 
 def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:

@@ -259,9 +259,12 @@ class Server(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     discovery_interval: float = 30.0  # seconds between model-list refreshes of dynamic services
     watch_interval: float = 2.0  # seconds between checks of the config file for changes (0: off)
-    # What survives a full garbage collection is frozen (not walked again), and given back every this
-    # many seconds so cycles among it are found: short full collections with many open streams
-    # (api/heap.py). 0: CPython's collector as it is. Read at start.
+    # The garbage collector (api/heap.py, docs/architecture.md): what survives a full collection
+    # ("full") or any collection ("young") is frozen, not walked again: short stalls with many open
+    # streams; "none": CPython's collector as it is. Read at start.
+    gc_freeze: Literal["full", "young", "none"] = "full"
+    # seconds between thaws: the frozen objects go back, and one full collection walks everything
+    # (and frees any cycle among them)
     gc_thaw_interval: float = 600.0
 
 

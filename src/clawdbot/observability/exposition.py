@@ -239,12 +239,15 @@ class GatewayCollector(Collector):
                                 value=m.chats_in_flight)
         if m.heap is not None:
             heap = m.heap()
-            yield CounterMetricFamily("clawdbot_gc_freezes", "Full garbage collections whose survivors were "
-                                      "frozen: later full collections do not walk them (server.gc_thaw_interval).",
+            yield CounterMetricFamily("clawdbot_gc_freezes", "Garbage collections whose survivors were frozen: "
+                                      "later collections do not walk them (server.gc_freeze).",
                                       value=heap["freezes"])
             yield CounterMetricFamily("clawdbot_gc_thaws", "Times the frozen objects were given back to the "
                                       "collector, so that the next full collection walks everything.",
                                       value=heap["thaws"])
+            yield CounterMetricFamily("clawdbot_gc_thaw_garbage", "Objects the full collections after thaws "
+                                      "freed: reference cycles the freezing had kept until then.",
+                                      value=heap["garbage"])
         yield CounterMetricFamily("clawdbot_log_lines_dropped",
                                   "Log lines dropped because the log's reader (stderr, a file) fell behind "
                                   "or failed.", value=m.log_lines().get("dropped", 0))

@@ -104,7 +104,10 @@ class ChatRun:
             self.ctx.error = type(exc).__name__
         finally:
             metrics.chats_in_flight -= 1
-        await self._end(outcome, "".join(parts), error)
+        try:
+            await self._end(outcome, "".join(parts), error)
+        finally:  # this frame is in the error's traceback: holding the error would make a cycle
+            error = None
 
     async def end_unstarted(self) -> None:
         self.ctx.error, self.ctx.cancelled = "aborted", True
@@ -311,6 +314,8 @@ class Runs:
 
     def _finished(self, run: ChatRun, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        # the run held its task and a callback that holds the run: cycles, broken now it is over
+        run.task, run.on_end = None, _nothing
         if task.cancelled() and not run.ending:
             # Cancelled before its first step, so run() never saw it: end it the usual way.
             self._track(run, run.end_unstarted())
@@ -357,3 +362,7 @@ class Runs:
                 r.task.cancel()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10.0)
+
+
+def _nothing() -> None:
+    return None

@@ -112,6 +112,7 @@ class Socket:
                 with contextlib.suppress(OSError, TimeoutError):  # a client that reads nothing
                     await asyncio.wait_for(send({"type": "websocket.close", "code": self.close_code}), DRAIN_S)
         finally:
+            self.outbox.on_cut = None  # it holds the tasks, which hold this socket: a cycle
             for t in (reader, writer):
                 t.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
