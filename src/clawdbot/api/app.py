@@ -169,7 +169,7 @@ class App:
                 # collector's way so a full collection under load does not stall a request.
                 gc.collect()
                 gc.freeze()
-                self.heap.install()  # and what survives each full collection from now on (api/heap.py)
+                self.heap.install()  # and, by server.gc_freeze, what survives collections from now on (api/heap.py)
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 self.heap.remove()

@@ -129,7 +129,7 @@ async def service_checks(config: Config, svc: Service) -> list[Check]:
                              f"is the server at {svc.endpoint} up? check `endpoint` and the network")]
             if not probe.ok:
                 detail = probe.detail or "unreachable"
-                if any(code in detail for code in ("401", "403")):
+                if probe.status in (401, 403):  # not a "401" in the text: a port 40337 has one
                     return [fail(f"{label}: credentials", detail,
                                  "the upstream refused the key: check auth.key (or the ${VAR} it reads)")]
                 return [fail(f"{label}: reachable", detail,

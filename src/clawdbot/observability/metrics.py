@@ -141,7 +141,7 @@ class Metrics:
         self.mcp_key_calls: Callable[[], dict[tuple[str, str, str], int] | None] | None = None
         # The log writer's counts (observability/logging.py): the process's root handler by default
         self.log_lines: Callable[[], dict[str, int]] = log_stats
-        # Set by the app: the collector's policy's counts (api/heap.py): frozen, freezes, thaws
+        # Set by the app: the collector's policy's counts (api/heap.py): freezes, thaws, garbage
         self.heap: Callable[[], dict[str, int]] | None = None
 
     def service(self, name: str) -> ServiceStats:

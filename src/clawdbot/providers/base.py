@@ -21,6 +21,7 @@ class Probe(msgspec.Struct):
     latency_ms: float | None = None
     detail: str | None = None
     models: list[str] | None = None  # models the upstream reports, when it reports them
+    status: int | None = None  # the upstream's HTTP status, when it answered the probe with an error
 
 
 @runtime_checkable

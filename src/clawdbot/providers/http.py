@@ -308,7 +308,7 @@ class UpstreamHTTP:
             await self.raise_for_status(resp, deadline)
             models = decode(await self.read_body(resp, deadline))
         except Exception as exc:
-            return Probe(False, detail=str(exc)[:200])
+            return Probe(False, detail=str(exc)[:200], status=getattr(exc, "upstream_status", None))
         return Probe(True, (time.perf_counter() - start) * 1000.0, models=models)
 
     async def get_json(self, path: str, timeout: float) -> Any:  # noqa: ASYNC109

@@ -97,7 +97,8 @@ class OllamaProvider:
             await self.http.raise_for_status(resp, deadline)
             models = self._named(codec.decode_tags, await self.http.read_body(resp, deadline))
         except GatewayError as exc:
-            return Probe(ok=False, latency_ms=_ms_since(started), detail=exc.message)
+            return Probe(ok=False, latency_ms=_ms_since(started), detail=exc.message,
+                         status=getattr(exc, "upstream_status", None))
         return Probe(ok=True, latency_ms=_ms_since(started), models=models)
 
     async def close(self) -> None:

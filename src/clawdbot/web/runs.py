@@ -314,12 +314,12 @@ class Runs:
 
     def _finished(self, run: ChatRun, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        # the run held its task and a callback that holds the run: cycles, broken now it is over
-        run.task, run.on_end = None, _nothing
         if task.cancelled() and not run.ending:
             # Cancelled before its first step, so run() never saw it: end it the usual way.
             self._track(run, run.end_unstarted())
             return
+        # the run held its task and a callback that holds the run: cycles, broken now it is over
+        run.task, run.on_end = None, _nothing
         self._done(run)
 
     def _done(self, run: ChatRun) -> None:

@@ -319,7 +319,8 @@ class GrpcProvider:
             return Probe(ok=True, latency_ms=ms, detail=detail, models=models or [model])
         except grpc.aio.AioRpcError as exc:
             ms = (time.perf_counter() - started) * 1000.0
-            return Probe(ok=False, latency_ms=ms, detail=rpc_error(self.name, exc).message)
+            err = rpc_error(self.name, exc)
+            return Probe(ok=False, latency_ms=ms, detail=err.message, status=getattr(err, "upstream_status", None))
 
     async def _models(self, limit: float) -> list[str] | None:
         if not self.svc.discover:
