@@ -84,8 +84,8 @@ _held: list[socket.socket] = []  # closed_port()'s sockets, bound for the whole 
 def closed_port() -> int:
     """A port nothing listens on (connections are refused), for the whole session: its socket
     stays bound without listening. A port merely freed could be taken again, by a server or as the
-    ephemeral source port of a connection (then a connect to it on loopback can even connect to
-    itself: TCP's simultaneous open), and a `doctor` test once found its "stopped" upstream up."""
+    ephemeral source port of a connection (a connect to it on loopback can then even connect to
+    itself: TCP's simultaneous open)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     _held.append(s)
