@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,26 +83,11 @@ def test_a_healthy_setup_passes_every_check(tmp_path: Path, openai_up: OpenAIUps
     assert r.returncode == 0 and "all checks passed" in r.stdout and "[ ok ] service toy (mock): completion" in r.stdout
 
 
-_held: list[socket.socket] = []
-
-
-def closed_port_403() -> int:
-    """A port with "403" in it that nothing listens on, held bound: doctor once read the 403 in
-    "could not connect to 127.0.0.1:40337" as the upstream refusing the key (CI found it)."""
-    for port in range(40300, 40400):
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            s.close()
-            continue
-        _held.append(s)
-        return port
-    return closed_port()  # every one taken: a port without the digits still tests the rest
-
-
 def test_a_stopped_upstream(tmp_path: Path) -> None:
-    config = f"services:\n  - name: gone\n    type: openai\n    endpoint: http://127.0.0.1:{closed_port_403()}/v1\n"
+    # a port with "403" in it: doctor once read the 403 in "could not connect to 127.0.0.1:40337"
+    # as the upstream refusing the key (CI found it)
+    port = closed_port(range(40300, 40400))
+    config = f"services:\n  - name: gone\n    type: openai\n    endpoint: http://127.0.0.1:{port}/v1\n"
     code, report = doctor(tmp_path, config, free_port())
     check = by_name(report)["service gone (openai): reachable"]
     assert code == 1 and check["status"] == "fail"

@@ -81,16 +81,22 @@ def stop_group(proc: subprocess.Popen[bytes] | None, grace: float = 15.0) -> Non
 _held: list[socket.socket] = []  # closed_port()'s sockets, bound for the whole test session
 
 
-def closed_port() -> int:
+def closed_port(among: range | None = None) -> int:
     """A port nothing listens on (connections are refused), for the whole session: its socket
     stays bound without listening. A port merely freed could be taken again, by a server or as the
     ephemeral source port of a connection (a connect to it on loopback can then even connect to
-    itself: TCP's simultaneous open)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    _held.append(s)
-    port: int = s.getsockname()[1]
-    return port
+    itself: TCP's simultaneous open). `among`: the first free one of these, else any."""
+    for wanted in [*(among or ()), 0]:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", wanted))
+        except OSError:
+            s.close()
+            continue
+        _held.append(s)
+        port: int = s.getsockname()[1]
+        return port
+    raise OSError("no port to bind on 127.0.0.1")
 
 
 class GatewayProcess:

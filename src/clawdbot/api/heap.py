@@ -42,7 +42,7 @@ class HeapPolicy:
         self.thaws = 0  # times the frozen objects went back to be walked
         self.garbage = 0  # objects the full collections after thaws freed: what freezing had kept
         self._first = 2 if mode == "full" else 0  # the youngest generation whose survivors are frozen
-        self._thaw_at = clock() + thaw_interval
+        self._thaw_at = 0.0  # set by install()
         self._thawed = False  # given back: no freezing until a full collection has walked everything
         self._installed = False
 
