@@ -3,6 +3,7 @@ happened in and around the gateway while it was answered.
 
     .venv/bin/python bench/tail_causes.py                 # 5,000 requests a side, ~1.5 min
     .venv/bin/python bench/tail_causes.py --n 20000 --callbacks --json /tmp/tail.json
+    .venv/bin/python bench/tail_causes.py --stream --n 3000      # streams: the time to the first token
 
 Like ../shared/bench's c=1 latency test: the Go mock (`/tmp/bench-bin/mockllm`, ../shared/bench
 setup.sh) and this client on CPU 0, the gateway (`clawdbot serve` with CLAWDBOT_MODEL_ENDPOINT and
@@ -10,7 +11,10 @@ a master key, as bench/gateway.sh runs it; `--config FILE` for another) and ngin
 proxy, the reference hop; `--no-nginx` leaves it out) on CPU 1. First --preload (20) seconds of
 `wrk -c64` against each target, as the harness runs its c=64 tests before c=1; then sequential
 non-stream requests over one kept-alive connection per target, in rounds of 100 whose order
-rotates: the mock directly, the gateway, nginx. *Added* pN = target pN - direct pN.
+rotates: the mock directly, the gateway, nginx. *Added* pN = target pN - direct pN. With --stream
+the requests are streams (3 content chunks 1 ms apart) and what is measured, and attributed, is
+the time to the first content chunk (as ../shared/bench's TTFT); the rest of each stream is read
+after the measurement.
 
 Around every request the client reads /proc/<pid>/task/<tid>/schedstat of each thread of the
 target, the mock and itself (time on a CPU, and time runnable but waiting for one). The gateway
@@ -70,6 +74,9 @@ ROOT = HERE.parent
 MOCK = "/tmp/bench-bin/mockllm"
 SHARED = Path(os.environ.get("CLAWDBOT_SHARED_BENCH", ROOT.parent / "shared" / "bench"))
 BODY = b'{"model":"mock-model","messages":[{"role":"user","content":"Say hello. mock:chunks=16"}],"max_tokens":32}'
+STREAM_BODY = (b'{"model":"mock-model","stream":true,"messages":[{"role":"user",'
+               b'"content":"Count. mock:chunks=3 mock:gap=1"}]}')
+FIRST_TOKEN = b'"content":"tok'  # the mock's content chunks ("tok "); its first event's content is ""
 KEY = "sk-bench"
 IDLE_MS = 5.0  # a target that answered nothing for this long (another target's round) starts cold
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC: the same clock in the gateway and in this client
@@ -355,16 +362,20 @@ class Threads:
 
 
 class Target:
-    def __init__(self, name: str, port: int, prefix: str, pid: int | None, sides: dict[str, Threads]) -> None:
+    def __init__(self, name: str, port: int, prefix: str, pid: int | None, sides: dict[str, Threads],
+                 stream: bool = False) -> None:
         self.name, self.port = name, port
+        self.stream = stream
+        body = STREAM_BODY if stream else BODY
         self.sides = sides  # the mock's and this client's threads: their CPU waits, on the load CPU
         self.last_end = 0
         self.path = f"{prefix}/chat/completions"
         self.threads = Threads(pid) if pid else None
         self.sock = self.connect()
         self.request = (f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
-                        f"Content-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
         self.buf = b""
+        self._chunked = False
         self.samples: list[dict[str, Any]] = []
         self.reconnects = 0
 
@@ -375,22 +386,38 @@ class Target:
         return sock
 
     def one(self) -> tuple[int, int, int]:
-        """One request: (status, sent, answered) in monotonic ns."""
+        """One request: (status, sent, answered) in monotonic ns; a stream is answered at its
+        first content chunk, and the rest of it is left for finish()."""
         t0 = now_ns()
         self.sock.sendall(self.request)
         head = self._until(b"\r\n\r\n")
         status = int(head[9:12])
         fields = {k.strip().lower(): v.strip() for k, _, v in
                   (ln.partition(b":") for ln in head.split(b"\r\n")[1:])}
-        if b"content-length" in fields:
+        self._chunked = b"content-length" not in fields
+        if not self._chunked:
             self._exactly(int(fields[b"content-length"]))
-        else:  # chunked
-            while True:
-                size = int(self._until(b"\r\n").split(b";")[0], 16)
-                self._exactly(size + 2)
-                if size == 0:
-                    break
-        return status, t0, now_ns()
+            return status, t0, now_ns()
+        if not self.stream or status != 200:
+            self.finish()
+            return status, t0, now_ns()
+        while True:
+            chunk = self._chunk()
+            if not chunk:
+                raise RuntimeError(f"{self.name}: a stream without content")
+            if FIRST_TOKEN in chunk:
+                return status, t0, now_ns()
+
+    def _chunk(self) -> bytes:
+        size = int(self._until(b"\r\n").split(b";")[0], 16)
+        return self._exactly(size + 2)[:size]
+
+    def finish(self) -> None:
+        """The rest of a chunked answer."""
+        if self._chunked:
+            while self._chunk():
+                pass
+            self._chunked = False
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
@@ -425,6 +452,7 @@ class Target:
                     raise
         after = self.threads.read() if self.threads else {}
         side_after = {name: t.read() for name, t in self.sides.items()}
+        self.finish()
         if status != 200:
             raise RuntimeError(f"{self.name}: HTTP {status}")
         deltas = {tid: (after[tid][0] - b[0], after[tid][1] - b[1]) for tid, b in before.items() if tid in after}
@@ -521,7 +549,12 @@ def attribute(target: Target, direct: Target, events: list[list[Any]], names: di
                      "p99_without_ms": round(pct(without, 99), 3), "p99_gain_ms": round(p99 - pct(without, 99), 3)})
     d = [s["ms"] for s in direct.samples]
     waits = [s["threads"][main_tid][1] / 1e6 for s in target.samples if main_tid in s["threads"]]
+    cold = [s["ms"] for s in target.samples if s["idle_ms"] >= IDLE_MS]
+    warm = [s["ms"] for s in target.samples if s["idle_ms"] < IDLE_MS]
     return {"target": target.name, "n": len(lat), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
+            "first_of_round_p50_ms": round(pct(cold, 50), 3) if cold else None,
+            "rest_p50_ms": round(pct(warm, 50), 3) if warm else None,
+            "rest_p99_ms": round(pct(warm, 99), 3) if warm else None,
             "added_p50_ms": round(p50 - pct(d, 50), 3), "added_p99_ms": round(p99 - pct(d, 99), 3),
             "loop_cpu_per_request_ms": round(exec_median / 1e6, 3),
             "requests_with_runqueue_wait": sum(w >= wait_ms for w in waits), "causes": rows}
@@ -542,13 +575,15 @@ def gc_summary(events: list[list[Any]]) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"\nc=1 non-stream, {report['n']} requests a side after {report['preload_s']:g} s of c=64 load"
+    what = "streams, time to the first token" if report.get("stream") else "non-stream"
+    print(f"\nc=1 {what}, {report['n']} requests a side after {report['preload_s']:g} s of c=64 load"
           f"{', gc threshold ' + report['gc_threshold'] if report['gc_threshold'] else ''}; "
           f"direct p50 {report['direct_p50_ms']} ms, p99 {report['direct_p99_ms']} ms")
     for r in report["targets"]:
         print(f"\n{r['target']}: added p50 {r['added_p50_ms']} ms, added p99 {r['added_p99_ms']} ms "
               f"(p99 {r['p99_ms']} ms); loop thread {r['loop_cpu_per_request_ms']} ms CPU a request (median); "
-              f"{r['requests_with_runqueue_wait']} requests waited for the CPU")
+              f"{r['requests_with_runqueue_wait']} requests waited for the CPU; p50 {r['first_of_round_p50_ms']} ms "
+              f"for a round's first request, {r['rest_p50_ms']} ms (p99 {r['rest_p99_ms']}) for the others")
         print(f"  {'cause (requests at or over p99)':<58} {'in tail':>8} {'p99 without':>12} {'gain':>7}")
         for c in r["causes"]:
             print(f"  {c['cause'][:58]:<58} {c['tail_requests']:>4}/{c['of_tail']:<3} "
@@ -590,7 +625,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         gw = stack.enter_context(started(gw_cmd, a.gw_cpu, env, work / "gateway.log"))
         wait_port(gw_port, proc=gw)
         sides = {"mock": Threads(mock.pid), "client": Threads(os.getpid())}
-        targets = [Target("direct", mock_port, "/v1", None, sides), Target("clawdbot", gw_port, "/v1", gw.pid, sides)]
+        targets = [Target("direct", mock_port, "/v1", None, sides, a.stream),
+                   Target("clawdbot", gw_port, "/v1", gw.pid, sides, a.stream)]
         if a.nginx and shutil.which("nginx"):
             ngx_dir = work / "nginx"
             ngx_dir.mkdir(exist_ok=True)
@@ -598,7 +634,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             ngx = stack.enter_context(started(["nginx", "-p", str(ngx_dir), "-e", str(ngx_dir / "nginx-error.log"),
                                                "-c", str(ngx_dir / "nginx.conf")], a.gw_cpu))
             wait_port(ngx_port)
-            targets.append(Target("nginx", ngx_port, "/v1", worker_pid(ngx.pid), sides))
+            targets.append(Target("nginx", ngx_port, "/v1", worker_pid(ngx.pid), sides, a.stream))
         if a.preload:  # as ../shared/bench measures c=1 after its c=64 runs: what load leaves behind
             wrk = shutil.which("wrk")
             if wrk is None:
@@ -632,7 +668,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     for e in events:
         if e[0] != "gc":
             slow[(e[0], e[1])].append(e[3] / 1e6)
-    report = {"preload_s": a.preload, "gc_threshold": a.gc_threshold, "n": len(d),
+    report = {"stream": a.stream, "preload_s": a.preload, "gc_threshold": a.gc_threshold, "n": len(d),
               "direct_p50_ms": round(pct(d, 50), 3), "direct_p99_ms": round(pct(d, 99), 3),
               "targets": [attribute(t, direct, events if t.name == "clawdbot" else [],
                                     names if t.name == "clawdbot" else {}, a.wait_ms, a.busy_ms)
@@ -641,6 +677,14 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
               "slow_events": sorted(([k[0], k[1], len(v), round(max(v), 3)] for k, v in slow.items()),
                                     key=lambda x: -x[3]),
               "callbacks_timed": a.callbacks, "work_dir": str(work)}
+    if a.samples:  # one line a request: target, ms, idle before it, the loop thread's CPU and run-queue ms
+        with open(a.samples, "w") as f:
+            for t in targets:
+                main_tid = t.threads.pid if t.threads else 0
+                for x in t.samples:
+                    exec_ns, wait_ns = x["threads"].get(main_tid, (0, 0))
+                    f.write(json.dumps([t.name, round(x["ms"], 4), round(x["idle_ms"], 2), round(exec_ns / 1e6, 4),
+                                        round(wait_ns / 1e6, 4)]) + "\n")
     return report
 
 
@@ -658,6 +702,7 @@ def main() -> int:
     ap.add_argument("--busy-ms", type=float, default=0.3,
                     help="loop-thread CPU over the median during a request that counts as extra work")
     ap.add_argument("--no-nginx", dest="nginx", action="store_false")
+    ap.add_argument("--stream", action="store_true", help="streams: measure the time to the first content chunk")
     ap.add_argument("--preload", type=float, default=20.0,
                     help="seconds of wrk -c64 against each target first, as ../shared/bench runs before c=1 (0: none)")
     ap.add_argument("--gc-threshold", help="the gateway's gc.set_threshold(A, B, C) (an experiment: e.g. 50000,20,100)")
@@ -665,6 +710,7 @@ def main() -> int:
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--out", help="work directory (logs, probe.jsonl); default a new temporary one")
     ap.add_argument("--json", help="write the report here too")
+    ap.add_argument("--samples", help="write every measured request here (JSON lines)")
     a = ap.parse_args()
     report = run(a)
     print_report(report)
