@@ -1,8 +1,8 @@
 """A body as the API reads it before any handler runs (api/app.py: the shape bounds, then for a
 metered caller api/metered.py's head: model, prompt estimate, completion cap), then the route's
 parser: every step passes or raises the typed client error (a 400), never anything else; and a
-body the handler serves is one the metering can read (api/metered.py's promise; it does not hold yet
-for Ollama's embeddings routes: the xfail below)."""
+body the handler serves is one the metering can read (api/metered.py's promise; the two examples
+below are the bodies of Ollama's embeddings routes that once broke it)."""
 
 from __future__ import annotations
 
