@@ -1,8 +1,9 @@
 """scripts/audit.sh: a known vulnerability fails it, an accepted one (scripts/audit-ignore.txt, with a
 reason and an expiry) does not, an expired or malformed acceptance fails it, and an audit that could
 not be done (the advisory feed unreachable, a package it could not look up) fails it: never a pass.
-Reports are pip-audit's JSON format (`--from-json`); the one network case points pip-audit at a
-closed port."""
+Reports are pip-audit's JSON format (`--from-json`); the network cases point pip-audit (and the
+fallback to PyPI's project JSON, scripts/audit_newest.py) at a closed port, the fallback reading saved
+project documents (tests/fixtures/pypi/) where it must answer."""
 
 from __future__ import annotations
 
@@ -117,3 +118,65 @@ def test_an_unreachable_advisory_feed_fails_loudly(tmp_path: Path) -> None:
     r = audit(tmp_path, env={"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""})
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert "FAILED" in r.stderr and "not a pass" in r.stderr
+
+
+# -- the fallback: PyPI's project JSON, where pip-audit's per-release feed cannot be reached --------
+
+PYPI_DOCS = ROOT / "tests" / "fixtures" / "pypi"  # diskcache 5.6.3 (two advisories), msgspec 0.23.0, uvicorn 0.55.0
+
+
+def closed_feed() -> dict[str, str]:
+    """An environment in which pip-audit's feed (and PyPI) cannot be reached: a proxy on a closed port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = f"http://127.0.0.1:{port}"
+    return {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+
+
+def fallback(tmp: Path, pins: str, ignore: str = "", docs: Path = PYPI_DOCS) -> subprocess.CompletedProcess[str]:
+    (tmp / "requirements.txt").write_text(pins)
+    return audit(tmp, ignore=ignore, env={**closed_feed(), "AUDIT_REQUIREMENTS": str(tmp / "requirements.txt"),
+                                          "AUDIT_PYPI_DIR": str(docs)})
+
+
+def test_the_fallback_audits_pins_at_the_newest_release(tmp_path: Path) -> None:
+    r = fallback(tmp_path, "msgspec==0.23.0\nuvicorn==0.55.0 ; python_full_version >= '3.11'\n")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "falling back to PyPI's project JSON" in r.stderr
+    assert "no known vulnerabilities in 2 packages" in r.stdout
+
+
+def test_the_fallback_finds_the_advisories_of_the_newest_release(tmp_path: Path) -> None:
+    r = fallback(tmp_path, "diskcache==5.6.3\nmsgspec==0.23.0\n")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "diskcache 5.6.3: GHSA-w8v5-vhqr-4h9v (aliases CVE-2025-69872,PYSEC-2026-2447); fixed in: no fix" in r.stderr
+    accepted = entry("CVE-2025-69872", "diskcache", days=30)  # one acceptance covers both records by their alias
+    r = fallback(tmp_path, "diskcache==5.6.3\nmsgspec==0.23.0\n", ignore=accepted)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.count("accepted until") == 2
+
+
+def test_an_older_pin_is_not_audited_by_the_fallback_and_a_finding_still_fails(tmp_path: Path) -> None:
+    r = fallback(tmp_path, "uvicorn==0.54.0\nmsgspec==0.23.0\n")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "not audited: uvicorn: locked 0.54.0, the newest release is 0.55.0" in r.stderr
+    assert "1 of 2 package(s) could not be audited" in r.stderr
+    r = fallback(tmp_path, "uvicorn==0.54.0\ndiskcache==5.6.3\n")
+    assert r.returncode == 1, (r.stdout, r.stderr)  # a known vulnerability outranks the packages left out
+    assert "GHSA-w8v5-vhqr-4h9v" in r.stderr and "and 1 package(s) could not be audited" in r.stderr
+
+
+def test_the_fallback_skips_withdrawn_advisories_and_names_packages_it_cannot_find(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = json.loads((PYPI_DOCS / "diskcache.json").read_text())
+    for v in doc["vulnerabilities"]:
+        v["withdrawn"] = "2026-12-01T00:00:00Z"
+    (docs / "diskcache.json").write_text(json.dumps(doc))
+    r = fallback(tmp_path, "diskcache==5.6.3\nDisk_Cache2==1.0\n", docs=docs)
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "GHSA" not in r.stderr
+    assert "not audited: disk-cache2: could not be looked up" in r.stderr
+    r = fallback(tmp_path, "ghost==1.0\n", docs=docs)  # nothing could be looked up: nothing was audited
+    assert r.returncode == 3 and "nothing was audited" in r.stderr
