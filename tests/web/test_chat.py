@@ -53,6 +53,10 @@ def test_the_request_goes_upstream_with_the_run_request_id(gw: GatewayProcess, u
             rid = end["trace"]["requestId"]
             rec = next(r for r in upstream.requests if r.request_id == rid)
             assert rec.body["stream"] is True and rec.body["model"] == "mock-a"
+            # a new chat: its one message is the whole history, and it keeps the default model
+            assert [(m["role"], m["content"]) for m in rec.body["messages"]] == [("user", "which id do you see")]
+            got = (await c.call("sessions.get", {"sessionId": end["sessionId"]}))["session"]
+            assert got["model"] == "chat" and got["messageCount"] == 2
 
     run(body())
 

@@ -47,12 +47,16 @@ async def chat_send(c: Caller, p: SendParams) -> dict[str, Any]:
         raise WsError("bad_params", "text: must not be empty.")
     check_model(p.model)
     now = time.monotonic()
+    fresh = p.session_id is None
     if p.session_id is None:
+        # a new chat is created with the model it will use (one store call less, and no empty
+        # chat left behind when there is no model)
+        model = chat_model(c, p.model, None)
         wait = take([(hub.per_user, user)], now)
         if wait:
             raise limited(wait)
         await room_for_session(c)
-        session = await hub.store.create_session(user, title_from(p.text), p.model)
+        session = await hub.store.create_session(user, title_from(p.text), model)
         hub.per_session.hit(session.id, now)
         hub.runs.claim(session.id)
     else:
@@ -75,7 +79,7 @@ async def chat_send(c: Caller, p: SendParams) -> dict[str, Any]:
         hub.runs.release(session.id)
         raise busy()
     try:
-        return await _start(c, session, p, run_id)
+        return await _start(c, session, p, run_id, fresh)
     except BaseException:
         hub.runs.release(session.id, run_id)
         raise
@@ -89,11 +93,18 @@ def new_run_id() -> str:
     return "run_" + os.urandom(8).hex()
 
 
-async def _start(c: Caller, session: SessionRecord, p: SendParams, run_id: str) -> dict[str, Any]:
-    hub, user, store = c.hub, c.user, c.hub.store
-    model = p.model or session.model or hub.default_model()
+def chat_model(c: Caller, asked: str | None, session_model: str | None) -> str:
+    """The model a turn uses: the one asked for, else the session's, else the gateway's default."""
+    model = asked or session_model or c.hub.default_model()
     if not model:
         raise WsError("bad_params", "model: no model is configured on this gateway.")
+    return model
+
+
+async def _start(c: Caller, session: SessionRecord, p: SendParams, run_id: str, fresh: bool) -> dict[str, Any]:
+    """`fresh`: the session was created for this message (it has no history to read)."""
+    hub, user, store = c.hub, c.user, c.hub.store
+    model = chat_model(c, p.model, session.model)
     if model != session.model:
         session = await store.set_session_model(user, session.id, model) or session
     if not session.title and not p.regenerate:  # an untitled session is named by its first message
@@ -106,7 +117,7 @@ async def _start(c: Caller, session: SessionRecord, p: SendParams, run_id: str) 
         asked = history[-1]
     else:
         asked = await store.add_message(user, session.id, "user", p.text, model)
-        history = await store.list_messages(user, session.id)
+        history = [asked] if fresh else await store.list_messages(user, session.id)
     req = ChatRequest(model=model, messages=to_messages(history), stream=True, include_usage=True)
     run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c), run_id,
                   tools=p.tools and hub.pipeline.agent is not None)
