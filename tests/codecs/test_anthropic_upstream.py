@@ -68,3 +68,11 @@ def test_requests_are_encoded_for_the_api() -> None:
     with pytest.raises(BadRequest) as hot:
         au.encode_request(ChatRequest("m", [Message("user", "x")], temperature=1.5), "m")
     assert hot.value.param == "temperature"
+
+
+def test_a_model_list_is_an_object_with_a_data_array() -> None:
+    body = b'{"data":[{"type":"model","id":"claude-a"},{"id":7},"x",{"id":"claude-b"}],"has_more":false}'
+    assert au.decode_models(body) == ["claude-a", "claude-b"]
+    for bad in (b'{"data":1}', b'{"data":{"id":"x"}}', b'{"models":[]}', b'[{"id":"x"}]', b'"data"'):
+        with pytest.raises(UpstreamError, match="invalid model list"):
+            au.decode_models(bad)

@@ -169,6 +169,7 @@ def test_a_stream_keeps_its_meaning(stream: list[ChatChunk], data: st.DataObject
 @given(bodies(anthropic_answer, ANTHROPIC_KEYS))
 @example(b'{"content":[{"type":"tool_use","input":' + b"[" * 3000 + b"]" * 3000 + b"}]}")  # was a RecursionError
 @example(b'{"type":"message","model":"\xff"}')  # was a UnicodeDecodeError
+@example(b'{"content":[],"data":1}')  # a model list's `data` not an array: was a TypeError
 def test_an_upstream_message_decodes_or_is_a_502(body: bytes) -> None:
     only(UpstreamError, au.decode_response, body)
     only(UpstreamError, ar.read_answer, body, "s")

@@ -267,4 +267,6 @@ def decode_models(body: bytes) -> list[str]:
     except DECODE_ERRORS as exc:
         raise _bad("model list", exc) from None
     items = data.get("data") if isinstance(data, dict) else None
-    return [m["id"] for m in items or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    if not isinstance(items, list):  # Anthropic's GET /v1/models: {"data": [{"id": ...}, ...], "has_more": ...}
+        raise _bad("model list", ValueError("expected an object with a `data` array"))
+    return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
