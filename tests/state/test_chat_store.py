@@ -195,6 +195,13 @@ def test_messages_round_trip_and_count(url: str) -> None:
         session = await store.get_session("alice", s.id)
         assert session is not None and session.message_count == 2 and session.updated_at == a.created_at
 
+        # append_message: the message and the session as the append left it, in one call
+        m, after = await store.append_message("alice", s.id, "user", "And?", "llama3")
+        assert after == await store.get_session("alice", s.id)
+        assert (after.message_count, after.updated_at, after.title) == (3, m.created_at, "t")
+        assert (await store.list_messages("alice", s.id))[-1] == m
+        with pytest.raises(KeyError):
+            await store.append_message("bob", s.id, "user", "x", None)  # someone else's session
         with pytest.raises(KeyError):
             await store.add_message("alice", "s_missing", "user", "x", None)
         with pytest.raises(ValueError, match="role"):

@@ -28,6 +28,12 @@ def test_contract() -> None:
             await st.add_message("u2", a.id, "user", "x", None)
         assert await st.delete_last_assistant("u1", a.id)
         assert not await st.delete_last_assistant("u1", a.id)  # the newest is the user's now
+        m3, after = await st.append_message("u1", a.id, "user", "again", "m")
+        assert after == await st.get_session("u1", a.id) and after.message_count == 2
+        assert after.updated_at == m3.created_at
+        after.title = "changed"  # a copy: the store's record is not the caller's
+        got = await st.get_session("u1", a.id)
+        assert got is not None and got.title == "a"
         renamed = await st.rename_session("u1", b.id, "bee")
         assert renamed is not None and renamed.title == "bee"
         moved = await st.set_session_model("u1", b.id, "n")

@@ -71,6 +71,21 @@ class ChatStore(Protocol):
         session does not exist for this user."""
         ...
 
+    async def append_message(
+        self,
+        user: str,
+        session_id: str,
+        role: str,
+        content: str,
+        model: str | None,
+        status: str = "complete",
+        usage: dict[str, Any] | None = None,
+        trace: dict[str, Any] | None = None,
+    ) -> tuple[MessageRecord, SessionRecord]:
+        """add_message, and the session as that append left it (one call for both: a chat turn's
+        answer and the session event after it)."""
+        ...
+
     async def list_messages(self, user: str, session_id: str, limit: int | None = None,
                             before: int | None = None) -> list[MessageRecord]:
         """Oldest first. With `limit`: the newest `limit` messages created before `before` (ms), if

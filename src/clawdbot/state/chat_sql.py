@@ -147,6 +147,19 @@ class SqlChatStore:
         usage: dict[str, Any] | None = None,
         trace: dict[str, Any] | None = None,
     ) -> MessageRecord:
+        return (await self.append_message(user, session_id, role, content, model, status, usage, trace))[0]
+
+    async def append_message(
+        self,
+        user: str,
+        session_id: str,
+        role: str,
+        content: str,
+        model: str | None,
+        status: str = "complete",
+        usage: dict[str, Any] | None = None,
+        trace: dict[str, Any] | None = None,
+    ) -> tuple[MessageRecord, SessionRecord]:
         if role not in ROLES:
             raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")
         if status not in STATUSES:
@@ -155,14 +168,16 @@ class SqlChatStore:
             S.update()
             .where(_owned(user, session_id))
             .values(updated_at=self._bump(), message_count=S.c.message_count + 1)
-            .returning(S.c.updated_at)
+            .returning(*SESSION_COLUMNS)
         )
         async with self.database.write() as conn:
             # The update first: it locks the session row (PostgreSQL), so concurrent appends queue
             # and each gets a later time.
-            created_at = (await conn.execute(bump)).scalar_one_or_none()
-            if created_at is None:
+            row = (await conn.execute(bump)).mappings().one_or_none()
+            if row is None:
                 raise KeyError(session_id)
+            session = _session(row)
+            created_at = session.updated_at
             record = MessageRecord(
                 id=new_id("m"),
                 session_id=session_id,
@@ -176,7 +191,7 @@ class SqlChatStore:
             )
             # The record's fields are the table's columns.
             await conn.execute(M.insert().values(msgspec.structs.asdict(record)))
-        return record
+        return record, session
 
     async def list_messages(self, user: str, session_id: str, limit: int | None = None,
                             before: int | None = None) -> list[MessageRecord]:

@@ -106,6 +106,19 @@ class MemoryChatStore:
         usage: dict[str, Any] | None = None,
         trace: dict[str, Any] | None = None,
     ) -> MessageRecord:
+        return (await self.append_message(user, session_id, role, content, model, status, usage, trace))[0]
+
+    async def append_message(
+        self,
+        user: str,
+        session_id: str,
+        role: str,
+        content: str,
+        model: str | None,
+        status: str = "complete",
+        usage: dict[str, Any] | None = None,
+        trace: dict[str, Any] | None = None,
+    ) -> tuple[MessageRecord, SessionRecord]:
         s = self._owned(user, session_id)
         if s is None:
             raise KeyError(session_id)
@@ -114,7 +127,7 @@ class MemoryChatStore:
         s.messages.append(msg)
         s.record.updated_at, s.record.message_count = now, len(s.messages)
         self._touch(session_id)
-        return msgspec.structs.replace(msg)
+        return msgspec.structs.replace(msg), msgspec.structs.replace(s.record)
 
     async def list_messages(self, user: str, session_id: str, limit: int | None = None,
                             before: int | None = None) -> list[MessageRecord]:

@@ -187,9 +187,10 @@ class ChatRun:
         if self.agent is not None:
             trace["agent"] = self.agent
         message: dict[str, Any]
+        session: SessionRecord | None = None  # as storing the answer left it: the session event after it
         try:
-            rec = await self.store.add_message(self.user, self.session_id, "assistant", text, self.model,
-                                               outcome, usage, trace)
+            rec, session = await self.store.append_message(self.user, self.session_id, "assistant", text,
+                                                           self.model, outcome, usage, trace)
             message = message_view(rec)
             message.pop("usage", None)  # both are beside it in the event already
             message.pop("trace", None)
@@ -208,15 +209,7 @@ class ChatRun:
         self.on_end()
         self.conn.emit("chat", payload)
         self._log(outcome)
-        await self._emit_session()
-
-    async def _emit_session(self) -> None:
-        try:
-            session = await self.store.get_session(self.user, self.session_id)
-        except Exception:
-            log.exception("could not read session %s", self.session_id)
-            return
-        if session is not None:  # None: deleted meanwhile
+        if session is not None:  # None: deleted meanwhile, or the answer could not be stored
             self.conn.emit("session", {"session": session_view(session)})
 
     def _log(self, outcome: str) -> None:
