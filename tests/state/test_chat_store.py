@@ -183,8 +183,8 @@ def test_messages_round_trip_and_count(url: str) -> None:
 
     async def body(store: SqlChatStore) -> None:
         s = await store.create_session("alice", "t", None)
-        q = await store.add_message("alice", s.id, "user", "Hello?", None)
-        a = await store.add_message("alice", s.id, "assistant", "Hi!", "llama3", "aborted", usage, trace)
+        q, _ = await store.add_message("alice", s.id, "user", "Hello?", None)
+        a, _ = await store.add_message("alice", s.id, "assistant", "Hi!", "llama3", "aborted", usage, trace)
         assert ID.match(q.id) and q.id.startswith("m_") and q.status == "complete"
         assert q.usage is None and q.trace is None
         assert q.created_at < a.created_at
@@ -195,13 +195,13 @@ def test_messages_round_trip_and_count(url: str) -> None:
         session = await store.get_session("alice", s.id)
         assert session is not None and session.message_count == 2 and session.updated_at == a.created_at
 
-        # append_message: the message and the session as the append left it, in one call
-        m, after = await store.append_message("alice", s.id, "user", "And?", "llama3")
+        # the message and the session as the append left it, in one call
+        m, after = await store.add_message("alice", s.id, "user", "And?", "llama3")
         assert after == await store.get_session("alice", s.id)
         assert (after.message_count, after.updated_at, after.title) == (3, m.created_at, "t")
         assert (await store.list_messages("alice", s.id))[-1] == m
         with pytest.raises(KeyError):
-            await store.append_message("bob", s.id, "user", "x", None)  # someone else's session
+            await store.add_message("bob", s.id, "user", "x", None)  # someone else's session
         with pytest.raises(KeyError):
             await store.add_message("alice", "s_missing", "user", "x", None)
         with pytest.raises(ValueError, match="role"):
@@ -216,7 +216,7 @@ def test_messages_round_trip_and_count(url: str) -> None:
 def test_users_are_isolated(url: str) -> None:
     async def body(store: SqlChatStore) -> None:
         s = await store.create_session("alice", "private", "m")
-        m = await store.add_message("alice", s.id, "assistant", "secret", None)
+        m, _ = await store.add_message("alice", s.id, "assistant", "secret", None)
 
         assert await store.get_session("bob", s.id) is None
         assert await store.list_sessions("bob") == []
@@ -268,7 +268,8 @@ def test_same_millisecond_keeps_order(url: str) -> None:
     async def body(store: SqlChatStore) -> None:
         s = await store.create_session("alice", "t", None)
         added = [
-            await store.add_message("alice", s.id, "user" if i % 2 else "assistant", str(i), None) for i in range(6)
+            (await store.add_message("alice", s.id, "user" if i % 2 else "assistant", str(i), None))[0]
+            for i in range(6)
         ]
         listed = await store.list_messages("alice", s.id)
         assert [m.content for m in listed] == [str(i) for i in range(6)]
@@ -341,9 +342,9 @@ def test_delete_last_assistant(url: str) -> None:
         s = await store.create_session("alice", "t", None)
         assert await store.delete_last_assistant("alice", s.id) is False  # no messages
         assert await store.delete_last_assistant("alice", "s_missing") is False
-        q = await store.add_message("alice", s.id, "user", "q", None)
+        q, _ = await store.add_message("alice", s.id, "user", "q", None)
         assert await store.delete_last_assistant("alice", s.id) is False  # newest is the user's
-        a1 = await store.add_message("alice", s.id, "assistant", "a1", None)
+        a1, _ = await store.add_message("alice", s.id, "assistant", "a1", None)
         await store.add_message("alice", s.id, "assistant", "a2", None)
 
         before = await store.get_session("alice", s.id)
@@ -353,7 +354,7 @@ def test_delete_last_assistant(url: str) -> None:
         assert session is not None and before is not None
         assert session.message_count == 2 and session.updated_at == before.updated_at
 
-        regenerated = await store.add_message("alice", s.id, "assistant", "a2 again", None)
+        regenerated, _ = await store.add_message("alice", s.id, "assistant", "a2 again", None)
         assert (await store.list_messages("alice", s.id))[-1] == regenerated
         assert regenerated.created_at > a1.created_at
 

@@ -17,8 +17,8 @@ def test_contract() -> None:
         b = await st.create_session("u1", "b", "m")
         assert [s.id for s in await st.list_sessions("u1")] == [b.id, a.id]
         assert await st.list_sessions("u2") == [] and await st.get_session("u2", a.id) is None
-        m1 = await st.add_message("u1", a.id, "user", "hi", "m")
-        m2 = await st.add_message("u1", a.id, "assistant", "yo", "m", "aborted", {"promptTokens": 1}, {"x": 1})
+        m1, _ = await st.add_message("u1", a.id, "user", "hi", "m")
+        m2, _ = await st.add_message("u1", a.id, "assistant", "yo", "m", "aborted", {"promptTokens": 1}, {"x": 1})
         assert [m.id for m in await st.list_messages("u1", a.id)] == [m1.id, m2.id]
         got = await st.get_session("u1", a.id)
         assert got is not None and got.message_count == 2
@@ -28,7 +28,7 @@ def test_contract() -> None:
             await st.add_message("u2", a.id, "user", "x", None)
         assert await st.delete_last_assistant("u1", a.id)
         assert not await st.delete_last_assistant("u1", a.id)  # the newest is the user's now
-        m3, after = await st.append_message("u1", a.id, "user", "again", "m")
+        m3, after = await st.add_message("u1", a.id, "user", "again", "m")
         assert after == await st.get_session("u1", a.id) and after.message_count == 2
         assert after.updated_at == m3.created_at
         after.title = "changed"  # a copy: the store's record is not the caller's

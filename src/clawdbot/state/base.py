@@ -66,24 +66,10 @@ class ChatStore(Protocol):
         status: str = "complete",
         usage: dict[str, Any] | None = None,
         trace: dict[str, Any] | None = None,
-    ) -> MessageRecord:
-        """Appends and bumps the session's updated_at and message_count. Raises KeyError when the
-        session does not exist for this user."""
-        ...
-
-    async def append_message(
-        self,
-        user: str,
-        session_id: str,
-        role: str,
-        content: str,
-        model: str | None,
-        status: str = "complete",
-        usage: dict[str, Any] | None = None,
-        trace: dict[str, Any] | None = None,
     ) -> tuple[MessageRecord, SessionRecord]:
-        """add_message, and the session as that append left it (one call for both: a chat turn's
-        answer and the session event after it)."""
+        """Appends and bumps the session's updated_at and message_count; returns the message and
+        the session as the append left it (a chat turn's answer and the session event after it:
+        one call). Raises KeyError when the session does not exist for this user."""
         ...
 
     async def list_messages(self, user: str, session_id: str, limit: int | None = None,

@@ -146,19 +146,6 @@ class SqlChatStore:
         status: str = "complete",
         usage: dict[str, Any] | None = None,
         trace: dict[str, Any] | None = None,
-    ) -> MessageRecord:
-        return (await self.append_message(user, session_id, role, content, model, status, usage, trace))[0]
-
-    async def append_message(
-        self,
-        user: str,
-        session_id: str,
-        role: str,
-        content: str,
-        model: str | None,
-        status: str = "complete",
-        usage: dict[str, Any] | None = None,
-        trace: dict[str, Any] | None = None,
     ) -> tuple[MessageRecord, SessionRecord]:
         if role not in ROLES:
             raise ValueError(f"role must be one of {sorted(ROLES)}, not {role!r}")

@@ -105,19 +105,6 @@ class MemoryChatStore:
         status: str = "complete",
         usage: dict[str, Any] | None = None,
         trace: dict[str, Any] | None = None,
-    ) -> MessageRecord:
-        return (await self.append_message(user, session_id, role, content, model, status, usage, trace))[0]
-
-    async def append_message(
-        self,
-        user: str,
-        session_id: str,
-        role: str,
-        content: str,
-        model: str | None,
-        status: str = "complete",
-        usage: dict[str, Any] | None = None,
-        trace: dict[str, Any] | None = None,
     ) -> tuple[MessageRecord, SessionRecord]:
         s = self._owned(user, session_id)
         if s is None:

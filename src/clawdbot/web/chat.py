@@ -116,7 +116,7 @@ async def _start(c: Caller, session: SessionRecord, p: SendParams, run_id: str, 
             raise WsError("bad_params", "regenerate: the session has no question to answer again.")
         asked = history[-1]
     else:
-        asked, session = await store.append_message(user, session.id, "user", p.text, model)
+        asked, session = await store.add_message(user, session.id, "user", p.text, model)
         history = [asked] if fresh else await store.list_messages(user, session.id)
     req = ChatRequest(model=model, messages=to_messages(history), stream=True, include_usage=True)
     run = ChatRun(hub.pipeline, store, c.conn, session, model, req, await caller_identity(c), run_id,
