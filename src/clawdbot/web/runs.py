@@ -189,8 +189,8 @@ class ChatRun:
         message: dict[str, Any]
         session: SessionRecord | None = None  # as storing the answer left it: the session event after it
         try:
-            rec, session = await self.store.add_message(self.user, self.session_id, "assistant", text,
-                                                           self.model, outcome, usage, trace)
+            rec, session = await self.store.add_message(self.user, self.session_id, "assistant", text, self.model,
+                                                        outcome, usage, trace)
             message = message_view(rec)
             message.pop("usage", None)  # both are beside it in the event already
             message.pop("trace", None)
