@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
+
+from tests.e2e.harness import closed_port
 
 ROOT = Path(__file__).resolve().parents[2]
 AUDIT = ROOT / "scripts" / "audit.sh"
@@ -34,6 +35,13 @@ def audit(tmp: Path, *args: str, ignore: str = "",
     ignore_file.write_text(ignore)
     return subprocess.run(["bash", str(AUDIT), *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "AUDIT_IGNORE_FILE": str(ignore_file), **(env or {})})
+
+
+def closed_feed() -> dict[str, str]:
+    """An environment in which pip-audit's feed (and PyPI) cannot be reached: a proxy on a port
+    nothing listens on, so every request to the feed is refused."""
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    return {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
 
 
 def entry(vuln: str = "PYSEC-2099-1", package: str = "somepkg", reviewed: datetime.date = TODAY,
@@ -111,11 +119,7 @@ def test_the_committed_ignore_list_is_well_formed(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_advisory_feed_fails_loudly(tmp_path: Path) -> None:
-    with socket.socket() as s:  # a port nothing listens on: every request to the feed is refused
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proxy = f"http://127.0.0.1:{port}"
-    r = audit(tmp_path, env={"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""})
+    r = audit(tmp_path, env=closed_feed())
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert "FAILED" in r.stderr and "not a pass" in r.stderr
 
@@ -123,15 +127,6 @@ def test_an_unreachable_advisory_feed_fails_loudly(tmp_path: Path) -> None:
 # -- the fallback: PyPI's project JSON, where pip-audit's per-release feed cannot be reached --------
 
 PYPI_DOCS = ROOT / "tests" / "fixtures" / "pypi"  # diskcache 5.6.3 (two advisories), msgspec 0.23.0, uvicorn 0.55.0
-
-
-def closed_feed() -> dict[str, str]:
-    """An environment in which pip-audit's feed (and PyPI) cannot be reached: a proxy on a closed port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proxy = f"http://127.0.0.1:{port}"
-    return {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
 
 
 def fallback(tmp: Path, pins: str, ignore: str = "", docs: Path = PYPI_DOCS) -> subprocess.CompletedProcess[str]:
