@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
+import platform
 import re
 import sys
 import urllib.error
@@ -50,12 +51,29 @@ def fetch(name: str, index: str | None, folder: Path | None) -> dict[str, Any]:
         return dict(json.loads(r.read(MAX_BYTES)))
 
 
+def excluded_python(spec: str | None) -> str:
+    """' (it needs Python SPEC)' when the newest release cannot run on this Python (so no lock
+    upgrade takes it: the lock keeps a fork for older Pythons), else ''."""
+    if not spec:
+        return ""
+    try:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    except ImportError:
+        return ""
+    try:
+        admitted = SpecifierSet(spec).contains(platform.python_version())
+    except InvalidSpecifier:
+        return ""
+    return "" if admitted else f" (it needs Python {spec})"
+
+
 def entry(name: str, version: str, doc: dict[str, Any]) -> dict[str, Any]:
     """One dependency as pip-audit reports it: its vulns, or why it was not audited."""
     newest = str(doc["info"]["version"])
     if version != newest:
-        return {"name": name, "skip_reason": f"locked {version}, the newest release is {newest}: PyPI's project "
-                                              "JSON lists the newest release's vulnerabilities only"}
+        why = excluded_python(doc["info"].get("requires_python"))
+        return {"name": name, "skip_reason": f"locked {version}, the newest release is {newest}{why}: PyPI's "
+                                              "project JSON lists the newest release's vulnerabilities only"}
     vulns = [{"id": v["id"], "fix_versions": list(v.get("fixed_in") or []), "aliases": list(v.get("aliases") or []),
               "description": v.get("details") or v.get("summary") or ""}
              for v in doc.get("vulnerabilities") or [] if not v.get("withdrawn")]

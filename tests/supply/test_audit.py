@@ -175,3 +175,18 @@ def test_the_fallback_skips_withdrawn_advisories_and_names_packages_it_cannot_fi
     assert "not audited: disk-cache2: could not be looked up" in r.stderr
     r = fallback(tmp_path, "ghost==1.0\n", docs=docs)  # nothing could be looked up: nothing was audited
     assert r.returncode == 3 and "nothing was audited" in r.stderr
+
+
+def test_the_fallback_says_when_the_newest_release_cannot_run_on_this_python(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    doc = json.loads((PYPI_DOCS / "uvicorn.json").read_text())
+    doc["info"]["requires_python"] = ">=3.99"  # as numpy 2.5 needs 3.12: the lock keeps an older one for 3.11
+    (docs / "uvicorn.json").write_text(json.dumps(doc))
+    r = fallback(tmp_path, "uvicorn==0.54.0\n", docs=docs)
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "locked 0.54.0, the newest release is 0.55.0 (it needs Python >=3.99)" in r.stderr
+    doc["info"]["requires_python"] = ">=3.8"  # one that runs here: no such note
+    (docs / "uvicorn.json").write_text(json.dumps(doc))
+    r = fallback(tmp_path, "uvicorn==0.54.0\n", docs=docs)
+    assert "the newest release is 0.55.0: PyPI's" in r.stderr

@@ -54,6 +54,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import random
 import re
 import string
@@ -626,7 +627,7 @@ class OpenAIUpstream(ServerThread):
             body = None
         with self._lock:
             self.request_count += 1
-            server_id = f"req_{random.getrandbits(128):032x}"
+            server_id = f"req_{os.urandom(16).hex()}"  # not `random`: a hypothesis draw would see it move
             rid = request.headers.get("X-Request-ID") or server_id
             headers = CIMultiDictProxy(CIMultiDict(request.headers))
             rec = RecordedRequest(self.request_count, request.method, request.path, headers, body, rid,
