@@ -1,4 +1,4 @@
-"""Options without a canonical field (logit_bias, parallel_tool_calls, reasoning_effort): kept from an
+"""Options without a canonical field (logit_bias, parallel_tool_calls, reasoning_effort, logprobs): kept from an
 OpenAI request and, per upstream dialect, passed on, mapped, or refused by name; never dropped."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import openai as oa
 from clawdbot.core.errors import BadRequest
 from clawdbot.core.types import ChatRequest, Message, Tool
-from clawdbot.providers.local import completion_params
+from clawdbot.providers.local import check_request, completion_params
 
 
 def parsed(**fields: object) -> ChatRequest:
@@ -53,10 +53,27 @@ def test_anthropic_maps_thinking_and_parallel_tools() -> None:
 
 
 def test_the_embedded_model_takes_logit_bias_and_refuses_reasoning() -> None:
+    check_request(parsed(logit_bias={"7": 2.0}, response_format={"type": "json_object"}))  # both honoured
     assert completion_params(parsed(logit_bias={"7": 2.0}))["logit_bias"] == {"7": 2.0}
-    with pytest.raises(BadRequest) as err:
-        completion_params(parsed(reasoning_effort="low"))
-    assert err.value.param == "reasoning_effort"
+    for fields, param in (({"reasoning_effort": "low"}, "reasoning_effort"), ({"logprobs": True}, "logprobs"),
+                          ({"logprobs": True, "top_logprobs": 2}, "logprobs")):
+        with pytest.raises(BadRequest) as err:
+            check_request(parsed(**fields))
+        assert err.value.param == param and err.value.code == "unsupported_parameter"
+    check_request(parsed(reasoning_effort="none", logprobs=False))  # nothing asked that it cannot do
+
+
+def test_log_probabilities_go_to_openai_upstreams_and_are_refused_by_the_others() -> None:
+    req = parsed(logprobs=True, top_logprobs=3)
+    assert req.extra == {"logprobs": True, "top_logprobs": 3}
+    body = json.loads(oa.encode_chat_request(req, "max_tokens"))
+    assert body["logprobs"] is True and body["top_logprobs"] == 3
+    assert parsed(logprobs=False).extra is None  # not asked for: nothing to refuse anywhere
+    json.loads(ol.encode_chat_request(parsed(logprobs=False), "llama", None))
+    for encode in (lambda r: ol.encode_chat_request(r, "llama", None), lambda r: au.encode_request(r, "claude")):
+        with pytest.raises(BadRequest) as err:
+            encode(req)
+        assert err.value.param == "logprobs" and "cannot be honoured" in err.value.message
 
 
 def anthropic_parsed(thinking: object) -> ChatRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.request
 from pathlib import Path
 
 import openai
@@ -114,6 +115,19 @@ def test_embedded_local_model_streams(tmp_path: Path) -> None:
         assert {"smollm2-135m-instruct", "gemma-3-270m"} <= set(models)
         assert "Instruction-tuned" in json.dumps(models["smollm2-135m-instruct"].model_dump())
         assert "BASE model" in json.dumps(models["gemma-3-270m"].model_dump())
+        # what a prompt string cannot carry is refused by name, before the model loads (never dropped)
+        question = [{"role": "user", "content": "What is the capital of France?"}]
+        tools = [{"type": "function", "function": {"name": "capital", "parameters": {"type": "object"}}}]
+        image = [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, {
+            "type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]
+        for param, kw in {"tools": {"tools": tools}, "messages": {"messages": image},
+                          "logprobs": {"logprobs": True}}.items():
+            with pytest.raises(openai.BadRequestError) as info:
+                c.chat.completions.create(**{"model": "smollm2-135m-instruct", "max_tokens": 4,
+                                             "messages": question, **kw})
+            assert (info.value.code, info.value.param) == ("unsupported_parameter", param), info.value.body
+        ready = json.loads(urllib.request.urlopen(gw.url + "/readyz", timeout=10).read())
+        assert ready["services"]["local"]["detail"] == "smollm2-135m-instruct (not loaded)"
         stream = c.chat.completions.create(
             model="smollm2-135m-instruct", stream=True, stream_options={"include_usage": True}, max_tokens=24,
             temperature=0, messages=[{"role": "user", "content": "What is the capital of France?"}])
@@ -122,6 +136,9 @@ def test_embedded_local_model_streams(tmp_path: Path) -> None:
         assert len(pieces) >= 2 and "Paris" in "".join(pieces)
         usage = [c.usage for c in chunks if c.usage]
         assert usage and usage[0].prompt_tokens > 0 and 0 < usage[0].completion_tokens <= 24
+        offered = c.chat.completions.create(model="smollm2-135m-instruct", max_tokens=4, messages=question,
+                                            tools=tools, tool_choice="none")  # none: nothing to refuse
+        assert offered.choices[0].message.content and not offered.choices[0].message.tool_calls
         base = c.chat.completions.create(model="gemma-3-270m", max_tokens=8,
                                          messages=[{"role": "user", "content": "The capital of France is"}])
         assert base.model == "gemma-3-270m" and base.choices[0].message.content

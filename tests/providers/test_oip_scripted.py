@@ -16,8 +16,8 @@ import pytest
 
 from clawdbot.config.loader import load_config_text
 from clawdbot.core.context import RequestContext
-from clawdbot.core.errors import Overloaded, UpstreamError
-from clawdbot.core.types import ChatChunk, ChatRequest, Message, Tool
+from clawdbot.core.errors import BadRequest, Overloaded, UpstreamError
+from clawdbot.core.types import ChatChunk, ChatRequest, ImagePart, Message, TextPart, Tool
 from clawdbot.providers.oip import open_inference_pb2 as pb
 from clawdbot.providers.oip.provider import GrpcProvider
 
@@ -237,13 +237,18 @@ def test_text_only_requests() -> None:
 
     async def body(s: Server, p: GrpcProvider) -> list[str]:
         refused = []
+        image = [Message("user", [TextPart("what is it?"), ImagePart("data:image/png;base64,iVBORw0KGgo=")])]
         for kw in ({"tools": [Tool("f")]}, {"response_format": {"type": "json_object"}},
-                   {"extra": {"logprobs": True}}):
-            req = ChatRequest(model="m", messages=[Message("user", "x")], **kw)  # type: ignore[arg-type]
+                   {"extra": {"logprobs": True}}, {"messages": image}, {"extra": {"logit_bias": {"1": 5}}},
+                   {"tools": [Tool("f")], "tool_choice": "none"}):
+            req = ChatRequest(**{"model": "m", "messages": [Message("user", "x")], **kw})  # type: ignore[arg-type]
             try:
                 await collect(p, req)
-            except Exception as exc:  # BadRequest
-                refused.append(getattr(exc, "param", ""))
+                refused.append("")  # answered (the handler's empty answer)
+            except BadRequest as exc:
+                assert exc.code == "unsupported_parameter"
+                refused.append(exc.param or "")
         return refused
 
-    assert scenario(handler, body) == ["tools", "response_format", "logprobs"]
+    # tools with tool_choice "none" need not be offered: nothing to refuse
+    assert scenario(handler, body) == ["tools", "response_format", "logprobs", "messages", "logit_bias", ""]

@@ -18,6 +18,7 @@ from clawdbot.codecs.anthropic_wire import Usage as WireUsage
 from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import BadRequest, UpstreamError
 from clawdbot.core.types import (
+    UNCARRIED,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -120,9 +121,10 @@ def encode_request(req: ChatRequest, model: str, default_max_tokens: int = DEFAU
     extra = req.extra or {}
     if isinstance(extra.get("top_k"), int):
         body["top_k"] = extra["top_k"]
-    if extra.get("logit_bias"):
-        raise BadRequest("'logit_bias' cannot be honoured by an Anthropic service.", param="logit_bias",
-                         code="unsupported_parameter")
+    for name in UNCARRIED:
+        if extra.get(name):
+            raise BadRequest(f"'{name}' cannot be honoured by an Anthropic service.", param=name,
+                             code="unsupported_parameter")
     if extra.get("parallel_tool_calls") is False and "tools" in body:
         body["tool_choice"] = {**body.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     effort = extra.get("reasoning_effort")

@@ -18,6 +18,7 @@ import msgspec
 from clawdbot.codecs.decoding import DECODE_ERRORS
 from clawdbot.core.errors import BadRequest, GatewayError, UpstreamError
 from clawdbot.core.types import (
+    UNCARRIED,
     ChatChunk,
     ChatRequest,
     ChatResponse,
@@ -89,9 +90,10 @@ def encode_chat_request(req: ChatRequest, model: str, num_ctx: int | None) -> by
     if req.tools and req.tool_choice != "none":
         body["tools"] = [_tool(t) for t in req.tools]
     extra = req.extra or {}
-    if extra.get("logit_bias"):
-        raise BadRequest("'logit_bias' cannot be honoured by an Ollama service.", param="logit_bias",
-                         code="unsupported_parameter")
+    for name in UNCARRIED:
+        if extra.get(name):
+            raise BadRequest(f"'{name}' cannot be honoured by an Ollama service.", param=name,
+                             code="unsupported_parameter")
     if extra.get("parallel_tool_calls") is False and req.tools:
         raise BadRequest("'parallel_tool_calls: false' cannot be honoured by an Ollama service.",
                          param="parallel_tool_calls", code="unsupported_parameter")

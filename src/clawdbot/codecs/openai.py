@@ -121,7 +121,8 @@ def to_canonical(wire: w.WireChatRequest) -> ChatRequest:
     # Options no canonical field holds: kept for the upstream's encoder, which passes each on, maps
     # it, or refuses it by name (docs/dialects.md, "Options without a canonical field").
     extra = {k: v for k, v in (("logit_bias", wire.logit_bias), ("parallel_tool_calls", wire.parallel_tool_calls),
-                                ("reasoning_effort", wire.reasoning_effort)) if v is not None}
+                                ("reasoning_effort", wire.reasoning_effort), ("logprobs", wire.logprobs or None),
+                                ("top_logprobs", wire.top_logprobs)) if v is not None}
     return ChatRequest(
         model=wire.model,
         messages=messages,

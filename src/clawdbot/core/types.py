@@ -54,6 +54,11 @@ class Tool(msgspec.Struct):
     strict: bool | None = None
 
 
+# `extra` options only an OpenAI-compatible upstream can honour: token ids of its own tokenizer, and
+# log probabilities, which no canonical answer carries back; every other encoder refuses them by name.
+UNCARRIED = ("logit_bias", "logprobs", "top_logprobs")
+
+
 class ChatRequest(msgspec.Struct):
     model: str
     messages: list[Message]

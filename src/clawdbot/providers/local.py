@@ -38,7 +38,7 @@ from typing import Any
 
 import msgspec
 
-from clawdbot.codecs.text_turns import text_turns
+from clawdbot.codecs.text_turns import refuse_unsupported, text_turns
 from clawdbot.config.local_models import DEFAULT, INSTALL_HINT, PACKAGED, ModelMissing, PackagedModel, locate
 from clawdbot.config.schema import Service
 from clawdbot.core.context import RequestContext
@@ -58,6 +58,7 @@ STREAM_INTERVAL_S = 0.04
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty")
 
 _LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+HONOURED = frozenset({"response_format", "logit_bias"})  # what refuse_unsupported lets through
 _PARAMS = ("temperature", "top_p", "stop", "seed", "frequency_penalty", "presence_penalty")
 
 
@@ -103,10 +104,15 @@ def completion_params(req: ChatRequest, defaults: dict[str, float] | None = None
     extra = req.extra or {}
     if extra.get("logit_bias"):
         params["logit_bias"] = extra["logit_bias"]  # token ids as strings, as in OpenAI's API
-    if extra.get("reasoning_effort") not in (None, "none"):
-        raise BadRequest("'reasoning_effort' cannot be honoured by the embedded model (it does not reason).",
-                         param="reasoning_effort", code="unsupported_parameter")
     return params
+
+
+def check_request(req: ChatRequest) -> None:
+    """Refuses, before a model loads or a request queues, what llama.cpp in-process cannot honour."""
+    refuse_unsupported(req, "local models (llama.cpp in-process)", HONOURED)
+    if (req.extra or {}).get("reasoning_effort") not in (None, "none"):
+        raise BadRequest("'reasoning_effort' cannot be honoured by a local model (it does not reason).",
+                         param="reasoning_effort", code="unsupported_parameter")
 
 
 def map_error(exc: Exception, service: str) -> GatewayError:
@@ -312,6 +318,7 @@ class LocalProvider:
             self.load_seconds = time.perf_counter() - started
 
     async def stream(self, req: ChatRequest, ctx: RequestContext) -> AsyncGenerator[ChatChunk, None]:
+        check_request(req)
         await self._ensure_loaded()
         if self._waiting >= self.max_queue:
             raise UpstreamUnavailable(f"service {self.name!r} is busy: {self._waiting} requests queued")

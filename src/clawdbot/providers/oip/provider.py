@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from clawdbot.codecs.text_turns import text_turns
+from clawdbot.codecs.text_turns import refuse_unsupported, text_turns
 from clawdbot.config.grpc_schema import GrpcSettings, grpc_target
 from clawdbot.config.prompt_templates import TemplateError
 from clawdbot.config.schema import Service
@@ -43,25 +43,6 @@ PROBE_TIMEOUT_S = 5.0
 def _serialize(message: Any) -> bytes:
     data: bytes = message.SerializeToString()
     return data
-
-
-def _refuse_unsupported(req: ChatRequest) -> None:
-    if req.tools:
-        raise BadRequest("gRPC inference services take text only: 'tools' cannot be sent to them.", param="tools",
-                         code="unsupported_parameter")
-    for msg in req.messages:
-        if isinstance(msg.content, list) and any(getattr(p, "type", "text") != "text" for p in msg.content):
-            raise BadRequest("gRPC inference services take text only: images and other parts cannot be sent.",
-                             param="messages", code="unsupported_parameter")
-    extra = req.extra or {}
-    for name in ("logprobs", "top_logprobs", "logit_bias"):
-        if extra.get(name):
-            raise BadRequest(f"gRPC inference services answer text only: '{name}' cannot be honoured.", param=name,
-                             code="unsupported_parameter")
-    rf = req.response_format
-    if rf and rf.get("type") not in (None, "text"):
-        raise BadRequest("gRPC inference services have no JSON mode: 'response_format' cannot be honoured.",
-                         param="response_format", code="unsupported_parameter")
 
 
 class Watchdog:
@@ -171,7 +152,7 @@ class GrpcProvider:
         return tuple(md)
 
     def _prepare(self, req: ChatRequest, ctx: RequestContext, stream: bool) -> _Call:
-        _refuse_unsupported(req)
+        refuse_unsupported(req, "gRPC inference services")
         shape = self.shape
         try:
             prompt = shape.template.render(text_turns(req.messages), shape.bos_token, shape.eos_token)
