@@ -92,7 +92,7 @@ def test_models_show_ps_version_and_embeddings(gw: GatewayProcess) -> None:
     names = {m.model for m in c.list().models}
     assert {"via-openai", "via-ollama", "embedder"} <= names
     assert {m.model for m in c.ps().models} == names
-    assert c.show("via-ollama").capabilities is not None
+    assert c.show("via-ollama").capabilities == ["completion", "tools"]  # its service takes tools
     with pytest.raises(ollama.ResponseError) as missing:
         c.show("nobody-serves-this")
     assert missing.value.status_code == 404 and "nobody-serves-this" in missing.value.error

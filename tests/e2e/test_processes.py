@@ -126,6 +126,9 @@ def test_embedded_local_model_streams(tmp_path: Path) -> None:
                 c.chat.completions.create(**{"model": "smollm2-135m-instruct", "max_tokens": 4,
                                              "messages": question, **kw})
             assert (info.value.code, info.value.param) == ("unsupported_parameter", param), info.value.body
+        shown = urllib.request.urlopen(urllib.request.Request(gw.url + "/api/show", method="POST",
+                                       data=b'{"model": "smollm2-135m-instruct"}'), timeout=10)
+        assert json.loads(shown.read())["capabilities"] == ["completion"]  # so Ollama apps offer no tools
         ready = json.loads(urllib.request.urlopen(gw.url + "/readyz", timeout=10).read())
         assert ready["services"]["local"]["detail"] == "smollm2-135m-instruct (not loaded)"
         stream = c.chat.completions.create(

@@ -14,6 +14,7 @@ from clawdbot.api.integral import parse_lax
 from clawdbot.api.request_bounds import check_dimensions, check_output_limit
 from clawdbot.codecs import ollama as ol
 from clawdbot.codecs import ollama_inbound as oi
+from clawdbot.codecs.text_turns import PROMPT_STRING_TYPES
 from clawdbot.core import accounting
 from clawdbot.core.types import ChatRequest, ChatResponse
 from clawdbot.pipeline.policy import Pipeline
@@ -94,9 +95,12 @@ async def ps(ex: Exchange, pl: Pipeline, body: bytes) -> None:
 
 async def show(ex: Exchange, pl: Pipeline, body: bytes) -> None:
     name, _ = parse_lax(oi.parse_model, body)
-    pl.gateway.resolver.resolve(name)  # 404 for a model nobody serves
-    info = {m.id: m.description for m in pl.gateway.resolver.models()}
-    await ex.json(200, oi.encode_show(name, info.get(name)))
+    resolver = pl.gateway.resolver
+    targets = resolver.resolve(name)  # 404 for a model nobody serves
+    info = {m.id: m.description for m in resolver.models()}
+    tools = any(t.service not in resolver.services or resolver.services[t.service].type not in PROMPT_STRING_TYPES
+                for t in targets)
+    await ex.json(200, oi.encode_show(name, info.get(name), tools))
 
 
 async def version(ex: Exchange, pl: Pipeline, body: bytes) -> None:

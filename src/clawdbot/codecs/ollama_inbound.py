@@ -279,10 +279,12 @@ def encode_ps(names: list[str]) -> bytes:
     return _encode({"models": [{**model_entry(n), "expires_at": rfc3339(0), "size_vram": 0} for n in names]})
 
 
-def encode_show(name: str, description: str | None) -> bytes:
+def encode_show(name: str, description: str | None, tools: bool = True) -> bytes:
+    """`tools`: some deployment of the model can be offered tools (an app reads `capabilities` to
+    decide whether to send them)."""
     return _encode({"modelfile": f"# served by clawdbot\nFROM {name}\n", "parameters": "", "template": "",
                     "details": dict(_DETAILS), "model_info": {"clawdbot.description": description or ""},
-                    "capabilities": ["completion", "tools"]})
+                    "capabilities": ["completion", "tools"] if tools else ["completion"]})
 
 
 def encode_version() -> bytes:

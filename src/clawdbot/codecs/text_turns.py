@@ -9,6 +9,7 @@ from __future__ import annotations
 from clawdbot.core.errors import BadRequest
 from clawdbot.core.types import UNCARRIED, ChatRequest, Message, TextPart
 
+PROMPT_STRING_TYPES = frozenset({"local", "grpc"})  # the service types whose upstream takes one prompt string
 _ROLES = {"system": "system", "developer": "system", "assistant": "assistant"}  # others speak as user
 
 
