@@ -179,6 +179,8 @@ def parse_embedding_request(body: bytes) -> EmbeddingRequest:
         wire = _embed_decoder.decode(body)
     except DECODE_ERRORS as exc:
         raise decode_error(exc) from None
+    if not wire.model:  # as the chat parser and the metered head reader (api/metered.py) say
+        raise BadRequest("'model' must not be empty.", param="model", code="invalid_value")
     inp = wire.input
     if isinstance(inp, str):
         texts = [inp]
