@@ -82,6 +82,7 @@ def openai_chat(c: dict[str, Schema], max_messages: int) -> None:
 def openai_embeddings(c: dict[str, Schema]) -> None:
     """codecs/openai.py parse_embedding_request (strings only); api/endpoints.py (dimensions)."""
     p = props(c, ow.WireEmbeddingRequest)
+    p["model"] = NON_EMPTY
     p["input"] = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}
     p["dimensions"] = DIMENSIONS
 
