@@ -12,6 +12,7 @@ from typing import Protocol
 
 from clawdbot.api import routes
 from clawdbot.api.admin_api import PREFIX as ADMIN_API
+from clawdbot.api.admin_api import ROUTES as ADMIN_ROUTES
 from clawdbot.api.admin_api import AdminApi
 from clawdbot.api.errors import error_body_for, error_status, internal_error, method_not_allowed
 from clawdbot.api.exchange import Exchange
@@ -20,6 +21,7 @@ from clawdbot.api.hosts import AllowedHosts
 from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
 from clawdbot.api.metered import METERED, read_head
 from clawdbot.api.metrics_listener import MetricsListener
+from clawdbot.api.origins import AllowedOrigins, preflight
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Server
@@ -42,6 +44,7 @@ from clawdbot.tenancy.throttle import AuthThrottle
 log = logging.getLogger("clawdbot.api")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ADMIN_BODY_BYTES = 64 * 1024  # admin API bodies: a key's or a team's fields, never a prompt
+ADMIN_METHODS = " ".join(sorted({m for ms in ADMIN_ROUTES.values() for m in ms}))  # a preflight's answer
 
 _SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
@@ -124,6 +127,7 @@ class App:
         self.mcp: Mcp = mcp if mcp is not None else NoMcp()
         self.limit = server.max_body_bytes
         self.hosts = AllowedHosts(server.allowed_hosts, bool(server.master_key))
+        self.origins = AllowedOrigins(server.cors_origins, pipeline.gateway.config.web.allowed_origins)
         # failed keys per client address: shared with the chat page's login (web/layer.py)
         self.throttle = throttle if throttle is not None else AuthThrottle(
             server.auth_failures_burst, server.auth_failures_per_minute, trusted=networks(server.trusted_proxies))
@@ -283,12 +287,26 @@ class App:
         if not hosts.any and not hosts.allowed(hdrs.get(b"host")):
             raise BadRequest("This gateway does not answer to that Host name (server.allowed_hosts).",
                              param="Host", code="invalid_host")
-        if path.startswith(ADMIN_API):
+        origin = hdrs.get(b"origin")  # a browser's request (api/origins.py): allowed, with CORS headers, or a 403
+        cors = self.origins.headers(origin, hdrs.get(b"host")) if origin is not None else None
+        if cors is not None:
+            ex.resp_headers += cors
+        admin = path.startswith(ADMIN_API)
+        route = None if admin else (routes.ROUTES.get(path) or routes.find(path) or self.ext.route(path)
+                                    or self.mcp.route(path))
+        method = ex.scope["method"]
+        if method == "OPTIONS" and cors is not None and b"access-control-request-method" in hdrs:
+            if not admin and route is None:
+                raise NotFound(f"Unknown path: {path}", code="unknown_url")
+            ex.status, ex.started = 204, True
+            methods = ADMIN_METHODS if route is None else route.method
+            await ex.send({"type": "http.response.start", "status": 204,
+                           "headers": ex.resp_headers + preflight(methods, hdrs)})
+            return await ex.end()
+        if admin:
             return await self.admin_call(ex, hdrs)
-        route = routes.ROUTES.get(path) or routes.find(path) or self.ext.route(path) or self.mcp.route(path)
         if route is None:
             raise NotFound(f"Unknown path: {path}", code="unknown_url")
-        method = ex.scope["method"]
         if method != route.method and method not in route.method.split(" "):
             raise method_not_allowed(route.method.split(" "), path)
         principal = ANONYMOUS

@@ -23,7 +23,7 @@ def host_name(value: bytes) -> str:
     return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
-def _is_loopback(name: str) -> bool:
+def is_loopback_name(name: str) -> bool:
     if name in LOOPBACK_NAMES or name.endswith(".localhost"):
         return True
     try:
@@ -58,7 +58,7 @@ class AllowedHosts:
         if hit is not None:
             return hit
         name = host_name(host)
-        ok = _is_loopback(name) or name in self.exact or name.endswith(self.suffixes)
+        ok = is_loopback_name(name) or name in self.exact or name.endswith(self.suffixes)
         if len(self._seen) < self.MAX_CACHED:
             self._seen[host] = ok
         return ok

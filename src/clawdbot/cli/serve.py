@@ -134,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if "*" in s.cors_origins and not s.master_key:
+        print("clawdbot: refusing server.cors_origins \"*\" without a master key: any web page the user "
+              "opens could use your models and read their answers. Set CLAWDBOT_MASTER_KEY (or "
+              "server.master_key), or list the origins.", file=sys.stderr)
+        return 2
     from clawdbot.cli.workers import worker_index
     from clawdbot.observability.logging import setup_logging
 

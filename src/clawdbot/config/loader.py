@@ -336,6 +336,10 @@ def _check(config: Config, doc: _Document) -> None:
             networks([cidr])
         except ValueError as exc:
             raise doc.error(("server", "trusted_proxies", i), str(exc)) from None
+    for i, origin in enumerate(server.cors_origins):
+        if origin.strip() not in ("*", "null") and "://" not in origin:
+            raise doc.error(("server", "cors_origins", i), f"{origin!r} is not an origin: write scheme://host[:port] "
+                            "(e.g. https://app.example.com, http://localhost:*), or \"*\"")
     if server.discovery_interval < 0:  # 0 turns the periodic refresh off
         raise doc.error(("server", "discovery_interval"), "`discovery_interval` must be 0 (off) or positive")
     for where, message in mcp_problems(config.mcp):

@@ -248,6 +248,10 @@ class Server(Strict):
     # "*.example.com", or "*" for any. Empty: loopback names only without a master key, any Host
     # with one (every request authenticates then). See docs/configuration.md.
     allowed_hosts: list[str] = []
+    # Browser origins, besides the gateway's own and pages on loopback, whose requests are served
+    # (with CORS headers): "https://app.example.com", "https://*.example.com", "http://host:*",
+    # "chrome-extension://*", or "*" (needs a master key). Others get 403 (api/origins.py).
+    cors_origins: list[str] = []
     # Wrong keys per client address (login page, Bearer on /v1 and /admin, the chat socket): this
     # many at once, then one per 60/auth_failures_per_minute seconds (tenancy/throttle.py)
     auth_failures_burst: int = 10
