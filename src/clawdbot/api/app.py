@@ -22,6 +22,7 @@ from clawdbot.api.http import ClientGone, Receive, Scope, Send, deny, header
 from clawdbot.api.metered import METERED, read_head
 from clawdbot.api.metrics_listener import MetricsListener
 from clawdbot.api.origins import AllowedOrigins, preflight
+from clawdbot.api.protocol import TIMED_OUT
 from clawdbot.api.routes import Route
 from clawdbot.codecs.bounds import check_json_shape
 from clawdbot.config.schema import Server
@@ -223,6 +224,8 @@ class App:
             ex.status = 499  # nginx's convention for "client closed request", in the log only
         except ClientGone:
             ctx.error, ctx.cancelled, ex.status = "client disconnected", True, 499
+            if TIMED_OUT in scope:  # the protocol gave up on the body (api/protocol.py) and answered 408
+                ctx.error, ex.status = scope[TIMED_OUT], 408
         except GatewayError as exc:
             await self.fail(ex, exc)
         except Exception:

@@ -5,11 +5,20 @@ with no limit of its own: a 160 MiB header from an unauthenticated client held t
 seconds. This subclass counts the head's bytes as they arrive and refuses, before the app runs:
 414 for a request target over `max_url_bytes`, 431 for a head over `max_header_bytes` or with more
 than `max_headers` lines (a single header is bounded by the head's limit). The WebSocket upgrade
-request goes through here too."""
+request goes through here too.
+
+Time is bounded as well (slowloris): uvicorn closes a kept-alive connection idle between requests,
+but not one that sends a head, or a body, a byte now and then, nor a new one that sends nothing.
+A request's head must arrive within `head_timeout` seconds of its first byte (a new connection's
+first byte within that of connecting), and its body must not pause longer than `body_timeout`
+between two reads (nginx's client_header_timeout and client_body_timeout): else 408 and the
+connection closes. The connections reading a request are in one set, swept once a second while
+it holds any, so a request costs a set add and discard, not a timer."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 import httptools
 import msgspec
@@ -17,8 +26,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from clawdbot.config.schema import Server
 
-_REASONS = {414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+_REASONS = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 LINGER_S = 2.0  # seconds a refused connection drops what still arrives before it closes
+TIMED_OUT = "clawdbot.timed_out"  # scope key: why the body's read ended
+SWEEP_S = 1.0  # how often the connections reading a request are checked for a missed deadline
 
 
 class HeadTooLarge(Exception):
@@ -28,26 +39,90 @@ class HeadTooLarge(Exception):
         self.message = message
 
 
+class Reading:
+    """The connections reading a request (its head or its body), each with its deadline."""
+
+    def __init__(self) -> None:
+        self.conns: set[BoundedHttpToolsProtocol] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.handle is None:
+            self.handle = loop.call_later(SWEEP_S, self.sweep, loop)
+
+    def sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for conn in [c for c in self.conns if c.deadline <= now]:
+            conn.timed_out()
+        self.handle = loop.call_later(SWEEP_S, self.sweep, loop) if self.conns else None
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     max_url = 8 * 1024
     max_head = 64 * 1024
     max_headers = 100
+    head_timeout = 30.0
+    body_timeout = 60.0
+    reading = Reading()  # bounded_protocol() gives each server its own
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True  # between a request's end (or the connection's start) and its next head's end
         self._head_bytes = 0  # bytes received meanwhile
         self._refused = False
+        self._reading = False  # in `reading`: a head or a body is on its way
+        self.deadline = 0.0  # ... and by when it must have arrived (the body: its next bytes)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._read_within(self.head_timeout)  # a connection that never asks anything is closed too
+        self.reading.watch(self.loop)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_reading()
+        super().connection_lost(exc)
+
+    def _read_within(self, seconds: float) -> None:
+        self.deadline = self.loop.time() + seconds
+        if not self._reading:
+            self._reading = True
+            self.reading.conns.add(self)
+            self.reading.watch(self.loop)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self.reading.conns.discard(self)
+
+    def timed_out(self) -> None:
+        self._stop_reading()
+        said_nothing = self._in_head and not self._head_bytes  # connected (or kept alive) and asked nothing
+        answered = not self._in_head and self.cycle is not None and self.cycle.response_started  # before its end
+        if said_nothing or answered:
+            self.transport.close()
+        else:
+            if self._in_head:
+                why = f"The request head did not arrive within {self.head_timeout:g} s."
+            else:
+                why = f"The request body paused for more than {self.body_timeout:g} s."
+                if self.cycle is not None:  # the app, reading the body, sees the client go: logged as this
+                    cast(dict[str, Any], self.cycle.scope)[TIMED_OUT] = why
+            self._refuse(408, "request_timeout", why)
 
     def data_received(self, data: bytes) -> None:
         if self._refused or self.transport.is_closing():
             return  # refused: what still arrives is dropped unread
         if self._in_head:
+            if not self._head_bytes:  # a head starts: it has head_timeout to arrive whole
+                self._read_within(self.head_timeout)
             self._head_bytes += len(data)
+        elif self._reading:  # a body arriving: the pause allowed starts again
+            self.deadline = self.loop.time() + self.body_timeout
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            self._stop_reading()
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
                 # the socket is the WebSocket protocol's now; the parser, which holds this
@@ -59,7 +134,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             cause = exc.__context__ if isinstance(exc.__context__, HeadTooLarge) else None
             if cause is not None:
-                self._refuse(cause)
+                self._refuse(cause.status, "request_head_too_large", cause.message)
             else:
                 msg = "Invalid HTTP request received."
                 self.logger.warning(msg)
@@ -67,7 +142,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             return
         # The head is still incomplete and already too big: refuse now, not when it ends (if ever).
         if self._in_head and self._head_bytes > self.max_head:
-            self._refuse(HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes."))
+            self._refuse(431, "request_head_too_large", f"The request head exceeds {self.max_head} bytes.")
 
     def on_headers_complete(self) -> None:
         # Per header nothing is checked (a callback per header line costs every request): a head
@@ -82,18 +157,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
         self._head_bytes = 0
         self._in_head = False
+        self.deadline = self.loop.time() + self.body_timeout  # (on_message_complete ends it, at once if no body)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True  # what arrives next on this connection is the next request's head
+        self._stop_reading()
 
-    def _refuse(self, exc: HeadTooLarge) -> None:
-        body = msgspec.json.encode({"error": {"message": exc.message, "type": "invalid_request_error",
-                                              "param": None, "code": "request_head_too_large"}})
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        body = msgspec.json.encode({"error": {"message": message, "type": "invalid_request_error",
+                                              "param": None, "code": code}})
         head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                b"connection: close\r\n\r\n" % (exc.status, _REASONS[exc.status], len(body)))
+                b"connection: close\r\n\r\n" % (status, _REASONS[status], len(body)))
         self._refused = True
+        self._stop_reading()
         self.transport.write(head + body)
         # A lingering close, as nginx does: closing with the client's bytes unread would send a
         # reset, which can destroy the answer before the client reads it. So end our side, drop
@@ -109,4 +187,5 @@ def bounded_protocol(server: Server) -> type[BoundedHttpToolsProtocol]:
     """The protocol class for uvicorn's `http=` setting, with this server's limits."""
     return type("HttpProtocol", (BoundedHttpToolsProtocol,), {
         "max_url": server.max_url_bytes, "max_head": server.max_header_bytes, "max_headers": server.max_headers,
+        "head_timeout": server.head_timeout, "body_timeout": server.body_timeout, "reading": Reading(),
     })

@@ -322,8 +322,8 @@ def _check(config: Config, doc: _Document) -> None:
     if server.port is not None and not 1 <= server.port <= 65535:
         raise doc.error(("server", "port"), f"port must be in 1..65535, got {server.port}")
     _positive(doc, ("server",), server, ("max_body_bytes", "max_json_depth", "max_json_items", "max_messages",
-                                         "max_url_bytes", "max_header_bytes", "max_headers",
-                                         "auth_failures_burst", "auth_failures_per_minute"))
+                                         "max_url_bytes", "max_header_bytes", "max_headers", "head_timeout",
+                                         "body_timeout", "auth_failures_burst", "auth_failures_per_minute"))
     _positive(doc, ("responses",), config.responses, ("retention_hours", "max_per_key", "max_conversation_bytes"))
     _positive(doc, ("metrics",), config.metrics, ("max_key_series",))
     if config.metrics.port is not None and not 1 <= config.metrics.port <= 65535:

@@ -244,6 +244,8 @@ class Server(Strict):
     max_url_bytes: int = 8 * 1024  # the request target (path and query); longer: 414
     max_header_bytes: int = 64 * 1024  # the request line and every header together; more: 431
     max_headers: int = 100  # header lines in one request; more: 431
+    head_timeout: float = 30.0  # seconds for a request's head to arrive (a new connection's first byte too); then 408
+    body_timeout: float = 60.0  # seconds a request body may pause between two reads; then 408
     # Host names this gateway answers besides the loopback names (DNS rebinding): "gw.example.com",
     # "*.example.com", or "*" for any. Empty: loopback names only without a master key, any Host
     # with one (every request authenticates then). See docs/configuration.md.
