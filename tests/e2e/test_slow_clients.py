@@ -14,17 +14,25 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import GatewayProcess
+from tests.upstreams.openai_server import OpenAIUpstream
 
 BODY = json.dumps({"model": "m", "max_tokens": 2, "messages": [{"role": "user", "content": "hello"}]}).encode()
 HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def upstream() -> Iterator[OpenAIUpstream]:
+    with OpenAIUpstream() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIUpstream) -> Iterator[GatewayProcess]:
     d = tmp_path_factory.mktemp("slow")
     cfg = d / "clawdbot.yaml"
     cfg.write_text("server: {head_timeout: 1, body_timeout: 1}\nservices:\n  - {name: m, type: mock}\n"
-                   "models:\n  m: [m/x]\n")
+                   f"  - {{name: oa, type: openai, endpoint: {upstream.url}/v1}}\n"
+                   "models:\n  m: [m/x]\n  slow: [oa/mock-a]\n")
     with GatewayProcess(["serve", "--config", str(cfg)], d / "gateway.log") as gw:
         yield gw
 
@@ -98,6 +106,22 @@ def test_a_kept_alive_connections_next_head_has_its_own_deadline(gw: GatewayProc
     assert head.startswith(b"HTTP/1.1 200 ") and len(body) == length
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the next request's head, never finished
     status, err = error_of(until_closed(s))
+    assert status == 408 and err["code"] == "request_timeout"
+
+
+def test_a_pipelined_head_waits_for_the_answer_before_it_without_a_timeout(gw: GatewayProcess) -> None:
+    """The next request's head, sent while a 3 s stream is still answered: the gateway does not read
+    it meanwhile, so that wait is not the client's; its own 1 s starts after the stream."""
+    ask = {"model": "slow", "stream": True, "max_tokens": 8,
+           "messages": [{"role": "user", "content": "fault:slow=600 fault:chunks=5 one two three"}]}
+    body = json.dumps(ask).encode()
+    s = connect(gw)
+    s.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body + b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    got = until_closed(s)
+    stream, _, after = got.partition(b"data: [DONE]")
+    assert after, got[-300:]  # the stream ended whole, nothing cut into it
+    assert stream.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408" not in stream
+    status, err = error_of(after[after.find(b"HTTP/1.1 "):])
     assert status == 408 and err["code"] == "request_timeout"
 
 

@@ -10,7 +10,8 @@ request goes through here too.
 Time is bounded as well (slowloris): uvicorn closes a kept-alive connection idle between requests,
 but not one that sends a head, or a body, a byte now and then, nor a new one that sends nothing.
 A request's head must arrive within `head_timeout` seconds of its first byte (a new connection's
-first byte within that of connecting), and its body must not pause longer than `body_timeout`
+first byte within that of connecting; a pipelined head's time starts when the answer before it
+has gone out), and its body must not pause longer than `body_timeout`
 between two reads (nginx's client_header_timeout and client_body_timeout): else 408 and the
 connection closes. The connections reading a request are in one set, swept once a second while
 it holds any, so a request costs a set add and discard, not a timer."""
@@ -71,12 +72,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes received meanwhile
         self._refused = False
         self._reading = False  # in `reading`: a head or a body is on its way
+        self._begun = False  # a request's first byte has come, its end not yet
         self.deadline = 0.0  # ... and by when it must have arrived (the body: its next bytes)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._read_within(self.head_timeout)  # a connection that never asks anything is closed too
-        self.reading.watch(self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_reading()
@@ -95,8 +96,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.reading.conns.discard(self)
 
     def timed_out(self) -> None:
+        if self._in_head and self.cycle is not None and not self.cycle.response_complete:
+            # a pipelined head, waiting while the last answer still goes out (uvicorn stops reading
+            # meanwhile): the wait is the gateway's, not the client's
+            self.deadline = self.loop.time() + self.head_timeout
+            return
         self._stop_reading()
-        said_nothing = self._in_head and not self._head_bytes  # connected (or kept alive) and asked nothing
+        said_nothing = not self._begun  # connected and asked nothing
         answered = not self._in_head and self.cycle is not None and self.cycle.response_started  # before its end
         if said_nothing or answered:
             self.transport.close()
@@ -113,8 +119,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused or self.transport.is_closing():
             return  # refused: what still arrives is dropped unread
         if self._in_head:
-            if not self._head_bytes:  # a head starts: it has head_timeout to arrive whole
-                self._read_within(self.head_timeout)
             self._head_bytes += len(data)
         elif self._reading:  # a body arriving: the pause allowed starts again
             self.deadline = self.loop.time() + self.body_timeout
@@ -144,6 +148,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.max_head:
             self._refuse(431, "request_head_too_large", f"The request head exceeds {self.max_head} bytes.")
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+        self._read_within(self.head_timeout)  # a head starts: it has head_timeout to arrive whole
+
     def on_headers_complete(self) -> None:
         # Per header nothing is checked (a callback per header line costs every request): a head
         # that arrived in reads totalling less than the limit cannot exceed it, so only a large
@@ -163,6 +172,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True  # what arrives next on this connection is the next request's head
+        self._begun = False
         self._stop_reading()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
