@@ -14,7 +14,8 @@ first byte within that of connecting; a pipelined head's time starts when the an
 has gone out), and its body must not pause longer than `body_timeout`
 between two reads (nginx's client_header_timeout and client_body_timeout): else 408 and the
 connection closes. The connections reading a request are in one set, swept once a second while
-it holds any, so a request costs a set add and discard, not a timer."""
+it holds any, which also sets each deadline (to the second): a request costs a set add and discard,
+not a timer nor a clock read."""
 
 from __future__ import annotations
 
@@ -52,9 +53,18 @@ class Reading:
             self.handle = loop.call_later(SWEEP_S, self.sweep, loop)
 
     def sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Times out the connections past their deadline, and sets the deadline of those that
+        started a head or a body (or got more of one) since the last sweep: the request path only
+        resets it to 0, never reads the clock, so the limits hold to the sweep's second."""
         now = loop.time()
-        for conn in [c for c in self.conns if c.deadline <= now]:
-            conn.timed_out()
+        late = []
+        for c in self.conns:
+            if not c.deadline:
+                c.deadline = now + (c.head_timeout if c._in_head else c.body_timeout)
+            elif c.deadline <= now:
+                late.append(c)
+        for c in late:
+            c.timed_out()
         self.handle = loop.call_later(SWEEP_S, self.sweep, loop) if self.conns else None
 
 
@@ -73,18 +83,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = False
         self._reading = False  # in `reading`: a head or a body is on its way
         self._begun = False  # a request's first byte has come, its end not yet
-        self.deadline = 0.0  # ... and by when it must have arrived (the body: its next bytes)
+        self.deadline = 0.0  # ... and by when it must have arrived (the body: its next bytes); 0: the sweep sets it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._read_within(self.head_timeout)  # a connection that never asks anything is closed too
+        self._read()  # a connection that never asks anything is closed too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_reading()
         super().connection_lost(exc)
 
-    def _read_within(self, seconds: float) -> None:
-        self.deadline = self.loop.time() + seconds
+    def _read(self) -> None:
+        self.deadline = 0.0
         if not self._reading:
             self._reading = True
             self.reading.conns.add(self)
@@ -99,7 +109,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self.cycle is not None and not self.cycle.response_complete:
             # a pipelined head, waiting while the last answer still goes out (uvicorn stops reading
             # meanwhile): the wait is the gateway's, not the client's
-            self.deadline = self.loop.time() + self.head_timeout
+            self.deadline = 0.0
             return
         self._stop_reading()
         said_nothing = not self._begun  # connected and asked nothing
@@ -121,7 +131,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         elif self._reading:  # a body arriving: the pause allowed starts again
-            self.deadline = self.loop.time() + self.body_timeout
+            self.deadline = 0.0
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -151,7 +161,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._begun = True
-        self._read_within(self.head_timeout)  # a head starts: it has head_timeout to arrive whole
+        self._read()  # a head starts: it has head_timeout to arrive whole
 
     def on_headers_complete(self) -> None:
         # Per header nothing is checked (a callback per header line costs every request): a head
@@ -166,7 +176,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             raise HeadTooLarge(431, f"The request head exceeds {self.max_head} bytes.")
         self._head_bytes = 0
         self._in_head = False
-        self.deadline = self.loop.time() + self.body_timeout  # (on_message_complete ends it, at once if no body)
+        self.deadline = 0.0  # the body's time starts (on_message_complete ends it, at once if none)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
