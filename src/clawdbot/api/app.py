@@ -299,13 +299,7 @@ class App:
                                     or self.mcp.route(path))
         method = ex.scope["method"]
         if method == "OPTIONS" and cors is not None and b"access-control-request-method" in hdrs:
-            if not admin and route is None:
-                raise NotFound(f"Unknown path: {path}", code="unknown_url")
-            ex.status, ex.started = 204, True
-            methods = ADMIN_METHODS if route is None else route.method
-            await ex.send({"type": "http.response.start", "status": 204,
-                           "headers": ex.resp_headers + preflight(methods, hdrs)})
-            return await ex.end()
+            return await self.preflight(ex, path, ADMIN_METHODS if admin else route and route.method, hdrs)
         if admin:
             return await self.admin_call(ex, hdrs)
         if route is None:
@@ -333,6 +327,16 @@ class App:
                                                              head.completion_cap())
             ex.watch_disconnect()
         await route.handler(ex, self.pipeline, body)
+
+    async def preflight(self, ex: Exchange, path: str, methods: str | None, hdrs: dict[bytes, bytes]) -> None:
+        """A CORS preflight from an allowed origin (its headers are in ex.resp_headers already):
+        204 with the methods the path takes (None: no such path, 404)."""
+        if methods is None:
+            raise NotFound(f"Unknown path: {path}", code="unknown_url")
+        ex.status, ex.started = 204, True
+        await ex.send({"type": "http.response.start", "status": 204,
+                       "headers": ex.resp_headers + preflight(methods, hdrs)})
+        await ex.end()
 
     async def fail(self, ex: Exchange, exc: GatewayError) -> None:
         ex.ctx.error = exc.message
