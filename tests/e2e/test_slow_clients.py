@@ -116,8 +116,12 @@ def test_a_pipelined_head_waits_for_the_answer_before_it_without_a_timeout(gw: G
            "messages": [{"role": "user", "content": "fault:slow=600 fault:chunks=5 one two three"}]}
     body = json.dumps(ask).encode()
     s = connect(gw)
-    s.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body + b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-    got = until_closed(s)
+    s.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    got = s.recv(65536)
+    while b"data: " not in got:  # the stream is under way (its chunks come 0.6 s apart) ...
+        got += s.recv(65536)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... when the next head begins, and stops
+    got += until_closed(s)
     stream, _, after = got.partition(b"data: [DONE]")
     assert after, got[-300:]  # the stream ended whole, nothing cut into it
     assert stream.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408" not in stream

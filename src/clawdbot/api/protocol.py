@@ -11,7 +11,8 @@ Time is bounded as well (slowloris): uvicorn closes a kept-alive connection idle
 but not one that sends a head, or a body, a byte now and then, nor a new one that sends nothing.
 A request's head must arrive within `head_timeout` seconds of its first byte (a new connection's
 first byte within that of connecting; a pipelined head's time starts when the answer before it
-has gone out), and its body must not pause longer than `body_timeout`
+has gone out, and one that came in the same read as the request before it is bounded by uvicorn's
+keep-alive timeout instead), and its body must not pause longer than `body_timeout`
 between two reads (nginx's client_header_timeout and client_body_timeout): else 408 and the
 connection closes. The connections reading a request are in one set, swept once a second while
 it holds any, which also sets each deadline (to the second): a request costs a set add and discard,
@@ -82,7 +83,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes received meanwhile
         self._refused = False
         self._reading = False  # in `reading`: a head or a body is on its way
-        self._begun = False  # a request's first byte has come, its end not yet
         self.deadline = 0.0  # ... and by when it must have arrived (the body: its next bytes); 0: the sweep sets it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -112,7 +112,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.deadline = 0.0
             return
         self._stop_reading()
-        said_nothing = not self._begun  # connected and asked nothing
+        said_nothing = self._in_head and not self._head_bytes  # connected and asked nothing
         answered = not self._in_head and self.cycle is not None and self.cycle.response_started  # before its end
         if said_nothing or answered:
             self.transport.close()
@@ -129,6 +129,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused or self.transport.is_closing():
             return  # refused: what still arrives is dropped unread
         if self._in_head:
+            if not self._reading:  # a head starts (inline: this runs for every request)
+                self.deadline, self._reading = 0.0, True
+                self.reading.conns.add(self)
+                self.reading.watch(self.loop)
             self._head_bytes += len(data)
         elif self._reading:  # a body arriving: the pause allowed starts again
             self.deadline = 0.0
@@ -158,11 +162,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > self.max_head:
             self._refuse(431, "request_head_too_large", f"The request head exceeds {self.max_head} bytes.")
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._begun = True
-        self._read()  # a head starts: it has head_timeout to arrive whole
-
     def on_headers_complete(self) -> None:
         # Per header nothing is checked (a callback per header line costs every request): a head
         # that arrived in reads totalling less than the limit cannot exceed it, so only a large
@@ -182,8 +181,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True  # what arrives next on this connection is the next request's head
-        self._begun = False
-        self._stop_reading()
+        if self._reading:  # (inline: this runs for every request)
+            self._reading = False
+            self.reading.conns.discard(self)
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         body = msgspec.json.encode({"error": {"message": message, "type": "invalid_request_error",
