@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import serve
+from tests.browser.conftest import MASTER_KEY, config, serve
 from tests.e2e.harness import GatewayProcess
+from tests.upstreams.ollama_server import OllamaTestServer
 from tests.upstreams.openai_server import OpenAIUpstream
 
-MASTER = "sk-cors-master-0123456789"
 APP = "http://app.test"  # listed in server.cors_origins
 EVIL = "http://evil.test"  # not listed
 # Chromium's Local Network Access checks would hold a public page's request to loopback for a
@@ -28,18 +28,10 @@ LNA_OFF = "--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessRespe
 
 
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory: pytest.TempPathFactory, upstreams: tuple[OpenAIUpstream, object]) -> Iterator[GatewayProcess]:
-    cfg = f"""
-server:
-  master_key: {MASTER}
-  cors_origins: ["{APP}"]
-services:
-  - name: oa
-    type: openai
-    endpoint: {upstreams[0].url}/v1
-models:
-  chat-oa: [oa/mock-a]
-"""
+def gw(tmp_path_factory: pytest.TempPathFactory,
+       upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> Iterator[GatewayProcess]:
+    cfg = config(upstreams[0].url, upstreams[1].url, master_key=True)  # the browser tests' own, and:
+    cfg = cfg.replace("server:\n", f'server:\n  cors_origins: ["{APP}"]\n', 1)
     yield from serve(tmp_path_factory.mktemp("cors"), cfg)
 
 
@@ -70,7 +62,7 @@ def chats(up: OpenAIUpstream) -> int:
 
 
 def test_a_foreign_pages_forged_request_is_refused_before_the_upstream(
-        lna_off_browser: Browser, gw: GatewayProcess, upstreams: tuple[OpenAIUpstream, object]) -> None:
+        lna_off_browser: Browser, gw: GatewayProcess, upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> None:
     upstream = upstreams[0]
     before = chats(upstream)
     with page_at(lna_off_browser, EVIL) as pg:
@@ -82,12 +74,12 @@ def test_a_foreign_pages_forged_request_is_refused_before_the_upstream(
             return true;
         }""", gw.url)
         assert sent is True
-    gw.wait_for_log("path=/api/chat status=403")  # it arrived, with the page's Origin, and was refused
+    gw.wait_for_log('"path":"/api/chat","status":403')  # it arrived, with the page's Origin, and was refused
     assert chats(upstream) == before
 
 
 def test_a_listed_origins_app_reads_answers_and_errors(
-        lna_off_browser: Browser, gw: GatewayProcess, upstreams: tuple[OpenAIUpstream, object]) -> None:
+        lna_off_browser: Browser, gw: GatewayProcess, upstreams: tuple[OpenAIUpstream, OllamaTestServer]) -> None:
     with page_at(lna_off_browser, APP) as pg:
         got = pg.evaluate("""async ([url, key]) => {
             const body = {model: 'chat-oa', max_tokens: 8, messages: [{role: 'user', content: 'from the app'}]};
@@ -97,7 +89,7 @@ def test_a_listed_origins_app_reads_answers_and_errors(
             const ok = await ask(key), bad = await ask('sk-wrong');
             return {status: ok.status, body: await ok.json(), rid: ok.headers.get('x-request-id'),
                     badStatus: bad.status, badBody: await bad.json()};
-        }""", [gw.url, MASTER])
+        }""", [gw.url, MASTER_KEY])
         assert got["status"] == 200 and got["body"]["choices"][0]["message"]["content"] == "echo: from the app"
         assert got["rid"]  # exposed to the page (Access-Control-Expose-Headers)
         assert got["badStatus"] == 401 and got["badBody"]["error"]["code"] == "invalid_api_key", json.dumps(got)

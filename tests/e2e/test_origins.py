@@ -35,9 +35,8 @@ models:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[OpenAIUpstream]:
-    with OpenAIUpstream() as up:
-        yield up
+def upstream(openai_upstream: OpenAIUpstream) -> OpenAIUpstream:
+    return openai_upstream  # the session's (tests/e2e/conftest.py): counted before and after, not from zero
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,8 @@ HEAD = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: 
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[OpenAIUpstream]:
-    with OpenAIUpstream() as up:
-        yield up
+def upstream(openai_upstream: OpenAIUpstream) -> OpenAIUpstream:
+    return openai_upstream  # the session's (tests/e2e/conftest.py): counted before and after, not from zero
 
 
 @pytest.fixture(scope="module")
