@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clawdbot.api.hosts import AllowedHosts, host_name
+from clawdbot.api.hosts import AllowedHosts, host_name, is_own_origin, split_port
 
 
 @pytest.mark.parametrize(("raw", "name"), [
@@ -13,6 +13,23 @@ from clawdbot.api.hosts import AllowedHosts, host_name
 ])
 def test_host_names(raw: bytes, name: str) -> None:
     assert host_name(raw) == name
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("[::1]:80", ("[::1]", "80")), ("[::1]", ("[::1]", "")), ("::1", ("::1", "")), ("[::1", ("[::1", "")),
+    ("gw:*", ("gw", "*")), ("gw", ("gw", "")),
+])
+def test_split_port(text: str, parts: tuple[str, str]) -> None:
+    assert split_port(text) == parts
+
+
+def test_own_origin_is_http_or_https_at_the_host_the_request_names() -> None:
+    assert is_own_origin("http://gw.example:18789", b"GW.example:18789 ")
+    assert is_own_origin("https://[::1]:8443", b"[::1]:8443")
+    for origin, host in (("http://gw.example:18789", b"gw.example"), ("http://gw.example", None),
+                         ("http://gw.example", b""), ("ftp://gw.example", b"gw.example"),
+                         ("gw.example", b"gw.example")):
+        assert not is_own_origin(origin, host), (origin, host)
 
 
 def test_without_a_key_only_loopback_and_listed_names_are_answered() -> None:

@@ -14,13 +14,29 @@ import ipaddress
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
-def host_name(value: bytes) -> str:
-    """`Host` without its port, lower-cased: `[::1]:80` -> `[::1]`, `Example.com:1` -> `example.com`."""
-    text = value.decode("latin-1").strip().lower()
+def split_port(text: str) -> tuple[str, str]:
+    """`host[:port]` (lower-cased) as (host, port): `[::1]:80` -> (`[::1]`, `80`), `::1` -> (`::1`, ``)."""
     if text.startswith("["):
         end = text.find("]")
-        return text[: end + 1] if end > 0 else text
-    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+        return (text[: end + 1], text[end + 2:]) if end > 0 else (text, "")
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, ""
+
+
+def host_name(value: bytes) -> str:
+    """`Host` without its port, lower-cased: `[::1]:80` -> `[::1]`, `Example.com:1` -> `example.com`."""
+    return split_port(value.decode("latin-1").strip().lower())[0]
+
+
+def is_own_origin(origin: str, host: bytes | None) -> bool:
+    """Whether a browser Origin (lower-cased, no trailing slash) is the gateway's own: http(s) at the
+    host and port this request's Host header names."""
+    if not host:
+        return False
+    scheme, sep, rest = origin.partition("://")
+    return bool(sep) and scheme in ("http", "https") and rest == host.decode("latin-1").strip().lower()
 
 
 def is_loopback_name(name: str) -> bool:

@@ -17,7 +17,7 @@ errors included, and its preflights are answered (dispatch in api/app.py). No Or
 
 from __future__ import annotations
 
-from clawdbot.api.hosts import host_name, is_loopback_name
+from clawdbot.api.hosts import is_loopback_name, is_own_origin, split_port
 from clawdbot.core.errors import Forbidden
 
 MAX_CACHED = 256
@@ -26,18 +26,16 @@ MAX_REQUESTED_HEADERS = 2048  # bytes of Access-Control-Request-Headers echoed b
 _TOKEN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~, ")
 
 
+# what `_decide` found for an (Origin, Host) pair
+REFUSED, OWN, FOREIGN = 0, 1, 2
+
+
 def _split(origin: str) -> tuple[str, str, str] | None:
     """`scheme://host:port` as (scheme, host, port); None when it is not one."""
     scheme, sep, rest = origin.partition("://")
     if not sep or not scheme or "/" in rest:
         return None
-    host, port = rest, ""
-    if rest.startswith("["):
-        end = rest.find("]")
-        host, port = (rest[: end + 1], rest[end + 2:]) if end > 0 else (rest, "")
-    elif rest.count(":") == 1:
-        host, _, port = rest.partition(":")
-    return scheme, host, port
+    return (scheme, *split_port(rest))
 
 
 class AllowedOrigins:
@@ -46,45 +44,45 @@ class AllowedOrigins:
         self.any = "*" in entries
         self.exact = frozenset(e for e in entries if "*" not in e)
         self.patterns = tuple(p for e in entries if "*" in e and e != "*" and (p := _split(e)) is not None)
-        self._seen: dict[tuple[bytes, bytes | None], bool] = {}
+        self._seen: dict[tuple[bytes, bytes | None], int] = {}
 
     def headers(self, origin: bytes, host: bytes | None) -> list[tuple[bytes, bytes]] | None:
         """None for the gateway's own origin; the CORS headers for another allowed one; Forbidden
         (403) for any other."""
         key = (origin, host)
-        ok = self._seen.get(key)
-        if ok is None:
-            ok = self._decide(origin, host)
+        found = self._seen.get(key)
+        if found is None:
+            found = self._decide(origin, host)
             if len(self._seen) >= MAX_CACHED:
                 self._seen.clear()
-            self._seen[key] = ok
-        if not ok:
+            self._seen[key] = found
+        if found == OWN:
+            return None  # its own pages
+        if found == REFUSED:
             shown = origin.decode("latin-1")[:200]
             raise Forbidden(f"Requests from the browser origin {shown!r} are not allowed here (server.cors_origins).",
                             code="forbidden_origin")
-        if host is not None and origin.partition(b"://")[2].lower() == host.strip().lower():
-            return None  # its own pages
         return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"),
                 (b"access-control-expose-headers", b"*")]
 
-    def _decide(self, origin: bytes, host: bytes | None) -> bool:
+    def _decide(self, origin: bytes, host: bytes | None) -> int:
         text = origin.decode("latin-1").strip().rstrip("/").lower()
+        if is_own_origin(text, host):
+            return OWN
         if self.any or text in self.exact:
-            return True
+            return FOREIGN
         parts = _split(text)
         if parts is None:
-            return False  # "null" (a sandboxed page, a file) and anything malformed, unless listed
+            return REFUSED  # "null" (a sandboxed page, a file) and anything malformed, unless listed
         scheme, name, port = parts
-        if host is not None and text.partition("://")[2] == host.decode("latin-1").strip().lower():
-            return True
-        if scheme in ("http", "https") and is_loopback_name(host_name(name.encode("latin-1"))):
-            return True
+        if scheme in ("http", "https") and is_loopback_name(name):
+            return FOREIGN
         for p_scheme, p_host, p_port in self.patterns:
             if p_scheme != scheme or p_port not in ("*", port):
                 continue
             if p_host == "*" or p_host == name or (p_host.startswith("*.") and name.endswith(p_host[1:])):
-                return True
-        return False
+                return FOREIGN
+        return REFUSED
 
 
 def preflight(methods: str, hdrs: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from clawdbot.api.hosts import is_own_origin
+
 COOKIE = "clawdbot_session"
 TTL_S = 12 * 3600
 _VERSION = "v1"
@@ -153,5 +155,4 @@ def origin_allowed(headers: Mapping[bytes, bytes], allowed: frozenset[str]) -> b
     text = origin.decode("latin-1").strip().rstrip("/").lower()
     if text in allowed:
         return True
-    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
-    return bool(host) and text in (f"http://{host}", f"https://{host}")
+    return is_own_origin(text, headers.get(b"host"))
