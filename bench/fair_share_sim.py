@@ -6,9 +6,11 @@ judged on many seeds and load levels before the real benchmark; no gateway, HTTP
 
     .venv/bin/python bench/fair_share_sim.py [--rate 12] [--slots 4] [--delay-ms 50] [--jitter 0]
                                              [--rounds 10] [--seconds 30] [--seeds 3]
+                                             [--queues fifo,fair,oracle]
 
 Rounds alternate a steady and a burst phase of `--seconds` each (5 s apart), as the real benchmark's
-interleaved rounds do. Printed per queue (FIFO, fair share) and seed: the p99 wait of B..E together
+interleaved rounds do. Printed per queue (FIFO, fair share, and with `--queues ...,oracle` a queue
+told who floods: the floor for any queue that does not pre-empt) and seed: the p99 wait of B..E together
 in each phase, the ratio, the worst single tenant's ratio, and B..E's refusals."""
 
 from __future__ import annotations
@@ -46,15 +48,42 @@ def virtual_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+class Oracle:
+    """The bound for any policy that does not pre-empt: B..E's requests always go before A's (it
+    knows who floods), FIFO among them. Not a limiter a gateway could ship (it is told the flooder),
+    the floor the shipped one is compared with: a B..E request still waits for a slot to free."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.light: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.heavy: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self, tenant: str) -> None:
+        if self.free > 0 and not self.light and not self.heavy:
+            self.free -= 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self.heavy if tenant == "A" else self.light).append(fut)
+        await fut  # the slot is handed over with the future: `free` stays as it was
+
+    def release(self) -> None:
+        queue = self.light or self.heavy
+        if queue:
+            queue.popleft().set_result(None)
+        else:
+            self.free += 1
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
 
 
-async def run(fair: bool, a: argparse.Namespace, seed: int) -> dict[str, Any]:
+async def run(queue: str, a: argparse.Namespace, seed: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    lim = Limiter("s", a.slots, max_queue=64, timeout=30.0, fair=FairShare("key") if fair else ONE_QUEUE,
-                  clock=loop.time)
+    lim: Limiter | Oracle = Oracle(a.slots) if queue == "oracle" else Limiter(
+        "s", a.slots, max_queue=64, timeout=30.0, fair=FairShare("key") if queue == "fair" else ONE_QUEUE,
+        clock=loop.time)
     arrivals, service = random.Random(seed), random.Random(seed + 7)
     waits: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
     refused: collections.Counter[str] = collections.Counter()
@@ -101,20 +130,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=30.0, help="per phase and round (virtual)")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--queues", default="fifo,fair", help="of fifo, fair (shipped), oracle (B..E always first)")
     a = ap.parse_args()
     if not (0 < a.rate <= 1000 and 1 <= a.slots <= 1024 and a.delay_ms > 0 and 0 <= a.jitter < 1
-            and 1 <= a.rounds <= 100 and 0 < a.seconds <= 100_000 and 1 <= a.seeds <= 20):
+            and 1 <= a.rounds <= 100 and 0 < a.seconds <= 100_000 and 1 <= a.seeds <= 20
+            and set(a.queues.split(",")) <= {"fifo", "fair", "oracle"}):
         ap.error("out of the bounds this simulation runs in")
     print("| queue | seed | B..E p99 steady (ms) | B..E p99 burst (ms) | ratio | worst tenant's ratio | B..E refused |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for fair in (False, True):
+    for queue in a.queues.split(","):
         for seed in range(a.seeds):
             loop = virtual_loop()
             try:
-                r = loop.run_until_complete(run(fair, a, seed))
+                r = loop.run_until_complete(run(queue, a, seed))
             finally:
                 loop.close()
-            print(f"| {'fair' if fair else 'fifo'} | {seed} | {r['steady']:.0f} | {r['burst']:.0f} | "
+            print(f"| {queue} | {seed} | {r['steady']:.0f} | {r['burst']:.0f} | "
                   f"{r['ratio']:.2f}x | {r['worst']:.2f}x | {r['refused']} |", flush=True)
 
 
