@@ -15,6 +15,15 @@ cluster of them) goes ahead of the flood's backlog, as it would have found a fre
 flood. A tenant that stops sending keeps its usage until it decays: coming back one request at a
 time earns nothing. With a single tenant this is exactly a FIFO.
 
+Among the light tenants arrival order counts: a tenant without a backlog (no more waiters than the
+service has slots, times its weight) whose usage is within AHEAD_ROUNDS rounds of the slots
+(AHEAD_ROUNDS x `max_inflight` / weight hand-overs) of the least usage of any waiting tenant is
+served by its oldest waiter's arrival, before the others. Ordering light tenants by usage instead
+made a cluster of one tenant's requests wait behind later requests of tenants that had used a
+little less, which doubled their wait's tail (docs/benchmarks.md, "fair share against its floor").
+The price is bounded: such a tenant runs at most AHEAD_ROUNDS rounds ahead of the least-served one;
+a flood has a backlog and is ordered by usage (its weight) alone.
+
 `memory` follows the service: 150 hand-overs' worth of time (the gap between two hand-overs is a
 request's time divided by the slots), measured while requests wait; 2 s until measured, within
 0.5 s .. 1 h. So the last ~150 slots handed out are what counts, whatever a request takes (50 ms
@@ -52,6 +61,8 @@ MEMORY_HANDOVERS = 150  # usage decays by e over this many hand-overs' time
 MEMORY_DEFAULT = 2.0  # seconds, until the gap between hand-overs is measured
 MEMORY_MIN = 0.5
 MEMORY_MAX = 3600.0
+AHEAD_ROUNDS = 2  # how far ahead of the least usage a tenant without a backlog still goes in arrival order
+SCAN_MAX = 256  # heap entries looked at per hand-over; with more tenants waiting, least usage alone
 _NEVER = -math.inf  # the key of a tenant with no usage
 
 
@@ -59,7 +70,7 @@ class _Tenant:
     """One tenant's waiters (oldest first) and its usage, as `key` = ln(usage) + the limiter's
     clock (in `memory`s) when it last changed: keys compare as decayed usages do, at any time."""
 
-    __slots__ = ("entry", "key", "step", "waiters")
+    __slots__ = ("arrived", "entry", "key", "step", "waiters")
 
     def __init__(self, step: float) -> None:
         self.step = step  # 1 / its weight
@@ -67,6 +78,7 @@ class _Tenant:
         self.entry = -1  # the id of its live heap entry while it waits
         # True: a slot was handed over; False: pushed out of a full queue
         self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self.arrived: collections.deque[int] = collections.deque()  # each waiter's arrival number
 
 
 class Limiter:
@@ -121,6 +133,7 @@ class Limiter:
             heapq.heappush(self._heap, (t.key, t.entry, t))
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         t.waiters.append(fut)
+        t.arrived.append(next(self._seq))
         self.waiting += 1
         timeout = self.timeout
         try:
@@ -142,23 +155,49 @@ class Limiter:
 
     def release(self) -> None:
         heap = self._heap
-        while heap:
-            _, entry, t = heapq.heappop(heap)
-            if entry != t.entry:  # stale: the tenant was re-queued under a new key, or emptied
-                continue
+        if not heap:  # nobody waiting (the hot path): one test, as before
+            self.inflight -= 1
+            return
+        while (t := self._next()) is not None:
             last = self._last
             fut = self._oldest_live(t)
             if fut is None:
                 continue
             self._charge(t, last)
+            t.entry = next(self._seq) if t.waiters else -1  # its entry now stale: a new one, or none
             if t.waiters:
-                t.entry = next(self._seq)
                 heapq.heappush(heap, (t.key, t.entry, t))
-            else:
-                t.entry = -1
+            if len(heap) > 2 * self.waiting + 16:
+                self._sweep()
             fut.set_result(True)  # the slot goes straight to the tenant next in line
             return
         self.inflight -= 1
+
+    def _next(self) -> _Tenant | None:
+        """The waiting tenant a freed slot goes to: of those without a backlog (no more waiters than
+        the slots, for their weight) and within AHEAD_ROUNDS rounds of the slots of the least usage
+        of any waiting tenant, the one whose oldest waiter came first; when there is none, the
+        tenant with the least usage."""
+        heap = self._heap
+        while heap and heap[0][1] != heap[0][2].entry:  # stale: re-queued under a new key, or emptied
+            heapq.heappop(heap)
+        if not heap:
+            return None
+        least_key, _, least = heap[0]
+        if len(heap) > SCAN_MAX:
+            return least
+        clock = self._vclock + (self._clock() - self._now) / self.memory
+        floor = math.exp(least_key - clock) if least_key != _NEVER else 0.0
+        slots = self.max_inflight
+        best, first = None, 0
+        for key, entry, t in heap:
+            if entry != t.entry or len(t.arrived) * t.step > slots:  # stale, or a backlog
+                continue
+            if key != _NEVER and math.exp(key - clock) > floor + AHEAD_ROUNDS * slots * t.step:
+                continue
+            if best is None or t.arrived[0] < first:
+                best, first = t, t.arrived[0]
+        return best if best is not None else least
 
     def _oldest_live(self, t: _Tenant) -> asyncio.Future[bool] | None:
         """Takes `t`'s oldest waiter that has not given up (one cancelled but not yet forgotten is
@@ -166,6 +205,7 @@ class Limiter:
         waiters = t.waiters
         while waiters:
             fut = waiters.popleft()
+            t.arrived.popleft()
             self._gone()
             if not fut.done():
                 return fut
@@ -199,6 +239,7 @@ class Limiter:
         if victim is None:
             return False
         fut = victim.waiters.pop()
+        victim.arrived.pop()
         self._gone()
         if not victim.waiters:
             self._emptied(victim)
@@ -208,9 +249,11 @@ class Limiter:
 
     def _forget(self, t: _Tenant, fut: asyncio.Future[bool]) -> None:
         try:
-            t.waiters.remove(fut)
+            i = t.waiters.index(fut)
         except ValueError:  # already taken out by release or _push_out
             return
+        del t.waiters[i]
+        del t.arrived[i]
         self._gone()
         if not t.waiters:
             self._emptied(t)
@@ -224,10 +267,14 @@ class Limiter:
         """`t` has no waiter left outside release: its heap entry is stale; swept out once stale
         entries outnumber the tenants waiting."""
         t.entry = -1
+        if len(self._heap) > 2 * self.waiting + 16:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Drops the heap's stale entries (once they outnumber the tenants waiting)."""
         heap = self._heap
-        if len(heap) > 2 * self.waiting + 16:
-            heap[:] = [e for e in heap if e[1] == e[2].entry]
-            heapq.heapify(heap)
+        heap[:] = [e for e in heap if e[1] == e[2].entry]
+        heapq.heapify(heap)
 
     def _prune(self) -> None:
         """Forget idle tenants: those whose usage has decayed to almost nothing first, then, if
