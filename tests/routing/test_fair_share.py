@@ -18,7 +18,7 @@ from clawdbot.core.errors import GatewayError, Overloaded
 from clawdbot.core.types import ChatRequest, ChatResponse
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.routing.fair import ONE_QUEUE, FairShare
-from clawdbot.routing.limiter import AHEAD_ROUNDS, Limiter
+from clawdbot.routing.limiter import AHEAD_MAX, AHEAD_ROUNDS, Limiter
 from clawdbot.tenancy.principal import Principal
 from tests.routing.fakes import Scripted, request, services
 
@@ -131,6 +131,28 @@ def test_without_a_backlog_arrival_order_counts_up_to_two_rounds_ahead() -> None
         return sum(label[0] == "B" for label in q.served)
 
     assert 15 <= run(steady()) <= 15 + AHEAD_ROUNDS
+
+
+def test_on_a_big_service_the_lead_is_capped_in_hand_overs() -> None:
+    # 64 slots: two rounds would be 128 hand-overs, more than usage remembers (~150); the lead is
+    # capped at AHEAD_MAX, so B, which has just had 20 slots, no longer goes first by arrival
+    async def main() -> list[str]:
+        q = Queue(FairShare("key"))
+        q.lim.max_inflight = 64  # all held: the test's one, and 63 more
+        for _ in range(63):
+            assert q.lim.try_acquire()
+        await q.add("B", 20)
+        for _ in range(20):
+            q.lim.release()
+            await turns()
+        await q.add("B", 1, first=20)
+        await q.add("A", 1)
+        q.lim.release()
+        await turns()
+        return q.served[20:]
+
+    assert AHEAD_MAX < 20 < 2 * 64
+    assert run(main()) == ["A0"]
 
 
 def test_weights_2_to_1() -> None:

@@ -17,10 +17,11 @@ time earns nothing. With a single tenant this is exactly a FIFO.
 
 Among the light tenants arrival order counts: a tenant without a backlog (no more waiters than the
 service has slots, times its weight) whose usage is within AHEAD_ROUNDS rounds of the slots
-(AHEAD_ROUNDS x `max_inflight` / weight hand-overs) of the least usage of any waiting tenant is
-served by its oldest waiter's arrival, before the others. Ordering light tenants by usage instead
-made a cluster of one tenant's requests wait behind later requests of tenants that had used a
-little less, which doubled their wait's tail (docs/benchmarks.md, "fair share against its floor").
+(AHEAD_ROUNDS x `max_inflight` hand-overs, at most AHEAD_MAX, over its weight) of the least usage
+of any waiting tenant is served by its oldest waiter's arrival, before the others. Ordering light
+tenants by usage instead made a cluster of one tenant's requests wait behind later requests of
+tenants that had used a little less, which doubled their wait's tail (docs/benchmarks.md, "fair
+share against its floor").
 The price is bounded: such a tenant runs at most AHEAD_ROUNDS rounds ahead of the least-served one;
 a flood has a backlog and is ordered by usage (its weight) alone.
 
@@ -62,6 +63,7 @@ MEMORY_DEFAULT = 2.0  # seconds, until the gap between hand-overs is measured
 MEMORY_MIN = 0.5
 MEMORY_MAX = 3600.0
 AHEAD_ROUNDS = 2  # how far ahead of the least usage a tenant without a backlog still goes in arrival order
+AHEAD_MAX = 16  # ...in hand-overs at most (a tenth of MEMORY_HANDOVERS: big services' rounds are long)
 SCAN_MAX = 256  # heap entries looked at per hand-over; with more tenants waiting, least usage alone
 _NEVER = -math.inf  # the key of a tenant with no usage
 
@@ -175,9 +177,9 @@ class Limiter:
 
     def _next(self) -> _Tenant | None:
         """The waiting tenant a freed slot goes to: of those without a backlog (no more waiters than
-        the slots, for their weight) and within AHEAD_ROUNDS rounds of the slots of the least usage
-        of any waiting tenant, the one whose oldest waiter came first; when there is none, the
-        tenant with the least usage."""
+        the slots, for their weight) and within AHEAD_ROUNDS rounds of the slots (AHEAD_MAX
+        hand-overs at most) of the least usage of any waiting tenant, the one whose oldest waiter
+        came first; when there is none, the tenant with the least usage."""
         heap = self._heap
         while heap and heap[0][1] != heap[0][2].entry:  # stale: re-queued under a new key, or emptied
             heapq.heappop(heap)
@@ -189,11 +191,12 @@ class Limiter:
         clock = self._vclock + (self._clock() - self._now) / self.memory
         floor = math.exp(least_key - clock) if least_key != _NEVER else 0.0
         slots = self.max_inflight
+        ahead = min(AHEAD_ROUNDS * slots, AHEAD_MAX)
         best, first = None, 0
         for key, entry, t in heap:
             if entry != t.entry or len(t.arrived) * t.step > slots:  # stale, or a backlog
                 continue
-            if key != _NEVER and math.exp(key - clock) > floor + AHEAD_ROUNDS * slots * t.step:
+            if key != _NEVER and math.exp(key - clock) > floor + ahead * t.step:
                 continue
             if best is None or t.arrived[0] < first:
                 best, first = t, t.arrived[0]
