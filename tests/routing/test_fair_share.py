@@ -71,6 +71,24 @@ class Queue:
         return self.served
 
 
+async def trickle(q: Queue, tenant: str, releases: int, every: int = 1) -> None:
+    """`tenant` has one request waiting at a time, the next arriving `every` releases after the one
+    before was served; after `releases` releases every task still waiting is cancelled."""
+    n, since = 0, 0
+    await q.add(tenant, 1)
+    for _ in range(releases):
+        q.lim.release()
+        await turns()
+        if f"{tenant}{n}" in q.served:
+            since += 1
+            if since == every:
+                n, since = n + 1, 0
+                await q.add(tenant, 1, first=n)
+    for task in q.tasks.values():
+        task.cancel()
+    await turns()
+
+
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
 
@@ -117,17 +135,7 @@ def test_without_a_backlog_arrival_order_counts_up_to_two_rounds_ahead() -> None
     async def steady() -> int:
         q = Queue(FairShare("key"))
         await q.add("A", 40)
-        b = 0
-        await q.add("B", 1)
-        for _ in range(30):
-            q.lim.release()
-            await turns()
-            if f"B{b}" in q.served:
-                b += 1
-                await q.add("B", 1, first=b)
-        for task in q.tasks.values():
-            task.cancel()
-        await turns()
+        await trickle(q, "B", 30)
         return sum(label[0] == "B" for label in q.served)
 
     assert 15 <= run(steady()) <= 15 + AHEAD_ROUNDS
@@ -226,19 +234,7 @@ def test_arriving_one_request_at_a_time_earns_no_priority() -> None:
         q = Queue(FairShare("key", {"B": 2}))
         for t in "ACD":
             await q.add(t, 20)
-        b, wait = 0, 0
-        await q.add("B", 1)
-        for _ in range(30):
-            q.lim.release()
-            await turns()
-            if f"B{b}" in q.served:
-                wait += 1
-                if wait == 2:
-                    b, wait = b + 1, 0
-                    await q.add("B", 1, first=b)
-        for task in q.tasks.values():
-            task.cancel()
-        await turns()
+        await trickle(q, "B", 30, every=2)
         return q.served
 
     served = run(main())
