@@ -160,12 +160,13 @@ class Limiter:
         if not heap:  # nobody waiting (the hot path): one test, as before
             self.inflight -= 1
             return
-        while (t := self._next()) is not None:
+        now = self._clock()
+        while (t := self._next(now)) is not None:
             last = self._last
             fut = self._oldest_live(t)
             if fut is None:
                 continue
-            self._charge(t, last)
+            self._charge(t, last, now)
             t.entry = next(self._seq) if t.waiters else -1  # its entry now stale: a new one, or none
             if t.waiters:
                 heapq.heappush(heap, (t.key, t.entry, t))
@@ -175,7 +176,7 @@ class Limiter:
             return
         self.inflight -= 1
 
-    def _next(self) -> _Tenant | None:
+    def _next(self, now: float) -> _Tenant | None:
         """The waiting tenant a freed slot goes to: of those without a backlog (no more waiters than
         the slots, for their weight) and within AHEAD_ROUNDS rounds of the slots (AHEAD_MAX
         hand-overs at most) of the least usage of any waiting tenant, the one whose oldest waiter
@@ -188,7 +189,7 @@ class Limiter:
         least_key, _, least = heap[0]
         if len(heap) > SCAN_MAX:
             return least
-        clock = self._vclock + (self._clock() - self._now) / self.memory
+        clock = self._vclock_at(now)
         floor = math.exp(least_key - clock) if least_key != _NEVER else 0.0
         slots = self.max_inflight
         ahead = min(AHEAD_ROUNDS * slots, AHEAD_MAX)
@@ -215,15 +216,18 @@ class Limiter:
         t.entry = -1
         return None
 
-    def _charge(self, t: _Tenant, last: float | None) -> None:
-        """A slot handed to `t`: the clock advanced, `memory` re-measured (`last`: the previous
-        hand-over, if requests kept waiting since), 1 / weight added to its usage."""
-        now = self._clock()
+    def _vclock_at(self, now: float) -> float:
+        """The limiter's clock (in `memory`s) at `now`."""
+        return self._vclock + (now - self._now) / self.memory
+
+    def _charge(self, t: _Tenant, last: float | None, now: float) -> None:
+        """A slot handed to `t` at `now`: the clock advanced, `memory` re-measured (`last`: the
+        previous hand-over, if requests kept waiting since), 1 / weight added to its usage."""
         if last is not None:
             gap = now - last
             self._gap = gap if self._gap is None else self._gap + 0.05 * (gap - self._gap)
         self._last = now if self.waiting else None
-        clock = self._vclock = self._vclock + (now - self._now) / self.memory
+        clock = self._vclock = self._vclock_at(now)
         self._now = now
         if self._gap is not None:
             self.memory = min(MEMORY_MAX, max(MEMORY_MIN, MEMORY_HANDOVERS * self._gap))
@@ -282,7 +286,7 @@ class Limiter:
     def _prune(self) -> None:
         """Forget idle tenants: those whose usage has decayed to almost nothing first, then, if
         that was not enough, every idle one."""
-        clock = self._vclock + (self._clock() - self._now) / self.memory
+        clock = self._vclock_at(self._clock())
         tenants = self._tenants
         for name in [n for n, t in tenants.items() if not t.waiters and t.key - clock < -3.0]:
             del tenants[name]
