@@ -36,8 +36,10 @@ backlog of 4096: they are the load, and their own pauses would show up as the ga
 timeouts, late tokens). `--probe FILE` runs the gateway under bench/tail_causes.py's probe and
 reports its garbage collections and loop callbacks over 5 ms, in the ramp and in the hold
 (SLOW_GC_FREEZE=young or none in the environment: server.gc_freeze, api/heap.py; default full;
+SLOW_GC_YOUNG_EVERY=SECONDS: server.gc_young_every, default 0.1, 0 for none;
 SLOW_GC_THRESHOLD=700,10,100: gc.set_threshold in the gateway first;
-SLOW_CENSUS=SECONDS: the probe's count of the collector's objects by type, itself a pause)."""
+SLOW_CENSUS=SECONDS: the probe's count of the collector's objects by type, itself a pause;
+SLOW_GC_DETAIL=1: the probe's --gc-detail, each young collection's size and what a slow one kept)."""
 
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ server:
   master_key: ${{SLOW_MASTER_KEY}}
   watch_interval: 0
   gc_freeze: {freeze}
+  gc_young_every: {young_every}
 services:
   - name: oa
     type: openai
@@ -330,7 +333,9 @@ def processes(work: Path, streams: int, pin: bool, probe: Path | None,
     up_port, gw_port = free_port(), free_port()
     config = work / "clawdbot.yaml"
     freeze = os.environ.get("SLOW_GC_FREEZE", "full")  # server.gc_freeze: full, young or none
-    config.write_text(GATEWAY_CONFIG.format(port=up_port, inflight=max(64, 2 * streams), freeze=freeze))
+    young_every = float(os.environ.get("SLOW_GC_YOUNG_EVERY", "0.1"))  # server.gc_young_every
+    config.write_text(GATEWAY_CONFIG.format(port=up_port, inflight=max(64, 2 * streams), freeze=freeze,
+                                            young_every=young_every))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}
     env.update(SLOW_MASTER_KEY=MASTER, CLAWDBOT_DATA_DIR=str(work / "data"))
     gw_cpu, load_cpu = (["taskset", "-c", "1"], ["taskset", "-c", "0"]) if pin else ([], [])
@@ -344,6 +349,8 @@ def processes(work: Path, streams: int, pin: bool, probe: Path | None,
         if upstream.stdout.readline().strip() != b"ready":
             raise RuntimeError(f"the upstream did not start: {(work / 'upstream.log').read_text()[-2000:]}")
         census = ["--census-every", os.environ["SLOW_CENSUS"]] if os.environ.get("SLOW_CENSUS") else []
+        if os.environ.get("SLOW_GC_DETAIL"):  # the probe's --gc-detail: young collections' sizes
+            census.append("--gc-detail")
         if os.environ.get("SLOW_GC_THRESHOLD"):  # e.g. 700,10,100: gc.set_threshold in the gateway
             census += ["--gc-threshold", os.environ["SLOW_GC_THRESHOLD"]]
         under = ([str(HERE / "tail_causes.py"), "probe", "--out", str(probe), "--slow-ms", "5", *census, "--"]

@@ -100,6 +100,8 @@ class Probe:
         self.timers: dict[str, list[int]] = {}  # timer callback name -> [count, total ns, max ns]
         self.loop: asyncio.AbstractEventLoop | None = None
         self._gc_started = self._gc_cpu = 0
+        self._gc_walks = -1  # the objects a young collection walks (with gc_detail)
+        self.gc_detail = False  # set by --gc-detail: young collections' sizes, and what a slow one kept
 
     def install(self) -> None:
         gc.callbacks.append(self._gc)
@@ -116,11 +118,20 @@ class Probe:
 
     def _gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
+            generation = info["generation"]  # what it walks: its generation and the younger ones
+            self._gc_walks = sum(len(gc.get_objects(generation=g)) for g in range(generation + 1)) if (
+                self.gc_detail and generation < 2) else -1
             self._gc_cpu = time.thread_time_ns()
             self._gc_started = now_ns()
         else:  # wall time, objects collected, and the thread's CPU time: less than the wall when preempted
-            self.events.append(["gc", f"gen{info['generation']}", self._gc_started, now_ns() - self._gc_started,
-                                info.get("collected", 0), time.thread_time_ns() - self._gc_cpu])
+            took = now_ns() - self._gc_started
+            event = ["gc", f"gen{info['generation']}", self._gc_started, took, info.get("collected", 0),
+                     time.thread_time_ns() - self._gc_cpu]
+            if self._gc_walks >= 0:
+                event.append(self._gc_walks)
+                if took >= self.slow_ns and took >= 5_000_000:
+                    event.append(survivors(info["generation"]))
+            self.events.append(event)
 
     def timed(self, kind: str, callback: Callable[..., Any]) -> Callable[..., Any]:
         slow, events, timers = self.slow_ns, self.events, self.timers
@@ -189,6 +200,17 @@ class Probe:
                 out.flush()
 
 
+def survivors(generation: int) -> dict[str, Any]:
+    """After a slow young collection: what it moved to the next generation, by type, and the
+    biggest containers among them (a young container refers to everything it holds, and the
+    collection visits every one of those)."""
+    kept = gc.get_objects(generation=min(generation + 1, 2))
+    types = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in kept)
+    sized = sorted(((len(o), f"{type(o).__module__}.{type(o).__qualname__}") for o in kept
+                    if isinstance(o, (list, dict, set, frozenset, tuple, collections.deque))), reverse=True)
+    return {"kept": len(kept), "types": types.most_common(8), "biggest": sized[:5]}
+
+
 def census() -> dict[str, Any]:
     """What a full collection walks: the tracked objects of each generation (frozen ones are not
     walked), and the commonest types in the oldest, with the modules that define them."""
@@ -247,6 +269,8 @@ def run_probe(argv: list[str]) -> int:
     ap.add_argument("--callbacks", action="store_true", help="time every call_soon callback too")
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     ap.add_argument("--gc-threshold", help="gc.set_threshold(A, B, C) before the gateway starts, e.g. 50000,20,100")
+    ap.add_argument("--gc-detail", action="store_true",
+                    help="each young collection's size, and what a slow one (over 5 ms) moved on")
     ap.add_argument("--census-every", type=float, default=0,
                     help="seconds between counts of the oldest generation's objects by type (0: none; ~ms each)")
     ap.add_argument("clawdbot", nargs=argparse.REMAINDER, help="-- then the clawdbot command line")
@@ -254,7 +278,9 @@ def run_probe(argv: list[str]) -> int:
     args = a.clawdbot[1:] if a.clawdbot[:1] == ["--"] else a.clawdbot
     if a.gc_threshold:
         gc.set_threshold(*(int(x) for x in a.gc_threshold.split(",")))
-    Probe(a.out, a.slow_ms, a.callbacks, a.interval, a.census_every).install()
+    probe = Probe(a.out, a.slow_ms, a.callbacks, a.interval, a.census_every)
+    probe.gc_detail = a.gc_detail
+    probe.install()
     from clawdbot.cli.main import main
 
     return main(args)

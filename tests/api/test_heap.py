@@ -4,6 +4,7 @@ full walk, and a cycle made of frozen objects is found then and counted."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 
@@ -83,6 +84,41 @@ def test_the_interval_thaws_and_the_next_full_collection_frees_frozen_cycles(cle
     assert policy.freezes == freezes and gc.get_freeze_count() == 0
     assert gc.collect() >= 2  # walked again: the cycle is found
     assert policy.garbage >= 2 and policy.freezes == freezes + 1 and gc.get_freeze_count() > 0
+
+
+def test_young_mode_collects_on_a_timer(clean_gc: None) -> None:
+    """Frozen objects dying hold CPython's allocation count down, so its own trigger may not fire
+    while the young generation fills: `young` mode runs a young collection every `young_every`
+    seconds on the loop (the fixture turned automatic collections off: this one is the timer's)."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        policy = HeapPolicy("young", 600, young_every=0.01)
+        collected = asyncio.Event()
+        gc.callbacks.append(lambda phase, info: phase == "stop" and info["generation"] == 0 and collected.set())
+        policy.install(loop)
+        kept = [Node() for _ in range(1000)]
+        await asyncio.wait_for(collected.wait(), 10)
+        assert policy.freezes >= 1 and gc.get_freeze_count() >= len(kept)
+        timer = policy._timer
+        assert timer is not None and not timer.cancelled()  # the next one is due
+        policy.remove()
+        assert timer.cancelled() and policy._timer is None
+
+    asyncio.run(main())
+
+
+def test_full_mode_runs_no_timer(clean_gc: None) -> None:
+    """`full`: its full collections are the longer stalls; timed young ones would only move objects
+    on to older generations. No timer, whatever `young_every` says."""
+
+    async def main() -> None:
+        policy = HeapPolicy("full", 600, young_every=0.01)
+        policy.install(asyncio.get_running_loop())
+        assert policy._timer is None
+        policy.remove()
+
+    asyncio.run(main())
 
 
 def test_none_leaves_the_collector_alone(clean_gc: None) -> None:

@@ -359,9 +359,13 @@ def test_chat_format_is_one_of_three() -> None:
 
 
 def test_the_collector_settings() -> None:
-    """server.gc_freeze and gc_thaw_interval (api/heap.py): the modes, and the errors."""
+    """server.gc_freeze, gc_thaw_interval and gc_young_every (api/heap.py): the modes, and the errors."""
     assert load("services: []\n").server.gc_freeze == "full"
     assert load("server: {gc_freeze: none, gc_thaw_interval: 30}\n").server.gc_freeze == "none"
     fails("server:\n  gc_freeze: off\n", 2, "server.gc_freeze")  # YAML's `off` is a boolean: `none` is the word
     fails("server:\n  gc_freeze: all\n", 2, "server.gc_freeze", "full", "young", "none")
     fails("server:\n  gc_thaw_interval: 0\n", 2, "server.gc_thaw_interval", "must be positive")
+    assert load("services: []\n").server.gc_young_every == 0.1
+    assert load("server: {gc_freeze: young, gc_young_every: 0}\n").server.gc_young_every == 0
+    fails("server:\n  gc_young_every: -1\n", 2, "server.gc_young_every", "0 (off) to 60 seconds")
+    fails("server:\n  gc_young_every: .nan\n", 2, "server.gc_young_every", "0 (off) to 60 seconds")

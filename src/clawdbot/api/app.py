@@ -135,7 +135,7 @@ class App:
         # --metrics-port: /metrics alone, on loopback, without auth (api/metrics_listener.py)
         self.metrics_listener = (MetricsListener(metrics_port, lambda: self.gateway.metrics)
                                  if metrics_port is not None else None)
-        self.heap = HeapPolicy(server.gc_freeze, server.gc_thaw_interval)
+        self.heap = HeapPolicy(server.gc_freeze, server.gc_thaw_interval, young_every=server.gc_young_every)
         self.gateway.metrics.heap = self.heap.counts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -174,7 +174,8 @@ class App:
                 # collector's way so a full collection under load does not stall a request.
                 gc.collect()
                 gc.freeze()
-                self.heap.install()  # and, by server.gc_freeze, what survives collections from now on (api/heap.py)
+                # and, by server.gc_freeze, what survives collections from now on (api/heap.py)
+                self.heap.install(asyncio.get_running_loop())
                 await send({"type": "lifespan.startup.complete"})
             elif msg["type"] == "lifespan.shutdown":
                 self.heap.remove()

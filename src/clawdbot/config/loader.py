@@ -546,6 +546,8 @@ def _check_routing(doc: _Document, config: Config) -> None:
         raise doc.error(("server", "watch_interval"), "`watch_interval` must be 0 (off) or positive")
     if not config.server.gc_thaw_interval > 0:  # also refuses NaN
         raise doc.error(("server", "gc_thaw_interval"), "`gc_thaw_interval` must be positive (seconds)")
+    if not 0 <= config.server.gc_young_every <= 60:  # also refuses NaN
+        raise doc.error(("server", "gc_young_every"), "`gc_young_every` must be 0 (off) to 60 seconds")
 
 
 def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:

@@ -272,6 +272,9 @@ class Server(Strict):
     # seconds between thaws: the frozen objects go back, and one full collection walks everything
     # (and frees any cycle among them)
     gc_thaw_interval: float = 600.0
+    # with gc_freeze "young": seconds between timed young collections (0: off). Freezing starves
+    # CPython's own trigger while open streams churn, and the young generation fills with their objects
+    gc_young_every: float = 0.1
 
 
 class RateLimits(Strict):
