@@ -201,6 +201,16 @@ def http_call(gw: GatewayProcess, method: str, path: str, body: object = None,
         conn.close()
 
 
+def metric(gw: GatewayProcess, name: str, key: str) -> float:
+    """An unlabelled sample of the gateway's /metrics (scraped with `key`)."""
+    status, body = http_call(gw, "GET", "/metrics", None, {"Authorization": f"Bearer {key}"})
+    assert status == 200, body[:300]
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
 def until(what: Callable[[], Any], deadline: float = 10.0) -> Any:
     """`what()` once it returns something truthy, or its last answer after `deadline` seconds: an
     outcome written a moment later (the request log and spend write in batches)."""

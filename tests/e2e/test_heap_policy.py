@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess, http_call, serve_config, until
+from tests.e2e.harness import GatewayProcess, metric, serve_config, until
 from tests.upstreams.openai_server import OpenAIUpstream
 
 MASTER = "sk-heap-policy-master-0123456789"
@@ -30,12 +30,7 @@ models:
 
 
 def freezes(gw: GatewayProcess) -> float:
-    status, body = http_call(gw, "GET", "/metrics", None, {"Authorization": f"Bearer {MASTER}"})
-    assert status == 200
-    for line in body.decode().splitlines():
-        if line.startswith("clawdbot_gc_freezes_total "):
-            return float(line.split()[1])
-    raise AssertionError("no clawdbot_gc_freezes_total in /metrics")
+    return metric(gw, "clawdbot_gc_freezes_total", MASTER)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import ollama
 import openai
 import pytest
 
-from tests.e2e.harness import GatewayProcess, http_call
+from tests.e2e.harness import GatewayProcess, http_call, metric
 from tests.upstreams.openai_server import OpenAIUpstream
 from tests.web.client import WsClient
 
@@ -73,12 +73,7 @@ def census(gw: GatewayProcess) -> dict[str, object]:
 
 
 def in_flight(gw: GatewayProcess) -> float:
-    status, body = http_call(gw, "GET", "/metrics", None, {"Authorization": f"Bearer {MASTER}"})
-    assert status == 200
-    for line in body.decode().splitlines():
-        if line.startswith("clawdbot_http_requests_in_flight "):
-            return float(line.split()[1])
-    raise AssertionError("no clawdbot_http_requests_in_flight in /metrics")
+    return metric(gw, "clawdbot_http_requests_in_flight", MASTER)
 
 
 def settled(gw: GatewayProcess) -> None:
