@@ -36,7 +36,7 @@ backlog of 4096: they are the load, and their own pauses would show up as the ga
 timeouts, late tokens). `--probe FILE` runs the gateway under bench/tail_causes.py's probe and
 reports its garbage collections and loop callbacks over 5 ms, in the ramp and in the hold
 (SLOW_GC_FREEZE=young or none in the environment: server.gc_freeze, api/heap.py; default full;
-SLOW_GC_YOUNG_EVERY=SECONDS: server.gc_young_every, default 0.1, 0 for none;
+SLOW_GC_YOUNG_EVERY=SECONDS: server.gc_young_every, e.g. 0.1 (default 0: none);
 SLOW_GC_THRESHOLD=700,10,100: gc.set_threshold in the gateway first;
 SLOW_CENSUS=SECONDS: the probe's count of the collector's objects by type, itself a pause;
 SLOW_GC_DETAIL=1: the probe's --gc-detail, each young collection's size and what a slow one kept)."""
@@ -333,7 +333,7 @@ def processes(work: Path, streams: int, pin: bool, probe: Path | None,
     up_port, gw_port = free_port(), free_port()
     config = work / "clawdbot.yaml"
     freeze = os.environ.get("SLOW_GC_FREEZE", "full")  # server.gc_freeze: full, young or none
-    young_every = float(os.environ.get("SLOW_GC_YOUNG_EVERY", "0.1"))  # server.gc_young_every
+    young_every = float(os.environ.get("SLOW_GC_YOUNG_EVERY", "0"))  # server.gc_young_every
     config.write_text(GATEWAY_CONFIG.format(port=up_port, inflight=max(64, 2 * streams), freeze=freeze,
                                             young_every=young_every))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWDBOT_")}

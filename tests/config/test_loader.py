@@ -365,7 +365,7 @@ def test_the_collector_settings() -> None:
     fails("server:\n  gc_freeze: off\n", 2, "server.gc_freeze")  # YAML's `off` is a boolean: `none` is the word
     fails("server:\n  gc_freeze: all\n", 2, "server.gc_freeze", "full", "young", "none")
     fails("server:\n  gc_thaw_interval: 0\n", 2, "server.gc_thaw_interval", "must be positive")
-    assert load("services: []\n").server.gc_young_every == 0.1
-    assert load("server: {gc_freeze: young, gc_young_every: 0}\n").server.gc_young_every == 0
+    assert load("services: []\n").server.gc_young_every == 0
+    assert load("server: {gc_freeze: young, gc_young_every: 0.1}\n").server.gc_young_every == 0.1
     fails("server:\n  gc_young_every: -1\n", 2, "server.gc_young_every", "0 (off) to 60 seconds")
     fails("server:\n  gc_young_every: .nan\n", 2, "server.gc_young_every", "0 (off) to 60 seconds")

@@ -273,8 +273,9 @@ class Server(Strict):
     # (and frees any cycle among them)
     gc_thaw_interval: float = 600.0
     # with gc_freeze "young": seconds between timed young collections (0: off). Freezing starves
-    # CPython's own trigger while open streams churn, and the young generation fills with their objects
-    gc_young_every: float = 0.1
+    # CPython's own trigger while open streams churn, and the young generation fills with their
+    # objects; the timer bounds each young collection at the price of more, smaller ones
+    gc_young_every: float = 0.0
 
 
 class RateLimits(Strict):
