@@ -369,3 +369,5 @@ def test_the_collector_settings() -> None:
     assert load("server: {gc_freeze: young, gc_young_every: 0.1}\n").server.gc_young_every == 0.1
     fails("server:\n  gc_young_every: -1\n", 2, "server.gc_young_every", "0 (off) to 60 seconds")
     fails("server:\n  gc_young_every: .nan\n", 2, "server.gc_young_every", "0 (off) to 60 seconds")
+    fails("server:\n  gc_young_every: 0.1\n", 2, "server.gc_young_every", "`gc_freeze: young` only",
+          "gc_freeze: full")  # the default mode: the setting would do nothing

@@ -548,6 +548,10 @@ def _check_routing(doc: _Document, config: Config) -> None:
         raise doc.error(("server", "gc_thaw_interval"), "`gc_thaw_interval` must be positive (seconds)")
     if not 0 <= config.server.gc_young_every <= 60:  # also refuses NaN
         raise doc.error(("server", "gc_young_every"), "`gc_young_every` must be 0 (off) to 60 seconds")
+    if config.server.gc_young_every and config.server.gc_freeze != "young":
+        raise doc.error(("server", "gc_young_every"), "`gc_young_every` times the young collections of "
+                        "`gc_freeze: young` only; with `gc_freeze: "
+                        f"{config.server.gc_freeze}` it would do nothing: remove it or set `gc_freeze: young`")
 
 
 def _check_endpoint(doc: _Document, at: KeyPath, svc: Service) -> None:
