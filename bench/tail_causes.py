@@ -89,7 +89,8 @@ class Probe:
     """Records garbage collections, slow loop callbacks and connects, and samples the loop's task
     count; a thread writes it all as JSON lines to `out` every `interval` seconds."""
 
-    def __init__(self, out: Path, slow_ms: float, callbacks: bool, interval: float, census_every: float = 0) -> None:
+    def __init__(self, out: Path, slow_ms: float, callbacks: bool, interval: float, census_every: float = 0,
+                 gc_detail: bool = False) -> None:
         self.out = out
         self.census_every = census_every  # seconds between counts of the collector's objects by type
         self._census_at = time.monotonic() + census_every
@@ -101,7 +102,7 @@ class Probe:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._gc_started = self._gc_cpu = 0
         self._gc_walks = -1  # the objects a young collection walks (with gc_detail)
-        self.gc_detail = False  # set by --gc-detail: young collections' sizes, and what a slow one kept
+        self.gc_detail = gc_detail  # --gc-detail: young collections' sizes, and what a slow one kept
 
     def install(self) -> None:
         gc.callbacks.append(self._gc)
@@ -278,9 +279,7 @@ def run_probe(argv: list[str]) -> int:
     args = a.clawdbot[1:] if a.clawdbot[:1] == ["--"] else a.clawdbot
     if a.gc_threshold:
         gc.set_threshold(*(int(x) for x in a.gc_threshold.split(",")))
-    probe = Probe(a.out, a.slow_ms, a.callbacks, a.interval, a.census_every)
-    probe.gc_detail = a.gc_detail
-    probe.install()
+    Probe(a.out, a.slow_ms, a.callbacks, a.interval, a.census_every, a.gc_detail).install()
     from clawdbot.cli.main import main
 
     return main(args)
