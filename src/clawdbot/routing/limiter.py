@@ -72,15 +72,14 @@ class _Tenant:
     """One tenant's waiters (oldest first) and its usage, as `key` = ln(usage) + the limiter's
     clock (in `memory`s) when it last changed: keys compare as decayed usages do, at any time."""
 
-    __slots__ = ("arrived", "entry", "key", "step", "waiters")
+    __slots__ = ("entry", "key", "step", "waiters")
 
     def __init__(self, step: float) -> None:
         self.step = step  # 1 / its weight
         self.key = _NEVER
         self.entry = -1  # the id of its live heap entry while it waits
-        # True: a slot was handed over; False: pushed out of a full queue
-        self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
-        self.arrived: collections.deque[int] = collections.deque()  # each waiter's arrival number
+        # (arrival number, future): True when a slot was handed over, False when pushed out of a full queue
+        self.waiters: collections.deque[tuple[int, asyncio.Future[bool]]] = collections.deque()
 
 
 class Limiter:
@@ -134,8 +133,7 @@ class Limiter:
             t.entry = next(self._seq)
             heapq.heappush(self._heap, (t.key, t.entry, t))
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        t.waiters.append(fut)
-        t.arrived.append(next(self._seq))
+        t.waiters.append((next(self._seq), fut))
         self.waiting += 1
         timeout = self.timeout
         try:
@@ -170,8 +168,7 @@ class Limiter:
             t.entry = next(self._seq) if t.waiters else -1  # its entry now stale: a new one, or none
             if t.waiters:
                 heapq.heappush(heap, (t.key, t.entry, t))
-            if len(heap) > 2 * self.waiting + 16:
-                self._sweep()
+            self._sweep()
             fut.set_result(True)  # the slot goes straight to the tenant next in line
             return
         self.inflight -= 1
@@ -195,12 +192,12 @@ class Limiter:
         ahead = min(AHEAD_ROUNDS * slots, AHEAD_MAX)
         best, first = None, 0
         for key, entry, t in heap:
-            if entry != t.entry or len(t.arrived) * t.step > slots:  # stale, or a backlog
+            if entry != t.entry or len(t.waiters) * t.step > slots:  # stale, or a backlog
                 continue
             if key != _NEVER and math.exp(key - clock) > floor + ahead * t.step:
                 continue
-            if best is None or t.arrived[0] < first:
-                best, first = t, t.arrived[0]
+            if best is None or t.waiters[0][0] < first:
+                best, first = t, t.waiters[0][0]
         return best if best is not None else least
 
     def _oldest_live(self, t: _Tenant) -> asyncio.Future[bool] | None:
@@ -208,8 +205,7 @@ class Limiter:
         dropped here)."""
         waiters = t.waiters
         while waiters:
-            fut = waiters.popleft()
-            t.arrived.popleft()
+            _, fut = waiters.popleft()
             self._gone()
             if not fut.done():
                 return fut
@@ -245,8 +241,7 @@ class Limiter:
                 victim, worst = t, load
         if victim is None:
             return False
-        fut = victim.waiters.pop()
-        victim.arrived.pop()
+        _, fut = victim.waiters.pop()
         self._gone()
         if not victim.waiters:
             self._emptied(victim)
@@ -255,12 +250,10 @@ class Limiter:
         return True
 
     def _forget(self, t: _Tenant, fut: asyncio.Future[bool]) -> None:
-        try:
-            i = t.waiters.index(fut)
-        except ValueError:  # already taken out by release or _push_out
+        i = next((i for i, (_, f) in enumerate(t.waiters) if f is fut), None)
+        if i is None:  # already taken out by release or _push_out
             return
         del t.waiters[i]
-        del t.arrived[i]
         self._gone()
         if not t.waiters:
             self._emptied(t)
@@ -274,14 +267,14 @@ class Limiter:
         """`t` has no waiter left outside release: its heap entry is stale; swept out once stale
         entries outnumber the tenants waiting."""
         t.entry = -1
-        if len(self._heap) > 2 * self.waiting + 16:
-            self._sweep()
+        self._sweep()
 
     def _sweep(self) -> None:
-        """Drops the heap's stale entries (once they outnumber the tenants waiting)."""
+        """Drops the heap's stale entries once they outnumber the tenants waiting."""
         heap = self._heap
-        heap[:] = [e for e in heap if e[1] == e[2].entry]
-        heapq.heapify(heap)
+        if len(heap) > 2 * self.waiting + 16:
+            heap[:] = [e for e in heap if e[1] == e[2].entry]
+            heapq.heapify(heap)
 
     def _prune(self) -> None:
         """Forget idle tenants: those whose usage has decayed to almost nothing first, then, if
