@@ -7,17 +7,25 @@ judged on many seeds and load levels before the real benchmark; no gateway, HTTP
     .venv/bin/python bench/fair_share_sim.py [--rate 12] [--slots 4] [--delay-ms 50] [--jitter 0]
                                              [--rounds 10] [--seconds 30] [--seeds 3]
                                              [--queues fifo,fair,oracle]
+    .venv/bin/python bench/fair_share_sim.py --replay GATEWAY_LOG [--queues fair,oracle]
 
 Rounds alternate a steady and a burst phase of `--seconds` each (5 s apart), as the real benchmark's
 interleaved rounds do. Printed per queue (FIFO, fair share, and with `--queues ...,oracle` a queue
 told who floods: the floor for any queue that does not pre-empt) and seed: the p99 wait of B..E together
-in each phase, the ratio, the worst single tenant's ratio, and B..E's refusals."""
+in each phase, the ratio, the worst single tenant's ratio, B..E's refusals and their longest wait.
+
+`--replay` takes the arrivals instead from the gateway log a `bench/fair_share.py --keep` run left
+(its `fair` service's steady and burst phases: each request's tenant, and its arrival as the access
+line's time less its latency; the pauses between rounds shortened to 5 s), so a queue can be judged
+on exactly the load the real run had, with the real run's own waits printed beside it."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import collections
+import heapq
+import json
 import random
 import sys
 from pathlib import Path
@@ -79,12 +87,77 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else float("nan")
 
 
-async def run(queue: str, a: argparse.Namespace, seed: int) -> dict[str, Any]:
+Arrivals = dict[str, list[tuple[float, str]]]  # phase -> (seconds from the phase's first, tenant), in order
+
+
+def from_log(path: str) -> tuple[Arrivals, dict[tuple[str, str], list[float]]]:
+    """A kept fair_share.py log's arrivals at the `fair` service, and the waits the gateway logged."""
+    seen: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+    real: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    with open(path, errors="replace") as f:
+        for line in f:
+            if '"event":"access"' not in line or ".fair-" not in line:
+                continue
+            rec = json.loads(line)
+            phase, _, rest = rec["request_id"].partition(".")
+            if phase not in ("steady", "burst"):
+                continue
+            tenant = rest.split("-")[1]
+            seen[phase].append((rec["ts"] - rec["latency_ms"] / 1000.0, tenant))
+            if rec["status"] == 200:
+                real[(phase, tenant)].append(float(rec.get("queue_wait_ms") or 0.0))
+    arrivals: Arrivals = {}
+    for phase, evs in seen.items():
+        evs.sort()
+        out, shift, prev = [], 0.0, evs[0][0]
+        for at, tenant in evs:
+            shift += max(0.0, at - prev - 5.0)  # a pause between rounds: 5 s, as in run()
+            prev = at
+            out.append((at - evs[0][0] - shift, tenant))
+        arrivals[phase] = out
+    return arrivals, real
+
+
+def summary(waits: dict[tuple[str, str], list[float]], refused: int) -> dict[str, Any]:
+    both = {ph: p99([w for t in OTHERS for w in waits[(ph, t)]]) for ph in ("steady", "burst")}
+    worst = max(p99(waits[("burst", t)]) / max(p99(waits[("steady", t)]), 1.0) for t in OTHERS)
+    longest = max((w for t in OTHERS for w in waits[("burst", t)]), default=float("nan"))
+    return {**both, "ratio": both["burst"] / max(both["steady"], 1.0), "worst": worst, "refused": refused,
+            "longest": longest}
+
+
+def poisson(a: argparse.Namespace, seed: int) -> list[tuple[tuple[str, str], Arrivals]]:
+    """`--rounds` rounds of a steady and a burst phase, alternating which goes first. Each tenant
+    draws its next gap when its previous request arrives, all from one generator (the order the
+    first version of this simulation, one task per tenant, drew them in)."""
+    rng = random.Random(seed)
+    rounds = []
+    for r in range(a.rounds):
+        order = ("steady", "burst") if r % 2 == 0 else ("burst", "steady")
+        one: Arrivals = {}
+        for phase in order:
+            rates = {t: a.rate for t in OTHERS} | ({"A": a.rate * 10} if phase == "burst" else {})
+            due = [(rng.expovariate(rate), i, t) for i, (t, rate) in enumerate(rates.items())]
+            heapq.heapify(due)
+            evs = []
+            while due:
+                at, i, t = heapq.heappop(due)
+                if at > a.seconds:
+                    continue
+                evs.append((at, t))
+                heapq.heappush(due, (at + rng.expovariate(rates[t]), i, t))
+            one[phase] = evs
+        rounds.append((order, one))
+    return rounds
+
+
+async def run(queue: str, a: argparse.Namespace, seed: int,
+              load: list[tuple[tuple[str, str], Arrivals]]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     lim: Limiter | Oracle = Oracle(a.slots) if queue == "oracle" else Limiter(
         "s", a.slots, max_queue=64, timeout=30.0, fair=FairShare("key") if queue == "fair" else ONE_QUEUE,
         clock=loop.time)
-    arrivals, service = random.Random(seed), random.Random(seed + 7)
+    service = random.Random(seed + 7)
     waits: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
     refused: collections.Counter[str] = collections.Counter()
     tasks: list[asyncio.Task[None]] = []
@@ -100,25 +173,16 @@ async def run(queue: str, a: argparse.Namespace, seed: int) -> dict[str, Any]:
         await asyncio.sleep(a.delay_ms / 1000.0 * (1 + a.jitter * (2 * service.random() - 1)))
         lim.release()
 
-    async def tenant(phase: str, name: str, rate: float) -> None:
-        start, at = loop.time(), 0.0
-        while True:
-            at += arrivals.expovariate(rate)
-            if at > a.seconds:
-                return
-            await asyncio.sleep(max(0.0, start + at - loop.time()))
-            tasks.append(asyncio.create_task(one(phase, name)))
-
-    for r in range(a.rounds):
-        for phase in ("steady", "burst") if r % 2 == 0 else ("burst", "steady"):
-            rates = {t: a.rate for t in OTHERS} | ({"A": a.rate * 10} if phase == "burst" else {})
-            await asyncio.gather(*(tenant(phase, t, rate) for t, rate in rates.items()))
+    for order, phases in load:
+        for phase in order:
+            start = loop.time()
+            for at, tenant in phases.get(phase, []):
+                await asyncio.sleep(max(0.0, start + at - loop.time()))
+                tasks.append(asyncio.create_task(one(phase, tenant)))
             await asyncio.gather(*tasks)
             tasks.clear()
             await asyncio.sleep(5.0)
-    both = {ph: p99([w for t in OTHERS for w in waits[(ph, t)]]) for ph in ("steady", "burst")}
-    worst = max(p99(waits[("burst", t)]) / max(p99(waits[("steady", t)]), 1.0) for t in OTHERS)
-    return {**both, "ratio": both["burst"] / max(both["steady"], 1.0), "worst": worst, "refused": refused["burst"]}
+    return summary(waits, refused["burst"])
 
 
 def main() -> None:
@@ -131,23 +195,32 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="per phase and round (virtual)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--queues", default="fifo,fair", help="of fifo, fair (shipped), oracle (B..E always first)")
+    ap.add_argument("--replay", metavar="GATEWAY_LOG", help="arrivals from a kept bench/fair_share.py run")
     a = ap.parse_args()
     if not (0 < a.rate <= 1000 and 1 <= a.slots <= 1024 and a.delay_ms > 0 and 0 <= a.jitter < 1
             and 1 <= a.rounds <= 100 and 0 < a.seconds <= 100_000 and 1 <= a.seeds <= 20
             and set(a.queues.split(",")) <= {"fifo", "fair", "oracle"}):
         ap.error("out of the bounds this simulation runs in")
-    print("| queue | seed | B..E p99 steady (ms) | B..E p99 burst (ms) | ratio | worst tenant's ratio | B..E refused |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| queue | seed | B..E p99 steady (ms) | B..E p99 burst (ms) | ratio | worst tenant's ratio | B..E refused "
+          "| B..E longest (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    if a.replay:
+        arrivals, real = from_log(a.replay)
+        loads = {0: [(("steady", "burst"), arrivals)]}
+        r = summary(real, 0)
+        print(f"| the run itself | - | {r['steady']:.0f} | {r['burst']:.0f} | {r['ratio']:.2f}x | {r['worst']:.2f}x "
+              f"| - | {r['longest']:.0f} |")
+    else:
+        loads = {seed: poisson(a, seed) for seed in range(a.seeds)}
     for queue in a.queues.split(","):
-        for seed in range(a.seeds):
+        for seed, load in loads.items():
             loop = virtual_loop()
             try:
-                r = loop.run_until_complete(run(queue, a, seed))
+                r = loop.run_until_complete(run(queue, a, seed, load))
             finally:
                 loop.close()
-            print(f"| {queue} | {seed} | {r['steady']:.0f} | {r['burst']:.0f} | "
-                  f"{r['ratio']:.2f}x | {r['worst']:.2f}x | {r['refused']} |", flush=True)
-
+            print(f"| {queue} | {seed} | {r['steady']:.0f} | {r['burst']:.0f} | {r['ratio']:.2f}x | "
+                  f"{r['worst']:.2f}x | {r['refused']} | {r['longest']:.0f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from clawdbot.core.errors import GatewayError, Overloaded
 from clawdbot.core.types import ChatRequest, ChatResponse
 from clawdbot.pipeline.gateway import Gateway
 from clawdbot.routing.fair import ONE_QUEUE, FairShare
-from clawdbot.routing.limiter import AHEAD_MAX, AHEAD_ROUNDS, Limiter
+from clawdbot.routing.limiter import AHEAD_MAX, AHEAD_ROUNDS, LIGHT_RATIO, Limiter
 from clawdbot.tenancy.principal import Principal
 from tests.routing.fakes import Scripted, request, services
 
@@ -105,9 +105,14 @@ def order(weights: dict[str, float], queued: list[tuple[str, int]], default: flo
 
 
 def test_equal_weights_take_turns_while_both_have_a_backlog() -> None:
-    # one slot: a tenant with more than one waiter has a backlog. A and B take turns; B's last
-    # request (no backlog left) then goes in arrival order, ahead of A's backlog
-    assert order({}, [("A", 6), ("B", 3)]) == ["A0", "B0", "A1", "B1", "B2", "A2", "A3", "A4", "A5"]
+    # one slot: a tenant with more than one waiter, and at least half as many as the longest queue,
+    # has a backlog. A and B take turns; with one waiter left (no backlog) A's last goes in arrival
+    # order, ahead of B's backlog
+    assert order({}, [("A", 6), ("B", 6)]) == ["A0", "B0", "A1", "B1", "A2", "B2", "A3", "B3", "A4", "A5",
+                                               "B4", "B5"]
+    # B's last two, under half of A's five, are no backlog: arrival order, within two rounds of A
+    assert order({}, [("A", 6), ("B", 3)]) == ["A0", "B0", "B1", "B2", "A1", "A2", "A3", "A4", "A5"]
+    assert order({}, [("A", 8), ("B", 3)]) == ["B0", "B1", "B2", "A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"]
     # B (one request, no backlog) first, though A0 came before it; A and C take turns; C's last before A's
     assert order({}, [("A", 3), ("B", 1), ("C", 2)]) == ["B0", "A0", "C0", "C1", "A1", "A2"]
 
@@ -142,35 +147,103 @@ def test_without_a_backlog_arrival_order_counts_up_to_two_rounds_ahead() -> None
 
 
 def test_on_a_big_service_the_lead_is_capped_in_hand_overs() -> None:
-    # 64 slots: two rounds would be 128 hand-overs, more than usage remembers (~150); the lead is
-    # capped at AHEAD_MAX, so B, which has just had 20 slots, no longer goes first by arrival
+    # 64 slots: four rounds would be 256 hand-overs, most of what usage remembers (~300); the lead
+    # is capped at AHEAD_MAX, so B, which has just had 40 slots, no longer goes first by arrival
     async def main() -> list[str]:
         q = Queue(FairShare("key"))
         q.lim.max_inflight = 64  # all held: the test's one, and 63 more
         for _ in range(63):
             assert q.lim.try_acquire()
-        await q.add("B", 20)
-        for _ in range(20):
+        await q.add("B", 40)
+        for _ in range(40):
             q.lim.release()
             await turns()
-        await q.add("B", 1, first=20)
+        await q.add("B", 1, first=40)
         await q.add("A", 1)
         q.lim.release()
         await turns()
-        return q.served[20:]
+        return q.served[40:]
 
-    assert AHEAD_MAX < 20 < 2 * 64
+    assert AHEAD_MAX < 40 < AHEAD_ROUNDS * 64
     assert run(main()) == ["A0"]
+
+
+def test_a_light_tenant_far_below_the_flood_keeps_arrival_order_beyond_its_lead() -> None:
+    # one slot. A floods and has had 20 slots; D has had 8 (more than AHEAD_ROUNDS over C, which has
+    # had none, but under LIGHT_RATIO of A's usage): D's request, which came before C's, goes
+    # first. Once D's usage nears A's, C's later request goes before D's again
+    async def main(d_slots: int) -> list[str]:
+        q = Queue(FairShare("key"))
+        await q.add("A", 60)
+        for _ in range(20):
+            q.lim.release()
+            await turns()
+        for i in range(d_slots):  # D one request at a time: each goes before A's backlog
+            await q.add("D", 1, first=i)
+            q.lim.release()
+            await turns()
+        assert q.served[20:] == [f"D{i}" for i in range(d_slots)]
+        await q.add("D", 1, first=d_slots)
+        await q.add("C", 1)
+        for _ in range(2):
+            q.lim.release()
+            await turns()
+        for task in q.tasks.values():
+            task.cancel()
+        await turns()
+        return q.served[20 + d_slots:]
+
+    assert AHEAD_ROUNDS < 8 < LIGHT_RATIO * 20
+    assert run(main(8)) == ["D8", "C0"]
+    assert LIGHT_RATIO * 20 < 18  # D's usage near A's: the lead over C's counts again
+    assert run(main(18)) == ["C0", "D18"]
+
+
+def test_a_light_tenants_cluster_over_the_slots_keeps_arrival_order() -> None:
+    # four slots. A floods (40 waiting) and has had 20 slots. C's six, more than the slots but
+    # under half of A's queue and under LIGHT_RATIO of its usage, are no backlog: they go in
+    # arrival order, before B's later request (with a backlog counted against the slots alone, C's
+    # six fell back to least usage and B's later request went first)
+    async def main() -> list[str]:
+        q = Queue(FairShare("key"))
+        q.lim.max_inflight = 4  # the test holds one; three more taken below
+        for _ in range(3):
+            assert q.lim.try_acquire()
+        await q.add("A", 40)
+        for _ in range(20):
+            q.lim.release()
+            await turns()
+        await q.add("B", 1)
+        q.lim.release()
+        await turns()
+        assert q.served[20:] == ["B0"]
+        await q.add("C", 6)
+        await q.add("B", 1, first=1)
+        for _ in range(7):
+            q.lim.release()
+            await turns()
+        for task in q.tasks.values():
+            task.cancel()
+        await turns()
+        return q.served[21:]
+
+    assert run(main()) == ["C0", "C1", "C2", "C3", "C4", "C5", "B1"]
 
 
 def test_weights_2_to_1() -> None:
     # the same usage at first (none): turns; then two slots of A's per one of B's
-    assert order({"A": 2}, [("A", 6), ("B", 3)]) == ["A0", "B0", "A1", "B1", "B2", "A2", "A3", "A4", "A5"]
+    assert order({"A": 2}, [("A", 6), ("B", 6)]) == ["A0", "B0", "A1", "B1", "A2", "A3", "A4", "A5", "B2", "B3",
+                                                     "B4", "B5"]
+    # B's last two, under half of A's five waiting, are no backlog: arrival order, within B's lead
+    assert order({"A": 2}, [("A", 6), ("B", 3)]) == ["A0", "B0", "B1", "B2", "A1", "A2", "A3", "A4", "A5"]
     served = "".join(label[0] for label in order({"A": 2}, [("A", 40), ("B", 40)]))
     assert served[:30].count("A") == 20 and served[4:28] == "AAB" * 8
-    # the heavier tenant arriving second gets its two slots for every one as well (A's last request,
-    # without a backlog, goes in arrival order)
-    assert order({"B": 2}, [("A", 3), ("B", 6)]) == ["A0", "B0", "B1", "A1", "A2", "B2", "B3", "B4", "B5"]
+    # the heavier tenant arriving second gets its two slots for every one as well (B's last two,
+    # no backlog for a weight of 2, go in arrival order, before A's backlog)
+    assert order({"B": 2}, [("A", 6), ("B", 6)]) == ["A0", "B0", "B1", "A1", "B2", "B3", "B4", "B5", "A2", "A3",
+                                                     "A4", "A5"]
+    # A's three, half of B's six, are no backlog: arrival order, within A's lead
+    assert order({"B": 2}, [("A", 3), ("B", 6)]) == ["A0", "A1", "A2", "B0", "B1", "B2", "B3", "B4", "B5"]
 
 
 def test_fractional_weights_keep_their_ratio() -> None:

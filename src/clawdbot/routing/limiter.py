@@ -15,22 +15,29 @@ cluster of them) goes ahead of the flood's backlog, as it would have found a fre
 flood. A tenant that stops sending keeps its usage until it decays: coming back one request at a
 time earns nothing. With a single tenant this is exactly a FIFO.
 
-Among the light tenants arrival order counts: a tenant without a backlog (no more waiters than the
-service has slots, times its weight) whose usage is within AHEAD_ROUNDS rounds of the slots
-(AHEAD_ROUNDS x `max_inflight` hand-overs, at most AHEAD_MAX, over its weight) of the least usage
-of any waiting tenant is served by its oldest waiter's arrival, before the others. Ordering light
-tenants by usage instead made a cluster of one tenant's requests wait behind later requests of
-tenants that had used a little less, which doubled their wait's tail (docs/benchmarks.md, "fair
-share against its floor").
-The price is bounded: such a tenant runs at most AHEAD_ROUNDS rounds ahead of the least-served one;
-a flood has a backlog and is ordered by usage (its weight) alone.
+Among the light tenants arrival order counts. A tenant is light when it has no backlog (no more
+waiters than the service has slots, times its weight, or fewer than half as many as the longest
+queue) and its usage is either under LIGHT_RATIO of the most-used waiting tenant's (it gets less
+than the flood: it is under the share a max-min fair split gives it) or within AHEAD_ROUNDS rounds
+of the slots (AHEAD_ROUNDS x `max_inflight` hand-overs, at most AHEAD_MAX, over its weight) of the
+least usage of any waiting tenant. The light tenant whose oldest waiter came first is served
+before the others: a light tenant's cluster of requests goes through in arrival order, as FIFO
+without the flood would have served it. Ordering light tenants by usage made such a cluster wait
+behind later requests of tenants that had used a little less, and counting a backlog against the
+slots alone dropped a cluster of five or more to that ordering: both doubled the light tenants'
+tail (docs/benchmarks.md, "fair share against its floor" and "the light tenants' order, replayed").
+The price is bounded: a light tenant runs at most AHEAD_ROUNDS rounds ahead of the least-served
+waiting tenant or stays under LIGHT_RATIO of the most-served one; a flood has the longest queue,
+so a backlog, and is ordered by usage (its weight) alone.
 
-`memory` follows the service: 150 hand-overs' worth of time (the gap between two hand-overs is a
+`memory` follows the service: 300 hand-overs' worth of time (the gap between two hand-overs is a
 request's time divided by the slots), measured while requests wait; 2 s until measured, within
-0.5 s .. 1 h. So the last ~150 slots handed out are what counts, whatever a request takes (50 ms
-or a minute). A tenant that has not used the service lately (a new one, or one back after a pause)
-goes first until its usage has caught up with the others': at the start of a flood that is the
-flooding tenant, which then shares the slots equally until it has used more than the others.
+0.5 s .. 1 h. So the last ~300 slots handed out are what counts, whatever a request takes (50 ms
+or a minute); long enough that a flood kept out for a moment by the light tenants' own cluster
+still has the most usage. A tenant that has not used the service lately (a new one, or one back
+after a pause) goes first among those with a backlog until its usage has caught up with the
+others': at the start of a flood that is the flooding tenant, which takes the slots no light
+tenant waits for until it has used more than the others.
 
 A full queue does not simply refuse the newcomer: if another tenant holds more than its share of
 the queue (waiters / weight), that tenant's newest waiter is refused instead, so a flood cannot
@@ -58,14 +65,16 @@ from clawdbot.core.errors import Overloaded
 from clawdbot.routing.fair import ONE_QUEUE, FairShare
 
 RETRY_AFTER = "1"  # seconds a client is asked to wait when a queue is full
-MEMORY_HANDOVERS = 150  # usage decays by e over this many hand-overs' time
+MEMORY_HANDOVERS = 300  # usage decays by e over this many hand-overs' time
 MEMORY_DEFAULT = 2.0  # seconds, until the gap between hand-overs is measured
 MEMORY_MIN = 0.5
 MEMORY_MAX = 3600.0
-AHEAD_ROUNDS = 2  # how far ahead of the least usage a tenant without a backlog still goes in arrival order
-AHEAD_MAX = 16  # ...in hand-overs at most (a tenth of MEMORY_HANDOVERS: big services' rounds are long)
+AHEAD_ROUNDS = 4  # how far ahead of the least usage a tenant without a backlog goes in arrival order
+AHEAD_MAX = 32  # ...in hand-overs at most (about a tenth of MEMORY_HANDOVERS: big services' rounds are long)
+LIGHT_RATIO = 0.75  # ...or while under this share of the most-used waiting tenant's usage
 SCAN_MAX = 256  # heap entries looked at per hand-over; with more tenants waiting, least usage alone
 _NEVER = -math.inf  # the key of a tenant with no usage
+_LOG_LIGHT_RATIO = math.log(LIGHT_RATIO)
 
 
 class _Tenant:
@@ -174,10 +183,8 @@ class Limiter:
         self.inflight -= 1
 
     def _next(self, now: float) -> _Tenant | None:
-        """The waiting tenant a freed slot goes to: of those without a backlog (no more waiters than
-        the slots, for their weight) and within AHEAD_ROUNDS rounds of the slots (AHEAD_MAX
-        hand-overs at most) of the least usage of any waiting tenant, the one whose oldest waiter
-        came first; when there is none, the tenant with the least usage."""
+        """The waiting tenant a freed slot goes to: of the light ones (module docstring), the one
+        whose oldest waiter came first; when there is none, the tenant with the least usage."""
         heap = self._heap
         while heap and heap[0][1] != heap[0][2].entry:  # stale: re-queued under a new key, or emptied
             heapq.heappop(heap)
@@ -186,15 +193,23 @@ class Limiter:
         least_key, _, least = heap[0]
         if len(heap) > SCAN_MAX:
             return least
+        top, longest = _NEVER, 0
+        for key, entry, t in heap:
+            if entry == t.entry:
+                top = max(top, key)
+                longest = max(longest, len(t.waiters))
+        below = top + _LOG_LIGHT_RATIO  # keys under it: usage under LIGHT_RATIO of the top's (none if no usage)
         clock = self._vclock_at(now)
         floor = math.exp(least_key - clock) if least_key != _NEVER else 0.0
         slots = self.max_inflight
         ahead = min(AHEAD_ROUNDS * slots, AHEAD_MAX)
         best, first = None, 0
         for key, entry, t in heap:
-            if entry != t.entry or len(t.waiters) * t.step > slots:  # stale, or a backlog
+            if entry != t.entry:  # stale
                 continue
-            if key != _NEVER and math.exp(key - clock) > floor + ahead * t.step:
+            if len(t.waiters) * t.step > slots and 2 * len(t.waiters) >= longest:  # a backlog
+                continue
+            if key >= below and math.exp(key - clock) > floor + ahead * t.step:  # used too much
                 continue
             if best is None or t.waiters[0][0] < first:
                 best, first = t, t.waiters[0][0]
