@@ -8,6 +8,7 @@ judged on many seeds and load levels before the real benchmark; no gateway, HTTP
                                              [--rounds 10] [--seconds 30] [--seeds 3]
                                              [--queues fifo,fair,oracle]
     .venv/bin/python bench/fair_share_sim.py --replay GATEWAY_LOG [--queues fair,oracle]
+    .venv/bin/python bench/fair_share_sim.py --closed 8 [--seconds 120]
 
 Rounds alternate a steady and a burst phase of `--seconds` each (5 s apart), as the real benchmark's
 interleaved rounds do. Printed per queue (FIFO, fair share, and with `--queues ...,oracle` a queue
@@ -17,7 +18,13 @@ in each phase, the ratio, the worst single tenant's ratio, B..E's refusals and t
 `--replay` takes the arrivals instead from the gateway log a `bench/fair_share.py --keep` run left
 (its `fair` service's steady and burst phases: each request's tenant, and its arrival as the access
 line's time less its latency; the pauses between rounds shortened to 5 s), so a queue can be judged
-on exactly the load the real run had, with the real run's own waits printed beside it."""
+on exactly the load the real run had, with the real run's own waits printed beside it.
+
+`--closed N` checks the other side, what the light tenants' priority costs in fairness: B..E as
+above, A flooding, and S, a closed-loop client that keeps N requests outstanding (sends the next as
+each is answered, or a second after a refusal, so never more than N waiting); printed: the slots
+per second each tenant got.
+An even split of what B..E leave gives S and A the same."""
 
 from __future__ import annotations
 
@@ -185,6 +192,39 @@ async def run(queue: str, a: argparse.Namespace, seed: int,
     return summary(waits, refused["burst"])
 
 
+async def closed(a: argparse.Namespace) -> dict[str, float]:
+    """Slots per second per tenant with S keeping `--closed` requests outstanding against A's flood."""
+    loop = asyncio.get_running_loop()
+    lim = Limiter("s", a.slots, max_queue=64, timeout=30.0, fair=FairShare("key"), clock=loop.time)
+    rng, got = random.Random(1), collections.Counter[str]()
+    tasks: list[asyncio.Task[bool]] = []
+
+    async def one(tenant: str) -> bool:
+        try:
+            await lim.acquire(tenant)
+        except Exception:  # Overloaded
+            return False
+        got[tenant] += 1
+        await asyncio.sleep(a.delay_ms / 1000.0)
+        lim.release()
+        return True
+
+    async def poisson(tenant: str, rate: float) -> None:
+        while loop.time() < a.seconds:
+            await asyncio.sleep(rng.expovariate(rate))
+            tasks.append(asyncio.create_task(one(tenant)))
+
+    async def loop_client() -> None:
+        while loop.time() < a.seconds:
+            if not await one("S"):
+                await asyncio.sleep(1.0)  # refused: Retry-After, as the gateway answers
+
+    await asyncio.gather(poisson("A", a.rate * 10), *(poisson(t, a.rate) for t in OTHERS),
+                         *(loop_client() for _ in range(a.closed)))
+    await asyncio.gather(*tasks)
+    return {t: n / a.seconds for t, n in sorted(got.items())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=12.0, help="requests/s of each of B..E")
@@ -196,11 +236,23 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--queues", default="fifo,fair", help="of fifo, fair (shipped), oracle (B..E always first)")
     ap.add_argument("--replay", metavar="GATEWAY_LOG", help="arrivals from a kept bench/fair_share.py run")
+    ap.add_argument("--closed", type=int, default=0, metavar="N", help="S keeps N requests outstanding (fairness)")
     a = ap.parse_args()
     if not (0 < a.rate <= 1000 and 1 <= a.slots <= 1024 and a.delay_ms > 0 and 0 <= a.jitter < 1
             and 1 <= a.rounds <= 100 and 0 < a.seconds <= 100_000 and 1 <= a.seeds <= 20
             and set(a.queues.split(",")) <= {"fifo", "fair", "oracle"}):
         ap.error("out of the bounds this simulation runs in")
+    if a.closed:
+        if not 1 <= a.closed <= 64:
+            ap.error("--closed: 1 .. 64 requests outstanding")
+        loop = virtual_loop()
+        try:
+            rates = loop.run_until_complete(closed(a))
+        finally:
+            loop.close()
+        got = ", ".join(f"{t} {r:.1f}/s" for t, r in rates.items())
+        print(f"S with {a.closed} outstanding, {a.seconds:g} s: {got}")
+        return
     print("| queue | seed | B..E p99 steady (ms) | B..E p99 burst (ms) | ratio | worst tenant's ratio | B..E refused "
           "| B..E longest (ms) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")

@@ -1,8 +1,8 @@
 """Fair share of a full service's queue, through a real gateway process: two virtual keys made
 through the admin API, a service of one slot held by a gated stream, key A queueing a flood and key
 B a few requests after it. The order the upstream then receives them in is the order the queue
-handed out the slot: B's few before most of A's flood with fair share (the default), A's flood
-first with it off. Every wait is on an observable condition (the upstream's in-flight count, the gateway's queue
+handed out the slot: turns between the keys with fair share (the default), A's flood first with it
+off. Every wait is on an observable condition (the upstream's in-flight count, the gateway's queue
 depth), never on the clock."""
 
 from __future__ import annotations
@@ -122,10 +122,8 @@ def served_order(gw: GatewayProcess, up: OpenAIUpstream, model: str, keys: dict[
 def test_a_flooding_key_takes_turns_with_the_others(gw: GatewayProcess, ups: dict[str, OpenAIUpstream],
                                                     keys: dict[str, str]) -> None:
     order = served_order(gw, ups["fair"], "fair", keys)
-    # neither has used the service and both have a backlog (B's four are half of A's eight): A's
-    # first, then B's (less usage); B's other three, under half of A's seven, are no backlog and go
-    # in arrival order, within two rounds of A's usage; then the rest of A's flood
-    assert order == ["A"] + ["B"] * FEW + ["A"] * (FLOOD - 1), order
+    # turns while both have a backlog; B's last (no backlog left on one slot) then goes first
+    assert order == ["A", "B"] * (FEW - 1) + ["B"] + ["A"] * (FLOOD - FEW + 1), order
     assert queued(gw, "fair") == 0
     # each queued request's wait is in its access-log line
     log = gw.wait_until(lambda text: text.count('"queue_wait_ms"') >= FLOOD + FEW, what="queue waits logged")

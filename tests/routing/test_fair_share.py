@@ -105,19 +105,14 @@ def order(weights: dict[str, float], queued: list[tuple[str, int]], default: flo
 
 
 def test_equal_weights_take_turns_while_both_have_a_backlog() -> None:
-    # one slot: a tenant with more than one waiter, and at least half as many as the longest queue,
-    # has a backlog. A and B take turns; with one waiter left (no backlog) A's last goes in arrival
-    # order, ahead of B's backlog
-    assert order({}, [("A", 6), ("B", 6)]) == ["A0", "B0", "A1", "B1", "A2", "B2", "A3", "B3", "A4", "A5",
-                                               "B4", "B5"]
-    # B's last two, under half of A's five, are no backlog: arrival order, within two rounds of A
-    assert order({}, [("A", 6), ("B", 3)]) == ["A0", "B0", "B1", "B2", "A1", "A2", "A3", "A4", "A5"]
-    assert order({}, [("A", 8), ("B", 3)]) == ["B0", "B1", "B2", "A0", "A1", "A2", "A3", "A4", "A5", "A6", "A7"]
+    # one slot: a tenant with more than one waiter has a backlog. A and B take turns; B's last
+    # request (no backlog left) then goes in arrival order, ahead of A's backlog
+    assert order({}, [("A", 6), ("B", 3)]) == ["A0", "B0", "A1", "B1", "B2", "A2", "A3", "A4", "A5"]
     # B (one request, no backlog) first, though A0 came before it; A and C take turns; C's last before A's
     assert order({}, [("A", 3), ("B", 1), ("C", 2)]) == ["B0", "A0", "C0", "C1", "A1", "A2"]
 
 
-def test_without_a_backlog_arrival_order_counts_up_to_two_rounds_ahead() -> None:
+def test_without_a_backlog_arrival_order_counts_up_to_a_few_rounds_ahead() -> None:
     # four slots: up to four waiters is no backlog; B's cluster of three goes in arrival order before
     # the flood's backlog, whose tenant has used the service as little (nothing yet)
     async def main() -> list[str]:
@@ -230,20 +225,44 @@ def test_a_light_tenants_cluster_over_the_slots_keeps_arrival_order() -> None:
     assert run(main()) == ["C0", "C1", "C2", "C3", "C4", "C5", "B1"]
 
 
+def test_a_short_queue_that_has_used_as_much_as_the_flood_takes_turns_with_it() -> None:
+    # one slot. A floods and has had 20 slots; S then queues 23 and, having used nothing, takes
+    # most slots until its usage has caught up with A's. Its last waiters (more than the slots,
+    # under half of A's queue) no longer go first by arrival: S is not under LIGHT_RATIO of A's
+    # usage, so they are a backlog and S and A take turns by usage (the price of a short queue
+    # going first is bounded by LIGHT_RATIO and the lead, not by the flood's queue length)
+    async def main() -> list[str]:
+        q = Queue(FairShare("key"))
+        await q.add("A", 60)
+        for _ in range(20):
+            q.lim.release()
+            await turns()
+        await q.add("S", 23)
+        while sum(label[0] == "S" for label in q.served) < 20:
+            q.lim.release()
+            await turns()
+        mark = len(q.served)
+        for _ in range(6):
+            q.lim.release()
+            await turns()
+        for task in q.tasks.values():
+            task.cancel()
+        await turns()
+        return q.served[mark:]
+
+    # turns; S's very last (one waiter: no backlog) within its lead, in arrival order. Exempting
+    # every queue under half the longest from the backlog test served S20-S22 first
+    assert run(main()) == ["A20", "S20", "A21", "S21", "S22", "A22"]
+
+
 def test_weights_2_to_1() -> None:
     # the same usage at first (none): turns; then two slots of A's per one of B's
-    assert order({"A": 2}, [("A", 6), ("B", 6)]) == ["A0", "B0", "A1", "B1", "A2", "A3", "A4", "A5", "B2", "B3",
-                                                     "B4", "B5"]
-    # B's last two, under half of A's five waiting, are no backlog: arrival order, within B's lead
-    assert order({"A": 2}, [("A", 6), ("B", 3)]) == ["A0", "B0", "B1", "B2", "A1", "A2", "A3", "A4", "A5"]
+    assert order({"A": 2}, [("A", 6), ("B", 3)]) == ["A0", "B0", "A1", "B1", "B2", "A2", "A3", "A4", "A5"]
     served = "".join(label[0] for label in order({"A": 2}, [("A", 40), ("B", 40)]))
     assert served[:30].count("A") == 20 and served[4:28] == "AAB" * 8
-    # the heavier tenant arriving second gets its two slots for every one as well (B's last two,
-    # no backlog for a weight of 2, go in arrival order, before A's backlog)
-    assert order({"B": 2}, [("A", 6), ("B", 6)]) == ["A0", "B0", "B1", "A1", "B2", "B3", "B4", "B5", "A2", "A3",
-                                                     "A4", "A5"]
-    # A's three, half of B's six, are no backlog: arrival order, within A's lead
-    assert order({"B": 2}, [("A", 3), ("B", 6)]) == ["A0", "A1", "A2", "B0", "B1", "B2", "B3", "B4", "B5"]
+    # the heavier tenant arriving second gets its two slots for every one as well (A's last request,
+    # without a backlog, goes in arrival order)
+    assert order({"B": 2}, [("A", 3), ("B", 6)]) == ["A0", "B0", "B1", "A1", "A2", "B2", "B3", "B4", "B5"]
 
 
 def test_fractional_weights_keep_their_ratio() -> None:

@@ -15,20 +15,21 @@ cluster of them) goes ahead of the flood's backlog, as it would have found a fre
 flood. A tenant that stops sending keeps its usage until it decays: coming back one request at a
 time earns nothing. With a single tenant this is exactly a FIFO.
 
-Among the light tenants arrival order counts. A tenant is light when it has no backlog (no more
-waiters than the service has slots, times its weight, or fewer than half as many as the longest
-queue) and its usage is either under LIGHT_RATIO of the most-used waiting tenant's (it gets less
-than the flood: it is under the share a max-min fair split gives it) or within AHEAD_ROUNDS rounds
-of the slots (AHEAD_ROUNDS x `max_inflight` hand-overs, at most AHEAD_MAX, over its weight) of the
-least usage of any waiting tenant. The light tenant whose oldest waiter came first is served
-before the others: a light tenant's cluster of requests goes through in arrival order, as FIFO
-without the flood would have served it. Ordering light tenants by usage made such a cluster wait
-behind later requests of tenants that had used a little less, and counting a backlog against the
-slots alone dropped a cluster of five or more to that ordering: both doubled the light tenants'
-tail (docs/benchmarks.md, "fair share against its floor" and "the light tenants' order, replayed").
-The price is bounded: a light tenant runs at most AHEAD_ROUNDS rounds ahead of the least-served
-waiting tenant or stays under LIGHT_RATIO of the most-served one; a flood has the longest queue,
-so a backlog, and is ordered by usage (its weight) alone.
+Among the light tenants arrival order counts. A tenant is light when its usage is under
+LIGHT_RATIO of the most-used waiting tenant's (it gets less than the flood: under the share a
+max-min fair split gives it) and it has fewer than half as many waiters as the longest queue or no
+more than the slots (times its weight); or, whatever its usage, when it has no more waiters than
+the slots and a usage within AHEAD_ROUNDS rounds of the slots (AHEAD_ROUNDS x `max_inflight`
+hand-overs, at most AHEAD_MAX, over its weight) of the least usage of any waiting tenant. The light
+tenant whose oldest waiter came first is served before the others: a light tenant's cluster of
+requests goes through in arrival order, as FIFO without the flood would have served it. Ordering
+light tenants by usage made such a cluster wait behind later requests of tenants that had used a
+little less, and counting a backlog against the slots alone dropped a cluster of five or more to
+that ordering: both doubled the light tenants' tail (docs/benchmarks.md, "fair share against its
+floor" and "the light tenants' order, replayed").
+The price is bounded: a light tenant stays under LIGHT_RATIO of the most-served one's usage, or
+with a short queue runs at most AHEAD_ROUNDS rounds ahead of the least-served waiting tenant; a
+flood has the longest queue, so a backlog, and is ordered by usage (its weight) alone.
 
 `memory` follows the service: 300 hand-overs' worth of time (the gap between two hand-overs is a
 request's time divided by the slots), measured while requests wait; 2 s until measured, within
@@ -207,9 +208,11 @@ class Limiter:
         for key, entry, t in heap:
             if entry != t.entry:  # stale
                 continue
-            if len(t.waiters) * t.step > slots and 2 * len(t.waiters) >= longest:  # a backlog
-                continue
-            if key >= below and math.exp(key - clock) > floor + ahead * t.step:  # used too much
+            waiting = len(t.waiters)
+            if key < below:  # under LIGHT_RATIO of the top's usage: light unless its queue is among the longest
+                if waiting * t.step > slots and 2 * waiting >= longest:
+                    continue
+            elif waiting * t.step > slots or math.exp(key - clock) > floor + ahead * t.step:  # no lead left
                 continue
             if best is None or t.waiters[0][0] < first:
                 best, first = t, t.waiters[0][0]
