@@ -56,6 +56,24 @@ class Queue:
             self.tasks[label] = asyncio.create_task(self._wait(tenant, label))
         await turns()
 
+    def slots(self, n: int) -> Queue:
+        """`n` slots, all held by the test."""
+        self.lim.max_inflight = n
+        for _ in range(n - 1):
+            assert self.lim.try_acquire()
+        return self
+
+    async def release(self, n: int) -> None:
+        """Frees the slot `n` times, each handed to the next in line."""
+        for _ in range(n):
+            self.lim.release()
+            await turns()
+
+    async def cancel_all(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await turns()
+
     async def _wait(self, tenant: str, label: str) -> None:
         await self.lim.acquire(tenant)
         self.served.append(label)
@@ -84,9 +102,7 @@ async def trickle(q: Queue, tenant: str, releases: int, every: int = 1) -> None:
             if since == every:
                 n, since = n + 1, 0
                 await q.add(tenant, 1, first=n)
-    for task in q.tasks.values():
-        task.cancel()
-    await turns()
+    await q.cancel_all()
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -116,10 +132,7 @@ def test_without_a_backlog_arrival_order_counts_up_to_a_few_rounds_ahead() -> No
     # four slots: up to four waiters is no backlog; B's cluster of three goes in arrival order before
     # the flood's backlog, whose tenant has used the service as little (nothing yet)
     async def main() -> list[str]:
-        q = Queue(FairShare("key"))
-        q.lim.max_inflight = 4  # the test holds one; three more taken below
-        for _ in range(3):
-            assert q.lim.try_acquire()
+        q = Queue(FairShare("key")).slots(4)
         await q.add("A", 12)
         await q.add("B", 3)
         await q.add("C", 1)
@@ -170,9 +183,7 @@ def test_a_light_tenant_far_below_the_flood_keeps_arrival_order_beyond_its_lead(
     async def main(d_slots: int) -> list[str]:
         q = Queue(FairShare("key"))
         await q.add("A", 60)
-        for _ in range(20):
-            q.lim.release()
-            await turns()
+        await q.release(20)
         for i in range(d_slots):  # D one request at a time: each goes before A's backlog
             await q.add("D", 1, first=i)
             q.lim.release()
@@ -180,12 +191,8 @@ def test_a_light_tenant_far_below_the_flood_keeps_arrival_order_beyond_its_lead(
         assert q.served[20:] == [f"D{i}" for i in range(d_slots)]
         await q.add("D", 1, first=d_slots)
         await q.add("C", 1)
-        for _ in range(2):
-            q.lim.release()
-            await turns()
-        for task in q.tasks.values():
-            task.cancel()
-        await turns()
+        await q.release(2)
+        await q.cancel_all()
         return q.served[20 + d_slots:]
 
     assert AHEAD_ROUNDS < 8 < LIGHT_RATIO * 20
@@ -200,26 +207,16 @@ def test_a_light_tenants_cluster_over_the_slots_keeps_arrival_order() -> None:
     # arrival order, before B's later request (with a backlog counted against the slots alone, C's
     # six fell back to least usage and B's later request went first)
     async def main() -> list[str]:
-        q = Queue(FairShare("key"))
-        q.lim.max_inflight = 4  # the test holds one; three more taken below
-        for _ in range(3):
-            assert q.lim.try_acquire()
+        q = Queue(FairShare("key")).slots(4)
         await q.add("A", 40)
-        for _ in range(20):
-            q.lim.release()
-            await turns()
+        await q.release(20)
         await q.add("B", 1)
-        q.lim.release()
-        await turns()
+        await q.release(1)
         assert q.served[20:] == ["B0"]
         await q.add("C", 6)
         await q.add("B", 1, first=1)
-        for _ in range(7):
-            q.lim.release()
-            await turns()
-        for task in q.tasks.values():
-            task.cancel()
-        await turns()
+        await q.release(7)
+        await q.cancel_all()
         return q.served[21:]
 
     assert run(main()) == ["C0", "C1", "C2", "C3", "C4", "C5", "B1"]
@@ -234,20 +231,14 @@ def test_a_short_queue_that_has_used_as_much_as_the_flood_takes_turns_with_it() 
     async def main() -> list[str]:
         q = Queue(FairShare("key"))
         await q.add("A", 60)
-        for _ in range(20):
-            q.lim.release()
-            await turns()
+        await q.release(20)
         await q.add("S", 23)
         while sum(label[0] == "S" for label in q.served) < 20:
             q.lim.release()
             await turns()
         mark = len(q.served)
-        for _ in range(6):
-            q.lim.release()
-            await turns()
-        for task in q.tasks.values():
-            task.cancel()
-        await turns()
+        await q.release(6)
+        await q.cancel_all()
         return q.served[mark:]
 
     # turns; S's very last (one waiter: no backlog) within its lead, in arrival order. Exempting
