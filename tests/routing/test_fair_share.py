@@ -158,14 +158,9 @@ def test_on_a_big_service_the_lead_is_capped_in_hand_overs() -> None:
     # 64 slots: four rounds would be 256 hand-overs, most of what usage remembers (~300); the lead
     # is capped at AHEAD_MAX, so B, which has just had 40 slots, no longer goes first by arrival
     async def main() -> list[str]:
-        q = Queue(FairShare("key"))
-        q.lim.max_inflight = 64  # all held: the test's one, and 63 more
-        for _ in range(63):
-            assert q.lim.try_acquire()
+        q = Queue(FairShare("key")).slots(64)  # all held
         await q.add("B", 40)
-        for _ in range(40):
-            q.lim.release()
-            await turns()
+        await q.release(40)
         await q.add("B", 1, first=40)
         await q.add("A", 1)
         q.lim.release()
@@ -186,8 +181,7 @@ def test_a_light_tenant_far_below_the_flood_keeps_arrival_order_beyond_its_lead(
         await q.release(20)
         for i in range(d_slots):  # D one request at a time: each goes before A's backlog
             await q.add("D", 1, first=i)
-            q.lim.release()
-            await turns()
+            await q.release(1)
         assert q.served[20:] == [f"D{i}" for i in range(d_slots)]
         await q.add("D", 1, first=d_slots)
         await q.add("C", 1)
@@ -234,8 +228,7 @@ def test_a_short_queue_that_has_used_as_much_as_the_flood_takes_turns_with_it() 
         await q.release(20)
         await q.add("S", 23)
         while sum(label[0] == "S" for label in q.served) < 20:
-            q.lim.release()
-            await turns()
+            await q.release(1)
         mark = len(q.served)
         await q.release(6)
         await q.cancel_all()
@@ -283,9 +276,7 @@ def test_a_tenant_that_used_less_goes_first_until_it_has_caught_up() -> None:
             await turns()
         await q.add("B", 1)  # B and C start waiting: served next, not after A's backlog
         await q.add("C", 1)
-        for _ in range(4):
-            q.lim.release()
-            await turns()
+        await q.release(4)
         assert q.served == ["A0", "A1", "B0", "C0", "A2", "A3"]
         await q.add("B", 3, first=1)  # B has had one slot, A four: B's three go first
         assert await q.drain() == ["A0", "A1", "B0", "C0", "A2", "A3", "B1", "B2", "B3", "A4", "A5", "A6", "A7"]
