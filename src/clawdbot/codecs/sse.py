@@ -14,7 +14,7 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
-        if b"\r" in buf:
+        if buf.find(b"\r") >= 0:  # (not `in`: see providers/http.py iter_chunks)
             # A line ends in CRLF, LF or a lone CR (the SSE spec): all become LF, once. A CR at the end
             # may be half of a CRLF whose LF is in the next chunk: it waits for it. (Replacing only
             # CRLF made "\r\r\n" a new CRLF the next feed replaced again: events then depended on
@@ -32,7 +32,7 @@ class EventSplitter:
 
 def event_data(event: bytes) -> bytes | None:
     """The joined `data:` payload of one event (None when it has none, e.g. a comment)."""
-    if event.startswith(b"data: ") and b"\n" not in event:
+    if event.startswith(b"data: ") and event.find(b"\n") < 0:
         return event[6:]
     parts = []
     for line in event.split(b"\n"):

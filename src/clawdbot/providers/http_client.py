@@ -122,6 +122,8 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        # the loop it was opened on, kept: asyncio.get_running_loop() is a system call (getpid) each time
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.resp: Response | None = None
         self.closed = False
@@ -217,7 +219,7 @@ class Response:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last = 0.0
         self._body_seen = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = conn.loop
 
     # -- parser callbacks ----------------------------------------------------------------------
 
@@ -252,7 +254,6 @@ class Response:
 
     def on_body(self, body: bytes) -> None:
         if self._idle_timer is not None:
-            assert self._loop is not None
             if self._body_seen:
                 self._last = self._loop.time()
             else:  # the first body bytes: the first-byte deadline is met, the idle gap starts now
@@ -336,7 +337,7 @@ class Response:
         (bytes buffered, reading paused) never makes the upstream look idle."""
         if self._done or self._idle_timer is not None:
             return
-        self._loop = loop = asyncio.get_running_loop()
+        loop = self._loop
         self._idle = idle
         if not self._body_seen:
             self._idle_timer = loop.call_at(first_deadline, self._idle_check)
@@ -353,7 +354,6 @@ class Response:
 
     def _idle_check(self) -> None:
         loop = self._loop
-        assert loop is not None
         self._idle_timer = None
         if self._done or self._error is not None:
             return
@@ -388,7 +388,7 @@ class Response:
         self.fail(ReadTimeout("the response did not complete within the total timeout"))
 
     async def _wait(self) -> None:
-        fut = self._waiter = asyncio.get_running_loop().create_future()
+        fut = self._waiter = self._loop.create_future()
         try:
             await fut
         finally:
@@ -397,7 +397,7 @@ class Response:
     # -- the caller's side ----------------------------------------------------------------------
 
     async def wait_headers(self, loop_deadline: float) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         while self.status == 0:
             if self._error is not None:
                 raise self._error
@@ -409,7 +409,7 @@ class Response:
 
     def _arm(self, loop_deadline: float) -> None:
         if self._timer is None and not self._done:
-            self._timer = asyncio.get_running_loop().call_at(loop_deadline, self._expired)
+            self._timer = self._loop.call_at(loop_deadline, self._expired)
 
     async def read(self, loop_deadline: float) -> bytes:
         """The whole body (decoded), once it has fully arrived."""

@@ -105,7 +105,6 @@ class Pool:
         The headers and the first body bytes must come within `first_byte` seconds of sending;
         after that at most `idle` seconds may pass between body bytes (Response.watch). When it is
         sent twice: the module's docstring."""
-        loop = asyncio.get_running_loop()
         waited = 0.0
         for attempt in (0, 1):
             conn, w = await self.acquire(wait)
@@ -122,7 +121,7 @@ class Pool:
                 if attempt == 0:
                     continue
                 raise RemoteDisconnected("the connection closed before the request was sent")
-            deadline = loop.time() + first_byte
+            deadline = conn.loop.time() + first_byte
             transport.write(head + body if body else head)
             unsent = transport.is_closing()  # the write failed at once: no byte of it left
             try:
@@ -224,7 +223,7 @@ class Pool:
             return
         if self._handoff(conn):
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = conn.loop.time()
         idle = self._idle
         idle.append(conn)
         if len(idle) > self.max_idle:
