@@ -92,8 +92,12 @@ def test_the_default_chat_format_answers_the_question_set_best() -> None:
     template = asyncio.run(ask_all(Service(name="l", type="local", n_threads=2, chat_format="template")))
     print("chatml", score(chatml), chatml, "\ntemplate", score(template), template)
     assert score(chatml) >= score(template)
-    assert score(chatml) >= 8, chatml  # of 12; measured 10 against the template's 7 (docs/cli.md)
-    assert "paris" in chatml[0].lower() and "paris" not in template[0].lower()  # the issue's own example
+    assert score(chatml) >= 8, chatml  # of 12; measured 10 against the template's 7 or 9 (docs/cli.md)
+    # the issue's own example: the plain answer against the template's mangled one. (Greedy output
+    # depends on the CPU's SIMD kernels: on one machine the template's answer did not name Paris,
+    # on an AVX2-only one it does, after "L'Étoile, la Marseillaise.": docs/cli.md)
+    direct = "the capital of france is paris"
+    assert chatml[0].lower().startswith(direct) and not template[0].lower().startswith(direct)
 
 
 @needs_llama
